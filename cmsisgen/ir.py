@@ -1,0 +1,118 @@
+"""Graph IR shared by every pipeline stage.
+
+The loader produces a :class:`Net` in Caffe terms (NCHW blobs, Caffe layer types,
+float32 weights in Caffe's own layout); later stages only read it. Tensor names are
+SSA: an in-place Caffe layer (``top == bottom``) gets a fresh versioned tensor name so
+that every tensor has exactly one producer, which is what lets the buffer planner and
+the simulator treat non-chain networks (branches, concat) uniformly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    num_output: int
+    kernel_h: int
+    kernel_w: int
+    stride_h: int = 1
+    stride_w: int = 1
+    pad_h: int = 0
+    pad_w: int = 0
+    bias_term: bool = True
+    group: int = 1
+    dilation: int = 1
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    method: str  # "max" or "ave"
+    kernel_h: int
+    kernel_w: int
+    stride_h: int = 1
+    stride_w: int = 1
+    pad_h: int = 0
+    pad_w: int = 0
+    global_pooling: bool = False
+    ceil_mode: bool = True  # Caffe's default rounding of the output size
+
+
+@dataclass(frozen=True)
+class InnerProductParams:
+    num_output: int
+    bias_term: bool = True
+    axis: int = 1
+    transpose: bool = False
+
+
+@dataclass(frozen=True)
+class ConcatParams:
+    axis: int = 1
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """ReLU (negative_slope 0 only), Softmax, Dropout, Flatten, Split."""
+
+    negative_slope: float = 0.0
+
+
+LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, NoParams]
+
+
+@dataclass
+class Layer:
+    """One Caffe layer after loading.
+
+    ``type`` is the current-generation Caffe type string ("Convolution", "Pooling",
+    "ReLU", "InnerProduct", "Softmax", "Dropout", "Flatten", "Concat", "Split").
+    ``blobs`` hold float32 arrays in Caffe's layout: convolution (O, I, kh, kw),
+    inner product (O, I) with I in Caffe's CHW flatten order, bias (O,).
+    """
+
+    name: str
+    type: str
+    bottoms: list[str]
+    tops: list[str]
+    params: LayerParams
+    blobs: list[np.ndarray] = field(default_factory=list)
+
+
+@dataclass
+class Transform:
+    """Caffe ``transform_param`` of the TEST-phase data layer, or CLI overrides."""
+
+    mean_file: Optional[str] = None
+    mean_values: tuple[float, ...] = ()
+    scale: float = 1.0
+    crop_size: int = 0
+
+
+@dataclass
+class Net:
+    """A loaded network: inputs, layers in a valid execution order, outputs.
+
+    ``input_shapes`` and ``shapes`` exclude the batch dimension: (C, H, W).
+    ``shapes`` is empty until :func:`cmsisgen.shapes.infer_shapes` fills it.
+    """
+
+    name: str
+    input_shapes: dict[str, tuple[int, int, int]]
+    layers: list[Layer]
+    outputs: list[str]
+    transform: Transform = field(default_factory=Transform)
+    source: str = ""  # the prototxt path, for error messages
+    shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def producer(self, tensor: str) -> Optional[Layer]:
+        for layer in self.layers:
+            if tensor in layer.tops:
+                return layer
+        return None
+
+    def consumers(self, tensor: str) -> list[Layer]:
+        return [layer for layer in self.layers if tensor in layer.bottoms]
