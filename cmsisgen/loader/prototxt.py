@@ -1,0 +1,352 @@
+"""Parse a Caffe prototxt (current ``layer`` or legacy V1 ``layers``) into an ``ir.Net``.
+
+Only the TEST phase is kept (that is the net that gets deployed); data layers become
+network inputs and their ``transform_param`` becomes ``ir.Transform``; loss and accuracy
+layers are dropped. Anything without a CMSIS-NN q7 counterpart is rejected here, with
+the layer named, so the user hears about it before any weights are read.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from google.protobuf import text_format
+
+from cmsisgen import ir
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.proto import schema
+
+DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
+SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
+             "Flatten", "Concat", "Split"}
+DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
+TEST = 1  # Phase.TEST
+
+# V1LayerParameter.LayerType name -> current type string (Caffe's UpgradeV1LayerType).
+V1_TYPES = {
+    "ABSVAL": "AbsVal", "ACCURACY": "Accuracy", "ARGMAX": "ArgMax", "BNLL": "BNLL",
+    "CONCAT": "Concat", "CONTRASTIVE_LOSS": "ContrastiveLoss", "CONVOLUTION": "Convolution",
+    "DATA": "Data", "DECONVOLUTION": "Deconvolution", "DROPOUT": "Dropout",
+    "DUMMY_DATA": "DummyData", "EUCLIDEAN_LOSS": "EuclideanLoss", "ELTWISE": "Eltwise",
+    "EXP": "Exp", "FLATTEN": "Flatten", "HDF5_DATA": "HDF5Data", "HDF5_OUTPUT": "HDF5Output",
+    "HINGE_LOSS": "HingeLoss", "IM2COL": "Im2col", "IMAGE_DATA": "ImageData",
+    "INFOGAIN_LOSS": "InfogainLoss", "INNER_PRODUCT": "InnerProduct", "LRN": "LRN",
+    "MEMORY_DATA": "MemoryData", "MULTINOMIAL_LOGISTIC_LOSS": "MultinomialLogisticLoss",
+    "MVN": "MVN", "POOLING": "Pooling", "POWER": "Power", "RELU": "ReLU",
+    "SIGMOID": "Sigmoid", "SIGMOID_CROSS_ENTROPY_LOSS": "SigmoidCrossEntropyLoss",
+    "SILENCE": "Silence", "SOFTMAX": "Softmax", "SOFTMAX_LOSS": "SoftmaxWithLoss",
+    "SPLIT": "Split", "SLICE": "Slice", "TANH": "TanH", "WINDOW_DATA": "WindowData",
+    "THRESHOLD": "Threshold",
+}
+
+
+def v1_type_name(layer: Any) -> str:
+    """Current-generation type string of a V1LayerParameter."""
+    enum = schema.V1LayerParameter.DESCRIPTOR.enum_types_by_name["LayerType"]
+    name = enum.values_by_number[layer.type].name if layer.type in enum.values_by_number else "NONE"
+    return V1_TYPES.get(name, name)
+
+
+def layer_type(layer: Any) -> str:
+    return v1_type_name(layer) if isinstance(layer, schema.V1LayerParameter) else layer.type
+
+
+def is_dropped(type_: str) -> bool:
+    return type_ in DROPPED or type_.endswith("Loss")
+
+
+def read_net_parameter(path: str | Path) -> Any:
+    """Text-parse ``path`` into a NetParameter; syntax errors become one-line errors."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise CmsisgenError(f"{path}: cannot read prototxt ({e.strerror or e})") from None
+    net = schema.NetParameter()
+    try:
+        text_format.Parse(text, net, allow_unknown_field=True, allow_unknown_extension=True)
+    except text_format.ParseError as e:
+        msg = str(e)
+        line = e.GetLine() if hasattr(e, "GetLine") else None
+        if line is not None:
+            msg = msg.split(" : ", 1)[-1] if msg.startswith(f"{line}:") else msg
+            raise CmsisgenError(f"{path}:{line}: syntax error: {msg}") from None
+        raise CmsisgenError(f"{path}: syntax error: {msg}") from None
+    return net
+
+
+def _rule_met(rule: Any) -> bool:
+    """Caffe's StateMeetsRule for the deploy state: phase TEST, level 0, no stages."""
+    if rule.HasField("phase") and rule.phase != TEST:
+        return False
+    if rule.HasField("min_level") and 0 < rule.min_level:
+        return False
+    if rule.HasField("max_level") and 0 > rule.max_level:
+        return False
+    return len(rule.stage) == 0  # the net has no stages, so any required stage fails
+
+
+def in_test_phase(layer: Any) -> bool:
+    """Caffe's FilterNet: include rules -> any met; exclude rules -> none met."""
+    if len(layer.include):
+        return any(_rule_met(r) for r in layer.include)
+    return not any(_rule_met(r) for r in layer.exclude)
+
+
+def _spatial(values: Sequence[int], h: Optional[int], w: Optional[int], default: int,
+             what: str, err) -> tuple[int, int]:
+    """Caffe's repeated-or-_h/_w convention for kernel/pad/stride."""
+    if h is not None or w is not None:
+        if values:
+            raise err(f"specify {what} either as {what} or as {what}_h/{what}_w, not both")
+        if h is None or w is None:
+            raise err(f"both {what}_h and {what}_w are required")
+        return h, w
+    if len(values) == 0:
+        return default, default
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) == 2:
+        return values[0], values[1]
+    raise err(f"{what} has {len(values)} values; only 2-D layers are supported")
+
+
+def _opt(msg: Any, field: str) -> Optional[int]:
+    return getattr(msg, field) if msg.HasField(field) else None
+
+
+def _conv_params(cp: Any, err) -> ir.ConvParams:
+    if not cp.HasField("num_output"):
+        raise err("convolution_param.num_output is required")
+    kh, kw = _spatial(list(cp.kernel_size), _opt(cp, "kernel_h"), _opt(cp, "kernel_w"), 0,
+                      "kernel", err)
+    if kh == 0 or kw == 0:
+        raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
+    pad_h = cp.pad_h if cp.HasField("pad_h") else None
+    pad_w = cp.pad_w if cp.HasField("pad_w") else None
+    ph, pw = _spatial(list(cp.pad), pad_h, pad_w, 0, "pad", err)
+    sh, sw = _spatial(list(cp.stride), _opt(cp, "stride_h"), _opt(cp, "stride_w"), 1, "stride", err)
+    dil = list(cp.dilation) or [1]
+    if len(set(dil)) != 1:
+        raise err(f"different dilations per axis {tuple(dil)} are not supported")
+    if cp.axis != 1:
+        raise err(f"convolution axis {cp.axis} is not supported (only 1)")
+    return ir.ConvParams(num_output=cp.num_output, kernel_h=kh, kernel_w=kw, stride_h=sh,
+                         stride_w=sw, pad_h=ph, pad_w=pw, bias_term=cp.bias_term,
+                         group=cp.group, dilation=dil[0])
+
+
+def _pool_params(pp: Any, err) -> ir.PoolParams:
+    method = {0: "max", 1: "ave"}.get(pp.pool)
+    if method is None:
+        raise err("STOCHASTIC pooling is not supported")
+    ks = [pp.kernel_size] if pp.HasField("kernel_size") else []
+    if pp.global_pooling:
+        if ks or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+            raise err("global_pooling cannot be combined with a kernel size")
+        kh = kw = 0  # set to the input size by shapes.infer_shapes
+    else:
+        kh, kw = _spatial(ks, _opt(pp, "kernel_h"), _opt(pp, "kernel_w"), 0, "kernel", err)
+        if kh == 0 or kw == 0:
+            raise err("pooling_param needs kernel_size, kernel_h/kernel_w or global_pooling")
+    pad = [pp.pad] if pp.HasField("pad") else []
+    ph, pw = _spatial(pad, _opt(pp, "pad_h"), _opt(pp, "pad_w"), 0, "pad", err)
+    stride = [pp.stride] if pp.HasField("stride") else []
+    sh, sw = _spatial(stride, _opt(pp, "stride_h"), _opt(pp, "stride_w"), 1, "stride", err)
+    ceil_mode = pp.round_mode != 1 and pp.ceil_mode  # FLOOR = 1; fork bool defaults to true
+    return ir.PoolParams(method=method, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw,
+                         pad_h=ph, pad_w=pw, global_pooling=pp.global_pooling,
+                         ceil_mode=bool(ceil_mode))
+
+
+def _params(layer: Any, type_: str, err) -> ir.LayerParams:
+    """Normalise Caffe's parameter message into the IR's frozen params (Caffe defaults)."""
+    if type_ == "Convolution":
+        return _conv_params(layer.convolution_param, err)
+    if type_ == "Pooling":
+        return _pool_params(layer.pooling_param, err)
+    if type_ == "InnerProduct":
+        ip = layer.inner_product_param
+        if not ip.HasField("num_output"):
+            raise err("inner_product_param.num_output is required")
+        if ip.axis != 1:
+            raise err(f"inner product axis {ip.axis} is not supported (only 1)")
+        return ir.InnerProductParams(num_output=ip.num_output, bias_term=ip.bias_term,
+                                     axis=ip.axis, transpose=ip.transpose)
+    if type_ == "Concat":
+        cp = layer.concat_param
+        axis = cp.axis if cp.HasField("axis") else cp.concat_dim
+        return ir.ConcatParams(axis=axis + 4 if axis < 0 else axis)
+    if type_ == "ReLU":
+        slope = layer.relu_param.negative_slope
+        if slope != 0:
+            raise err(f"leaky ReLU (negative_slope {slope:g}) is not supported "
+                      "(CMSIS-NN q7 ReLU has slope 0 only)")
+        return ir.NoParams()
+    if type_ == "Softmax" and layer.softmax_param.axis not in (1, -3):
+        raise err(f"softmax axis {layer.softmax_param.axis} is not supported (only 1)")
+    if type_ == "Flatten" and hasattr(layer, "flatten_param"):
+        fp = layer.flatten_param
+        if fp.axis != 1 or fp.end_axis not in (-1, 3):
+            raise err("Flatten is supported only with axis 1 and end_axis -1")
+    return ir.NoParams()
+
+
+def _shape3(dims: Sequence[int], err) -> tuple[int, int, int]:
+    """Caffe (N, C, H, W) or (N, C) -> batch-less (C, H, W)."""
+    d = [int(x) for x in dims]
+    if len(d) == 4:
+        shape = (d[1], d[2], d[3])
+    elif len(d) == 2:
+        shape = (d[1], 1, 1)
+    else:
+        raise err(f"input shape {tuple(d)} must have 4 dims (N, C, H, W)")
+    if min(shape) <= 0:
+        raise err(f"input shape {tuple(d)} has a non-positive dimension")
+    return shape
+
+
+def _transform(layer: Any, type_: str) -> ir.Transform:
+    """TEST data layer preprocessing; falls back to the deprecated copies in data_param."""
+    tp = layer.transform_param
+    legacy = {"Data": "data_param", "ImageData": "image_data_param"}.get(type_)
+    old = getattr(layer, legacy) if legacy else None
+    mean_file = tp.mean_file if tp.HasField("mean_file") else None
+    scale, crop = tp.scale, tp.crop_size
+    if old is not None:
+        if mean_file is None and old.HasField("mean_file"):
+            mean_file = old.mean_file
+        if not tp.HasField("scale") and old.HasField("scale"):
+            scale = old.scale
+        if not tp.HasField("crop_size") and old.HasField("crop_size"):
+            crop = old.crop_size
+    return ir.Transform(mean_file=mean_file, mean_values=tuple(float(v) for v in tp.mean_value),
+                        scale=float(scale), crop_size=int(crop))
+
+
+def _data_shape(layer: Any, type_: str, transform: ir.Transform,
+                input_shape: Optional[Sequence[int]], err) -> tuple[int, int, int]:
+    """A data layer's (C, H, W): only knowable from the prototxt in a few cases."""
+    if input_shape is not None:
+        if len(input_shape) != 3 or min(input_shape) <= 0:
+            raise err(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
+        return tuple(int(x) for x in input_shape)  # type: ignore[return-value]
+    if type_ == "MemoryData":
+        mp = layer.memory_data_param
+        if mp.channels and mp.height and mp.width:
+            return (mp.channels, mp.height, mp.width)
+    channels = 3
+    if type_ == "ImageData":
+        ip = layer.image_data_param
+        channels = 3 if ip.is_color else 1
+        if not transform.crop_size and ip.new_height and ip.new_width:
+            return (channels, ip.new_height, ip.new_width)
+    if transform.crop_size:
+        return (channels, transform.crop_size, transform.crop_size)
+    raise err("the input size is not in the prototxt (no crop_size); "
+              "give the input shape as C,H,W (load_net(..., input_shape=(C, H, W)))")
+
+
+class _Builder:
+    """Turns Caffe blob names into SSA tensor names while walking layers in order."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.current: dict[str, str] = {}  # Caffe blob name -> newest tensor name
+        self.versions: dict[str, int] = {}
+        self.produced: set[str] = set()
+
+    def define(self, blob: str, owner: str, in_place: bool) -> str:
+        if blob not in self.current:
+            self.current[blob] = blob
+            self.versions[blob] = 0
+            return blob
+        if not in_place:
+            raise CmsisgenError(f"{self.source}: layer '{owner}': top '{blob}' is already "
+                                "produced by an earlier layer")
+        self.versions[blob] += 1
+        name = f"{blob}@{self.versions[blob]}"
+        self.current[blob] = name
+        return name
+
+
+def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None) -> ir.Net:
+    """Build the IR (without shapes or weights) from a prototxt file."""
+    source = str(path)
+    netp = read_net_parameter(path)
+    if len(netp.layer) and len(netp.layers):
+        raise CmsisgenError(f"{source}: mixes 'layer' and legacy 'layers' definitions")
+    caffe_layers = list(netp.layer) or list(netp.layers)
+    b = _Builder(source)
+    inputs: dict[str, tuple[int, int, int]] = {}
+    transform = ir.Transform()
+
+    def net_err(msg: str) -> CmsisgenError:
+        return CmsisgenError(f"{source}: {msg}")
+
+    # Deprecated net-level inputs: `input:` with `input_shape` or 4 `input_dim` each.
+    for i, name in enumerate(netp.input):
+        if len(netp.input_shape) > i:
+            dims = list(netp.input_shape[i].dim)
+        elif len(netp.input_dim) >= 4 * (i + 1):
+            dims = list(netp.input_dim[4 * i:4 * i + 4])
+        elif input_shape is not None:
+            dims = [1, *input_shape]
+        else:
+            raise net_err(f"input '{name}' has no input_shape or input_dim")
+        inputs[b.define(name, name, False)] = _shape3(
+            dims, lambda m, n=name: net_err(f"input '{n}': {m}"))
+
+    layers: list[ir.Layer] = []
+    for cl in caffe_layers:
+        if not in_test_phase(cl):
+            continue
+        type_ = layer_type(cl)
+        name = cl.name or f"<unnamed {type_}>"
+
+        def err(msg: str, name: str = name, type_: str = type_) -> CmsisgenError:
+            return CmsisgenError(f"{source}: layer '{name}' ({type_}): {msg}")
+
+        if is_dropped(type_):
+            continue
+        if type_ == "Input":
+            shapes = list(cl.input_param.shape)
+            for i, top in enumerate(cl.top):
+                if shapes:
+                    dims = list(shapes[i if len(shapes) > 1 else 0].dim)
+                    shape = _shape3(dims, err)
+                elif input_shape is not None:
+                    shape = _data_shape(cl, type_, transform, input_shape, err)
+                else:
+                    raise err("input_param has no shape")
+                inputs[b.define(top, name, False)] = shape
+            continue
+        if type_ in DATA_TYPES:
+            if not len(cl.top):
+                raise err("data layer has no top")
+            transform = _transform(cl, type_)
+            # The first top is the image; a second top is the label, which is dropped.
+            inputs[b.define(cl.top[0], name, False)] = _data_shape(cl, type_, transform,
+                                                                  input_shape, err)
+            continue
+        if type_ not in SUPPORTED:
+            raise err("not supported by cmsisgen (no CMSIS-NN q7 kernel)")
+        params = _params(cl, type_, err)
+        bottoms = []
+        for blob in cl.bottom:
+            if blob not in b.current:
+                raise err(f"input '{blob}' is not produced by any earlier layer")
+            bottoms.append(b.current[blob])
+        tops = [b.define(t, name, t in cl.bottom) for t in cl.top]
+        if not tops:
+            raise err("has no top")
+        layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
+
+    if not inputs:
+        raise net_err("no network input (expected input:/input_shape, an Input layer "
+                      "or a TEST-phase data layer)")
+    if not layers:
+        raise net_err("no supported layers in the TEST phase")
+    consumed = {t for layer in layers for t in layer.bottoms}
+    outputs = [t for layer in layers for t in layer.tops if t not in consumed]
+    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs,
+                  transform=transform, source=source)

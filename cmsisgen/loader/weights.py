@@ -1,0 +1,98 @@
+"""Read trained blobs from a binary ``.caffemodel`` or an HDF5 ``.caffemodel.h5``.
+
+Returns plain float32 arrays keyed by layer name; matching them to the prototxt (by
+layer name, as Caffe's CopyTrainedLayersFrom does) is the caller's job.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.proto import schema
+
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+def blob_to_array(blob: Any, where: str) -> np.ndarray:
+    """BlobProto -> float32 array with its stored shape (``shape`` or legacy N,C,H,W)."""
+    if len(blob.double_data) and not len(blob.data):
+        data = np.asarray(blob.double_data, dtype=np.float64).astype(np.float32)
+    else:
+        data = np.asarray(blob.data, dtype=np.float32)
+    if blob.HasField("shape"):
+        shape = tuple(int(d) for d in blob.shape.dim)
+    elif any(blob.HasField(f) for f in ("num", "channels", "height", "width")):
+        shape = (blob.num, blob.channels, blob.height, blob.width)
+    else:
+        shape = (data.size,)
+    if int(np.prod(shape, dtype=np.int64)) != data.size:
+        raise CmsisgenError(f"{where}: shape {shape} does not match its {data.size} values")
+    return data.reshape(shape)
+
+
+def _is_hdf5(path: Path) -> bool:
+    if path.suffix.lower() in (".h5", ".hdf5"):
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(8) == HDF5_MAGIC
+    except OSError:
+        return False
+
+
+def read_binary(path: Path) -> dict[str, list[np.ndarray]]:
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise CmsisgenError(f"{path}: cannot read weights ({e.strerror or e})") from None
+    net = schema.NetParameter()
+    try:
+        net.ParseFromString(raw)
+    except (DecodeError, RuntimeError, ValueError) as e:
+        raise CmsisgenError(f"{path}: not a readable .caffemodel ({e})") from None
+    layers = list(net.layer) or list(net.layers)
+    if not layers:
+        raise CmsisgenError(f"{path}: not a readable .caffemodel (no layers found)")
+    out: dict[str, list[np.ndarray]] = {}
+    for layer in layers:
+        if len(layer.blobs) and not out.get(layer.name):
+            out[layer.name] = [blob_to_array(b, f"{path}: layer '{layer.name}' blob {i}")
+                               for i, b in enumerate(layer.blobs)]
+    return out
+
+
+def read_hdf5(path: Path) -> dict[str, list[np.ndarray]]:
+    """Caffe's Net::ToHDF5 layout: ``data/<layer name>/<blob index>`` datasets."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "data" not in f:
+                raise CmsisgenError(f"{path}: not a Caffe HDF5 model (no 'data' group)")
+            out: dict[str, list[np.ndarray]] = {}
+            for name, group in f["data"].items():
+                if not isinstance(group, h5py.Group):
+                    continue
+                keys = sorted((k for k in group.keys() if k.isdigit()), key=int)
+                if keys != [str(i) for i in range(len(keys))]:
+                    raise CmsisgenError(f"{path}: layer '{name}' has blobs {keys}, "
+                                        "expected 0, 1, ...")
+                if keys:
+                    out[name] = [np.asarray(group[k][()], dtype=np.float32) for k in keys]
+            return out
+    except CmsisgenError:
+        raise
+    except (OSError, ValueError, KeyError) as e:
+        raise CmsisgenError(f"{path}: not a readable .caffemodel.h5 ({e})") from None
+
+
+def read_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
+    """{layer_name: [float32 arrays]} from either format (chosen by extension or magic)."""
+    p = Path(path)
+    if not p.is_file():
+        raise CmsisgenError(f"{path}: weights file not found")
+    return read_hdf5(p) if _is_hdf5(p) else read_binary(p)
