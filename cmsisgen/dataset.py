@@ -1,0 +1,278 @@
+"""Labelled image data sets for calibration and evaluation.
+
+``load_dataset(path)`` reads one of
+
+* an **image-folder tree** ``<root>/.../<class>/<image>``;
+* a **zip** of such a tree (e.g. CIFAR-10's ``test.zip`` with entries
+  ``test/<class>/NNNN.jpg``), read in one pass without unpacking;
+* an **.npz** with ``x`` (N, H, W, C) uint8 and ``y`` (N,) integer labels, and optionally
+  ``classes`` (an array of class-name strings, index = label).
+
+For trees and zips the *class level* is the parent folder of the images: every image file's
+class is the name of the folder that directly holds it, so a tree may have any number of
+folders above the class folders. Classes sorted alphabetically give the label index (the
+usual Caffe/ImageFolder convention; for CIFAR-10: airplane=0 ... truck=9). Files that are not
+images (by extension), hidden files and ``__MACOSX`` entries are skipped. Images are decoded
+with Pillow and converted to RGB; all of them must have the same size.
+
+**Order.** Samples come round-robin over the classes: the first sample of every class (in
+label order), then the second of every class, and so on; within a class, tree and zip samples
+are in file-path order and npz samples in their stored order. ``limit=N`` keeps the first N
+samples of that order, so any prefix covers the classes as evenly as possible and is the same
+on every machine. The order does not depend on ``limit``: ``load_dataset(p, limit=n)`` is
+exactly the first n samples of ``load_dataset(p)``.
+"""
+from __future__ import annotations
+
+import io
+import os
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from cmsisgen.errors import CmsisgenError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images and labels.
+
+    ``x``: (N, H, W, 3) uint8 RGB; ``y``: (N,) int64 label indices into ``classes``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, 3)."""
+        return tuple(int(d) for d in self.x.shape[1:])  # type: ignore[return-value]
+
+
+def load_dataset(
+    path: Union[str, os.PathLike], limit: Optional[int] = None, progress: bool = False
+) -> Dataset:
+    """Load an image-folder tree, a zip of one, or an .npz (see the module docstring).
+
+    ``limit`` keeps the first ``limit`` samples in the module's round-robin class order;
+    ``progress`` prints a decoding counter on stderr. Raises :class:`CmsisgenError` naming the
+    path (or the image inside it) for a missing, empty or unreadable data set.
+    """
+    p = Path(path)
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit <= 0):
+        raise CmsisgenError(f"{p}: dataset limit must be a positive integer, got {limit!r}")
+    if not p.exists():
+        raise CmsisgenError(f"{p}: dataset not found")
+    if p.is_dir():
+        return _load_tree(p, limit, progress)
+    if p.suffix.lower() == ".npz":
+        return _load_npz(p, limit)
+    if zipfile.is_zipfile(p):
+        return _load_zip(p, limit, progress)
+    raise CmsisgenError(f"{p}: not a dataset (expected an image folder, a .zip of one, or an .npz)")
+
+
+# ----------------------------------------------------------------------------------------
+# ordering
+
+
+def _round_robin(labels: list[int] | np.ndarray, n_classes: int) -> np.ndarray:
+    """Indices ordered by (rank within class, class), ranks following the input order."""
+    labels = np.asarray(labels, dtype=np.int64)
+    rank = np.zeros(len(labels), dtype=np.int64)
+    counts = np.zeros(max(n_classes, 1), dtype=np.int64)
+    for i, c in enumerate(labels.tolist()):
+        rank[i] = counts[c]
+        counts[c] += 1
+    # lexsort: last key is primary
+    return np.lexsort((labels, rank))
+
+
+# ----------------------------------------------------------------------------------------
+# trees and zips
+
+
+def _is_image_name(parts: tuple[str, ...]) -> bool:
+    if any(part.startswith(".") or part == "__MACOSX" for part in parts):
+        return False
+    return PurePosixPath(parts[-1]).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _index(
+    entries: list[tuple[tuple[str, ...], object]], source: Path
+) -> tuple[list[object], list[int], tuple[str, ...]]:
+    """entries: (relative path parts, handle). Returns handles and labels in dataset order."""
+    images = [(parts, h) for parts, h in entries if _is_image_name(parts)]
+    if not images:
+        raise CmsisgenError(f"{source}: no images found (expected <class>/<image> files)")
+    loose = [parts for parts, _ in images if len(parts) < 2]
+    if loose:
+        raise CmsisgenError(
+            f"{source}: image {'/'.join(loose[0])} is not inside a class folder (expected <class>/<image>)"
+        )
+    images.sort(key=lambda item: item[0])
+    classes = tuple(sorted({parts[-2] for parts, _ in images}))
+    label_of = {name: i for i, name in enumerate(classes)}
+    labels = [label_of[parts[-2]] for parts, _ in images]
+    order = _round_robin(labels, len(classes))
+    return [images[i][1] for i in order], [labels[i] for i in order], classes
+
+
+def _decode_all(
+    handles: list[object],
+    read: Callable[[object], bytes],
+    name: Callable[[object], str],
+    progress: bool,
+) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    n = len(handles)
+    x: Optional[np.ndarray] = None
+    first_name = ""
+    step = max(1, n // 100)
+    for i, h in enumerate(handles):
+        try:
+            with Image.open(io.BytesIO(read(h))) as im:
+                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError, ValueError, zipfile.BadZipFile) as e:
+            raise CmsisgenError(f"{name(h)}: cannot read image ({_one_line(e)})") from None
+        if x is None:
+            x = np.empty((n,) + arr.shape, dtype=np.uint8)
+            first_name = name(h)
+        elif arr.shape != x.shape[1:]:
+            raise CmsisgenError(
+                f"{name(h)}: image size {arr.shape[1]}x{arr.shape[0]} differs from "
+                f"{x.shape[2]}x{x.shape[1]} of {first_name}; all images must have one size"
+            )
+        x[i] = arr
+        if progress and (i % step == 0 or i == n - 1):
+            print(f"\rloading images: {i + 1}/{n}", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr, flush=True)
+    assert x is not None
+    return x
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def _load_tree(root: Path, limit: Optional[int], progress: bool) -> Dataset:
+    entries = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        rel = Path(dirpath).relative_to(root).parts
+        for f in filenames:
+            entries.append((rel + (f,), Path(dirpath) / f))
+    handles, labels, classes = _index(entries, root)
+    if limit is not None:
+        handles, labels = handles[:limit], labels[:limit]
+
+    def read(h: object) -> bytes:
+        return Path(h).read_bytes()  # type: ignore[arg-type]
+
+    x = _decode_all(handles, read, str, progress)
+    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes)
+
+
+def _load_zip(path: Path, limit: Optional[int], progress: bool) -> Dataset:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CmsisgenError(f"{path}: cannot read zip ({_one_line(e)})") from None
+    with zf:
+        entries = [
+            (tuple(p for p in info.filename.split("/") if p), info)
+            for info in zf.infolist()
+            if not info.is_dir()
+        ]
+        entries = [(parts, info) for parts, info in entries if parts]
+        handles, labels, classes = _index(entries, path)
+        if limit is not None:
+            handles, labels = handles[:limit], labels[:limit]
+        # Members are read in archive order (one sequential pass over the file) and then
+        # decoded in dataset order.
+        by_offset = sorted(range(len(handles)), key=lambda i: handles[i].header_offset)  # type: ignore[attr-defined]
+        blobs: list[bytes] = [b""] * len(handles)
+        for i in by_offset:
+            info = handles[i]
+            try:
+                blobs[i] = zf.read(info)  # type: ignore[arg-type]
+            except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as e:
+                raise CmsisgenError(f"{path}:{info.filename}: cannot read ({_one_line(e)})") from None  # type: ignore[attr-defined]
+    idx = list(range(len(handles)))
+    x = _decode_all(
+        idx,
+        lambda i: blobs[i],  # type: ignore[index]
+        lambda i: f"{path}:{handles[i].filename}",  # type: ignore[index]
+        progress,
+    )
+    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes)
+
+
+# ----------------------------------------------------------------------------------------
+# npz
+
+
+def _load_npz(path: Path, limit: Optional[int]) -> Dataset:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = set(npz.files)
+            if not {"x", "y"} <= keys:
+                raise CmsisgenError(f"{path}: .npz dataset needs arrays 'x' and 'y', found {sorted(keys)}")
+            x = npz["x"]
+            y = npz["y"]
+            classes_arr = npz["classes"] if "classes" in keys else None
+    except CmsisgenError:
+        raise
+    except Exception as e:  # zip/format/pickle errors from numpy
+        raise CmsisgenError(f"{path}: cannot read .npz ({_one_line(e)})") from None
+
+    if x.dtype != np.uint8:
+        raise CmsisgenError(f"{path}: 'x' must be uint8 images (N, H, W, C), got dtype {x.dtype}")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise CmsisgenError(f"{path}: 'x' must have shape (N, H, W, 3) or (N, H, W, 1), got {x.shape}")
+    if x.shape[0] == 0:
+        raise CmsisgenError(f"{path}: dataset is empty")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+        raise CmsisgenError(f"{path}: 'y' must have shape ({x.shape[0]},), got {y.shape}")
+    if y.dtype.kind not in "iu":
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            pass
+        else:
+            raise CmsisgenError(f"{path}: 'y' must hold integer labels, got dtype {y.dtype}")
+    y = y.astype(np.int64)
+    if y.min() < 0:
+        raise CmsisgenError(f"{path}: 'y' has a negative label {int(y.min())}")
+    n_classes = int(y.max()) + 1
+    if classes_arr is not None:
+        classes = tuple(str(c) for c in np.asarray(classes_arr).reshape(-1).tolist())
+        if len(classes) < n_classes:
+            raise CmsisgenError(
+                f"{path}: 'classes' names {len(classes)} classes but 'y' has label {n_classes - 1}"
+            )
+    else:
+        classes = tuple(str(i) for i in range(n_classes))
+
+    order = _round_robin(y, len(classes))
+    if limit is not None:
+        order = order[:limit]
+    x = x[order]
+    if x.shape[-1] == 1:
+        x = np.repeat(x, 3, axis=-1)
+    return Dataset(x=np.ascontiguousarray(x), y=y[order], classes=classes)
