@@ -1,0 +1,367 @@
+"""Loader: schema, prototxt generations, weights formats, phases, SSA, mean files, errors."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caffe_models import (build_net, layer, write_caffemodel, write_h5, write_mean_binaryproto,
+                          write_model, write_prototxt, write_train_test)
+from cmsisgen import ir
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.loader import load_net
+from cmsisgen.loader.mean import parse_mean_option, read_mean_binaryproto
+from cmsisgen.loader.weights import read_weights
+from cmsisgen.proto import schema
+
+RNG = np.random.default_rng(1)
+W1 = RNG.standard_normal((4, 3, 3, 3)).astype(np.float32)
+B1 = RNG.standard_normal(4).astype(np.float32)
+W2 = RNG.standard_normal((10, 64)).astype(np.float32)
+B2 = RNG.standard_normal(10).astype(np.float32)
+
+
+def small_net():
+    return [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1, weights=[W1, B1]),
+        layer("relu1", "ReLU", inplace=True),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        layer("ip1", "InnerProduct", num_output=10, weights=[W2, B2]),
+        layer("prob", "Softmax"),
+    ]
+
+
+# --- schema -----------------------------------------------------------------------
+
+def test_embedded_descriptor_matches_proto():
+    pytest.importorskip("grpc_tools")
+    import importlib.util
+
+    from google.protobuf import descriptor_pb2
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("regen", root / "scripts" / "regen_schema.py")
+    regen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(regen)
+    fresh = descriptor_pb2.FileDescriptorProto.FromString(regen.compile_descriptor())
+    embedded = descriptor_pb2.FileDescriptorProto.FromString(schema.SERIALIZED_DESCRIPTOR)
+    assert fresh == embedded, "run scripts/regen_schema.py"
+
+
+def test_schema_uses_private_pool():
+    from google.protobuf import descriptor_pool
+
+    assert schema.NetParameter.DESCRIPTOR.file.pool is schema.POOL
+    with pytest.raises(KeyError):
+        descriptor_pool.Default().FindMessageTypeByName("cmsisgen.caffe.NetParameter")
+
+
+def test_caffe_field_numbers():
+    f = schema.LayerParameter.DESCRIPTOR.fields_by_name
+    assert (f["convolution_param"].number, f["pooling_param"].number, f["input_param"].number,
+            f["transform_param"].number, f["blobs"].number) == (106, 121, 143, 100, 7)
+    v1 = schema.V1LayerParameter.DESCRIPTOR
+    assert v1.fields_by_name["blobs"].number == 6
+    assert v1.enum_types_by_name["LayerType"].values_by_name["INNER_PRODUCT"].number == 14
+    assert schema.NetParameter.DESCRIPTOR.fields_by_name["layer"].number == 100
+    assert schema.PoolingParameter.DESCRIPTOR.fields_by_name["round_mode"].number == 13
+
+
+# --- generations x weight formats ---------------------------------------------------
+
+@pytest.mark.parametrize("generation", ["current", "v1"])
+@pytest.mark.parametrize("fmt", ["binary", "h5"])
+def test_roundtrip(tmp_path, generation, fmt):
+    proto, weights = write_model(tmp_path, small_net(), (3, 8, 8), generation=generation,
+                                 weights_format=fmt)
+    net = load_net(proto, weights)
+    assert net.name == "testnet"
+    assert net.input_shapes == {"data": (3, 8, 8)}
+    assert [lay.type for lay in net.layers] == ["Convolution", "ReLU", "Pooling",
+                                                "InnerProduct", "Softmax"]
+    conv, relu, pool, ip, prob = net.layers
+    assert conv.params == ir.ConvParams(num_output=4, kernel_h=3, kernel_w=3, pad_h=1, pad_w=1)
+    assert pool.params == ir.PoolParams("max", 2, 2, 2, 2)
+    assert ip.params == ir.InnerProductParams(10)
+    assert relu.bottoms == ["conv1"] and relu.tops == ["conv1@1"]
+    assert pool.bottoms == ["conv1@1"]
+    np.testing.assert_array_equal(conv.blobs[0], W1)
+    np.testing.assert_array_equal(conv.blobs[1], B1)
+    np.testing.assert_array_equal(ip.blobs[0], W2)
+    assert ip.blobs[0].dtype == np.float32 and ip.blobs[1].shape == (10,)
+    assert net.outputs == ["prob"]
+    assert net.shapes["pool1"] == (4, 4, 4) and net.shapes["prob"] == (10, 1, 1)
+    assert net.source == str(proto)
+
+
+def test_v1_blobs_have_legacy_4d_dims(tmp_path):
+    proto, weights = write_model(tmp_path, small_net(), generation="current",
+                                 weights_generation="v1")
+    raw = schema.NetParameter.FromString(weights.read_bytes())
+    ip = [lay for lay in raw.layers if lay.name == "ip1"][0]
+    assert (ip.blobs[0].num, ip.blobs[0].channels, ip.blobs[0].height, ip.blobs[0].width) == (1, 1, 10, 64)
+    assert not ip.blobs[0].HasField("shape")
+    assert read_weights(weights)["ip1"][1].shape == (1, 1, 1, 10)
+    net = load_net(proto, weights)  # reshaped to Caffe's (O, I) and (O,)
+    np.testing.assert_array_equal(net.layers[3].blobs[0], W2)
+    assert net.layers[3].blobs[1].shape == (10,)
+
+
+@pytest.mark.parametrize("style", ["layer", "input_dim", "input_shape"])
+def test_input_styles(tmp_path, style):
+    net = build_net(small_net(), (3, 8, 8), input_style=style)
+    n = load_net(write_prototxt(tmp_path / "m.prototxt", net))
+    assert n.input_shapes == {"data": (3, 8, 8)}
+    assert all(not lay.blobs for lay in n.layers)
+
+
+def test_double_data_and_extra_layers(tmp_path):
+    proto, _ = write_model(tmp_path, small_net())
+    net = schema.NetParameter()
+    for name, arrays in {"conv1": [W1, B1], "ip1": [W2, B2], "unused": [B1]}.items():
+        lay = net.layer.add(name=name, type="X")
+        for a in arrays:
+            blob = lay.blobs.add()
+            blob.shape.dim.extend(a.shape)
+            blob.double_data.extend(a.astype(np.float64).ravel().tolist())
+    wpath = tmp_path / "d.caffemodel"
+    wpath.write_bytes(net.SerializeToString())
+    n = load_net(proto, wpath)
+    np.testing.assert_array_equal(n.layers[0].blobs[0], W1)
+
+
+def test_h5_detected_by_content(tmp_path):
+    proto, _ = write_model(tmp_path, small_net())
+    h5 = write_h5(tmp_path / "w.bin", {"conv1": [W1, B1], "ip1": [W2, B2]})
+    np.testing.assert_array_equal(load_net(proto, h5).layers[3].blobs[1], B2)
+
+
+# --- graph structure ---------------------------------------------------------------
+
+def test_inplace_chain_versions(tmp_path):
+    layers = [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3),
+        layer("relu1", "ReLU", inplace=True),
+        layer("drop1", "Dropout", inplace=True, dropout_ratio=0.3),
+        layer("ip1", "InnerProduct", "conv1", num_output=3),
+        layer("relu2", "ReLU", inplace=True),
+    ]
+    net = load_net(write_prototxt(tmp_path / "m.prototxt", build_net(layers)))
+    assert [(lay.bottoms, lay.tops) for lay in net.layers] == [
+        (["data"], ["conv1"]), (["conv1"], ["conv1@1"]), (["conv1@1"], ["conv1@2"]),
+        (["conv1@2"], ["ip1"]), (["ip1"], ["ip1@1"])]
+    assert net.outputs == ["ip1@1"]
+    assert net.producer("conv1@2").name == "drop1"
+
+
+def test_branches_split_concat_outputs(tmp_path):
+    layers = [
+        layer("split", "Split", "data", ["s1", "s2"]),
+        layer("a", "Convolution", "s1", num_output=2, kernel_size=1),
+        layer("b", "Convolution", "s2", num_output=3, kernel_h=3, kernel_w=1, pad_h=1, pad_w=0),
+        layer("cat", "Concat", ["a", "b"], concat_dim=1),
+        layer("pool", "Pooling", "cat", pool="AVE", global_pooling=True),
+        layer("side", "Pooling", "a", kernel_size=3, stride=2, round_mode="FLOOR"),
+        layer("flat", "Flatten", "pool"),
+    ]
+    net = load_net(write_prototxt(tmp_path / "m.prototxt", build_net(layers, (3, 8, 8))))
+    assert net.shapes["cat"] == (5, 8, 8)
+    assert net.layers[2].params == ir.ConvParams(3, 3, 1, pad_h=1, pad_w=0)
+    assert net.layers[3].params == ir.ConcatParams(1)
+    assert net.layers[4].params == ir.PoolParams("ave", 8, 8, global_pooling=True)
+    assert net.layers[5].params.ceil_mode is False and net.shapes["side"] == (2, 3, 3)
+    assert net.outputs == ["side", "flat"]
+    assert net.shapes["flat"] == (5, 1, 1)
+
+
+def test_fork_ceil_mode_false(tmp_path):
+    text = ('input: "data" input_dim: 1 input_dim: 1 input_dim: 16 input_dim: 16\n'
+            'layer { name: "p" type: "Pooling" bottom: "data" top: "p"\n'
+            '  pooling_param { pool: MAX kernel_size: 3 stride: 2 ceil_mode: false } }\n')
+    (tmp_path / "m.prototxt").write_text(text)
+    net = load_net(tmp_path / "m.prototxt")
+    assert net.layers[0].params.ceil_mode is False and net.shapes["p"] == (1, 7, 7)
+
+
+def test_unknown_fields_tolerated(tmp_path):
+    text = ('name: "n" force_backward: true debug_info: true\n'
+            'layer { name: "data" type: "Input" top: "data"\n'
+            '  input_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }\n'
+            'layer { name: "c" type: "Convolution" bottom: "data" top: "c"\n'
+            '  param { lr_mult: 1 decay_mult: 1 } param { lr_mult: 2 }\n'
+            '  convolution_param { num_output: 2 kernel_size: 3 engine: CAFFE\n'
+            '    weight_filler { type: "xavier" } bias_filler { type: "constant" value: 0 } } }\n')
+    (tmp_path / "m.prototxt").write_text(text)
+    net = load_net(tmp_path / "m.prototxt")
+    assert net.shapes["c"] == (2, 2, 2)
+
+
+# --- train/test prototxts ----------------------------------------------------------
+
+@pytest.mark.parametrize("generation", ["current", "v1"])
+def test_train_test_keeps_test_phase(tmp_path, generation):
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3),
+              layer("drop_train", "Dropout", inplace=True, include="TRAIN"),
+              layer("relu1", "ReLU", inplace=True, exclude="TRAIN"),
+              layer("ip1", "InnerProduct", num_output=5)]
+    proto = write_train_test(tmp_path, layers, crop_size=24, mean_value=(104, 117, 123),
+                             scale=0.5, generation=generation)
+    net = load_net(proto)
+    assert net.input_shapes == {"data": (3, 24, 24)}
+    assert [lay.name for lay in net.layers] == ["conv1", "relu1", "ip1"]
+    assert net.layers[1].tops == ["conv1@1"]
+    assert net.outputs == ["ip1"]
+    assert "label" not in net.shapes
+    assert net.transform == ir.Transform(mean_file=None, mean_values=(104.0, 117.0, 123.0),
+                                         scale=0.5, crop_size=24)
+
+
+def test_data_layer_needs_input_shape(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_train_test(Path("."), [layer("ip1", "InnerProduct", num_output=5)],
+                     mean_file="mean.binaryproto")
+    with pytest.raises(CmsisgenError, match=r"^train_test.prototxt: layer 'data' \(Data\): "
+                                            r"the input size is not in the prototxt"):
+        load_net("train_test.prototxt")
+    net = load_net("train_test.prototxt", input_shape=(3, 32, 32))
+    assert net.input_shapes == {"data": (3, 32, 32)}
+    assert net.transform == ir.Transform(mean_file="mean.binaryproto")
+
+
+def test_image_data_and_legacy_data_param(tmp_path):
+    text = ('layers { name: "d" type: IMAGE_DATA top: "data" top: "label"\n'
+            '  image_data_param { source: "x" new_height: 10 new_width: 12 is_color: false\n'
+            '    mean_file: "m.binaryproto" scale: 0.25 } }\n'
+            'layers { name: "ip" type: INNER_PRODUCT bottom: "data" top: "ip"\n'
+            '  inner_product_param { num_output: 2 } }\n'
+            'layers { name: "loss" type: SOFTMAX_LOSS bottom: "ip" bottom: "label" }\n')
+    (tmp_path / "m.prototxt").write_text(text)
+    net = load_net(tmp_path / "m.prototxt")
+    assert net.input_shapes == {"data": (1, 10, 12)}
+    assert net.transform == ir.Transform(mean_file="m.binaryproto", scale=0.25)
+    assert net.outputs == ["ip"]
+
+
+# --- mean files --------------------------------------------------------------------
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_mean_binaryproto(tmp_path, legacy):
+    mean = RNG.uniform(0, 255, (3, 5, 6)).astype(np.float32)
+    path = write_mean_binaryproto(tmp_path / "mean.binaryproto", mean, legacy=legacy)
+    out = read_mean_binaryproto(path)
+    assert out.shape == (3, 5, 6) and out.dtype == np.float32
+    np.testing.assert_array_equal(out, mean)
+
+
+def test_parse_mean_option(tmp_path):
+    assert parse_mean_option("104,117,123") == {"mean_file": None, "mean_values": (104.0, 117.0, 123.0)}
+    assert parse_mean_option("128") == {"mean_file": None, "mean_values": (128.0,)}
+    f = write_mean_binaryproto(tmp_path / "m.binaryproto", np.zeros((3, 2, 2)))
+    assert parse_mean_option(str(f)) == {"mean_file": str(f), "mean_values": ()}
+    t = dataclasses.replace(ir.Transform(mean_file="x"), **parse_mean_option("1,2,3"))
+    assert t.mean_file is None and t.mean_values == (1.0, 2.0, 3.0)
+    with pytest.raises(CmsisgenError, match="mean 'nope.binaryproto': neither an existing file"):
+        parse_mean_option("nope.binaryproto")
+
+
+def test_bad_mean_file(tmp_path):
+    (tmp_path / "m.binaryproto").write_bytes(b"\xff\xff\xff")
+    with pytest.raises(CmsisgenError, match="m.binaryproto: not a readable mean.binaryproto"):
+        read_mean_binaryproto(tmp_path / "m.binaryproto")
+
+
+# --- errors ------------------------------------------------------------------------
+
+def test_unsupported_layer_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3),
+              layer("norm1", "LRN")]
+    write_prototxt(Path("model.prototxt"), build_net(layers))
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt")
+    assert str(e.value) == ("model.prototxt: layer 'norm1' (LRN): not supported by cmsisgen "
+                            "(no CMSIS-NN q7 kernel)")
+
+
+def test_unsupported_v1_layer_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
+            'layers { name: "sig" type: SIGMOID bottom: "data" top: "sig" }\n')
+    Path("v1.prototxt").write_text(text)
+    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'sig' \(Sigmoid\): not supported"):
+        load_net("v1.prototxt")
+
+
+def test_leaky_relu_rejected(tmp_path):
+    layers = [layer("relu1", "ReLU", inplace=True, negative_slope=0.1)]
+    p = write_prototxt(tmp_path / "m.prototxt", build_net(layers))
+    with pytest.raises(CmsisgenError, match=r"layer 'relu1' \(ReLU\): leaky ReLU \(negative_slope 0.1\)"):
+        load_net(p)
+
+
+def test_syntax_error_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.prototxt").write_text('name: "x"\nlayer {\n  name: "a"\n  convolution_param { num_output: abc }\n}\n')
+    with pytest.raises(CmsisgenError) as e:
+        load_net("bad.prototxt")
+    assert str(e.value).startswith("bad.prototxt:4: syntax error:")
+    assert "\n" not in str(e.value)
+
+
+def test_missing_prototxt(tmp_path):
+    with pytest.raises(CmsisgenError, match="cannot read prototxt"):
+        load_net(tmp_path / "none.prototxt")
+
+
+def test_weight_shape_mismatch_message(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proto, _ = write_model(Path("."), small_net())
+    wrong = np.zeros((32, 3, 5, 5), np.float32)
+    layers = small_net()
+    write_caffemodel(Path("weights.caffemodel"), layers, {"conv1": [wrong, B1], "ip1": [W2, B2]})
+    with pytest.raises(CmsisgenError) as e:
+        load_net(proto, "weights.caffemodel")
+    assert str(e.value) == ("weights.caffemodel: layer 'conv1' blob 0 has shape (32, 3, 5, 5), "
+                            "the prototxt needs (4, 3, 3, 3)")
+
+
+def test_missing_layer_weights(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    proto, _ = write_model(Path("."), small_net())
+    write_caffemodel(Path("w.caffemodel"), small_net(), {"conv1": [W1, B1]})
+    with pytest.raises(CmsisgenError, match=r"^w.caffemodel: no weights for layer 'ip1' "
+                                            r"\(InnerProduct needs 2 blobs\)$"):
+        load_net(proto, "w.caffemodel")
+    write_caffemodel(Path("w.caffemodel"), small_net(), {"conv1": [W1], "ip1": [W2, B2]})
+    with pytest.raises(CmsisgenError, match="layer 'conv1' has 1 blobs, the prototxt needs 2"):
+        load_net(proto, "w.caffemodel")
+
+
+@pytest.mark.parametrize("name,content", [("w.caffemodel", b"\x0a\xff\xff\xff"),
+                                          ("w.caffemodel", b""),
+                                          ("w.caffemodel.h5", b"not hdf5 at all")])
+def test_corrupt_weights(tmp_path, monkeypatch, name, content):
+    monkeypatch.chdir(tmp_path)
+    proto, _ = write_model(Path("."), small_net())
+    Path(name).write_bytes(content)
+    with pytest.raises(CmsisgenError, match=rf"^{name}: not a readable"):
+        load_net(proto, name)
+
+
+def test_missing_weights_file(tmp_path):
+    proto, _ = write_model(tmp_path, small_net())
+    with pytest.raises(CmsisgenError, match="weights file not found"):
+        load_net(proto, tmp_path / "nope.caffemodel")
+
+
+def test_unknown_bottom_and_duplicate_top(tmp_path):
+    p = write_prototxt(tmp_path / "m.prototxt",
+                       build_net([layer("ip", "InnerProduct", "label", num_output=2)]))
+    with pytest.raises(CmsisgenError, match=r"layer 'ip' \(InnerProduct\): input 'label' is not produced"):
+        load_net(p)
+    p = write_prototxt(tmp_path / "m.prototxt",
+                       build_net([layer("a", "ReLU", "data", "x"), layer("b", "ReLU", "data", "x")]))
+    with pytest.raises(CmsisgenError, match="layer 'b': top 'x' is already produced"):
+        load_net(p)
