@@ -365,3 +365,57 @@ def test_unknown_bottom_and_duplicate_top(tmp_path):
                        build_net([layer("a", "ReLU", "data", "x"), layer("b", "ReLU", "data", "x")]))
     with pytest.raises(CmsisgenError, match="layer 'b': top 'x' is already produced"):
         load_net(p)
+
+
+def test_v0_layers_rejected(tmp_path):
+    text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
+            'layers { layer { name: "c" type: "conv" num_output: 2 kernelsize: 3 }\n'
+            '  bottom: "data" top: "c" }\n')
+    (tmp_path / "v0.prototxt").write_text(text)
+    with pytest.raises(CmsisgenError, match="V0 format.*upgrade_net_proto_text"):
+        load_net(tmp_path / "v0.prototxt")
+
+
+def test_memory_data_shape(tmp_path):
+    text = ('layer { name: "d" type: "MemoryData" top: "data" top: "label"\n'
+            '  memory_data_param { batch_size: 2 channels: 1 height: 6 width: 5 } }\n'
+            'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+            '  inner_product_param { num_output: 2 bias_term: false } }\n'
+            'layer { name: "acc" type: "Accuracy" bottom: "ip" bottom: "label" top: "acc" }\n')
+    (tmp_path / "m.prototxt").write_text(text)
+    net = load_net(tmp_path / "m.prototxt")
+    assert net.input_shapes == {"data": (1, 6, 5)}
+    assert net.layers[0].params == ir.InnerProductParams(2, bias_term=False)
+    assert net.outputs == ["ip"]
+
+
+@pytest.mark.parametrize("lay,msg", [
+    (layer("p", "Pooling", pool="STOCHASTIC", kernel_size=2), r"'p' \(Pooling\): STOCHASTIC pooling"),
+    (layer("p", "Pooling", stride=2), r"'p' \(Pooling\): pooling_param needs kernel_size"),
+    (layer("c", "Convolution", num_output=2), r"'c' \(Convolution\): convolution_param needs kernel_size"),
+    (layer("c", "Convolution", kernel_size=3), r"'c' \(Convolution\): convolution_param.num_output"),
+    (layer("c", "Convolution", num_output=2, kernel_size=3, kernel_h=3, kernel_w=3),
+     "either as kernel or as kernel_h/kernel_w"),
+    (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[1, 2]), "different dilations"),
+    (layer("ip", "InnerProduct", num_output=2, axis=2), r"'ip' \(InnerProduct\): inner product axis 2"),
+    (layer("f", "Flatten", axis=2), r"'f' \(Flatten\): Flatten is supported only"),
+    (layer("d", "Deconvolution"), r"'d' \(Deconvolution\): not supported by cmsisgen"),
+])
+def test_param_errors(tmp_path, lay, msg):
+    p = write_prototxt(tmp_path / "m.prototxt", build_net([lay]))
+    with pytest.raises(CmsisgenError, match=msg):
+        load_net(p)
+
+
+def test_pool_ceil_clipping_through_prototxt(tmp_path):
+    layers = [layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2, pad=1)]
+    net = load_net(write_prototxt(tmp_path / "m.prototxt", build_net(layers, (2, 5, 5))))
+    assert net.layers[0].params == ir.PoolParams("ave", 2, 2, 2, 2, 1, 1)
+    assert net.shapes["p"] == (2, 3, 3)
+
+
+def test_mixed_generations_rejected(tmp_path):
+    net = build_net(small_net())
+    net.layers.add(name="x", type=schema.V1LayerParameter.RELU)
+    with pytest.raises(CmsisgenError, match="mixes 'layer' and legacy 'layers'"):
+        load_net(write_prototxt(tmp_path / "m.prototxt", net))

@@ -243,7 +243,7 @@ def _data_shape(layer: Any, type_: str, transform: ir.Transform,
     if transform.crop_size:
         return (channels, transform.crop_size, transform.crop_size)
     raise err("the input size is not in the prototxt (no crop_size); "
-              "give the input shape as C,H,W (load_net(..., input_shape=(C, H, W)))")
+              "give the input shape (C, H, W) explicitly")
 
 
 class _Builder:
@@ -276,6 +276,10 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     if len(netp.layer) and len(netp.layers):
         raise CmsisgenError(f"{source}: mixes 'layer' and legacy 'layers' definitions")
     caffe_layers = list(netp.layer) or list(netp.layers)
+    if any(isinstance(cl, schema.V1LayerParameter) and cl.type == 0 for cl in caffe_layers):
+        # V0 nets nest everything in `layers { layer { ... } }`, which leaves the type unset.
+        raise CmsisgenError(f"{source}: layer definitions without a type (V0 format?) are not "
+                            "supported; upgrade the file with Caffe's upgrade_net_proto_text")
     b = _Builder(source)
     inputs: dict[str, tuple[int, int, int]] = {}
     transform = ir.Transform()
