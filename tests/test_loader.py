@@ -419,3 +419,10 @@ def test_mixed_generations_rejected(tmp_path):
     net.layers.add(name="x", type=schema.V1LayerParameter.RELU)
     with pytest.raises(CmsisgenError, match="mixes 'layer' and legacy 'layers'"):
         load_net(write_prototxt(tmp_path / "m.prototxt", net))
+
+
+def test_conv_pad_h_alone(tmp_path):
+    layers = [layer("c", "Convolution", num_output=2, kernel_size=3, pad_h=1)]
+    net = load_net(write_prototxt(tmp_path / "m.prototxt", build_net(layers, (1, 6, 6))))
+    assert net.layers[0].params == ir.ConvParams(2, 3, 3, pad_h=1, pad_w=0)
+    assert net.shapes["c"] == (2, 6, 4)

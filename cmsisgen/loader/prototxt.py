@@ -121,9 +121,10 @@ def _conv_params(cp: Any, err) -> ir.ConvParams:
                       "kernel", err)
     if kh == 0 or kw == 0:
         raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
-    pad_h = cp.pad_h if cp.HasField("pad_h") else None
-    pad_w = cp.pad_w if cp.HasField("pad_w") else None
-    ph, pw = _spatial(list(cp.pad), pad_h, pad_w, 0, "pad", err)
+    # Caffe: pad_h/pad_w have defaults, so giving only one of them is legal (the other is 0).
+    either = cp.HasField("pad_h") or cp.HasField("pad_w")
+    ph, pw = _spatial(list(cp.pad), cp.pad_h if either else None, cp.pad_w if either else None,
+                      0, "pad", err)
     sh, sw = _spatial(list(cp.stride), _opt(cp, "stride_h"), _opt(cp, "stride_w"), 1, "stride", err)
     dil = list(cp.dilation) or [1]
     if len(set(dil)) != 1:
