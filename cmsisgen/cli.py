@@ -1,0 +1,250 @@
+"""Command-line interface: compile, evaluate, inspect, verify.
+
+Every user error becomes ``error: <one line>`` on stderr and exit status 1; nothing
+here prints a traceback for a bad model, bad data or a bad option.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import click
+import numpy as np
+
+from . import __version__
+from .errors import CmsisgenError
+
+DEFAULT_CALIB_LIMIT = 2000
+
+
+def _friendly(command: Callable) -> Callable:
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except CmsisgenError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if not text:
+        return None
+    try:
+        c, h, w = (int(v) for v in text.split(","))
+    except ValueError:
+        raise CmsisgenError(f"--input-shape '{text}': expected C,H,W such as 3,32,32") from None
+    return c, h, w
+
+
+def _load_images(path: Optional[str], limit: Optional[int], label: str):
+    if path is None:
+        return None
+    from .dataset import load_dataset
+
+    click.echo(f"reading {label} {path}", err=True)
+    return load_dataset(path, limit=limit, progress=True)
+
+
+def _progress(total: int, label: str):
+    return click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
+
+
+def _compile(model: str, weights: str, calib: Optional[str], calib_limit: int, mean: Optional[str],
+             scale: Optional[float], bgr: bool, fc: str, input_shape: Optional[str]):
+    from .pipeline import compile_model
+
+    calib_set = _load_images(calib, calib_limit, "calibration images")
+    images = calib_set.x if calib_set is not None else None
+    total = len(images) if images is not None else 64
+    with _progress(total, "calibrating") as bar:
+        compiled = compile_model(Path(model), Path(weights), calib_images=images, mean=mean, scale=scale,
+                                 bgr=bgr, fc_variant=fc, input_shape=_input_shape(input_shape),
+                                 progress=bar.update)
+    for note in compiled.notes:
+        click.echo(f"warning: {note}", err=True)
+    return compiled, calib_set
+
+
+def _common_model_options(command: Callable) -> Callable:
+    options = [
+        click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
+        click.option("--calib-limit", type=click.IntRange(min=1), default=DEFAULT_CALIB_LIMIT, show_default=True,
+                     help="Use at most this many calibration images."),
+        click.option("--mean", metavar="FILE|V1,V2,V3", help="Mean: a mean.binaryproto or per-channel values (overrides the prototxt)."),
+        click.option("--scale", type=float, help="Input scale applied after mean subtraction (overrides the prototxt)."),
+        click.option("--bgr", is_flag=True, help="The model expects BGR channel order (images are read as RGB)."),
+        click.option("--fc", type=click.Choice(["opt", "plain"]), default="opt", show_default=True,
+                     help="Inner-product kernel: arm_fully_connected_q7_opt (interleaved weights) or arm_fully_connected_q7."),
+        click.option("--input-shape", metavar="C,H,W", help="Network input shape when the prototxt's data layer does not say."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="cmsisgen")
+def main() -> None:
+    """Compile a trained Caffe model into CMSIS-NN q7 C code for Cortex-M."""
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@_common_model_options
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
+@click.option("--test-vectors", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
+@click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
+@_friendly
+def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bgr, fc, input_shape,
+                    report_path, test_vectors, data) -> None:
+    """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
+    from .codegen import render, write_output
+    from .report import build_report, format_table, to_json
+
+    compiled, calib_set = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
+    vectors = None
+    if test_vectors:
+        source = _load_images(data, test_vectors, "test-vector images") if data else calib_set
+        vectors = make_test_vectors(compiled, source, test_vectors)
+    files = render(compiled.program, compiled.plan, Path(model).name, vectors)
+    report = build_report(compiled.program, compiled.plan)
+    write_output(files, Path(out_dir))
+    if report_path:
+        try:
+            Path(report_path).write_text(to_json(report))
+        except OSError as exc:
+            raise CmsisgenError(f"{report_path}: cannot write the report ({exc.strerror})") from None
+    click.echo(format_table(report))
+    click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+def make_test_vectors(compiled, dataset, count: int):
+    """Known-answer vectors: images (given or seeded random) and the simulator's outputs."""
+    from .codegen import TestVectors
+    from .simulator.program import run_program
+
+    c, h, w = compiled.program.input_shape
+    if dataset is not None and len(dataset.x):
+        # run_nn() takes the (center-cropped) RGB image; prepare_images also reorders
+        # channels for the model, which the generated input stage does in C.
+        raw = _center_crop(dataset.x[:count], h, w)
+        labels = dataset.y[:count].astype(np.int64)
+    else:
+        rng = np.random.default_rng(1234)
+        raw = rng.integers(0, 256, size=(count, h, w, 3), dtype=np.uint8)
+        labels = np.full(count, -1, dtype=np.int64)
+    if c == 1:
+        raw = raw[..., :1]
+    expected = run_program(compiled.program, compiled.pre.prepare_images(raw, h, w))
+    return TestVectors(inputs=np.ascontiguousarray(raw), expected=expected, labels=labels)
+
+
+def _center_crop(images: np.ndarray, h: int, w: int) -> np.ndarray:
+    top, left = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
+    return images[:, top:top + h, left:left + w]
+
+
+@main.command("evaluate")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, metavar="DATA", help="Labelled images: image-folder tree, zip of one, or .npz.")
+@_common_model_options
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N images.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write {n, float_top1, q7_top1, agreement} as JSON.")
+@_friendly
+def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr, fc, input_shape, limit, json_path) -> None:
+    """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
+    from .evaluate import evaluate
+
+    compiled, _ = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
+    dataset = _load_images(data, limit, "evaluation images")
+    with _progress(2 * len(dataset.x), "evaluating") as bar:
+        result = evaluate(compiled, dataset, progress=bar.update)
+    click.echo(f"images:    {result['n']}")
+    click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
+    click.echo(f"q7 top-1:    {100 * result['q7_top1']:.2f}%")
+    click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
+    if json_path:
+        try:
+            Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        except OSError as exc:
+            raise CmsisgenError(f"{json_path}: cannot write ({exc.strerror})") from None
+
+
+@main.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("weights", required=False, type=click.Path(dir_okay=False))
+@click.option("--input-shape", metavar="C,H,W", help="Network input shape when the prototxt's data layer does not say.")
+@_friendly
+def inspect_command(model, weights, input_shape) -> None:
+    """Print the graph with its shapes (and blob shapes when WEIGHTS is given)."""
+    from .loader import load_net
+
+    net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape))
+    click.echo(f"net {net.name or '(unnamed)'}")
+    for name, shape in net.input_shapes.items():
+        click.echo(f"  input {name}: {'x'.join(map(str, shape))}")
+    t = net.transform
+    if t.mean_file or t.mean_values or t.scale != 1.0 or t.crop_size:
+        click.echo(f"  transform: mean_file={t.mean_file or '-'} mean_value={list(t.mean_values) or '-'} "
+                   f"scale={t.scale} crop_size={t.crop_size}")
+    for layer in net.layers:
+        out = " ".join("x".join(map(str, net.shapes[top])) for top in layer.tops)
+        blobs = " ".join("(" + ",".join(map(str, b.shape)) + ")" for b in layer.blobs)
+        click.echo(f"  {layer.name:<16} {layer.type:<13} {','.join(layer.bottoms)} -> {','.join(layer.tops)}  "
+                   f"{out}{'  blobs ' + blobs if blobs else ''}")
+    click.echo(f"  outputs: {', '.join(net.outputs)}")
+
+
+@main.command("verify")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.argument("weights", type=click.Path(dir_okay=False))
+@_common_model_options
+@click.option("--data", metavar="DATA", help="Images for the vectors (default: the --calib images, else random images).")
+@click.option("--vectors", type=click.IntRange(min=1), default=10, show_default=True, help="Number of known-answer vectors.")
+@click.option("--target", type=click.Choice(["host", "qemu"]), default="host", show_default=True,
+              help="host: gcc with the portable kernels; qemu: emulated Cortex-M7 (mps2-an500).")
+@click.option("--cmsis-nn-path", envvar="CMSIS_NN_PATH", type=click.Path(file_okay=False),
+              help="Build against upstream CMSIS-NN (its CMSIS/NN folder) instead of the portable kernels. [env: CMSIS_NN_PATH]")
+@click.option("--cmsis-core-path", envvar="CMSIS_CORE_PATH", type=click.Path(file_okay=False),
+              help="CMSIS Core include folder for an upstream build. [env: CMSIS_CORE_PATH]")
+@click.option("--keep", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
+@_friendly
+def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape, data, vectors,
+                   target, cmsis_nn_path, cmsis_core_path, keep) -> None:
+    """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""
+    from .codegen import render, write_output
+    from .verify import build_and_run
+
+    compiled, calib_set = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
+    source = _load_images(data, vectors, "test-vector images") if data else calib_set
+    test_vectors = make_test_vectors(compiled, source, vectors)
+    files = render(compiled.program, compiled.plan, Path(model).name, test_vectors)
+    with tempfile.TemporaryDirectory(prefix="cmsisgen-verify-") as tmp:
+        root = Path(keep) if keep else Path(tmp)
+        model_dir = root / "model"
+        write_output(files, model_dir)
+        result = build_and_run(model_dir, target=target, build_dir=root / "build",
+                               cmsis_nn_path=Path(cmsis_nn_path) if cmsis_nn_path else None,
+                               cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None)
+    click.echo(result.output.rstrip())
+    if result.instructions_per_inference is not None:
+        click.echo(f"instructions per inference: {result.instructions_per_inference:.0f}")
+    click.echo(f"{result.passed}/{result.total} vectors bit-exact")
+    if result.passed != result.total or result.total != vectors:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

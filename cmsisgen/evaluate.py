@@ -1,0 +1,43 @@
+"""Accuracy of the float net and of the q7 net (simulator) on a labelled data set."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from .float_forward import forward
+from .pipeline import Compiled, float_batches
+from .simulator.program import run_program
+
+BATCH = 500
+
+
+def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None) -> dict:
+    """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1.
+
+    Top-1 is the argmax of the network output; ties go to the first maximum, as a
+    firmware loop with a strict ``>`` would pick.
+    """
+    net, program = compiled.net, compiled.program
+    shape = next(iter(net.input_shapes.values()))
+    output = net.outputs[0]
+    float_pred = []
+    for batch in float_batches(compiled.pre, dataset.x, shape, batch=BATCH):
+        scores = forward(net, batch, keep=[output])[output]
+        float_pred.append(np.argmax(scores.reshape(len(batch), -1), axis=1))
+        if progress:
+            progress(len(batch))
+    _, h, w = shape
+    q7_pred = []
+    for start in range(0, len(dataset.x), BATCH):
+        images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
+        q7_pred.append(np.argmax(run_program(program, images, batch_size=BATCH), axis=1))
+        if progress:
+            progress(len(images))
+    fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
+    qp = np.concatenate(q7_pred) if q7_pred else np.zeros(0, dtype=np.int64)
+    n = len(dataset.y)
+    if n == 0:
+        return {"n": 0, "float_top1": 0.0, "q7_top1": 0.0, "agreement": 0.0}
+    return {"n": int(n), "float_top1": float(np.mean(fp == dataset.y)), "q7_top1": float(np.mean(qp == dataset.y)),
+            "agreement": float(np.mean(fp == qp))}

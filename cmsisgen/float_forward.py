@@ -1,0 +1,147 @@
+"""Float reference forward pass with Caffe's semantics (NCHW, float32).
+
+It is the yardstick the quantized network is measured against (float top-1,
+agreement) and the source of activation ranges for calibration, so it follows
+Caffe exactly where Caffe is unusual: ceil-mode pooling with the last window
+clipped, and average pooling dividing by the window size clipped to the padded
+image (padding cells count, cells beyond the padding do not).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from . import ir
+from .errors import CmsisgenError
+from .shapes import pool_out_hw
+
+
+def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
+    """Run ``net`` on a batch ``x`` (N, C, H, W) for its single input.
+
+    Returns every tensor (or only those in ``keep`` plus the outputs) as float32 NCHW;
+    inner-product outputs are (N, C, 1, 1).
+    """
+    if len(net.input_shapes) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
+    (input_name, shape), = net.input_shapes.items()
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise CmsisgenError(f"{net.source}: input '{input_name}' needs shape {tuple(shape)}, got {tuple(x.shape[1:])}")
+    wanted = None if keep is None else set(keep) | set(net.outputs)
+    last_use = _last_uses(net)
+    values: dict[str, np.ndarray] = {input_name: np.asarray(x, dtype=np.float32)}
+    for index, layer in enumerate(net.layers):
+        inputs = [values[name] for name in layer.bottoms]
+        outputs = _run_layer(layer, inputs)
+        for top, value in zip(layer.tops, outputs):
+            values[top] = value
+        if wanted is not None:
+            for name in layer.bottoms:
+                if last_use.get(name) == index and name not in wanted:
+                    values.pop(name, None)
+    if wanted is not None:
+        return {name: value for name, value in values.items() if name in wanted}
+    return values
+
+
+def _last_uses(net: ir.Net) -> dict[str, int]:
+    last: dict[str, int] = {}
+    for index, layer in enumerate(net.layers):
+        for name in layer.bottoms:
+            last[name] = index
+    return last
+
+
+def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
+    kind = layer.type
+    if kind == "Convolution":
+        return [convolution(inputs[0], layer)]
+    if kind == "Pooling":
+        return [pooling(inputs[0], layer.params)]
+    if kind == "ReLU":
+        return [np.maximum(inputs[0], 0).astype(np.float32)]
+    if kind == "InnerProduct":
+        return [inner_product(inputs[0], layer)]
+    if kind == "Softmax":
+        z = inputs[0] - inputs[0].max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return [(e / e.sum(axis=1, keepdims=True)).astype(np.float32)]
+    if kind in ("Dropout", "Split"):
+        return [inputs[0]] * len(layer.tops)
+    if kind == "Flatten":
+        n = inputs[0].shape[0]
+        return [inputs[0].reshape(n, -1, 1, 1)]
+    if kind == "Concat":
+        return [np.concatenate(inputs, axis=1)]
+    raise CmsisgenError(f"layer '{layer.name}' ({kind}): no float implementation")
+
+
+def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
+    """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it."""
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    if p.dilation != 1:
+        raise CmsisgenError(f"layer '{layer.name}' (Convolution): dilation {p.dilation} is not supported")
+    weights = layer.blobs[0].astype(np.float32)
+    padded = np.pad(x, ((0, 0), (0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w)))
+    windows = sliding_window_view(padded, (p.kernel_h, p.kernel_w), axis=(2, 3))[:, :, :: p.stride_h, :: p.stride_w]
+    out_h = (x.shape[2] + 2 * p.pad_h - p.kernel_h) // p.stride_h + 1
+    out_w = (x.shape[3] + 2 * p.pad_w - p.kernel_w) // p.stride_w + 1
+    windows = windows[:, :, :out_h, :out_w]
+    in_per_group = x.shape[1] // p.group
+    out_per_group = p.num_output // p.group
+    parts = []
+    for g in range(p.group):
+        win = windows[:, g * in_per_group:(g + 1) * in_per_group]
+        w = weights[g * out_per_group:(g + 1) * out_per_group]
+        parts.append(np.einsum("nchwij,ocij->nohw", win, w, optimize=True))
+    out = np.concatenate(parts, axis=1)
+    if p.bias_term:
+        out = out + layer.blobs[1].astype(np.float32).reshape(1, -1, 1, 1)
+    return out.astype(np.float32)
+
+
+def pool_windows(in_size: int, out_size: int, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Caffe's window per output index: (start, end) clipped to the image, and the divisor
+    size that average pooling uses (clipped to the padded image, not to the image)."""
+    start = np.arange(out_size) * stride - pad
+    end_padded = np.minimum(start + kernel, in_size + pad)
+    size = end_padded - start
+    return np.maximum(start, 0), np.minimum(end_padded, in_size), size
+
+
+def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:
+    """Max or average pooling with Caffe's ceil-mode output size and window clipping."""
+    n, c, h, w = x.shape
+    if p.global_pooling:
+        reduce = np.max if p.method == "max" else np.mean
+        return reduce(x, axis=(2, 3), keepdims=True).astype(np.float32)
+    out_h, out_w = pool_out_hw(h, w, p)
+    hs, he, hsize = pool_windows(h, out_h, p.kernel_h, p.stride_h, p.pad_h)
+    ws, we, wsize = pool_windows(w, out_w, p.kernel_w, p.stride_w, p.pad_w)
+    out = np.empty((n, c, out_h, out_w), dtype=np.float32)
+    if p.method == "max":
+        # Reduce rows then columns: each separable step is a vectorized slice max.
+        rows = np.stack([x[:, :, hs[i]:he[i], :].max(axis=2) for i in range(out_h)], axis=2)
+        for j in range(out_w):
+            out[:, :, :, j] = rows[:, :, :, ws[j]:we[j]].max(axis=3)
+    else:
+        rows = np.stack([x[:, :, hs[i]:he[i], :].sum(axis=2) for i in range(out_h)], axis=2)
+        for j in range(out_w):
+            out[:, :, :, j] = rows[:, :, :, ws[j]:we[j]].sum(axis=3)
+        out /= (hsize[:, None] * wsize[None, :]).astype(np.float32)
+    return out
+
+
+def inner_product(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
+    """Caffe flattens each sample in C, H, W order before the matrix product."""
+    p: ir.InnerProductParams = layer.params  # type: ignore[assignment]
+    flat = x.reshape(x.shape[0], -1)
+    weights = layer.blobs[0].astype(np.float32)
+    if p.transpose:
+        weights = weights.T
+    out = flat @ weights.T
+    if p.bias_term:
+        out = out + layer.blobs[1].astype(np.float32)
+    return out.reshape(x.shape[0], -1, 1, 1).astype(np.float32)

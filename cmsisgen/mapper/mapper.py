@@ -1,0 +1,159 @@
+"""Layer mapper: a quantized Net becomes a Program of CMSIS-NN calls.
+
+Per layer it picks the function through :mod:`cmsisgen.mapper.rules`, lays the weights
+out the way that function reads them (:mod:`cmsisgen.mapper.layout`) and records the
+exact scratch each call needs.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+
+from .. import ir
+from ..errors import CmsisgenError
+from ..preprocess import Preprocessing
+from ..quantizer import Quantization
+from . import layout, rules
+from .program import Op, Program, TensorInfo
+
+#: Layers that only rename a buffer (no code, no copy).
+ALIASES = ("Dropout", "Flatten", "Split")
+
+
+def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt") -> Program:
+    """Build the Program for ``net``; raises CmsisgenError naming the first unmappable layer."""
+    if len(net.input_shapes) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
+    if len(net.outputs) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
+                            + ", ".join(net.outputs))
+    (input_name, input_shape), = net.input_shapes.items()
+    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac[name]) for name, shape in net.shapes.items()}
+    alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
+    hwc_source: dict[str, tuple[int, int, int]] = {}  # flattened tensor -> spatial (C,H,W) of its bytes
+
+    def storage(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    ops = [_input_op(input_name, input_shape, quant.tensor_frac[input_name], pre)]
+    warnings = list(quant.warnings)
+    for layer in net.layers:
+        shape_in = net.shapes[layer.bottoms[0]]
+        if layer.type in ALIASES:
+            for top in layer.tops:
+                alias[top] = layer.bottoms[0]
+                source = hwc_source.get(layer.bottoms[0])
+                if layer.type == "Flatten" and shape_in[1] * shape_in[2] > 1:
+                    source = shape_in
+                if source is not None:
+                    hwc_source[top] = source
+            continue
+        bottoms = [storage(b) for b in layer.bottoms]
+        flattened = [b for b in layer.bottoms if b in hwc_source]
+        if flattened and layer.type not in ("InnerProduct", "ReLU"):
+            raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): a Flatten output may only feed an InnerProduct")
+        if layer.type == "ReLU" and layer.bottoms[0] in hwc_source:
+            hwc_source[layer.tops[0]] = hwc_source[layer.bottoms[0]]
+        op = _map_layer(layer, net, quant, bottoms, hwc_source.get(layer.bottoms[0]), fc_variant)
+        site = _site(layer, net)
+        warnings.extend(rules.advisories(op.function, site))
+        ops.append(op)
+    output = storage(net.outputs[0])
+    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
+                   input_shape=tuple(input_shape), warnings=warnings)
+
+
+def _input_op(name: str, shape: tuple[int, int, int], frac: int, pre: Preprocessing) -> Op:
+    c, h, w = shape
+    return Op(layer=name, layer_type="Input", kind="input", function="nn_input_q7", inputs=[], output=name,
+              args={"size": h * w, "channels": c}, input_fp=pre.fixed_point(frac, shape),
+              channel_source=pre.channel_source, formats={"out_frac": frac})
+
+
+def _site(layer: ir.Layer, net: ir.Net) -> rules.Site:
+    c, h, w = net.shapes[layer.bottoms[0]]
+    oc, oh, ow = net.shapes[layer.tops[0]]
+    p = layer.params
+    common = dict(layer=layer.name, type=layer.type, in_ch=c, in_h=h, in_w=w, out_ch=oc, out_h=oh, out_w=ow)
+    if isinstance(p, ir.ConvParams):
+        return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
+                          stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group, dilation=p.dilation)
+    if isinstance(p, ir.PoolParams):
+        if p.global_pooling:
+            return rules.Site(**common, kernel_h=h, kernel_w=w, stride_h=1, stride_w=1, method=p.method)
+        return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
+                          stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, method=p.method)
+    if layer.type == "InnerProduct":
+        common.update(in_ch=c * h * w, in_h=1, in_w=1)
+    if isinstance(p, ir.NoParams):
+        return rules.Site(**common, negative_slope=p.negative_slope)
+    return rules.Site(**common)
+
+
+def _map_layer(layer: ir.Layer, net: ir.Net, quant: Quantization, bottoms: list[str],
+               hwc_source: Optional[tuple[int, int, int]], fc_variant: str) -> Op:
+    site = _site(layer, net)
+    top = layer.tops[0]
+    c, h, w = net.shapes[layer.bottoms[0]]
+    oc, oh, ow = net.shapes[top]
+    fmt = {"in_frac": quant.tensor_frac[layer.bottoms[0]], "out_frac": quant.tensor_frac[top]}
+    if layer.type == "Convolution":
+        function = rules.choose("Convolution", site)
+        lq = quant.layers[layer.name]
+        weights = layout.conv_weights_hwc(lq.weights)
+        args = {"ch_im_in": c, "ch_im_out": oc, "dim_im_in_x": w, "dim_im_in_y": h,
+                "dim_kernel_x": site.kernel_w, "dim_kernel_y": site.kernel_h,
+                "padding_x": site.pad_w, "padding_y": site.pad_h, "stride_x": site.stride_w,
+                "stride_y": site.stride_h, "dim_im_out_x": ow, "dim_im_out_y": oh,
+                "bias_shift": lq.bias_lshift, "out_shift": lq.out_rshift}
+        fmt.update(weight_frac=lq.weight_frac, bias_frac=lq.bias_frac, bias_lshift=lq.bias_lshift,
+                   out_rshift=lq.out_rshift)
+        return Op(layer=layer.name, layer_type=layer.type, kind="conv", function=function, inputs=bottoms,
+                  output=top, args=args, weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
+                  scratch_bytes=2 * 2 * c * site.kernel_h * site.kernel_w,
+                  macs=oh * ow * oc * c * site.kernel_h * site.kernel_w, formats=fmt)
+    if layer.type == "Pooling":
+        method = layer.params.method  # type: ignore[union-attr]
+        function = rules.choose(f"Pooling/{method}", site)
+        args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
+                "stride": site.stride_h, "dim_im_out": oh}
+        return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",
+                  function=function, inputs=bottoms, output=top, args=args,
+                  scratch_bytes=2 * oh * c if method == "ave" else 0, clobbers_input=True,
+                  macs=oh * ow * c * site.kernel_h * site.kernel_w, formats=fmt)
+    if layer.type == "ReLU":
+        function = rules.choose("ReLU", site)
+        return Op(layer=layer.name, layer_type=layer.type, kind="relu", function=function, inputs=bottoms,
+                  output=top, args={"size": c * h * w}, in_place=True, macs=c * h * w, formats=fmt)
+    if layer.type == "InnerProduct":
+        p: ir.InnerProductParams = layer.params  # type: ignore[assignment]
+        function = rules.choose("InnerProduct" if fc_variant == "opt" else "InnerProduct/plain", site)
+        lq = quant.layers[layer.name]
+        matrix = lq.weights.T if p.transpose else lq.weights
+        source = hwc_source or ((c, h, w) if h * w > 1 else None)
+        if source is not None:
+            matrix = layout.fc_columns_chw_to_hwc(matrix, *source)
+        data = layout.interleave_fc_opt(matrix) if function.endswith("_opt") else matrix.reshape(-1)
+        dim_vec = c * h * w
+        args = {"dim_vec": dim_vec, "num_of_rows": oc, "bias_shift": lq.bias_lshift, "out_shift": lq.out_rshift}
+        fmt.update(weight_frac=lq.weight_frac, bias_frac=lq.bias_frac, bias_lshift=lq.bias_lshift,
+                   out_rshift=lq.out_rshift)
+        return Op(layer=layer.name, layer_type=layer.type, kind="fc", function=function, inputs=bottoms,
+                  output=top, args=args, weights=matrix, bias=lq.bias, weight_data=data,
+                  scratch_bytes=2 * dim_vec, macs=dim_vec * oc, formats=fmt)
+    if layer.type == "Softmax":
+        function = rules.choose("Softmax", site)
+        return Op(layer=layer.name, layer_type=layer.type, kind="softmax", function=function, inputs=bottoms,
+                  output=top, args={"dim_vec": c}, macs=c, formats=fmt)
+    if layer.type == "Concat":
+        axis = layer.params.axis  # type: ignore[union-attr]
+        if axis != 1:
+            raise CmsisgenError(f"layer '{layer.name}' (Concat): only channel concatenation (axis 1) is supported")
+        channels = [net.shapes[b][0] for b in layer.bottoms]
+        args = {"pixels": h * w, "ch_out": oc, **{f"ch_in{i}": ch for i, ch in enumerate(channels)}}
+        return Op(layer=layer.name, layer_type=layer.type, kind="concat", function="nn_concat_channels_q7",
+                  inputs=bottoms, output=top, args=args, formats=fmt)
+    raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")

@@ -1,0 +1,68 @@
+"""The mapper's output: a straight-line program of CMSIS-NN calls over named tensors.
+
+Everything downstream (buffer planner, simulator, code generator, report) reads this
+one structure, so a kernel decision is made once, in the mapper.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from ..preprocess import InputFixedPoint
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """An activation tensor as the generated code holds it: HWC int8 in Q(7-frac).frac."""
+
+    name: str
+    shape: tuple[int, int, int]  # (C, H, W), Caffe order, for reports
+    frac: int
+
+    @property
+    def size(self) -> int:
+        c, h, w = self.shape
+        return c * h * w
+
+
+@dataclass
+class Op:
+    """One emitted call.
+
+    ``kind`` selects the simulator kernel and the template snippet: "input", "conv",
+    "maxpool", "avepool", "relu", "fc", "softmax", "concat" or "copy".
+    ``args`` are the CMSIS-NN size arguments by their upstream parameter names.
+    ``weights``/``bias`` are in the logical layout the simulator uses; ``weight_data``
+    is the flattened int8 array exactly as emitted for the chosen function.
+    """
+
+    layer: str
+    layer_type: str
+    kind: str
+    function: str
+    inputs: list[str]
+    output: str
+    args: dict[str, int] = field(default_factory=dict)
+    weights: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+    weight_data: Optional[np.ndarray] = None
+    scratch_bytes: int = 0
+    in_place: bool = False
+    clobbers_input: bool = False
+    macs: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # in/out/weight/bias fracs, shifts
+    input_fp: Optional[InputFixedPoint] = None
+    channel_source: tuple[int, ...] = ()
+
+
+@dataclass
+class Program:
+    name: str
+    ops: list[Op]
+    tensors: dict[str, TensorInfo]
+    input: str
+    output: str
+    input_shape: tuple[int, int, int]  # (C, H, W) of the raw image run_nn() takes
+    warnings: list[str] = field(default_factory=list)

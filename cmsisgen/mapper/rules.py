@@ -1,0 +1,174 @@
+"""The hardware rules behind every kernel choice, one predicate per rule.
+
+Each predicate's docstring is the reason shown to the user when it fails and the line
+printed for it in docs/supported-operators.md (``python -m cmsisgen.mapper.rules``).
+A function is chosen only when all of its rules hold; the mapper tries the functions of
+a layer type in the order listed in :data:`FUNCTIONS` and takes the first that fits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+UINT16_MAX = 65535
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the rules look at: one layer's geometry in CMSIS-NN terms (HWC)."""
+
+    layer: str
+    type: str
+    in_ch: int
+    in_h: int
+    in_w: int
+    out_ch: int
+    out_h: int
+    out_w: int
+    kernel_h: int = 1
+    kernel_w: int = 1
+    stride_h: int = 1
+    stride_w: int = 1
+    pad_h: int = 0
+    pad_w: int = 0
+    group: int = 1
+    dilation: int = 1
+    method: str = ""
+    negative_slope: float = 0.0
+
+
+Rule = Callable[[Site], bool]
+
+
+def dense(site: Site) -> bool:
+    """CMSIS-NN q7 convolutions are dense: group must be 1."""
+    return site.group == 1
+
+
+def undilated(site: Site) -> bool:
+    """CMSIS-NN q7 convolutions have no dilation: dilation must be 1."""
+    return site.dilation == 1
+
+
+def sizes_fit_uint16(site: Site) -> bool:
+    """CMSIS-NN passes every size as uint16_t: each dimension (and an inner product's input length) must be at most 65535."""
+    dims = (site.in_ch, site.in_h, site.in_w, site.out_ch, site.out_h, site.out_w)
+    return all(d <= UINT16_MAX for d in dims)
+
+
+def square_geometry(site: Site) -> bool:
+    """The square variants take one size for input, kernel, stride and padding: height and width must match in each."""
+    return (site.in_h == site.in_w and site.kernel_h == site.kernel_w
+            and site.stride_h == site.stride_w and site.pad_h == site.pad_w)
+
+
+def three_input_channels(site: Site) -> bool:
+    """arm_convolve_HWC_q7_RGB is written for exactly 3 input channels."""
+    return site.in_ch == 3
+
+
+def input_channels_multiple_of_4(site: Site) -> bool:
+    """The _fast convolutions read input channels four at a time: input channels must be a multiple of 4."""
+    return site.in_ch % 4 == 0
+
+
+def output_channels_even(site: Site) -> bool:
+    """The _fast convolutions compute two output channels at a time: output channels must be even."""
+    return site.out_ch % 2 == 0
+
+
+def max_or_average(site: Site) -> bool:
+    """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
+    return site.method in ("max", "ave")
+
+
+def plain_relu(site: Site) -> bool:
+    """arm_relu_q7 clamps at zero: a leaky ReLU (negative_slope != 0) is not supported."""
+    return site.negative_slope == 0.0
+
+
+def vector_input(site: Site) -> bool:
+    """arm_softmax_q7 works on a vector: its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor)."""
+    return site.in_h == 1 and site.in_w == 1
+
+
+def softmax_length(site: Site) -> bool:
+    """arm_softmax_q7 counts with an int16_t: the vector must have at most 32767 elements."""
+    return site.in_ch <= 32767
+
+
+def avepool_matches_caffe(site: Site) -> bool:
+    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe."""
+    return site.pad_h == 0 and site.pad_w == 0
+
+
+#: Candidate functions per layer type, in order of preference, with the rules each needs.
+FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
+    "Convolution": (
+        ("arm_convolve_HWC_q7_RGB", (dense, undilated, sizes_fit_uint16, three_input_channels, square_geometry)),
+        ("arm_convolve_HWC_q7_fast", (dense, undilated, sizes_fit_uint16, input_channels_multiple_of_4,
+                                      output_channels_even, square_geometry)),
+        ("arm_convolve_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, input_channels_multiple_of_4,
+                                                output_channels_even)),
+        ("arm_convolve_HWC_q7_basic", (dense, undilated, sizes_fit_uint16, square_geometry)),
+        ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16)),
+    ),
+    "Pooling/max": (("arm_maxpool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry)),),
+    "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry)),),
+    "ReLU": (("arm_relu_q7", (plain_relu,)),),
+    "InnerProduct": (("arm_fully_connected_q7_opt", (sizes_fit_uint16,)),),
+    "InnerProduct/plain": (("arm_fully_connected_q7", (sizes_fit_uint16,)),),
+    "Softmax": (("arm_softmax_q7", (vector_input, softmax_length)),),
+}
+
+#: Rules that do not block a function but warn that the result departs from Caffe.
+ADVISORIES: dict[str, Sequence[Rule]] = {
+    "arm_avepool_q7_HWC": (avepool_matches_caffe,),
+}
+
+
+def reason(rule: Rule) -> str:
+    """The user-facing sentence of a rule (its docstring, on one line)."""
+    return " ".join((rule.__doc__ or rule.__name__).split())
+
+
+def choose(key: str, site: Site) -> str:
+    """The first function for ``key`` whose rules all hold, or raise with the failed rules."""
+    from ..errors import CmsisgenError
+
+    failures: list[str] = []
+    for function, rules in FUNCTIONS[key]:
+        failed = [rule for rule in rules if not rule(site)]
+        if not failed:
+            return function
+        failures.append(f"{function}: {reason(failed[0])}")
+    raise CmsisgenError(f"layer '{site.layer}' ({site.type}): no CMSIS-NN function fits: " + "; ".join(failures))
+
+
+def advisories(function: str, site: Site) -> list[str]:
+    """Warnings for a chosen function (rules in :data:`ADVISORIES` that fail)."""
+    return [f"layer '{site.layer}': {reason(rule)}" for rule in ADVISORIES.get(function, ()) if not rule(site)]
+
+
+def supported_operators_markdown() -> str:
+    """The generated supported-operators document."""
+    lines = ["# Supported operators", "",
+             "Generated by `python -m cmsisgen.mapper.rules` from the rules in `cmsisgen/mapper/rules.py`.",
+             "For each Caffe layer, cmsisgen takes the first CMSIS-NN function whose rules all hold.", ""]
+    for key, candidates in FUNCTIONS.items():
+        lines.append(f"## {key}")
+        lines.append("")
+        for function, rules in candidates:
+            lines.append(f"- `{function}`")
+            lines.extend(f"  - {reason(rule)}" for rule in rules)
+            lines.extend(f"  - (warning only) {reason(rule)}" for rule in ADVISORIES.get(function, ()))
+        lines.append("")
+    lines += ["## Layers without a kernel", "",
+              "- Dropout, Flatten and Split are aliases: no code, the buffer is shared.",
+              "- Concat (channels) is a generated copy loop; its inputs share one Q format.",
+              "- Any other layer type is rejected with the layer's name.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(supported_operators_markdown(), end="")

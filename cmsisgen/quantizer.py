@@ -1,0 +1,156 @@
+"""Power-of-two (Qm.n) quantization, as in Arm's CMSIS-NN CIFAR-10 guide.
+
+Every tensor gets a number of fractional bits ``f`` (value = q7 * 2**-f), chosen from its
+largest magnitude. Convolution and inner-product layers then get
+``bias_lshift = f_in + f_w - f_b`` and ``out_rshift = f_in + f_w - f_out``; CMSIS-NN
+takes both as unsigned shifts, so formats are lowered (never raised) until no shift
+is negative. Layers that do not rescale (ReLU, pooling, dropout, flatten, split,
+concat) force their inputs and outputs into one format.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from . import ir
+
+#: Fractional bits for a tensor that is zero everywhere (any format represents it).
+DEFAULT_FRAC = 7
+#: Layers whose output has exactly the values (or a subset) of their inputs.
+FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat")
+#: Layers with weights, whose shifts the quantizer derives.
+WEIGHTED = ("Convolution", "InnerProduct")
+
+
+def frac_bits_for(max_abs: float) -> int:
+    """Most fractional bits for which ``max_abs`` still fits in int8 without saturating."""
+    if not np.isfinite(max_abs) or max_abs <= 0:
+        return DEFAULT_FRAC
+    return int(math.floor(math.log2(127.0 / max_abs)))
+
+
+def quantize_array(values: np.ndarray, frac: int) -> np.ndarray:
+    """Round half away from zero, then saturate to int8."""
+    scaled = np.asarray(values, dtype=np.float64) * 2.0**frac
+    return np.clip(np.sign(scaled) * np.floor(np.abs(scaled) + 0.5), -128, 127).astype(np.int8)
+
+
+@dataclass(frozen=True)
+class LayerQuant:
+    """Formats and shifts of one weighted layer; arrays stay in Caffe's layout."""
+
+    in_frac: int
+    out_frac: int
+    weight_frac: int
+    bias_frac: int
+    bias_lshift: int
+    out_rshift: int
+    weights: np.ndarray
+    bias: np.ndarray
+
+
+@dataclass
+class Quantization:
+    tensor_frac: dict[str, int]
+    layers: dict[str, LayerQuant]
+    warnings: list[str] = field(default_factory=list)
+
+
+def calibrate(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, float]:
+    """Largest magnitude of every tensor over float batches (NCHW) of calibration inputs."""
+    from .float_forward import forward
+
+    ranges: dict[str, float] = {}
+    for batch in batches:
+        for name, value in forward(net, batch).items():
+            ranges[name] = max(ranges.get(name, 0.0), float(np.abs(value).max(initial=0.0)))
+    return ranges
+
+
+class _Groups:
+    """Union-find over tensor names: members must share one Q format."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, name: str) -> str:
+        self.parent.setdefault(name, name)
+        while self.parent[name] != name:
+            self.parent[name] = self.parent[self.parent[name]]
+            name = self.parent[name]
+        return name
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
+    """Choose every format and shift; see the module docstring for the rules."""
+    groups = _Groups()
+    tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
+    for layer in net.layers:
+        if layer.type in FORMAT_PRESERVING:
+            for name in layer.bottoms + layer.tops:
+                groups.union(name, layer.tops[0])
+    group_frac: dict[str, int] = {}
+    for name in tensors:
+        root = groups.find(name)
+        group_frac[root] = min(group_frac.get(root, 99), frac_bits_for(ranges.get(name, 0.0)))
+
+    weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0)))
+                   for layer in net.layers if layer.type in WEIGHTED}
+    # Lower output formats until every out_rshift is non-negative; formats only ever
+    # decrease, so this reaches a fixed point.
+    changed = True
+    while changed:
+        changed = False
+        for layer in net.layers:
+            if layer.type not in WEIGHTED:
+                continue
+            accumulator = group_frac[groups.find(layer.bottoms[0])] + weight_frac[layer.name]
+            out_root = groups.find(layer.tops[0])
+            if group_frac[out_root] > accumulator:
+                group_frac[out_root] = accumulator
+                changed = True
+
+    tensor_frac = {name: group_frac[groups.find(name)] for name in tensors}
+    layers: dict[str, LayerQuant] = {}
+    warnings: list[str] = []
+    for layer in net.layers:
+        if layer.type not in WEIGHTED:
+            continue
+        layers[layer.name], warning = _quantize_layer(layer, tensor_frac, weight_frac[layer.name])
+        if warning:
+            warnings.append(warning)
+    return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings)
+
+
+def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int) -> tuple[LayerQuant, str]:
+    in_frac = tensor_frac[layer.bottoms[0]]
+    out_frac = tensor_frac[layer.tops[0]]
+    accumulator = in_frac + w_frac
+    weights = layer.blobs[0]
+    has_bias = len(layer.blobs) > 1
+    bias = layer.blobs[1] if has_bias else np.zeros(weights.shape[0], dtype=np.float32)
+    # Small biases (|b| < 1/128 is common) need more fractional bits than 7, up to the
+    # accumulator's own resolution, or they round to zero.
+    b_frac = min(frac_bits_for(float(np.abs(bias).max(initial=0.0))), accumulator)
+    if not np.any(bias):
+        b_frac = min(DEFAULT_FRAC, accumulator)
+    q_bias = quantize_array(bias, b_frac)
+    warning = ""
+    if np.any(bias) and not np.any(q_bias):
+        warning = (f"layer '{layer.name}': every bias is below the accumulator resolution "
+                   f"2^-{accumulator} and quantizes to zero")
+    lq = LayerQuant(in_frac=in_frac, out_frac=out_frac, weight_frac=w_frac, bias_frac=b_frac,
+                    bias_lshift=accumulator - b_frac, out_rshift=accumulator - out_frac,
+                    weights=quantize_array(weights, w_frac), bias=q_bias)
+    return lq, warning
+
+
+def q_format(frac: int) -> str:
+    """Human-readable Qm.n (m integer bits excluding the sign)."""
+    return f"Q{7 - frac}.{frac}"

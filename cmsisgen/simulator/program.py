@@ -1,0 +1,85 @@
+"""Run a mapped Program on a batch, bit-exactly as the generated C computes it.
+
+This is the oracle behind the accuracy report, the known-answer vectors and the tests;
+each op dispatches to the kernel model in :mod:`cmsisgen.simulator.kernels`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+
+from ..mapper.program import Op, Program
+from . import kernels
+
+
+def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
+                batch_size: int = 1000, progress: Optional[Callable[[int], None]] = None) -> dict[str, np.ndarray] | np.ndarray:
+    """``images``: uint8 (N, H, W, C) exactly as ``run_nn()`` receives them.
+
+    Returns the output as int8 (N, K) (K = output size, HWC order), or with ``keep_all``
+    every tensor as int8 NHWC (only sensible for small batches).
+    """
+    if keep_all:
+        return _run_batch(program, images, keep_all=True)  # type: ignore[return-value]
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        outputs.append(_run_batch(program, images[start:start + batch_size], keep_all=False))
+        if progress is not None:
+            progress(min(batch_size, len(images) - start))
+    if not outputs:
+        return np.zeros((0, program.tensors[program.output].size), dtype=np.int8)
+    return np.concatenate(outputs)
+
+
+def _run_batch(program: Program, images: np.ndarray, keep_all: bool):
+    values: dict[str, np.ndarray] = {}
+    remaining = _remaining_uses(program)
+    for index, op in enumerate(program.ops):
+        values[op.output] = _run_op(op, [values[name] for name in op.inputs], program, images)
+        if not keep_all:
+            for name in op.inputs:
+                if remaining[name] == index and name != program.output:
+                    del values[name]
+    if keep_all:
+        return values
+    out = values[program.output]
+    return out.reshape(out.shape[0], -1)
+
+
+def _remaining_uses(program: Program) -> dict[str, int]:
+    last: dict[str, int] = {}
+    for index, op in enumerate(program.ops):
+        for name in op.inputs:
+            last[name] = index
+    return last
+
+
+def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarray) -> np.ndarray:
+    a = op.args
+    if op.kind == "input":
+        return op.input_fp.apply(images)  # type: ignore[union-attr]
+    if op.kind == "conv":
+        oc = program.tensors[op.output].shape
+        return kernels.conv_hwc_q7(inputs[0], op.weights, op.bias, stride=(a["stride_y"], a["stride_x"]),
+                                   pad=(a["padding_y"], a["padding_x"]), out_hw=(oc[1], oc[2]),
+                                   bias_shift=a["bias_shift"], out_shift=a["out_shift"])
+    if op.kind in ("maxpool", "avepool"):
+        kernel = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
+        return kernel(inputs[0], kernel=a["dim_kernel"], pad=a["padding"], stride=a["stride"],
+                      out_dim=a["dim_im_out"])
+    if op.kind == "relu":
+        return kernels.relu_q7(inputs[0])
+    if op.kind == "fc":
+        n = inputs[0].shape[0]
+        out = kernels.fully_connected_q7(inputs[0].reshape(n, -1), op.weights, op.bias,
+                                         bias_shift=a["bias_shift"], out_shift=a["out_shift"])
+        return out.reshape(n, 1, 1, -1)
+    if op.kind == "softmax":
+        n = inputs[0].shape[0]
+        return kernels.softmax_q7(inputs[0].reshape(n, -1)).reshape(n, 1, 1, -1)
+    if op.kind == "concat":
+        return np.concatenate(inputs, axis=3)
+    if op.kind == "copy":
+        return inputs[0].copy()
+    raise ValueError(f"no simulator kernel for op kind {op.kind!r}")
