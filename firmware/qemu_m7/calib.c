@@ -1,0 +1,48 @@
+/*
+ * SysTick instruction-count calibration for QEMU -icount shift=0 (make calib).
+ *
+ * For each n, calib_measure() runs a loop of exactly 2n + 1 instructions between two SysTick
+ * reads. Prints one line per n:
+ *   calib n 1000 exact 2001 ticks 50 estimate 2000 error -1
+ * estimate = ticks * INSTRUCTIONS_PER_SYSTICK, error = estimate - exact.
+ * Exits 0 when every |error| <= INSTRUCTIONS_PER_SYSTICK (one tick of quantisation).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "systick.h"
+
+uint32_t calib_measure(uint32_t n, uint32_t *cvr_after);
+
+#ifndef CALIB_MAX_N
+#define CALIB_MAX_N 10000000u
+#endif
+
+int main(void)
+{
+    static const uint32_t ns[] = {1u,      7u,       10u,      20u,       39u,        100u,
+                                  1000u,   1234u,    10000u,   33333u,    100000u,    1000000u,
+                                  4000000u, 10000000u};
+    int bad = 0;
+    systick_init();
+    for (unsigned i = 0; i < sizeof(ns) / sizeof(ns[0]); i++) {
+        uint32_t n = ns[i];
+        if (n > CALIB_MAX_N) {
+            break;
+        }
+        uint32_t after = 0;
+        uint32_t before = calib_measure(n, &after);
+        uint32_t ticks = (before - after) & 0x00FFFFFFu; /* down-counter, < 2^24 ticks */
+        long long exact = 2LL * n + 1;
+        long long estimate = (long long)ticks * INSTRUCTIONS_PER_SYSTICK;
+        long long error = estimate - exact;
+        if (llabs(error) > (long long)INSTRUCTIONS_PER_SYSTICK) {
+            bad++;
+        }
+        printf("calib n %lu exact %lu ticks %lu estimate %lu error %ld\n", (unsigned long)n,
+               (unsigned long)exact, (unsigned long)ticks, (unsigned long)estimate, (long)error);
+    }
+    printf("calib summary: %s, instructions per tick %u\n", bad ? "FAIL" : "PASS",
+           (unsigned)INSTRUCTIONS_PER_SYSTICK);
+    return bad ? 1 : 0;
+}

@@ -1,0 +1,24 @@
+/*
+ * Instruction counting on QEMU with -icount shift=0: virtual time advances exactly 1 ns per
+ * executed instruction, and the SysTick (CLKSOURCE = processor clock, which QEMU's mps2
+ * board runs at 25 MHz) decrements once per 40 ns, i.e. once per 40 instructions.
+ * See firmware/README.md for the calibration (make calib / make calib-trace).
+ */
+#ifndef QEMU_M7_SYSTICK_H
+#define QEMU_M7_SYSTICK_H
+
+#include <stdint.h>
+
+#ifndef INSTRUCTIONS_PER_SYSTICK
+#define INSTRUCTIONS_PER_SYSTICK 40u /* 1 GHz icount clock / 25 MHz SysTick clock */
+#endif
+
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+
+void systick_init(void);
+/* Ticks since systick_init(), 64-bit (the 24-bit counter's wraps are counted in the IRQ). */
+uint64_t systick_ticks(void);
+
+#endif
