@@ -57,8 +57,11 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
         mean_array = read_mean_binaryproto(path)
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
-    return build_preprocessing(mean_array, transform.scale if scale is None else scale, bgr, c, (h, w),
-                               crop_size=transform.crop_size)
+    try:
+        return build_preprocessing(mean_array, transform.scale if scale is None else scale, bgr, c, (h, w),
+                                   crop_size=transform.crop_size)
+    except CmsisgenError as exc:
+        raise CmsisgenError(f"{net.source}: {exc}") from None
 
 
 def parse_mean(text: str) -> np.ndarray:

@@ -1,0 +1,144 @@
+"""The command-line interface: outputs, reports, determinism and one-line errors."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from caffe_models import layer, write_model, write_train_test
+from cmsisgen.cli import main
+
+LAYERS = [
+    layer("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+    layer("relu1", "ReLU", inplace=True),
+    layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+    layer("conv2", "Convolution", num_output=4, kernel_size=3, pad=1),
+    layer("relu2", "ReLU", inplace=True),
+    layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+    layer("ip1", "InnerProduct", num_output=10),
+]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture()
+def model(tmp_path: Path):
+    return write_model(tmp_path, LAYERS, input_shape=(3, 16, 16))
+
+
+@pytest.fixture()
+def npz(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    path = tmp_path / "data.npz"
+    np.savez(path, x=rng.integers(0, 256, size=(40, 16, 16, 3), dtype=np.uint8), y=rng.integers(0, 10, size=40))
+    return path
+
+
+@pytest.mark.parametrize("command", [[], ["compile"], ["evaluate"], ["inspect"], ["verify"]])
+def test_help_on_every_command(command):
+    result = run(*command, "--help")
+    assert result.exit_code == 0
+    assert "Usage:" in result.output
+
+
+def test_compile_writes_sources_table_and_report(tmp_path, model, npz):
+    proto, weights = model
+    out = tmp_path / "out"
+    result = run("compile", proto, weights, "-o", out, "--calib", npz, "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "parameters.h", "weights.h"]
+    assert "arm_convolve_HWC_q7_RGB" in result.output and "arm_fully_connected_q7_opt" in result.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    names = [entry["name"] for entry in report["layers"]]
+    assert names == ["data", "conv1", "relu1", "pool1", "conv2", "relu2", "pool2", "ip1"]
+    conv1 = report["layers"][1]
+    assert conv1["function"] == "arm_convolve_HWC_q7_RGB"
+    assert conv1["input_shape"] == [3, 16, 16] and conv1["output_shape"] == [8, 16, 16]
+    assert conv1["macs"] == 16 * 16 * 8 * 3 * 9
+    assert conv1["weight_bytes"] == 8 * 3 * 9 + 8
+    assert set(report["totals"]) == {"weight_bytes", "activation_bytes", "scratch_bytes", "macs"}
+    assert report["totals"]["macs"] == sum(entry["macs"] for entry in report["layers"])
+    params = (out / "parameters.h").read_text()
+    assert f"#define CONV1_OUT_RSHIFT {conv1['out_rshift']}" in params
+
+
+def test_compile_is_byte_identical(tmp_path, model, npz):
+    proto, weights = model
+    for name in ("a", "b"):
+        assert run("compile", proto, weights, "-o", tmp_path / name, "--calib", npz, "--test-vectors", "3").exit_code == 0
+    for file in ("nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+
+
+def test_compile_without_calib_warns_once(tmp_path, model):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o")
+    assert result.exit_code == 0
+    text = result.output  # click >= 8.2: stdout and stderr as the terminal shows them
+    assert text.count("no --calib given") == 1
+    assert "random uniform images" in text
+
+
+def test_missing_model_is_one_line_error_and_no_output(tmp_path):
+    out = tmp_path / "out"
+    result = run("compile", tmp_path / "nope.prototxt", tmp_path / "nope.caffemodel", "-o", out)
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "nope.prototxt" in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_unsupported_layer_leaves_no_output(tmp_path):
+    proto, weights = write_model(tmp_path, [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3),
+        layer("conv2", "Convolution", num_output=4, kernel_size=3, group=2),
+    ], input_shape=(3, 8, 8))
+    out = tmp_path / "out"
+    result = run("compile", proto, weights, "-o", out)
+    assert result.exit_code == 1
+    assert "error: layer 'conv2' (Convolution): no CMSIS-NN function fits" in result.output
+    assert "group must be 1" in result.output
+    assert not out.exists()
+
+
+def test_evaluate_prints_and_writes_json(tmp_path, model, npz):
+    proto, weights = model
+    result = run("evaluate", proto, weights, "--data", npz, "--calib", npz, "--limit", "30", "--json", tmp_path / "e.json")
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "e.json").read_text())
+    assert set(data) == {"n", "float_top1", "q7_top1", "agreement"}
+    assert data["n"] == 30
+    assert all(0.0 <= data[key] <= 1.0 for key in ("float_top1", "q7_top1", "agreement"))
+    assert "q7 top-1" in result.output
+
+
+def test_inspect_prints_shapes(model):
+    proto, weights = model
+    result = run("inspect", proto, weights)
+    assert result.exit_code == 0, result.output
+    assert "pool2" in result.output and "4x4x4" in result.output
+    assert "blobs (10,64) (10)" in result.output.replace(", ", ",")
+
+
+def test_non_image_input_names_the_file(tmp_path):
+    proto, weights = write_model(tmp_path, [layer("ip1", "InnerProduct", num_output=3)], input_shape=(4, 8, 8))
+    result = run("compile", proto, weights, "-o", tmp_path / "o")
+    assert result.exit_code == 1
+    assert f"error: {proto}: the network input has 4 channels; image input needs 1 or 3" in result.output
+
+
+def test_prototxt_mean_file_missing_is_error_unless_mean_given(tmp_path):
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3), layer("ip1", "InnerProduct", num_output=3)]
+    _, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    train_test = write_train_test(tmp_path, layers, crop_size=8, mean_file="missing_mean.binaryproto")
+    result = run("compile", train_test, weights, "-o", tmp_path / "o1")
+    assert result.exit_code == 1
+    assert "mean_file 'missing_mean.binaryproto' does not exist" in result.output
+    result = run("compile", train_test, weights, "-o", tmp_path / "o2", "--mean", "120,110,100")
+    assert result.exit_code == 0, result.output
