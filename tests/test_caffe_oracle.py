@@ -1,0 +1,334 @@
+"""Real Caffe as the oracle for the loader and the float forward pass.
+
+Every test writes a model (with tests/caffe_models.py, or the bundled CIFAR-10 example), runs
+real pycaffe on it in a subprocess (tests/caffe_oracle_worker.py) and compares every Caffe
+blob with ``cmsisgen.float_forward.forward`` on the loader's IR. An in-place Caffe blob is
+compared with the newest SSA version of its tensor (``name@k``). Caffe's auto-inserted split
+blobs have no IR counterpart and are skipped.
+
+pycaffe is looked up in ``$CMSISGEN_PYCAFFE`` (an install PREFIX, containing
+``python/caffe/_caffe.so``), else ``~/.cache/pycaffe``; build it with
+``bash ../shared/pycaffe/build.sh PREFIX``. Without it the tests skip.
+
+The Caffe used is an SSD-era fork: pooling takes ``ceil_mode: false`` where BVLC has
+``round_mode: FLOOR``, so only the ceil_mode spelling is exercised here.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pytest
+
+from caffe_models import layer, write_model
+
+pytestmark = pytest.mark.caffe
+
+REPO = Path(__file__).resolve().parents[1]
+WORKER = Path(__file__).resolve().parent / "caffe_oracle_worker.py"
+EXAMPLE = REPO / "examples" / "cifar10"
+CIFAR_DATA = REPO.parent / "shared" / "data" / "cifar10"
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _pycaffe_prefix() -> Path:
+    return Path(os.environ.get("CMSISGEN_PYCAFFE") or Path.home() / ".cache" / "pycaffe")
+
+
+@pytest.fixture(scope="session")
+def pycaffe() -> Path:
+    prefix = _pycaffe_prefix()
+    if not (prefix / "python" / "caffe" / "_caffe.so").exists():
+        pytest.skip(f"pycaffe not found in {prefix} (set CMSISGEN_PYCAFFE to its PREFIX, or "
+                    f"build it with: bash ../shared/pycaffe/build.sh {prefix})")
+    return prefix
+
+
+def run_caffe(prefix: Path, prototxt: Path, weights: Path, inputs: dict[str, np.ndarray],
+              workdir: Path, upgraded: bool = False):
+    """Forward ``inputs`` through real Caffe; returns (blobs, meta, upgraded_prototxt)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    np.savez(workdir / "inputs.npz", **{k: v.astype(np.float32) for k, v in inputs.items()})
+    job = {
+        "prototxt": str(prototxt), "weights": str(weights),
+        "inputs": str(workdir / "inputs.npz"), "out": str(workdir / "caffe_out.npz"),
+        "meta": str(workdir / "caffe_meta.json"),
+        "upgraded": str(workdir / "caffe_upgraded.prototxt") if upgraded else None,
+    }
+    (workdir / "job.json").write_text(json.dumps(job))
+    env = dict(os.environ, GLOG_minloglevel="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               PYTHONPATH=str(prefix / "python"))
+    proc = subprocess.run([sys.executable, str(WORKER), str(workdir / "job.json")], cwd=workdir,
+                          env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        pytest.fail(f"Caffe failed on {prototxt} (exit {proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    with np.load(job["out"]) as f:
+        blobs = {k: f[k] for k in f.files}
+    meta = json.loads(Path(job["meta"]).read_text())
+    return blobs, meta, (Path(job["upgraded"]) if upgraded else None)
+
+
+def _latest_tensors(net) -> dict[str, str]:
+    """Caffe blob name -> the IR's newest SSA tensor for it."""
+    latest = {name.split("@")[0]: name for name in net.input_shapes}
+    for lay in net.layers:
+        for top in lay.tops:
+            latest[top.split("@")[0]] = top
+    return latest
+
+
+def compare_with_caffe(net, ours: dict[str, np.ndarray], blobs: dict[str, np.ndarray], meta: dict):
+    """Every IR tensor's final version equals Caffe's blob; layers agree on names/types/wiring."""
+    latest = _latest_tensors(net)
+    compared = set()
+    for blob_name, caffe_value in blobs.items():
+        if blob_name not in latest:
+            assert "_split_" in blob_name, f"Caffe blob '{blob_name}' has no IR tensor"
+            continue
+        mine = ours[latest[blob_name]]
+        assert mine.size == caffe_value.size, (
+            f"{blob_name}: ours {mine.shape} vs Caffe {caffe_value.shape}")
+        assert mine.shape[0] == caffe_value.shape[0]
+        np.testing.assert_allclose(mine.reshape(caffe_value.shape), caffe_value, rtol=RTOL,
+                                   atol=ATOL, err_msg=f"blob '{blob_name}' ({latest[blob_name]})")
+        compared.add(blob_name)
+    assert compared == set(latest), f"not compared: {set(latest) - compared}"
+    for out in net.outputs:
+        assert out.split("@")[0] in compared
+    # Shapes from cmsisgen.shapes agree with Caffe's (batch and trailing 1s aside).
+    for base, tensor in latest.items():
+        caffe_shape = tuple(meta["blob_shapes"][base][1:])
+        ours_shape = tuple(net.shapes[tensor])
+        assert int(np.prod(ours_shape)) == int(np.prod(caffe_shape)), (base, ours_shape, caffe_shape)
+        if len(caffe_shape) == 3:
+            assert ours_shape == caffe_shape, (base, ours_shape, caffe_shape)
+    # Layer names, types and wiring (Caffe's Input and auto-split layers have no IR layer).
+    caffe_layers = {d["name"]: d for d in meta["layers"]}
+    for lay in net.layers:
+        c = caffe_layers.get(lay.name)
+        assert c is not None, f"layer '{lay.name}' not in Caffe's net"
+        assert c["type"] == lay.type
+        assert [t.split("@")[0] for t in lay.tops] == c["tops"]
+        caffe_bottoms = [b for b in c["bottoms"]]
+        for ours_b, caffe_b in zip(lay.bottoms, caffe_bottoms):
+            base = ours_b.split("@")[0]
+            assert caffe_b == base or (caffe_b.startswith(base + "_") and "_split_" in caffe_b), (
+                lay.name, ours_b, caffe_b)
+        assert len(lay.bottoms) == len(caffe_bottoms)
+        assert [list(b.shape) for b in lay.blobs] == c["blob_shapes"] or all(
+            int(np.prod(b.shape)) == int(np.prod(s)) for b, s in zip(lay.blobs, c["blob_shapes"]))
+    ir_names = {lay.name for lay in net.layers}
+    for c in meta["layers"]:
+        if c["type"] not in ("Input", "Split"):
+            assert c["name"] in ir_names, f"Caffe layer '{c['name']}' ({c['type']}) missing"
+
+
+def check_model(pycaffe: Path, prototxt: Path, weights: Path, x: np.ndarray, workdir: Path,
+                upgraded: bool = False):
+    from cmsisgen.float_forward import forward
+    from cmsisgen.loader import load_net
+
+    net = load_net(prototxt, weights)
+    (input_name,) = net.input_shapes
+    blobs, meta, up = run_caffe(pycaffe, prototxt, weights, {input_name: x}, workdir, upgraded)
+    ours = forward(net, x)
+    compare_with_caffe(net, ours, blobs, meta)
+    return net, blobs, ours, up
+
+
+# --------------------------------------------------------------------------- random models
+
+MODELS = {
+    # conv pad+stride, ReLU in place, max and ave pooling with ceil-mode remainders, IP.
+    "conv_stride_pool_ceil": ((3, 10, 11), [
+        layer("conv1", "Convolution", num_output=5, kernel_size=3, pad=1, stride=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        layer("conv2", "Convolution", num_output=4, kernel_size=1),
+        layer("pool2", "Pooling", bottom="conv1", pool="AVE", kernel_size=3, stride=2),
+        layer("ip1", "InnerProduct", bottom="pool2", num_output=7),
+    ]),
+    # non-square kernels/strides/pads; ave pooling with padding; max pooling with padding.
+    "nonsquare_padded_pool": ((3, 13, 12), [
+        layer("conv1", "Convolution", num_output=4, kernel_h=3, kernel_w=5, pad_h=1, pad_w=2,
+              stride_h=1, stride_w=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+        layer("conv2", "Convolution", num_output=3, kernel_size=2),
+        layer("pool2", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride_h=2, stride_w=1,
+              pad_h=1, pad_w=0),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # grouped convolutions.
+    "group_conv": ((4, 7, 7), [
+        layer("conv1", "Convolution", num_output=6, kernel_size=3, pad=1, group=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("conv2", "Convolution", num_output=3, kernel_size=1, group=3),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # a branch: two convs on the input, in-place ReLU on one, Concat, pool, IP, Softmax.
+    "concat_softmax": ((3, 8, 8), [
+        layer("conv_a", "Convolution", bottom="data", num_output=3, kernel_size=3, pad=1),
+        layer("relu_a", "ReLU", inplace=True),
+        layer("conv_b", "Convolution", bottom="data", num_output=2, kernel_size=1),
+        layer("concat", "Concat", bottom=["conv_a", "conv_b"]),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        layer("ip1", "InnerProduct", num_output=10),
+        layer("prob", "Softmax"),
+    ]),
+    # IP straight on a conv output (CHW flatten order), Dropout in place, IP -> ReLU -> IP.
+    "ip_after_conv_dropout": ((2, 6, 5), [
+        layer("conv1", "Convolution", num_output=3, kernel_size=3),
+        layer("relu1", "ReLU", inplace=True),
+        layer("drop1", "Dropout", inplace=True, dropout_ratio=0.5),
+        layer("ip1", "InnerProduct", num_output=6),
+        layer("relu2", "ReLU", inplace=True),
+        layer("ip2", "InnerProduct", num_output=4),
+        layer("prob", "Softmax"),
+    ]),
+    # global average pooling, Flatten, IP without bias, conv without bias.
+    "global_pool_flatten_nobias": ((3, 9, 7), [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, bias_term=False),
+        layer("relu1", "ReLU", inplace=True),
+        layer("gap", "Pooling", pool="AVE", global_pooling=True),
+        layer("flat", "Flatten"),
+        layer("ip1", "InnerProduct", num_output=3, bias_term=False),
+    ]),
+    # floor-mode pooling (this fork's ceil_mode: false), max and ave.
+    "pool_floor_mode": ((2, 9, 10), [
+        layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, ceil_mode=False),
+        layer("conv1", "Convolution", num_output=3, kernel_size=1),
+        layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1, ceil_mode=False),
+        layer("ip1", "InnerProduct", num_output=4),
+    ]),
+    # the CIFAR-10 example topology in miniature (ceil pooling 3/2 chain down to 1x1... 2x2).
+    "cifar_like": ((3, 16, 16), [
+        layer("conv1", "Convolution", num_output=8, kernel_size=5, pad=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        layer("conv2", "Convolution", num_output=4, kernel_size=5, pad=2),
+        layer("relu2", "ReLU", inplace=True),
+        layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        layer("conv3", "Convolution", num_output=8, kernel_size=5, pad=2),
+        layer("relu3", "ReLU", inplace=True),
+        layer("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        layer("ip1", "InnerProduct", num_output=10),
+    ]),
+}
+
+
+def _inputs(shape, n=3, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, *shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("weights_format", ["binary", "h5"])
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_random_model_matches_caffe(pycaffe, tmp_path, model, weights_format):
+    shape, layers = MODELS[model]
+    proto, weights = write_model(tmp_path, layers, input_shape=shape,
+                                 weights_format=weights_format, seed=3)
+    net, *_ = check_model(pycaffe, proto, weights, _inputs(shape), tmp_path / "run")
+    if model == "pool_floor_mode":  # Caffe agreed on floor sizes (ceil would give 4x5, 3x3)
+        assert net.shapes["pool1"] == (2, 4, 4) and net.shapes["pool2"] == (3, 2, 2)
+    if model == "conv_stride_pool_ceil":  # ceil mode: 5x6 -> 2x3 with a clipped last window
+        assert net.shapes["pool1"] == (5, 2, 3) and net.shapes["pool2"] == (5, 2, 3)
+
+
+@pytest.mark.parametrize("input_style", ["input_dim", "input_shape"])
+def test_legacy_input_fields(pycaffe, tmp_path, input_style):
+    shape, layers = MODELS["conv_stride_pool_ceil"]
+    proto, weights = write_model(tmp_path, layers, input_shape=shape, input_style=input_style)
+    check_model(pycaffe, proto, weights, _inputs(shape, n=2), tmp_path / "run")
+
+
+# ---------------------------------------------------------------------------- V1 upgrade
+
+
+def _ir_view(net):
+    return {
+        "inputs": dict(net.input_shapes),
+        "outputs": list(net.outputs),
+        "shapes": dict(net.shapes),
+        "layers": [(l.name, l.type, list(l.bottoms), list(l.tops), l.params) for l in net.layers],
+        "blobs": {l.name: [b.shape for b in l.blobs] for l in net.layers},
+    }
+
+
+@pytest.mark.parametrize("model", ["conv_stride_pool_ceil", "concat_softmax",
+                                   "ip_after_conv_dropout", "nonsquare_padded_pool"])
+def test_v1_net_matches_caffe_upgrade(pycaffe, tmp_path, model):
+    """A V1 (``layers { type: CONVOLUTION }``) net with V1 weights: Caffe upgrades it itself;
+    the loader's IR of the V1 file equals its IR of Caffe's upgraded net, and both forwards
+    match Caffe."""
+    from cmsisgen.loader import load_net
+
+    shape, layers = MODELS[model]
+    proto, weights = write_model(tmp_path, layers, input_shape=shape, generation="v1", seed=5)
+    assert "layers {" in proto.read_text()
+    net_v1, blobs, _, upgraded = check_model(pycaffe, proto, weights, _inputs(shape),
+                                             tmp_path / "run", upgraded=True)
+    text = upgraded.read_text()
+    assert "layer {" in text and "layers {" not in text
+    net_up = load_net(upgraded, weights)
+    assert _ir_view(net_up) == _ir_view(net_v1)
+    for a, b in zip(net_v1.layers, net_up.layers):
+        for wa, wb in zip(a.blobs, b.blobs):
+            np.testing.assert_array_equal(wa, wb)
+
+
+# ------------------------------------------------------------------------ CIFAR-10 example
+
+
+def _example_inputs(n: int = 16) -> np.ndarray:
+    from cmsisgen.loader import load_net
+
+    tnet = load_net(EXAMPLE / "cifar10_train_test.prototxt", input_shape=(3, 32, 32))
+    mean = np.asarray(tnet.transform.mean_values, dtype=np.float32).reshape(1, 3, 1, 1)
+    scale = np.float32(tnet.transform.scale)
+    if (CIFAR_DATA / "test.zip").exists():
+        from cmsisgen.dataset import load_dataset
+
+        pixels = load_dataset(CIFAR_DATA / "test.zip", limit=n).x
+    else:
+        pixels = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    return ((pixels.transpose(0, 3, 1, 2).astype(np.float32) - mean) * scale).astype(np.float32)
+
+
+@pytest.mark.parametrize("weights_name", ["cifar10.caffemodel", "cifar10.caffemodel.h5"])
+def test_cifar10_example_matches_caffe(pycaffe, tmp_path, weights_name):
+    weights = EXAMPLE / weights_name
+    if not weights.exists():
+        pytest.skip(f"{weights} not present")
+    x = _example_inputs()
+    net, blobs, ours, _ = check_model(pycaffe, EXAMPLE / "cifar10.prototxt", weights, x,
+                                      tmp_path / "run")
+    assert net.shapes["pool3"] == (32, 4, 4)
+    np.testing.assert_array_equal(ours["prob"].reshape(len(x), -1).argmax(1),
+                                  blobs["prob"].argmax(1))
+
+
+def test_cifar10_example_transform_matches_train_py():
+    """The TEST-phase transform_param cmsisgen reads is what train.py trained with."""
+    from cmsisgen.loader import load_net
+
+    spec = importlib.util.spec_from_file_location("cifar10_train", EXAMPLE / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    tnet = load_net(EXAMPLE / "cifar10_train_test.prototxt", input_shape=(3, 32, 32))
+    assert tnet.transform.mean_values == pytest.approx(train.MEAN_RGB)
+    assert tnet.transform.scale == pytest.approx(train.SCALE)
+    assert tnet.transform.crop_size == 0
+    deploy = load_net(EXAMPLE / "cifar10.prototxt")
+    assert deploy.input_shapes == {"data": (3, 32, 32)}
+    assert [(l.name, l.type) for l in deploy.layers] == [
+        (l.name, l.type) for l in tnet.layers] + [("prob", "Softmax")]
+    for a, b in zip(deploy.layers, tnet.layers):
+        assert a.params == b.params
