@@ -1,0 +1,239 @@
+"""Flash and RAM use of a firmware build, from `arm-none-eabi-size -B` and the linker map.
+
+Flash: weights (the .rodata of the model object nn.o, i.e. the arrays of weights.h),
+test vectors (nn_test_* arrays, only in self-test builds), code (model nn.c, CMSIS-NN
+kernels = objects named arm_*.o, runtime = startup, self test, libc), other (strings,
+.data initialisers, alignment). RAM: activation buffers and scratch (the .bss/.data of nn.o;
+scratch = names containing scratch/col/bufferA/bufferB/vec_buffer/im2col), stack and heap
+(the linker script's .stack/.heap sections), other (self test, libc). Totals are Berkeley:
+flash = text + data, RAM = data + bss.
+
+Needs objects compiled with -ffunction-sections -fdata-sections (the firmware Makefiles do),
+so each array has its own input section named after it.
+
+    python -m cmsisgen.sizereport --elf build/nn_selftest.elf --map build/nn_selftest.map \
+        [--model-dir OUT] [--flash-size 1048576 --ram-size 327680] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+try:
+    from cmsisgen.errors import CmsisgenError
+except ImportError:  # run as a plain script from the firmware Makefiles
+    class CmsisgenError(Exception):  # type: ignore[no-redef]
+        pass
+
+SCRATCH_RE = re.compile(r"scratch|col_?buf|buffer_?a\b|buffer_?b\b|bufferA|bufferB|vec_?buf|im2col",
+                        re.IGNORECASE)
+TEST_VECTOR_RE = re.compile(r"^nn_test_")
+
+
+@dataclass
+class InputSection:
+    name: str        # e.g. ".rodata.conv1_wt"
+    address: int
+    size: int
+    obj: str         # object file path as written in the map
+
+    @property
+    def symbol(self) -> str:
+        for prefix in (".rodata.", ".bss.", ".data.", ".text."):
+            if self.name.startswith(prefix):
+                return self.name[len(prefix):]
+        return self.name
+
+
+def parse_map(text: str) -> tuple[list[InputSection], dict[str, int]]:
+    """Input sections (name, address, size, object) and output section sizes of a GNU ld map."""
+    start = text.find("Linker script and memory map")
+    if start < 0:
+        raise CmsisgenError("linker map has no 'Linker script and memory map' part")
+    lines = text[start:].splitlines()
+    inputs: list[InputSection] = []
+    outputs: dict[str, int] = {}
+    out_re = re.compile(r"^(\.\S+)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)")
+    in_re = re.compile(r"^ (\.\S+|COMMON)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+    cont_re = re.compile(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S.*)$")
+    pending_out = None
+    pending_in = None
+    for line in lines:
+        if pending_out is not None:
+            m = re.match(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)", line)
+            if m:
+                outputs[pending_out] = int(m[2], 16)
+            pending_out = None
+            continue
+        if pending_in is not None:
+            m = cont_re.match(line)
+            if m:
+                inputs.append(InputSection(pending_in, int(m[1], 16), int(m[2], 16), m[3].strip()))
+            pending_in = None
+            continue
+        m = out_re.match(line)
+        if m:
+            outputs[m[1]] = int(m[3], 16)
+            continue
+        if re.match(r"^\.\S+\s*$", line):
+            pending_out = line.strip()
+            continue
+        m = in_re.match(line)
+        if m:
+            inputs.append(InputSection(m[1], int(m[2], 16), int(m[3], 16), m[4].strip()))
+            continue
+        m = re.match(r"^ (\.\S+|COMMON)\s*$", line)
+        if m:
+            pending_in = m[1]
+    return inputs, outputs
+
+
+def berkeley_size(elf: Path, size_tool: str = "arm-none-eabi-size") -> dict[str, int]:
+    try:
+        out = subprocess.run([size_tool, "-B", str(elf)], check=True, capture_output=True,
+                             text=True).stdout
+    except FileNotFoundError:
+        raise CmsisgenError(f"{size_tool} not found on PATH: needed for the size report") from None
+    except subprocess.CalledProcessError as exc:
+        raise CmsisgenError(f"{size_tool} failed on {elf}: {exc.stderr.strip()}") from None
+    rows = [l.split() for l in out.strip().splitlines()]
+    if len(rows) < 2 or len(rows[1]) < 3:
+        raise CmsisgenError(f"unexpected {size_tool} output for {elf}")
+    text_b, data_b, bss_b = (int(v) for v in rows[1][:3])
+    return {"text": text_b, "data": data_b, "bss": bss_b}
+
+
+def _is_model_obj(obj: str, model_dir: Path | None) -> bool:
+    if model_dir is not None:
+        return obj.endswith(str(Path(model_dir).resolve() / "nn.o"))
+    return Path(obj).name == "nn.o"
+
+
+def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
+                size_tool: str = "arm-none-eabi-size", flash_size: int | None = None,
+                ram_size: int | None = None) -> dict:
+    """Flash/RAM breakdown of a firmware build (bytes); see the module docstring."""
+    elf, map_file = Path(elf), Path(map_file)
+    if not map_file.is_file():
+        raise CmsisgenError(f"{map_file}: linker map not found")
+    totals = berkeley_size(elf, size_tool)
+    inputs, outputs = parse_map(map_file.read_text(errors="replace"))
+
+    weights: dict[str, int] = {}
+    test_vectors: dict[str, int] = {}
+    activations: dict[str, int] = {}
+    scratch: dict[str, int] = {}
+    code = {"model": 0, "kernels": 0, "runtime": 0}
+    for sec in inputs:
+        if sec.size == 0 or sec.address == 0 and not sec.name.startswith((".text", ".rodata")):
+            continue
+        model = _is_model_obj(sec.obj, model_dir)
+        if sec.name.startswith(".text"):
+            if model:
+                code["model"] += sec.size
+            elif Path(sec.obj.split("(")[0]).name.startswith("arm_") or "(arm_" in sec.obj:
+                code["kernels"] += sec.size
+            else:
+                code["runtime"] += sec.size
+        elif sec.name.startswith(".rodata"):
+            if TEST_VECTOR_RE.match(sec.symbol):
+                test_vectors[sec.symbol] = test_vectors.get(sec.symbol, 0) + sec.size
+            elif model and not sec.symbol.startswith("str"):
+                weights[sec.symbol] = weights.get(sec.symbol, 0) + sec.size
+        elif sec.name.startswith((".bss", ".data", "COMMON")) and model:
+            target = scratch if SCRATCH_RE.search(sec.symbol) else activations
+            target[sec.symbol] = target.get(sec.symbol, 0) + sec.size
+
+    flash_total = totals["text"] + totals["data"]
+    ram_total = totals["data"] + totals["bss"]
+    stack = outputs.get(".stack", 0)
+    heap = outputs.get(".heap", 0)
+    flash = {
+        "weights": sum(weights.values()),
+        "test_vectors": sum(test_vectors.values()),
+        "code_model": code["model"],
+        "code_kernels": code["kernels"],
+        "code_runtime": code["runtime"],
+    }
+    flash["other"] = flash_total - sum(flash.values())
+    flash["total"] = flash_total
+    ram = {
+        "activations": sum(activations.values()),
+        "scratch": sum(scratch.values()),
+        "stack": stack,
+        "heap": heap,
+    }
+    ram["other"] = ram_total - sum(ram.values())
+    ram["total"] = ram_total
+    return {
+        "elf": str(elf),
+        "berkeley": totals,
+        "flash": flash,
+        "ram": ram,
+        "flash_size": flash_size,
+        "ram_size": ram_size,
+        "symbols": {"weights": weights, "test_vectors": test_vectors,
+                    "activations": activations, "scratch": scratch},
+    }
+
+
+_FLASH_LABELS = [
+    ("weights", "weights (model .rodata)"),
+    ("test_vectors", "test vectors (self test only)"),
+    ("code_model", "code: nn.c"),
+    ("code_kernels", "code: CMSIS-NN kernels"),
+    ("code_runtime", "code: startup, self test, libc"),
+    ("other", "other (strings, .data init, padding)"),
+]
+_RAM_LABELS = [
+    ("activations", "activation buffers"),
+    ("scratch", "kernel scratch buffers"),
+    ("stack", "stack (reserved)"),
+    ("heap", "heap (reserved)"),
+    ("other", "other (self test, libc, padding)"),
+]
+
+
+def format_table(report: dict) -> str:
+    """Text table: one row per category, bytes and share of the total (or of the device)."""
+    lines = [f"Size report: {report['elf']}", f"{'':40}{'bytes':>10}{'%':>8}"]
+    for title, key, labels, cap in (("Flash", "flash", _FLASH_LABELS, report.get("flash_size")),
+                                    ("RAM", "ram", _RAM_LABELS, report.get("ram_size"))):
+        part = report[key]
+        total = part["total"] or 1
+        lines.append(title)
+        for field_name, label in labels:
+            lines.append(f"  {label:38}{part[field_name]:>10}{100.0 * part[field_name] / total:>8.1f}")
+        suffix = f"  ({100.0 * part['total'] / cap:.1f}% of {cap // 1024} KB)" if cap else ""
+        lines.append(f"  {'total':38}{part['total']:>10}{100.0:>8.1f}{suffix}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m cmsisgen.sizereport",
+                                 description="Flash/RAM report of a cmsisgen firmware build")
+    ap.add_argument("--elf", required=True, type=Path)
+    ap.add_argument("--map", required=True, type=Path)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--size-tool", default="arm-none-eabi-size")
+    ap.add_argument("--flash-size", type=int, default=None, help="device flash in bytes")
+    ap.add_argument("--ram-size", type=int, default=None, help="device RAM in bytes")
+    ap.add_argument("--json", action="store_true", help="print the dict as JSON")
+    args = ap.parse_args(argv)
+    try:
+        report = size_report(args.elf, args.map, args.model_dir, args.size_tool,
+                             args.flash_size, args.ram_size)
+    except CmsisgenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2) if args.json else format_table(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

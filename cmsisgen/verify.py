@@ -1,0 +1,257 @@
+"""Build the generated C with the known-answer self test and run it.
+
+Targets (sources in the top-level firmware/ folder, installed as cmsisgen.firmware):
+
+- ``host``: gcc on the build machine (firmware/host), stdout and exit status.
+- ``qemu``: arm-none-eabi-gcc for Cortex-M7 (-mfloat-abi=hard -mfpu=fpv5-d16 -O2, so
+  upstream CMSIS-NN's DSP/SIMD paths are compiled in), run on QEMU ``mps2-an500`` with
+  semihosting and ``-icount shift=0``; instructions per inference come from SysTick
+  (1 tick = 40 instructions, validated in firmware/README.md).
+
+Kernels: the project's portable CMSIS-NN kernels (firmware/cmsis_nn_portable) unless
+``cmsis_nn_path`` points at upstream's ``CMSIS/NN`` folder.
+
+The program prints one line per vector and a summary (see firmware/host/selftest.h)::
+
+    vector 0: class 3 expected 3 label 3 PASS instructions 1234560
+    summary: 4/4 PASS, instructions per inference 1234560
+"""
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cmsisgen.errors import CmsisgenError
+
+TARGETS = ("host", "qemu")
+
+# Keep in sync with QEMU_FLAGS in firmware/qemu_m7/Makefile.
+QEMU_ARGS = [
+    "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
+    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+]
+
+_VECTOR_RE = re.compile(
+    r"^vector (\d+): class (-?\d+) expected (-?\d+) label (-?\d+) (PASS|FAIL) (\w+) (\d+)(.*)$"
+)
+_SUMMARY_RE = re.compile(r"^summary: (\d+)/(\d+) PASS, (\w+) per inference (\d+)\s*$")
+
+
+@dataclass
+class VectorResult:
+    index: int
+    predicted: int          # argmax of the scores run_nn() produced
+    expected: int           # argmax of nn_test_expected
+    label: int              # nn_test_labels (-1 when unknown)
+    passed: bool            # bit-exact and ARM_MATH_SUCCESS
+    count: int              # in VerifyResult.counter_unit
+    detail: str = ""        # e.g. "mismatch 2 got 17 want 18"
+
+
+@dataclass
+class VerifyResult:
+    passed: int
+    total: int
+    instructions_per_inference: float | None   # QEMU only
+    output: str
+    target: str = "host"
+    counter_unit: str | None = None             # "instructions" (qemu), "ns" (host)
+    exit_code: int | None = None
+    vectors: list[VectorResult] = field(default_factory=list)
+    build_dir: Path | None = None
+
+    @property
+    def all_passed(self) -> bool:
+        return self.total > 0 and self.passed == self.total and self.exit_code in (0, None)
+
+
+def firmware_dir() -> Path:
+    """The firmware/ sources: the installed cmsisgen.firmware package, else the checkout's."""
+    try:
+        res = importlib.resources.files("cmsisgen.firmware")
+        path = Path(str(res))
+        if (path / "host" / "Makefile").is_file():
+            return path
+    except (ModuleNotFoundError, TypeError, ValueError):
+        pass
+    path = Path(__file__).resolve().parent.parent / "firmware"
+    if (path / "host" / "Makefile").is_file():
+        return path
+    raise CmsisgenError("firmware sources not found: neither the cmsisgen.firmware package "
+                        f"nor {path} has host/Makefile")
+
+
+def parse_output(text: str) -> VerifyResult:
+    """Parse the self test's output; raises CmsisgenError when there is no summary line."""
+    vectors: list[VectorResult] = []
+    summary = None
+    for line in text.splitlines():
+        line = line.strip()
+        m = _VECTOR_RE.match(line)
+        if m:
+            vectors.append(VectorResult(
+                index=int(m[1]), predicted=int(m[2]), expected=int(m[3]), label=int(m[4]),
+                passed=m[5] == "PASS", count=int(m[7]), detail=m[8].strip()))
+            unit = m[6]
+            continue
+        m = _SUMMARY_RE.match(line)
+        if m:
+            summary = m
+    if summary is None:
+        raise CmsisgenError("self test printed no summary line (crashed or timed out?)")
+    unit = summary[3]
+    per_inference = float(summary[4])
+    if vectors:
+        per_inference = sum(v.count for v in vectors) / len(vectors)
+    return VerifyResult(
+        passed=int(summary[1]), total=int(summary[2]),
+        instructions_per_inference=per_inference if unit == "instructions" else None,
+        output=text, counter_unit=unit, vectors=vectors)
+
+
+def _require_tool(name: str, why: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise CmsisgenError(f"{name} not found on PATH: needed {why}")
+    return path
+
+
+def _check_model_dir(model_dir: Path) -> None:
+    if not model_dir.is_dir():
+        raise CmsisgenError(f"{model_dir}: not a folder (expected the output of cmsisgen compile -o)")
+    for name in ("nn.c", "nn.h", "weights.h", "parameters.h"):
+        if not (model_dir / name).is_file():
+            raise CmsisgenError(f"{model_dir}: {name} missing (expected the output of cmsisgen compile -o)")
+    if not (model_dir / "test_vectors.h").is_file():
+        raise CmsisgenError(f"{model_dir}: test_vectors.h missing; compile with --test-vectors N")
+
+
+def _first_error(log: str) -> str:
+    for line in log.splitlines():
+        if re.search(r"\berror\b|\*\*\*|undefined reference", line, re.IGNORECASE):
+            return line.strip()[:200]
+    return "make failed"
+
+
+def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path | None = None,
+          cmsis_core_path: Path | None = None, cmsis_dsp_include: Path | None = None,
+          portable_path: Path | None = None, jobs: int | None = None,
+          extra_make_vars: dict[str, str] | None = None, timeout: float = 1800.0) -> Path:
+    """Run make for `target`; returns the built program. Log: build_dir/build.log."""
+    if target not in TARGETS:
+        raise CmsisgenError(f"unknown verify target {target!r}: expected one of {', '.join(TARGETS)}")
+    model_dir = Path(model_dir).resolve()
+    build_dir = Path(build_dir).resolve()
+    _check_model_dir(model_dir)
+    make = _require_tool("make", "to build the self test")
+    if target == "host":
+        _require_tool(os.environ.get("CC", "gcc"), "to build the host self test")
+        sub = "host"
+        program = build_dir / "nn_selftest"
+    else:
+        _require_tool("arm-none-eabi-gcc", "to build the Cortex-M7 self test (install gcc-arm-none-eabi and libnewlib-arm-none-eabi)")
+        sub = "qemu_m7"
+        program = build_dir / "nn_selftest.elf"
+    fw = firmware_dir()
+    if cmsis_nn_path is None:
+        kernels = Path(portable_path) if portable_path else fw / "cmsis_nn_portable"
+        if not (kernels / "Include" / "arm_nnfunctions.h").is_file():
+            raise CmsisgenError(f"portable CMSIS-NN kernels not found at {kernels}; pass the "
+                                "upstream CMSIS/NN folder instead")
+    elif not (Path(cmsis_nn_path) / "Include" / "arm_nnfunctions.h").is_file():
+        raise CmsisgenError(f"{cmsis_nn_path}: Include/arm_nnfunctions.h not found "
+                            "(point it at CMSIS-NN's CMSIS/NN folder)")
+
+    variables = {"MODEL_DIR": str(model_dir), "BUILD_DIR": str(build_dir)}
+    if cmsis_nn_path is not None:
+        variables["CMSIS_NN_PATH"] = str(Path(cmsis_nn_path).resolve())
+    if cmsis_core_path is not None:
+        variables["CMSIS_CORE_PATH"] = str(Path(cmsis_core_path).resolve())
+    if cmsis_dsp_include is not None:
+        variables["CMSIS_DSP_INCLUDE"] = str(Path(cmsis_dsp_include).resolve())
+    if portable_path is not None:
+        variables["CMSIS_NN_PORTABLE"] = str(Path(portable_path).resolve())
+    variables.update(extra_make_vars or {})
+
+    build_dir.mkdir(parents=True, exist_ok=True)
+    log_path = build_dir / "build.log"
+    cmd = [make, "-C", str(fw / sub), f"-j{jobs or os.cpu_count() or 1}", "all"]
+    cmd += [f"{k}={v}" for k, v in variables.items()]
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise CmsisgenError(f"{target} build timed out after {timeout:.0f} s") from None
+    log_path.write_text(" ".join(cmd) + "\n" + proc.stdout)
+    if proc.returncode != 0 or not program.is_file():
+        raise CmsisgenError(f"{target} build failed: {_first_error(proc.stdout)} (log: {log_path})")
+    return program
+
+
+def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
+    """Run a built self test; log: <program dir>/run.log."""
+    program = Path(program)
+    if target == "host":
+        cmd = [str(program)]
+    elif target == "qemu":
+        qemu = _require_tool("qemu-system-arm", "to run the Cortex-M7 self test (install qemu-system-arm)")
+        cmd = [qemu, *QEMU_ARGS, "-kernel", str(program)]
+    else:
+        raise CmsisgenError(f"unknown verify target {target!r}: expected one of {', '.join(TARGETS)}")
+    log_path = program.parent / "run.log"
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        log_path.write_text(out)
+        raise CmsisgenError(f"{target} self test timed out after {timeout:.0f} s (log: {log_path})") from None
+    log_path.write_text(proc.stdout)
+    try:
+        result = parse_output(proc.stdout)
+    except CmsisgenError:
+        raise CmsisgenError(f"{target} self test exited with status {proc.returncode} without a "
+                            f"summary (log: {log_path})") from None
+    result.target = target
+    result.exit_code = proc.returncode
+    result.build_dir = program.parent
+    return result
+
+
+def build_and_run(model_dir: Path, target: str = "host", build_dir: Path | None = None,
+                  cmsis_nn_path: Path | None = None, cmsis_core_path: Path | None = None,
+                  cmsis_dsp_include: Path | None = None, portable_path: Path | None = None,
+                  *, jobs: int | None = None, build_timeout: float = 1800.0,
+                  run_timeout: float = 600.0) -> VerifyResult:
+    """Build the model in `model_dir` with the self test for `target` and run it.
+
+    build_dir defaults to <model_dir>/build/<target>. Raises CmsisgenError (one line, with
+    the log path) when a tool is missing, the build fails or the program prints no summary;
+    failing vectors are reported in the result (passed < total, exit_code != 0).
+    """
+    model_dir = Path(model_dir)
+    if build_dir is None:
+        build_dir = model_dir / "build" / target
+    program = build(model_dir, target, Path(build_dir), cmsis_nn_path=cmsis_nn_path,
+                    cmsis_core_path=cmsis_core_path, cmsis_dsp_include=cmsis_dsp_include,
+                    portable_path=portable_path, jobs=jobs, timeout=build_timeout)
+    return run(program, target, timeout=run_timeout)
+
+
+def format_result(result: VerifyResult) -> str:
+    """Human-readable summary; the last line is `K/N vectors bit-exact`."""
+    lines = []
+    for v in result.vectors:
+        count = f" {v.count} {result.counter_unit}" if result.counter_unit == "instructions" else ""
+        extra = f" ({v.detail})" if v.detail else ""
+        lines.append(f"vector {v.index}: class {v.predicted} (expected {v.expected}, label {v.label}) "
+                     f"{'PASS' if v.passed else 'FAIL'}{count}{extra}")
+    if result.instructions_per_inference is not None:
+        lines.append(f"instructions per inference: {result.instructions_per_inference:.0f}")
+    lines.append(f"{result.passed}/{result.total} vectors bit-exact")
+    return "\n".join(lines)

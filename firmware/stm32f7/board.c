@@ -1,0 +1,233 @@
+/*
+ * STM32F746G-DISCO bring-up: 216 MHz from the 25 MHz HSE, I/D caches, USART1 on the
+ * ST-LINK virtual COM port (PA9 TX / PB7 RX, AF7, 115200 8N1), DWT cycle counter, and the
+ * newlib system calls so printf goes to USART1.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "board.h"
+#include "stm32f7_regs.h"
+
+#define HSE_HZ 25000000u
+#define PLL_M 25u  /* 1 MHz PLL input */
+#define PLL_N 432u /* 432 MHz VCO */
+#define PLL_P 2u   /* 216 MHz SYSCLK */
+#define PLL_Q 9u   /* 48 MHz USB/SDMMC clock */
+#define APB2_HZ (SYSCLK_HZ / 2u)
+#define UART_BAUD 115200u
+
+static void clock_init(void)
+{
+    RCC_CR |= RCC_CR_HSEON;
+    while ((RCC_CR & RCC_CR_HSERDY) == 0u) {
+    }
+
+    /* Voltage scale 1 (needed for over-drive). */
+    RCC_APB1ENR |= RCC_APB1ENR_PWREN;
+    (void)RCC_APB1ENR;
+    PWR_CR1 |= PWR_CR1_VOS_SCALE1;
+
+    RCC_CR &= ~RCC_CR_PLLON;
+    RCC_PLLCFGR = PLL_M | (PLL_N << 6) | (((PLL_P / 2u) - 1u) << 16) | RCC_PLLCFGR_PLLSRC_HSE |
+                  (PLL_Q << 24);
+    RCC_CR |= RCC_CR_PLLON;
+
+    /* Over-drive, required above 180 MHz (RM0385 5.1.4: enable while the PLL locks). */
+    PWR_CR1 |= PWR_CR1_ODEN;
+    while ((PWR_CSR1 & PWR_CSR1_ODRDY) == 0u) {
+    }
+    PWR_CR1 |= PWR_CR1_ODSWEN;
+    while ((PWR_CSR1 & PWR_CSR1_ODSWRDY) == 0u) {
+    }
+    while ((RCC_CR & RCC_CR_PLLRDY) == 0u) {
+    }
+
+    /* 7 wait states at 216 MHz / 2.7-3.6 V, ART accelerator and prefetch on. */
+    FLASH_ACR = (FLASH_ACR & ~FLASH_ACR_LATENCY_MASK) | 7u | FLASH_ACR_ARTEN | FLASH_ACR_PRFTEN;
+    while ((FLASH_ACR & FLASH_ACR_LATENCY_MASK) != 7u) {
+    }
+
+    /* AHB /1 (216 MHz), APB1 /4 (54 MHz), APB2 /2 (108 MHz), SYSCLK = PLL. */
+    RCC_CFGR = RCC_CFGR_PPRE1_DIV4 | RCC_CFGR_PPRE2_DIV2 | RCC_CFGR_SW_PLL;
+    while ((RCC_CFGR & RCC_CFGR_SWS_MASK) != RCC_CFGR_SWS_PLL) {
+    }
+}
+
+static void cache_init(void)
+{
+    /* I-cache: invalidate, enable. */
+    dsb();
+    isb();
+    SCB_ICIALLU = 0u;
+    dsb();
+    isb();
+    SCB_CCR |= SCB_CCR_IC;
+    dsb();
+    isb();
+
+    /* D-cache: invalidate by set/way (level 1 data cache), enable. */
+    SCB_CSSELR = 0u;
+    dsb();
+    uint32_t ccsidr = SCB_CCSIDR;
+    uint32_t sets = (ccsidr >> 13) & 0x7FFFu;
+    do {
+        uint32_t ways = (ccsidr >> 3) & 0x3FFu;
+        do {
+            SCB_DCISW = ((sets & 0x1FFu) << 5) | ((ways & 0x3u) << 30);
+        } while (ways-- != 0u);
+    } while (sets-- != 0u);
+    dsb();
+    SCB_CCR |= SCB_CCR_DC;
+    dsb();
+    isb();
+}
+
+static void uart_init(void)
+{
+    RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOBEN;
+    RCC_APB2ENR |= RCC_APB2ENR_USART1EN;
+    (void)RCC_APB2ENR;
+
+    /* PA9 = USART1_TX, PB7 = USART1_RX: alternate function 7, high speed, RX pulled up. */
+    GPIO_MODER(GPIOA_BASE) = (GPIO_MODER(GPIOA_BASE) & ~(3u << 18)) | (2u << 18);
+    GPIO_OSPEEDR(GPIOA_BASE) |= 3u << 18;
+    GPIO_OTYPER(GPIOA_BASE) &= ~(1u << 9);
+    GPIO_AFRH(GPIOA_BASE) = (GPIO_AFRH(GPIOA_BASE) & ~(0xFu << 4)) | (7u << 4);
+
+    GPIO_MODER(GPIOB_BASE) = (GPIO_MODER(GPIOB_BASE) & ~(3u << 14)) | (2u << 14);
+    GPIO_PUPDR(GPIOB_BASE) = (GPIO_PUPDR(GPIOB_BASE) & ~(3u << 14)) | (1u << 14);
+    GPIO_AFRL(GPIOB_BASE) = (GPIO_AFRL(GPIOB_BASE) & ~(0xFu << 28)) | (7u << 28);
+
+    USART1_CR1 = 0u;
+    USART1_CR2 = 0u; /* 1 stop bit */
+    USART1_CR3 = 0u;
+    USART1_BRR = (APB2_HZ + UART_BAUD / 2u) / UART_BAUD; /* oversampling by 16 */
+    USART1_CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE; /* 8 data bits, no parity */
+}
+
+static void dwt_init(void)
+{
+    COREDEBUG_DEMCR |= COREDEBUG_DEMCR_TRCENA;
+    DWT_LAR = 0xC5ACCE55u; /* unlock (Cortex-M7) */
+    DWT_CYCCNT = 0u;
+    DWT_CTRL |= DWT_CTRL_CYCCNTENA;
+}
+
+void board_init(void)
+{
+    clock_init();
+    cache_init();
+    uart_init();
+    dwt_init();
+}
+
+void uart_putc(char c)
+{
+    while ((USART1_ISR & USART_ISR_TXE) == 0u) {
+    }
+    USART1_TDR = (uint8_t)c;
+}
+
+void uart_flush(void)
+{
+    while ((USART1_ISR & USART_ISR_TC) == 0u) {
+    }
+}
+
+/* ---- newlib system calls (--specs=nano.specs, no libnosys) ---- */
+
+int _write(int fd, const char *buf, int len);
+int _read(int fd, char *buf, int len);
+int _close(int fd);
+int _lseek(int fd, int offset, int whence);
+int _fstat(int fd, struct stat *st);
+int _isatty(int fd);
+void *_sbrk(ptrdiff_t incr);
+int _kill(int pid, int sig);
+int _getpid(void);
+__attribute__((noreturn)) void _exit(int status);
+
+int _write(int fd, const char *buf, int len)
+{
+    (void)fd;
+    for (int i = 0; i < len; i++) {
+        if (buf[i] == '\n') {
+            uart_putc('\r');
+        }
+        uart_putc(buf[i]);
+    }
+    return len;
+}
+
+int _read(int fd, char *buf, int len)
+{
+    (void)fd;
+    (void)buf;
+    (void)len;
+    return 0;
+}
+
+int _close(int fd)
+{
+    (void)fd;
+    return -1;
+}
+
+int _lseek(int fd, int offset, int whence)
+{
+    (void)fd;
+    (void)offset;
+    (void)whence;
+    return 0;
+}
+
+int _fstat(int fd, struct stat *st)
+{
+    (void)fd;
+    st->st_mode = S_IFCHR;
+    return 0;
+}
+
+int _isatty(int fd)
+{
+    (void)fd;
+    return 1;
+}
+
+extern char __heap_start__[];
+extern char __heap_end__[];
+
+void *_sbrk(ptrdiff_t incr)
+{
+    static char *brk = __heap_start__;
+    if (incr > __heap_end__ - brk || incr < __heap_start__ - brk) {
+        errno = ENOMEM;
+        return (void *)-1;
+    }
+    char *prev = brk;
+    brk += incr;
+    return prev;
+}
+
+int _kill(int pid, int sig)
+{
+    (void)pid;
+    (void)sig;
+    errno = EINVAL;
+    return -1;
+}
+
+int _getpid(void)
+{
+    return 1;
+}
+
+void _exit(int status)
+{
+    (void)status;
+    uart_flush();
+    for (;;) {
+    }
+}
