@@ -1,0 +1,1 @@
+"""Net + formats -> Program of CMSIS-NN calls: hardware rules, weight layouts, buffer plan."""

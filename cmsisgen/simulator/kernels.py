@@ -1,0 +1,418 @@
+"""Bit-exact numpy models of the legacy CMSIS-NN q7 kernels, as built for a Cortex-M7.
+
+The target library is CMSIS-NN 3.1 (CMSIS_5 5.9.0) compiled with ``ARM_MATH_DSP`` defined,
+i.e. the SIMD code paths. Every function here reproduces, bit for bit, what that build
+writes; where the DSP path and the plain-C reference path of the library disagree the DSP
+path is modelled (see :func:`avepool_q7_hwc` and :func:`avepool_q7_hwc_plain_c`).
+
+Conventions
+-----------
+* Activations are batches of int8 arrays in NHWC order (the generated C holds one image
+  HWC, the batch axis is the simulator's own).
+* Weights are passed in their LOGICAL layout: convolution ``[Cout, kh, kw, Cin]`` (which
+  is also the byte order the HWC conv kernels read), fully connected ``[dim_out,
+  dim_vec]`` (row major; the interleaved order of ``arm_fully_connected_q7_opt`` is a
+  storage detail handled by :mod:`cmsisgen.mapper.layout`, it does not change results).
+* All kernels are vectorised over the batch and over pixels; the only Python loops run
+  over kernel taps or output columns/rows, never over pixels of a batch.
+
+Accumulator rules shared by conv and FC (why they look like this)
+----------------------------------------------------------------
+The DSP kernels start every accumulator at ``(bias << bias_shift) + NN_ROUND(out_shift)``
+in a 32-bit register, add the int8*int8 products with SMLAD (modular 32-bit, no
+saturation), then store ``__SSAT(acc >> out_shift, 8)``:
+
+* ``NN_ROUND(s) = (1 << s) >> 1`` adds one half LSB of the output so the arithmetic
+  right shift rounds half up (towards +inf) instead of flooring; for ``s == 0`` it is 0.
+* ``>>`` on a negative ``q31_t`` is an arithmetic shift on every compiler the library
+  supports, so the result is ``floor(acc / 2**s)`` (numpy ``>>`` on int64 is the same).
+* ``__SSAT(v, 8)`` clamps to [-128, 127] (:func:`saturate_q7`).
+* The sums are formed exactly here (float32/float64 matmul chosen so that every partial
+  sum is an integer the float type represents exactly, see ``_exact_float_type``) and
+  then wrapped to int32 to mirror the modular SMLAD accumulator; real models never get
+  near that wrap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+__all__ = [
+    "nn_round",
+    "saturate_q7",
+    "conv_hwc_q7",
+    "maxpool_q7_hwc",
+    "maxpool_q7_hwc_plain_c",
+    "avepool_q7_hwc",
+    "avepool_q7_hwc_plain_c",
+    "pool_dsp_matches_plain_c_windows",
+    "relu_q7",
+    "fully_connected_q7",
+    "softmax_q7",
+]
+
+# Elements of the im2col matrix per batch chunk (bounds memory to ~64-128 MB).
+_IM2COL_CHUNK_ELEMS = 1 << 24
+
+
+def nn_round(out_shift: int) -> int:
+    """``NN_ROUND(out_shift) = (1 << out_shift) >> 1``: half an output LSB, 0 for shift 0.
+
+    Added to the accumulator before the right shift so that the shift rounds half up.
+    """
+    out_shift = int(out_shift)
+    if out_shift < 0:
+        raise ValueError(f"out_shift must be >= 0, got {out_shift}")
+    return (1 << out_shift) >> 1
+
+
+def saturate_q7(values) -> np.ndarray:
+    """``__SSAT(v, 8)``: clamp integers to [-128, 127] and return int8."""
+    v = np.asarray(values)
+    if not np.issubdtype(v.dtype, np.integer):
+        v = v.astype(np.int64)
+    return np.clip(v, -128, 127).astype(np.int8)
+
+
+def _wrap_int32(acc: np.ndarray) -> np.ndarray:
+    """Two's complement wrap of an int64 array to 32 bits (the SMLAD accumulator)."""
+    return ((acc + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
+
+
+def _exact_float_type(k: int):
+    """Cheapest float dtype in which a k-term int8*int8 dot product is exact.
+
+    Each product has magnitude <= 2**14, so every partial sum (in any summation order,
+    with or without FMA) is an integer of magnitude <= k * 2**14. float32 represents all
+    integers up to 2**24 exactly, so it is exact for k <= 1024; float64 (2**53) beyond.
+    """
+    return np.float32 if k * (1 << 14) <= (1 << 24) else np.float64
+
+
+def _requantize(acc: np.ndarray, bias: np.ndarray, bias_shift: int, out_shift: int, k: int) -> np.ndarray:
+    """``__SSAT(((bias << bias_shift) + NN_ROUND(out_shift) + acc) >> out_shift, 8)``.
+
+    ``acc`` holds exact integer k-term dot products (float array, last axis = channel);
+    it may be overwritten. When the a-priori bound ``k * 2**14 + max|start|`` shows that
+    the float type holds every value exactly and no 32-bit wrap can occur, the shift is
+    done in place as ``floor(total * 2**-out_shift)`` (exact: power-of-two scaling and
+    floor of exactly represented integers); otherwise in wrapped int64.
+    """
+    bias_shift, out_shift = int(bias_shift), int(out_shift)
+    if bias_shift < 0 or bias_shift > 31 or out_shift > 31:
+        raise ValueError(f"shifts must be in [0, 31], got bias_shift={bias_shift}, out_shift={out_shift}")
+    start = (bias.astype(np.int64) << bias_shift) + nn_round(out_shift)
+    bound = k * (1 << 14) + int(np.abs(start).max(initial=0))
+    exact_limit = (1 << 24) if acc.dtype == np.float32 else (1 << 53)
+    if bound < min(exact_limit, 1 << 31):
+        acc += start.astype(acc.dtype)
+        acc *= acc.dtype.type(2.0**-out_shift)
+        np.floor(acc, out=acc)
+        np.clip(acc, -128, 127, out=acc)
+        return acc.astype(np.int8)
+    total = _wrap_int32(np.rint(acc).astype(np.int64) + start)
+    return saturate_q7(total >> out_shift)
+
+
+def _as_int8(name: str, a, ndim: int) -> np.ndarray:
+    arr = np.asarray(a)
+    if arr.dtype != np.int8:
+        raise ValueError(f"{name} must be int8, got {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have {ndim} dimensions, got shape {arr.shape}")
+    return arr
+
+
+def _pair(v, name: str) -> tuple[int, int]:
+    if np.ndim(v) == 0:
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+# --------------------------------------------------------------------------- convolution
+
+
+def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
+    """Model of arm_convolve_HWC_q7_{RGB,basic,fast} and _{basic,fast}_nonsquare.
+
+    ``x`` int8[N, H, W, Cin], ``w`` int8[Cout, kh, kw, Cin], ``bias`` int8[Cout];
+    ``stride=(sh, sw)``, ``pad=(ph, pw)``, ``out_hw=(oh, ow)``; returns int8[N, oh, ow, Cout].
+
+    Output pixel (oy, ox) reads input rows ``oy*sh - ph + ky`` and columns
+    ``ox*sw - pw + kx``; taps outside the image contribute 0 (the kernels fill the im2col
+    buffer with zeros there). ``acc = (bias << bias_shift) + NN_ROUND(out_shift) +
+    sum(x * w)`` and ``out = saturate_q7(acc >> out_shift)`` (arithmetic shift).
+
+    All five kernels compute exactly this whenever their preconditions hold (RGB:
+    Cin == 3; fast: Cin % 4 == 0 and Cout % 2 == 0 -- otherwise they return
+    ARM_MATH_SIZE_MISMATCH and write nothing; the reordering inside the fast kernels
+    permutes input and weights identically, so the dot products are unchanged). The
+    fast kernels' top/middle/bottom split assumes ``oh``/``ow`` do not exceed Caffe's
+    ``(H + 2*ph - kh) // sh + 1``; larger values make the DSP build read outside the
+    image, so they are rejected here. ``Cin*kh*kw`` must fit the kernels' uint16 column
+    counter.
+    """
+    x = _as_int8("x", x, 4)
+    w = _as_int8("w", w, 4)
+    bias = _as_int8("bias", bias, 1)
+    n, h, wd, cin = x.shape
+    cout, kh, kw, cin_w = w.shape
+    if cin_w != cin:
+        raise ValueError(f"weight Cin {cin_w} != input channels {cin}")
+    if bias.shape[0] != cout:
+        raise ValueError(f"bias length {bias.shape[0]} != Cout {cout}")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(pad, "pad")
+    oh, ow = _pair(out_hw, "out_hw")
+    if min(sh, sw) < 1 or min(ph, pw) < 0 or min(oh, ow) < 1:
+        raise ValueError("stride must be >= 1, pad >= 0, output size >= 1")
+    if oh > (h + 2 * ph - kh) // sh + 1 or ow > (wd + 2 * pw - kw) // sw + 1:
+        raise ValueError(
+            f"output {oh}x{ow} larger than the convolution allows for input {h}x{wd}, "
+            f"kernel {kh}x{kw}, pad {ph}x{pw}, stride {sh}x{sw}"
+        )
+    if cin * kh * kw > 0xFFFF:
+        raise ValueError(f"Cin*kh*kw = {cin * kh * kw} exceeds the kernels' uint16 counters")
+
+    # Zero padded copy big enough for every window.
+    hp = max(h + ph, (oh - 1) * sh + kh)
+    wp = max(wd + pw, (ow - 1) * sw + kw)
+    xp = np.zeros((n, hp, wp, cin), dtype=np.int8)
+    xp[:, ph : ph + h, pw : pw + wd, :] = x
+
+    k = kh * kw * cin
+    ftype = _exact_float_type(k)
+    wmat = w.reshape(cout, k).astype(ftype).T  # [K, Cout]
+    out = np.empty((n, oh, ow, cout), dtype=np.int8)
+    per_image = oh * ow * k
+    chunk = max(1, _IM2COL_CHUNK_ELEMS // max(per_image, 1))
+    for b0 in range(0, n, chunk):
+        xb = xp[b0 : b0 + chunk]
+        nb = xb.shape[0]
+        s0, s1, s2, s3 = xb.strides
+        cols = np.empty((nb, oh, ow, kh, kw * cin), dtype=ftype)
+        for ky in range(kh):
+            # the kw*cin taps of one kernel row are contiguous in an HWC row
+            rows = as_strided(xb[:, ky:], (nb, oh, ow, kw * cin), (s0, s1 * sh, s2 * sw, s3), writeable=False)
+            cols[:, :, :, ky, :] = rows
+        acc = cols.reshape(nb * oh * ow, k) @ wmat
+        out[b0 : b0 + nb] = _requantize(acc, bias, bias_shift, out_shift, k).reshape(nb, oh, ow, cout)
+    return out
+
+
+# --------------------------------------------------------------------------- pooling
+
+
+def _check_pool(x, kernel, pad, stride, out_dim) -> tuple[np.ndarray, int, int, int, int, int]:
+    x = _as_int8("x", x, 4)
+    n, h, w, c = x.shape
+    if h != w:
+        raise ValueError(f"the q7 HWC pooling kernels take square inputs, got {h}x{w}")
+    k, p, s, o = int(kernel), int(pad), int(stride), int(out_dim)
+    if k < 1 or s < 1 or p < 0 or o < 1:
+        raise ValueError("kernel and stride must be >= 1, pad >= 0, out_dim >= 1")
+    if o > h:
+        # The in-place row pass writes output column i into input column i of the same row.
+        raise ValueError(f"out_dim {o} > input size {h}: the DSP row pass would overrun the row")
+    if (o - 1) * s - p >= h:
+        raise ValueError("the last pooling window starts outside the image")
+    if k > 256:
+        # Sums live in q15: with at most 256 q7 terms they can never saturate or wrap.
+        raise ValueError(f"pooling kernel {k} > 256 would overflow the q15 accumulators")
+    return x, h, k, p, s, o
+
+
+def _dsp_windows(dim_in: int, k: int, p: int, s: int, o: int, first_pass: bool):
+    """[start, stop) index ranges the DSP pool passes visit, exactly as upstream computes.
+
+    With ``t = i*stride - pad``: stop is ``dim_in`` when ``t + k >= dim_in`` else ``t + k``;
+    start is ``t`` when ``t >= 0``, otherwise the row pass uses the TARGET column ``i``
+    (not column 0) and the column pass uses row 0. The first element is always taken
+    (``count`` starts at 1), so the range is never empty.
+    """
+    out = []
+    for i in range(o):
+        t = i * s - p
+        stop = dim_in if t + k >= dim_in else t + k
+        if t >= 0:
+            start = t
+        else:
+            start = i if first_pass else 0
+        out.append((start, max(stop, start + 1)))
+    return out
+
+
+def _trunc_div(num: np.ndarray, den: int) -> np.ndarray:
+    """C integer division (truncation towards zero) of an int array by a positive int."""
+    q = np.abs(num) // den
+    return np.where(num < 0, -q, q)
+
+
+def _pool_dsp(x, kernel, pad, stride, out_dim, mode: str, return_im_in: bool):
+    x, h, k, p, s, o = _check_pool(x, kernel, pad, stride, out_dim)
+    buf = x.copy()  # models Im_in (int8), overwritten in place by the row pass
+    # Row (x) pass: output column i is written into input column i of the same row,
+    # in increasing i, so later windows that reach back to columns < i read the
+    # already pooled values -- reproduced by updating `buf` in the same order.
+    for i, (a, b) in enumerate(_dsp_windows(h, k, p, s, o, first_pass=True)):
+        win = buf[:, :, a:b, :]
+        if mode == "max":
+            if a < i < b:
+                # upstream first copies column a over the target column i and then
+                # compares against columns a+1..b-1, so the original column i is lost
+                win = np.concatenate([buf[:, :, a:i, :], buf[:, :, i + 1 : b, :]], axis=2)
+            buf[:, :, i, :] = win.max(axis=2)
+        else:
+            buf[:, :, i, :] = _trunc_div(win.sum(axis=2, dtype=np.int32), b - a)
+    # Column (y) pass over the first out_dim columns of every row, into Im_out.
+    out = np.empty((x.shape[0], o, o, x.shape[3]), dtype=np.int8)
+    cols = buf[:, :, :o, :]
+    for i, (a, b) in enumerate(_dsp_windows(h, k, p, s, o, first_pass=False)):
+        win = cols[:, a:b]
+        if mode == "max":
+            out[:, i] = win.max(axis=1)
+        else:
+            out[:, i] = _trunc_div(win.sum(axis=1, dtype=np.int32), b - a)
+    if return_im_in:
+        return out, buf
+    return out
+
+
+def maxpool_q7_hwc(x, *, kernel, pad, stride, out_dim, return_im_in: bool = False):
+    """Model of arm_maxpool_q7_HWC, DSP build (int8[N, D, D, C] -> int8[N, o, o, C]).
+
+    The DSP path pools along x first, IN PLACE: for every input row and output column
+    ``i`` it writes the max of the row window into column ``i`` of that same row of
+    Im_in; then it pools those values along y into Im_out. Im_in is destroyed (the
+    buffer planner must not reuse it as a live tensor); ``return_im_in=True`` also
+    returns its final contents. Windows start at ``i*stride - pad`` and are clipped to
+    the image, with two upstream quirks reproduced here: a row window whose start is
+    negative starts at column ``i`` instead of 0, and a row window that starts left of
+    ``i`` reads columns already overwritten (and, because the first window column is
+    copied over the target before the comparisons, loses the original column ``i`` if that
+    lies inside the window). All of this only matters when ``pad >= stride``
+    (see :func:`pool_dsp_matches_plain_c_windows`); with ``pad < stride`` the result is
+    the max over the clipped 2-D window. bufferA is not used.
+    """
+    return _pool_dsp(x, kernel, pad, stride, out_dim, "max", return_im_in)
+
+
+def avepool_q7_hwc(x, *, kernel, pad, stride, out_dim, return_im_in: bool = False):
+    """Model of arm_avepool_q7_HWC, DSP build (int8[N, D, D, C] -> int8[N, o, o, C]).
+
+    Two truncating steps, not one: the row pass sums each clipped row window (q15) and
+    stores ``sum / count`` (C division, truncating towards zero) IN PLACE into column
+    ``i`` of the same Im_in row; the column pass then sums those truncated values over the
+    clipped column window and divides by that window's count, truncating again. The
+    divisor is always the clipped count (padding is never counted). Im_in is destroyed
+    (``return_im_in=True`` also returns its final contents), and the same window quirks as
+    :func:`maxpool_q7_hwc` apply when ``pad >= stride``. Upstream uses bufferA as a q15
+    accumulator of ``dim_im_out * ch_im_in`` elements (2*dim_im_out*ch_im_in bytes).
+    """
+    return _pool_dsp(x, kernel, pad, stride, out_dim, "avg", return_im_in)
+
+
+def _pool_plain_c(x, kernel, pad, stride, out_dim, mode: str) -> np.ndarray:
+    x, h, k, p, s, o = _check_pool(x, kernel, pad, stride, out_dim)
+    xi = x.astype(np.int32)
+    out = np.empty((x.shape[0], o, o, x.shape[3]), dtype=np.int8)
+    rng = [(max(i * s - p, 0), min(i * s - p + k, h)) for i in range(o)]
+    for iy, (y0, y1) in enumerate(rng):
+        for ix, (x0, x1) in enumerate(rng):
+            win = xi[:, y0:y1, x0:x1, :]
+            if mode == "max":
+                out[:, iy, ix] = win.max(axis=(1, 2))
+            else:
+                out[:, iy, ix] = _trunc_div(win.sum(axis=(1, 2)), (y1 - y0) * (x1 - x0))
+    return out
+
+
+def maxpool_q7_hwc_plain_c(x, *, kernel, pad, stride, out_dim) -> np.ndarray:
+    """arm_maxpool_q7_HWC plain-C path: max over the clipped 2-D window (for reference)."""
+    return _pool_plain_c(x, kernel, pad, stride, out_dim, "max")
+
+
+def avepool_q7_hwc_plain_c(x, *, kernel, pad, stride, out_dim) -> np.ndarray:
+    """arm_avepool_q7_HWC plain-C path (NOT what the Cortex-M7 build runs).
+
+    Sums the clipped 2-D window once and divides by its element count, truncating towards
+    zero. It differs from :func:`avepool_q7_hwc` because truncating each row average before
+    averaging the rows loses (and differently signs) fractional parts. Kept for tests and
+    documentation of that difference.
+    """
+    return _pool_plain_c(x, kernel, pad, stride, out_dim, "avg")
+
+
+def pool_dsp_matches_plain_c_windows(dim_in: int, kernel: int, pad: int, stride: int, out_dim: int) -> bool:
+    """True when the DSP pool passes visit exactly the clipped windows of the plain-C path.
+
+    False means the DSP build's result depends on its in-place quirks (negative row
+    window start clamped to the target column, reads of already pooled columns); this
+    happens for ``pad >= stride`` with more than one output column. Even when True,
+    average pooling still differs from the plain-C path by its double truncation.
+    """
+    for i in range(int(out_dim)):
+        t = i * stride - pad
+        if t < 0 and i != 0:
+            return False
+        if t >= 0 and t < i:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- misc layers
+
+
+def relu_q7(x) -> np.ndarray:
+    """arm_relu_q7: negative values become 0 (the DSP mask trick is exactly this)."""
+    x = np.asarray(x)
+    if x.dtype != np.int8:
+        raise ValueError(f"x must be int8, got {x.dtype}")
+    return np.maximum(x, np.int8(0))
+
+
+def fully_connected_q7(vec, w, bias, *, bias_shift: int, out_shift: int) -> np.ndarray:
+    """arm_fully_connected_q7 / arm_fully_connected_q7_opt (same results).
+
+    ``vec`` int8[N, dim_vec], ``w`` int8[dim_out, dim_vec] (logical, row major),
+    ``bias`` int8[dim_out] -> int8[N, dim_out]; ``out = saturate_q7(((bias << bias_shift)
+    + NN_ROUND(out_shift) + w @ v) >> out_shift)``. The _opt kernel only differs in how
+    the weights are stored (see mapper.layout.interleave_fc_opt).
+    """
+    vec = _as_int8("vec", vec, 2)
+    w = _as_int8("w", w, 2)
+    bias = _as_int8("bias", bias, 1)
+    if w.shape[1] != vec.shape[1]:
+        raise ValueError(f"weights take {w.shape[1]} inputs, vector has {vec.shape[1]}")
+    if bias.shape[0] != w.shape[0]:
+        raise ValueError(f"bias length {bias.shape[0]} != dim_out {w.shape[0]}")
+    if w.shape[1] > 0xFFFF or w.shape[0] > 0xFFFF:
+        raise ValueError("dim_vec and dim_out must fit uint16")
+    ftype = _exact_float_type(w.shape[1])
+    acc = vec.astype(ftype) @ w.astype(ftype).T
+    return _requantize(acc, bias, bias_shift, out_shift, w.shape[1])
+
+
+def softmax_q7(vec) -> np.ndarray:
+    """arm_softmax_q7: a base-2 "softmax" in integers (int8[N, dim] -> int8[N, dim]).
+
+    Exactly the upstream arithmetic (the same in DSP and plain-C builds)::
+
+        base  = max(-128, max_i x_i) - 8
+        sum   = sum_i 1 << clamp(x_i - base, 0, 7)
+        ob    = (1 << 20) // sum                    (sum > 0, so floor == trunc)
+        out_i = saturate_q7(ob >> clamp(13 + base - x_i, 0, 31))
+
+    i.e. y_i ~ 2**x_i / sum_j 2**x_j in Q0.7, where inputs more than 8 below the max count
+    as 2**-1 ... 2**0 of the smallest bucket; the maximum element counts as 2**7 (its
+    ``x - base`` of 8 saturates to 7), so a lone maximum gives 127 after saturation.
+    """
+    vec = _as_int8("vec", vec, 2)
+    x = vec.astype(np.int64)
+    base = np.maximum(x.max(axis=1, keepdims=True), -128) - 8
+    total = (np.int64(1) << np.clip(x - base, 0, 7)).sum(axis=1, keepdims=True)
+    output_base = (1 << 20) // total
+    shift = np.clip(13 + base - x, 0, 31)
+    return saturate_q7(output_base >> shift)
