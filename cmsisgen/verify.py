@@ -33,7 +33,8 @@ TARGETS = ("host", "qemu")
 # Keep in sync with QEMU_FLAGS in firmware/qemu_m7/Makefile.
 QEMU_ARGS = [
     "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
-    "-semihosting-config", "enable=on,target=native", "-icount", "shift=0",
+    "-chardev", "stdio,id=semihost",
+    "-semihosting-config", "enable=on,target=native,chardev=semihost", "-icount", "shift=0",
 ]
 
 _VECTOR_RE = re.compile(

@@ -1,0 +1,277 @@
+"""Firmware targets: host and QEMU self tests, SysTick calibration, STM32F7 build, size report.
+
+Uses the hand-written stand-in model in tests/fixtures/standin_model (regenerate with
+tests/fixtures/make_standin.py) and the two-kernel stub in tests/fixtures/cmsis_nn_stub, so
+the firmware is tested independently of the portable kernels; one test per target also
+builds with firmware/cmsis_nn_portable when it is present. Everything is built under
+tmp_path; nothing is written into the source tree.
+
+Set CMSISGEN_CMSIS_NN_PATH to an upstream CMSIS/NN folder (CMSIS_5 5.9.0 layout, with
+../Core/Include and ../DSP/Include) to also cross-check against upstream kernels.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.sizereport import format_table, size_report
+from cmsisgen.verify import build_and_run, firmware_dir, parse_output
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+STANDIN = FIXTURES / "standin_model"
+STUB = FIXTURES / "cmsis_nn_stub"
+PORTABLE = REPO / "firmware" / "cmsis_nn_portable"
+FW = REPO / "firmware"
+
+# SysTick estimate vs exact count of run_nn(): one tick (40 instructions) of quantisation
+# plus the fixed measurement overhead (the two systick_ticks() calls, ~10-25 instructions).
+RUN_NN_TOLERANCE = 64
+
+HAVE_ARM = shutil.which("arm-none-eabi-gcc") is not None
+HAVE_QEMU = HAVE_ARM and shutil.which("qemu-system-arm") is not None
+needs_arm = pytest.mark.skipif(not HAVE_ARM, reason="arm-none-eabi-gcc not installed "
+                               "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi)")
+needs_qemu = [pytest.mark.qemu, pytest.mark.skipif(
+    not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed "
+    "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")]
+needs_make = pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None,
+                                reason="make and gcc needed")
+UPSTREAM = os.environ.get("CMSISGEN_CMSIS_NN_PATH")
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    """A private copy of the stand-in model (tests may edit it)."""
+    dst = tmp_path / "model"
+    shutil.copytree(STANDIN, dst)
+    return dst
+
+
+def corrupt_expected(model_dir: Path, vector: int) -> None:
+    """Change the first expected score of `vector` in test_vectors.h."""
+    path = model_dir / "test_vectors.h"
+    text = path.read_text()
+    block_start = text.index("nn_test_expected")
+    rows = list(re.finditer(r"\{(-?\d+)", text[block_start:]))
+    row = rows[vector]
+    value = int(row[1])
+    new = value - 1 if value > -128 else value + 1
+    pos = block_start + row.start(1)
+    path.write_text(text[:pos] + str(new) + text[pos + len(row[1]):])
+
+
+def make(*args: str, cwd_target: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["make", "-C", str(FW / cwd_target), *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def assert_no_warnings(build_dir: Path) -> None:
+    log = (build_dir / "build.log").read_text()
+    assert "warning:" not in log.lower(), log
+
+
+# ---------------------------------------------------------------- output parsing / errors
+
+def test_parse_output():
+    text = ("cmsisgen selftest: 2 vectors, input 8x8x3, output 10, counter instructions\n"
+            "vector 0: class 1 expected 1 label 1 PASS instructions 12120\n"
+            "vector 1: class 2 expected 1 label -1 FAIL instructions 12160 mismatch 0 got 5 want 4\n"
+            "summary: 1/2 PASS, instructions per inference 12140\n")
+    r = parse_output(text)
+    assert (r.passed, r.total) == (1, 2)
+    assert r.instructions_per_inference == 12140.0
+    assert r.vectors[1].detail == "mismatch 0 got 5 want 4" and not r.vectors[1].passed
+    with pytest.raises(CmsisgenError):
+        parse_output("HardFault: fault, stopping\n")
+
+
+def test_firmware_dir_is_the_checkout():
+    assert (firmware_dir() / "host" / "Makefile").is_file()
+
+
+def test_missing_test_vectors(model: Path, tmp_path: Path):
+    (model / "test_vectors.h").unlink()
+    with pytest.raises(CmsisgenError, match="--test-vectors"):
+        build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+
+
+def test_missing_toolchain(model: Path, tmp_path: Path, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if "arm-none-eabi" in name else real_which(name, *a, **k))
+    with pytest.raises(CmsisgenError, match="arm-none-eabi-gcc not found"):
+        build_and_run(model, "qemu", tmp_path / "b", portable_path=STUB)
+
+
+@needs_make
+def test_build_failure_is_one_line_with_log(model: Path, tmp_path: Path):
+    (model / "nn.c").write_text((model / "nn.c").read_text() + "\nthis is not C;\n")
+    with pytest.raises(CmsisgenError) as info:
+        build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "host build failed" in message and str(tmp_path / "b" / "build.log") in message
+
+
+# ---------------------------------------------------------------- host
+
+@needs_make
+def test_host_all_pass(model: Path, tmp_path: Path):
+    r = build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+    assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
+    assert r.instructions_per_inference is None and r.counter_unit == "ns"
+    assert [v.label for v in r.vectors] == [1, 1, 1, -1]
+    assert all(v.predicted == v.expected for v in r.vectors)
+    assert_no_warnings(tmp_path / "b")
+
+
+@needs_make
+def test_host_wrong_expected_fails(model: Path, tmp_path: Path):
+    corrupt_expected(model, 1)
+    r = build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+    assert (r.passed, r.total) == (3, 4)
+    assert r.exit_code != 0 and not r.all_passed
+    assert [v.passed for v in r.vectors] == [True, False, True, True]
+    assert "FAIL" in r.output and "mismatch 0" in r.output
+
+
+@needs_make
+@pytest.mark.skipif(not (PORTABLE / "Include" / "arm_nnfunctions.h").is_file(),
+                    reason="firmware/cmsis_nn_portable not in the tree yet")
+def test_host_portable_kernels(model: Path, tmp_path: Path):
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert (r.passed, r.total) == (4, 4), r.output
+    assert_no_warnings(tmp_path / "b")
+
+
+# ---------------------------------------------------------------- QEMU
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
+    build_dir = tmp_path / "b"
+    r = build_and_run(model, "qemu", build_dir, portable_path=STUB)
+    assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
+    assert r.counter_unit == "instructions"
+    assert_no_warnings(build_dir)
+
+    # Exact instruction counts of every run_nn() call from a one-instruction-per-TB trace.
+    proc = make("trace-count", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
+                f"CMSIS_NN_PORTABLE={STUB}", "TRACE_MAX=", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exact = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
+    assert len(exact) >= 1
+    for v, e in zip(r.vectors, exact):
+        assert abs(v.count - e) <= RUN_NN_TOLERANCE, (v.count, e)
+    assert abs(r.instructions_per_inference - exact[0]) <= RUN_NN_TOLERANCE
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_qemu_wrong_expected_fails(model: Path, tmp_path: Path):
+    corrupt_expected(model, 2)
+    r = build_and_run(model, "qemu", tmp_path / "b", portable_path=STUB)
+    assert (r.passed, r.total) == (3, 4)
+    assert r.exit_code == 1  # QEMU's exit status is the firmware's (SYS_EXIT_EXTENDED)
+    assert [v.passed for v in r.vectors] == [True, True, False, True]
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+@pytest.mark.skipif(not (PORTABLE / "Include" / "arm_nnfunctions.h").is_file(),
+                    reason="firmware/cmsis_nn_portable not in the tree yet")
+def test_qemu_portable_kernels(model: Path, tmp_path: Path):
+    r = build_and_run(model, "qemu", tmp_path / "b")
+    assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
+    assert_no_warnings(tmp_path / "b")
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+@pytest.mark.skipif(not UPSTREAM, reason="set CMSISGEN_CMSIS_NN_PATH to an upstream CMSIS/NN folder")
+@pytest.mark.parametrize("target", ["host", "qemu"])
+def test_upstream_kernels(model: Path, tmp_path: Path, target: str):
+    r = build_and_run(model, target, tmp_path / "b", cmsis_nn_path=Path(UPSTREAM))
+    assert (r.passed, r.total) == (4, 4), r.output
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_systick_calibration(tmp_path: Path):
+    """Known loop of exactly 2n+1 instructions: SysTick estimate within one tick (40)."""
+    proc = make("calib", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = re.findall(r"^calib n (\d+) exact (\d+) ticks (\d+) estimate (\d+) error (-?\d+)$",
+                      proc.stdout, re.MULTILINE)
+    assert len(rows) >= 10
+    for n, exact, ticks, estimate, error in rows:
+        assert int(exact) == 2 * int(n) + 1
+        assert int(estimate) == 40 * int(ticks)
+        assert abs(int(error)) <= 40
+    big = [r for r in rows if int(r[0]) >= 1_000_000]
+    assert big and all(abs(int(r[4])) / int(r[1]) < 1e-5 for r in big)
+    assert "calib summary: PASS, instructions per tick 40" in proc.stdout
+
+    # The trace counter agrees with the analytic count of the same loop.
+    proc = make("calib-trace", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = [int(c) for c in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
+    ns = [int(r[0]) for r in rows][:len(counts)]
+    assert counts == [2 * n + 1 for n in ns]
+
+
+# ---------------------------------------------------------------- STM32F7 and size report
+
+@needs_arm
+def test_stm32f7_builds_warning_free(model: Path, tmp_path: Path):
+    build_dir = tmp_path / "stm32"
+    proc = make(f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", f"CMSIS_NN_PORTABLE={STUB}",
+                cwd_target="stm32f7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning:" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    elf = build_dir / "nn_selftest.elf"
+    assert elf.is_file() and (build_dir / "nn_selftest.bin").is_file()
+    # Vector table at the start of flash: initial SP in RAM, reset vector in flash (Thumb).
+    data = (build_dir / "nn_selftest.bin").read_bytes()
+    sp, reset = int.from_bytes(data[0:4], "little"), int.from_bytes(data[4:8], "little")
+    assert 0x20000000 <= sp <= 0x20050000
+    assert 0x08000000 <= reset < 0x08100000 and reset & 1
+
+    report = size_report(elf, build_dir / "nn_selftest.map", model, flash_size=1 << 20,
+                         ram_size=320 * 1024)
+    assert report["flash"]["weights"] == 1920 + 10  # fc1_wt + fc1_bias
+    assert report["symbols"]["weights"] == {"fc1_wt": 1920, "fc1_bias": 10}
+    assert report["flash"]["test_vectors"] == 4 * 192 + 4 * 10 + 4 * 2
+    assert report["ram"]["activations"] == 192 and report["ram"]["scratch"] == 2 * 192
+    assert report["ram"]["stack"] == 16 * 1024
+    assert report["flash"]["total"] == sum(v for k, v in report["flash"].items() if k != "total")
+    table = format_table(report)
+    assert "weights (model .rodata)" in table and "% of 1024 KB" in table
+
+    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
+                f"CMSIS_NN_PORTABLE={STUB}", cwd_target="stm32f7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "activation buffers" in proc.stdout
+
+
+@needs_arm
+def test_qemu_size_target(model: Path, tmp_path: Path):
+    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={tmp_path / 'q'}",
+                f"CMSIS_NN_PORTABLE={STUB}", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"weights \(model \.rodata\)\s+1930", proc.stdout)
+
+
+def test_builds_do_not_touch_the_source_tree():
+    """The tests above build under tmp_path only (run last in this module)."""
+    for folder in (FW, FIXTURES):
+        stray = [p for p in folder.rglob("*") if p.suffix in (".o", ".d", ".elf", ".map")
+                 or p.name == "build"]
+        assert not stray, stray
