@@ -16,9 +16,12 @@ from typing import Iterable
 import numpy as np
 
 from . import ir
+from .errors import CmsisgenError
 
 #: Fractional bits for a tensor that is zero everywhere (any format represents it).
 DEFAULT_FRAC = 7
+#: arm_softmax_q7's fixed output format, Q0.7.
+SOFTMAX_FRAC = 7
 #: Layers whose output has exactly the values (or a subset) of their inputs.
 FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat")
 #: Layers with weights, whose shifts the quantizer derives.
@@ -102,17 +105,30 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
 
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0)))
                    for layer in net.layers if layer.type in WEIGHTED}
+    # arm_softmax_q7 always writes Q0.7 (127 ~ 1.0), whatever the calibrated range says.
+    for layer in net.layers:
+        if layer.type == "Softmax":
+            group_frac[groups.find(layer.tops[0])] = SOFTMAX_FRAC
     # Lower output formats until every out_rshift is non-negative; formats only ever
-    # decrease, so this reaches a fixed point.
+    # decrease, so this reaches a fixed point -- unless a layer's output format is tied
+    # (through format-preserving layers) to its own input's and the weights on that cycle
+    # need negative fractional bits: then every pass lowers it again, forever.
     changed = True
+    passes = 0
     while changed:
         changed = False
+        passes += 1
         for layer in net.layers:
             if layer.type not in WEIGHTED:
                 continue
             accumulator = group_frac[groups.find(layer.bottoms[0])] + weight_frac[layer.name]
             out_root = groups.find(layer.tops[0])
             if group_frac[out_root] > accumulator:
+                if passes > len(net.layers) + 1:
+                    raise CmsisgenError(
+                        f"layer '{layer.name}' ({layer.type}): no Q formats give non-negative shifts: its output "
+                        f"shares a format with its own input (through {', '.join(FORMAT_PRESERVING)}) and its "
+                        f"weights need {q_format(weight_frac[layer.name])}")
                 group_frac[out_root] = accumulator
                 changed = True
 
