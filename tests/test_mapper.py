@@ -1,0 +1,293 @@
+"""Mapper: kernel choice per rule, exact refusals, advisories, weight layouts, scratch."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caffe_models import layer, write_model
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.mapper import layout
+from cmsisgen.pipeline import compile_model
+
+CALIB = np.random.default_rng(7).integers(0, 256, size=(6, 12, 12, 3), dtype=np.uint8)
+
+
+def compile_layers(tmp_path, layers, input_shape=(3, 8, 8), **kwargs):
+    proto, weights = write_model(tmp_path, layers, input_shape=input_shape)
+    h, w = input_shape[1:]
+    calib = np.random.default_rng(7).integers(0, 256, size=(6, h, w, 3), dtype=np.uint8)
+    return compile_model(proto, weights, calib_images=calib, **kwargs)
+
+
+def op_of(compiled, name):
+    (op,) = [op for op in compiled.program.ops if op.layer == name and op.kind != "copy"]
+    return op
+
+
+def to5(name="to5"):
+    """A first conv giving 5 channels, so the next conv sees in_ch = 5."""
+    return layer(name, "Convolution", num_output=5, kernel_size=1)
+
+
+@pytest.mark.parametrize("layers, shape, function", [
+    # 3 input channels, square -> RGB
+    ([layer("c", "Convolution", num_output=4, kernel_size=3, pad=1)], (3, 8, 8), "arm_convolve_HWC_q7_RGB"),
+    ([layer("c", "Convolution", num_output=5, kernel_size=3, stride=2)], (3, 9, 9), "arm_convolve_HWC_q7_RGB"),
+    # in % 4 == 0 and out even, square -> fast
+    ([layer("a", "Convolution", num_output=8, kernel_size=1),
+      layer("c", "Convolution", num_output=6, kernel_size=3, pad=1)], (3, 8, 8), "arm_convolve_HWC_q7_fast"),
+    # in % 4 == 0 but out odd -> basic
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=3, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic"),
+    # in = 5 -> basic
+    ([to5(), layer("c", "Convolution", num_output=4, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic"),
+    # 1 input channel (gray) -> basic
+    ([layer("c", "Convolution", num_output=4, kernel_size=3)], (1, 8, 8), "arm_convolve_HWC_q7_basic"),
+    # fast-capable but non-square kernel / stride / pad / input -> fast_nonsquare
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=2, kernel_h=3, kernel_w=1)], (3, 8, 8), "arm_convolve_HWC_q7_fast_nonsquare"),
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=2, kernel_size=3, stride_h=2, stride_w=1)], (3, 8, 8),
+     "arm_convolve_HWC_q7_fast_nonsquare"),
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=2, kernel_size=3, pad_h=1, pad_w=0)], (3, 8, 8),
+     "arm_convolve_HWC_q7_fast_nonsquare"),
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=2, kernel_size=3)], (3, 8, 6), "arm_convolve_HWC_q7_fast_nonsquare"),
+    # not fast-capable and non-square -> basic_nonsquare
+    ([to5(), layer("c", "Convolution", num_output=4, kernel_h=1, kernel_w=3)], (3, 8, 8),
+     "arm_convolve_HWC_q7_basic_nonsquare"),
+    ([to5(), layer("c", "Convolution", num_output=4, kernel_size=3, stride_h=1, stride_w=2)], (3, 8, 8),
+     "arm_convolve_HWC_q7_basic_nonsquare"),
+    # RGB but non-square -> basic_nonsquare
+    ([layer("c", "Convolution", num_output=4, kernel_size=3)], (3, 7, 9), "arm_convolve_HWC_q7_basic_nonsquare"),
+    ([layer("c", "Convolution", num_output=4, kernel_size=3, pad_h=0, pad_w=1)], (3, 8, 8),
+     "arm_convolve_HWC_q7_basic_nonsquare"),
+])
+def test_convolution_variant(tmp_path, layers, shape, function):
+    compiled = compile_layers(tmp_path, layers, shape)
+    op = op_of(compiled, "c")
+    assert op.function == function
+    c, h, w = compiled.net.shapes[compiled.net.layers[-1].bottoms[0]]
+    p = compiled.net.layers[-1].params
+    assert op.args["ch_im_in"] == c and (op.args["dim_im_in_y"], op.args["dim_im_in_x"]) == (h, w)
+    assert (op.args["dim_kernel_y"], op.args["dim_kernel_x"]) == (p.kernel_h, p.kernel_w)
+    assert (op.args["stride_y"], op.args["stride_x"]) == (p.stride_h, p.stride_w)
+    assert (op.args["padding_y"], op.args["padding_x"]) == (p.pad_h, p.pad_w)
+    oc, oh, ow = compiled.net.shapes["c"]
+    assert (op.args["ch_im_out"], op.args["dim_im_out_y"], op.args["dim_im_out_x"]) == (oc, oh, ow)
+    lq = compiled.quant.layers["c"]
+    assert (op.args["bias_shift"], op.args["out_shift"]) == (lq.bias_lshift, lq.out_rshift)
+    # scratch: im2col of two columns in q15 -> 2 * 2 * cin * kh * kw bytes
+    assert op.scratch_bytes == 4 * c * p.kernel_h * p.kernel_w
+    # weights [O, kh, kw, I] and emitted in that order
+    assert np.array_equal(op.weights, lq.weights.transpose(0, 2, 3, 1))
+    assert np.array_equal(op.weight_data, lq.weights.transpose(0, 2, 3, 1).reshape(-1))
+    assert np.array_equal(op.bias, lq.bias)
+
+
+SQUARE = ("The square variants take one size for input, kernel, stride and padding: "
+          "height and width must match in each.")
+DENSE = "CMSIS-NN q7 convolutions are dense: group must be 1."
+
+
+@pytest.mark.parametrize("layers, shape, message", [
+    ([layer("a", "Convolution", num_output=4, kernel_size=1),
+      layer("c", "Convolution", num_output=4, kernel_size=3, group=2)], (3, 8, 8),
+     "layer 'c' (Convolution): no CMSIS-NN function fits: "
+     f"arm_convolve_HWC_q7_RGB: {DENSE}; arm_convolve_HWC_q7_fast: {DENSE}; "
+     f"arm_convolve_HWC_q7_fast_nonsquare: {DENSE}; arm_convolve_HWC_q7_basic: {DENSE}; "
+     f"arm_convolve_HWC_q7_basic_nonsquare: {DENSE}"),
+    ([layer("p", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride=2)], (3, 8, 8),
+     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: {SQUARE}"),
+    ([layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2)], (3, 8, 6),
+     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: {SQUARE}"),
+    ([layer("p", "Pooling", pool="MAX", kernel_size=2, stride_h=1, stride_w=2)], (3, 8, 8),
+     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: {SQUARE}"),
+    ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("prob", "Softmax")], (3, 8, 8),
+     "layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
+     "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor)."),
+])
+def test_unmappable_layer_message(tmp_path, layers, shape, message):
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers, shape)
+    assert str(info.value) == message
+
+
+def test_padded_average_pooling_warns(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)])
+    op = op_of(compiled, "p")
+    assert op.function == "arm_avepool_q7_HWC"
+    assert ("layer 'p': Caffe divides a padded border window by its size including padding, CMSIS-NN by "
+            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe."
+            ) in compiled.notes
+    # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
+    assert op.args == {"dim_im_in": 8, "ch_im_in": 3, "dim_kernel": 3, "padding": 1, "stride": 2, "dim_im_out": 5}
+    assert op.scratch_bytes == 2 * 5 * 3
+
+
+def test_unpadded_pooling_does_not_warn(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2),
+                                         layer("m", "Pooling", pool="MAX", kernel_size=2, stride=1, pad=1)])
+    assert not any("Caffe divides" in note for note in compiled.notes)
+    p, m = op_of(compiled, "p"), op_of(compiled, "m")
+    assert (p.args["dim_im_out"], p.scratch_bytes) == (4, 2 * 4 * 3)  # ceil((8-3)/2)+1
+    assert (m.function, m.scratch_bytes, m.args["dim_im_out"]) == ("arm_maxpool_q7_HWC", 0, 5)
+    assert p.clobbers_input and m.clobbers_input
+
+
+def test_global_pooling(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=3),
+                                         layer("g", "Pooling", pool="AVE", global_pooling=True)])
+    op = op_of(compiled, "g")
+    assert op.args == {"dim_im_in": 6, "ch_im_in": 4, "dim_kernel": 6, "padding": 0, "stride": 1, "dim_im_out": 1}
+
+
+def fc_net():
+    return [layer("c", "Convolution", num_output=4, kernel_size=3),
+            layer("p", "Pooling", pool="MAX", kernel_size=2, stride=2),
+            layer("ip", "InnerProduct", num_output=6)]
+
+
+def test_fc_opt_vs_plain(tmp_path):
+    opt = compile_layers(tmp_path, fc_net())
+    plain = compile_layers(tmp_path, fc_net(), fc_variant="plain")
+    a, b = op_of(opt, "ip"), op_of(plain, "ip")
+    assert (a.function, b.function) == ("arm_fully_connected_q7_opt", "arm_fully_connected_q7")
+    assert np.array_equal(a.weights, b.weights)
+    assert np.array_equal(b.weight_data, b.weights.reshape(-1))
+    assert np.array_equal(a.weight_data, layout.interleave_fc_opt(a.weights))
+    assert not np.array_equal(a.weight_data, b.weight_data)
+    assert np.array_equal(layout.deinterleave_fc_opt(a.weight_data, 6, 36), a.weights)
+    assert a.args == b.args == {"dim_vec": 36, "num_of_rows": 6, "bias_shift": opt.quant.layers["ip"].bias_lshift,
+                                "out_shift": opt.quant.layers["ip"].out_rshift}
+    assert a.scratch_bytes == b.scratch_bytes == 2 * 36
+
+
+def test_interleave_fc_opt_known_order():
+    # upstream's drawing for rows 0-3: per 4-column block, (r0c0 r1c0 r0c2 r1c2 r2c0 r3c0 r2c2 r3c2
+    # r0c1 r1c1 r0c3 r1c3 r2c1 r3c1 r2c3 r3c3), then tail columns by column, then leftover rows.
+    w = np.array([[10 * r + c for c in range(5)] for r in range(5)])
+    assert layout.interleave_fc_opt(w).tolist() == [
+        0, 10, 2, 12, 20, 30, 22, 32, 1, 11, 3, 13, 21, 31, 23, 33,
+        4, 14, 24, 34,
+        40, 41, 42, 43, 44]
+
+
+def test_fc_after_spatial_input_permutes_columns_to_hwc(tmp_path):
+    compiled = compile_layers(tmp_path, fc_net())
+    op = op_of(compiled, "ip")
+    lq = compiled.quant.layers["ip"]
+    c, h, w = compiled.net.shapes["p"]
+    assert (c, h, w) == (4, 3, 3)
+    rng = np.random.default_rng(0)
+    chw = rng.integers(-128, 128, size=(c, h, w))
+    hwc = chw.transpose(1, 2, 0).reshape(-1)
+    # the quantized Caffe IP on the CHW flatten equals the mapped weights on the HWC flatten
+    assert np.array_equal(op.weights.astype(np.int64) @ hwc, lq.weights.astype(np.int64) @ chw.reshape(-1))
+    # column (y*W + x)*C + ci holds Caffe column (ci*H + y)*W + x
+    assert op.weights[2, (1 * w + 2) * c + 3] == lq.weights[2, (3 * h + 1) * w + 2]
+
+
+def test_fc_after_spatial_input_matches_the_float_layer(tmp_path):
+    """The float IP on a spatial input (Caffe's CHW flatten) vs the mapped int weights fed
+    HWC: equal up to quantization."""
+    from cmsisgen.float_forward import inner_product
+
+    compiled = compile_layers(tmp_path, fc_net())
+    op = op_of(compiled, "ip")
+    lq = compiled.quant.layers["ip"]
+    ip_layer = next(l for l in compiled.net.layers if l.name == "ip")
+    x = np.random.default_rng(1).integers(-20, 20, size=(1, 4, 3, 3)).astype(np.float32)
+    ref = inner_product(x, ip_layer).reshape(-1) - ip_layer.blobs[1]
+    got = (op.weights.astype(np.float64) @ x[0].transpose(1, 2, 0).reshape(-1)) * 2.0 ** -lq.weight_frac
+    assert np.allclose(got, ref, atol=36 * 20 * 2.0 ** -lq.weight_frac)
+    assert np.corrcoef(got, ref)[0, 1] > 0.99
+
+
+def test_flatten_then_fc(tmp_path):
+    layers = [layer("c", "Convolution", num_output=4, kernel_size=3),
+              layer("flat", "Flatten"),
+              layer("relu", "ReLU", inplace=True),
+              layer("drop", "Dropout", inplace=True),
+              layer("ip", "InnerProduct", num_output=3)]
+    compiled = compile_layers(tmp_path, layers)
+    op = op_of(compiled, "ip")
+    lq = compiled.quant.layers["ip"]
+    relu = op_of(compiled, "relu")
+    # Flatten and Dropout are aliases: the ReLU reads the conv's tensor, the IP the ReLU's
+    assert relu.inputs == ["c"] and relu.output == "flat@1" and op.inputs == ["flat@1"]
+    assert compiled.plan.storage["flat@1"] == "c"
+    assert np.array_equal(op.weights, layout.fc_columns_chw_to_hwc(lq.weights, 4, 6, 6))
+    assert [o.kind for o in compiled.program.ops] == ["input", "conv", "relu", "fc"]
+
+
+def test_fc_after_fc_keeps_columns(tmp_path):
+    layers = [layer("ip1", "InnerProduct", num_output=7), layer("ip2", "InnerProduct", num_output=5)]
+    compiled = compile_layers(tmp_path, layers)
+    assert np.array_equal(op_of(compiled, "ip2").weights, compiled.quant.layers["ip2"].weights)
+    # the first one reads the 3x8x8 input HWC
+    assert np.array_equal(op_of(compiled, "ip1").weights,
+                          layout.fc_columns_chw_to_hwc(compiled.quant.layers["ip1"].weights, 3, 8, 8))
+
+
+def test_transposed_fc(tmp_path):
+    layers = [layer("ip1", "InnerProduct", num_output=7),
+              layer("ip2", "InnerProduct", num_output=5, transpose=True)]
+    compiled = compile_layers(tmp_path, layers)
+    assert np.array_equal(op_of(compiled, "ip2").weights, compiled.quant.layers["ip2"].weights.T)
+
+
+def test_softmax_relu_concat_ops(tmp_path):
+    layers = [layer("a", "Convolution", num_output=3, kernel_size=1),
+              layer("b", "Convolution", "data", num_output=5, kernel_size=1),
+              layer("cat", "Concat", ["a", "b"]),
+              layer("relu", "ReLU", inplace=True),
+              layer("ip", "InnerProduct", num_output=4),
+              layer("prob", "Softmax")]
+    compiled = compile_layers(tmp_path, layers)
+    cat, relu, sm = op_of(compiled, "cat"), op_of(compiled, "relu"), op_of(compiled, "prob")
+    assert cat.function == "nn_concat_channels_q7"
+    assert cat.args == {"pixels": 64, "ch_out": 8, "ch_in0": 3, "ch_in1": 5}
+    assert cat.inputs == ["a", "b"]
+    assert (relu.function, relu.args, relu.in_place, relu.scratch_bytes) == ("arm_relu_q7", {"size": 512}, True, 0)
+    assert (sm.function, sm.args, sm.scratch_bytes) == ("arm_softmax_q7", {"dim_vec": 4}, 0)
+    assert compiled.program.tensors["prob"].frac == 7
+
+
+def test_concat_on_other_axes_is_refused(tmp_path):
+    layers = [layer("a", "Convolution", num_output=3, kernel_size=1),
+              layer("b", "Convolution", "data", num_output=3, kernel_size=1),
+              layer("cat", "Concat", ["a", "b"], axis=2)]
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers)
+    assert str(info.value).endswith("model.prototxt: layer 'cat' (Concat): concatenation along axis 2 is not "
+                                    "supported (only channels, axis 1)")
+
+
+def test_leaky_relu_is_refused(tmp_path):
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, [layer("r", "ReLU", negative_slope=0.1)])
+    assert str(info.value).endswith("model.prototxt: layer 'r' (ReLU): leaky ReLU (negative_slope 0.1) is not "
+                                    "supported (CMSIS-NN q7 ReLU has slope 0 only)")
+
+
+def test_flatten_may_only_feed_an_inner_product(tmp_path):
+    layers = [layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
+              layer("prob", "Softmax")]
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers)
+    assert str(info.value) == "layer 'prob' (Softmax): a Flatten output may only feed an InnerProduct"
+
+
+def test_input_op(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=2, kernel_size=1)],
+                              mean="10,20,30", scale=0.5, bgr=True)
+    op = compiled.program.ops[0]
+    assert (op.kind, op.function, op.output) == ("input", "nn_input_q7", "data")
+    assert op.args == {"size": 64, "channels": 3}
+    assert op.channel_source == (2, 1, 0)
+    f = compiled.quant.tensor_frac["data"]
+    assert op.formats == {"out_frac": f}
+    assert op.input_fp.mul == 0.5 * 2 ** (f + 16)
+    assert op.input_fp.offsets.tolist() == [round(m * 0.5 * 2 ** (f + 16)) for m in (10, 20, 30)]
