@@ -86,7 +86,10 @@ def _aligned(size: int) -> int:
 def _insert_copies(program: Program) -> None:
     ops: list[Op] = []
     for index, op in enumerate(program.ops):
-        needs_copy = (op.in_place or op.clobbers_input) and _read_later(program, index, op.inputs[0])
+        # An in-place op already working on its own output (a copy inserted by an earlier
+        # plan) has nothing left to preserve.
+        needs_copy = ((op.in_place or op.clobbers_input) and op.inputs[0] != op.output
+                      and _read_later(program, index, op.inputs[0]))
         if needs_copy:
             source = op.inputs[0]
             copy_name = op.output if op.in_place else f"{op.layer}/input"
