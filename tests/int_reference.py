@@ -1,0 +1,220 @@
+"""An independent integer reference for a compiled network, written from the CMSIS-NN
+semantics, not from cmsisgen's simulator.
+
+It walks the loaded Caffe net (``compiled.net``) layer by layer in Caffe's own CHW layout
+with Caffe-layout quantized weights (``compiled.quant``), so it also checks the mapper's
+weight layouts (HWC conv weights, CHW->HWC inner-product columns, the _opt interleave)
+and the buffer plan's copies, which it does not need. Plain Python/numpy integer loops:
+
+* input: ``q = sat8((pixel * MUL - OFFSET + 2^15) >> 16)``, ``MUL = round(scale * 2^(f+16))``,
+  ``OFFSET = round(mean * scale * 2^(f+16))`` (per channel or per pixel);
+* conv / fc: ``acc = (bias << bias_shift) + NN_ROUND(out_shift) + sum(x * w)`` in int32,
+  ``out = sat8(acc >> out_shift)`` (arithmetic shift, so NN_ROUND makes it round half up);
+* pooling: the DSP (Cortex-M7) algorithm, a line-by-line port of upstream's
+  ``arm_{max,ave}pool_q7_HWC``: an x pass in place over each input row (the window
+  from ``i*stride - pad`` clipped to the row, starting at the target column when that is
+  negative, always taking its first element), then a y pass over the rows; the average
+  divides each pass by its own clipped count with C (truncating) division;
+* relu: ``max(x, 0)``; softmax: upstream's base-2 integer arm_softmax_q7.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+ALIASES = ("Dropout", "Flatten", "Split")
+
+
+def sat8(v: int) -> int:
+    return -128 if v < -128 else 127 if v > 127 else int(v)
+
+
+def wrap32(v: int) -> int:
+    return ((int(v) + 2**31) % 2**32) - 2**31
+
+
+def nn_round(shift: int) -> int:
+    return (1 << shift) >> 1
+
+
+def c_div(a: int, b: int) -> int:
+    """C99 integer division: truncation towards zero."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def input_q7(image_hwc: np.ndarray, pre, frac: int) -> np.ndarray:
+    """One uint8 image (H, W, 3 or 1) as run_nn() receives it -> int CHW."""
+    h, w, _ = image_hwc.shape
+    c = len(pre.channel_source)
+    scale = float(pre.scale)
+    mul = int(round(scale * 2.0 ** (frac + 16)))
+    mean = np.asarray(pre.mean, dtype=np.float64)
+    per_pixel = mean.shape[1:] != (1, 1)
+    out = np.zeros((c, h, w), dtype=np.int64)
+    for ch in range(c):
+        src = pre.channel_source[ch]
+        for y in range(h):
+            for x in range(w):
+                m = mean[ch, y, x] if per_pixel else mean[ch, 0, 0]
+                offset = int(round(float(m) * scale * 2.0 ** (frac + 16)))
+                acc = int(image_hwc[y, x, src]) * mul - offset + (1 << 15)
+                out[ch, y, x] = sat8(acc >> 16)
+    return out
+
+
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad, out_hw, bias_shift: int,
+         out_shift: int) -> np.ndarray:
+    """x (C, H, W), w (O, C, kh, kw) Caffe layout, b (O,)."""
+    c, h, wd = x.shape
+    o, _, kh, kw = w.shape
+    sh, sw = stride
+    ph, pw = pad
+    oh, ow = out_hw
+    padded = np.zeros((c, h + 2 * ph + kh, wd + 2 * pw + kw), dtype=np.int64)
+    padded[:, ph:ph + h, pw:pw + wd] = x
+    w64 = w.astype(np.int64)
+    out = np.zeros((o, oh, ow), dtype=np.int64)
+    for oc in range(o):
+        start = (int(b[oc]) << bias_shift) + nn_round(out_shift)
+        for oy in range(oh):
+            for ox in range(ow):
+                window = padded[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+                acc = wrap32(start + int((window * w64[oc]).sum()))
+                out[oc, oy, ox] = sat8(acc >> out_shift)
+    return out
+
+
+def fully_connected(vec: np.ndarray, w: np.ndarray, b: np.ndarray, bias_shift: int, out_shift: int) -> np.ndarray:
+    """vec (K,) in Caffe's CHW flatten order, w (O, K) Caffe layout."""
+    out = np.zeros(w.shape[0], dtype=np.int64)
+    for row in range(w.shape[0]):
+        acc = (int(b[row]) << bias_shift) + nn_round(out_shift)
+        for k in range(w.shape[1]):
+            acc += int(vec[k]) * int(w[row, k])
+        out[row] = sat8(wrap32(acc) >> out_shift)
+    return out
+
+
+def _window(i: int, dim_in: int, k: int, pad: int, stride: int, x_pass: bool) -> tuple[int, int]:
+    t = i * stride - pad
+    if t < 0:
+        start = i if x_pass else 0
+    else:
+        start = t
+    stop = dim_in if t + k >= dim_in else t + k
+    return start, stop
+
+
+def pool_dsp(x: np.ndarray, k: int, pad: int, stride: int, out_dim: int, method: str) -> np.ndarray:
+    """Upstream's DSP pooling on one (C, D, D) tensor; returns (C, out, out)."""
+    c, d, _ = x.shape
+    out = np.zeros((c, out_dim, out_dim), dtype=np.int64)
+    for ch in range(c):
+        im = [[int(v) for v in row] for row in x[ch]]  # Im_in, pooled in place along x
+        for y in range(d):
+            row = im[y]
+            for i in range(out_dim):
+                start, stop = _window(i, d, k, pad, stride, x_pass=True)
+                if method == "max":
+                    row[i] = row[start]  # memmove of the first column over the target
+                    for j in range(start + 1, stop):
+                        if row[j] > row[i]:
+                            row[i] = row[j]
+                else:
+                    total, count = row[start], 1
+                    for j in range(start + 1, stop):
+                        total += row[j]
+                        count += 1
+                    row[i] = c_div(total, count)
+        for i in range(out_dim):
+            start, stop = _window(i, d, k, pad, stride, x_pass=False)
+            for col in range(out_dim):
+                if method == "max":
+                    value = im[start][col]
+                    for r in range(start + 1, stop):
+                        value = max(value, im[r][col])
+                else:
+                    total, count = im[start][col], 1
+                    for r in range(start + 1, stop):
+                        total += im[r][col]
+                        count += 1
+                    value = c_div(total, count)
+                out[ch, i, col] = value
+    return out
+
+
+def softmax(vec: np.ndarray) -> np.ndarray:
+    """arm_softmax_q7, upstream's integer arithmetic."""
+    values = [int(v) for v in vec]
+    base = -128
+    for v in values:
+        if v > base:
+            base = v
+    base = base - 8
+    total = 0
+    for v in values:
+        total += 1 << min(max(v - base, 0), 7)  # __USAT(v - base, 3)
+    output_base = (1 << 20) // total
+    out = []
+    for v in values:
+        shift = min(max(13 + base - v, 0), 31)  # __USAT(13 + base - v, 5)
+        out.append(sat8(output_base >> shift))
+    return np.array(out, dtype=np.int64)
+
+
+# --------------------------------------------------------------------------- network
+
+
+def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
+    """Every tensor (CHW ints) of the network for one raw image."""
+    net, quant = compiled.net, compiled.quant
+    (input_name, _), = net.input_shapes.items()
+    values = {input_name: input_q7(image_hwc, compiled.pre, quant.tensor_frac[input_name])}
+    for layer in net.layers:
+        ins = [values[b] for b in layer.bottoms]
+        top = layer.tops[0]
+        oc, oh, ow = net.shapes[top]
+        p = layer.params
+        if layer.type in ALIASES:
+            for t in layer.tops:
+                values[t] = ins[0].reshape(net.shapes[t])
+            continue
+        if layer.type == "Convolution":
+            lq = quant.layers[layer.name]
+            out = conv(ins[0], lq.weights, lq.bias, (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow),
+                       lq.bias_lshift, lq.out_rshift)
+        elif layer.type == "InnerProduct":
+            lq = quant.layers[layer.name]
+            w = lq.weights.T if p.transpose else lq.weights
+            out = fully_connected(ins[0].reshape(-1), w, lq.bias, lq.bias_lshift, lq.out_rshift)
+        elif layer.type == "Pooling":
+            c, h, w = ins[0].shape
+            assert h == w, "the q7 pooling kernels are square"
+            if p.global_pooling:
+                k, pad, stride = h, 0, 1
+            else:
+                k, pad, stride = p.kernel_h, p.pad_h, p.stride_h
+            out = pool_dsp(ins[0], k, pad, stride, oh, p.method)
+        elif layer.type == "ReLU":
+            out = np.maximum(ins[0], 0)
+        elif layer.type == "Softmax":
+            out = softmax(ins[0].reshape(-1))
+        elif layer.type == "Concat":
+            out = np.concatenate(ins, axis=0)
+        else:
+            raise AssertionError(f"no reference for {layer.type}")
+        values[top] = np.asarray(out, dtype=np.int64).reshape(oc, oh, ow)
+    return values
+
+
+def run(compiled, images: np.ndarray) -> np.ndarray:
+    """Raw uint8 images (N, H, W, C) as run_nn() receives them -> int8 (N, K), K in HWC order."""
+    output = compiled.net.outputs[0]
+    rows = []
+    for image in images:
+        value = run_image(compiled, image)[output]
+        rows.append(value.transpose(1, 2, 0).reshape(-1))
+    return np.array(rows, dtype=np.int64).astype(np.int8)

@@ -1,0 +1,351 @@
+"""End to end: Caffe files -> compile_model -> simulator, checked against an independent
+integer reference (tests/int_reference.py), and the generated C built with host gcc
+against firmware/cmsis_nn_portable and run on known-answer vectors, bit for bit."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import int_reference
+from caffe_models import layer, write_mean_binaryproto, write_model
+from cmsisgen import codegen
+from cmsisgen.pipeline import compile_model
+from cmsisgen.simulator.program import run_program
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTABLE = ROOT / "firmware" / "cmsis_nn_portable"
+CFLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-O1"]
+
+
+def L(*args, **kwargs):
+    return layer(*args, **kwargs)
+
+
+# name -> (layers, input shape, compile options, functions the program must use)
+NETS = {
+    # RGB conv with stride and padding on an odd size, ceil-mode max pool remainder, opt FC, softmax
+    "rgb_chain": ([
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1, stride=2),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=10),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {}, {"arm_convolve_HWC_q7_RGB", "arm_maxpool_q7_HWC", "arm_fully_connected_q7_opt",
+                       "arm_softmax_q7", "arm_relu_q7"}),
+    # fast conv, average pool with a ceil-mode remainder (two-step truncation), plain FC
+    "fast_avepool": ([
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        L("ip1", "InnerProduct", num_output=7),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {"fc_variant": "plain"}, {"arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC",
+                                            "arm_fully_connected_q7"}),
+    # non-square input, kernels, strides and padding; IP straight after a conv stack
+    "nonsquare": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=6, kernel_h=3, kernel_w=2, stride_h=2, stride_w=1,
+          pad_h=1, pad_w=0),
+        L("relu2", "ReLU", inplace=True),
+        L("conv3", "Convolution", num_output=3, kernel_h=1, kernel_w=3, stride_h=1, stride_w=2),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 7, 10), {}, {"arm_convolve_HWC_q7_basic_nonsquare", "arm_convolve_HWC_q7_fast_nonsquare"}),
+    # channels not a multiple of 4, large kernel, padded max pool (pad < stride), no softmax
+    "basic_odd": ([
+        L("conv1", "Convolution", num_output=5, kernel_size=5, stride=2, pad=2),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=7, kernel_size=3, pad=1),
+        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
+        L("conv3", "Convolution", num_output=3, kernel_h=1, kernel_w=3),
+        L("ip1", "InnerProduct", num_output=6),
+    ], (3, 11, 11), {}, {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_basic_nonsquare"}),
+    # a ReLU whose input another branch reads, a pool whose input is read later, Concat
+    "branches": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("relu1", "ReLU", "conv1", "relu1"),
+        L("pool_a", "Pooling", "relu1", "pool_a", pool="MAX", kernel_size=2, stride=2),
+        L("pool_b", "Pooling", "conv1", "pool_b", pool="AVE", kernel_size=2, stride=2),
+        L("conv_c", "Convolution", "conv1", "conv_c", num_output=4, kernel_size=2, stride=2),
+        L("cat", "Concat", ["pool_a", "pool_b", "conv_c"], "cat"),
+        L("conv_d", "Convolution", num_output=2, kernel_size=3),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {}, {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast"}),
+    # explicit Split, in-place ReLUs on both branches, Concat, Dropout and Flatten before the IP
+    "split_concat": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("split", "Split", "conv1", ["s1", "s2"]),
+        L("conv_a", "Convolution", "s1", "conv_a", num_output=6, kernel_size=3, pad=1),
+        L("relu_a", "ReLU", "conv_a", "conv_a"),
+        L("relu_s2", "ReLU", "s2", "s2"),
+        L("conv_b", "Convolution", "s2", "conv_b", num_output=2, kernel_size=1),
+        L("cat", "Concat", ["conv_a", "conv_b", "s1"], "cat"),
+        L("pool", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("drop", "Dropout", inplace=True),
+        L("flat", "Flatten"),
+        L("ip1", "InnerProduct", num_output=9),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {}, {"nn_concat_channels_q7", "memcpy"}),
+    # gray input, max pool with pad >= stride (upstream's in-place window quirks), global average pool
+    "gray_quirks": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=2),
+        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1),
+        L("gap", "Pooling", pool="AVE", global_pooling=True),
+        L("ip1", "InnerProduct", num_output=3),
+        L("prob", "Softmax"),
+    ], (1, 9, 9), {}, {"arm_convolve_HWC_q7_basic"}),
+    # the network output is a pooled spatial tensor (HWC order), straight from pools with
+    # pad >= stride, so upstream's window quirks reach the output unfiltered
+    "pool_quirks": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=2),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=1, pad=1),
+    ], (3, 9, 9), {}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
+    # BGR, per-channel mean and scale, padded average pool, 1x1 fast conv, FC after FC with
+    # rows and columns not multiples of 4
+    "bgr_mean_scale": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=1),
+        L("conv2", "Convolution", num_output=4, kernel_size=1),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+        L("ip1", "InnerProduct", num_output=9),
+        L("relu3", "ReLU", inplace=True),
+        L("ip2", "InnerProduct", num_output=5),
+    ], (3, 8, 8), {"mean": "104,117,123", "scale": 0.017, "bgr": True},
+        {"arm_convolve_HWC_q7_fast", "arm_fully_connected_q7_opt"}),
+    # a per-pixel mean image larger than the input (center-cropped)
+    "mean_image": ([
+        L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),
+        L("ip1", "InnerProduct", num_output=4),
+        L("prob", "Softmax"),
+    ], (3, 7, 7), {"mean_image": (3, 10, 11)}, {"arm_convolve_HWC_q7_RGB"}),
+}
+
+FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]
+
+
+def build(tmp_path, name, generation="current", weights_format="binary", seed=0):
+    layers, shape, options, _ = NETS[name]
+    options = dict(options)
+    proto, weights = write_model(tmp_path, layers, input_shape=shape, generation=generation,
+                                 weights_format=weights_format, seed=seed)
+    if "mean_image" in options:
+        mean = np.random.default_rng(9).uniform(60, 190, size=options.pop("mean_image")).astype(np.float32)
+        options["mean"] = str(write_mean_binaryproto(tmp_path / "mean.binaryproto", mean))
+    rng = np.random.default_rng(seed + 100)
+    calib = rng.integers(0, 256, size=(8, shape[1], shape[2], 3), dtype=np.uint8)
+    return compile_model(proto, weights, calib_images=calib, **options)
+
+
+def raw_images(compiled, count=6, seed=1):
+    """run_nn() inputs: random images plus an all-black and an all-white one."""
+    c, h, w = compiled.program.input_shape
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(count, h, w, 3), dtype=np.uint8)
+    images[0] = 0
+    images[1] = 255
+    return images[..., :1] if c == 1 else images
+
+
+def simulate(compiled, raw):
+    c, h, w = compiled.program.input_shape
+    return run_program(compiled.program, compiled.pre.prepare_images(raw, h, w))
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_simulator_matches_integer_reference(tmp_path, name):
+    compiled = build(tmp_path, name)
+    functions = {op.function for op in compiled.program.ops}
+    assert NETS[name][3] <= functions
+    raw = raw_images(compiled)
+    got = simulate(compiled, raw)
+    ref = int_reference.run(compiled, raw)
+    assert got.dtype == np.int8 and got.shape == ref.shape
+    assert np.array_equal(got, ref)
+    # the networks are not degenerate: outputs vary between images
+    assert len({row.tobytes() for row in got}) > 1
+    assert_all_tensors_match(compiled, raw)
+
+
+def assert_all_tensors_match(compiled, raw):
+    """Every tensor the simulator holds (not only the output, which a saturating softmax
+    can make insensitive) equals the reference's."""
+    c, h, w = compiled.program.input_shape
+    sim = run_program(compiled.program, compiled.pre.prepare_images(raw, h, w), keep_all=True)
+    checked = set()
+    for i, image in enumerate(raw):
+        ref = int_reference.run_image(compiled, image)
+        for name, value in ref.items():
+            if name in sim:
+                assert np.array_equal(sim[name][i], value.transpose(1, 2, 0)), (name, i)
+                checked.add(name)
+    weighted = {l.tops[0] for l in compiled.net.layers if l.type in ("Convolution", "InnerProduct", "Pooling")}
+    assert weighted <= checked
+
+
+@pytest.mark.parametrize("generation, weights_format", FLAVOURS)
+@pytest.mark.parametrize("name", ["branches", "nonsquare", "split_concat"])
+def test_every_file_flavour(tmp_path, name, generation, weights_format):
+    compiled = build(tmp_path, name, generation, weights_format)
+    raw = raw_images(compiled, count=3)
+    got = simulate(compiled, raw)
+    assert np.array_equal(got, int_reference.run(compiled, raw))
+    # the same trained blobs give the same program whatever the file flavour
+    base = build(tmp_path / "base", name) if (tmp_path / "base").mkdir() is None else None
+    assert base.quant.tensor_frac == compiled.quant.tensor_frac
+    assert np.array_equal(got, simulate(base, raw))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_other_weights(tmp_path, seed):
+    compiled = build(tmp_path, "basic_odd", seed=seed)
+    raw = raw_images(compiled, count=3, seed=seed)
+    assert np.array_equal(simulate(compiled, raw), int_reference.run(compiled, raw))
+
+
+def test_reference_tracks_every_intermediate_tensor(tmp_path):
+    """Not only the output: every tensor of a branching net equals the simulator's."""
+    compiled = build(tmp_path, "branches")
+    raw = raw_images(compiled, count=2)
+    sim = run_program(compiled.program, compiled.pre.prepare_images(raw, 8, 8), keep_all=True)
+    for i, image in enumerate(raw):
+        ref = int_reference.run_image(compiled, image)
+        for name in ("data", "conv1", "relu1", "pool_a", "pool_b", "conv_c", "cat", "conv_d", "ip1", "prob"):
+            assert np.array_equal(sim[name][i], ref[name].transpose(1, 2, 0)), name
+
+
+def test_bright_pixels_are_not_negative(tmp_path):
+    compiled = build(tmp_path, "rgb_chain")
+    raw = np.full((1, 9, 9, 3), 200, dtype=np.uint8)
+    data = run_program(compiled.program, raw, keep_all=True)["data"]
+    assert (data > 0).all()
+
+
+# --------------------------------------------------------------------------- host gcc
+
+
+MAIN_C = r"""
+#include <stdio.h>
+#include "nn.h"
+#include "test_vectors.h"
+
+int main(void)
+{
+    int i, k, bad = 0;
+    q7_t out[NN_OUTPUT_SIZE];
+
+    for (i = 0; i < NN_TEST_VECTOR_COUNT; i++) {
+        arm_status status = run_nn(nn_test_inputs[i], out);
+        printf("%d %d", (int)status, (int)nn_test_labels[i]);
+        for (k = 0; k < NN_OUTPUT_SIZE; k++) {
+            printf(" %d", (int)out[k]);
+            if (status != ARM_MATH_SUCCESS || out[k] != nn_test_expected[i][k]) {
+                bad++;
+            }
+        }
+        printf("\n");
+    }
+    printf("mismatches %d\n", bad);
+    return bad != 0;
+}
+"""
+
+
+@pytest.fixture(scope="session")
+def kernel_objects(tmp_path_factory):
+    if shutil.which("gcc") is None:
+        pytest.skip("host gcc not found: cannot build the generated C")
+    out = tmp_path_factory.mktemp("kernels")
+    objects = []
+    for source in sorted((PORTABLE / "Source").glob("*.c")):
+        obj = out / (source.stem + ".o")
+        subprocess.run(["gcc", *CFLAGS, "-I", str(PORTABLE / "Include"), "-c", str(source), "-o", str(obj)],
+                       check=True, capture_output=True, text=True)
+        objects.append(str(obj))
+    return objects
+
+
+def build_and_run(tmp_path, compiled, raw, expected, kernel_objects):
+    vectors = codegen.TestVectors(inputs=raw, expected=expected, labels=np.arange(len(raw)))
+    files = codegen.render(compiled.program, compiled.plan, "model.prototxt", vectors)
+    model_dir = tmp_path / "c"
+    model_dir.mkdir()
+    for name, text in files.items():
+        (model_dir / name).write_text(text)
+    (model_dir / "main.c").write_text(MAIN_C)
+    exe = model_dir / "selftest"
+    result = subprocess.run(["gcc", *CFLAGS, "-I", str(model_dir), "-I", str(PORTABLE / "Include"),
+                             str(model_dir / "nn.c"), str(model_dir / "main.c"), *kernel_objects,
+                             "-o", str(exe)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    lines = run.stdout.strip().splitlines()
+    rows = [[int(v) for v in line.split()] for line in lines[:-1]]
+    return run.returncode, lines[-1], rows
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_generated_c_is_bit_exact(tmp_path, name, kernel_objects):
+    compiled = build(tmp_path, name)
+    raw = raw_images(compiled, count=5, seed=11)
+    expected = simulate(compiled, raw)
+    assert np.array_equal(expected, int_reference.run(compiled, raw))
+    code, summary, rows = build_and_run(tmp_path, compiled, raw, expected, kernel_objects)
+    assert summary == "mismatches 0" and code == 0
+    assert [row[:2] for row in rows] == [[0, i] for i in range(len(raw))]
+    assert np.array_equal(np.array([row[2:] for row in rows]), expected.astype(int))
+
+
+def test_generated_c_reports_a_wrong_vector(tmp_path, kernel_objects):
+    """The harness is not vacuous: a wrong expected value is caught."""
+    compiled = build(tmp_path, "rgb_chain")
+    raw = raw_images(compiled, count=2)
+    expected = simulate(compiled, raw)
+    wrong = expected.copy()
+    wrong[1, 0] = wrong[1, 0] + 1 if wrong[1, 0] < 127 else 0
+    code, summary, rows = build_and_run(tmp_path, compiled, raw, wrong, kernel_objects)
+    assert code == 1 and summary == "mismatches 1"
+    assert np.array_equal(np.array([row[2:] for row in rows]), expected.astype(int))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_networks_bit_exact_in_c(tmp_path, seed, kernel_objects):
+    """Random conv/pool/relu stacks with random geometry, ending in FC + softmax."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(7, 12))
+    layers, h, w, c = [], size, size, 3
+    for i in range(int(rng.integers(2, 4))):
+        k = int(rng.integers(1, 4))
+        pad = int(rng.integers(0, k))
+        stride = int(rng.integers(1, 3))
+        out = int(rng.choice([2, 3, 4, 5, 8]))
+        if (h + 2 * pad - k) // stride + 1 < 2:
+            break
+        layers.append(L(f"conv{i}", "Convolution", num_output=out, kernel_size=k, pad=pad, stride=stride))
+        h = w = (h + 2 * pad - k) // stride + 1
+        c = out
+        if rng.random() < 0.6:
+            layers.append(L(f"relu{i}", "ReLU", inplace=True))
+        if h >= 4 and rng.random() < 0.6:
+            kp = int(rng.integers(2, 4))
+            sp = int(rng.integers(1, kp + 1))
+            layers.append(L(f"pool{i}", "Pooling", pool=str(rng.choice(["MAX", "AVE"])), kernel_size=kp, stride=sp))
+            h = w = -(-(h - kp) // sp) + 1
+    layers += [L("ip1", "InnerProduct", num_output=int(rng.integers(2, 12))), L("prob", "Softmax")]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, size, size), seed=seed)
+    calib = rng.integers(0, 256, size=(8, size, size, 3), dtype=np.uint8)
+    compiled = compile_model(proto, weights, calib_images=calib, fc_variant="opt" if seed % 2 else "plain")
+    raw = rng.integers(0, 256, size=(4, size, size, 3), dtype=np.uint8)
+    expected = simulate(compiled, raw)
+    assert np.array_equal(expected, int_reference.run(compiled, raw))
+    code, summary, _ = build_and_run(tmp_path, compiled, raw, expected, kernel_objects)
+    assert summary == "mismatches 0" and code == 0
