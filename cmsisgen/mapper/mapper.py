@@ -118,6 +118,13 @@ def _map_layer(layer: ir.Layer, net: ir.Net, quant: Quantization, bottoms: list[
     if layer.type == "Pooling":
         method = layer.params.method  # type: ignore[union-attr]
         function = rules.choose(f"Pooling/{method}", site)
+        if oh > h:
+            # The DSP x pass stores output column i into column i of the same input row:
+            # with more output than input columns it runs into the next row and past the buffer.
+            raise CmsisgenError(
+                f"layer '{layer.name}' ({layer.type}): no CMSIS-NN function fits: {function}: the DSP pooling "
+                f"kernels pool each row in place, so the output ({oh}x{ow}) may not be larger than the input "
+                f"({h}x{w})")
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": oh}
         return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",
