@@ -349,3 +349,52 @@ def test_random_networks_bit_exact_in_c(tmp_path, seed, kernel_objects):
     assert np.array_equal(expected, int_reference.run(compiled, raw))
     code, summary, _ = build_and_run(tmp_path, compiled, raw, expected, kernel_objects)
     assert summary == "mismatches 0" and code == 0
+
+
+@pytest.mark.parametrize("shape, extra", [
+    ((3, 8, 8), ["--bgr", "--mean", "10,20,30", "--scale", "0.5", "--fc", "plain"]),
+    ((1, 7, 7), []),
+])
+def test_cli_test_vectors_build_bit_exact(tmp_path, kernel_objects, shape, extra):
+    """`cmsisgen compile --test-vectors` with a larger .npz calibration set (center-cropped by
+    run_nn's caller, channel-reordered by the generated input stage)."""
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+              L("relu1", "ReLU", inplace=True),
+              L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+              L("ip1", "InnerProduct", num_output=6),
+              L("prob", "Softmax")]
+    proto, weights = write_model(tmp_path, layers, input_shape=shape)
+    rng = np.random.default_rng(4)
+    x = rng.integers(0, 256, size=(12, shape[1] + 3, shape[2] + 2, 3), dtype=np.uint8)
+    np.savez(tmp_path / "calib.npz", x=x, y=np.arange(12) % 3)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["compile", str(proto), str(weights), "-o", str(out), "--calib",
+                                       str(tmp_path / "calib.npz"), "--test-vectors", "5", *extra])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "parameters.h", "test_vectors.h", "weights.h"]
+    (out / "main.c").write_text(MAIN_C)
+    exe = out / "selftest"
+    built = subprocess.run(["gcc", *CFLAGS, "-I", str(out), "-I", str(PORTABLE / "Include"), str(out / "nn.c"),
+                            str(out / "main.c"), *kernel_objects, "-o", str(exe)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    lines = run.stdout.strip().splitlines()
+    assert lines[-1] == "mismatches 0" and run.returncode == 0
+    assert len(lines) == 6
+    # and what the C computed is the independent reference's answer on the cropped images
+    options = {"calib_images": x, "fc_variant": "plain" if "plain" in extra else "opt"}
+    if extra:
+        options.update(mean="10,20,30", scale=0.5, bgr=True)
+    compiled = compile_model(proto, weights, **options)
+    top, left = 1, 1
+    raw = x[:5, top:top + shape[1], left:left + shape[2]]
+    if shape[0] == 1:
+        raw = raw[..., :1]
+    ref = int_reference.run(compiled, raw)
+    c_rows = np.array([[int(v) for v in line.split()[2:]] for line in lines[:-1]])
+    assert np.array_equal(c_rows, ref.astype(int))
+    assert [int(line.split()[1]) for line in lines[:-1]] == [0, 1, 2, 0, 1]

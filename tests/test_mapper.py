@@ -128,11 +128,11 @@ def test_padded_average_pooling_warns(tmp_path):
 
 def test_unpadded_pooling_does_not_warn(tmp_path):
     compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2),
-                                         layer("m", "Pooling", pool="MAX", kernel_size=2, stride=1, pad=1)])
+                                         layer("m", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1)])
     assert not any("Caffe divides" in note for note in compiled.notes)
     p, m = op_of(compiled, "p"), op_of(compiled, "m")
     assert (p.args["dim_im_out"], p.scratch_bytes) == (4, 2 * 4 * 3)  # ceil((8-3)/2)+1
-    assert (m.function, m.scratch_bytes, m.args["dim_im_out"]) == ("arm_maxpool_q7_HWC", 0, 5)
+    assert (m.function, m.scratch_bytes, m.args["dim_im_out"]) == ("arm_maxpool_q7_HWC", 0, 4)
     assert p.clobbers_input and m.clobbers_input
 
 
@@ -291,3 +291,23 @@ def test_input_op(tmp_path):
     assert op.formats == {"out_frac": f}
     assert op.input_fp.mul == 0.5 * 2 ** (f + 16)
     assert op.input_fp.offsets.tolist() == [round(m * 0.5 * 2 ** (f + 16)) for m in (10, 20, 30)]
+
+
+@pytest.mark.parametrize("pool", ["MAX", "AVE"])
+def test_pooling_output_larger_than_input_is_refused(tmp_path, pool):
+    """kernel 2, stride 1, pad 1 on 8x8 gives 9x9 in Caffe; the DSP kernels would write
+    output column 8 into the next input row (and past the end of the buffer)."""
+    layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
+              layer("p", "Pooling", pool=pool, kernel_size=2, stride=1, pad=1)]
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers)
+    function = "arm_maxpool_q7_HWC" if pool == "MAX" else "arm_avepool_q7_HWC"
+    assert str(info.value) == (f"layer 'p' (Pooling): no CMSIS-NN function fits: {function}: the DSP pooling "
+                               "kernels pool each row in place, so the output (9x9) may not be larger than the "
+                               "input (8x8)")
+
+
+def test_pooling_output_as_large_as_input_is_fine(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=1),
+                                         layer("p", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1)])
+    assert op_of(compiled, "p").args["dim_im_out"] == 8
