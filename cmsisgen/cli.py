@@ -219,13 +219,15 @@ def inspect_command(model, weights, input_shape) -> None:
               help="Build against upstream CMSIS-NN (its CMSIS/NN folder) instead of the portable kernels. [env: CMSIS_NN_PATH]")
 @click.option("--cmsis-core-path", envvar="CMSIS_CORE_PATH", type=click.Path(file_okay=False),
               help="CMSIS Core include folder for an upstream build. [env: CMSIS_CORE_PATH]")
+@click.option("--cmsis-dsp-include", envvar="CMSIS_DSP_INCLUDE", type=click.Path(file_okay=False),
+              help="CMSIS-DSP Include folder (arm_math_types.h), needed by CMSIS_5 5.9.0's CMSIS-NN. [env: CMSIS_DSP_INCLUDE]")
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
 @_friendly
 def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape, data, vectors,
-                   target, cmsis_nn_path, cmsis_core_path, keep) -> None:
+                   target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep) -> None:
     """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""
     from .codegen import render, write_output
-    from .verify import build_and_run
+    from .verify import build_and_run, format_result
 
     compiled, calib_set = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
     source = _load_images(data, vectors, "test-vector images") if data else calib_set
@@ -237,11 +239,9 @@ def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, inp
         write_output(files, model_dir)
         result = build_and_run(model_dir, target=target, build_dir=root / "build",
                                cmsis_nn_path=Path(cmsis_nn_path) if cmsis_nn_path else None,
-                               cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None)
-    click.echo(result.output.rstrip())
-    if result.instructions_per_inference is not None:
-        click.echo(f"instructions per inference: {result.instructions_per_inference:.0f}")
-    click.echo(f"{result.passed}/{result.total} vectors bit-exact")
+                               cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None,
+                               cmsis_dsp_include=Path(cmsis_dsp_include) if cmsis_dsp_include else None)
+    click.echo(format_result(result))
     if result.passed != result.total or result.total != vectors:
         sys.exit(1)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Iterable, Optional
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from . import ir
 from .errors import CmsisgenError
@@ -79,27 +78,37 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
-    """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it."""
+    """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it.
+
+    im2col is built in HWC order one kernel tap at a time (strided slices, no Python
+    loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
+    column matrix stays around 32 M elements.
+    """
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
     if p.dilation != 1:
         raise CmsisgenError(f"layer '{layer.name}' (Convolution): dilation {p.dilation} is not supported")
+    n, c, h, w = x.shape
+    oh = (h + 2 * p.pad_h - p.kernel_h) // p.stride_h + 1
+    ow = (w + 2 * p.pad_w - p.kernel_w) // p.stride_w + 1
+    kh, kw, sh, sw = p.kernel_h, p.kernel_w, p.stride_h, p.stride_w
+    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
     weights = layer.blobs[0].astype(np.float32)
-    padded = np.pad(x, ((0, 0), (0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w)))
-    windows = sliding_window_view(padded, (p.kernel_h, p.kernel_w), axis=(2, 3))[:, :, :: p.stride_h, :: p.stride_w]
-    out_h = (x.shape[2] + 2 * p.pad_h - p.kernel_h) // p.stride_h + 1
-    out_w = (x.shape[3] + 2 * p.pad_w - p.kernel_w) // p.stride_w + 1
-    windows = windows[:, :, :out_h, :out_w]
-    in_per_group = x.shape[1] // p.group
-    out_per_group = p.num_output // p.group
-    parts = []
-    for g in range(p.group):
-        win = windows[:, g * in_per_group:(g + 1) * in_per_group]
-        w = weights[g * out_per_group:(g + 1) * out_per_group]
-        parts.append(np.einsum("nchwij,ocij->nohw", win, w, optimize=True))
-    out = np.concatenate(parts, axis=1)
+    in_g, out_g = c // p.group, p.num_output // p.group
+    out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
+    chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
+    for start in range(0, n, chunk):
+        xb = padded[start:start + chunk]
+        cols = np.empty((xb.shape[0], oh, ow, kh, kw, c), dtype=np.float32)
+        for ky in range(kh):
+            for kx in range(kw):
+                cols[:, :, :, ky, kx, :] = xb[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+        for g in range(p.group):
+            wg = weights[g * out_g:(g + 1) * out_g].transpose(0, 2, 3, 1).reshape(out_g, -1)
+            cg = cols[..., g * in_g:(g + 1) * in_g].reshape(-1, kh * kw * in_g)
+            out[start:start + chunk, :, :, g * out_g:(g + 1) * out_g] = (cg @ wg.T).reshape(xb.shape[0], oh, ow, out_g)
     if p.bias_term:
-        out = out + layer.blobs[1].astype(np.float32).reshape(1, -1, 1, 1)
-    return out.astype(np.float32)
+        out += layer.blobs[1].astype(np.float32)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
 
 def pool_windows(in_size: int, out_size: int, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -77,6 +77,21 @@ def output_channels_even(site: Site) -> bool:
     return site.out_ch % 2 == 0
 
 
+def im2col_column_fits_uint16(site: Site) -> bool:
+    """The q7 convolutions count one im2col column (in_ch * kernel_h * kernel_w) in a uint16_t: it must be at most 65535."""
+    return site.in_ch * site.kernel_h * site.kernel_w <= UINT16_MAX
+
+
+def padding_within_output(site: Site) -> bool:
+    """The _fast convolutions split the output into padded border and inner regions: padding must not exceed the output size."""
+    return site.pad_h <= site.out_h and site.pad_w <= site.out_w
+
+
+def pooling_padding_below_stride(site: Site) -> bool:
+    """The Cortex-M DSP pooling kernels pool rows in place: with padding >= stride a window reads columns it already overwrote, so padding must be smaller than the stride (or the output a single column)."""
+    return site.out_w <= 1 or site.pad_w < site.stride_w
+
+
 def max_or_average(site: Site) -> bool:
     """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
     return site.method in ("max", "ave")
@@ -105,16 +120,20 @@ def avepool_matches_caffe(site: Site) -> bool:
 #: Candidate functions per layer type, in order of preference, with the rules each needs.
 FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Convolution": (
-        ("arm_convolve_HWC_q7_RGB", (dense, undilated, sizes_fit_uint16, three_input_channels, square_geometry)),
-        ("arm_convolve_HWC_q7_fast", (dense, undilated, sizes_fit_uint16, input_channels_multiple_of_4,
-                                      output_channels_even, square_geometry)),
-        ("arm_convolve_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, input_channels_multiple_of_4,
-                                                output_channels_even)),
-        ("arm_convolve_HWC_q7_basic", (dense, undilated, sizes_fit_uint16, square_geometry)),
-        ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16)),
+        ("arm_convolve_HWC_q7_RGB", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16, three_input_channels, square_geometry)),
+        ("arm_convolve_HWC_q7_fast", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
+                                      input_channels_multiple_of_4, output_channels_even, padding_within_output,
+                                      square_geometry)),
+        ("arm_convolve_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
+                                                input_channels_multiple_of_4, output_channels_even,
+                                                padding_within_output)),
+        ("arm_convolve_HWC_q7_basic", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16, square_geometry)),
+        ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16)),
     ),
-    "Pooling/max": (("arm_maxpool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry)),),
-    "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry)),),
+    "Pooling/max": (("arm_maxpool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
+                                               pooling_padding_below_stride)),),
+    "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
+                                               pooling_padding_below_stride)),),
     "ReLU": (("arm_relu_q7", (plain_relu,)),),
     "InnerProduct": (("arm_fully_connected_q7_opt", (sizes_fit_uint16,)),),
     "InnerProduct/plain": (("arm_fully_connected_q7", (sizes_fit_uint16,)),),
