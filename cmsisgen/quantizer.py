@@ -22,6 +22,9 @@ from .errors import CmsisgenError
 DEFAULT_FRAC = 7
 #: arm_softmax_q7's fixed output format, Q0.7.
 SOFTMAX_FRAC = 7
+#: Largest out_rshift: 127 * 2**23 leaves the int32 accumulator 2x headroom over the
+#: calibrated output range.
+MAX_OUT_RSHIFT = 23
 #: Layers whose output has exactly the values (or a subset) of their inputs.
 FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat")
 #: Layers with weights, whose shifts the quantizer derives.
@@ -147,6 +150,10 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
 def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int) -> tuple[LayerQuant, str]:
     in_frac = tensor_frac[layer.bottoms[0]]
     out_frac = tensor_frac[layer.tops[0]]
+    # The int32 accumulator holds the output scaled by 2**out_rshift: beyond MAX_OUT_RSHIFT
+    # an output near its range wraps instead of saturating (and shifts of 32 or more are
+    # undefined in C). Tiny weights would ask for that; give them fewer fractional bits.
+    w_frac = min(w_frac, out_frac + MAX_OUT_RSHIFT - in_frac)
     accumulator = in_frac + w_frac
     weights = layer.blobs[0]
     has_bias = len(layer.blobs) > 1
