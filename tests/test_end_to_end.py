@@ -94,22 +94,22 @@ NETS = {
         L("ip1", "InnerProduct", num_output=9),
         L("prob", "Softmax"),
     ], (3, 8, 8), {}, {"nn_concat_channels_q7", "memcpy"}),
-    # gray input, max pool with pad >= stride (upstream's in-place window quirks), global average pool
-    "gray_quirks": ([
+    # gray input, padded ceil-mode max pool, unpadded max pool, global average pool
+    "gray_pools": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3),
-        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=2),
-        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
+        L("pool2", "Pooling", pool="MAX", kernel_size=2, stride=1),
         L("gap", "Pooling", pool="AVE", global_pooling=True),
         L("ip1", "InnerProduct", num_output=3),
         L("prob", "Softmax"),
     ], (1, 9, 9), {}, {"arm_convolve_HWC_q7_basic"}),
-    # the network output is a pooled spatial tensor (HWC order), straight from pools with
-    # pad >= stride, so upstream's window quirks reach the output unfiltered
-    "pool_quirks": ([
+    # the network output is a pooled spatial tensor (HWC order) straight from padded pools,
+    # so clipped windows and the average's two-step truncation reach the output unfiltered
+    "pool_output": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3),
-        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=2),
-        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=1, pad=1),
-    ], (3, 9, 9), {}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+    ], (3, 15, 15), {}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
     # BGR, per-channel mean and scale, padded average pool, 1x1 fast conv, FC after FC with
     # rows and columns not multiples of 4
     "bgr_mean_scale": ([

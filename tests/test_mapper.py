@@ -128,11 +128,11 @@ def test_padded_average_pooling_warns(tmp_path):
 
 def test_unpadded_pooling_does_not_warn(tmp_path):
     compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2),
-                                         layer("m", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1)])
+                                         layer("m", "Pooling", pool="MAX", kernel_size=2, stride=2, pad=1)])
     assert not any("Caffe divides" in note for note in compiled.notes)
     p, m = op_of(compiled, "p"), op_of(compiled, "m")
     assert (p.args["dim_im_out"], p.scratch_bytes) == (4, 2 * 4 * 3)  # ceil((8-3)/2)+1
-    assert (m.function, m.scratch_bytes, m.args["dim_im_out"]) == ("arm_maxpool_q7_HWC", 0, 4)
+    assert (m.function, m.scratch_bytes, m.args["dim_im_out"]) == ("arm_maxpool_q7_HWC", 0, 3)
     assert p.clobbers_input and m.clobbers_input
 
 
@@ -293,21 +293,23 @@ def test_input_op(tmp_path):
     assert op.input_fp.offsets.tolist() == [round(m * 0.5 * 2 ** (f + 16)) for m in (10, 20, 30)]
 
 
-@pytest.mark.parametrize("pool", ["MAX", "AVE"])
-def test_pooling_output_larger_than_input_is_refused(tmp_path, pool):
-    """kernel 2, stride 1, pad 1 on 8x8 gives 9x9 in Caffe; the DSP kernels would write
-    output column 8 into the next input row (and past the end of the buffer)."""
+PAD_BELOW_STRIDE = ("The Cortex-M DSP pooling kernels pool rows in place: with padding >= stride a window "
+                    "reads columns it already overwrote, so padding must be smaller than the stride (or the "
+                    "output a single column).")
+
+
+@pytest.mark.parametrize("pool, kernel, stride, pad", [("MAX", 2, 1, 1), ("AVE", 3, 1, 1), ("MAX", 3, 2, 2)])
+def test_pooling_padding_not_below_stride_is_refused(tmp_path, pool, kernel, stride, pad):
+    """Also covers k2 s1 p1, whose Caffe output (9x9) is larger than its 8x8 input."""
     layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
-              layer("p", "Pooling", pool=pool, kernel_size=2, stride=1, pad=1)]
+              layer("p", "Pooling", pool=pool, kernel_size=kernel, stride=stride, pad=pad)]
     with pytest.raises(CmsisgenError) as info:
         compile_layers(tmp_path, layers)
     function = "arm_maxpool_q7_HWC" if pool == "MAX" else "arm_avepool_q7_HWC"
-    assert str(info.value) == (f"layer 'p' (Pooling): no CMSIS-NN function fits: {function}: the DSP pooling "
-                               "kernels pool each row in place, so the output (9x9) may not be larger than the "
-                               "input (8x8)")
+    assert str(info.value) == f"layer 'p' (Pooling): no CMSIS-NN function fits: {function}: {PAD_BELOW_STRIDE}"
 
 
-def test_pooling_output_as_large_as_input_is_fine(tmp_path):
+def test_padded_pooling_below_stride_is_fine(tmp_path):
     compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=1),
-                                         layer("p", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1)])
-    assert op_of(compiled, "p").args["dim_im_out"] == 8
+                                         layer("p", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1)])
+    assert op_of(compiled, "p").args["dim_im_out"] == 5  # ceil((8 + 2 - 3) / 2) + 1

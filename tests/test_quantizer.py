@@ -264,3 +264,17 @@ def test_conv_inside_its_own_format_group_is_refused():
               simple("cat", "Concat", ["data", "conv1"], "cat", ir.ConcatParams())]
     with pytest.raises(CmsisgenError, match="layer 'conv1'"):
         quantize(net_of(layers, ["cat"]), {"data": 1.0, "conv1": 1.0, "cat": 1.0})
+
+
+def test_tiny_weights_keep_out_rshift_within_the_int32_accumulator():
+    """|w| <= 1e-8 would want Q-26.33 and out_rshift 35 (undefined in C, and an int32
+    accumulator that cannot hold the output range): weights get fewer fractional bits."""
+    w = weights_with_max((2, 2, 1, 1), 1e-8)
+    net = net_of([conv("conv1", "data", "conv1", w, [200.0, 0.0])], ["conv1"])
+    lq = quantize(net, {"data": 1.0, "conv1": 250.0}).layers["conv1"]
+    assert (lq.in_frac, lq.out_frac) == (6, -1)
+    assert lq.out_rshift == 23 and lq.weight_frac == 23 - 1 - 6 + 0 == 16
+    assert lq.bias_lshift == lq.in_frac + lq.weight_frac - lq.bias_frac == 22 - (-1)
+    # the bias still reaches the output: (100 << 23) >> 23 == 100 -> 200.0
+    assert lq.bias.tolist() == [100, 0]
+    assert (int(lq.bias[0]) << lq.bias_lshift) + 127 * 2**lq.out_rshift < 2**31
