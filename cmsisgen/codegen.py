@@ -29,6 +29,9 @@ ROW = 16
 
 @dataclass(frozen=True)
 class TestVectors:
+    """Known-answer vectors for test_vectors.h."""
+
+    __test__ = False  # not a pytest test class, despite the name
     inputs: np.ndarray  # uint8 (N, H, W, C)
     expected: np.ndarray  # int8 (N, K)
     labels: np.ndarray  # int (N,), -1 when unknown
