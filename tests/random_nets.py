@@ -1,0 +1,248 @@
+"""A catalogue of small random networks that together make the mapper emit every kernel.
+
+Each entry is a layer list for ``caffe_models.write_model`` plus an input shape, the
+inner-product variant to compile with, and the functions its program must contain (the
+tests check that, so a mapper change that silently stops covering a kernel is noticed).
+Together the entries cover every function in :data:`ALL_FUNCTIONS`:
+
+* convolutions: ``arm_convolve_HWC_q7_RGB``, ``_fast``, ``_fast_nonsquare``, ``_basic``,
+  ``_basic_nonsquare``;
+* ``arm_maxpool_q7_HWC``, ``arm_avepool_q7_HWC``, ``arm_relu_q7``,
+  ``arm_fully_connected_q7_opt`` and (fc_variant "plain") ``arm_fully_connected_q7``,
+  ``arm_softmax_q7``, the generated ``nn_concat_channels_q7`` and the ``memcpy`` copies the
+  buffer planner inserts (ReLU on a tensor read later, pooling of a tensor read later);
+
+and awkward shapes: odd sizes, channel counts that are not multiples of 4, odd output
+channels, non-square inputs, kernels, strides and padding, ceil-mode pooling remainders,
+padded pooling (always pad < stride: the mapper refuses pad >= stride because the DSP
+kernels pool rows in place), global average pooling straight into a softmax, an inner
+product after conv/pool stacks and straight on the image, branches concatenated, a ReLU
+whose input another branch still reads, Split / Dropout / Flatten aliases.
+
+:func:`write_random_net` writes one entry with random weights and a random calibration
+.npz (``x`` uint8 NHWC, ``y`` labels) and returns the paths.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from caffe_models import layer as L
+from caffe_models import write_model
+
+ALL_FUNCTIONS = frozenset({
+    "arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_convolve_HWC_q7_fast_nonsquare",
+    "arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_basic_nonsquare",
+    "arm_maxpool_q7_HWC", "arm_avepool_q7_HWC", "arm_relu_q7",
+    "arm_fully_connected_q7_opt", "arm_fully_connected_q7", "arm_softmax_q7",
+    "nn_concat_channels_q7", "memcpy",
+})
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    name: str
+    layers: list
+    input_shape: tuple[int, int, int]          # (C, H, W); C is 1 (gray) or 3 (RGB)
+    functions: frozenset                       # functions the compiled program must call
+    fc_variant: str = "opt"
+    about: str = ""
+    calib_size: tuple[int, int] | None = None  # (H, W) of the calibration images; None: input size
+    extra: dict = field(default_factory=dict)  # other compile options (mean, scale, bgr)
+
+
+def _spec(name, layers, shape, functions, about, **kw) -> NetSpec:
+    return NetSpec(name=name, layers=layers, input_shape=shape, functions=frozenset(functions),
+                   about=about, **kw)
+
+
+CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
+    _spec("rgb_ceilpool_fcplain", [
+        # 9x9 RGB, k3 s2 p1, odd output channels -> 5x5x5; max pool k2 s2 on 5 (ceil remainder)
+        L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1, stride=2),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=10),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {"arm_convolve_HWC_q7_RGB", "arm_relu_q7", "arm_maxpool_q7_HWC",
+                   "arm_fully_connected_q7", "arm_softmax_q7"},
+        "RGB conv with stride/padding on an odd size, ceil-mode max pool, plain FC",
+        fc_variant="plain"),
+    _spec("fast_pools_7x7", [
+        # 7x7: RGB conv to 8 ch, fast 3x3 conv 8->8, max k3 s2 (exact), ave k2 s2 on 3 (ceil)
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("conv3", "Convolution", num_output=4, kernel_size=1),
+        L("pool3", "Pooling", pool="AVE", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=7),
+        L("prob", "Softmax"),
+    ], (3, 7, 7), {"arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC", "arm_avepool_q7_HWC",
+                   "arm_fully_connected_q7_opt"},
+        "fast convs, 7x7 k3 s2 max pool, 3x3 k2 s2 average pool remainder, FC after the stack"),
+    _spec("ave_remainder_padded", [
+        # 8x8, average k3 s2 (ceil remainder: 4x4), then a padded average pool k3 s2 p1
+        L("conv1", "Convolution", num_output=12, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        L("conv2", "Convolution", num_output=10, kernel_size=3, stride=2, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+        L("gap", "Pooling", pool="AVE", global_pooling=True),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC",
+                   "arm_softmax_q7"},
+        "average pools with a ceil remainder, with padding (pad < stride), global, softmax on 1x1"),
+    _spec("nonsquare", [
+        # 7x10 input: every layer non-square; fast_nonsquare with non-square kernel/stride/pad
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=6, kernel_h=3, kernel_w=2, stride_h=2, stride_w=1,
+          pad_h=1, pad_w=0),
+        L("relu2", "ReLU", inplace=True),
+        L("conv3", "Convolution", num_output=3, kernel_h=1, kernel_w=3, stride_h=1, stride_w=2),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 7, 10), {"arm_convolve_HWC_q7_basic_nonsquare", "arm_convolve_HWC_q7_fast_nonsquare"},
+        "non-square input, kernels, strides and padding; FC straight after convs"),
+    _spec("square_nonsquare_kernels", [
+        # square 9x9 input with non-square kernels: fast_nonsquare (in 4, even out) and
+        # basic_nonsquare (odd out); padding only in one direction
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("conv2", "Convolution", num_output=8, kernel_h=1, kernel_w=3, pad_h=0, pad_w=1,
+          stride_h=1, stride_w=2),
+        L("relu2", "ReLU", inplace=True),
+        L("conv3", "Convolution", num_output=5, kernel_h=3, kernel_w=1, stride_h=2, stride_w=1,
+          pad_h=1, pad_w=0),
+        L("ip1", "InnerProduct", num_output=4),
+    ], (3, 9, 9), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast_nonsquare",
+                   "arm_convolve_HWC_q7_basic_nonsquare"},
+        "square input with 1x3 / 3x1 kernels, stride in one axis, no softmax"),
+    _spec("gray_basic_odd", [
+        # gray 11x11: basic convs (1, 5 and 8-with-odd-output channels), padded max pool
+        L("conv1", "Convolution", num_output=5, kernel_size=5, stride=2, pad=2),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
+        L("conv3", "Convolution", num_output=3, kernel_size=2),
+        L("relu3", "ReLU", inplace=True),
+        L("ip1", "InnerProduct", num_output=6),
+        L("prob", "Softmax"),
+    ], (1, 11, 11), {"arm_convolve_HWC_q7_basic", "arm_maxpool_q7_HWC"},
+        "gray input, 5x5 stride-2 conv, channels 1/5/8->3 (basic), padded max pool"),
+    _spec("branches_concat", [
+        # conv1 feeds a separate-top ReLU, an average pool and a conv: copies for both the
+        # ReLU and the pooling (their input is read later); two convs from one tensor
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("relu1", "ReLU", "conv1", "relu1"),
+        L("pool_a", "Pooling", "relu1", "pool_a", pool="MAX", kernel_size=2, stride=2),
+        L("pool_b", "Pooling", "conv1", "pool_b", pool="AVE", kernel_size=2, stride=2),
+        L("conv_c", "Convolution", "conv1", "conv_c", num_output=4, kernel_size=2, stride=2),
+        L("conv_d", "Convolution", "conv1", "conv_d", num_output=3, kernel_size=3, stride=2, pad=1),
+        L("cat", "Concat", ["pool_a", "pool_b", "conv_c", "conv_d"], "cat"),
+        L("conv_e", "Convolution", num_output=2, kernel_size=3),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast",
+                   "arm_convolve_HWC_q7_basic"},
+        "ReLU/pool/conv branches of one tensor concatenated (15 channels), copies inserted"),
+    _spec("split_inplace_relu", [
+        # explicit Split; an in-place ReLU on one split output while the other is read later
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("split", "Split", "conv1", ["s1", "s2"]),
+        L("conv_a", "Convolution", "s1", "conv_a", num_output=6, kernel_size=3, pad=1),
+        L("relu_a", "ReLU", "conv_a", "conv_a"),
+        L("relu_s2", "ReLU", "s2", "s2"),
+        L("conv_b", "Convolution", "s2", "conv_b", num_output=2, kernel_size=1),
+        L("cat", "Concat", ["conv_a", "conv_b", "s1"], "cat"),
+        L("pool", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("drop", "Dropout", inplace=True),
+        L("flat", "Flatten"),
+        L("ip1", "InnerProduct", num_output=9),
+        L("prob", "Softmax"),
+    ], (3, 7, 7), {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast",
+                   "arm_relu_q7"},
+        "Split with an in-place ReLU on one output, Concat, Dropout, Flatten, FC"),
+    _spec("fc_only_plain", [
+        # inner products straight on a 5x5 RGB image (HWC flatten), rows/columns not % 4
+        L("ip1", "InnerProduct", num_output=9),
+        L("relu1", "ReLU", inplace=True),
+        L("ip2", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 5, 5), {"arm_fully_connected_q7", "arm_relu_q7", "arm_softmax_q7"},
+        "FC on the image, FC after FC, plain variant", fc_variant="plain",
+        calib_size=(8, 9), extra={"mean": "104,117,123", "scale": 0.02, "bgr": True}),
+    _spec("fc_only_opt", [
+        L("ip1", "InnerProduct", num_output=11),
+        L("relu1", "ReLU", inplace=True),
+        L("ip2", "InnerProduct", num_output=6),
+    ], (1, 6, 5), {"arm_fully_connected_q7_opt", "arm_relu_q7"},
+        "gray non-square image into opt FCs with odd row counts, output without softmax"),
+]}
+
+#: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).
+CIFAR10 = _spec("cifar10", [
+    L("conv1", "Convolution", num_output=32, kernel_size=5, pad=2),
+    L("relu1", "ReLU", inplace=True),
+    L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+    L("conv2", "Convolution", num_output=16, kernel_size=5, pad=2),
+    L("relu2", "ReLU", inplace=True),
+    L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+    L("conv3", "Convolution", num_output=32, kernel_size=5, pad=2),
+    L("relu3", "ReLU", inplace=True),
+    L("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
+    L("ip1", "InnerProduct", num_output=10),
+    L("prob", "Softmax"),
+], (3, 32, 32), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC",
+                 "arm_avepool_q7_HWC", "arm_fully_connected_q7_opt", "arm_softmax_q7"},
+    "CIFAR-10 sized: 32x32x3, 5x5 convs 32/16/32, max/ave pools, FC 10")
+
+
+@dataclass(frozen=True)
+class NetFiles:
+    spec: NetSpec
+    prototxt: Path
+    weights: Path
+    calib: Path          # .npz with x (N, H, W, 3) uint8 and y (N,)
+
+    def options(self) -> list[str]:
+        """CLI options for `cmsisgen compile/verify` (calibration, FC variant, preprocessing)."""
+        opts = ["--calib", str(self.calib), "--fc", self.spec.fc_variant]
+        for key, value in self.spec.extra.items():
+            if value is True:
+                opts.append(f"--{key}")
+            else:
+                opts += [f"--{key}", str(value)]
+        return opts
+
+    def compile_kwargs(self) -> dict:
+        """Keyword arguments for ``pipeline.compile_model`` (without the calibration images)."""
+        kwargs = {"fc_variant": self.spec.fc_variant}
+        kwargs.update(self.spec.extra)
+        return kwargs
+
+
+def write_random_net(directory: Union[str, Path], spec: Union[str, NetSpec], seed: int = 0,
+                     calib_images: int = 16) -> NetFiles:
+    """Write ``spec`` (or the catalogue entry of that name) with N(0, 0.1) weights drawn with
+    ``seed`` and a random calibration set into ``directory``; returns the paths."""
+    if isinstance(spec, str):
+        spec = CIFAR10 if spec == CIFAR10.name else CATALOGUE[spec]
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    proto, weights = write_model(directory, spec.layers, input_shape=spec.input_shape, seed=seed,
+                                 stem=spec.name)
+    h, w = spec.calib_size or spec.input_shape[1:]
+    rng = np.random.default_rng(seed + 1000)
+    x = rng.integers(0, 256, size=(calib_images, h, w, 3), dtype=np.uint8)
+    x[0] = 0        # the first vectors (taken from the calibration set) hit both extremes
+    x[1] = 255
+    y = np.arange(calib_images) % 10
+    calib = directory / f"{spec.name}_calib.npz"
+    np.savez(calib, x=x, y=y)
+    return NetFiles(spec=spec, prototxt=proto, weights=weights, calib=calib)
