@@ -2,11 +2,14 @@
 """Instructions per inference (QEMU mps2-an500, Cortex-M7, -icount shift=0 + SysTick) and the
 flash/RAM size report (QEMU and STM32F746G-DISCO builds) of a generated model. Figures only.
 
-    python benchmarks/bench.py [--model-dir examples/cifar10/out] [--build-dir /tmp/bench]
+    python benchmarks/bench.py [--model-dir OUT] [--build-dir /tmp/bench]
         [--cmsis-nn-path .../CMSIS/NN [--cmsis-core-path ... --cmsis-dsp-include ...]]
         [--exact]      also count run_nn() exactly from a QEMU trace (slow: ~1 min per 10M insns)
 
---model-dir is a folder written by `cmsisgen compile -o OUT --test-vectors N`.
+--model-dir is a folder written by `cmsisgen compile -o OUT --test-vectors N`; without it the
+bundled CIFAR-10 example is compiled (calibrated on ../shared/data/cifar10/train.zip when
+present) and the simulator's and float forward's throughput on the CIFAR-10 test set is
+printed as well.
 """
 from __future__ import annotations
 
@@ -24,7 +27,43 @@ from cmsisgen.errors import CmsisgenError  # noqa: E402
 from cmsisgen.sizereport import format_table, size_report  # noqa: E402
 from cmsisgen.verify import build_and_run, firmware_dir  # noqa: E402
 
-DEFAULT_MODEL = REPO / "examples" / "cifar10" / "out"
+EXAMPLE = REPO / "examples" / "cifar10"
+CIFAR = REPO.parent / "shared" / "data" / "cifar10"
+PREPROCESSING = dict(mean="125.3,123.0,113.9", scale=0.015625)
+
+
+def compile_example(out_dir: Path, vectors: int) -> None:
+    """Compile the bundled example with known-answer vectors, and time the simulator."""
+    import time
+
+    from cmsisgen.cli import make_test_vectors
+    from cmsisgen.codegen import render, write_output
+    from cmsisgen.dataset import load_dataset
+    from cmsisgen.float_forward import forward
+    from cmsisgen.pipeline import compile_model, float_batches
+    from cmsisgen.simulator.program import run_program
+
+    calib = load_dataset(CIFAR / "train.zip", limit=2000) if (CIFAR / "train.zip").exists() else None
+    start = time.perf_counter()
+    compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel",
+                             calib_images=None if calib is None else calib.x, **PREPROCESSING)
+    print(f"compile (calibration on {0 if calib is None else len(calib.x)} images): "
+          f"{time.perf_counter() - start:.1f} s")
+    test = load_dataset(CIFAR / "test.zip") if (CIFAR / "test.zip").exists() else calib
+    write_output(render(compiled.program, compiled.plan, "cifar10.prototxt",
+                        make_test_vectors(compiled, test, vectors)), out_dir)
+    if test is not None:
+        images = compiled.pre.prepare_images(test.x, 32, 32)
+        start = time.perf_counter()
+        run_program(compiled.program, images)
+        sim = time.perf_counter() - start
+        start = time.perf_counter()
+        for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=500):
+            forward(compiled.net, batch, keep=[compiled.net.outputs[0]])
+        flt = time.perf_counter() - start
+        print(f"simulator: {len(images)} images in {sim:.1f} s ({len(images) / sim:,.0f} images/s)")
+        print(f"float forward: {len(images)} images in {flt:.1f} s ({len(images) / flt:,.0f} images/s)")
+    print()
 
 
 def make_vars(args, model_dir: Path, build_dir: Path) -> list[str]:
@@ -38,7 +77,8 @@ def make_vars(args, model_dir: Path, build_dir: Path) -> list[str]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=DEFAULT_MODEL)
+    ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--vectors", type=int, default=4, help="known-answer vectors when compiling the example")
     ap.add_argument("--build-dir", type=Path, default=None)
     ap.add_argument("--cmsis-nn-path", type=Path, default=None)
     ap.add_argument("--cmsis-core-path", type=Path, default=None)
@@ -46,8 +86,11 @@ def main() -> int:
     ap.add_argument("--exact", action="store_true", help="exact count of vector 0 from a QEMU trace")
     args = ap.parse_args()
 
-    model_dir = args.model_dir.resolve()
     build_root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
+    if args.model_dir is None:
+        args.model_dir = build_root / "cifar10"
+        compile_example(args.model_dir, args.vectors)
+    model_dir = args.model_dir.resolve()
     kernels = "upstream " + str(args.cmsis_nn_path) if args.cmsis_nn_path else "portable"
     print(f"model: {model_dir}\nkernels: {kernels}\nbuild: {build_root}\n")
     try:

@@ -168,13 +168,19 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
         raise CmsisgenError(f"{cmsis_nn_path}: Include/arm_nnfunctions.h not found "
                             "(point it at CMSIS-NN's CMSIS/NN folder)")
 
-    variables = {"MODEL_DIR": str(model_dir), "BUILD_DIR": str(build_dir)}
-    if cmsis_nn_path is not None:
-        variables["CMSIS_NN_PATH"] = str(Path(cmsis_nn_path).resolve())
-    if cmsis_core_path is not None:
-        variables["CMSIS_CORE_PATH"] = str(Path(cmsis_core_path).resolve())
-    if cmsis_dsp_include is not None:
-        variables["CMSIS_DSP_INCLUDE"] = str(Path(cmsis_dsp_include).resolve())
+    # Every kernel variable goes on the command line, empty when not chosen: make would
+    # otherwise take CMSIS_NN_PATH & co. from the caller's environment and silently build
+    # upstream when the portable kernels were asked for.
+    def resolved(path: Path | None) -> str:
+        return str(Path(path).resolve()) if path is not None else ""
+
+    # (An empty value on the command line also disables the Makefile's own defaults, so the
+    # include folders are only forced when given or when building the portable kernels.)
+    variables = {"MODEL_DIR": str(model_dir), "BUILD_DIR": str(build_dir),
+                 "CMSIS_NN_PATH": resolved(cmsis_nn_path)}
+    for name, path in (("CMSIS_CORE_PATH", cmsis_core_path), ("CMSIS_DSP_INCLUDE", cmsis_dsp_include)):
+        if path is not None or cmsis_nn_path is None:
+            variables[name] = resolved(path)
     if portable_path is not None:
         variables["CMSIS_NN_PORTABLE"] = str(Path(portable_path).resolve())
     variables.update(extra_make_vars or {})
