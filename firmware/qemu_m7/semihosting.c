@@ -1,10 +1,8 @@
 /*
- * Semihosting console and exit, plus the newlib system calls printf needs.
+ * Semihosting console and exit, and newlib's _write/_exit on top of them (the other system
+ * calls printf needs are in common/newlib_stubs.c).
  */
-#include <errno.h>
-#include <stddef.h>
-#include <sys/stat.h>
-
+#include "newlib_stubs.h"
 #include "semihosting.h"
 
 static inline uintptr_t semihost_call(uintptr_t op, const void *arg)
@@ -57,87 +55,13 @@ void sh_exit(int status)
     }
 }
 
-/* ---- newlib system calls (--specs=nano.specs, no libnosys) ---- */
-
-int _write(int fd, const char *buf, int len);
-int _read(int fd, char *buf, int len);
-int _close(int fd);
-int _lseek(int fd, int offset, int whence);
-int _fstat(int fd, struct stat *st);
-int _isatty(int fd);
-void *_sbrk(ptrdiff_t incr);
-int _kill(int pid, int sig);
-int _getpid(void);
-__attribute__((noreturn)) void _exit(int status);
+/* ---- newlib _write/_exit; the other system calls are in common/newlib_stubs.c ---- */
 
 int _write(int fd, const char *buf, int len)
 {
     (void)fd;
     sh_write(buf, len);
     return len;
-}
-
-int _read(int fd, char *buf, int len)
-{
-    (void)fd;
-    (void)buf;
-    (void)len;
-    return 0;
-}
-
-int _close(int fd)
-{
-    (void)fd;
-    return -1;
-}
-
-int _lseek(int fd, int offset, int whence)
-{
-    (void)fd;
-    (void)offset;
-    (void)whence;
-    return 0;
-}
-
-int _fstat(int fd, struct stat *st)
-{
-    (void)fd;
-    st->st_mode = S_IFCHR;
-    return 0;
-}
-
-int _isatty(int fd)
-{
-    (void)fd;
-    return 1;
-}
-
-extern char __heap_start__[];
-extern char __heap_end__[];
-
-void *_sbrk(ptrdiff_t incr)
-{
-    static char *brk = __heap_start__;
-    if (incr > __heap_end__ - brk || incr < __heap_start__ - brk) {
-        errno = ENOMEM;
-        return (void *)-1;
-    }
-    char *prev = brk;
-    brk += incr;
-    return prev;
-}
-
-int _kill(int pid, int sig)
-{
-    (void)pid;
-    (void)sig;
-    errno = EINVAL;
-    return -1;
-}
-
-int _getpid(void)
-{
-    return 1;
 }
 
 void _exit(int status)
