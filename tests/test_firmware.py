@@ -1,10 +1,9 @@
 """Firmware targets: host and QEMU self tests, SysTick calibration, STM32F7 build, size report.
 
 Uses the hand-written stand-in model in tests/fixtures/standin_model (regenerate with
-tests/fixtures/make_standin.py) and the two-kernel stub in tests/fixtures/cmsis_nn_stub, so
-the firmware is tested independently of the portable kernels; one test per target also
-builds with firmware/cmsis_nn_portable when it is present. Everything is built under
-tmp_path; nothing is written into the source tree.
+tests/fixtures/make_standin.py) and the project's portable kernels, firmware/cmsis_nn_portable
+(the Makefiles' default). Everything is built under tmp_path; nothing is written into the
+source tree.
 
 Set CMSISGEN_CMSIS_NN_PATH to an upstream CMSIS/NN folder (CMSIS_5 5.9.0 layout, with
 ../Core/Include and ../DSP/Include) to also cross-check against upstream kernels.
@@ -26,7 +25,6 @@ from cmsisgen.verify import build_and_run, firmware_dir, parse_output
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 STANDIN = FIXTURES / "standin_model"
-STUB = FIXTURES / "cmsis_nn_stub"
 PORTABLE = REPO / "firmware" / "cmsis_nn_portable"
 FW = REPO / "firmware"
 
@@ -99,7 +97,7 @@ def test_firmware_dir_is_the_checkout():
 def test_missing_test_vectors(model: Path, tmp_path: Path):
     (model / "test_vectors.h").unlink()
     with pytest.raises(CmsisgenError, match="--test-vectors"):
-        build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+        build_and_run(model, "host", tmp_path / "b")
 
 
 def test_missing_toolchain(model: Path, tmp_path: Path, monkeypatch):
@@ -107,14 +105,14 @@ def test_missing_toolchain(model: Path, tmp_path: Path, monkeypatch):
     monkeypatch.setattr(shutil, "which",
                         lambda name, *a, **k: None if "arm-none-eabi" in name else real_which(name, *a, **k))
     with pytest.raises(CmsisgenError, match="arm-none-eabi-gcc not found"):
-        build_and_run(model, "qemu", tmp_path / "b", portable_path=STUB)
+        build_and_run(model, "qemu", tmp_path / "b")
 
 
 @needs_make
 def test_build_failure_is_one_line_with_log(model: Path, tmp_path: Path):
     (model / "nn.c").write_text((model / "nn.c").read_text() + "\nthis is not C;\n")
     with pytest.raises(CmsisgenError) as info:
-        build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+        build_and_run(model, "host", tmp_path / "b")
     message = str(info.value)
     assert "\n" not in message
     assert "host build failed" in message and str(tmp_path / "b" / "build.log") in message
@@ -124,7 +122,7 @@ def test_build_failure_is_one_line_with_log(model: Path, tmp_path: Path):
 
 @needs_make
 def test_host_all_pass(model: Path, tmp_path: Path):
-    r = build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+    r = build_and_run(model, "host", tmp_path / "b")
     assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
     assert r.instructions_per_inference is None and r.counter_unit == "ns"
     assert [v.label for v in r.vectors] == [1, 1, 1, -1]
@@ -135,7 +133,7 @@ def test_host_all_pass(model: Path, tmp_path: Path):
 @needs_make
 def test_host_wrong_expected_fails(model: Path, tmp_path: Path):
     corrupt_expected(model, 1)
-    r = build_and_run(model, "host", tmp_path / "b", portable_path=STUB)
+    r = build_and_run(model, "host", tmp_path / "b")
     assert (r.passed, r.total) == (3, 4)
     assert r.exit_code != 0 and not r.all_passed
     assert [v.passed for v in r.vectors] == [True, False, True, True]
@@ -143,11 +141,14 @@ def test_host_wrong_expected_fails(model: Path, tmp_path: Path):
 
 
 @needs_make
-@pytest.mark.skipif(not (PORTABLE / "Include" / "arm_nnfunctions.h").is_file(),
-                    reason="firmware/cmsis_nn_portable not in the tree yet")
-def test_host_portable_kernels(model: Path, tmp_path: Path):
-    r = build_and_run(model, "host", tmp_path / "b")
+def test_host_portable_kernels_elsewhere(model: Path, tmp_path: Path):
+    """CMSIS_NN_PORTABLE (portable_path) points the build at another copy of the kernels."""
+    copy = tmp_path / "kernels"
+    shutil.copytree(PORTABLE, copy)
+    r = build_and_run(model, "host", tmp_path / "b", portable_path=copy)
     assert (r.passed, r.total) == (4, 4), r.output
+    log = (tmp_path / "b" / "build.log").read_text()
+    assert str(copy.resolve() / "Source") in log and str(PORTABLE / "Source") not in log
     assert_no_warnings(tmp_path / "b")
 
 
@@ -157,14 +158,14 @@ def test_host_portable_kernels(model: Path, tmp_path: Path):
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
 def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
     build_dir = tmp_path / "b"
-    r = build_and_run(model, "qemu", build_dir, portable_path=STUB)
+    r = build_and_run(model, "qemu", build_dir)
     assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
     assert r.counter_unit == "instructions"
     assert_no_warnings(build_dir)
 
     # Exact instruction counts of every run_nn() call from a one-instruction-per-TB trace.
     proc = make("trace-count", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
-                f"CMSIS_NN_PORTABLE={STUB}", "TRACE_MAX=", cwd_target="qemu_m7")
+                "TRACE_MAX=", cwd_target="qemu_m7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     exact = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
     assert len(exact) >= 1
@@ -177,20 +178,10 @@ def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
 def test_qemu_wrong_expected_fails(model: Path, tmp_path: Path):
     corrupt_expected(model, 2)
-    r = build_and_run(model, "qemu", tmp_path / "b", portable_path=STUB)
+    r = build_and_run(model, "qemu", tmp_path / "b")
     assert (r.passed, r.total) == (3, 4)
     assert r.exit_code == 1  # QEMU's exit status is the firmware's (SYS_EXIT_EXTENDED)
     assert [v.passed for v in r.vectors] == [True, True, False, True]
-
-
-@pytest.mark.qemu
-@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
-@pytest.mark.skipif(not (PORTABLE / "Include" / "arm_nnfunctions.h").is_file(),
-                    reason="firmware/cmsis_nn_portable not in the tree yet")
-def test_qemu_portable_kernels(model: Path, tmp_path: Path):
-    r = build_and_run(model, "qemu", tmp_path / "b")
-    assert (r.passed, r.total, r.exit_code) == (4, 4, 0), r.output
-    assert_no_warnings(tmp_path / "b")
 
 
 @pytest.mark.qemu
@@ -232,8 +223,7 @@ def test_systick_calibration(tmp_path: Path):
 @needs_arm
 def test_stm32f7_builds_warning_free(model: Path, tmp_path: Path):
     build_dir = tmp_path / "stm32"
-    proc = make(f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", f"CMSIS_NN_PORTABLE={STUB}",
-                cwd_target="stm32f7")
+    proc = make(f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", cwd_target="stm32f7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning:" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
     elf = build_dir / "nn_selftest.elf"
@@ -255,16 +245,14 @@ def test_stm32f7_builds_warning_free(model: Path, tmp_path: Path):
     table = format_table(report)
     assert "weights (model .rodata)" in table and "% of 1024 KB" in table
 
-    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
-                f"CMSIS_NN_PORTABLE={STUB}", cwd_target="stm32f7")
+    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", cwd_target="stm32f7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "activation buffers" in proc.stdout
 
 
 @needs_arm
 def test_qemu_size_target(model: Path, tmp_path: Path):
-    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={tmp_path / 'q'}",
-                f"CMSIS_NN_PORTABLE={STUB}", cwd_target="qemu_m7")
+    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={tmp_path / 'q'}", cwd_target="qemu_m7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"weights \(model \.rodata\)\s+1930", proc.stdout)
 
