@@ -5,8 +5,10 @@ tests/fixtures/make_standin.py) and the project's portable kernels, firmware/cms
 (the Makefiles' default). Everything is built under tmp_path; nothing is written into the
 source tree.
 
-Set CMSISGEN_CMSIS_NN_PATH to an upstream CMSIS/NN folder (CMSIS_5 5.9.0 layout, with
-../Core/Include and ../DSP/Include) to also cross-check against upstream kernels.
+Opt-in, like the other tests: set CMSIS_NN_PATH to an upstream CMSIS/NN folder (CMSIS_5
+5.9.0: also CMSIS_CORE_PATH=.../CMSIS/Core/Include and CMSIS_DSP_INCLUDE=.../CMSIS/DSP/Include,
+each defaulting to the sibling folder of CMSIS_NN_PATH) to also cross-check against upstream
+kernels. Every other test here builds the portable kernels whatever the environment says.
 """
 from __future__ import annotations
 
@@ -41,7 +43,10 @@ needs_qemu = [pytest.mark.qemu, pytest.mark.skipif(
     "(apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)")]
 needs_make = pytest.mark.skipif(shutil.which("make") is None or shutil.which("gcc") is None,
                                 reason="make and gcc needed")
-UPSTREAM = os.environ.get("CMSISGEN_CMSIS_NN_PATH")
+UPSTREAM_NN = os.environ.get("CMSIS_NN_PATH")
+UPSTREAM_CORE = os.environ.get("CMSIS_CORE_PATH")
+UPSTREAM_DSP = os.environ.get("CMSIS_DSP_INCLUDE")
+KERNEL_ENV = ("CMSIS_NN_PATH", "CMSIS_CORE_PATH", "CMSIS_DSP_INCLUDE", "CMSIS_NN_PORTABLE")
 
 
 @pytest.fixture
@@ -66,8 +71,11 @@ def corrupt_expected(model_dir: Path, vector: int) -> None:
 
 
 def make(*args: str, cwd_target: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """make in firmware/<cwd_target>, without the kernel variables of the environment (make
+    would otherwise build upstream CMSIS_NN_PATH instead of the portable kernels)."""
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
     return subprocess.run(["make", "-C", str(FW / cwd_target), *args], capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def assert_no_warnings(build_dir: Path) -> None:
@@ -186,10 +194,13 @@ def test_qemu_wrong_expected_fails(model: Path, tmp_path: Path):
 
 @pytest.mark.qemu
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
-@pytest.mark.skipif(not UPSTREAM, reason="set CMSISGEN_CMSIS_NN_PATH to an upstream CMSIS/NN folder")
+@pytest.mark.skipif(not UPSTREAM_NN, reason="opt-in: set CMSIS_NN_PATH to upstream CMSIS/NN (CMSIS_5 "
+                    "5.9.0: also CMSIS_CORE_PATH and CMSIS_DSP_INCLUDE)")
 @pytest.mark.parametrize("target", ["host", "qemu"])
 def test_upstream_kernels(model: Path, tmp_path: Path, target: str):
-    r = build_and_run(model, target, tmp_path / "b", cmsis_nn_path=Path(UPSTREAM))
+    r = build_and_run(model, target, tmp_path / "b", cmsis_nn_path=Path(UPSTREAM_NN),
+                      cmsis_core_path=Path(UPSTREAM_CORE) if UPSTREAM_CORE else None,
+                      cmsis_dsp_include=Path(UPSTREAM_DSP) if UPSTREAM_DSP else None)
     assert (r.passed, r.total) == (4, 4), r.output
 
 
