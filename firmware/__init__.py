@@ -1,0 +1,1 @@
+"""Firmware sources shipped with cmsisgen (portable kernels, host/QEMU/STM32F7 self tests)."""
