@@ -141,7 +141,9 @@ def _decode_all(
     n = len(handles)
     x: Optional[np.ndarray] = None
     first_name = ""
-    step = max(1, n // 100)
+    # On a terminal the counter redraws in place; in a log it prints one line per 10 %.
+    tty = progress and sys.stderr.isatty()
+    step = max(1, n // (100 if tty else 10))
     for i, h in enumerate(handles):
         try:
             with Image.open(io.BytesIO(read(h))) as im:
@@ -157,9 +159,10 @@ def _decode_all(
                 f"{x.shape[2]}x{x.shape[1]} of {first_name}; all images must have one size"
             )
         x[i] = arr
-        if progress and (i % step == 0 or i == n - 1):
-            print(f"\rloading images: {i + 1}/{n}", end="", file=sys.stderr, flush=True)
-    if progress:
+        if progress and ((i + 1) % step == 0 or i == n - 1):
+            print(f"{chr(13) if tty else ''}loading images: {i + 1}/{n}", end="" if tty else "\n",
+                  file=sys.stderr, flush=True)
+    if tty:
         print(file=sys.stderr, flush=True)
     assert x is not None
     return x

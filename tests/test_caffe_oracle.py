@@ -332,3 +332,18 @@ def test_cifar10_example_transform_matches_train_py():
         (l.name, l.type) for l in tnet.layers] + [("prob", "Softmax")]
     for a, b in zip(deploy.layers, tnet.layers):
         assert a.params == b.params
+
+
+def test_cifar10_v1_example_matches_caffe_upgrade(pycaffe, tmp_path):
+    """The example's V1 prototxt: Caffe's own upgrade of it, the loader's view of it and the
+    current-format deploy prototxt are one net, and the forward matches Caffe."""
+    from cmsisgen.loader import load_net
+
+    v1 = EXAMPLE / "cifar10_v1.prototxt"
+    weights = EXAMPLE / "cifar10.caffemodel"
+    if not (v1.exists() and weights.exists()):
+        pytest.skip(f"{v1.name} or {weights.name} not present")
+    net_v1, _, _, upgraded = check_model(pycaffe, v1, weights, _example_inputs(4),
+                                         tmp_path / "run", upgraded=True)
+    assert _ir_view(load_net(upgraded, weights)) == _ir_view(net_v1)
+    assert _ir_view(load_net(EXAMPLE / "cifar10.prototxt", weights)) == _ir_view(net_v1)

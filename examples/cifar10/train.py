@@ -3,7 +3,8 @@
 
     python3 examples/cifar10/train.py [--train ../shared/data/cifar10/train.zip]
                                       [--test ../shared/data/cifar10/test.zip]
-                                      [--iters 10000] [--out examples/cifar10/cifar10.caffemodel]
+                                      [--iters 12000] [--out examples/cifar10/cifar10.caffemodel]
+    python3 examples/cifar10/train.py --evaluate examples/cifar10/cifar10.caffemodel
 
 pycaffe is found on PYTHONPATH, else under $CMSISGEN_PYCAFFE/python, else under
 ~/.cache/pycaffe/python (the script then re-executes itself with PYTHONPATH set). It lowers its
@@ -109,13 +110,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", default=str(DATA / "train.zip"))
     ap.add_argument("--test", default=str(DATA / "test.zip"))
-    ap.add_argument("--iters", type=int, default=10000, help="SGD iterations of batch 100")
+    ap.add_argument("--iters", type=int, default=12000, help="SGD iterations of batch 100")
     ap.add_argument("--base-lr", type=float, default=0.01)
     ap.add_argument("--weight-decay", type=float, default=0.004)
     ap.add_argument("--eval-every", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "cifar10.caffemodel"))
     ap.add_argument("--h5", action="store_true", help="also save <out>.h5 (HDF5 weights)")
+    ap.add_argument("--evaluate", metavar="WEIGHTS",
+                    help="do not train: print the float top-1 of WEIGHTS (deploy net) on --test")
     args = ap.parse_args()
 
     try:
@@ -129,6 +132,15 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     from cmsisgen.dataset import load_dataset
 
+    caffe.set_mode_cpu()
+    if args.evaluate:
+        test = load_dataset(args.test)
+        deploy = caffe.Net(str(HERE / "cifar10.prototxt"), caffe.TEST, weights=args.evaluate)
+        acc = evaluate(deploy, preprocess(test.x), test.y)
+        print(f"float top-1 of {args.evaluate} on {args.test} ({len(test.y)} images): "
+              f"{acc * 100:.2f}%")
+        return
+
     t0 = time.time()
     train = load_dataset(args.train)
     test = load_dataset(args.test)
@@ -137,7 +149,6 @@ def main() -> None:
     x_train, y_train = preprocess(train.x), train.y.astype(np.float32)
     x_test, y_test = preprocess(test.x), test.y
 
-    caffe.set_mode_cpu()
     caffe.set_random_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     # Learning rate steps at 60% and 85% of the run (x0.1 each).
