@@ -104,7 +104,7 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     group_frac: dict[str, int] = {}
     for name in tensors:
         root = groups.find(name)
-        group_frac[root] = min(group_frac.get(root, 99), frac_bits_for(ranges.get(name, 0.0)))
+        group_frac[root] = min(group_frac.get(root, 99), frac_bits_for(_relevant_range(net, name, ranges)))
 
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0)))
                    for layer in net.layers if layer.type in WEIGHTED}
@@ -145,6 +145,20 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
         if warning:
             warnings.append(warning)
     return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings)
+
+
+def _relevant_range(net: ir.Net, name: str, ranges: dict[str, float]) -> float:
+    """The magnitude a tensor's format must hold.
+
+    A tensor read only by ReLUs needs its positive side only: a negative value that
+    saturates at -128 still becomes 0 after the ReLU. Sizing such a tensor (a conv
+    output, typically) by its most negative value would waste integer bits on values
+    the network never uses.
+    """
+    readers = net.consumers(name)
+    if readers and all(layer.type == "ReLU" for layer in readers):
+        return max((ranges.get(top, 0.0) for layer in readers for top in layer.tops), default=0.0)
+    return ranges.get(name, 0.0)
 
 
 def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int) -> tuple[LayerQuant, str]:

@@ -180,7 +180,7 @@ def test_large_bias_uses_fewer_bits_than_the_accumulator():
     assert lq.bias.tolist() == [96, -32]
 
 
-@pytest.mark.parametrize("tied", ["ReLU", "Pooling", "Dropout", "Flatten"])
+@pytest.mark.parametrize("tied", ["Pooling", "Dropout", "Flatten"])
 def test_format_preserving_layers_tie_input_and_output(tied):
     w = weights_with_max((2, 2, 1, 1), 0.5)
     params = ir.PoolParams(method="max", kernel_h=2, kernel_w=2, stride_h=2, stride_w=2) \
@@ -195,6 +195,22 @@ def test_format_preserving_layers_tie_input_and_output(tied):
     assert q.layers["conv1"].out_frac == 5
     assert q.layers["conv1"].out_rshift == 6 + 7 - 5
     assert q.layers["ip1"].out_rshift == 5 + 8 - 6
+
+
+def test_relu_input_is_sized_by_what_survives_the_relu():
+    """A conv output read only by a ReLU needs only its positive side: values that saturate
+    at -128 still become 0. If another layer also reads it, its full range counts."""
+    w = weights_with_max((2, 2, 1, 1), 0.5)
+    only_relu = [conv("conv1", "data", "conv1", w, [0.1, 0.1]),
+                 simple("relu", "ReLU", "conv1", "conv1@1"),
+                 ip("ip1", "conv1@1", "ip1", weights_with_max((3, 8), 0.25), [0.0] * 3)]
+    ranges = {"data": 1.0, "conv1": 3.0, "conv1@1": 0.9, "ip1": 1.0}
+    q = quantize(net_of(only_relu, ["ip1"]), ranges)
+    assert q.tensor_frac["conv1"] == q.tensor_frac["conv1@1"] == 7
+    assert q.layers["conv1"].out_rshift == 6 + 7 - 7
+    also_read = only_relu + [ip("ip2", "conv1", "ip2", weights_with_max((3, 8), 0.25), [0.0] * 3)]
+    q = quantize(net_of(also_read, ["ip1", "ip2"]), {**ranges, "ip2": 1.0})
+    assert q.tensor_frac["conv1"] == q.tensor_frac["conv1@1"] == 5
 
 
 def test_concat_ties_all_inputs_and_the_chain_around_it():
