@@ -426,3 +426,43 @@ def test_conv_pad_h_alone(tmp_path):
     net = load_net(write_prototxt(tmp_path / "m.prototxt", build_net(layers, (1, 6, 6))))
     assert net.layers[0].params == ir.ConvParams(2, 3, 3, pad_h=1, pad_w=0)
     assert net.shapes["c"] == (2, 6, 4)
+
+
+# --- malformed HDF5 layouts ---------------------------------------------------------
+
+def _h5_data_dataset(f):
+    f.create_dataset("data", data=np.zeros(3, np.float32))
+
+
+def _h5_layer_dataset(f):
+    f.create_group("data").create_dataset("conv1", data=W1)
+
+
+def _h5_blob_group(f):
+    f.create_group("data").create_group("conv1").create_group("0")
+
+
+def _h5_blob_strings(f):
+    f.create_group("data").create_group("conv1").create_dataset("0", data=np.array([b"ab", b"cd"]))
+
+
+@pytest.mark.parametrize("build, message", [
+    (_h5_data_dataset, "w.caffemodel.h5: not a Caffe HDF5 model ('data' is a dataset, "
+                       "expected a group of layers)"),
+    (_h5_layer_dataset, "w.caffemodel.h5: not a Caffe HDF5 model ('data/conv1' is not a group "
+                        "of blobs)"),
+    (_h5_blob_group, "w.caffemodel.h5: not a Caffe HDF5 model ('data/conv1/0' is not a dataset)"),
+    (_h5_blob_strings, "w.caffemodel.h5: not a Caffe HDF5 model ('data/conv1/0' has dtype |S2, "
+                       "expected numbers)"),
+    (lambda f: f.create_group("other"), "w.caffemodel.h5: not a Caffe HDF5 model (no 'data' group)"),
+])
+def test_malformed_h5_layout(tmp_path, monkeypatch, build, message):
+    import h5py
+
+    monkeypatch.chdir(tmp_path)
+    proto, _ = write_model(Path("."), small_net())
+    with h5py.File("w.caffemodel.h5", "w") as f:
+        build(f)
+    with pytest.raises(CmsisgenError) as e:
+        load_net(proto, "w.caffemodel.h5")
+    assert str(e.value) == message

@@ -66,28 +66,48 @@ def read_binary(path: Path) -> dict[str, list[np.ndarray]]:
 
 
 def read_hdf5(path: Path) -> dict[str, list[np.ndarray]]:
-    """Caffe's Net::ToHDF5 layout: ``data/<layer name>/<blob index>`` datasets."""
+    """Caffe's Net::ToHDF5 layout: ``data/<layer name>/<blob index>`` datasets.
+
+    Anything else (``data`` or a layer that is not a group, a blob that is not a numeric
+    dataset, ...) is a one-line error naming the file, never an h5py/numpy traceback.
+    """
     import h5py
+
+    def bad(msg: str) -> CmsisgenError:
+        return CmsisgenError(f"{path}: not a Caffe HDF5 model ({msg})")
 
     try:
         with h5py.File(path, "r") as f:
             if "data" not in f:
-                raise CmsisgenError(f"{path}: not a Caffe HDF5 model (no 'data' group)")
+                raise bad("no 'data' group")
+            data = f["data"]
+            if not isinstance(data, h5py.Group):
+                raise bad("'data' is a dataset, expected a group of layers")
             out: dict[str, list[np.ndarray]] = {}
-            for name, group in f["data"].items():
+            for name in data.keys():
+                group = data.get(name)
                 if not isinstance(group, h5py.Group):
-                    continue
+                    raise bad(f"'data/{name}' is not a group of blobs")
                 keys = sorted((k for k in group.keys() if k.isdigit()), key=int)
                 if keys != [str(i) for i in range(len(keys))]:
                     raise CmsisgenError(f"{path}: layer '{name}' has blobs {keys}, "
                                         "expected 0, 1, ...")
-                if keys:
-                    out[name] = [np.asarray(group[k][()], dtype=np.float32) for k in keys]
+                arrays = []
+                for k in keys:
+                    blob = group.get(k)
+                    if not isinstance(blob, h5py.Dataset):
+                        raise bad(f"'data/{name}/{k}' is not a dataset")
+                    if blob.dtype.kind not in "iuf":
+                        raise bad(f"'data/{name}/{k}' has dtype {blob.dtype}, expected numbers")
+                    arrays.append(np.asarray(blob[()], dtype=np.float32))
+                if arrays:
+                    out[name] = arrays
             return out
     except CmsisgenError:
         raise
-    except (OSError, ValueError, KeyError) as e:
-        raise CmsisgenError(f"{path}: not a readable .caffemodel.h5 ({e})") from None
+    except Exception as e:  # h5py raises OSError, KeyError, TypeError, RuntimeError, ...
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise CmsisgenError(f"{path}: not a readable .caffemodel.h5 ({msg})") from None
 
 
 def read_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
