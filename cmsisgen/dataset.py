@@ -5,7 +5,8 @@
 * an **image-folder tree** ``<root>/.../<class>/<image>``;
 * a **zip** of such a tree (e.g. CIFAR-10's ``test.zip`` with entries
   ``test/<class>/NNNN.jpg``), read in one pass without unpacking;
-* an **.npz** with ``x`` (N, H, W, C) uint8 and ``y`` (N,) integer labels, and optionally
+* an **.npz** with ``x`` uint8 images (N, H, W, C) with C 1 or 3, or (N, H, W) gray, and ``y``
+  (N,) integer labels in 0..32767 (test vectors store them as int16), and optionally
   ``classes`` (an array of class-name strings, index = label).
 
 For trees and zips the *class level* is the parent folder of the images: every image file's
@@ -36,6 +37,7 @@ import numpy as np
 
 from cmsisgen.errors import CmsisgenError
 
+MAX_LABEL = 32767  # labels are stored as int16 in generated test vectors
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
 )
@@ -248,20 +250,27 @@ def _load_npz(path: Path, limit: Optional[int]) -> Dataset:
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise CmsisgenError(f"{path}: 'x' must have shape (N, H, W, 3) or (N, H, W, 1), got {x.shape}")
+        raise CmsisgenError(f"{path}: 'x' must have shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), "
+                            f"got {x.shape}")
     if x.shape[0] == 0:
         raise CmsisgenError(f"{path}: dataset is empty")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise CmsisgenError(f"{path}: 'x' images are {x.shape[2]}x{x.shape[1]} pixels")
     y = np.asarray(y)
-    if y.ndim != 1 or y.shape[0] != x.shape[0]:
+    if y.ndim != 1:
         raise CmsisgenError(f"{path}: 'y' must have shape ({x.shape[0]},), got {y.shape}")
+    if y.shape[0] != x.shape[0]:
+        raise CmsisgenError(f"{path}: 'x' has {x.shape[0]} images but 'y' has {y.shape[0]} labels")
     if y.dtype.kind not in "iu":
-        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            pass
-        else:
+        if not (y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y))):
             raise CmsisgenError(f"{path}: 'y' must hold integer labels, got dtype {y.dtype}")
+    # Checked before any cast (uint64/float labels would wrap) and before the class list is
+    # built from the largest label; test vectors store labels as int16.
+    for label in (y.min(), y.max()):
+        if not 0 <= label <= MAX_LABEL:
+            shown = int(label) if y.dtype.kind in "iu" else f"{float(label):g}"
+            raise CmsisgenError(f"{path}: 'y' has label {shown}; labels must be in 0..{MAX_LABEL}")
     y = y.astype(np.int64)
-    if y.min() < 0:
-        raise CmsisgenError(f"{path}: 'y' has a negative label {int(y.min())}")
     n_classes = int(y.max()) + 1
     if classes_arr is not None:
         classes = tuple(str(c) for c in np.asarray(classes_arr).reshape(-1).tolist())

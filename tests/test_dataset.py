@@ -241,9 +241,10 @@ def test_npz_class_names_and_gray(tmp_path):
         ({"x": np.zeros((2, 3, 3, 3), np.uint8)}, "'x' and 'y'"),
         ({"x": np.zeros((2, 3, 3, 3), np.float32), "y": np.zeros(2)}, "uint8"),
         ({"x": np.zeros((2, 3, 3, 2), np.uint8), "y": np.zeros(2)}, "shape"),
-        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.zeros(3)}, "'y' must have shape"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.zeros(3)}, "'x' has 2 images but 'y' has 3 labels"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.zeros((2, 1))}, "'y' must have shape"),
         ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([0.5, 1])}, "integer"),
-        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([-1, 1])}, "negative"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([-1, 1])}, "label -1"),
         ({"x": np.zeros((0, 3, 3, 3), np.uint8), "y": np.zeros(0, np.int64)}, "empty"),
         ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([0, 3]), "classes": np.array(["a"])}, "classes"),
     ],
@@ -254,6 +255,49 @@ def test_npz_errors(tmp_path, arrays, pat):
     with pytest.raises(CmsisgenError, match=pat) as e:
         load_dataset(p)
     assert str(p) in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "arrays, message",
+    [
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([0, 10**12])},
+         "d.npz: 'y' has label 1000000000000; labels must be in 0..32767"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([0.0, 1e12])},
+         "d.npz: 'y' has label 1e+12; labels must be in 0..32767"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([0, 2**64 - 1], np.uint64)},
+         "d.npz: 'y' has label 18446744073709551615; labels must be in 0..32767"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([32768, 0])},
+         "d.npz: 'y' has label 32768; labels must be in 0..32767"),
+        ({"x": np.zeros((2, 3, 3, 3), np.uint8), "y": np.array([-5, 0], np.int8)},
+         "d.npz: 'y' has label -5; labels must be in 0..32767"),
+        ({"x": np.zeros((2, 3, 3, 3), np.int16), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' must be uint8 images (N, H, W, C), got dtype int16"),
+        ({"x": np.zeros((2, 3, 3, 4), np.uint8), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' must have shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), got (2, 3, 3, 4)"),
+        ({"x": np.zeros((2, 3, 3, 3, 1), np.uint8), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' must have shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), got (2, 3, 3, 3, 1)"),
+        ({"x": np.zeros((2, 9), np.uint8), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' must have shape (N, H, W, 3), (N, H, W, 1) or (N, H, W), got (2, 9)"),
+        ({"x": np.zeros((2, 0, 3, 3), np.uint8), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' images are 3x0 pixels"),
+        ({"x": np.zeros((3, 4, 4), np.uint8), "y": np.zeros(2, np.int64)},
+         "d.npz: 'x' has 3 images but 'y' has 2 labels"),
+    ],
+)
+def test_npz_error_messages(tmp_path, monkeypatch, arrays, message):
+    monkeypatch.chdir(tmp_path)
+    np.savez("d.npz", **arrays)
+    with pytest.raises(CmsisgenError) as e:
+        load_dataset("d.npz")
+    assert str(e.value) == message
+
+
+def test_npz_largest_label_and_gray(tmp_path):
+    x = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)  # (N, H, W) gray
+    np.savez(tmp_path / "d.npz", x=x, y=np.array([32767, 0], np.int16))
+    ds = load_dataset(tmp_path / "d.npz")
+    assert len(ds.classes) == 32768 and ds.x.shape == (2, 3, 4, 3)
+    np.testing.assert_array_equal(ds.y, [0, 32767])
 
 
 def test_corrupt_npz(tmp_path):
