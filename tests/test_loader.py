@@ -466,3 +466,55 @@ def test_malformed_h5_layout(tmp_path, monkeypatch, build, message):
     with pytest.raises(CmsisgenError) as e:
         load_net(proto, "w.caffemodel.h5")
     assert str(e.value) == message
+
+
+# --- --input-shape against the prototxt ----------------------------------------------
+
+@pytest.mark.parametrize("style", ["layer", "input_dim", "input_shape"])
+def test_input_shape_must_agree_with_prototxt(tmp_path, monkeypatch, style):
+    monkeypatch.chdir(tmp_path)
+    write_prototxt(Path("model.prototxt"), build_net(small_net(), (3, 32, 32), input_style=style))
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt", input_shape=(3, 16, 16))
+    assert str(e.value) == ("--input-shape 3,16,16 disagrees with the input shape (3, 32, 32) "
+                            "in model.prototxt")
+    assert load_net("model.prototxt", input_shape=(3, 32, 32)).input_shapes == {"data": (3, 32, 32)}
+
+
+def test_input_shape_must_agree_with_crop_size(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_train_test(Path("."), [layer("ip1", "InnerProduct", num_output=5)], crop_size=24)
+    with pytest.raises(CmsisgenError) as e:
+        load_net("train_test.prototxt", input_shape=(3, 32, 32))
+    assert str(e.value) == ("--input-shape 3,32,32 disagrees with the input shape (3, 24, 24) "
+                            "in train_test.prototxt")
+    assert load_net("train_test.prototxt", input_shape=(3, 24, 24)).input_shapes == {"data": (3, 24, 24)}
+    # a Data layer does not say its channels: crop_size fixes H and W only
+    assert load_net("train_test.prototxt", input_shape=(1, 24, 24)).input_shapes == {"data": (1, 24, 24)}
+
+
+def test_input_shape_must_agree_with_memory_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.prototxt").write_text(
+        'layer { name: "d" type: "MemoryData" top: "data" top: "label"\n'
+        '  memory_data_param { batch_size: 2 channels: 1 height: 6 width: 5 } }\n'
+        'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip"\n'
+        '  inner_product_param { num_output: 2 } }\n')
+    with pytest.raises(CmsisgenError) as e:
+        load_net("m.prototxt", input_shape=(3, 6, 5))
+    assert str(e.value) == "--input-shape 3,6,5 disagrees with the input shape (1, 6, 5) in m.prototxt"
+    assert load_net("m.prototxt", input_shape=(1, 6, 5)).input_shapes == {"data": (1, 6, 5)}
+
+
+@pytest.mark.parametrize("shape, message", [
+    ((3, 0, 32), "model.prototxt: --input-shape 3,0,32 has a non-positive dimension"),
+    ((-3, 32, 32), "model.prototxt: --input-shape -3,32,32 has a non-positive dimension"),
+    ((3, 32), "model.prototxt: --input-shape 3,32 must be three integers C,H,W such as 3,32,32"),
+    ((3, 32, 2.5), "model.prototxt: --input-shape 3,32,2.5 must be three integers C,H,W such as 3,32,32"),
+])
+def test_input_shape_must_be_positive(tmp_path, monkeypatch, shape, message):
+    monkeypatch.chdir(tmp_path)
+    write_train_test(Path("."), [layer("ip1", "InnerProduct", num_output=5)], stem="model")
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt", input_shape=shape)
+    assert str(e.value) == message

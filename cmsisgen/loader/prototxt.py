@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+import numpy as np
 from google.protobuf import text_format
 
 from cmsisgen import ir
@@ -225,26 +226,51 @@ def _transform(layer: Any, type_: str) -> ir.Transform:
 
 
 def _data_shape(layer: Any, type_: str, transform: ir.Transform,
-                input_shape: Optional[Sequence[int]], err) -> tuple[int, int, int]:
-    """A data layer's (C, H, W): only knowable from the prototxt in a few cases."""
-    if input_shape is not None:
-        if len(input_shape) != 3 or min(input_shape) <= 0:
-            raise err(f"input_shape must be (C, H, W), got {tuple(input_shape)}")
-        return tuple(int(x) for x in input_shape)  # type: ignore[return-value]
+                input_shape: Optional[tuple[int, int, int]], err,
+                check) -> tuple[int, int, int]:
+    """A data layer's (C, H, W): from the prototxt where it says, else ``input_shape``.
+
+    ``check(shape)`` rejects an ``input_shape`` that disagrees with what the prototxt says.
+    Only ImageData (is_color) and MemoryData (channels) fix C; a Data/HDF5Data layer with
+    crop_size fixes H and W, and C is taken from ``input_shape`` (default 3).
+    """
+    channels: Optional[int] = None
+    hw: Optional[tuple[int, int]] = None
     if type_ == "MemoryData":
         mp = layer.memory_data_param
         if mp.channels and mp.height and mp.width:
-            return (mp.channels, mp.height, mp.width)
-    channels = 3
+            channels, hw = mp.channels, (mp.height, mp.width)
     if type_ == "ImageData":
         ip = layer.image_data_param
         channels = 3 if ip.is_color else 1
         if not transform.crop_size and ip.new_height and ip.new_width:
-            return (channels, ip.new_height, ip.new_width)
-    if transform.crop_size:
-        return (channels, transform.crop_size, transform.crop_size)
-    raise err("the input size is not in the prototxt (no crop_size); "
-              "give the input shape (C, H, W) explicitly")
+            hw = (ip.new_height, ip.new_width)
+    if hw is None and transform.crop_size:
+        hw = (transform.crop_size, transform.crop_size)
+    if hw is None:
+        if input_shape is not None:
+            return input_shape
+        raise err("the input size is not in the prototxt (no crop_size); "
+                  "give the input shape (C, H, W) explicitly")
+    if channels is None:
+        channels = input_shape[0] if input_shape is not None else 3
+    return check((channels, *hw))
+
+
+def _check_input_shape(input_shape: Optional[Sequence[int]], source: str
+                       ) -> Optional[tuple[int, int, int]]:
+    """``--input-shape``: three positive integers (C, H, W), or None."""
+    if input_shape is None:
+        return None
+    dims = tuple(input_shape)
+    text = ",".join(str(d) for d in dims)
+    if len(dims) != 3 or not all(isinstance(d, (int, float, np.number)) and not isinstance(d, bool)
+                                 and float(d).is_integer() for d in dims):
+        raise CmsisgenError(f"{source}: --input-shape {text} must be three integers C,H,W "
+                            "such as 3,32,32")
+    if min(dims) <= 0:
+        raise CmsisgenError(f"{source}: --input-shape {text} has a non-positive dimension")
+    return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
 class _Builder:
@@ -281,6 +307,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         # V0 nets nest everything in `layers { layer { ... } }`, which leaves the type unset.
         raise CmsisgenError(f"{source}: layer definitions without a type (V0 format?) are not "
                             "supported; upgrade the file with Caffe's upgrade_net_proto_text")
+    input_shape = _check_input_shape(input_shape, source)
     b = _Builder(source)
     inputs: dict[str, tuple[int, int, int]] = {}
     transform = ir.Transform()
@@ -288,18 +315,26 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     def net_err(msg: str) -> CmsisgenError:
         return CmsisgenError(f"{source}: {msg}")
 
+    def check(shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """A shape the prototxt defines; an explicit input_shape must equal it."""
+        if input_shape is not None and tuple(shape) != input_shape:
+            raise CmsisgenError(f"--input-shape {','.join(map(str, input_shape))} disagrees with "
+                                f"the input shape {tuple(shape)} in {source}")
+        return shape
+
     # Deprecated net-level inputs: `input:` with `input_shape` or 4 `input_dim` each.
     for i, name in enumerate(netp.input):
         if len(netp.input_shape) > i:
-            dims = list(netp.input_shape[i].dim)
+            shape = check(_shape3(list(netp.input_shape[i].dim),
+                                  lambda m, n=name: net_err(f"input '{n}': {m}")))
         elif len(netp.input_dim) >= 4 * (i + 1):
-            dims = list(netp.input_dim[4 * i:4 * i + 4])
+            shape = check(_shape3(list(netp.input_dim[4 * i:4 * i + 4]),
+                                  lambda m, n=name: net_err(f"input '{n}': {m}")))
         elif input_shape is not None:
-            dims = [1, *input_shape]
+            shape = input_shape
         else:
             raise net_err(f"input '{name}' has no input_shape or input_dim")
-        inputs[b.define(name, name, False)] = _shape3(
-            dims, lambda m, n=name: net_err(f"input '{n}': {m}"))
+        inputs[b.define(name, name, False)] = shape
 
     layers: list[ir.Layer] = []
     for cl in caffe_layers:
@@ -318,9 +353,9 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             for i, top in enumerate(cl.top):
                 if shapes:
                     dims = list(shapes[i if len(shapes) > 1 else 0].dim)
-                    shape = _shape3(dims, err)
+                    shape = check(_shape3(dims, err))
                 elif input_shape is not None:
-                    shape = _data_shape(cl, type_, transform, input_shape, err)
+                    shape = input_shape
                 else:
                     raise err("input_param has no shape")
                 inputs[b.define(top, name, False)] = shape
@@ -331,7 +366,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             transform = _transform(cl, type_)
             # The first top is the image; a second top is the label, which is dropped.
             inputs[b.define(cl.top[0], name, False)] = _data_shape(cl, type_, transform,
-                                                                  input_shape, err)
+                                                                  input_shape, err, check)
             continue
         if type_ not in SUPPORTED:
             raise err("not supported by cmsisgen (no CMSIS-NN q7 kernel)")
