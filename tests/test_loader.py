@@ -518,3 +518,45 @@ def test_input_shape_must_be_positive(tmp_path, monkeypatch, shape, message):
     with pytest.raises(CmsisgenError) as e:
         load_net("model.prototxt", input_shape=shape)
     assert str(e.value) == message
+
+
+# --- binary files given as the prototxt ---------------------------------------------
+
+def test_binary_prototxt_is_one_printable_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("model.prototxt").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt")
+    assert str(e.value) == ("model.prototxt: not a text prototxt "
+                            r"(line 1: \x00\x01\x02\x03\x04\x05\x06\x07\x08)")
+
+
+def test_caffemodel_given_as_prototxt(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _, weights = write_model(Path("."), small_net())
+    with pytest.raises(CmsisgenError) as e:
+        load_net(weights)
+    # NetParameter: name (tag 0x0a, a newline) of length 7, then layer 1 (tag 0xa2 0x06,
+    # length 0x81 0x04) whose own name tag is the next newline
+    assert str(e.value) == r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04)"
+
+
+def test_binary_excerpt_is_trimmed_and_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("model.prototxt").write_bytes(b'name: "ok"\n' + b"\xff\xfe\x00" + b"A" * 500 + b"\n")
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt")
+    msg = str(e.value)
+    excerpt = r"\xff\xfe\x00" + "A" * (120 - 3 - 12) + "..."
+    assert msg == f"model.prototxt: not a text prototxt (line 2: {excerpt})"
+    assert msg.isprintable() and len(excerpt) == 120
+
+
+def test_control_characters_in_layer_names_are_escaped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("m.prototxt").write_text('input: "data" input_dim: 1 input_dim: 1 input_dim: 2 input_dim: 2\n'
+                                  'layer { name: "a\\nb\\001" type: "LRN" bottom: "data" top: "x" }\n')
+    with pytest.raises(CmsisgenError) as e:
+        load_net("m.prototxt")
+    assert str(e.value) == (r"m.prototxt: layer 'a\x0ab\x01' (LRN): not supported by cmsisgen "
+                            "(no CMSIS-NN q7 kernel)")

@@ -56,12 +56,56 @@ def is_dropped(type_: str) -> bool:
     return type_ in DROPPED or type_.endswith("Loss")
 
 
+# Bytes that never occur in a text prototxt: C0 controls except \t \n \v \f \r, and DEL.
+_BINARY_BYTES = bytes(b for b in range(32) if b not in b"\t\n\v\f\r") + b"\x7f"
+EXCERPT_CHARS = 120
+
+
+def printable(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """``text`` as one printable line: non-printable characters escaped (\\xNN, \\uNNNN),
+    cut to ``limit`` characters with "..." when longer."""
+    out = []
+    for ch in text:
+        if ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) < 0x10000:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    s = "".join(out)
+    return s if len(s) <= limit else s[:limit - 3] + "..."
+
+
+def _binary_line(raw: bytes) -> Optional[tuple[int, str]]:
+    """(line number, escaped excerpt) of the first line holding a byte no text file has."""
+    cut = raw.translate(None, _BINARY_BYTES)
+    if len(cut) == len(raw):
+        return None
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if line.translate(None, _BINARY_BYTES) != line:
+            # Invalid UTF-8 shows as \xNN (backslashreplace), controls are escaped by printable().
+            text = line.strip(b" \t\r").decode("utf-8", errors="backslashreplace")
+            return number, printable(text)
+    return None  # unreachable: some line holds the byte
+
+
 def read_net_parameter(path: str | Path) -> Any:
-    """Text-parse ``path`` into a NetParameter; syntax errors become one-line errors."""
+    """Text-parse ``path`` into a NetParameter; syntax errors become one-line errors.
+
+    A binary file (e.g. a .caffemodel given in place of the prototxt) is rejected before
+    parsing, with an escaped excerpt of the first offending line, never raw bytes.
+    """
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        raw = Path(path).read_bytes()
     except OSError as e:
         raise CmsisgenError(f"{path}: cannot read prototxt ({e.strerror or e})") from None
+    binary = _binary_line(raw)
+    if binary is not None:
+        number, excerpt = binary
+        raise CmsisgenError(f"{path}: not a text prototxt (line {number}: {excerpt})")
+    text = raw.decode("utf-8-sig", errors="replace")
     net = schema.NetParameter()
     try:
         text_format.Parse(text, net, allow_unknown_field=True, allow_unknown_extension=True)
@@ -70,8 +114,8 @@ def read_net_parameter(path: str | Path) -> Any:
         line = e.GetLine() if hasattr(e, "GetLine") else None
         if line is not None:
             msg = msg.split(" : ", 1)[-1] if msg.startswith(f"{line}:") else msg
-            raise CmsisgenError(f"{path}:{line}: syntax error: {msg}") from None
-        raise CmsisgenError(f"{path}: syntax error: {msg}") from None
+            raise CmsisgenError(f"{path}:{line}: syntax error: {printable(msg, 300)}") from None
+        raise CmsisgenError(f"{path}: syntax error: {printable(msg, 300)}") from None
     return net
 
 
@@ -344,7 +388,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         name = cl.name or f"<unnamed {type_}>"
 
         def err(msg: str, name: str = name, type_: str = type_) -> CmsisgenError:
-            return CmsisgenError(f"{source}: layer '{name}' ({type_}): {msg}")
+            return CmsisgenError(f"{source}: layer '{printable(name)}' ({printable(type_)}): {msg}")
 
         if is_dropped(type_):
             continue
