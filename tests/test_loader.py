@@ -255,15 +255,50 @@ def test_mean_binaryproto(tmp_path, legacy):
     np.testing.assert_array_equal(out, mean)
 
 
-def test_parse_mean_option(tmp_path):
+def test_parse_mean_option(tmp_path, monkeypatch):
     assert parse_mean_option("104,117,123") == {"mean_file": None, "mean_values": (104.0, 117.0, 123.0)}
+    assert parse_mean_option(" 104, 117 ,123 ") == {"mean_file": None, "mean_values": (104.0, 117.0, 123.0)}
     assert parse_mean_option("128") == {"mean_file": None, "mean_values": (128.0,)}
     f = write_mean_binaryproto(tmp_path / "m.binaryproto", np.zeros((3, 2, 2)))
     assert parse_mean_option(str(f)) == {"mean_file": str(f), "mean_values": ()}
+    assert parse_mean_option(f" {f} ") == {"mean_file": str(f), "mean_values": ()}
     t = dataclasses.replace(ir.Transform(mean_file="x"), **parse_mean_option("1,2,3"))
     assert t.mean_file is None and t.mean_values == (1.0, 2.0, 3.0)
-    with pytest.raises(CmsisgenError, match="mean 'nope.binaryproto': neither an existing file"):
-        parse_mean_option("nope.binaryproto")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "128").write_bytes(b"")  # an existing file wins over a number
+    assert parse_mean_option("128") == {"mean_file": "128", "mean_values": ()}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "--mean '': empty; give a mean.binaryproto file or per-channel values such as 104,117,123"),
+    ("   ", "--mean '   ': empty; give a mean.binaryproto file or per-channel values such as 104,117,123"),
+    (".", "--mean '.': is a directory; give a mean.binaryproto file or per-channel values such as "
+          "104,117,123"),
+    ("sub", "--mean 'sub': is a directory; give a mean.binaryproto file or per-channel values such as "
+            "104,117,123"),
+    ("104,117,", "--mean '104,117,': empty value in the list; give numbers such as 104,117,123"),
+    (",104", "--mean ',104': empty value in the list; give numbers such as 104,117,123"),
+    ("104,,117", "--mean '104,,117': empty value in the list; give numbers such as 104,117,123"),
+    ("a,b,c", "--mean 'a,b,c': neither an existing file nor a list of numbers such as 104,117,123"),
+    ("104;117;123", "--mean '104;117;123': neither an existing file nor a list of numbers such as "
+                    "104,117,123"),
+    ("nope.binaryproto", "--mean 'nope.binaryproto': neither an existing file nor a list of numbers "
+                         "such as 104,117,123"),
+    ("1,nan,3", "--mean '1,nan,3': mean values must be finite numbers"),
+    ("inf", "--mean 'inf': mean values must be finite numbers"),
+    ("1,\x01", "--mean '1,\\x01': neither an existing file nor a list of numbers such as 104,117,123"),
+])
+def test_parse_mean_option_errors(tmp_path, monkeypatch, text, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(CmsisgenError) as e:
+        parse_mean_option(text)
+    assert str(e.value) == message
+
+
+def test_parse_mean_option_long_list():
+    values = ",".join(["1"] * 300)  # longer than a file name may be: not an OSError
+    assert parse_mean_option(values)["mean_values"] == (1.0,) * 300
 
 
 def test_bad_mean_file(tmp_path):

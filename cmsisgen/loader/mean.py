@@ -1,6 +1,7 @@
 """Mean images (``mean.binaryproto``) and the ``--mean`` option (file or per-channel list)."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ from google.protobuf.message import DecodeError
 
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.proto import schema
+from cmsisgen.loader.prototxt import printable
 from cmsisgen.loader.weights import blob_to_array
 
 
@@ -31,18 +33,45 @@ def read_mean_binaryproto(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def parse_mean_option(text: str) -> dict[str, Any]:
-    """``"104,117,123"`` -> mean_values; an existing path -> mean_file.
+MEAN_HELP = "a mean.binaryproto file or per-channel values such as 104,117,123"
 
-    Returns keyword arguments for ``dataclasses.replace(transform, **...)``, so the
-    option fully replaces whatever mean the prototxt specified.
-    """
-    t = text.strip()
-    if t and Path(t).is_file():
-        return {"mean_file": t, "mean_values": ()}
+
+def _path_kind(t: str) -> str:
+    """"file", "dir" or "" (missing or not a usable path name, e.g. too long)."""
     try:
-        values = tuple(float(v) for v in t.split(","))
-    except ValueError:
-        raise CmsisgenError(f"mean '{text}': neither an existing file nor a list of numbers "
-                            "like 104,117,123") from None
-    return {"mean_file": None, "mean_values": values}
+        p = Path(t)
+        return "file" if p.is_file() else "dir" if p.is_dir() else ""
+    except (OSError, ValueError):
+        return ""
+
+
+def parse_mean_option(text: str) -> dict[str, Any]:
+    """The CLI's ``--mean FILE|V1,V2,V3``: an existing file -> mean_file, else a list of
+    numbers -> mean_values (surrounding whitespace ignored).
+
+    Returns ``{"mean_file": str | None, "mean_values": tuple[float, ...]}``, keyword
+    arguments for ``dataclasses.replace(transform, **...)``, so the option fully replaces
+    whatever mean the prototxt specified. Anything else is a one-line error naming --mean.
+    """
+    shown = f"--mean '{printable(text)}'"
+    t = text.strip()
+    if not t:
+        raise CmsisgenError(f"{shown}: empty; give {MEAN_HELP}")
+    kind = _path_kind(t)
+    if kind == "file":
+        return {"mean_file": t, "mean_values": ()}
+    if kind == "dir":
+        raise CmsisgenError(f"{shown}: is a directory; give {MEAN_HELP}")
+    parts = [v.strip() for v in t.split(",")]
+    values = []
+    for v in parts:
+        try:
+            values.append(float(v) if v else None)
+        except ValueError:
+            raise CmsisgenError(f"{shown}: neither an existing file nor a list of numbers "
+                                "such as 104,117,123") from None
+    if None in values:
+        raise CmsisgenError(f"{shown}: empty value in the list; give numbers such as 104,117,123")
+    if not all(math.isfinite(v) for v in values):
+        raise CmsisgenError(f"{shown}: mean values must be finite numbers")
+    return {"mean_file": None, "mean_values": tuple(values)}
