@@ -78,12 +78,25 @@ def test_chain_relu_in_place_no_copies(tmp_path):
     assert compiled.plan.scratch_bytes == 2 * (4 * 8 * 8 // 4 * 1)  # FC: 2 * dim_vec = 128 > conv 108
 
 
-@pytest.mark.parametrize("shape, size", [((3, 8, 8), 196), ((3, 7, 7), 148), ((3, 5, 9), 136)])
+@pytest.mark.parametrize("shape, size", [((3, 8, 8), 196), ((3, 7, 7), 148), ((3, 5, 5), 76),
+                                         ((3, 6, 6), 112), ((3, 9, 9), 244)])
 def test_rgb_input_gets_its_extra_byte(tmp_path, shape, size):
+    """Square inputs, so every case maps to the RGB kernel (it needs square geometry)."""
     compiled = compile_layers(tmp_path, [layer("conv1", "Convolution", num_output=2, kernel_size=3)], shape)
-    assert compiled.program.ops[1].function.startswith("arm_convolve_HWC_q7_")
-    if compiled.program.ops[1].function == "arm_convolve_HWC_q7_RGB":
-        assert compiled.plan.sizes["data"] == size
+    assert compiled.program.ops[1].function == "arm_convolve_HWC_q7_RGB"
+    c, h, w = shape
+    assert size == -(-(c * h * w + 1) // ALIGN) * ALIGN  # C*H*W + 1, aligned
+    assert compiled.plan.sizes["data"] == size
+    data, conv = compiled.plan.offset("data"), compiled.plan.offset("conv1")
+    out_bytes = compiled.program.tensors["conv1"].size
+    assert conv >= data + c * h * w + 1 or conv + out_bytes <= data  # the extra byte is not the output's
+    check_plan(compiled)
+
+
+def test_nonsquare_rgb_input_maps_to_basic_without_extra_byte(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("conv1", "Convolution", num_output=2, kernel_size=3)], (3, 4, 8))
+    assert compiled.program.ops[1].function == "arm_convolve_HWC_q7_basic_nonsquare"
+    assert compiled.plan.sizes["data"] == 96  # 3*4*8, already aligned: no extra byte
     check_plan(compiled)
 
 
