@@ -6,6 +6,7 @@ here prints a traceback for a bad model, bad data or a bad option.
 from __future__ import annotations
 
 import functools
+import re
 import json
 import sys
 import tempfile
@@ -130,29 +131,26 @@ def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bg
 
 
 def make_test_vectors(compiled, dataset, count: int):
-    """Known-answer vectors: images (given or seeded random) and the simulator's outputs."""
+    """Known-answer vectors: images (given or seeded random), the simulator's outputs and
+    the checksum of every step's output."""
     from .codegen import TestVectors
-    from .simulator.program import run_program
+    from .simulator.program import run_program, step_checksums
 
     c, h, w = compiled.program.input_shape
     if dataset is not None and len(dataset.x):
-        # run_nn() takes the (center-cropped) RGB image; prepare_images also reorders
-        # channels for the model, which the generated input stage does in C.
-        raw = _center_crop(dataset.x[:count], h, w)
+        if len(dataset.x) < count:
+            raise CmsisgenError(f"{count} test vectors asked for, but the images given hold only {len(dataset.x)}")
+        raw = compiled.pre.raw_images(dataset.x[:count], h, w)
         labels = dataset.y[:count].astype(np.int64)
     else:
         rng = np.random.default_rng(1234)
-        raw = rng.integers(0, 256, size=(count, h, w, 3), dtype=np.uint8)
+        raw = rng.integers(0, 256, size=(count, h, w, c), dtype=np.uint8)
         labels = np.full(count, -1, dtype=np.int64)
-    if c == 1:
-        raw = raw[..., :1]
-    expected = run_program(compiled.program, compiled.pre.prepare_images(raw, h, w))
-    return TestVectors(inputs=np.ascontiguousarray(raw), expected=expected, labels=labels)
-
-
-def _center_crop(images: np.ndarray, h: int, w: int) -> np.ndarray:
-    top, left = (images.shape[1] - h) // 2, (images.shape[2] - w) // 2
-    return images[:, top:top + h, left:left + w]
+    images = compiled.pre.prepare_images(raw, h, w)
+    names = tuple(re.sub(r'[^ -~]|["\\]', "_", op.layer + (" (copy)" if op.kind == "copy" else ""))
+                  for op in compiled.program.ops)
+    return TestVectors(inputs=raw, expected=run_program(compiled.program, images), labels=labels,
+                       step_names=names, step_checksums=step_checksums(compiled.program, images))
 
 
 @main.command("evaluate")
@@ -169,7 +167,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr,
 
     compiled, _ = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
     dataset = _load_images(data, limit, "evaluation images")
-    with _progress(2 * len(dataset.x), "evaluating") as bar:
+    with _progress(len(dataset.x), "evaluating") as bar:
         result = evaluate(compiled, dataset, progress=bar.update)
     click.echo(f"images:    {result['n']}")
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")

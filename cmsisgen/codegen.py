@@ -35,6 +35,8 @@ class TestVectors:
     inputs: np.ndarray  # uint8 (N, H, W, C)
     expected: np.ndarray  # int8 (N, K)
     labels: np.ndarray  # int (N,), -1 when unknown
+    step_names: tuple[str, ...] = ()  # one per op, as NN_TRACE numbers them (empty: no step checks)
+    step_checksums: Optional[np.ndarray] = None  # uint32 (N, steps)
 
 
 def c_identifier(name: str) -> str:
@@ -54,30 +56,52 @@ def _environment() -> jinja2.Environment:
     templates = resources.files("cmsisgen.templates")
     env = jinja2.Environment(loader=jinja2.FunctionLoader(lambda name: templates.joinpath(name).read_text()),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
+                             keep_trailing_newline=True,
+                             # Names from the model only ever appear in comments or
+                             # identifiers; no emitted expression may open or close a comment.
+                             finalize=lambda value: c_comment(value) if isinstance(value, str) else value)
     env.filters["c_array"] = c_array
     return env
 
 
-def _unique_prefixes(ops: list[Op]) -> dict[int, str]:
-    taken: dict[str, int] = {}
-    prefixes: dict[int, str] = {}
-    for index, op in enumerate(ops):
-        base = c_identifier(op.layer if op.kind != "copy" else op.layer + "_copy")
-        if op.kind == "input":
-            base = "NN_INPUT"
-        count = taken.get(base, 0)
-        taken[base] = count + 1
-        prefixes[index] = base if count == 0 else f"{base}_{count}"
-    return prefixes
+def c_comment(text: str) -> str:
+    """Text safe inside a C block comment: a layer named 'a*/b' must not end it."""
+    return str(text).replace("*/", "* /").replace("/*", "/ *")
+
+
+def _unique_names(bases: list[str], reserved: set[str]) -> list[str]:
+    """Distinct C names: a clash gets ``_2``, ``_3``... avoiding every other base too.
+
+    Names in the NN_ namespace (the generated API: NN_INPUT_SIZE, NN_OUTPUT_SIZE, ...)
+    are moved out of it with an ``L_`` prefix, so a layer called 'nn_output' cannot
+    redefine them.
+    """
+    bases = ["L_" + b if b.startswith("NN_") and b not in reserved else b for b in bases]
+    wanted = set(bases)
+    taken: set[str] = set()
+    names = []
+    for base in bases:
+        name, n = base, 1
+        while name in taken or (name != base and name in wanted):
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def _layer_prefixes(ops: list[Op]) -> list[str]:
+    bases = ["NN_INPUT" if op.kind == "input" else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
+             for op in ops]
+    return _unique_names(bases, reserved={"NN_INPUT"})
 
 
 def render(program: Program, plan: BufferPlan, model_name: str,
            vectors: Optional[TestVectors] = None) -> dict[str, str]:
     """All generated files as {file name: text}."""
-    prefixes = _unique_prefixes(program.ops)
+    prefixes = _layer_prefixes(program.ops)
     buffers = sorted(plan.offsets, key=lambda n: (plan.offsets[n], n))
-    buffer_macro = {name: c_identifier(name) + "_BUF" for name in buffers}
+    buffer_macro = dict(zip(buffers, _unique_names([c_identifier(n) + "_BUF" for n in buffers], set())))
     tensor_buf = {name: buffer_macro[plan.storage.get(name, name)] for name in program.tensors
                   if plan.storage.get(name, name) in buffer_macro}
     c, h, w = program.input_shape
@@ -93,7 +117,6 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "output_size": program.tensors[program.output].size,
         "output_frac": program.tensors[program.output].frac,
         "uses_concat": any(op.kind == "concat" for op in program.ops),
-        "uses_memcpy": True,
         "vectors": vectors,
     }
     env = _environment()

@@ -6,7 +6,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from .float_forward import forward
-from .pipeline import Compiled, float_batches
+from .pipeline import Compiled
 from .simulator.program import run_program
 
 BATCH = 500
@@ -20,18 +20,15 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     """
     net, program = compiled.net, compiled.program
     shape = next(iter(net.input_shapes.values()))
-    output = net.outputs[0]
-    float_pred = []
-    for batch in float_batches(compiled.pre, dataset.x, shape, batch=BATCH):
-        scores = forward(net, batch, keep=[output])[output]
-        float_pred.append(np.argmax(scores.reshape(len(batch), -1), axis=1))
-        if progress:
-            progress(len(batch))
     _, h, w = shape
-    q7_pred = []
+    output = net.outputs[0]
+    float_pred, q7_pred = [], []
     for start in range(0, len(dataset.x), BATCH):
         images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
-        q7_pred.append(np.argmax(run_program(program, images, batch_size=BATCH), axis=1))
+        scores = forward(net, compiled.pre.to_float(images), keep=[output])[output]
+        float_pred.append(np.argmax(scores.reshape(len(images), -1), axis=1))
+        q7 = program.output_in_caffe_order(run_program(program, images, batch_size=BATCH))
+        q7_pred.append(np.argmax(q7, axis=1))
         if progress:
             progress(len(images))
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)

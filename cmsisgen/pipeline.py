@@ -5,7 +5,8 @@ that they see the same quantized program.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -14,7 +15,7 @@ import numpy as np
 from . import ir
 from .errors import CmsisgenError
 from .loader import load_net
-from .loader.mean import read_mean_binaryproto
+from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.mapper import map_network
 from .mapper.program import Program
@@ -40,16 +41,23 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
     """The prototxt's transform_param, overridden by --mean / --scale.
 
     A mean_file named by the prototxt that does not exist is an error only when no
-    --mean replaces it.
+    --mean replaces it. Errors name the option or the prototxt they come from.
     """
     c, h, w = next(iter(net.input_shapes.values()))
     transform = net.transform
-    mean_array: Optional[np.ndarray] = None
+    origin = net.source
     if mean is not None:
-        mean_array = parse_mean(mean)
-    elif transform.mean_file:
+        option = parse_mean_option(mean)
+        transform = replace(transform, **option)
+        origin = "--mean"
+    if scale is not None:
+        if not math.isfinite(scale) or scale <= 0:
+            raise CmsisgenError(f"--scale {scale}: must be a positive, finite number")
+        transform = replace(transform, scale=scale)
+    mean_array: Optional[np.ndarray] = None
+    if transform.mean_file:
         path = Path(transform.mean_file)
-        if not path.is_absolute() and net.source:
+        if mean is None and not path.is_absolute() and net.source:
             beside = Path(net.source).parent / path
             path = beside if beside.exists() else path
         if not path.exists():
@@ -58,24 +66,13 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
     try:
-        return build_preprocessing(mean_array, transform.scale if scale is None else scale, bgr, c, (h, w),
-                                   crop_size=transform.crop_size)
+        return build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
     except CmsisgenError as exc:
-        raise CmsisgenError(f"{net.source}: {exc}") from None
-
-
-def parse_mean(text: str) -> np.ndarray:
-    """--mean: a mean.binaryproto file or comma-separated per-channel values."""
-    if Path(text).exists():
-        return read_mean_binaryproto(Path(text))
-    try:
-        return np.asarray([float(v) for v in text.split(",")], dtype=np.float64)
-    except ValueError:
-        raise CmsisgenError(f"--mean '{text}': neither an existing file nor comma-separated numbers") from None
+        raise CmsisgenError(f"{origin}: {exc}") from None
 
 
 def float_batches(pre: Preprocessing, images: np.ndarray, shape: tuple[int, int, int], batch: int = CALIBRATION_BATCH):
-    """Prepared float NCHW batches of ``images`` (uint8 NHWC)."""
+    """Float NCHW batches of decoded uint8 NHWC ``images``, preprocessed as Caffe would."""
     _, h, w = shape
     for start in range(0, len(images), batch):
         yield pre.to_float(pre.prepare_images(images[start:start + batch], h, w))

@@ -13,6 +13,7 @@ compute exactly this.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -39,19 +40,36 @@ class Preprocessing:
     channel_source: tuple[int, ...]
     crop_size: int = 0
 
-    def prepare_images(self, images: np.ndarray, height: int, width: int) -> np.ndarray:
-        """Center-crop (Caffe's TEST-phase crop) and reorder channels; returns uint8 NHWC
-        exactly as ``run_nn()`` receives it."""
-        if images.ndim != 4:
-            raise CmsisgenError(f"images must be (N, H, W, C), got shape {images.shape}")
+    def raw_images(self, images: np.ndarray, height: int, width: int) -> np.ndarray:
+        """What ``run_nn()`` receives for these decoded RGB images: uint8 NHWC at the
+        network's input size, RGB (3-channel nets) or luminance (1-channel nets).
+
+        Images larger than the input are center-cropped only when the model says so
+        (Caffe's TEST-phase ``crop_size``); any other size mismatch is an error, as in Caffe.
+        """
+        if images.ndim != 4 or images.shape[3] not in (1, 3):
+            raise CmsisgenError(f"images must be (N, H, W, 1 or 3) uint8, got shape {images.shape}")
         n, h, w, _ = images.shape
         if (h, w) != (height, width):
-            if h < height or w < width:
-                raise CmsisgenError(
-                    f"images are {h}x{w}, smaller than the network input {height}x{width}")
+            if self.crop_size != height or self.crop_size != width or h < height or w < width:
+                raise CmsisgenError(f"images are {h}x{w}, the network input is {height}x{width}"
+                                    + ("" if self.crop_size else " (Caffe crops only with transform_param crop_size)"))
             top, left = (h - height) // 2, (w - width) // 2
             images = images[:, top:top + height, left:left + width]
-        return np.ascontiguousarray(images[..., list(self.channel_source)])
+        if len(self.channel_source) == 1 and images.shape[3] == 3:
+            # ITU-R 601-2 luma with the integer rounding Pillow's convert("L") uses.
+            rgb = images.astype(np.uint32)
+            images = ((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16)[..., None]
+            images = images.astype(np.uint8)
+        elif len(self.channel_source) == 3 and images.shape[3] == 1:
+            images = np.repeat(images, 3, axis=3)
+        return np.ascontiguousarray(images)
+
+    def prepare_images(self, images: np.ndarray, height: int, width: int) -> np.ndarray:
+        """:meth:`raw_images` with the channels in the model's order: what the simulator's
+        input stage reads (the generated C reorders channels itself)."""
+        raw = self.raw_images(images, height, width)
+        return np.ascontiguousarray(raw[..., list(self.channel_source)])
 
     def to_float(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 NHWC (already prepared) -> float32 NCHW, Caffe's (pixel - mean) * scale."""
@@ -101,6 +119,8 @@ def build_preprocessing(mean: Optional[np.ndarray], scale: float, bgr: bool, cha
     """Normalise the mean to (C,1,1) or a center-cropped (C,H,W) and fix the channel order."""
     if channels not in (1, 3):
         raise CmsisgenError(f"the network input has {channels} channels; image input needs 1 or 3")
+    if not math.isfinite(scale) or scale <= 0:
+        raise CmsisgenError(f"scale {scale}: must be a positive, finite number")
     if mean is None or np.size(mean) == 0:
         mean_arr = np.zeros((channels, 1, 1))
     else:

@@ -25,6 +25,8 @@ SOFTMAX_FRAC = 7
 #: Largest out_rshift: 127 * 2**23 leaves the int32 accumulator 2x headroom over the
 #: calibrated output range.
 MAX_OUT_RSHIFT = 23
+#: bias << bias_lshift must stay well inside int32 (127 << 23 < 2**30).
+MAX_BIAS_LSHIFT = 23
 #: Layers whose output has exactly the values (or a subset) of their inputs.
 FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat")
 #: Layers with weights, whose shifts the quantizer derives.
@@ -108,10 +110,17 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
 
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0)))
                    for layer in net.layers if layer.type in WEIGHTED}
-    # arm_softmax_q7 always writes Q0.7 (127 ~ 1.0), whatever the calibrated range says.
+    # arm_softmax_q7 always writes Q0.7 (127 ~ 1.0), whatever the calibrated range says;
+    # a later layer tying that tensor to another format would read it wrongly.
     for layer in net.layers:
         if layer.type == "Softmax":
+            readers = net.consumers(layer.tops[0])
+            if readers:
+                raise CmsisgenError(
+                    f"layer '{layer.name}' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax "
+                    f"is supported only as a network output (it feeds '{readers[0].name}')")
             group_frac[groups.find(layer.tops[0])] = SOFTMAX_FRAC
+    bias_frac = {layer.name: _bias_frac_wanted(layer) for layer in net.layers if layer.type in WEIGHTED}
     # Lower output formats until every out_rshift is non-negative; formats only ever
     # decrease, so this reaches a fixed point -- unless a layer's output format is tied
     # (through format-preserving layers) to its own input's and the weights on that cycle
@@ -124,7 +133,8 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
         for layer in net.layers:
             if layer.type not in WEIGHTED:
                 continue
-            accumulator = group_frac[groups.find(layer.bottoms[0])] + weight_frac[layer.name]
+            in_frac = group_frac[groups.find(layer.bottoms[0])]
+            accumulator = in_frac + min(weight_frac[layer.name], bias_frac[layer.name] + MAX_BIAS_LSHIFT - in_frac)
             out_root = groups.find(layer.tops[0])
             if group_frac[out_root] > accumulator:
                 if passes > len(net.layers) + 1:
@@ -141,7 +151,8 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     for layer in net.layers:
         if layer.type not in WEIGHTED:
             continue
-        layers[layer.name], warning = _quantize_layer(layer, tensor_frac, weight_frac[layer.name])
+        layers[layer.name], warning = _quantize_layer(layer, tensor_frac, weight_frac[layer.name],
+                                                      bias_frac[layer.name])
         if warning:
             warnings.append(warning)
     return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings)
@@ -161,22 +172,33 @@ def _relevant_range(net: ir.Net, name: str, ranges: dict[str, float]) -> float:
     return ranges.get(name, 0.0)
 
 
-def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int) -> tuple[LayerQuant, str]:
+def _bias(layer: ir.Layer) -> np.ndarray:
+    return layer.blobs[1] if len(layer.blobs) > 1 else np.zeros(layer.blobs[0].shape[0], dtype=np.float32)
+
+
+def _bias_frac_wanted(layer: ir.Layer) -> int:
+    """Fractional bits the bias would like; an all-zero bias fits any format."""
+    bias = _bias(layer)
+    return frac_bits_for(float(np.abs(bias).max(initial=0.0))) if np.any(bias) else 99
+
+
+def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int,
+                    b_wanted: int) -> tuple[LayerQuant, str]:
     in_frac = tensor_frac[layer.bottoms[0]]
     out_frac = tensor_frac[layer.tops[0]]
-    # The int32 accumulator holds the output scaled by 2**out_rshift: beyond MAX_OUT_RSHIFT
-    # an output near its range wraps instead of saturating (and shifts of 32 or more are
-    # undefined in C). Tiny weights would ask for that; give them fewer fractional bits.
-    w_frac = min(w_frac, out_frac + MAX_OUT_RSHIFT - in_frac)
+    # The int32 accumulator holds the output scaled by 2**out_rshift and starts from
+    # bias << bias_lshift: beyond MAX_OUT_RSHIFT / MAX_BIAS_LSHIFT it wraps instead of
+    # saturating (and shifts of 32 or more are undefined in C). Tiny weights would ask
+    # for that; give them fewer fractional bits (they round to almost nothing anyway).
+    w_frac = min(w_frac, out_frac + MAX_OUT_RSHIFT - in_frac, b_wanted + MAX_BIAS_LSHIFT - in_frac)
     accumulator = in_frac + w_frac
     weights = layer.blobs[0]
-    has_bias = len(layer.blobs) > 1
-    bias = layer.blobs[1] if has_bias else np.zeros(weights.shape[0], dtype=np.float32)
+    bias = _bias(layer)
     # Small biases (|b| < 1/128 is common) need more fractional bits than 7, up to the
     # accumulator's own resolution, or they round to zero.
-    b_frac = min(frac_bits_for(float(np.abs(bias).max(initial=0.0))), accumulator)
+    b_frac = min(b_wanted, accumulator)
     if not np.any(bias):
-        b_frac = min(DEFAULT_FRAC, accumulator)
+        b_frac = max(min(DEFAULT_FRAC, accumulator), accumulator - MAX_BIAS_LSHIFT)
     q_bias = quantize_array(bias, b_frac)
     warning = ""
     if np.any(bias) and not np.any(q_bias):

@@ -356,8 +356,8 @@ def test_random_networks_bit_exact_in_c(tmp_path, seed, kernel_objects):
     ((1, 7, 7), []),
 ])
 def test_cli_test_vectors_build_bit_exact(tmp_path, kernel_objects, shape, extra):
-    """`cmsisgen compile --test-vectors` with a larger .npz calibration set (center-cropped by
-    run_nn's caller, channel-reordered by the generated input stage)."""
+    """`cmsisgen compile --test-vectors` with an .npz calibration set (channel-reordered by the
+    generated input stage; RGB images become luminance for a 1-channel net)."""
     from click.testing import CliRunner
 
     from cmsisgen.cli import main
@@ -369,7 +369,7 @@ def test_cli_test_vectors_build_bit_exact(tmp_path, kernel_objects, shape, extra
               L("prob", "Softmax")]
     proto, weights = write_model(tmp_path, layers, input_shape=shape)
     rng = np.random.default_rng(4)
-    x = rng.integers(0, 256, size=(12, shape[1] + 3, shape[2] + 2, 3), dtype=np.uint8)
+    x = rng.integers(0, 256, size=(12, shape[1], shape[2], 3), dtype=np.uint8)
     np.savez(tmp_path / "calib.npz", x=x, y=np.arange(12) % 3)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["compile", str(proto), str(weights), "-o", str(out), "--calib",
@@ -385,15 +385,16 @@ def test_cli_test_vectors_build_bit_exact(tmp_path, kernel_objects, shape, extra
     lines = run.stdout.strip().splitlines()
     assert lines[-1] == "mismatches 0" and run.returncode == 0
     assert len(lines) == 6
-    # and what the C computed is the independent reference's answer on the cropped images
+    # and what the C computed is the independent reference's answer on the same images
     options = {"calib_images": x, "fc_variant": "plain" if "plain" in extra else "opt"}
     if extra:
         options.update(mean="10,20,30", scale=0.5, bgr=True)
     compiled = compile_model(proto, weights, **options)
-    top, left = 1, 1
-    raw = x[:5, top:top + shape[1], left:left + shape[2]]
-    if shape[0] == 1:
-        raw = raw[..., :1]
+    raw = x[:5]
+    if shape[0] == 1:  # Pillow's convert("L") luma, as the compiler feeds a gray net
+        rgb = raw.astype(np.uint32)
+        raw = (((rgb[..., 0] * 19595 + rgb[..., 1] * 38470 + rgb[..., 2] * 7471 + 0x8000) >> 16)[..., None]
+               ).astype(np.uint8)
     ref = int_reference.run(compiled, raw)
     c_rows = np.array([[int(v) for v in line.split()[2:]] for line in lines[:-1]])
     assert np.array_equal(c_rows, ref.astype(int))

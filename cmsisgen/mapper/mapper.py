@@ -62,8 +62,10 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
         warnings.extend(rules.advisories(op.function, site))
         ops.append(op)
     output = storage(net.outputs[0])
+    c, h, w = net.shapes[net.outputs[0]]
+    output_hwc = hwc_source.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
     return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
-                   input_shape=tuple(input_shape), warnings=warnings)
+                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
 
 
 def _input_op(name: str, shape: tuple[int, int, int], frac: int, pre: Preprocessing) -> Op:

@@ -66,3 +66,13 @@ class Program:
     output: str
     input_shape: tuple[int, int, int]  # (C, H, W) of the raw image run_nn() takes
     warnings: list[str] = field(default_factory=list)
+    #: (C, H, W) when the output is spatial: run_nn() then writes it HWC, while Caffe's
+    #: output (and the float forward) is in C, H, W order.
+    output_hwc: Optional[tuple[int, int, int]] = None
+
+    def output_in_caffe_order(self, scores: np.ndarray) -> np.ndarray:
+        """(N, K) simulator/firmware scores -> Caffe's element order."""
+        if self.output_hwc is None:
+            return scores
+        c, h, w = self.output_hwc
+        return scores.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(scores), -1)

@@ -83,3 +83,24 @@ def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarr
     if op.kind == "copy":
         return inputs[0].copy()
     raise ValueError(f"no simulator kernel for op kind {op.kind!r}")
+
+
+#: Multiplier step of the per-step checksum (Knuth's multiplicative hash constant).
+CHECKSUM_STEP = 2654435761
+
+
+def step_checksums(program: Program, images: np.ndarray) -> np.ndarray:
+    """uint32 (N, steps): checksum of every op's output, as the self test computes it
+    through NN_TRACE: ``sum(byte[i] * m[i]) mod 2**32``, ``m[i] = 1 + i * CHECKSUM_STEP``.
+
+    Checking every step, not only the scores, catches a rounding difference in any layer
+    even when a final softmax saturates the scores to 0/127.
+    """
+    values = run_program(program, images, keep_all=True)
+    sums = np.zeros((len(images), len(program.ops)), dtype=np.uint64)
+    for step, op in enumerate(program.ops):
+        data = values[op.output].reshape(len(images), -1).view(np.uint8).astype(np.uint64)
+        weights = (1 + np.arange(data.shape[1], dtype=np.uint64) * CHECKSUM_STEP) & 0xFFFFFFFF
+        # Products stay below 2**40 and a row sum below 2**56: exact in uint64.
+        sums[:, step] = (data * weights).sum(axis=1, dtype=np.uint64) & 0xFFFFFFFF
+    return sums.astype(np.uint32)
