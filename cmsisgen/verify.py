@@ -5,16 +5,23 @@ Targets (sources in the top-level firmware/ folder, installed as cmsisgen.firmwa
 - ``host``: gcc on the build machine (firmware/host), stdout and exit status.
 - ``qemu``: arm-none-eabi-gcc for Cortex-M7 (-mfloat-abi=hard -mfpu=fpv5-d16 -O2, so
   upstream CMSIS-NN's DSP/SIMD paths are compiled in), run on QEMU ``mps2-an500`` with
-  semihosting and ``-icount shift=0``; instructions per inference come from SysTick
-  (1 tick = 40 instructions, validated in firmware/README.md).
+  semihosting and ``-icount shift=0`` (the command line is firmware/qemu_m7/qemu.mk's,
+  shared with its Makefile); instructions per inference come from SysTick (1 tick = 40
+  instructions, validated in firmware/README.md).
 
 Kernels: the project's portable CMSIS-NN kernels (firmware/cmsis_nn_portable) unless
 ``cmsis_nn_path`` points at upstream's ``CMSIS/NN`` folder.
 
-The program prints one line per vector and a summary (see firmware/host/selftest.h)::
+The program prints a header, one line per vector and a summary (see
+firmware/host/selftest.h)::
 
+    cmsisgen selftest: 4 vectors, input 32x32x3, output 10, steps checked 9, counter instructions
     vector 0: class 3 expected 3 label 3 PASS instructions 1234560
-    summary: 4/4 PASS, instructions per inference 1234560
+    vector 1: class 3 expected 3 label 5 FAIL instructions 1234600 step 4 "pool1" checksum 0x1a2b3c4d want 0x1a2b3c4e
+    summary: 3/4 PASS, instructions per inference 1234580
+
+A vector passes when its scores are bit-exact and, for models whose test_vectors.h has
+per-step checksums (NN_TEST_STEP_COUNT), every step's output checksum matches too.
 """
 from __future__ import annotations
 
@@ -30,17 +37,16 @@ from cmsisgen.errors import CmsisgenError
 
 TARGETS = ("host", "qemu")
 
-# Keep in sync with QEMU_FLAGS in firmware/qemu_m7/Makefile.
-QEMU_ARGS = [
-    "-M", "mps2-an500", "-nographic", "-monitor", "none", "-serial", "none",
-    "-chardev", "stdio,id=semihost",
-    "-semihosting-config", "enable=on,target=native,chardev=semihost", "-icount", "shift=0",
-]
+# firmware/qemu_m7/qemu.mk: the flags `make -C firmware/qemu_m7 run` uses too.
+QEMU_FLAGS_FILE = Path("qemu_m7") / "qemu.mk"
 
 _VECTOR_RE = re.compile(
     r"^vector (\d+): class (-?\d+) expected (-?\d+) label (-?\d+) (PASS|FAIL) (\w+) (\d+)(.*)$"
 )
 _SUMMARY_RE = re.compile(r"^summary: (\d+)/(\d+) PASS, (\w+) per inference (\d+)\s*$")
+_HEADER_RE = re.compile(r"^cmsisgen selftest: (\d+) vectors,.*?(?:, steps checked (\d+))?, counter (\w+)\s*$")
+_STEP_RE = re.compile(r'\bstep (\d+) (?:"([^"]*)" checksum 0x([0-9a-fA-F]+) want 0x([0-9a-fA-F]+)|out of range)')
+_TRACED_RE = re.compile(r"\btraced (\d+) of (\d+) steps\b")
 
 
 @dataclass
@@ -51,7 +57,10 @@ class VectorResult:
     label: int              # nn_test_labels (-1 when unknown)
     passed: bool            # bit-exact and ARM_MATH_SUCCESS
     count: int              # in VerifyResult.counter_unit
-    detail: str = ""        # e.g. "mismatch 2 got 17 want 18"
+    detail: str = ""        # e.g. 'step 4 "pool1" checksum 0x1a2b3c4d want 0x1a2b3c4e mismatch 2 got 17 want 18'
+    step: int | None = None         # first step whose output checksum differs
+    step_name: str | None = None    # its name (nn_test_step_names), None when out of range
+    steps_traced: int | None = None  # NN_TRACE calls, only when not the expected count
 
 
 @dataclass
@@ -65,6 +74,7 @@ class VerifyResult:
     exit_code: int | None = None
     vectors: list[VectorResult] = field(default_factory=list)
     build_dir: Path | None = None
+    steps_checked: int | None = None            # per-step checksums per vector (0: scores only)
 
     @property
     def all_passed(self) -> bool:
@@ -91,14 +101,26 @@ def parse_output(text: str) -> VerifyResult:
     """Parse the self test's output; raises CmsisgenError when there is no summary line."""
     vectors: list[VectorResult] = []
     summary = None
+    steps_checked = None
     for line in text.splitlines():
         line = line.strip()
         m = _VECTOR_RE.match(line)
         if m:
-            vectors.append(VectorResult(
+            detail = m[8].strip()
+            result = VectorResult(
                 index=int(m[1]), predicted=int(m[2]), expected=int(m[3]), label=int(m[4]),
-                passed=m[5] == "PASS", count=int(m[7]), detail=m[8].strip()))
-            unit = m[6]
+                passed=m[5] == "PASS", count=int(m[7]), detail=detail)
+            step = _STEP_RE.search(detail)
+            if step:
+                result.step, result.step_name = int(step[1]), step[2]
+            traced = _TRACED_RE.search(detail)
+            if traced:
+                result.steps_traced = int(traced[1])
+            vectors.append(result)
+            continue
+        m = _HEADER_RE.match(line)
+        if m:
+            steps_checked = int(m[2]) if m[2] is not None else None
             continue
         m = _SUMMARY_RE.match(line)
         if m:
@@ -112,7 +134,25 @@ def parse_output(text: str) -> VerifyResult:
     return VerifyResult(
         passed=int(summary[1]), total=int(summary[2]),
         instructions_per_inference=per_inference if unit == "instructions" else None,
-        output=text, counter_unit=unit, vectors=vectors)
+        output=text, counter_unit=unit, vectors=vectors, steps_checked=steps_checked)
+
+
+def qemu_args(fw: Path | None = None) -> list[str]:
+    """QEMU arguments of the counted self-test run (before -kernel), from qemu_m7/qemu.mk."""
+    path = (fw or firmware_dir()) / QEMU_FLAGS_FILE
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise CmsisgenError(f"{path}: cannot read the QEMU command line ({exc.strerror})") from None
+    values = {}
+    for line in text.splitlines():
+        m = re.match(r"^([A-Z_]+)\s*:=\s*(.*?)\s*$", line)
+        if m:
+            values[m[1]] = m[2].split()
+    try:
+        return values["QEMU_MACHINE_FLAGS"] + values["QEMU_COUNT_FLAGS"]
+    except KeyError as exc:
+        raise CmsisgenError(f"{path}: {exc.args[0]} not set") from None
 
 
 def _require_tool(name: str, why: str) -> str:
@@ -207,7 +247,7 @@ def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
         cmd = [str(program)]
     elif target == "qemu":
         qemu = _require_tool("qemu-system-arm", "to run the Cortex-M7 self test (install qemu-system-arm)")
-        cmd = [qemu, *QEMU_ARGS, "-kernel", str(program)]
+        cmd = [qemu, *qemu_args(), "-kernel", str(program)]
     else:
         raise CmsisgenError(f"unknown verify target {target!r}: expected one of {', '.join(TARGETS)}")
     log_path = program.parent / "run.log"
@@ -260,5 +300,9 @@ def format_result(result: VerifyResult) -> str:
                      f"{'PASS' if v.passed else 'FAIL'}{count}{extra}")
     if result.instructions_per_inference is not None:
         lines.append(f"instructions per inference: {result.instructions_per_inference:.0f}")
+    if result.steps_checked:
+        lines.append(f"checked: scores and the output checksum of each of {result.steps_checked} steps")
+    elif result.steps_checked == 0:
+        lines.append("checked: scores only (test_vectors.h has no per-step checksums)")
     lines.append(f"{result.passed}/{result.total} vectors bit-exact")
     return "\n".join(lines)

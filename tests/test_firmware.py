@@ -70,6 +70,28 @@ def corrupt_expected(model_dir: Path, vector: int) -> None:
     path.write_text(text[:pos] + str(new) + text[pos + len(row[1]):])
 
 
+def corrupt_step_checksum(model_dir: Path, vector: int, step: int) -> None:
+    """Flip the low bit of nn_test_step_checksums[vector][step] in test_vectors.h."""
+    path = model_dir / "test_vectors.h"
+    text = path.read_text()
+    block_start = text.index("nn_test_step_checksums[")
+    rows = list(re.finditer(r"\{([^{}]*)\}", text[block_start:]))
+    row = rows[vector]
+    values = [v.strip() for v in row[1].split(",")]
+    values[step] = f"0x{int(values[step].rstrip('u'), 16) ^ 1:08x}u"
+    start, end = block_start + row.start(1), block_start + row.end(1)
+    path.write_text(text[:start] + ", ".join(values) + text[end:])
+
+
+def drop_step_checksums(model_dir: Path) -> None:
+    """test_vectors.h as generated before per-step checksums (no NN_TEST_STEP_COUNT)."""
+    path = model_dir / "test_vectors.h"
+    text = path.read_text()
+    start = text.index("/*\n * Every step's output")
+    end = text.index("#endif", start)
+    path.write_text(text[:start] + text[end:])
+
+
 def make(*args: str, cwd_target: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """make in firmware/<cwd_target>, without the kernel variables of the environment (make
     would otherwise build upstream CMSIS_NN_PATH instead of the portable kernels)."""
@@ -86,14 +108,24 @@ def assert_no_warnings(build_dir: Path) -> None:
 # ---------------------------------------------------------------- output parsing / errors
 
 def test_parse_output():
-    text = ("cmsisgen selftest: 2 vectors, input 8x8x3, output 10, counter instructions\n"
+    text = ("cmsisgen selftest: 3 vectors, input 8x8x3, output 10, steps checked 3, counter instructions\n"
             "vector 0: class 1 expected 1 label 1 PASS instructions 12120\n"
             "vector 1: class 2 expected 1 label -1 FAIL instructions 12160 mismatch 0 got 5 want 4\n"
-            "summary: 1/2 PASS, instructions per inference 12140\n")
+            'vector 2: class 1 expected 1 label 1 FAIL instructions 12140 step 1 "relu1 (copy)" '
+            "checksum 0x0000002a want 0x0000002b traced 2 of 3 steps\n"
+            "summary: 1/3 PASS, instructions per inference 12140\n")
     r = parse_output(text)
-    assert (r.passed, r.total) == (1, 2)
+    assert (r.passed, r.total, r.steps_checked) == (1, 3, 3)
     assert r.instructions_per_inference == 12140.0
     assert r.vectors[1].detail == "mismatch 0 got 5 want 4" and not r.vectors[1].passed
+    assert r.vectors[1].step is None and r.vectors[0].step is None
+    v = r.vectors[2]
+    assert (v.passed, v.step, v.step_name, v.steps_traced) == (False, 1, "relu1 (copy)", 2)
+    # output of a self test built before per-step checksums
+    old = parse_output("cmsisgen selftest: 1 vectors, input 8x8x3, output 10, counter ns\n"
+                       "vector 0: class 1 expected 1 label 1 PASS ns 900\n"
+                       "summary: 1/1 PASS, ns per inference 900\n")
+    assert (old.passed, old.steps_checked) == (1, None)
     with pytest.raises(CmsisgenError):
         parse_output("HardFault: fault, stopping\n")
 
@@ -149,6 +181,71 @@ def test_host_wrong_expected_fails(model: Path, tmp_path: Path):
 
 
 @needs_make
+def test_host_wrong_step_checksum_fails_naming_the_step(model: Path, tmp_path: Path):
+    """Scores right, one intermediate step's checksum wrong: FAIL naming that step."""
+    corrupt_step_checksum(model, vector=2, step=1)
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert (r.passed, r.total, r.steps_checked) == (3, 4, 3), r.output
+    assert [v.passed for v in r.vectors] == [True, True, False, True]
+    bad = r.vectors[2]
+    assert (bad.step, bad.step_name, bad.predicted) == (1, "relu1", bad.expected)
+    assert "mismatch" not in bad.detail  # the scores themselves are right
+    assert re.search(r'^vector 2: .* FAIL ns \d+ step 1 "relu1" checksum 0x[0-9a-f]{8} want 0x[0-9a-f]{8}$',
+                     r.output, re.MULTILINE), r.output
+    assert all(v.step is None for i, v in enumerate(r.vectors) if i != 2)
+
+
+@needs_make
+def test_host_first_wrong_step_is_reported(model: Path, tmp_path: Path):
+    corrupt_step_checksum(model, vector=0, step=2)
+    corrupt_step_checksum(model, vector=0, step=0)
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert (r.vectors[0].step, r.vectors[0].step_name) == (0, "input"), r.output
+    assert r.passed == 3
+
+
+@needs_make
+def test_host_missing_trace_call_fails(model: Path, tmp_path: Path):
+    """run_nn() that skips an NN_TRACE call (steps unchecked) does not pass."""
+    nn_c = model / "nn.c"
+    nn_c.write_text(nn_c.read_text().replace("NN_TRACE(1u, buffer0, NN_INPUT_SIZE);", ""))
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert r.passed == 0, r.output
+    assert all(v.steps_traced == 2 and "traced 2 of 3 steps" in v.detail for v in r.vectors)
+
+
+@needs_make
+def test_host_without_step_checksums(model: Path, tmp_path: Path):
+    """test_vectors.h without NN_TEST_STEP_COUNT (older cmsisgen): scores only, still PASS."""
+    drop_step_checksums(model)
+    assert "NN_TEST_STEP_COUNT" not in (model / "test_vectors.h").read_text()
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert (r.passed, r.total, r.exit_code, r.steps_checked) == (4, 4, 0, 0), r.output
+    assert_no_warnings(tmp_path / "b")
+    corrupt_expected(model, 0)
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert [v.passed for v in r.vectors] == [False, True, True, True]
+
+
+def test_standin_checksums_match_the_simulator_formula():
+    """make_standin.checksum is the contract's formula (cross-checked on a known vector)."""
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("make_standin", FIXTURES / "make_standin.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = np.array([1, -1, 127, -128, 0, 5], dtype=np.int8)
+    h, m = 0, 1
+    for b in data.view(np.uint8):
+        h, m = (h + int(b) * m) % 2**32, (m + 2654435761) % 2**32
+    assert mod.checksum(data) == h
+    assert mod.checksum(np.zeros(0, dtype=np.int8)) == 0
+    assert mod.checksum(np.array([-1], dtype=np.int8)) == 255
+
+
+@needs_make
 def test_host_portable_kernels_elsewhere(model: Path, tmp_path: Path):
     """CMSIS_NN_PORTABLE (portable_path) points the build at another copy of the kernels."""
     copy = tmp_path / "kernels"
@@ -175,11 +272,15 @@ def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
     proc = make("trace-count", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
                 "TRACE_MAX=", cwd_target="qemu_m7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    exact = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
-    assert len(exact) >= 1
-    for v, e in zip(r.vectors, exact):
+    calls = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
+    # With step checksums every vector calls run_nn() twice: timed (trace hook off), then
+    # checked (every step checksummed, untimed and slower).
+    assert r.steps_checked == 3 and len(calls) == 2 * len(r.vectors), proc.stdout
+    exact, checked = calls[0::2], calls[1::2]
+    for v, e, c in zip(r.vectors, exact, checked):
         assert abs(v.count - e) <= RUN_NN_TOLERANCE, (v.count, e)
-    assert abs(r.instructions_per_inference - exact[0]) <= RUN_NN_TOLERANCE
+        assert c > e + 3 * 192, (e, c)  # the checksum loops ran in the checked run only
+    assert abs(r.instructions_per_inference - sum(exact) / len(exact)) <= RUN_NN_TOLERANCE
 
 
 @pytest.mark.qemu
@@ -190,6 +291,16 @@ def test_qemu_wrong_expected_fails(model: Path, tmp_path: Path):
     assert (r.passed, r.total) == (3, 4)
     assert r.exit_code == 1  # QEMU's exit status is the firmware's (SYS_EXIT_EXTENDED)
     assert [v.passed for v in r.vectors] == [True, True, False, True]
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_qemu_wrong_step_checksum_fails(model: Path, tmp_path: Path):
+    corrupt_step_checksum(model, vector=1, step=2)
+    r = build_and_run(model, "qemu", tmp_path / "b")
+    assert (r.passed, r.total, r.exit_code) == (3, 4, 1), r.output
+    assert (r.vectors[1].step, r.vectors[1].step_name) == (2, "fc1")
+    assert 'step 2 "fc1" checksum' in r.output
 
 
 @pytest.mark.qemu
@@ -249,7 +360,8 @@ def test_stm32f7_builds_warning_free(model: Path, tmp_path: Path):
                          ram_size=320 * 1024)
     assert report["flash"]["weights"] == 1920 + 10  # fc1_wt + fc1_bias
     assert report["symbols"]["weights"] == {"fc1_wt": 1920, "fc1_bias": 10}
-    assert report["flash"]["test_vectors"] == 4 * 192 + 4 * 10 + 4 * 2
+    # inputs, expected scores, labels, step checksums (4 x 3), step name pointers (3)
+    assert report["flash"]["test_vectors"] == 4 * 192 + 4 * 10 + 4 * 2 + 4 * 3 * 4 + 3 * 4
     assert report["ram"]["activations"] == 192 and report["ram"]["scratch"] == 2 * 192
     assert report["ram"]["stack"] == 16 * 1024
     assert report["flash"]["total"] == sum(v for k, v in report["flash"].items() if k != "total")

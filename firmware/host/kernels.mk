@@ -2,7 +2,11 @@
 #
 # In:  FW_DIR (the firmware/ folder), MODEL_DIR, CMSIS_NN_PATH, CMSIS_CORE_PATH,
 #      CMSIS_DSP_INCLUDE, CMSIS_NN_PORTABLE, KERNEL_HOST (1 for the host build)
-# Out: MODEL_SRCS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME
+# Out: MODEL_SRCS, MODEL_DEFS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME
+#
+# MODEL_DEFS (-DNN_TRACE=nn_selftest_trace) is for the model's objects only: each Makefile
+# adds it as a target-specific CPPFLAGS so run_nn() calls the self test's step-checksum hook
+# (firmware/host/selftest.h) after every step.
 #
 # Without CMSIS_NN_PATH the project's portable kernels are built
 # (CMSIS_NN_PORTABLE, default $(FW_DIR)/cmsis_nn_portable: Include/ + Source/*.c).
@@ -22,6 +26,7 @@ ifeq ($(wildcard $(MODEL_DIR)/test_vectors.h),)
 $(error $(MODEL_DIR)/test_vectors.h not found: compile the model with --test-vectors N)
 endif
 MODEL_SRCS := $(MODEL_DIR)/nn.c
+MODEL_DEFS := -DNN_TRACE=nn_selftest_trace
 
 CMSIS_NN_PORTABLE ?= $(FW_DIR)/cmsis_nn_portable
 

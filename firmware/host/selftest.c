@@ -1,6 +1,13 @@
 /*
  * Known-answer self test: runs run_nn() on every vector of the model's test_vectors.h and
- * compares the q7 scores with nn_test_expected bit for bit. See selftest.h for the output.
+ * compares the q7 scores with nn_test_expected bit for bit and, when test_vectors.h has
+ * NN_TEST_STEP_COUNT, the checksum of every step's output with nn_test_step_checksums.
+ * See selftest.h for the output.
+ *
+ * Step checks: nn.c is built with -DNN_TRACE=nn_selftest_trace (the firmware Makefiles do),
+ * so run_nn() calls nn_selftest_trace() after every step. Each vector is run twice: a timed
+ * run with the trace hook switched off (it returns at once, so the counts stay those of
+ * run_nn() itself) and an untimed run that checksums every step.
  */
 #include <stdio.h>
 
@@ -9,6 +16,59 @@
 #include "test_vectors.h"
 
 static q7_t scores[NN_OUTPUT_SIZE];
+
+#ifdef NN_TEST_STEP_COUNT
+#define SELFTEST_STEPS ((int)NN_TEST_STEP_COUNT)
+#else
+#define SELFTEST_STEPS 0
+#endif
+
+uint32_t nn_selftest_checksum(const q7_t *data, uint32_t size)
+{
+    uint32_t h = 0u;
+    uint32_t m = 1u;
+    for (uint32_t i = 0; i < size; i++) {
+        h += (uint32_t)(uint8_t)data[i] * m;
+        m += 2654435761u;
+    }
+    return h;
+}
+
+#ifdef NN_TEST_STEP_COUNT
+/* State of the checking run; trace_vector < 0: hook off (timed run). */
+static int trace_vector = -1;
+static uint32_t trace_calls;      /* NN_TRACE calls seen in this run */
+static int trace_bad_step = -1;   /* first step whose checksum differs (or out of range) */
+static uint32_t trace_bad_got;
+
+void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
+{
+    if (trace_vector < 0) {
+        return;
+    }
+    trace_calls++;
+    if (trace_bad_step >= 0) {
+        return; /* only the first mismatching step is reported */
+    }
+    if (step >= (uint32_t)NN_TEST_STEP_COUNT) {
+        trace_bad_step = (int)step;
+        return;
+    }
+    uint32_t h = nn_selftest_checksum(data, size);
+    if (h != nn_test_step_checksums[trace_vector][step]) {
+        trace_bad_step = (int)step;
+        trace_bad_got = h;
+    }
+}
+#else
+/* test_vectors.h without step checksums: the hook has nothing to check. */
+void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
+{
+    (void)step;
+    (void)data;
+    (void)size;
+}
+#endif
 
 static int argmax_q7(const q7_t *v, int n)
 {
@@ -21,44 +81,86 @@ static int argmax_q7(const q7_t *v, int n)
     return best;
 }
 
+/* Index of the first score differing from vector v's expected scores, or -1. */
+static int first_mismatch(int v)
+{
+    for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
+        if (scores[i] != nn_test_expected[v][i]) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+static void clear_scores(void)
+{
+    for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
+        scores[i] = 0;
+    }
+}
+
 int nn_selftest(void)
 {
     int passed = 0;
     uint64_t total_count = 0;
 
-    printf("cmsisgen selftest: %d vectors, input %dx%dx%d, output %d, counter %s\n",
+    printf("cmsisgen selftest: %d vectors, input %dx%dx%d, output %d, steps checked %d, "
+           "counter %s\n",
            (int)NN_TEST_VECTOR_COUNT, (int)NN_INPUT_HEIGHT, (int)NN_INPUT_WIDTH,
-           (int)NN_INPUT_CHANNELS, (int)NN_OUTPUT_SIZE, platform_counter_unit);
+           (int)NN_INPUT_CHANNELS, (int)NN_OUTPUT_SIZE, SELFTEST_STEPS, platform_counter_unit);
 
     for (int v = 0; v < (int)NN_TEST_VECTOR_COUNT; v++) {
-        for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
-            scores[i] = 0;
-        }
-
+        /* Timed run: trace hook off. */
+        clear_scores();
         platform_counter_start();
         arm_status status = run_nn(nn_test_inputs[v], scores);
         uint32_t count = platform_counter_elapsed();
         total_count += count;
+        int predicted = argmax_q7(scores, NN_OUTPUT_SIZE);
+        int mismatch = first_mismatch(v);
+        q7_t mismatch_got = mismatch >= 0 ? scores[mismatch] : 0;
 
-        int mismatch = -1;
-        for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
-            if (scores[i] != nn_test_expected[v][i]) {
-                mismatch = i;
-                break;
-            }
+        int steps_ok = 1;
+#ifdef NN_TEST_STEP_COUNT
+        /* Checking run: checksum every step's output. */
+        trace_vector = v;
+        trace_calls = 0u;
+        trace_bad_step = -1;
+        clear_scores();
+        arm_status checked_status = run_nn(nn_test_inputs[v], scores);
+        trace_vector = -1;
+        if (status == ARM_MATH_SUCCESS) {
+            status = checked_status;
         }
-        int ok = (status == ARM_MATH_SUCCESS) && (mismatch < 0);
+        if (mismatch < 0) {
+            mismatch = first_mismatch(v);
+            mismatch_got = mismatch >= 0 ? scores[mismatch] : 0;
+        }
+        steps_ok = trace_bad_step < 0 && trace_calls == (uint32_t)NN_TEST_STEP_COUNT;
+#endif
+        int ok = (status == ARM_MATH_SUCCESS) && (mismatch < 0) && steps_ok;
         passed += ok;
 
-        printf("vector %d: class %d expected %d label %d %s %s %lu", v,
-               argmax_q7(scores, NN_OUTPUT_SIZE), argmax_q7(nn_test_expected[v], NN_OUTPUT_SIZE),
-               (int)nn_test_labels[v], ok ? "PASS" : "FAIL", platform_counter_unit,
-               (unsigned long)count);
+        printf("vector %d: class %d expected %d label %d %s %s %lu", v, predicted,
+               argmax_q7(nn_test_expected[v], NN_OUTPUT_SIZE), (int)nn_test_labels[v],
+               ok ? "PASS" : "FAIL", platform_counter_unit, (unsigned long)count);
         if (status != ARM_MATH_SUCCESS) {
             printf(" status %d", (int)status);
         }
+#ifdef NN_TEST_STEP_COUNT
+        if (trace_bad_step >= (int)NN_TEST_STEP_COUNT) {
+            printf(" step %d out of range", trace_bad_step);
+        } else if (trace_bad_step >= 0) {
+            printf(" step %d \"%s\" checksum 0x%08lx want 0x%08lx", trace_bad_step,
+                   nn_test_step_names[trace_bad_step], (unsigned long)trace_bad_got,
+                   (unsigned long)nn_test_step_checksums[v][trace_bad_step]);
+        }
+        if (trace_calls != (uint32_t)NN_TEST_STEP_COUNT) {
+            printf(" traced %lu of %d steps", (unsigned long)trace_calls, SELFTEST_STEPS);
+        }
+#endif
         if (mismatch >= 0) {
-            printf(" mismatch %d got %d want %d", mismatch, (int)scores[mismatch],
+            printf(" mismatch %d got %d want %d", mismatch, (int)mismatch_got,
                    (int)nn_test_expected[v][mismatch]);
         }
         printf("\n");

@@ -2,12 +2,25 @@
  * Known-answer self test shared by the three firmware targets (host, qemu_m7, stm32f7).
  *
  * The target supplies the platform hooks below and calls nn_selftest() from main().
- * Output goes through printf; one line per test vector and a summary line:
+ * Output goes through printf; a header, one line per test vector and a summary line:
  *
- *   cmsisgen selftest: 4 vectors, input 32x32x3, output 10, counter instructions
+ *   cmsisgen selftest: 4 vectors, input 32x32x3, output 10, steps checked 9, counter instructions
  *   vector 0: class 3 expected 3 label 3 PASS instructions 1234567
- *   vector 1: class 5 expected 3 label -1 FAIL instructions 1234560 mismatch 2 got 17 want 18
- *   summary: 3/4 PASS, instructions per inference 1234563
+ *   vector 1: class 3 expected 3 label 5 FAIL instructions 1234560 step 4 "pool1" checksum 0x1a2b3c4d want 0x1a2b3c4e
+ *   vector 2: class 5 expected 3 label -1 FAIL instructions 1234560 step 7 "ip1" checksum 0x00c0ffee want 0x0badf00d mismatch 2 got 17 want 18
+ *   summary: 2/4 PASS, instructions per inference 1234563
+ *
+ * A vector PASSes when run_nn() returns ARM_MATH_SUCCESS, its scores equal nn_test_expected
+ * and, when test_vectors.h defines NN_TEST_STEP_COUNT, run_nn() traced exactly that many
+ * steps and every step's checksum equals nn_test_step_checksums. A FAIL line carries, in
+ * this order and only when they apply: " status S" (run_nn() did not return SUCCESS),
+ * " step I \"NAME\" checksum 0xGOT want 0xWANT" (the first step, in execution order, whose
+ * output differs; " step I out of range" when I >= NN_TEST_STEP_COUNT), " traced N of K steps"
+ * (NN_TRACE called N times, not K), " mismatch I got G want W" (first differing score).
+ * "steps checked 0" in the header: test_vectors.h has no step checksums (scores only).
+ *
+ * Each vector runs twice when steps are checked: timed with the trace hook off, then untimed
+ * with every step checksummed (the count is that of the timed run).
  *
  * cmsisgen/verify.py parses exactly these lines: keep them in sync.
  */
@@ -24,6 +37,14 @@ void platform_counter_start(void);
 
 /* Units elapsed since the last platform_counter_start() (called right after run_nn()). */
 uint32_t platform_counter_elapsed(void);
+
+/* NN_TRACE hook: nn.c is compiled with -DNN_TRACE=nn_selftest_trace, so run_nn() calls this
+   after every step with the step's output (int8_t = q7_t). */
+void nn_selftest_trace(uint32_t step, const int8_t *data, uint32_t size);
+
+/* Checksum of a step's output: h = sum(byte[i] * m[i]) mod 2^32, m[0] = 1,
+   m[i+1] = m[i] + 2654435761 (as cmsisgen computes nn_test_step_checksums). */
+uint32_t nn_selftest_checksum(const int8_t *data, uint32_t size);
 
 /* Run run_nn() on every vector of test_vectors.h; returns the number of failing vectors. */
 int nn_selftest(void);
