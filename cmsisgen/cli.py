@@ -6,6 +6,7 @@ here prints a traceback for a bad model, bad data or a bad option.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import json
 import sys
@@ -61,11 +62,11 @@ def _progress(total: int, label: str):
 
 def _compile(model: str, weights: str, calib: Optional[str], calib_limit: int, mean: Optional[str],
              scale: Optional[float], bgr: bool, fc: str, input_shape: Optional[str]):
-    from .pipeline import compile_model
+    from .pipeline import SYNTHETIC_CALIBRATION_IMAGES, compile_model
 
     calib_set = _load_images(calib, calib_limit, "calibration images")
     images = calib_set.x if calib_set is not None else None
-    total = len(images) if images is not None else 64
+    total = len(images) if images is not None else SYNTHETIC_CALIBRATION_IMAGES
     with _progress(total, "calibrating") as bar:
         compiled = compile_model(Path(model), Path(weights), calib_images=images, mean=mean, scale=scale,
                                  bgr=bgr, fc_variant=fc, input_shape=_input_shape(input_shape),
@@ -120,14 +121,29 @@ def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bg
         vectors = make_test_vectors(compiled, source, test_vectors)
     files = render(compiled.program, compiled.plan, Path(model).name, vectors)
     report = build_report(compiled.program, compiled.plan)
-    write_output(files, Path(out_dir))
-    if report_path:
-        try:
-            Path(report_path).write_text(to_json(report))
-        except OSError as exc:
-            raise CmsisgenError(f"{report_path}: cannot write the report ({exc.strerror})") from None
+    # The report is staged first so that an unwritable --report fails before OUT changes.
+    staged = _stage_text(Path(report_path), to_json(report)) if report_path else None
+    try:
+        write_output(files, Path(out_dir))
+    except BaseException:
+        if staged:
+            staged.unlink(missing_ok=True)
+        raise
+    if staged:
+        os.replace(staged, report_path)
     click.echo(format_table(report))
     click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+def _stage_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path`` (moved into place later)."""
+    try:
+        handle, name = tempfile.mkstemp(prefix=".cmsisgen-", dir=path.resolve().parent)
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+    except OSError as exc:
+        raise CmsisgenError(f"{path}: cannot write the report ({exc.strerror})") from None
+    return Path(name)
 
 
 def make_test_vectors(compiled, dataset, count: int):

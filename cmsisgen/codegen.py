@@ -23,6 +23,9 @@ from .mapper.buffers import BufferPlan
 from .mapper.program import Op, Program
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
+#: Every file a compile may write; ones a new compile does not write are removed, so a
+#: folder never mixes two models (e.g. an old test_vectors.h beside new sources).
+ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",)
 #: Elements per line in emitted arrays.
 ROW = 16
 
@@ -147,6 +150,8 @@ def write_output(files: dict[str, str], out_dir: Path) -> None:
         out_dir.mkdir(exist_ok=True)
         for name in files:
             os.replace(staging / name, out_dir / name)
+        for name in set(ALL_OUTPUT_FILES) - set(files):
+            (out_dir / name).unlink(missing_ok=True)
     except OSError as exc:
         raise CmsisgenError(f"{out_dir}: cannot write the generated files ({exc.strerror})") from None
     finally:

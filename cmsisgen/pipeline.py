@@ -17,7 +17,7 @@ from .errors import CmsisgenError
 from .loader import load_net
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
-from .mapper.mapper import map_network
+from .mapper.mapper import check_supported, map_network
 from .mapper.program import Program
 from .preprocess import Preprocessing, build_preprocessing
 from .quantizer import Quantization, calibrate, quantize
@@ -84,6 +84,7 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   progress: Optional[Callable[[int], None]] = None) -> Compiled:
     """Everything up to (not including) rendering C."""
     net = load_net(prototxt, weights, input_shape=input_shape)
+    check_supported(net, fc_variant)
     pre = resolve_preprocessing(net, mean, scale, bgr)
     shape = next(iter(net.input_shapes.values()))
     notes: list[str] = []

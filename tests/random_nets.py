@@ -176,7 +176,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("prob", "Softmax"),
     ], (3, 5, 5), {"arm_fully_connected_q7", "arm_relu_q7", "arm_softmax_q7"},
         "FC on the image, FC after FC, plain variant", fc_variant="plain",
-        calib_size=(8, 9), extra={"mean": "104,117,123", "scale": 0.02, "bgr": True}),
+        extra={"mean": "104,117,123", "scale": 0.02, "bgr": True}),
     _spec("fc_only_opt", [
         L("ip1", "InnerProduct", num_output=11),
         L("relu1", "ReLU", inplace=True),

@@ -142,3 +142,80 @@ def test_prototxt_mean_file_missing_is_error_unless_mean_given(tmp_path):
     assert "mean_file 'missing_mean.binaryproto' does not exist" in result.output
     result = run("compile", train_test, weights, "-o", tmp_path / "o2", "--mean", "120,110,100")
     assert result.exit_code == 0, result.output
+
+
+def test_unwritable_report_leaves_no_output(tmp_path, model):
+    proto, weights = model
+    out = tmp_path / "out"
+    result = run("compile", proto, weights, "-o", out, "--report", tmp_path / "missing" / "r.json")
+    assert result.exit_code == 1
+    assert f"error: {tmp_path / 'missing' / 'r.json'}: cannot write the report" in result.output
+    assert not out.exists()
+
+
+def test_recompiling_removes_files_of_the_previous_model(tmp_path, model):
+    proto, weights = model
+    out = tmp_path / "out"
+    assert run("compile", proto, weights, "-o", out, "--test-vectors", "2").exit_code == 0
+    assert (out / "test_vectors.h").exists()
+    assert run("compile", proto, weights, "-o", out).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "parameters.h", "weights.h"]
+
+
+def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--test-vectors", "50")
+    assert result.exit_code == 1
+    assert "error: 50 test vectors asked for, but the images given hold only 40" in result.output
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--scale", "0"], "error: --scale 0.0: must be a positive, finite number"),
+    (["--scale", "nan"], "error: --scale nan: must be a positive, finite number"),
+    (["--mean", "1,2"], "error: --mean: 2 mean values given for a 3-channel input"),
+])
+def test_bad_preprocessing_options_name_the_option(tmp_path, model, option, message):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", *option)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_layer_names_that_clash_as_c_identifiers(tmp_path):
+    proto, weights = write_model(tmp_path, [
+        layer("conv-1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("conv_1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("conv_1_2", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("nn_output", "ReLU", inplace=True),
+        layer("conv*/1", "Convolution", num_output=4, kernel_size=1),
+        layer("ip", "InnerProduct", num_output=3),
+    ], input_shape=(3, 6, 6))
+    out = tmp_path / "out"
+    assert run("compile", proto, weights, "-o", out).exit_code == 0
+    nn_c = (out / "nn.c").read_text()
+    params = (out / "parameters.h").read_text()
+    macros = [line.split()[1] for text in (nn_c, params) for line in text.splitlines() if line.startswith("#define")]
+    assert len(macros) == len(set(macros))
+    assert "#define L_NN_OUTPUT_SIZE" in params and "#define NN_OUTPUT_SIZE" not in params
+    assert "conv*/1" not in nn_c and "conv* /1" in nn_c
+
+
+def test_softmax_must_be_the_output(tmp_path):
+    proto, weights = write_model(tmp_path, [
+        layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"),
+        layer("ip2", "InnerProduct", num_output=3)], input_shape=(3, 4, 4))
+    result = run("compile", proto, weights, "-o", tmp_path / "o")
+    assert result.exit_code == 1
+    assert ("error: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax is "
+            "supported only as a network output (it feeds 'ip2')") in result.output
+
+
+def test_pooling_window_outside_the_image_is_refused(tmp_path):
+    proto, weights = write_model(tmp_path, [
+        layer("c", "Convolution", num_output=4, kernel_size=1),
+        layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], input_shape=(3, 8, 8))
+    result = run("compile", proto, weights, "-o", tmp_path / "o")
+    assert result.exit_code == 1
+    assert "error: layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: Every pooling window" in result.output
+    assert "Traceback" not in result.output

@@ -178,12 +178,33 @@ def test_rgb_and_gray_channel_sources():
     assert build_preprocessing(None, 1.0, True, 1, (2, 2)).channel_source == (0,)
 
 
-def test_prepare_images_center_crops():
-    pre = build_preprocessing(None, 1.0, False, 3, (4, 4))
+def test_prepare_images_center_crops_only_with_crop_size():
+    """As Caffe: larger images are center-cropped at TEST time only with crop_size."""
     images = np.arange(2 * 7 * 6 * 3, dtype=np.uint8).reshape(2, 7, 6, 3)
-    assert np.array_equal(pre.prepare_images(images, 4, 4), images[:, 1:5, 1:5])
-    with pytest.raises(CmsisgenError, match=r"^images are 3x3, smaller than the network input 4x4$"):
-        pre.prepare_images(images[:, :3, :3], 4, 4)
+    cropping = build_preprocessing(None, 1.0, False, 3, (4, 4), crop_size=4)
+    assert np.array_equal(cropping.prepare_images(images, 4, 4), images[:, 1:5, 1:5])
+    with pytest.raises(CmsisgenError, match=r"^images are 3x3, the network input is 4x4$"):
+        cropping.prepare_images(images[:, :3, :3], 4, 4)
+    plain = build_preprocessing(None, 1.0, False, 3, (4, 4))
+    with pytest.raises(CmsisgenError, match=r"^images are 7x6, the network input is 4x4 "
+                                            r"\(Caffe crops only with transform_param crop_size\)$"):
+        plain.prepare_images(images, 4, 4)
+
+
+def test_gray_network_reads_luminance_like_pillow():
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, size=(3, 5, 4, 3), dtype=np.uint8)
+    pre = build_preprocessing(None, 1.0, False, 1, (5, 4))
+    expected = np.stack([np.asarray(Image.fromarray(image).convert("L")) for image in images])[..., None]
+    assert np.array_equal(pre.raw_images(images, 5, 4), expected)
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), float("inf")])
+def test_scale_must_be_positive_and_finite(scale):
+    with pytest.raises(CmsisgenError, match=r"^scale .*: must be a positive, finite number$"):
+        build_preprocessing(None, scale, False, 3, (4, 4))
 
 
 def test_int32_overflow_is_refused():

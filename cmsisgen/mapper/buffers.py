@@ -104,7 +104,11 @@ def _insert_copies(program: Program) -> None:
 
 
 def _read_later(program: Program, index: int, tensor: str) -> bool:
-    """True when ``tensor`` (or a ReLU result sharing its buffer) is read after op ``index``."""
+    """True when ``tensor`` is read after op ``index`` (or is the network output).
+
+    Checking the name is enough: a ReLU only shares its input's buffer when nothing
+    reads that input later, which this same check decides.
+    """
     if tensor == program.output:
         return True
     return any(tensor in later.inputs for later in program.ops[index + 1:])

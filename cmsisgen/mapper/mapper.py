@@ -57,8 +57,8 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
             raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): a Flatten output may only feed an InnerProduct")
         if layer.type == "ReLU" and layer.bottoms[0] in hwc_source:
             hwc_source[layer.tops[0]] = hwc_source[layer.bottoms[0]]
-        op = _map_layer(layer, net, quant, bottoms, hwc_source.get(layer.bottoms[0]), fc_variant)
         site = _site(layer, net)
+        op = _map_layer(layer, site, net, quant, bottoms, hwc_source.get(layer.bottoms[0]), fc_variant)
         warnings.extend(rules.advisories(op.function, site))
         ops.append(op)
     output = storage(net.outputs[0])
@@ -66,6 +66,22 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
     output_hwc = hwc_source.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
     return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
                    input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
+
+
+def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
+    """Fail fast, before calibration: every layer must have a CMSIS-NN function whose rules hold."""
+    for layer in net.layers:
+        key = _rule_key(layer, fc_variant)
+        if key is not None:
+            rules.choose(key, _site(layer, net))
+
+
+def _rule_key(layer: ir.Layer, fc_variant: str) -> Optional[str]:
+    if layer.type == "Pooling":
+        return f"Pooling/{layer.params.method}" if layer.params.method in ("max", "ave") else "Pooling/max"  # type: ignore[union-attr]
+    if layer.type == "InnerProduct":
+        return "InnerProduct" if fc_variant == "opt" else "InnerProduct/plain"
+    return layer.type if layer.type in rules.FUNCTIONS else None
 
 
 def _input_op(name: str, shape: tuple[int, int, int], frac: int, pre: Preprocessing) -> Op:
@@ -95,9 +111,8 @@ def _site(layer: ir.Layer, net: ir.Net) -> rules.Site:
     return rules.Site(**common)
 
 
-def _map_layer(layer: ir.Layer, net: ir.Net, quant: Quantization, bottoms: list[str],
+def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantization, bottoms: list[str],
                hwc_source: Optional[tuple[int, int, int]], fc_variant: str) -> Op:
-    site = _site(layer, net)
     top = layer.tops[0]
     c, h, w = net.shapes[layer.bottoms[0]]
     oc, oh, ow = net.shapes[top]
@@ -120,13 +135,6 @@ def _map_layer(layer: ir.Layer, net: ir.Net, quant: Quantization, bottoms: list[
     if layer.type == "Pooling":
         method = layer.params.method  # type: ignore[union-attr]
         function = rules.choose(f"Pooling/{method}", site)
-        if oh > h:
-            # The DSP x pass stores output column i into column i of the same input row:
-            # with more output than input columns it runs into the next row and past the buffer.
-            raise CmsisgenError(
-                f"layer '{layer.name}' ({layer.type}): no CMSIS-NN function fits: {function}: the DSP pooling "
-                f"kernels pool each row in place, so the output ({oh}x{ow}) may not be larger than the input "
-                f"({h}x{w})")
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": oh}
         return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",
@@ -159,8 +167,6 @@ def _map_layer(layer: ir.Layer, net: ir.Net, quant: Quantization, bottoms: list[
                   output=top, args={"dim_vec": c}, macs=c, formats=fmt)
     if layer.type == "Concat":
         axis = layer.params.axis  # type: ignore[union-attr]
-        if axis != 1:
-            raise CmsisgenError(f"layer '{layer.name}' (Concat): only channel concatenation (axis 1) is supported")
         channels = [net.shapes[b][0] for b in layer.bottoms]
         args = {"pixels": h * w, "ch_out": oc, **{f"ch_in{i}": ch for i, ch in enumerate(channels)}}
         return Op(layer=layer.name, layer_type=layer.type, kind="concat", function="nn_concat_channels_q7",

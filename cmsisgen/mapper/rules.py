@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 UINT16_MAX = 65535
+#: Some q7 kernels count image rows and columns in int16_t loop variables.
+INT16_MAX = 32767
 
 
 @dataclass(frozen=True)
@@ -51,9 +53,11 @@ def undilated(site: Site) -> bool:
 
 
 def sizes_fit_uint16(site: Site) -> bool:
-    """CMSIS-NN passes every size as uint16_t: each dimension (and an inner product's input length) must be at most 65535."""
+    """CMSIS-NN passes sizes as uint16_t and counts some loops in int16_t: each dimension must be at most 32767 (an inner product's input length at most 65535)."""
+    if site.type == "InnerProduct":
+        return site.in_ch <= UINT16_MAX and site.out_ch <= UINT16_MAX
     dims = (site.in_ch, site.in_h, site.in_w, site.out_ch, site.out_h, site.out_w)
-    return all(d <= UINT16_MAX for d in dims)
+    return all(d <= INT16_MAX for d in dims)
 
 
 def square_geometry(site: Site) -> bool:
@@ -90,6 +94,22 @@ def padding_within_output(site: Site) -> bool:
 def pooling_padding_below_stride(site: Site) -> bool:
     """The Cortex-M DSP pooling kernels pool rows in place: with padding >= stride a window reads columns it already overwrote, so padding must be smaller than the stride (or the output a single column)."""
     return site.out_w <= 1 or site.pad_w < site.stride_w
+
+
+def pooling_output_within_input(site: Site) -> bool:
+    """The DSP pooling kernels store output column i in column i of the input row: the output may not be larger than the input."""
+    return site.out_h <= site.in_h and site.out_w <= site.in_w
+
+
+def pooling_windows_start_inside(site: Site) -> bool:
+    """Every pooling window must start inside the image (a kernel smaller than the stride leaves Caffe's last ceil-mode window outside it)."""
+    return ((site.out_h - 1) * site.stride_h - site.pad_h < site.in_h
+            and (site.out_w - 1) * site.stride_w - site.pad_w < site.in_w)
+
+
+def avepool_window_fits_q15(site: Site) -> bool:
+    """The DSP average pool sums a row window in saturating q15: the kernel may be at most 256 wide."""
+    return site.kernel_w <= 256 and site.kernel_h <= 256
 
 
 def max_or_average(site: Site) -> bool:
@@ -131,9 +151,11 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
         ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16)),
     ),
     "Pooling/max": (("arm_maxpool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
-                                               pooling_padding_below_stride)),),
+                                            pooling_padding_below_stride, pooling_windows_start_inside,
+                                            pooling_output_within_input)),),
     "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
-                                               pooling_padding_below_stride)),),
+                                            pooling_padding_below_stride, pooling_windows_start_inside,
+                                            pooling_output_within_input, avepool_window_fits_q15)),),
     "ReLU": (("arm_relu_q7", (plain_relu,)),),
     "InnerProduct": (("arm_fully_connected_q7_opt", (sizes_fit_uint16,)),),
     "InnerProduct/plain": (("arm_fully_connected_q7", (sizes_fit_uint16,)),),

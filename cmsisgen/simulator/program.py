@@ -96,9 +96,12 @@ def step_checksums(program: Program, images: np.ndarray) -> np.ndarray:
     Checking every step, not only the scores, catches a rounding difference in any layer
     even when a final softmax saturates the scores to 0/127.
     """
-    values = run_program(program, images, keep_all=True)
     sums = np.zeros((len(images), len(program.ops)), dtype=np.uint64)
+    values: dict[str, np.ndarray] = {}
     for step, op in enumerate(program.ops):
+        # Checksummed as soon as it is computed: an in-place op (a ReLU after its copy)
+        # writes the same tensor name again.
+        values[op.output] = _run_op(op, [values[name] for name in op.inputs], program, images)
         data = values[op.output].reshape(len(images), -1).view(np.uint8).astype(np.uint64)
         weights = (1 + np.arange(data.shape[1], dtype=np.uint64) * CHECKSUM_STEP) & 0xFFFFFFFF
         # Products stay below 2**40 and a row sum below 2**56: exact in uint64.
