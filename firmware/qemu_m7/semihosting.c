@@ -13,11 +13,6 @@ static inline uintptr_t semihost_call(uintptr_t op, const void *arg)
     return r0;
 }
 
-void sh_putc(char c)
-{
-    semihost_call(SYS_WRITEC, &c);
-}
-
 void sh_puts(const char *s)
 {
     semihost_call(SYS_WRITE0, s);

@@ -13,6 +13,16 @@
 #define INSTRUCTIONS_PER_SYSTICK 40u /* 1 GHz icount clock / 25 MHz SysTick clock */
 #endif
 
+/* Counter period 2^SYSTICK_BITS ticks (24: the full 24-bit counter, a wrap every 671 M
+   instructions). Smaller values only serve to test the wrap handling (make calib
+   EXTRA_CFLAGS=-DSYSTICK_BITS=8). */
+#ifndef SYSTICK_BITS
+#define SYSTICK_BITS 24
+#endif
+#if SYSTICK_BITS < 4 || SYSTICK_BITS > 24
+#error "SYSTICK_BITS must be 4..24"
+#endif
+
 #define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
 #define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
 #define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
