@@ -29,7 +29,11 @@ static void Default_Handler(void) { fault("unexpected interrupt"); }
 
 typedef void (*vector_t)(void);
 
-__attribute__((section(".isr_vector"), used)) static const vector_t vector_table[16 + 32] = {
+#define D2 Default_Handler, Default_Handler
+#define D8 D2, D2, D2, D2
+#define D32 D8, D8, D8, D8
+
+__attribute__((section(".isr_vector"), used)) static const vector_t vector_table[] = {
     (vector_t)(uintptr_t)__stack_end__, /* initial MSP */
     Reset_Handler,
     NMI_Handler,
@@ -43,8 +47,11 @@ __attribute__((section(".isr_vector"), used)) static const vector_t vector_table
     0,
     Default_Handler, /* PendSV */
     SysTick_Handler,
-    [16 ... 47] = Default_Handler, /* external interrupts: none enabled */
+    D32, /* external interrupts 0..31: none enabled */
 };
+
+_Static_assert(sizeof(vector_table) / sizeof(vector_table[0]) == 16 + 32,
+               "16 core vectors + 32 interrupts");
 
 void startup_main(void)
 {

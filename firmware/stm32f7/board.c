@@ -1,8 +1,8 @@
 /*
  * STM32F746G-DISCO bring-up: 216 MHz from the 25 MHz HSE, I/D caches, USART1 on the
- * ST-LINK virtual COM port (PA9 TX / PB7 RX, AF7, 115200 8N1), DWT cycle counter, and
+ * ST-LINK virtual COM port (PA9 TX / PB7 RX, AF7, 115200 8N1), DWT cycle counter,
  * newlib's _write/_exit so printf goes to USART1 (the other system calls are in
- * common/newlib_stubs.c).
+ * common/newlib_stubs.c), and board_fault() for the fault handlers in startup.c.
  */
 #include "board.h"
 #include "newlib_stubs.h"
@@ -28,7 +28,12 @@ static void clock_init(void)
     PWR_CR1 |= PWR_CR1_VOS_SCALE1;
 
     RCC_CR &= ~RCC_CR_PLLON;
-    RCC_PLLCFGR = PLL_M | (PLL_N << 6) | (((PLL_P / 2u) - 1u) << 16) | RCC_PLLCFGR_PLLSRC_HSE |
+    /* Read-modify-write: bits 31:28 are reserved (reset value 0x24003010 has bit 29 set, which
+       ST's HAL keeps) and must stay as they are. */
+    RCC_PLLCFGR = (RCC_PLLCFGR & ~(RCC_PLLCFGR_PLLM_MASK | RCC_PLLCFGR_PLLN_MASK |
+                                   RCC_PLLCFGR_PLLP_MASK | RCC_PLLCFGR_PLLSRC_HSE |
+                                   RCC_PLLCFGR_PLLQ_MASK)) |
+                  PLL_M | (PLL_N << 6) | (((PLL_P / 2u) - 1u) << 16) | RCC_PLLCFGR_PLLSRC_HSE |
                   (PLL_Q << 24);
     RCC_CR |= RCC_CR_PLLON;
 
@@ -42,7 +47,10 @@ static void clock_init(void)
     while ((RCC_CR & RCC_CR_PLLRDY) == 0u) {
     }
 
-    /* 7 wait states at 216 MHz / 2.7-3.6 V, ART accelerator and prefetch on. */
+    /* 7 wait states at 216 MHz / 2.7-3.6 V. ART accelerator and prefetch are switched on, but
+       they only serve flash reads over the ITCM interface (0x00200000): this firmware is
+       linked at the AXIM alias 0x08000000, where the Cortex-M7's L1 I/D caches (cache_init)
+       hide the wait states instead. */
     FLASH_ACR = (FLASH_ACR & ~FLASH_ACR_LATENCY_MASK) | 7u | FLASH_ACR_ARTEN | FLASH_ACR_PRFTEN;
     while ((FLASH_ACR & FLASH_ACR_LATENCY_MASK) != 7u) {
     }
@@ -82,6 +90,8 @@ static void cache_init(void)
     isb();
 }
 
+static int uart_ready; /* set once USART1 is configured: board_fault() may print */
+
 static void uart_init(void)
 {
     RCC_AHB1ENR |= RCC_AHB1ENR_GPIOAEN | RCC_AHB1ENR_GPIOBEN;
@@ -103,6 +113,7 @@ static void uart_init(void)
     USART1_CR3 = 0u;
     USART1_BRR = (APB2_HZ + UART_BAUD / 2u) / UART_BAUD; /* oversampling by 16 */
     USART1_CR1 = USART_CR1_TE | USART_CR1_RE | USART_CR1_UE; /* 8 data bits, no parity */
+    uart_ready = 1;
 }
 
 static void dwt_init(void)
@@ -131,6 +142,45 @@ void uart_putc(char c)
 void uart_flush(void)
 {
     while ((USART1_ISR & USART_ISR_TC) == 0u) {
+    }
+}
+
+/* ---- faults: polled output only (no printf: the fault may have hit newlib or the heap) ---- */
+
+static void uart_puts(const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '\n') {
+            uart_putc('\r');
+        }
+        uart_putc(*s);
+    }
+}
+
+static void uart_put_hex(const char *label, uint32_t value)
+{
+    static const char digits[] = "0123456789abcdef";
+    uart_puts(label);
+    uart_puts(" 0x");
+    for (int shift = 28; shift >= 0; shift -= 4) {
+        uart_putc(digits[(value >> shift) & 0xFu]);
+    }
+}
+
+void board_fault(const char *name)
+{
+    if (uart_ready) {
+        uart_puts("\n");
+        uart_puts(name);
+        uart_puts(": fault, stopping");
+        uart_put_hex(" CFSR", SCB_CFSR);
+        uart_put_hex(" HFSR", SCB_HFSR);
+        uart_put_hex(" MMFAR", SCB_MMFAR);
+        uart_put_hex(" BFAR", SCB_BFAR);
+        uart_puts("\n");
+        uart_flush();
+    }
+    for (;;) {
     }
 }
 

@@ -7,5 +7,8 @@
 void board_init(void);
 void uart_putc(char c);
 void uart_flush(void);
+/* Fault handlers: print "<name>: fault, stopping" and the fault status registers on USART1
+   (polling; nothing when the UART is not set up yet), then park the core. */
+__attribute__((noreturn)) void board_fault(const char *name);
 
 #endif

@@ -21,7 +21,11 @@
 #define RCC_CR_HSERDY (1u << 17)
 #define RCC_CR_PLLON (1u << 24)
 #define RCC_CR_PLLRDY (1u << 25)
+#define RCC_PLLCFGR_PLLM_MASK 0x3Fu
+#define RCC_PLLCFGR_PLLN_MASK (0x1FFu << 6)
+#define RCC_PLLCFGR_PLLP_MASK (3u << 16)
 #define RCC_PLLCFGR_PLLSRC_HSE (1u << 22)
+#define RCC_PLLCFGR_PLLQ_MASK (0xFu << 24)
 #define RCC_CFGR_SW_PLL 2u
 #define RCC_CFGR_SWS_MASK (3u << 2)
 #define RCC_CFGR_SWS_PLL (2u << 2)
@@ -73,11 +77,14 @@
 #define USART_ISR_TC (1u << 6)
 #define USART_ISR_TXE (1u << 7)
 
-/* System control block: FPU access, caches (Cortex-M7) */
+/* System control block: caches, fault status (Cortex-M7) */
 #define SCB_CCR REG32(0xE000ED14u)
 #define SCB_CCSIDR REG32(0xE000ED80u)
 #define SCB_CSSELR REG32(0xE000ED84u)
-#define SCB_CPACR REG32(0xE000ED88u)
+#define SCB_CFSR REG32(0xE000ED28u)
+#define SCB_HFSR REG32(0xE000ED2Cu)
+#define SCB_MMFAR REG32(0xE000ED34u)
+#define SCB_BFAR REG32(0xE000ED38u)
 #define SCB_ICIALLU REG32(0xE000EF50u)
 #define SCB_DCISW REG32(0xE000EF60u)
 #define SCB_CCR_DC (1u << 16)
