@@ -1,9 +1,12 @@
 """Flash and RAM use of a firmware build, from `arm-none-eabi-size -B` and the linker map.
 
-Flash: weights (the .rodata of the model object nn.o, i.e. the arrays of weights.h),
-test vectors (nn_test_* arrays, only in self-test builds), code (model nn.c, CMSIS-NN
-kernels = objects named arm_*.o, runtime = startup, self test, libc), other (strings,
-.data initialisers, alignment). RAM: activation buffers and scratch (the .bss/.data of nn.o;
+Flash: weights (the arrays weights.h declares, i.e. the model's weights and biases and
+its input offsets; without --model-dir every .rodata array of nn.o), test vectors (nn_test_*
+arrays, only in self-test builds), code (model = nn.o's code and its other constants;
+CMSIS-NN kernels = every object built from the kernel source folder, --kernel-dir, so the
+portable kernels' pnn_* helpers count as kernels too; runtime = startup, self test, libc),
+other (strings, .data initialisers, alignment). RAM: activation buffers and scratch (the
+.bss/.data of nn.o;
 scratch = names containing scratch/col/bufferA/bufferB/vec_buffer/im2col), stack and heap
 (the linker script's .stack/.heap sections), other (self test, libc). Totals are Berkeley:
 flash = text + data, RAM = data + bss.
@@ -12,7 +15,13 @@ Needs objects compiled with -ffunction-sections -fdata-sections (the firmware Ma
 so each array has its own input section named after it.
 
     python -m cmsisgen.sizereport --elf build/nn_selftest.elf --map build/nn_selftest.map \
-        [--model-dir OUT] [--flash-size 1048576 --ram-size 327680] [--json]
+        [--model-dir OUT] [--kernel-dir firmware/cmsis_nn_portable]
+        [--flash-size 1048576 --ram-size 327680] [--json]
+
+The firmware Makefiles build objects at $(BUILD_DIR)/obj/<absolute source path>.o, so an
+object was built from a folder when that folder's absolute path is part of its path.
+Without --kernel-dir, kernel objects are recognised by their path (a cmsis_nn_portable or
+CMSIS/NN/Source folder) or, for library members, an arm_ file name.
 """
 from __future__ import annotations
 
@@ -114,15 +123,43 @@ def _is_model_obj(obj: str, model_dir: Path | None) -> bool:
     return Path(obj).name == "nn.o"
 
 
+def _is_kernel_obj(obj: str, kernel_dirs: list[str]) -> bool:
+    path = obj.split("(")[0]
+    if kernel_dirs:
+        return any(d in path for d in kernel_dirs)
+    return ("/cmsis_nn_portable/" in path or "/CMSIS/NN/Source/" in path
+            or Path(path).name.startswith("arm_") or "(arm_" in obj)
+
+
+_ARRAY_RE = re.compile(r"^\s*(?:static\s+)?const\s+\w+\s+(\w+)\s*\[", re.MULTILINE)
+
+
+def weight_names(model_dir: Path | None) -> set[str] | None:
+    """Names of the arrays declared in the model's weights.h (None: no weights.h)."""
+    if model_dir is None:
+        return None
+    path = Path(model_dir) / "weights.h"
+    if not path.is_file():
+        return None
+    text = re.sub(r"/\*.*?\*/", "", path.read_text(errors="replace"), flags=re.DOTALL)
+    return set(_ARRAY_RE.findall(text))
+
+
 def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
                 size_tool: str = "arm-none-eabi-size", flash_size: int | None = None,
-                ram_size: int | None = None) -> dict:
-    """Flash/RAM breakdown of a firmware build (bytes); see the module docstring."""
+                ram_size: int | None = None,
+                kernel_dirs: list[Path] | tuple[Path, ...] | None = None) -> dict:
+    """Flash/RAM breakdown of a firmware build (bytes); see the module docstring.
+
+    kernel_dirs: the CMSIS-NN source folders the build compiled (portable kernels or
+    upstream CMSIS/NN); objects under them are kernels whatever their names."""
     elf, map_file = Path(elf), Path(map_file)
     if not map_file.is_file():
         raise CmsisgenError(f"{map_file}: linker map not found")
     totals = berkeley_size(elf, size_tool)
     inputs, outputs = parse_map(map_file.read_text(errors="replace"))
+    kernels = [str(Path(d).resolve()).rstrip("/") + "/" for d in (kernel_dirs or ())]
+    weight_arrays = weight_names(model_dir)
 
     weights: dict[str, int] = {}
     test_vectors: dict[str, int] = {}
@@ -136,15 +173,18 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
         if sec.name.startswith(".text"):
             if model:
                 code["model"] += sec.size
-            elif Path(sec.obj.split("(")[0]).name.startswith("arm_") or "(arm_" in sec.obj:
+            elif _is_kernel_obj(sec.obj, kernels):
                 code["kernels"] += sec.size
             else:
                 code["runtime"] += sec.size
         elif sec.name.startswith(".rodata"):
             if TEST_VECTOR_RE.match(sec.symbol):
                 test_vectors[sec.symbol] = test_vectors.get(sec.symbol, 0) + sec.size
-            elif model and not sec.symbol.startswith("str"):
+            elif model and (sec.symbol in weight_arrays if weight_arrays is not None
+                            else not sec.symbol.startswith("str")):
                 weights[sec.symbol] = weights.get(sec.symbol, 0) + sec.size
+            elif model:
+                code["model"] += sec.size  # nn.c's other constants (e.g. channel_source)
         elif sec.name.startswith((".bss", ".data", "COMMON")) and model:
             target = scratch if SCRATCH_RE.search(sec.symbol) else activations
             target[sec.symbol] = target.get(sec.symbol, 0) + sec.size
@@ -185,7 +225,7 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
 _FLASH_LABELS = [
     ("weights", "weights (model .rodata)"),
     ("test_vectors", "test vectors (self test only)"),
-    ("code_model", "code: nn.c"),
+    ("code_model", "code: nn.c (+ its constants)"),
     ("code_kernels", "code: CMSIS-NN kernels"),
     ("code_runtime", "code: startup, self test, libc"),
     ("other", "other (strings, .data init, padding)"),
@@ -220,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--elf", required=True, type=Path)
     ap.add_argument("--map", required=True, type=Path)
     ap.add_argument("--model-dir", type=Path, default=None)
+    ap.add_argument("--kernel-dir", type=Path, action="append", default=None,
+                    help="CMSIS-NN source folder the build compiled (repeatable)")
     ap.add_argument("--size-tool", default="arm-none-eabi-size")
     ap.add_argument("--flash-size", type=int, default=None, help="device flash in bytes")
     ap.add_argument("--ram-size", type=int, default=None, help="device RAM in bytes")
@@ -227,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         report = size_report(args.elf, args.map, args.model_dir, args.size_tool,
-                             args.flash_size, args.ram_size)
+                             args.flash_size, args.ram_size, kernel_dirs=args.kernel_dir)
     except CmsisgenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from cmsisgen.errors import CmsisgenError
-from cmsisgen.sizereport import format_table, size_report
+from cmsisgen.sizereport import format_table, parse_map, size_report
 from cmsisgen.verify import build_and_run, firmware_dir, parse_output
 
 REPO = Path(__file__).resolve().parent.parent
@@ -285,6 +285,26 @@ def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
 
 @pytest.mark.qemu
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_qemu_systick_wraps_are_counted(model: Path, tmp_path: Path):
+    """A 64-tick SysTick period (-DSYSTICK_BITS=6: ~5 wraps per run_nn()) still gives the
+    exact count within tolerance: every wrap is counted once, none is lost or doubled
+    (either would be off by 64 ticks = 2560 instructions)."""
+    build_dir = tmp_path / "b"
+    variables = (f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", "EXTRA_CFLAGS=-DSYSTICK_BITS=6")
+    proc = make("run", *variables, cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    r = parse_output(proc.stdout)
+    assert (r.passed, r.total) == (4, 4), proc.stdout
+    proc = make("trace-count", *variables, "TRACE_MAX=", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    exact = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)][0::2]
+    assert len(exact) == 4
+    for v, e in zip(r.vectors, exact):
+        assert abs(v.count - e) <= RUN_NN_TOLERANCE, (v.count, e)
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
 def test_qemu_wrong_expected_fails(model: Path, tmp_path: Path):
     corrupt_expected(model, 2)
     r = build_and_run(model, "qemu", tmp_path / "b")
@@ -348,6 +368,9 @@ def test_stm32f7_builds_warning_free(model: Path, tmp_path: Path):
     proc = make(f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", cwd_target="stm32f7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "warning:" not in (proc.stdout + proc.stderr).lower(), proc.stdout + proc.stderr
+    # the STM32F746's FPU is single precision
+    assert "-mfpu=fpv5-sp-d16" in proc.stdout and "-mfpu=fpv5-d16" not in proc.stdout
+    assert "-DNN_TRACE=nn_selftest_trace" in proc.stdout
     elf = build_dir / "nn_selftest.elf"
     assert elf.is_file() and (build_dir / "nn_selftest.bin").is_file()
     # Vector table at the start of flash: initial SP in RAM, reset vector in flash (Thumb).
@@ -378,6 +401,41 @@ def test_qemu_size_target(model: Path, tmp_path: Path):
     proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={tmp_path / 'q'}", cwd_target="qemu_m7")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert re.search(r"weights \(model \.rodata\)\s+1930", proc.stdout)
+
+
+@needs_arm
+def test_size_report_classifies_by_folder(model: Path, tmp_path: Path):
+    """Kernels = objects built from the kernel folder (whatever their file names); weights =
+    the arrays of weights.h, not nn.c's other constants."""
+    kernels = tmp_path / "kernels"
+    shutil.copytree(PORTABLE, kernels)
+    (kernels / "Source" / "arm_fully_connected_q7.c").rename(kernels / "Source" / "fc_impl.c")
+    nn_c = model / "nn.c"
+    text = nn_c.read_text()
+    text = text.replace("static q7_t buffer0", "static const uint8_t channel_shift[3] = {1, 2, 3};\n"
+                        "static q7_t buffer0")
+    text = text.replace("(image[i] >> 1)", "(image[i] >> channel_shift[i % 3])")
+    nn_c.write_text(text)
+    build_dir = tmp_path / "q"
+    proc = make("size", f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}",
+                f"CMSIS_NN_PORTABLE={kernels}", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    elf, map_file = build_dir / "nn_selftest.elf", build_dir / "nn_selftest.map"
+    report = size_report(elf, map_file, model, kernel_dirs=[kernels])
+    inputs, _ = parse_map(map_file.read_text())
+    text_of = lambda pred: sum(sec.size for sec in inputs if sec.name.startswith(".text") and pred(sec.obj))
+    fc_text = text_of(lambda obj: obj.endswith("/fc_impl.o"))
+    assert fc_text > 0
+    assert report["flash"]["code_kernels"] == text_of(lambda obj: str(kernels.resolve()) + "/" in obj)
+    assert report["symbols"]["weights"] == {"fc1_wt": 1920, "fc1_bias": 10}
+    assert report["flash"]["weights"] == 1930
+    # `make size` passes the same kernel folder
+    row = re.search(r"code: CMSIS-NN kernels\s+(\d+)", proc.stdout)
+    assert row and int(row[1]) == report["flash"]["code_kernels"], proc.stdout
+    # without the folder, the renamed kernel is not recognised (it would count as runtime)
+    guessed = size_report(elf, map_file, model)
+    assert guessed["flash"]["code_kernels"] == report["flash"]["code_kernels"] - fc_text
 
 
 def test_builds_do_not_touch_the_source_tree():

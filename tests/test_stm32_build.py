@@ -107,6 +107,12 @@ def test_stm32f746_build_warning_free_and_fits(cifar_model, tmp_path, kernels):
     assert not warnings, f"{what}: build warnings\n" + "\n".join(warnings)
     for suffix in (".elf", ".bin", ".hex", ".map"):
         assert (build_dir / f"nn_selftest{suffix}").is_file()
+    # single-precision FPU (FPv5-SP-D16): the build says so and the ELF's attributes agree
+    assert "-mfpu=fpv5-sp-d16" in log and "-mfpu=fpv5-d16" not in log
+    if shutil.which("arm-none-eabi-readelf"):
+        attrs = subprocess.run(["arm-none-eabi-readelf", "-A", str(build_dir / "nn_selftest.elf")],
+                               capture_output=True, text=True).stdout
+        assert re.search(r"Tag_ABI_HardFP_use:\s+SP only", attrs), attrs
     marker = "cmsis_nn_portable" if kernels == "portable" else str(Path(env["CMSIS_NN_PATH"]).resolve())
     assert marker in log, f"{kernels} kernels were not built/linked"
     # vector table: initial SP in RAM, Thumb reset vector in flash

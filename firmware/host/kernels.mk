@@ -2,7 +2,8 @@
 #
 # In:  FW_DIR (the firmware/ folder), MODEL_DIR, CMSIS_NN_PATH, CMSIS_CORE_PATH,
 #      CMSIS_DSP_INCLUDE, CMSIS_NN_PORTABLE, KERNEL_HOST (1 for the host build)
-# Out: MODEL_SRCS, MODEL_DEFS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME
+# Out: MODEL_SRCS, MODEL_DEFS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME,
+#      KERNEL_DIR (the folder KERNEL_SRCS come from; the size report's --kernel-dir)
 #
 # MODEL_DEFS (-DNN_TRACE=nn_selftest_trace) is for the model's objects only: each Makefile
 # adds it as a target-specific CPPFLAGS so run_nn() calls the self test's step-checksum hook
@@ -36,6 +37,7 @@ ifeq ($(strip $(CMSIS_NN_PATH)),)
     $(error portable kernels not found: $(CMSIS_NN_PORTABLE)/Include/arm_nnfunctions.h (set CMSIS_NN_PORTABLE or CMSIS_NN_PATH))
   endif
   KERNEL_NAME := portable
+  KERNEL_DIR := $(CMSIS_NN_PORTABLE)
   KERNEL_SRCS := $(sort $(wildcard $(CMSIS_NN_PORTABLE)/Source/*.c $(CMSIS_NN_PORTABLE)/Source/*/*.c))
   KERNEL_INC := -I$(CMSIS_NN_PORTABLE)/Include
   KERNEL_DEFS :=
@@ -51,6 +53,7 @@ else
     CMSIS_DSP_INCLUDE := $(wildcard $(CMSIS_NN_PATH)/../DSP/Include)
   endif
   KERNEL_NAME := upstream
+  KERNEL_DIR := $(CMSIS_NN_PATH)
   KERNEL_SRCS := $(sort $(shell find $(CMSIS_NN_PATH)/Source -name '*.c'))
   # -isystem: upstream's headers are not ours to keep -Wextra clean.
   KERNEL_INC := -isystem $(CMSIS_NN_PATH)/Include
