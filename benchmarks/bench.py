@@ -14,6 +14,7 @@ printed as well.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -67,12 +68,22 @@ def compile_example(out_dir: Path, vectors: int) -> None:
 
 
 def make_vars(args, model_dir: Path, build_dir: Path) -> list[str]:
+    """make variables of a build, the kernel ones always set (empty when not chosen), as
+    verify.build does: make would otherwise take CMSIS_NN_PATH & co. from the environment
+    and build other kernels than the QEMU run measured."""
     out = [f"MODEL_DIR={model_dir}", f"BUILD_DIR={build_dir}"]
     for flag, var in (("cmsis_nn_path", "CMSIS_NN_PATH"), ("cmsis_core_path", "CMSIS_CORE_PATH"),
                       ("cmsis_dsp_include", "CMSIS_DSP_INCLUDE")):
-        if getattr(args, flag):
-            out.append(f"{var}={Path(getattr(args, flag)).resolve()}")
+        value = getattr(args, flag)
+        if value or not args.cmsis_nn_path:
+            out.append(f"{var}={Path(value).resolve() if value else ''}")
+    out.append(f"CMSIS_NN_PORTABLE={firmware_dir() / 'cmsis_nn_portable'}")
     return out
+
+
+def kernel_dir(args) -> Path:
+    """The kernel source folder the builds compile (for the size report)."""
+    return Path(args.cmsis_nn_path).resolve() if args.cmsis_nn_path else firmware_dir() / "cmsis_nn_portable"
 
 
 def main() -> int:
@@ -100,7 +111,7 @@ def main() -> int:
     except CmsisgenError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("QEMU mps2-an500 (Cortex-M7, -O2, -mfpu=fpv5-d16), SysTick x 40 instructions:")
+    print("QEMU mps2-an500 (Cortex-M7, -O2, -mfpu=fpv5-d16), SysTick x 40 instructions, timed runs:")
     for v in result.vectors:
         print(f"  vector {v.index}: {v.count:>12,} instructions  {'PASS' if v.passed else 'FAIL'}")
     print(f"  instructions per inference: {result.instructions_per_inference:,.0f}"
@@ -117,16 +128,18 @@ def main() -> int:
               else f"  trace count failed:\n{proc.stdout}{proc.stderr}\n")
 
     q = build_root / "qemu_m7"
-    print(format_table(size_report(q / "nn_selftest.elf", q / "nn_selftest.map", model_dir)))
+    print(format_table(size_report(q / "nn_selftest.elf", q / "nn_selftest.map", model_dir,
+                                   kernel_dirs=[kernel_dir(args)])))
     print()
     stm = build_root / "stm32f7"
-    proc = subprocess.run(["make", "-s", "-C", str(firmware_dir() / "stm32f7"), f"-j{8}", "all",
+    proc = subprocess.run(["make", "-s", "-C", str(firmware_dir() / "stm32f7"), f"-j{os.cpu_count() or 1}", "all",
                            *make_vars(args, model_dir, stm)], capture_output=True, text=True)
     if proc.returncode != 0:
         print(f"STM32F7 build failed:\n{proc.stdout}{proc.stderr}")
         return 1
     print(format_table(size_report(stm / "nn_selftest.elf", stm / "nn_selftest.map", model_dir,
-                                   flash_size=1 << 20, ram_size=320 * 1024)))
+                                   flash_size=1 << 20, ram_size=320 * 1024,
+                                   kernel_dirs=[kernel_dir(args)])))
     return 0
 
 

@@ -221,8 +221,8 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
     for name, path in (("CMSIS_CORE_PATH", cmsis_core_path), ("CMSIS_DSP_INCLUDE", cmsis_dsp_include)):
         if path is not None or cmsis_nn_path is None:
             variables[name] = resolved(path)
-    if portable_path is not None:
-        variables["CMSIS_NN_PORTABLE"] = str(Path(portable_path).resolve())
+    if cmsis_nn_path is None:
+        variables["CMSIS_NN_PORTABLE"] = str(kernels.resolve())
     variables.update(extra_make_vars or {})
 
     build_dir.mkdir(parents=True, exist_ok=True)
