@@ -286,21 +286,23 @@ def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
 @pytest.mark.qemu
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
 def test_qemu_systick_wraps_are_counted(model: Path, tmp_path: Path):
-    """A 64-tick SysTick period (-DSYSTICK_BITS=6: ~5 wraps per run_nn()) still gives the
-    exact count within tolerance: every wrap is counted once, none is lost or doubled
-    (either would be off by 64 ticks = 2560 instructions)."""
-    build_dir = tmp_path / "b"
-    variables = (f"MODEL_DIR={model}", f"BUILD_DIR={build_dir}", "EXTRA_CFLAGS=-DSYSTICK_BITS=6")
-    proc = make("run", *variables, cwd_target="qemu_m7")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    r = parse_output(proc.stdout)
-    assert (r.passed, r.total) == (4, 4), proc.stdout
-    proc = make("trace-count", *variables, "TRACE_MAX=", cwd_target="qemu_m7")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    exact = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)][0::2]
-    assert len(exact) == 4
-    for v, e in zip(r.vectors, exact):
-        assert abs(v.count - e) <= RUN_NN_TOLERANCE, (v.count, e)
+    """A 64-tick SysTick period (-DSYSTICK_BITS=6: ~5 wraps per run_nn()) gives the same
+    counts as the full 24-bit period (no wrap) up to the wrap handler's few instructions:
+    a wrap lost or counted twice would be off by 64 ticks = 2560 instructions. (Compared
+    under -icount, which is deterministic; the trace run has no -icount, so its SysTick
+    follows the host clock and a short period would interrupt it at random.)"""
+    counts = {}
+    for bits in (24, 6):
+        proc = make("run", f"MODEL_DIR={model}", f"BUILD_DIR={tmp_path / str(bits)}",
+                    f"EXTRA_CFLAGS=-DSYSTICK_BITS={bits}", cwd_target="qemu_m7")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        r = parse_output(proc.stdout)
+        assert (r.passed, r.total) == (4, 4), proc.stdout
+        counts[bits] = [v.count for v in r.vectors]
+    period = 64 * 40
+    assert all(c > 3 * period for c in counts[24])  # several wraps per run with 6 bits
+    for full, short in zip(counts[24], counts[6]):
+        assert abs(short - full) < period // 4, counts
 
 
 @pytest.mark.qemu

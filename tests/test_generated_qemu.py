@@ -3,7 +3,8 @@
 For each catalogue net: ``cmsisgen compile --calib <npz> --test-vectors 4`` (in process,
 through the click CLI), then
 
-* the known-answer self test on an emulated Cortex-M7 (``verify.build_and_run(target="qemu")``,
+* the known-answer self test (scores and every step's output checksum) on an emulated
+  Cortex-M7 (``verify.build_and_run(target="qemu")``,
   portable kernels, arm-none-eabi-gcc + qemu-system-arm mps2-an500) and on the host (gcc),
   every vector bit-exact and the make log free of warnings;
 * nn.c alone compiled with ``-Wall -Wextra -Werror`` by gcc and by arm-none-eabi-gcc;
@@ -141,6 +142,8 @@ def assert_bit_exact(result, name: str, build_dir: Path) -> None:
     assert result.passed == result.total == VECTORS, f"{name} on {result.target}:\n{summary}\n{result.output}"
     assert result.exit_code == 0, f"{name}: exit status {result.exit_code}\n{result.output}"
     assert [v.index for v in result.vectors] == list(range(VECTORS))
+    # every step of run_nn() was checksummed (NN_TRACE + nn_test_step_checksums), not just the scores
+    assert result.steps_checked and result.steps_checked >= 2, f"{name}: no per-step checks\n{result.output}"
     log = (build_dir / "build.log").read_text()
     warnings = [line for line in log.splitlines() if "warning:" in line.lower()]
     assert not warnings, f"{name}: build warnings:\n" + "\n".join(warnings)
