@@ -29,7 +29,7 @@ def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None) ->
     if tuple(x.shape[1:]) != tuple(shape):
         raise CmsisgenError(f"{net.source}: input '{input_name}' needs shape {tuple(shape)}, got {tuple(x.shape[1:])}")
     wanted = None if keep is None else set(keep) | set(net.outputs)
-    last_use = _last_uses(net)
+    last_use = ir.last_reads(layer.bottoms for layer in net.layers)
     values: dict[str, np.ndarray] = {input_name: np.asarray(x, dtype=np.float32)}
     for index, layer in enumerate(net.layers):
         inputs = [values[name] for name in layer.bottoms]
@@ -43,14 +43,6 @@ def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None) ->
     if wanted is not None:
         return {name: value for name, value in values.items() if name in wanted}
     return values
-
-
-def _last_uses(net: ir.Net) -> dict[str, int]:
-    last: dict[str, int] = {}
-    for index, layer in enumerate(net.layers):
-        for name in layer.bottoms:
-            last[name] = index
-    return last
 
 
 def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:

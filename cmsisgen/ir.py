@@ -9,7 +9,7 @@ the simulator treat non-chain networks (branches, concat) uniformly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -116,3 +116,12 @@ class Net:
 
     def consumers(self, tensor: str) -> list[Layer]:
         return [layer for layer in self.layers if tensor in layer.bottoms]
+
+
+def last_reads(readers: Iterable[Sequence[str]]) -> dict[str, int]:
+    """Index of the last reader of every tensor, given each step's inputs in execution order."""
+    last: dict[str, int] = {}
+    for index, names in enumerate(readers):
+        for name in names:
+            last[name] = index
+    return last

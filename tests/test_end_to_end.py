@@ -122,6 +122,19 @@ NETS = {
         L("ip2", "InnerProduct", num_output=5),
     ], (3, 8, 8), {"mean": "104,117,123", "scale": 0.017, "bgr": True},
         {"arm_convolve_HWC_q7_fast", "arm_fully_connected_q7_opt"}),
+    # one tensor read twice by a Concat, an in-place ReLU on the network input that a conv
+    # reads afterwards, a Flatten feeding two inner products, a Dropout as the output
+    "shared_reads": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("relu0", "ReLU", "data", "data"),
+        L("conv2", "Convolution", "data", "conv2", num_output=4, kernel_size=3),
+        L("cat", "Concat", ["conv1", "conv2", "conv1"], "cat"),
+        L("flat", "Flatten"),
+        L("ip1", "InnerProduct", "flat", "ip1", num_output=5),
+        L("ip2", "InnerProduct", "flat", "ip2", num_output=3),
+        L("cat2", "Concat", ["ip1", "ip2"], "cat2"),
+        L("drop", "Dropout", inplace=True),
+    ], (3, 6, 6), {}, {"nn_concat_channels_q7", "arm_relu_q7"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

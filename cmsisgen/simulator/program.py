@@ -9,6 +9,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from ..ir import last_reads
 from ..mapper.program import Op, Program
 from . import kernels
 
@@ -34,25 +35,18 @@ def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
 
 def _run_batch(program: Program, images: np.ndarray, keep_all: bool):
     values: dict[str, np.ndarray] = {}
-    remaining = _remaining_uses(program)
+    last_read = last_reads(op.inputs for op in program.ops)
     for index, op in enumerate(program.ops):
         values[op.output] = _run_op(op, [values[name] for name in op.inputs], program, images)
         if not keep_all:
-            for name in op.inputs:
-                if remaining[name] == index and name != program.output:
+            # set(): an op may read one tensor twice (a Concat of x with x)
+            for name in set(op.inputs):
+                if last_read[name] == index and name != program.output:
                     del values[name]
     if keep_all:
         return values
     out = values[program.output]
     return out.reshape(out.shape[0], -1)
-
-
-def _remaining_uses(program: Program) -> dict[str, int]:
-    last: dict[str, int] = {}
-    for index, op in enumerate(program.ops):
-        for name in op.inputs:
-            last[name] = index
-    return last
 
 
 def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarray) -> np.ndarray:
