@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..ir import last_reads
 from .program import Op, Program, TensorInfo
 
 ALIGN = 4
@@ -84,14 +85,17 @@ def _aligned(size: int) -> int:
 
 
 def _insert_copies(program: Program) -> None:
+    # Checking names is enough: a ReLU only shares its input's buffer when nothing reads
+    # that input later, which this same check decides.
+    last_read = last_reads(op.inputs for op in program.ops)
     ops: list[Op] = []
     for index, op in enumerate(program.ops):
         # An in-place op already working on its own output (a copy inserted by an earlier
         # plan) has nothing left to preserve.
-        needs_copy = ((op.in_place or op.clobbers_input) and op.inputs[0] != op.output
-                      and _read_later(program, index, op.inputs[0]))
+        source = op.inputs[0] if op.inputs else op.output
+        needs_copy = ((op.in_place or op.clobbers_input) and source != op.output
+                      and (source == program.output or last_read.get(source, -1) > index))
         if needs_copy:
-            source = op.inputs[0]
             copy_name = op.output if op.in_place else f"{op.layer}/input"
             info = program.tensors[source]
             if not op.in_place:
@@ -101,14 +105,3 @@ def _insert_copies(program: Program) -> None:
             op.inputs = [copy_name]
         ops.append(op)
     program.ops[:] = ops
-
-
-def _read_later(program: Program, index: int, tensor: str) -> bool:
-    """True when ``tensor`` is read after op ``index`` (or is the network output).
-
-    Checking the name is enough: a ReLU only shares its input's buffer when nothing
-    reads that input later, which this same check decides.
-    """
-    if tensor == program.output:
-        return True
-    return any(tensor in later.inputs for later in program.ops[index + 1:])
