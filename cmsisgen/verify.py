@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -45,7 +46,8 @@ _VECTOR_RE = re.compile(
 )
 _SUMMARY_RE = re.compile(r"^summary: (\d+)/(\d+) PASS, (\w+) per inference (\d+)\s*$")
 _HEADER_RE = re.compile(r"^cmsisgen selftest: (\d+) vectors,.*?(?:, steps checked (\d+))?, counter (\w+)\s*$")
-_STEP_RE = re.compile(r'\bstep (\d+) (?:"([^"]*)" checksum 0x([0-9a-fA-F]+) want 0x([0-9a-fA-F]+)|out of range)')
+_STEP_RE = re.compile(r'\bstep (\d+) (?:"([^"]*)" checksum 0x([0-9a-fA-F]+) want 0x([0-9a-fA-F]+)'
+                      r'|out of range|out of order)')
 _TRACED_RE = re.compile(r"\btraced (\d+) of (\d+) steps\b")
 
 
@@ -59,7 +61,7 @@ class VectorResult:
     count: int              # in VerifyResult.counter_unit
     detail: str = ""        # e.g. 'step 4 "pool1" checksum 0x1a2b3c4d want 0x1a2b3c4e mismatch 2 got 17 want 18'
     step: int | None = None         # first step whose output checksum differs
-    step_name: str | None = None    # its name (nn_test_step_names), None when out of range
+    step_name: str | None = None    # its name (nn_test_step_names), None when out of range/order
     steps_traced: int | None = None  # NN_TRACE calls, only when not the expected count
 
 
@@ -75,6 +77,7 @@ class VerifyResult:
     vectors: list[VectorResult] = field(default_factory=list)
     build_dir: Path | None = None
     steps_checked: int | None = None            # per-step checksums per vector (0: scores only)
+    header_vectors: int | None = None           # vector count announced by the header line
 
     @property
     def all_passed(self) -> bool:
@@ -102,6 +105,7 @@ def parse_output(text: str) -> VerifyResult:
     vectors: list[VectorResult] = []
     summary = None
     steps_checked = None
+    header_vectors = None
     for line in text.splitlines():
         line = line.strip()
         m = _VECTOR_RE.match(line)
@@ -120,6 +124,7 @@ def parse_output(text: str) -> VerifyResult:
             continue
         m = _HEADER_RE.match(line)
         if m:
+            header_vectors = int(m[1])
             steps_checked = int(m[2]) if m[2] is not None else None
             continue
         m = _SUMMARY_RE.match(line)
@@ -134,7 +139,28 @@ def parse_output(text: str) -> VerifyResult:
     return VerifyResult(
         passed=int(summary[1]), total=int(summary[2]),
         instructions_per_inference=per_inference if unit == "instructions" else None,
-        output=text, counter_unit=unit, vectors=vectors, steps_checked=steps_checked)
+        output=text, counter_unit=unit, vectors=vectors, steps_checked=steps_checked,
+        header_vectors=header_vectors)
+
+
+def check_consistency(result: VerifyResult) -> str | None:
+    """Why the output cannot be trusted as a complete run (None when it can).
+
+    The summary alone must never make a run look good: every vector the header announced
+    needs its own line, in order, the PASS lines must add up to the summary, and the exit
+    status must agree (0 exactly when every vector passed)."""
+    if result.header_vectors is None:
+        return "no header line"
+    if result.total != result.header_vectors:
+        return f"summary counts {result.total} vectors, the header {result.header_vectors}"
+    if [v.index for v in result.vectors] != list(range(result.total)):
+        return f"{len(result.vectors)} vector lines for {result.total} vectors"
+    passes = sum(v.passed for v in result.vectors)
+    if passes != result.passed:
+        return f"{passes} PASS lines, summary says {result.passed}"
+    if result.exit_code is not None and (result.exit_code == 0) != (result.passed == result.total):
+        return f"exit status {result.exit_code} with {result.passed}/{result.total} PASS"
+    return None
 
 
 def qemu_args(fw: Path | None = None) -> list[str]:
@@ -155,6 +181,9 @@ def qemu_args(fw: Path | None = None) -> list[str]:
         raise CmsisgenError(f"{path}: {exc.args[0]} not set") from None
 
 
+_QEMU_WHY = "to run the Cortex-M7 self test (install qemu-system-arm)"
+
+
 def _require_tool(name: str, why: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -170,6 +199,12 @@ def _check_model_dir(model_dir: Path) -> None:
             raise CmsisgenError(f"{model_dir}: {name} missing (expected the output of cmsisgen compile -o)")
     if not (model_dir / "test_vectors.h").is_file():
         raise CmsisgenError(f"{model_dir}: test_vectors.h missing; compile with --test-vectors N")
+
+
+def _partial_output(exc: subprocess.TimeoutExpired) -> str:
+    """What a timed-out process printed (bytes even with text=True on some Pythons)."""
+    out = exc.stdout
+    return out.decode(errors="replace") if isinstance(out, bytes) else (out or "")
 
 
 def _first_error(log: str) -> str:
@@ -191,7 +226,9 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
     _check_model_dir(model_dir)
     make = _require_tool("make", "to build the self test")
     if target == "host":
-        _require_tool(os.environ.get("CC", "gcc"), "to build the host self test")
+        # make takes CC from the environment; it may carry options ("ccache gcc").
+        cc = shlex.split(os.environ.get("CC") or "gcc") or ["gcc"]
+        _require_tool(cc[0], "to build the host self test")
         sub = "host"
         program = build_dir / "nn_selftest"
     else:
@@ -231,9 +268,10 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
     cmd += [f"{k}={v}" for k, v in variables.items()]
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise CmsisgenError(f"{target} build timed out after {timeout:.0f} s") from None
+                              errors="replace", timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        log_path.write_text(" ".join(cmd) + "\n" + _partial_output(exc))
+        raise CmsisgenError(f"{target} build timed out after {timeout:.0f} s (log: {log_path})") from None
     log_path.write_text(" ".join(cmd) + "\n" + proc.stdout)
     if proc.returncode != 0 or not program.is_file():
         raise CmsisgenError(f"{target} build failed: {_first_error(proc.stdout)} (log: {log_path})")
@@ -246,7 +284,7 @@ def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
     if target == "host":
         cmd = [str(program)]
     elif target == "qemu":
-        qemu = _require_tool("qemu-system-arm", "to run the Cortex-M7 self test (install qemu-system-arm)")
+        qemu = _require_tool("qemu-system-arm", _QEMU_WHY)
         cmd = [qemu, *qemu_args(), "-kernel", str(program)]
     else:
         raise CmsisgenError(f"unknown verify target {target!r}: expected one of {', '.join(TARGETS)}")
@@ -255,8 +293,7 @@ def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                               errors="replace", timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        log_path.write_text(out)
+        log_path.write_text(_partial_output(exc))
         raise CmsisgenError(f"{target} self test timed out after {timeout:.0f} s (log: {log_path})") from None
     log_path.write_text(proc.stdout)
     try:
@@ -267,6 +304,10 @@ def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
     result.target = target
     result.exit_code = proc.returncode
     result.build_dir = program.parent
+    problem = check_consistency(result)
+    if problem is not None:
+        raise CmsisgenError(f"{target} self test output is incomplete or inconsistent: {problem} "
+                            f"(exit status {proc.returncode}, log: {log_path})")
     return result
 
 
@@ -282,6 +323,8 @@ def build_and_run(model_dir: Path, target: str = "host", build_dir: Path | None 
     failing vectors are reported in the result (passed < total, exit_code != 0).
     """
     model_dir = Path(model_dir)
+    if target == "qemu":
+        _require_tool("qemu-system-arm", _QEMU_WHY)  # before a build that could not be run
     if build_dir is None:
         build_dir = model_dir / "build" / target
     program = build(model_dir, target, Path(build_dir), cmsis_nn_path=cmsis_nn_path,

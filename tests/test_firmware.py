@@ -22,7 +22,7 @@ import pytest
 
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.sizereport import format_table, parse_map, size_report
-from cmsisgen.verify import build_and_run, firmware_dir, parse_output
+from cmsisgen.verify import build_and_run, firmware_dir, parse_output, run
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -128,6 +128,56 @@ def test_parse_output():
     assert (old.passed, old.steps_checked) == (1, None)
     with pytest.raises(CmsisgenError):
         parse_output("HardFault: fault, stopping\n")
+    v = parse_output("cmsisgen selftest: 1 vectors, input 8x8x3, output 10, steps checked 3, counter ns\n"
+                     "vector 0: class 1 expected 1 label 1 FAIL ns 900 step 0 out of order\n"
+                     "summary: 0/1 PASS, ns per inference 900\n").vectors[0]
+    assert (v.passed, v.step, v.step_name) == (False, 0, None)
+
+
+HEADER = "cmsisgen selftest: 2 vectors, input 8x8x3, output 10, steps checked 3, counter ns\n"
+GOOD = "vector 0: class 1 expected 1 label 1 PASS ns 900\nvector 1: class 1 expected 1 label 1 PASS ns 900\n"
+
+
+@pytest.mark.parametrize("output,status,problem", [
+    (HEADER + GOOD + "summary: 2/2 PASS, ns per inference 900\n", 3, "exit status 3 with 2/2 PASS"),
+    (HEADER + GOOD.splitlines(True)[0] + "summary: 2/2 PASS, ns per inference 900\n", 0, "1 vector lines for 2"),
+    (HEADER + GOOD + GOOD + "summary: 2/2 PASS, ns per inference 900\n", 0, "4 vector lines for 2"),
+    (HEADER + GOOD.replace("PASS", "FAIL", 1) + "summary: 2/2 PASS, ns per inference 900\n", 0,
+     "1 PASS lines, summary says 2"),
+    (GOOD + "summary: 2/2 PASS, ns per inference 900\n", 0, "no header line"),
+    (HEADER + GOOD + "summary: 3/3 PASS, ns per inference 900\n", 0, "summary counts 3 vectors, the header 2"),
+    (HEADER + GOOD.replace("PASS", "FAIL", 1) + "summary: 1/2 PASS, ns per inference 900\n", 0,
+     "exit status 0 with 1/2 PASS"),
+])
+def test_inconsistent_output_is_an_error(tmp_path: Path, output: str, status: int, problem: str):
+    """A summary never vouches for vectors whose lines are missing, nor for a crashed run."""
+    program = tmp_path / "fake_selftest"
+    (tmp_path / "out.txt").write_text(output)
+    program.write_text(f"#!/bin/sh\ncat '{tmp_path / 'out.txt'}'\nexit {status}\n")
+    program.chmod(0o755)
+    with pytest.raises(CmsisgenError) as info:
+        run(program, "host")
+    message = str(info.value)
+    assert problem in message and str(tmp_path / "run.log") in message and "\n" not in message
+
+
+def test_consistent_output_is_accepted(tmp_path: Path):
+    program = tmp_path / "fake_selftest"
+    (tmp_path / "out.txt").write_text(HEADER + GOOD.replace("PASS", "FAIL", 1) +
+                                      "summary: 1/2 PASS, ns per inference 900\n")
+    program.write_text(f"#!/bin/sh\ncat '{tmp_path / 'out.txt'}'\nexit 1\n")
+    program.chmod(0o755)
+    r = run(program, "host")
+    assert (r.passed, r.total, r.exit_code, r.all_passed) == (1, 2, 1, False)
+
+
+def test_self_test_timeout_is_one_line_with_log(tmp_path: Path):
+    program = tmp_path / "fake_selftest"
+    program.write_text("#!/bin/sh\necho started\nexec sleep 30\n")
+    program.chmod(0o755)
+    with pytest.raises(CmsisgenError, match=r"timed out after 1 s \(log: .*run\.log\)"):
+        run(program, "host", timeout=1)
+    assert "started" in (tmp_path / "run.log").read_text()
 
 
 def test_firmware_dir_is_the_checkout():
@@ -146,6 +196,15 @@ def test_missing_toolchain(model: Path, tmp_path: Path, monkeypatch):
                         lambda name, *a, **k: None if "arm-none-eabi" in name else real_which(name, *a, **k))
     with pytest.raises(CmsisgenError, match="arm-none-eabi-gcc not found"):
         build_and_run(model, "qemu", tmp_path / "b")
+
+
+def test_missing_qemu_is_reported_before_building(model: Path, tmp_path: Path, monkeypatch):
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which",
+                        lambda name, *a, **k: None if name == "qemu-system-arm" else real_which(name, *a, **k))
+    with pytest.raises(CmsisgenError, match="qemu-system-arm not found on PATH"):
+        build_and_run(model, "qemu", tmp_path / "b")
+    assert not (tmp_path / "b").exists()
 
 
 @needs_make
@@ -212,6 +271,17 @@ def test_host_missing_trace_call_fails(model: Path, tmp_path: Path):
     r = build_and_run(model, "host", tmp_path / "b")
     assert r.passed == 0, r.output
     assert all(v.steps_traced == 2 and "traced 2 of 3 steps" in v.detail for v in r.vectors)
+
+
+@needs_make
+def test_host_repeated_trace_step_fails(model: Path, tmp_path: Path):
+    """Three NN_TRACE calls but step 0 twice and step 1 never: not a pass."""
+    nn_c = model / "nn.c"
+    nn_c.write_text(nn_c.read_text().replace("NN_TRACE(1u, buffer0, NN_INPUT_SIZE);",
+                                             "NN_TRACE(0u, buffer0, NN_INPUT_SIZE);"))
+    r = build_and_run(model, "host", tmp_path / "b")
+    assert r.passed == 0, r.output
+    assert all(v.step == 0 and v.detail == "step 0 out of order" for v in r.vectors), r.output
 
 
 @needs_make

@@ -40,18 +40,26 @@ static int trace_vector = -1;
 static uint32_t trace_calls;      /* NN_TRACE calls seen in this run */
 static int trace_bad_step = -1;   /* first step whose checksum differs (or out of range) */
 static uint32_t trace_bad_got;
+static int trace_bad_order;       /* trace_bad_step came at the wrong call (not step order) */
 
 void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
 {
     if (trace_vector < 0) {
         return;
     }
-    trace_calls++;
+    const uint32_t call = trace_calls++;
     if (trace_bad_step >= 0) {
         return; /* only the first mismatching step is reported */
     }
     if (step >= (uint32_t)NN_TEST_STEP_COUNT) {
         trace_bad_step = (int)step;
+        return;
+    }
+    if (step != call) {
+        /* run_nn() traces steps 0, 1, 2, ... in order: a repeated or skipped step would
+           otherwise leave a step unchecked while the call count still matches. */
+        trace_bad_step = (int)step;
+        trace_bad_order = 1;
         return;
     }
     uint32_t h = nn_selftest_checksum(data, size);
@@ -126,6 +134,7 @@ int nn_selftest(void)
         trace_vector = v;
         trace_calls = 0u;
         trace_bad_step = -1;
+        trace_bad_order = 0;
         clear_scores();
         arm_status checked_status = run_nn(nn_test_inputs[v], scores);
         trace_vector = -1;
@@ -150,6 +159,8 @@ int nn_selftest(void)
 #ifdef NN_TEST_STEP_COUNT
         if (trace_bad_step >= (int)NN_TEST_STEP_COUNT) {
             printf(" step %d out of range", trace_bad_step);
+        } else if (trace_bad_order) {
+            printf(" step %d out of order", trace_bad_step);
         } else if (trace_bad_step >= 0) {
             printf(" step %d \"%s\" checksum 0x%08lx want 0x%08lx", trace_bad_step,
                    nn_test_step_names[trace_bad_step], (unsigned long)trace_bad_got,

@@ -12,11 +12,13 @@
  *
  * A vector PASSes when run_nn() returns ARM_MATH_SUCCESS, its scores equal nn_test_expected
  * and, when test_vectors.h defines NN_TEST_STEP_COUNT, run_nn() traced exactly that many
- * steps and every step's checksum equals nn_test_step_checksums. A FAIL line carries, in
- * this order and only when they apply: " status S" (run_nn() did not return SUCCESS),
- * " step I \"NAME\" checksum 0xGOT want 0xWANT" (the first step, in execution order, whose
- * output differs; " step I out of range" when I >= NN_TEST_STEP_COUNT), " traced N of K steps"
- * (NN_TRACE called N times, not K), " mismatch I got G want W" (first differing score).
+ * steps, in order (the N-th NN_TRACE call is step N), and every step's checksum equals
+ * nn_test_step_checksums. A FAIL line carries, in this order and only when they apply:
+ * " status S" (run_nn() did not return SUCCESS), " step I \"NAME\" checksum 0xGOT want
+ * 0xWANT" (the first step, in execution order, whose output differs; " step I out of range"
+ * when I >= NN_TEST_STEP_COUNT, " step I out of order" when the N-th call traced step I != N),
+ * " traced N of K steps" (NN_TRACE called N times, not K), " mismatch I got G want W" (first
+ * differing score).
  * "steps checked 0" in the header: test_vectors.h has no step checksums (scores only).
  *
  * Each vector runs twice when steps are checked: timed with the trace hook off, then untimed
