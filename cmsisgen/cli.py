@@ -5,7 +5,6 @@ here prints a traceback for a bad model, bad data or a bad option.
 """
 from __future__ import annotations
 
-import functools
 import os
 import re
 import json
@@ -23,18 +22,36 @@ from .errors import CmsisgenError
 DEFAULT_CALIB_LIMIT = 2000
 
 
-def _friendly(command: Callable) -> Callable:
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
+def _fail(message: str, status: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(status)
+
+
+#: What click (8.2+) raises for a group called without a command.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _Commands(click.Group):
+    """The command group: every error -- a bad model, bad data or a bad option -- is one line
+    ``error: ...`` on stderr with exit status 1, never a traceback or a usage screen."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            return command(*args, **kwargs)
+            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CmsisgenError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted", err=True)
-            sys.exit(130)
-    return wrapper
+            _fail(str(exc))
+        except _NO_ARGS_IS_HELP as exc:  # `cmsisgen` alone: the help, as with --help
+            click.echo(exc.ctx.get_help())
+            status = 0
+        except click.ClickException as exc:
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            ctx = getattr(exc, "ctx", None)
+            _fail(message + (f" (see '{ctx.command_path} --help')" if ctx is not None else ""))
+        except click.Abort:
+            _fail("interrupted", 130)
+        sys.exit(status if isinstance(status, int) else 0)
 
 
 def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
@@ -47,33 +64,51 @@ def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     return c, h, w
 
 
-def _load_images(path: Optional[str], limit: Optional[int], label: str):
+def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[float], bgr: bool, fc: str,
+                input_shape: Optional[str]):
+    """The model, checked as far as it can be without images (before any image is read)."""
+    from .pipeline import load_model
+
+    return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
+                      input_shape=_input_shape(input_shape))
+
+
+def _load_images(path: Optional[str], limit: Optional[int], label: str, model):
+    """The data set at ``path`` (None without a path), checked against the model's input."""
     if path is None:
         return None
     from .dataset import load_dataset
 
     click.echo(f"reading {label} {path}", err=True)
-    return load_dataset(path, limit=limit, progress=True)
+    dataset = load_dataset(path, limit=limit, progress=True)
+    model.check_images(dataset.x, path)
+    return dataset
+
+
+def _vector_images(data: Optional[str], count: int, option: str, calib: Optional[str], calib_set, model):
+    """Images for ``count`` known-answer vectors: --data, else the calibration images, else
+    None (random images)."""
+    source = _load_images(data, count, "test-vector images", model) if data else calib_set
+    if source is not None and len(source) < count:
+        raise CmsisgenError(f"{option} {count}: {data or calib} holds only {len(source)} images")
+    return source
 
 
 def _progress(total: int, label: str):
     return click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True)
 
 
-def _compile(model: str, weights: str, calib: Optional[str], calib_limit: int, mean: Optional[str],
-             scale: Optional[float], bgr: bool, fc: str, input_shape: Optional[str]):
-    from .pipeline import SYNTHETIC_CALIBRATION_IMAGES, compile_model
+def _calibrate(model, calib_set):
+    """Calibrate, quantize, map and plan, with a progress bar; prints the warnings."""
+    from .pipeline import SYNTHETIC_CALIBRATION_IMAGES, compile_loaded
 
-    calib_set = _load_images(calib, calib_limit, "calibration images")
     images = calib_set.x if calib_set is not None else None
     total = len(images) if images is not None else SYNTHETIC_CALIBRATION_IMAGES
     with _progress(total, "calibrating") as bar:
-        compiled = compile_model(Path(model), Path(weights), calib_images=images, mean=mean, scale=scale,
-                                 bgr=bgr, fc_variant=fc, input_shape=_input_shape(input_shape),
-                                 progress=bar.update)
+        compiled = compile_loaded(model, images, progress=bar.update)
     for note in compiled.notes:
         click.echo(f"warning: {note}", err=True)
-    return compiled, calib_set
+    return compiled
 
 
 def _common_model_options(command: Callable) -> Callable:
@@ -93,7 +128,7 @@ def _common_model_options(command: Callable) -> Callable:
     return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="cmsisgen")
 def main() -> None:
     """Compile a trained Caffe model into CMSIS-NN q7 C code for Cortex-M."""
@@ -107,18 +142,19 @@ def main() -> None:
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
 @click.option("--test-vectors", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
 @click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
-@_friendly
 def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bgr, fc, input_shape,
                     report_path, test_vectors, data) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
     from .codegen import render, write_output
     from .report import build_report, format_table, to_json
 
-    compiled, calib_set = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
-    vectors = None
-    if test_vectors:
-        source = _load_images(data, test_vectors, "test-vector images") if data else calib_set
-        vectors = make_test_vectors(compiled, source, test_vectors)
+    if data and not test_vectors:
+        raise CmsisgenError("--data is only used with --test-vectors N")
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    calib_set = _load_images(calib, calib_limit, "calibration images", loaded)
+    source = _vector_images(data, test_vectors, "--test-vectors", calib, calib_set, loaded) if test_vectors else None
+    compiled = _calibrate(loaded, calib_set)
+    vectors = make_test_vectors(compiled, source, test_vectors) if test_vectors else None
     files = render(compiled.program, compiled.plan, Path(model).name, vectors)
     report = build_report(compiled.program, compiled.plan)
     # The report is staged first so that an unwritable --report fails before OUT changes.
@@ -176,13 +212,14 @@ def make_test_vectors(compiled, dataset, count: int):
 @_common_model_options
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N images.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write {n, float_top1, q7_top1, agreement} as JSON.")
-@_friendly
 def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr, fc, input_shape, limit, json_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate
 
-    compiled, _ = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
-    dataset = _load_images(data, limit, "evaluation images")
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    calib_set = _load_images(calib, calib_limit, "calibration images", loaded)
+    dataset = _load_images(data, limit, "evaluation images", loaded)
+    compiled = _calibrate(loaded, calib_set)
     with _progress(len(dataset.x), "evaluating") as bar:
         result = evaluate(compiled, dataset, progress=bar.update)
     click.echo(f"images:    {result['n']}")
@@ -200,7 +237,6 @@ def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr,
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("weights", required=False, type=click.Path(dir_okay=False))
 @click.option("--input-shape", metavar="C,H,W", help="Network input shape when the prototxt's data layer does not say.")
-@_friendly
 def inspect_command(model, weights, input_shape) -> None:
     """Print the graph with its shapes (and blob shapes when WEIGHTS is given)."""
     from .loader import load_net
@@ -236,15 +272,16 @@ def inspect_command(model, weights, input_shape) -> None:
 @click.option("--cmsis-dsp-include", envvar="CMSIS_DSP_INCLUDE", type=click.Path(file_okay=False),
               help="CMSIS-DSP Include folder (arm_math_types.h), needed by CMSIS_5 5.9.0's CMSIS-NN. [env: CMSIS_DSP_INCLUDE]")
 @click.option("--keep", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
-@_friendly
 def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape, data, vectors,
                    target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep) -> None:
     """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""
     from .codegen import render, write_output
     from .verify import build_and_run, format_result
 
-    compiled, calib_set = _compile(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape)
-    source = _load_images(data, vectors, "test-vector images") if data else calib_set
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    calib_set = _load_images(calib, calib_limit, "calibration images", loaded)
+    source = _vector_images(data, vectors, "--vectors", calib, calib_set, loaded)
+    compiled = _calibrate(loaded, calib_set)
     test_vectors = make_test_vectors(compiled, source, vectors)
     files = render(compiled.program, compiled.plan, Path(model).name, test_vectors)
     with tempfile.TemporaryDirectory(prefix="cmsisgen-verify-") as tmp:

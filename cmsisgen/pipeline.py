@@ -1,7 +1,9 @@
 """The compile pipeline in one place: load -> shapes -> calibrate -> quantize -> map -> plan.
 
-The CLI commands (compile, evaluate, verify) all go through :func:`compile_model` so
-that they see the same quantized program.
+The CLI commands (compile, evaluate, verify) all go through :func:`load_model` and
+:func:`compile_loaded` (:func:`compile_model` is both in one call) so that they see the
+same quantized program; everything that can be checked without images is checked in
+:func:`load_model`, before any image is read.
 """
 from __future__ import annotations
 
@@ -78,15 +80,50 @@ def float_batches(pre: Preprocessing, images: np.ndarray, shape: tuple[int, int,
         yield pre.to_float(pre.prepare_images(images[start:start + batch], h, w))
 
 
+@dataclass
+class Model:
+    """A loaded model that passed every check that needs no data: what calibration starts from."""
+
+    net: ir.Net
+    pre: Preprocessing
+    fc_variant: str
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return next(iter(self.net.input_shapes.values()))
+
+    def check_images(self, images: np.ndarray, source: str) -> None:
+        """Refuse images the network cannot take (wrong size, no crop), naming ``source``."""
+        _, h, w = self.input_shape
+        try:
+            self.pre.raw_images(images[:1], h, w)
+        except CmsisgenError as exc:
+            raise CmsisgenError(f"{source}: {exc}") from None
+
+
+def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
+               bgr: bool = False, fc_variant: str = "opt",
+               input_shape: Optional[tuple[int, int, int]] = None) -> Model:
+    """Load and check everything that does not need images: files, mapper rules, preprocessing."""
+    net = load_net(prototxt, weights, input_shape=input_shape)
+    check_supported(net, fc_variant)
+    return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant)
+
+
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None) -> Compiled:
     """Everything up to (not including) rendering C."""
-    net = load_net(prototxt, weights, input_shape=input_shape)
-    check_supported(net, fc_variant)
-    pre = resolve_preprocessing(net, mean, scale, bgr)
-    shape = next(iter(net.input_shapes.values()))
+    model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
+                       input_shape=input_shape)
+    return compile_loaded(model, calib_images, progress)
+
+
+def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
+                   progress: Optional[Callable[[int], None]] = None) -> Compiled:
+    """Calibrate, quantize, map and plan a model from :func:`load_model`."""
+    net, pre, shape = model.net, model.pre, model.input_shape
     notes: list[str] = []
     if calib_images is None:
         rng = np.random.default_rng(0)
@@ -103,7 +140,7 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
 
     ranges = calibrate(net, counted())
     quant = quantize(net, ranges)
-    program = map_network(net, quant, pre, fc_variant=fc_variant)
+    program = map_network(net, quant, pre, fc_variant=model.fc_variant)
     plan = plan_buffers(program)
     notes.extend(program.warnings)
     return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes)

@@ -110,15 +110,10 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
 
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0)))
                    for layer in net.layers if layer.type in WEIGHTED}
-    # arm_softmax_q7 always writes Q0.7 (127 ~ 1.0), whatever the calibrated range says;
-    # a later layer tying that tensor to another format would read it wrongly.
+    # arm_softmax_q7 always writes Q0.7 (127 ~ 1.0), whatever the calibrated range says
+    # (mapper.check_supported allows a Softmax only as the network output).
     for layer in net.layers:
         if layer.type == "Softmax":
-            readers = net.consumers(layer.tops[0])
-            if readers:
-                raise CmsisgenError(
-                    f"layer '{layer.name}' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax "
-                    f"is supported only as a network output (it feeds '{readers[0].name}')")
             group_frac[groups.find(layer.tops[0])] = SOFTMAX_FRAC
     bias_frac = {layer.name: _bias_frac_wanted(layer) for layer in net.layers if layer.type in WEIGHTED}
     # Lower output formats until every out_rshift is non-negative; formats only ever

@@ -166,7 +166,8 @@ def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
     proto, weights = model
     result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--test-vectors", "50")
     assert result.exit_code == 1
-    assert "error: 50 test vectors asked for, but the images given hold only 40" in result.output
+    assert f"error: --test-vectors 50: {npz} holds only 40 images" in result.output
+    assert "calibrating" not in result.output  # found out before calibration
 
 
 @pytest.mark.parametrize("option, message", [
@@ -219,3 +220,79 @@ def test_pooling_window_outside_the_image_is_refused(tmp_path):
     assert result.exit_code == 1
     assert "error: layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: Every pooling window" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--calib-limit", "0"], "error: Invalid value for '--calib-limit': 0 is not in the range x>=1 "
+                             "(see 'main compile --help')"),
+    (["--test-vectors", "-1"], "error: Invalid value for '--test-vectors': -1 is not in the range x>=0"),
+    (["--fc", "fast"], "error: Invalid value for '--fc': 'fast' is not one of 'opt', 'plain'"),
+    (["--bogus"], "error: No such option '--bogus'"),
+    (["-o"], "error: Option '-o' requires an argument"),
+])
+def test_option_errors_are_one_line(tmp_path, model, args, message):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", *args)
+    assert result.exit_code == 1
+    assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_usage_errors_are_one_line(tmp_path, model):
+    proto, weights = model
+    (tmp_path / "file").write_text("x")
+    for args, message in [
+        (["compile", proto, weights, "-o", tmp_path / "file"],
+         f"error: Invalid value for '-o' / '--output': Directory '{tmp_path / 'file'}' is a file"),
+        (["compile", proto, weights], "error: Missing option '-o' / '--output'"),
+        (["verify", proto, weights, "--vectors", "0"], "error: Invalid value for '--vectors'"),
+        (["inspect"], "error: Missing argument 'MODEL'"),
+        (["nosuch"], "error: No such command 'nosuch'"),
+    ]:
+        result = run(*args)
+        assert result.exit_code == 1, args
+        assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
+
+
+def test_no_command_prints_the_help():
+    result = run()
+    assert result.exit_code == 0
+    assert result.output.startswith("Usage:") and "compile" in result.output
+
+
+@pytest.mark.parametrize("layers, message", [
+    ([layer("c", "Convolution", num_output=4, kernel_size=3),
+      layer("ip1", "InnerProduct", "c", "ip1", num_output=3), layer("ip2", "InnerProduct", "c", "ip2", num_output=3)],
+     "model.prototxt: cmsisgen supports one network output, found 2: ip1, ip2"),
+    ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
+     "error: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows"),
+    ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
+      layer("cat", "Concat", ["flat", "flat"], "cat")],
+     "error: layer 'cat' (Concat): a Flatten output may only feed an InnerProduct"),
+])
+def test_unsupported_wiring_is_refused_before_reading_images(tmp_path, npz, layers, message):
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 16, 16))
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "reading" not in result.output and "calibrating" not in result.output
+
+
+def test_images_of_the_wrong_size_name_the_data_set(tmp_path, model):
+    proto, weights = model
+    small = tmp_path / "small.npz"
+    np.savez(small, x=np.zeros((4, 12, 12, 3), dtype=np.uint8), y=np.zeros(4, dtype=int))
+    for args in (["--calib", small], ["--test-vectors", "2", "--data", small]):
+        result = run("compile", proto, weights, "-o", tmp_path / "o", *args)
+        assert result.exit_code == 1
+        assert f"error: {small}: images are 12x12, the network input is 16x16" in result.output
+        assert "calibrating" not in result.output and not (tmp_path / "o").exists()
+    result = run("evaluate", proto, weights, "--data", small)
+    assert result.exit_code == 1 and f"error: {small}: images are 12x12" in result.output
+
+
+def test_data_without_test_vectors_is_an_error(tmp_path, model, npz):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--data", npz)
+    assert result.exit_code == 1
+    assert "error: --data is only used with --test-vectors N" in result.output

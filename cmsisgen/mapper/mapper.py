@@ -22,16 +22,11 @@ ALIASES = ("Dropout", "Flatten", "Split")
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt") -> Program:
-    """Build the Program for ``net``; raises CmsisgenError naming the first unmappable layer."""
-    if len(net.input_shapes) != 1:
-        raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
-    if len(net.outputs) != 1:
-        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
-                            + ", ".join(net.outputs))
+    """Build the Program for ``net``, which must have passed :func:`check_supported`."""
     (input_name, input_shape), = net.input_shapes.items()
     tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac[name]) for name, shape in net.shapes.items()}
     alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
-    hwc_source: dict[str, tuple[int, int, int]] = {}  # flattened tensor -> spatial (C,H,W) of its bytes
+    hwc_source = _flattened(net)
 
     def storage(name: str) -> str:
         while name in alias:
@@ -41,22 +36,11 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
     ops = [_input_op(input_name, input_shape, quant.tensor_frac[input_name], pre)]
     warnings = list(quant.warnings)
     for layer in net.layers:
-        shape_in = net.shapes[layer.bottoms[0]]
         if layer.type in ALIASES:
             for top in layer.tops:
                 alias[top] = layer.bottoms[0]
-                source = hwc_source.get(layer.bottoms[0])
-                if layer.type == "Flatten" and shape_in[1] * shape_in[2] > 1:
-                    source = shape_in
-                if source is not None:
-                    hwc_source[top] = source
             continue
         bottoms = [storage(b) for b in layer.bottoms]
-        flattened = [b for b in layer.bottoms if b in hwc_source]
-        if flattened and layer.type not in ("InnerProduct", "ReLU"):
-            raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): a Flatten output may only feed an InnerProduct")
-        if layer.type == "ReLU" and layer.bottoms[0] in hwc_source:
-            hwc_source[layer.tops[0]] = hwc_source[layer.bottoms[0]]
         site = _site(layer, net)
         op = _map_layer(layer, site, net, quant, bottoms, hwc_source.get(layer.bottoms[0]), fc_variant)
         warnings.extend(rules.advisories(op.function, site))
@@ -69,11 +53,41 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
 
 
 def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
-    """Fail fast, before calibration: every layer must have a CMSIS-NN function whose rules hold."""
+    """Fail fast, before calibration: one input, one output, every layer with a CMSIS-NN
+    function whose rules hold, and the wiring the generated code relies on."""
+    if len(net.input_shapes) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
+    if len(net.outputs) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
+                            + ", ".join(net.outputs))
+    flattened = _flattened(net)
     for layer in net.layers:
+        if layer.type not in ALIASES + ("InnerProduct", "ReLU") and any(b in flattened for b in layer.bottoms):
+            raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): a Flatten output may only feed an InnerProduct")
+        readers = net.consumers(layer.tops[0]) if layer.type == "Softmax" else []
+        if readers:
+            # The quantizer gives a Softmax output arm_softmax_q7's fixed Q0.7; a later
+            # layer tying that tensor to another format would read it wrongly.
+            raise CmsisgenError(
+                f"layer '{layer.name}' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax "
+                f"is supported only as a network output (it feeds '{readers[0].name}')")
         key = _rule_key(layer, fc_variant)
         if key is not None:
             rules.choose(key, _site(layer, net))
+
+
+def _flattened(net: ir.Net) -> dict[str, tuple[int, int, int]]:
+    """Tensors that hold a spatial tensor's HWC bytes under a flat (N, 1, 1) shape (a Flatten
+    output, and its aliases and ReLUs) -> the spatial (C, H, W) of those bytes."""
+    source: dict[str, tuple[int, int, int]] = {}
+    for layer in net.layers:
+        if layer.type not in ALIASES + ("ReLU",):
+            continue
+        c, h, w = net.shapes[layer.bottoms[0]]
+        spatial = (c, h, w) if layer.type == "Flatten" and h * w > 1 else source.get(layer.bottoms[0])
+        if spatial is not None:
+            source.update((top, spatial) for top in layer.tops)
+    return source
 
 
 def _rule_key(layer: ir.Layer, fc_variant: str) -> Optional[str]:
