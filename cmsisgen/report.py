@@ -57,7 +57,8 @@ def format_table(report: dict[str, Any]) -> str:
     for layer in report["layers"]:
         formats = "/".join(f or "-" for f in (layer["input_format"], layer["weight_format"],
                                                 layer["bias_format"], layer["output_format"]))
-        rows.append((layer["name"], layer["function"], "x".join(map(str, layer["input_shape"])),
+        name = layer["name"] + (" (copy)" if layer["type"] == "Copy" else "")
+        rows.append((name, layer["function"], "x".join(map(str, layer["input_shape"])),
                      "x".join(map(str, layer["output_shape"])), formats,
                      "-" if layer["bias_lshift"] is None else str(layer["bias_lshift"]),
                      "-" if layer["out_rshift"] is None else str(layer["out_rshift"]),

@@ -296,3 +296,16 @@ def test_data_without_test_vectors_is_an_error(tmp_path, model, npz):
     result = run("compile", proto, weights, "-o", tmp_path / "o", "--data", npz)
     assert result.exit_code == 1
     assert "error: --data is only used with --test-vectors N" in result.output
+
+
+def test_table_marks_the_copies(tmp_path):
+    proto, weights = write_model(tmp_path, [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("pool", "Pooling", "conv1", "pool", pool="MAX", kernel_size=2, stride=2),
+        layer("pool2", "Pooling", "conv1", "pool2", pool="AVE", kernel_size=2, stride=2),
+        layer("cat", "Concat", ["pool", "pool2"], "cat")], input_shape=(3, 8, 8))
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    assert any(line.split()[:3] == ["pool", "(copy)", "memcpy"] for line in result.output.splitlines())
+    names = [(entry["name"], entry["type"]) for entry in json.loads((tmp_path / "r.json").read_text())["layers"]]
+    assert ("pool", "Copy") in names and ("pool", "Pooling") in names
