@@ -113,9 +113,7 @@ def _site(layer: ir.Layer, net: ir.Net) -> rules.Site:
     if isinstance(p, ir.ConvParams):
         return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
                           stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group, dilation=p.dilation)
-    if isinstance(p, ir.PoolParams):
-        if p.global_pooling:
-            return rules.Site(**common, kernel_h=h, kernel_w=w, stride_h=1, stride_w=1, method=p.method)
+    if isinstance(p, ir.PoolParams):  # global pooling: shapes.infer_shapes set the kernel to H x W
         return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
                           stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, method=p.method)
     if layer.type == "InnerProduct":
