@@ -12,6 +12,7 @@ import pytest
 
 import int_reference
 from caffe_models import layer, write_mean_binaryproto, write_model
+from random_nets import CATALOGUE
 from cmsisgen import codegen
 from cmsisgen.pipeline import compile_model
 from cmsisgen.simulator.program import run_program
@@ -80,20 +81,7 @@ NETS = {
         L("prob", "Softmax"),
     ], (3, 8, 8), {}, {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast"}),
     # explicit Split, in-place ReLUs on both branches, Concat, Dropout and Flatten before the IP
-    "split_concat": ([
-        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
-        L("split", "Split", "conv1", ["s1", "s2"]),
-        L("conv_a", "Convolution", "s1", "conv_a", num_output=6, kernel_size=3, pad=1),
-        L("relu_a", "ReLU", "conv_a", "conv_a"),
-        L("relu_s2", "ReLU", "s2", "s2"),
-        L("conv_b", "Convolution", "s2", "conv_b", num_output=2, kernel_size=1),
-        L("cat", "Concat", ["conv_a", "conv_b", "s1"], "cat"),
-        L("pool", "Pooling", pool="MAX", kernel_size=3, stride=2),
-        L("drop", "Dropout", inplace=True),
-        L("flat", "Flatten"),
-        L("ip1", "InnerProduct", num_output=9),
-        L("prob", "Softmax"),
-    ], (3, 8, 8), {}, {"nn_concat_channels_q7", "memcpy"}),
+    "split_concat": (CATALOGUE["split_inplace_relu"].layers, (3, 8, 8), {}, {"nn_concat_channels_q7", "memcpy"}),
     # gray input, padded ceil-mode max pool, unpadded max pool, global average pool
     "gray_pools": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3),
