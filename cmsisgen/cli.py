@@ -114,7 +114,7 @@ def _calibrate(model, calib_set):
 def _common_model_options(command: Callable) -> Callable:
     options = [
         click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
-        click.option("--calib-limit", type=click.IntRange(min=1), default=DEFAULT_CALIB_LIMIT, show_default=True,
+        click.option("--calib-limit", metavar="N", type=click.IntRange(min=1), default=DEFAULT_CALIB_LIMIT, show_default=True,
                      help="Use at most this many calibration images."),
         click.option("--mean", metavar="FILE|V1,V2,V3", help="Mean: a mean.binaryproto or per-channel values (overrides the prototxt)."),
         click.option("--scale", type=float, help="Input scale applied after mean subtraction (overrides the prototxt)."),
@@ -137,10 +137,11 @@ def main() -> None:
 @main.command("compile")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.argument("weights", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("-o", "--output", "out_dir", metavar="OUT", required=True, type=click.Path(file_okay=False),
+              help="Output folder (created if needed).")
 @_common_model_options
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
-@click.option("--test-vectors", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
+@click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
+@click.option("--test-vectors", metavar="N", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
 @click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
 def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bgr, fc, input_shape,
                     report_path, test_vectors, data) -> None:
@@ -210,8 +211,8 @@ def make_test_vectors(compiled, dataset, count: int):
 @click.argument("weights", type=click.Path(dir_okay=False))
 @click.option("--data", required=True, metavar="DATA", help="Labelled images: image-folder tree, zip of one, or .npz.")
 @_common_model_options
-@click.option("--limit", type=click.IntRange(min=1), help="Evaluate at most N images.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write {n, float_top1, q7_top1, agreement} as JSON.")
+@click.option("--limit", metavar="N", type=click.IntRange(min=1), help="Evaluate at most N images.")
+@click.option("--json", "json_path", metavar="FILE", type=click.Path(dir_okay=False), help="Write {n, float_top1, q7_top1, agreement} as JSON.")
 def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr, fc, input_shape, limit, json_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate
@@ -222,7 +223,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, mean, scale, bgr,
     compiled = _calibrate(loaded, calib_set)
     with _progress(len(dataset.x), "evaluating") as bar:
         result = evaluate(compiled, dataset, progress=bar.update)
-    click.echo(f"images:    {result['n']}")
+    click.echo(f"images:      {result['n']}")
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
     click.echo(f"q7 top-1:    {100 * result['q7_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
@@ -262,16 +263,16 @@ def inspect_command(model, weights, input_shape) -> None:
 @click.argument("weights", type=click.Path(dir_okay=False))
 @_common_model_options
 @click.option("--data", metavar="DATA", help="Images for the vectors (default: the --calib images, else random images).")
-@click.option("--vectors", type=click.IntRange(min=1), default=10, show_default=True, help="Number of known-answer vectors.")
+@click.option("--vectors", metavar="N", type=click.IntRange(min=1), default=10, show_default=True, help="Number of known-answer vectors.")
 @click.option("--target", type=click.Choice(["host", "qemu"]), default="host", show_default=True,
               help="host: gcc with the portable kernels; qemu: emulated Cortex-M7 (mps2-an500).")
-@click.option("--cmsis-nn-path", envvar="CMSIS_NN_PATH", type=click.Path(file_okay=False),
+@click.option("--cmsis-nn-path", metavar="DIR", envvar="CMSIS_NN_PATH", type=click.Path(file_okay=False),
               help="Build against upstream CMSIS-NN (its CMSIS/NN folder) instead of the portable kernels. [env: CMSIS_NN_PATH]")
-@click.option("--cmsis-core-path", envvar="CMSIS_CORE_PATH", type=click.Path(file_okay=False),
+@click.option("--cmsis-core-path", metavar="DIR", envvar="CMSIS_CORE_PATH", type=click.Path(file_okay=False),
               help="CMSIS Core include folder for an upstream build. [env: CMSIS_CORE_PATH]")
-@click.option("--cmsis-dsp-include", envvar="CMSIS_DSP_INCLUDE", type=click.Path(file_okay=False),
+@click.option("--cmsis-dsp-include", metavar="DIR", envvar="CMSIS_DSP_INCLUDE", type=click.Path(file_okay=False),
               help="CMSIS-DSP Include folder (arm_math_types.h), needed by CMSIS_5 5.9.0's CMSIS-NN. [env: CMSIS_DSP_INCLUDE]")
-@click.option("--keep", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
+@click.option("--keep", metavar="DIR", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
 def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, input_shape, data, vectors,
                    target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep) -> None:
     """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""

@@ -309,3 +309,19 @@ def test_table_marks_the_copies(tmp_path):
     assert any(line.split()[:3] == ["pool", "(copy)", "memcpy"] for line in result.output.splitlines())
     names = [(entry["name"], entry["type"]) for entry in json.loads((tmp_path / "r.json").read_text())["layers"]]
     assert ("pool", "Copy") in names and ("pool", "Pooling") in names
+
+
+def test_help_names_the_values():
+    text = run("compile", "--help").output
+    for usage in ("-o, --output OUT", "--calib-limit N", "--test-vectors N", "--report FILE.json"):
+        assert usage in text, usage
+    assert "INTEGER RANGE" not in text and "DIRECTORY" not in run("verify", "--help").output
+
+
+def test_evaluate_lines_are_aligned(tmp_path, model, npz):
+    proto, weights = model
+    result = run("evaluate", proto, weights, "--data", npz, "--calib", npz)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.split(":")[0] in
+             ("images", "float top-1", "q7 top-1", "agreement")]
+    assert len(lines) == 4 and len({line.index(line.split()[-1]) for line in lines}) == 1, lines
