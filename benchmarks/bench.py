@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 
 from cmsisgen.errors import CmsisgenError  # noqa: E402
 from cmsisgen.sizereport import format_table, size_report  # noqa: E402
-from cmsisgen.verify import build_and_run, firmware_dir  # noqa: E402
+from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "cifar10"
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
@@ -68,17 +68,11 @@ def compile_example(out_dir: Path, vectors: int) -> None:
 
 
 def make_vars(args, model_dir: Path, build_dir: Path) -> list[str]:
-    """make variables of a build, the kernel ones always set (empty when not chosen), as
-    verify.build does: make would otherwise take CMSIS_NN_PATH & co. from the environment
-    and build other kernels than the QEMU run measured."""
-    out = [f"MODEL_DIR={model_dir}", f"BUILD_DIR={build_dir}"]
-    for flag, var in (("cmsis_nn_path", "CMSIS_NN_PATH"), ("cmsis_core_path", "CMSIS_CORE_PATH"),
-                      ("cmsis_dsp_include", "CMSIS_DSP_INCLUDE")):
-        value = getattr(args, flag)
-        if value or not args.cmsis_nn_path:
-            out.append(f"{var}={Path(value).resolve() if value else ''}")
-    out.append(f"CMSIS_NN_PORTABLE={firmware_dir() / 'cmsis_nn_portable'}")
-    return out
+    """make variables of a build, exactly those of verify.build (every kernel variable set),
+    so the trace count measures the program the QEMU run timed."""
+    variables = make_variables(model_dir, build_dir, args.cmsis_nn_path, args.cmsis_core_path,
+                               args.cmsis_dsp_include)
+    return [f"{name}={value}" for name, value in variables.items()]
 
 
 def kernel_dir(args) -> Path:

@@ -214,6 +214,28 @@ def _first_error(log: str) -> str:
     return "make failed"
 
 
+def make_variables(model_dir: Path, build_dir: Path, cmsis_nn_path: Path | None = None,
+                   cmsis_core_path: Path | None = None, cmsis_dsp_include: Path | None = None,
+                   portable_path: Path | None = None) -> dict[str, str]:
+    """The firmware Makefiles' variables for one build (absolute paths).
+
+    Every kernel variable is set, empty when not chosen: make would otherwise take
+    CMSIS_NN_PATH & co. from the caller's environment and silently build upstream when the
+    portable kernels were asked for (or use another CMSIS version's Core folder). Empty
+    CMSIS_CORE_PATH / CMSIS_DSP_INCLUDE get kernels.mk's defaults, the siblings of
+    CMSIS_NN_PATH. Without cmsis_nn_path the portable kernels are built: portable_path,
+    else the firmware's cmsis_nn_portable."""
+    def resolved(path: Path | None) -> str:
+        return str(Path(path).resolve()) if path is not None else ""
+
+    variables = {"MODEL_DIR": resolved(model_dir), "BUILD_DIR": resolved(build_dir),
+                 "CMSIS_NN_PATH": resolved(cmsis_nn_path), "CMSIS_CORE_PATH": resolved(cmsis_core_path),
+                 "CMSIS_DSP_INCLUDE": resolved(cmsis_dsp_include)}
+    if cmsis_nn_path is None:
+        variables["CMSIS_NN_PORTABLE"] = resolved(portable_path or firmware_dir() / "cmsis_nn_portable")
+    return variables
+
+
 def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path | None = None,
           cmsis_core_path: Path | None = None, cmsis_dsp_include: Path | None = None,
           portable_path: Path | None = None, jobs: int | None = None,
@@ -245,21 +267,8 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
         raise CmsisgenError(f"{cmsis_nn_path}: Include/arm_nnfunctions.h not found "
                             "(point it at CMSIS-NN's CMSIS/NN folder)")
 
-    # Every kernel variable goes on the command line, empty when not chosen: make would
-    # otherwise take CMSIS_NN_PATH & co. from the caller's environment and silently build
-    # upstream when the portable kernels were asked for.
-    def resolved(path: Path | None) -> str:
-        return str(Path(path).resolve()) if path is not None else ""
-
-    # (An empty value on the command line also disables the Makefile's own defaults, so the
-    # include folders are only forced when given or when building the portable kernels.)
-    variables = {"MODEL_DIR": str(model_dir), "BUILD_DIR": str(build_dir),
-                 "CMSIS_NN_PATH": resolved(cmsis_nn_path)}
-    for name, path in (("CMSIS_CORE_PATH", cmsis_core_path), ("CMSIS_DSP_INCLUDE", cmsis_dsp_include)):
-        if path is not None or cmsis_nn_path is None:
-            variables[name] = resolved(path)
-    if cmsis_nn_path is None:
-        variables["CMSIS_NN_PORTABLE"] = str(kernels.resolve())
+    variables = make_variables(model_dir, build_dir, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include,
+                               kernels if cmsis_nn_path is None else None)
     variables.update(extra_make_vars or {})
 
     build_dir.mkdir(parents=True, exist_ok=True)

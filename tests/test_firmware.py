@@ -297,6 +297,26 @@ def test_host_without_step_checksums(model: Path, tmp_path: Path):
     assert [v.passed for v in r.vectors] == [False, True, True, True]
 
 
+@needs_make
+def test_changed_variables_rebuild_in_the_same_build_dir(model: Path, tmp_path: Path):
+    """Objects of another configuration (kernel folder, EXTRA_CFLAGS) are never reused."""
+    build = tmp_path / "b"
+    common = (f"MODEL_DIR={model}", f"BUILD_DIR={build}")
+    compiled = lambda proc: re.findall(r"-c (\S+\.c) -o", proc.stdout)
+    first = make("-j2", "all", *common, cwd_target="host")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert compiled(make("all", *common, cwd_target="host")) == []
+    again = make("all", *common, "EXTRA_CFLAGS=-DCMSISGEN_TEST_FLAG=1", cwd_target="host")
+    assert sorted(compiled(again)) == sorted(compiled(first)) and compiled(first), again.stdout
+    copy = tmp_path / "kernels"
+    shutil.copytree(PORTABLE, copy)
+    other = make("all", *common, f"CMSIS_NN_PORTABLE={copy}", cwd_target="host")
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert str(model / "nn.c") in compiled(other)  # the model too, not only the new kernels
+    assert all(str(PORTABLE) not in line for line in other.stdout.splitlines() if " -o " in line)
+    assert compiled(make("all", *common, f"CMSIS_NN_PORTABLE={copy}", cwd_target="host")) == []
+
+
 def test_standin_checksums_match_the_simulator_formula():
     """make_standin.checksum is the contract's formula (cross-checked on a known vector)."""
     import importlib.util

@@ -16,12 +16,15 @@
 # for CMSIS_5 5.9.0, arm_math_types.h (CMSIS_DSP_INCLUDE, default
 # $(CMSIS_NN_PATH)/../DSP/Include). Both defaults are used only when the folder exists.
 
+# Paths are made absolute with `override`, so values given on the make command line are
+# normalised too (a relative one is taken from firmware/<target>, where make -C went).
+
 ifeq ($(strip $(MODEL_DIR)),)
 $(error MODEL_DIR is not set: make MODEL_DIR=<folder written by cmsisgen compile -o>)
 endif
-MODEL_DIR := $(abspath $(MODEL_DIR))
+override MODEL_DIR := $(abspath $(MODEL_DIR))
 ifeq ($(wildcard $(MODEL_DIR)/nn.c),)
-$(error $(MODEL_DIR)/nn.c not found: MODEL_DIR must be a folder written by cmsisgen compile -o)
+$(error $(MODEL_DIR)/nn.c not found: MODEL_DIR must be a folder written by cmsisgen compile -o (a relative path is taken from $(CURDIR), where make -C went: give an absolute one, e.g. MODEL_DIR=$$PWD/out))
 endif
 ifeq ($(wildcard $(MODEL_DIR)/test_vectors.h),)
 $(error $(MODEL_DIR)/test_vectors.h not found: compile the model with --test-vectors N)
@@ -32,7 +35,7 @@ MODEL_DEFS := -DNN_TRACE=nn_selftest_trace
 CMSIS_NN_PORTABLE ?= $(FW_DIR)/cmsis_nn_portable
 
 ifeq ($(strip $(CMSIS_NN_PATH)),)
-  CMSIS_NN_PORTABLE := $(abspath $(CMSIS_NN_PORTABLE))
+  override CMSIS_NN_PORTABLE := $(abspath $(CMSIS_NN_PORTABLE))
   ifeq ($(wildcard $(CMSIS_NN_PORTABLE)/Include/arm_nnfunctions.h),)
     $(error portable kernels not found: $(CMSIS_NN_PORTABLE)/Include/arm_nnfunctions.h (set CMSIS_NN_PORTABLE or CMSIS_NN_PATH))
   endif
@@ -42,15 +45,15 @@ ifeq ($(strip $(CMSIS_NN_PATH)),)
   KERNEL_INC := -I$(CMSIS_NN_PORTABLE)/Include
   KERNEL_DEFS :=
 else
-  CMSIS_NN_PATH := $(abspath $(CMSIS_NN_PATH))
+  override CMSIS_NN_PATH := $(abspath $(CMSIS_NN_PATH))
   ifeq ($(wildcard $(CMSIS_NN_PATH)/Include/arm_nnfunctions.h),)
     $(error CMSIS_NN_PATH: $(CMSIS_NN_PATH)/Include/arm_nnfunctions.h not found (point it at CMSIS/NN))
   endif
   ifeq ($(strip $(CMSIS_CORE_PATH)),)
-    CMSIS_CORE_PATH := $(wildcard $(CMSIS_NN_PATH)/../Core/Include)
+    override CMSIS_CORE_PATH := $(wildcard $(CMSIS_NN_PATH)/../Core/Include)
   endif
   ifeq ($(strip $(CMSIS_DSP_INCLUDE)),)
-    CMSIS_DSP_INCLUDE := $(wildcard $(CMSIS_NN_PATH)/../DSP/Include)
+    override CMSIS_DSP_INCLUDE := $(wildcard $(CMSIS_NN_PATH)/../DSP/Include)
   endif
   KERNEL_NAME := upstream
   KERNEL_DIR := $(CMSIS_NN_PATH)
