@@ -3,13 +3,16 @@
 Flash: weights (the arrays weights.h declares, i.e. the model's weights and biases and
 its input offsets; without --model-dir every .rodata array of nn.o), test vectors (nn_test_*
 arrays, only in self-test builds), code (model = nn.o's code and its other constants;
-CMSIS-NN kernels = every object built from the kernel source folder, --kernel-dir, so the
-portable kernels' pnn_* helpers count as kernels too; runtime = startup, self test, libc),
-other (strings, .data initialisers, alignment). RAM: activation buffers and scratch (the
-.bss/.data of nn.o;
-scratch = names containing scratch/col/bufferA/bufferB/vec_buffer/im2col), stack and heap
-(the linker script's .stack/.heap sections), other (self test, libc). Totals are Berkeley:
-flash = text + data, RAM = data + bss.
+CMSIS-NN kernels = code and constants of every object built from the kernel source folder,
+--kernel-dir, so the portable kernels' pnn_* helpers count as kernels too; runtime =
+startup, self test, libc), other (strings, .data initialisers, alignment). RAM: activation
+buffers and scratch (the .bss/.data of nn.o; scratch = names containing
+scratch/col/bufferA/bufferB/vec_buffer/im2col), stack and heap (the linker script's
+.stack/.heap sections), other (self test, libc). Totals are Berkeley: flash = text + data,
+RAM = data + bss.
+
+Arrays moved into a section of their own (NN_WEIGHT_SECTION / NN_BUFFER_SECTION, e.g.
+".psram") lose their per-symbol input section name: they count as "other".
 
 Needs objects compiled with -ffunction-sections -fdata-sections (the firmware Makefiles do),
 so each array has its own input section named after it.
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -117,9 +121,15 @@ def berkeley_size(elf: Path, size_tool: str = "arm-none-eabi-size") -> dict[str,
     return {"text": text_b, "data": data_b, "bss": bss_b}
 
 
-def _is_model_obj(obj: str, model_dir: Path | None) -> bool:
-    if model_dir is not None:
-        return obj.endswith(str(Path(model_dir).resolve() / "nn.o"))
+def _spellings(folder: Path) -> list[str]:
+    """A folder as make's $(abspath) writes it (symlinks kept) and resolved, '/'-terminated."""
+    forms = {os.path.abspath(folder), str(Path(folder).resolve())}
+    return sorted(f.rstrip("/") + "/" for f in forms)
+
+
+def _is_model_obj(obj: str, model_dirs: list[str] | None) -> bool:
+    if model_dirs is not None:
+        return any(obj.endswith(d + "nn.o") for d in model_dirs)
     return Path(obj).name == "nn.o"
 
 
@@ -158,7 +168,10 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
         raise CmsisgenError(f"{map_file}: linker map not found")
     totals = berkeley_size(elf, size_tool)
     inputs, outputs = parse_map(map_file.read_text(errors="replace"))
-    kernels = [str(Path(d).resolve()).rstrip("/") + "/" for d in (kernel_dirs or ())]
+    # Objects sit at $(BUILD_DIR)/obj/<make's absolute source path>.o: match both spellings
+    # of a folder reached through a symlink.
+    kernels = [form for d in (kernel_dirs or ()) for form in _spellings(Path(d))]
+    model_dirs = _spellings(Path(model_dir)) if model_dir is not None else None
     weight_arrays = weight_names(model_dir)
 
     weights: dict[str, int] = {}
@@ -169,7 +182,7 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
     for sec in inputs:
         if sec.size == 0 or sec.address == 0 and not sec.name.startswith((".text", ".rodata")):
             continue
-        model = _is_model_obj(sec.obj, model_dir)
+        model = _is_model_obj(sec.obj, model_dirs)
         if sec.name.startswith(".text"):
             if model:
                 code["model"] += sec.size
@@ -185,6 +198,8 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
                 weights[sec.symbol] = weights.get(sec.symbol, 0) + sec.size
             elif model:
                 code["model"] += sec.size  # nn.c's other constants (e.g. channel_source)
+            elif _is_kernel_obj(sec.obj, kernels):
+                code["kernels"] += sec.size  # kernel tables (upstream arm_nntables.c)
         elif sec.name.startswith((".bss", ".data", "COMMON")) and model:
             target = scratch if SCRATCH_RE.search(sec.symbol) else activations
             target[sec.symbol] = target.get(sec.symbol, 0) + sec.size

@@ -530,6 +530,41 @@ def test_size_report_classifies_by_folder(model: Path, tmp_path: Path):
     assert guessed["flash"]["code_kernels"] == report["flash"]["code_kernels"] - fc_text
 
 
+@needs_arm
+def test_size_report_through_symlinks_and_kernel_constants(model: Path, tmp_path: Path):
+    """Folders reached through a symlink (make keeps the link in object paths) still
+    classify; a kernel's constant table counts as kernel, not as 'other'."""
+    kernels = tmp_path / "kernels"
+    shutil.copytree(PORTABLE, kernels)
+    relu = kernels / "Source" / "arm_relu_q7.c"
+    relu.write_text(relu.read_text().replace(
+        "void arm_relu_q7(q7_t *data, uint16_t size)\n{",
+        "static const q7_t pnn_relu_floor[64] = {0};\n\n"
+        "void arm_relu_q7(q7_t *data, uint16_t size)\n{\n    volatile q7_t f = pnn_relu_floor[size & 63];\n    (void)f;"))
+    (tmp_path / "links").mkdir()
+    (tmp_path / "links" / "m").symlink_to(model)
+    (tmp_path / "links" / "k").symlink_to(kernels)
+    model_link, kernel_link = tmp_path / "links" / "m", tmp_path / "links" / "k"
+    build_dir = tmp_path / "q"
+    proc = make("all", f"MODEL_DIR={model_link}", f"BUILD_DIR={build_dir}",
+                f"CMSIS_NN_PORTABLE={kernel_link}", cwd_target="qemu_m7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    elf, map_file = build_dir / "nn_selftest.elf", build_dir / "nn_selftest.map"
+    assert str(model_link) in map_file.read_text()  # the link, not the resolved folder
+    report = size_report(elf, map_file, model_link, kernel_dirs=[kernel_link])
+    assert report["flash"]["weights"] == 1930 and report["flash"]["code_model"] > 0
+    assert report["ram"]["activations"] == 192
+    inputs, _ = parse_map(map_file.read_text())
+    table = [sec for sec in inputs if sec.name == ".rodata.pnn_relu_floor"]
+    assert len(table) == 1
+    code = sum(sec.size for sec in inputs if sec.name.startswith(".text") and "/k/Source/" in sec.obj)
+    assert report["flash"]["code_kernels"] == code + table[0].size
+    # `make size` passes the folders as make spelled them
+    proc = make("size", f"MODEL_DIR={model_link}", f"BUILD_DIR={build_dir}",
+                f"CMSIS_NN_PORTABLE={kernel_link}", cwd_target="qemu_m7")
+    assert re.search(r"weights \(model \.rodata\)\s+1930", proc.stdout), proc.stdout
+
+
 def test_builds_do_not_touch_the_source_tree():
     """The tests above build under tmp_path only (run last in this module)."""
     for folder in (FW, FIXTURES):
