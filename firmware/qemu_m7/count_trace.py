@@ -106,12 +106,9 @@ def main() -> int:
     else:
         start, stops = address(args.call, table), return_addresses(args.elf, args.objdump, args.call)
     counts = count(sys.stdin, start, stops, args.max)
-    if args.max is None or len(counts) < args.max:
-        # Read to the end (the program's exit). With --max reached there is nothing left to
-        # count: exiting closes the pipe and QEMU stops at its next trace line instead of
-        # tracing the rest of the program (minutes for a CIFAR-10-sized model).
-        for _ in sys.stdin:
-            pass
+    # Drain stdin so QEMU is not killed by SIGPIPE before it exits.
+    for _ in sys.stdin:
+        pass
     for c in counts:
         print(f"count {c}")
     print(f"counts total {sum(counts)} occurrences {len(counts)}")
