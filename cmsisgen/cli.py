@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import json
 import sys
 import tempfile
@@ -285,18 +286,21 @@ def verify_command(model, weights, calib, calib_limit, mean, scale, bgr, fc, inp
     compiled = _calibrate(loaded, calib_set)
     test_vectors = make_test_vectors(compiled, source, vectors)
     files = render(compiled.program, compiled.plan, Path(model).name, test_vectors)
-    with tempfile.TemporaryDirectory(prefix="cmsisgen-verify-") as tmp:
-        root = Path(keep) if keep else Path(tmp)
-        model_dir = root / "model"
-        write_output(files, model_dir)
-        result = build_and_run(model_dir, target=target, build_dir=root / "build",
-                               cmsis_nn_path=Path(cmsis_nn_path) if cmsis_nn_path else None,
-                               cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None,
-                               cmsis_dsp_include=Path(cmsis_dsp_include) if cmsis_dsp_include else None)
+    # The work folder is removed only after a clean pass: on a failure its logs (named in
+    # the error) and the generated code stay for inspection.
+    root = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="cmsisgen-verify-"))
+    model_dir = root / "model"
+    write_output(files, model_dir)
+    result = build_and_run(model_dir, target=target, build_dir=root / "build",
+                           cmsis_nn_path=Path(cmsis_nn_path) if cmsis_nn_path else None,
+                           cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None,
+                           cmsis_dsp_include=Path(cmsis_dsp_include) if cmsis_dsp_include else None)
     click.echo(format_result(result))
     if result.passed != result.total or result.total != vectors:
+        click.echo(f"generated code and build logs kept in {root}", err=True)
         sys.exit(1)
-
+    if not keep:
+        shutil.rmtree(root, ignore_errors=True)
 
 if __name__ == "__main__":
     main()
