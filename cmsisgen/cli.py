@@ -5,10 +5,10 @@ here prints a traceback for a bad model, bad data or a bad option.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
-import json
 import sys
 import tempfile
 from pathlib import Path
