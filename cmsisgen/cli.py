@@ -249,7 +249,8 @@ def inspect_command(model, weights, input_shape) -> None:
         click.echo(f"  input {name}: {'x'.join(map(str, shape))}")
     t = net.transform
     if t.mean_file or t.mean_values or t.scale != 1.0 or t.crop_size:
-        click.echo(f"  transform: mean_file={t.mean_file or '-'} mean_value={list(t.mean_values) or '-'} "
+        values = ",".join(f"{v:g}" for v in t.mean_values) or "-"
+        click.echo(f"  transform: mean_file={t.mean_file or '-'} mean_value={values} "
                    f"scale={t.scale} crop_size={t.crop_size}")
     for layer in net.layers:
         out = " ".join("x".join(map(str, net.shapes[top])) for top in layer.tops)
