@@ -152,6 +152,9 @@ def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bg
 
     if data and not test_vectors:
         raise CmsisgenError("--data is only used with --test-vectors N")
+    for path, what in ((Path(out_dir), "output folder"), (Path(report_path) if report_path else None, "report")):
+        if path is not None:
+            _check_writable(path, what)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded)
     source = _vector_images(data, test_vectors, "--test-vectors", calib, calib_set, loaded) if test_vectors else None
@@ -171,6 +174,15 @@ def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bg
         os.replace(staged, report_path)
     click.echo(format_table(report))
     click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """Refuse, before any long work, a destination whose nearest existing folder is not writable."""
+    folder = path.resolve().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise CmsisgenError(f"{path}: cannot write the {what} ({folder} is not a writable folder)")
 
 
 def _stage_text(path: Path, text: str) -> Path:

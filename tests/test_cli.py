@@ -325,3 +325,13 @@ def test_evaluate_lines_are_aligned(tmp_path, model, npz):
     lines = [line for line in result.output.splitlines() if line.split(":")[0] in
              ("images", "float top-1", "q7 top-1", "agreement")]
     assert len(lines) == 4 and len({line.index(line.split()[-1]) for line in lines}) == 1, lines
+
+
+def test_unwritable_output_is_refused_before_any_work(tmp_path, model, npz):
+    proto, weights = model
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    result = run("compile", proto, weights, "-o", blocker / "out", "--calib", npz)
+    assert result.exit_code == 1
+    assert f"error: {blocker / 'out'}: cannot write the output folder ({blocker} is not a writable folder)" in result.output
+    assert "calibrating" not in result.output and "reading calibration images" not in result.output
