@@ -144,10 +144,12 @@ def main() -> None:
 @click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
 @click.option("--test-vectors", metavar="N", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
 @click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
+@click.option("--check", is_flag=True,
+              help="Write nothing; fail, naming the stale files, unless OUT already holds exactly what this compile produces.")
 def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bgr, fc, input_shape,
-                    report_path, test_vectors, data) -> None:
+                    report_path, test_vectors, data, check) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
-    from .codegen import render, write_output
+    from .codegen import render, stale_files, write_output
     from .report import build_report, format_table, to_json
 
     if data and not test_vectors:
@@ -162,6 +164,13 @@ def compile_command(model, weights, out_dir, calib, calib_limit, mean, scale, bg
     vectors = make_test_vectors(compiled, source, test_vectors) if test_vectors else None
     files = render(compiled.program, compiled.plan, Path(model).name, vectors)
     report = build_report(compiled.program, compiled.plan)
+    if check:
+        stale = stale_files(files, Path(out_dir))
+        if stale:
+            raise CmsisgenError(f"{out_dir}: generated files are stale: {', '.join(stale)} "
+                                f"(re-run without --check to regenerate)")
+        click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
+        return
     # The report is staged first so that an unwritable --report fails before OUT changes.
     staged = _stage_text(Path(report_path), to_json(report)) if report_path else None
     try:

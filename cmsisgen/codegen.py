@@ -129,6 +129,22 @@ def render(program: Program, plan: BufferPlan, model_name: str,
     return files
 
 
+def stale_files(files: dict[str, str], out_dir: Path) -> list[str]:
+    """Files of ``out_dir`` that differ from ``files`` (missing, changed, or left over from an
+    earlier compile), sorted. Lets a CI job fail when committed generated code drifts from
+    the model, without writing anything."""
+    out_dir = Path(out_dir)
+    stale = []
+    for name, text in files.items():
+        try:
+            if (out_dir / name).read_text() != text:
+                stale.append(name)
+        except (OSError, UnicodeDecodeError):
+            stale.append(name)
+    stale.extend(name for name in set(ALL_OUTPUT_FILES) - set(files) if (out_dir / name).exists())
+    return sorted(stale)
+
+
 def write_output(files: dict[str, str], out_dir: Path) -> None:
     """Write all files or none: render into a temporary folder beside ``out_dir``, then move.
 
