@@ -5,7 +5,7 @@ Why not commit protoc's ``_pb2`` module: generated code pins the protobuf runtim
 version it was made with and breaks users on another protobuf. A serialized
 FileDescriptorProto has no such pin, so we embed that and build the classes at import.
 
-Usage: python scripts/regen_schema.py   (needs grpcio-tools)
+Usage: python scripts/regen_schema.py   (needs grpcio-tools or protoc)
 """
 from __future__ import annotations
 
@@ -55,13 +55,24 @@ def _message(name: str):
 
 
 def compile_descriptor(proto_dir: Path = PROTO_DIR, name: str = PROTO_NAME) -> bytes:
-    """Run protoc (from grpc_tools) and return the serialized FileDescriptorProto."""
+    """Run protoc (from grpc_tools, else a ``protoc`` on PATH) and return the serialized
+    FileDescriptorProto. Both give the same bytes: the descriptor is the .proto's content."""
+    import shutil
+    import subprocess
+
     from google.protobuf import descriptor_pb2
-    from grpc_tools import protoc
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "set.pb"
-        rc = protoc.main(["protoc", f"-I{proto_dir}", f"--descriptor_set_out={out}", name])
+        args = [f"-I{proto_dir}", f"--descriptor_set_out={out}", name]
+        try:
+            from grpc_tools import protoc
+        except ImportError:
+            if shutil.which("protoc") is None:
+                raise SystemExit("needs grpcio-tools (pip install grpcio-tools) or protoc on PATH")
+            rc = subprocess.run(["protoc", *args]).returncode
+        else:
+            rc = protoc.main(["protoc", *args])
         if rc != 0:
             raise SystemExit(f"protoc failed on {name} (exit {rc})")
         fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
