@@ -288,3 +288,25 @@ def _load_npz(path: Path, limit: Optional[int]) -> Dataset:
     if x.shape[-1] == 1:
         x = np.repeat(x, 3, axis=-1)
     return Dataset(x=np.ascontiguousarray(x), y=y[order], classes=classes)
+
+
+# ----------------------------------------------------------------------------------------
+# resizing (--resize)
+
+
+def resize_dataset(dataset: Dataset, height: int, width: int) -> Dataset:
+    """``dataset`` with every image resized to ``height`` x ``width`` (Pillow bilinear).
+
+    Only on request (the CLI's --resize): by default an image of another size than the
+    network input is an error, as in Caffe, because a silent resize changes accuracy.
+    """
+    from PIL import Image
+
+    if dataset.image_shape[:2] == (height, width):
+        return dataset
+    x = np.empty((len(dataset), height, width, dataset.x.shape[3]), dtype=np.uint8)
+    for i, image in enumerate(dataset.x):
+        pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
+        resized = np.asarray(pil.resize((width, height), getattr(Image, "Resampling", Image).BILINEAR), dtype=np.uint8)
+        x[i] = resized.reshape(height, width, -1)
+    return Dataset(x=x, y=dataset.y, classes=dataset.classes)

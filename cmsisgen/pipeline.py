@@ -106,7 +106,10 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                input_shape: Optional[tuple[int, int, int]] = None) -> Model:
     """Load and check everything that does not need images: files, mapper rules, preprocessing."""
     net = load_net(prototxt, weights, input_shape=input_shape)
-    check_supported(net, fc_variant)
+    try:
+        check_supported(net, fc_variant)
+    except CmsisgenError as exc:
+        raise exc.at(net.source) from None
     return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant)
 
 
@@ -138,9 +141,12 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
             if progress is not None:
                 progress(len(batch))
 
-    ranges = calibrate(net, counted())
-    quant = quantize(net, ranges)
-    program = map_network(net, quant, pre, fc_variant=model.fc_variant)
-    plan = plan_buffers(program)
+    try:
+        ranges = calibrate(net, counted())
+        quant = quantize(net, ranges)
+        program = map_network(net, quant, pre, fc_variant=model.fc_variant)
+        plan = plan_buffers(program)
+    except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
+        raise exc.at(net.source) from None
     notes.extend(program.warnings)
     return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes)

@@ -87,8 +87,8 @@ def test_compile_without_calib_warns_once(tmp_path, model):
 def test_missing_model_is_one_line_error_and_no_output(tmp_path):
     out = tmp_path / "out"
     result = run("compile", tmp_path / "nope.prototxt", tmp_path / "nope.caffemodel", "-o", out)
-    assert result.exit_code == 1
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert result.exit_code == 2
+    lines = [line for line in result.output.splitlines() if line.startswith("cmsisgen: error:")]
     assert len(lines) == 1 and "nope.prototxt" in lines[0]
     assert "Traceback" not in result.output
     assert not out.exists()
@@ -97,13 +97,13 @@ def test_missing_model_is_one_line_error_and_no_output(tmp_path):
 def test_unsupported_layer_leaves_no_output(tmp_path):
     proto, weights = write_model(tmp_path, [
         layer("conv1", "Convolution", num_output=4, kernel_size=3),
-        layer("conv2", "Convolution", num_output=4, kernel_size=3, group=2),
+        layer("conv2", "Convolution", num_output=4, kernel_size=2, dilation=2),
     ], input_shape=(3, 8, 8))
     out = tmp_path / "out"
     result = run("compile", proto, weights, "-o", out)
-    assert result.exit_code == 1
-    assert "error: layer 'conv2' (Convolution): no CMSIS-NN function fits" in result.output
-    assert "group must be 1" in result.output
+    assert result.exit_code == 2
+    assert f"cmsisgen: error: {proto}: layer 'conv2' (Convolution): no CMSIS-NN function fits" in result.output
+    assert "dilation must be 1" in result.output
     assert not out.exists()
 
 
@@ -129,8 +129,8 @@ def test_inspect_prints_shapes(model):
 def test_non_image_input_names_the_file(tmp_path):
     proto, weights = write_model(tmp_path, [layer("ip1", "InnerProduct", num_output=3)], input_shape=(4, 8, 8))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
-    assert result.exit_code == 1
-    assert f"error: {proto}: the network input has 4 channels; image input needs 1 or 3" in result.output
+    assert result.exit_code == 2
+    assert f"cmsisgen: error: {proto}: the network input has 4 channels; image input needs 1 or 3" in result.output
 
 
 def test_prototxt_mean_file_missing_is_error_unless_mean_given(tmp_path):
@@ -138,7 +138,7 @@ def test_prototxt_mean_file_missing_is_error_unless_mean_given(tmp_path):
     _, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
     train_test = write_train_test(tmp_path, layers, crop_size=8, mean_file="missing_mean.binaryproto")
     result = run("compile", train_test, weights, "-o", tmp_path / "o1")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "mean_file 'missing_mean.binaryproto' does not exist" in result.output
     result = run("compile", train_test, weights, "-o", tmp_path / "o2", "--mean", "120,110,100")
     assert result.exit_code == 0, result.output
@@ -148,8 +148,8 @@ def test_unwritable_report_leaves_no_output(tmp_path, model):
     proto, weights = model
     out = tmp_path / "out"
     result = run("compile", proto, weights, "-o", out, "--report", tmp_path / "missing" / "r.json")
-    assert result.exit_code == 1
-    assert f"error: {tmp_path / 'missing' / 'r.json'}: cannot write the report" in result.output
+    assert result.exit_code == 2
+    assert f"cmsisgen: error: {tmp_path / 'missing' / 'r.json'}: cannot write the report" in result.output
     assert not out.exists()
 
 
@@ -165,20 +165,20 @@ def test_recompiling_removes_files_of_the_previous_model(tmp_path, model):
 def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
     proto, weights = model
     result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--test-vectors", "50")
-    assert result.exit_code == 1
-    assert f"error: --test-vectors 50: {npz} holds only 40 images" in result.output
+    assert result.exit_code == 2
+    assert f"cmsisgen: error: --test-vectors 50: {npz} holds only 40 images" in result.output
     assert "calibrating" not in result.output  # found out before calibration
 
 
 @pytest.mark.parametrize("option, message", [
-    (["--scale", "0"], "error: --scale 0.0: must be a positive, finite number"),
-    (["--scale", "nan"], "error: --scale nan: must be a positive, finite number"),
-    (["--mean", "1,2"], "error: --mean: 2 mean values given for a 3-channel input"),
+    (["--scale", "0"], "cmsisgen: error: --scale 0.0: must be a positive, finite number"),
+    (["--scale", "nan"], "cmsisgen: error: --scale nan: must be a positive, finite number"),
+    (["--mean", "1,2"], "cmsisgen: error: --mean: 2 mean values given for a 3-channel input"),
 ])
 def test_bad_preprocessing_options_name_the_option(tmp_path, model, option, message):
     proto, weights = model
     result = run("compile", proto, weights, "-o", tmp_path / "o", *option)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output
     assert "Traceback" not in result.output
 
@@ -207,9 +207,9 @@ def test_softmax_must_be_the_output(tmp_path):
         layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"),
         layer("ip2", "InnerProduct", num_output=3)], input_shape=(3, 4, 4))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
-    assert result.exit_code == 1
-    assert ("error: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax is "
-            "supported only as a network output (it feeds 'ip2')") in result.output
+    assert result.exit_code == 2
+    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever "
+                             "follows, so a Softmax is supported only as a network output (it feeds 'ip2')\n")
 
 
 def test_pooling_window_outside_the_image_is_refused(tmp_path):
@@ -217,23 +217,24 @@ def test_pooling_window_outside_the_image_is_refused(tmp_path):
         layer("c", "Convolution", num_output=4, kernel_size=1),
         layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], input_shape=(3, 8, 8))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
-    assert result.exit_code == 1
-    assert "error: layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: Every pooling window" in result.output
+    assert result.exit_code == 2
+    assert (f"cmsisgen: error: {proto}: layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
+            "Every pooling window") in result.output
     assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--calib-limit", "0"], "error: Invalid value for '--calib-limit': 0 is not in the range x>=1 "
+    (["--calib-limit", "0"], "cmsisgen: error: compile: Invalid value for '--calib-limit': 0 is not in the range x>=1 "
                              "(see 'main compile --help')"),
-    (["--test-vectors", "-1"], "error: Invalid value for '--test-vectors': -1 is not in the range x>=0"),
-    (["--fc", "fast"], "error: Invalid value for '--fc': 'fast' is not one of 'opt', 'plain'"),
-    (["--bogus"], "error: No such option '--bogus'"),
-    (["-o"], "error: Option '-o' requires an argument"),
+    (["--test-vectors", "-1"], "cmsisgen: error: compile: Invalid value for '--test-vectors': -1 is not in the range x>=0"),
+    (["--fc", "fast"], "cmsisgen: error: compile: Invalid value for '--fc': 'fast' is not one of 'opt', 'plain'"),
+    (["--bogus"], "cmsisgen: error: compile: No such option '--bogus'"),
+    (["-o"], "cmsisgen: error: command line: Option '-o' requires an argument"),
 ])
 def test_option_errors_are_one_line(tmp_path, model, args, message):
     proto, weights = model
     result = run("compile", proto, weights, "-o", tmp_path / "o", *args)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
     assert not (tmp_path / "o").exists()
 
@@ -243,14 +244,14 @@ def test_usage_errors_are_one_line(tmp_path, model):
     (tmp_path / "file").write_text("x")
     for args, message in [
         (["compile", proto, weights, "-o", tmp_path / "file"],
-         f"error: Invalid value for '-o' / '--output': Directory '{tmp_path / 'file'}' is a file"),
-        (["compile", proto, weights], "error: Missing option '-o' / '--output'"),
-        (["verify", proto, weights, "--vectors", "0"], "error: Invalid value for '--vectors'"),
-        (["inspect"], "error: Missing argument 'MODEL'"),
-        (["nosuch"], "error: No such command 'nosuch'"),
+         f"cmsisgen: error: {tmp_path / 'file'}: exists and is not a folder (-o names the output folder)"),
+        (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--output'"),
+        (["verify", proto, weights, "--vectors", "0"], "cmsisgen: error: verify: Invalid value for '--vectors'"),
+        (["inspect"], "cmsisgen: error: inspect: Missing argument 'MODEL'"),
+        (["nosuch"], "cmsisgen: error: command line: No such command 'nosuch'"),
     ]:
         result = run(*args)
-        assert result.exit_code == 1, args
+        assert result.exit_code == 2, args
         assert result.output.startswith(message) and result.output.count("\n") == 1, result.output
 
 
@@ -265,15 +266,15 @@ def test_no_command_prints_the_help():
       layer("ip1", "InnerProduct", "c", "ip1", num_output=3), layer("ip2", "InnerProduct", "c", "ip2", num_output=3)],
      "model.prototxt: cmsisgen supports one network output, found 2: ip1, ip2"),
     ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
-     "error: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows"),
+     "model.prototxt: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows"),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
       layer("cat", "Concat", ["flat", "flat"], "cat")],
-     "error: layer 'cat' (Concat): a Flatten output may only feed an InnerProduct"),
+     "model.prototxt: layer 'cat' (Concat): a Flatten output may only feed an InnerProduct"),
 ])
 def test_unsupported_wiring_is_refused_before_reading_images(tmp_path, npz, layers, message):
     proto, weights = write_model(tmp_path, layers, input_shape=(3, 16, 16))
     result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz)
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.output
     assert "reading" not in result.output and "calibrating" not in result.output
 
@@ -284,18 +285,18 @@ def test_images_of_the_wrong_size_name_the_data_set(tmp_path, model):
     np.savez(small, x=np.zeros((4, 12, 12, 3), dtype=np.uint8), y=np.zeros(4, dtype=int))
     for args in (["--calib", small], ["--test-vectors", "2", "--data", small]):
         result = run("compile", proto, weights, "-o", tmp_path / "o", *args)
-        assert result.exit_code == 1
-        assert f"error: {small}: images are 12x12, the network input is 16x16" in result.output
+        assert result.exit_code == 2
+        assert f"cmsisgen: error: {small}: images are 12x12, the network input is 16x16" in result.output
         assert "calibrating" not in result.output and not (tmp_path / "o").exists()
     result = run("evaluate", proto, weights, "--data", small)
-    assert result.exit_code == 1 and f"error: {small}: images are 12x12" in result.output
+    assert result.exit_code == 2 and f"cmsisgen: error: {small}: images are 12x12" in result.output
 
 
 def test_data_without_test_vectors_is_an_error(tmp_path, model, npz):
     proto, weights = model
     result = run("compile", proto, weights, "-o", tmp_path / "o", "--data", npz)
-    assert result.exit_code == 1
-    assert "error: --data is only used with --test-vectors N" in result.output
+    assert result.exit_code == 2
+    assert result.stderr == "cmsisgen: error: --data: only used with --test-vectors N\n"
 
 
 def test_table_marks_the_copies(tmp_path):
@@ -332,6 +333,6 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, model, npz):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     result = run("compile", proto, weights, "-o", blocker / "out", "--calib", npz)
-    assert result.exit_code == 1
-    assert f"error: {blocker / 'out'}: cannot write the output folder ({blocker} is not a writable folder)" in result.output
+    assert result.exit_code == 2
+    assert f"cmsisgen: error: {blocker / 'out'}: cannot write the output folder ({blocker} is not a writable folder)" in result.output
     assert "calibrating" not in result.output and "reading calibration images" not in result.output

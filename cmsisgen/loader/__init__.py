@@ -35,16 +35,21 @@ def attach_weights(net: ir.Net, blobs: dict[str, list[np.ndarray]], source: str)
             continue
         stored = blobs.get(layer.name)
         if stored is None:
-            raise CmsisgenError(f"{source}: no weights for layer '{layer.name}' "
-                                f"({layer.type} needs {len(expected)} blobs)")
+            raise CmsisgenError(f"{source}: no weights for layer '{layer.name}' ({layer.type}), "
+                                f"which needs {len(expected)} blobs")
         if len(stored) != len(expected):
-            raise CmsisgenError(f"{source}: layer '{layer.name}' has {len(stored)} blobs, "
+            raise CmsisgenError(f"{source}: layer '{layer.name}' ({layer.type}) has {len(stored)} blobs, "
                                 f"the prototxt needs {len(expected)}")
         arrays = []
         for i, (arr, want) in enumerate(zip(stored, expected)):
             if not blob_fits(arr.shape, want):
-                raise CmsisgenError(f"{source}: layer '{layer.name}' blob {i} has shape "
+                raise CmsisgenError(f"{source}: layer '{layer.name}' ({layer.type}) blob {i} has shape "
                                     f"{_fmt(arr.shape)}, the prototxt needs {_fmt(want)}")
+            bad = int(np.count_nonzero(~np.isfinite(arr)))
+            if bad:
+                raise CmsisgenError(f"{source}: layer '{layer.name}' ({layer.type}) blob {i} "
+                                    f"({'weights' if i == 0 else 'bias'}) holds {bad} NaN/Inf "
+                                    f"value{'s' if bad > 1 else ''}")
             arrays.append(np.ascontiguousarray(arr.reshape(want), dtype=np.float32))
         layer.blobs = arrays
 

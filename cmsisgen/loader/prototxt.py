@@ -97,10 +97,14 @@ def read_net_parameter(path: str | Path) -> Any:
     A binary file (e.g. a .caffemodel given in place of the prototxt) is rejected before
     parsing, with an escaped excerpt of the first offending line, never raw bytes.
     """
+    if Path(path).is_dir():
+        raise CmsisgenError(f"{path}: is a directory, expected a .prototxt file")
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
         raise CmsisgenError(f"{path}: cannot read prototxt ({e.strerror or e})") from None
+    if not raw.strip():
+        raise CmsisgenError(f"{path}: empty file, expected a Caffe prototxt")
     binary = _binary_line(raw)
     if binary is not None:
         number, excerpt = binary
@@ -112,9 +116,11 @@ def read_net_parameter(path: str | Path) -> Any:
     except text_format.ParseError as e:
         msg = str(e)
         line = e.GetLine() if hasattr(e, "GetLine") else None
+        column = e.GetColumn() if hasattr(e, "GetColumn") else None
         if line is not None:
             msg = msg.split(" : ", 1)[-1] if msg.startswith(f"{line}:") else msg
-            raise CmsisgenError(f"{path}:{line}: syntax error: {printable(msg, 300)}") from None
+            where = f"{path}:{line}" + (f":{column}" if column is not None else "")
+            raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
         raise CmsisgenError(f"{path}: syntax error: {printable(msg, 300)}") from None
     return net
 

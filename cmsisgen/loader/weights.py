@@ -113,6 +113,10 @@ def read_hdf5(path: Path) -> dict[str, list[np.ndarray]]:
 def read_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
     """{layer_name: [float32 arrays]} from either format (chosen by extension or magic)."""
     p = Path(path)
+    if p.is_dir():
+        raise CmsisgenError(f"{path}: is a directory, expected a .caffemodel or .caffemodel.h5 file")
     if not p.is_file():
         raise CmsisgenError(f"{path}: weights file not found")
+    if p.stat().st_size == 0:
+        raise CmsisgenError(f"{path}: not a readable .caffemodel (empty file)")
     return read_hdf5(p) if _is_hdf5(p) else read_binary(p)
