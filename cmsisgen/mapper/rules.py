@@ -177,13 +177,17 @@ def choose(key: str, site: Site) -> str:
     """The first function for ``key`` whose rules all hold, or raise with the failed rules."""
     from ..errors import CmsisgenError
 
-    failures: list[str] = []
+    failures: list[tuple[str, str]] = []
     for function, rules in FUNCTIONS[key]:
         failed = [rule for rule in rules if not rule(site)]
         if not failed:
             return function
-        failures.append(f"{function}: {reason(failed[0])}")
-    raise CmsisgenError(f"layer '{site.layer}' ({site.type}): no CMSIS-NN function fits: " + "; ".join(failures))
+        failures.append((function, reason(failed[0])))
+    reasons = {why for _, why in failures}
+    # A reason every candidate shares (no dilation, ...) is said once, not once per function.
+    text = (reasons.pop() if len(failures) > 1 and len(reasons) == 1
+            else "; ".join(f"{function}: {why}" for function, why in failures))
+    raise CmsisgenError(f"layer '{site.layer}' ({site.type}): no CMSIS-NN function fits: {text}")
 
 
 def advisories(function: str, site: Site) -> list[str]:
