@@ -57,7 +57,8 @@ def _say(kind: str, message: str, colour: str) -> None:
     prefix = f"cmsisgen: {kind}:"
     if _colour(sys.stderr):
         prefix = click.style(prefix, fg=colour, bold=True)
-    click.echo(f"{prefix} {' '.join(message.split())}", err=True)
+    one_line = re.sub(r"[ \t]*[\r\n]+[ \t]*", " ", message.strip())
+    click.echo(f"{prefix} {one_line}", err=True)
 
 
 def _fail(message: str, status: int = EXIT_USER_ERROR, kind: str = "error") -> None:
@@ -132,7 +133,7 @@ class _Commands(click.Group):
         except Exception as exc:  # a bug in cmsisgen, not in the user's input
             if _settings.debug:
                 traceback.print_exc()
-            text = " ".join(str(exc).split())
+            text = str(exc)
             hint = "" if _settings.debug else " (run with --debug for the traceback)"
             _fail(f"{type(exc).__name__}{': ' + text if text else ''}{hint}", EXIT_INTERNAL_ERROR,
                   kind="internal error")
@@ -267,10 +268,12 @@ def main(quiet: bool, verbose: bool, debug: bool) -> None:
 @click.option("--flash-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_FLASH_LIMIT_KB, show_default=True,
               help="Warn when the weights need more flash than this (default: STM32F746).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) instead of the table.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; fail, naming the stale files, unless OUT already holds exactly what this compile produces.")
 def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape,
-                    report_path, test_vectors, data, ram_limit, flash_limit, as_json) -> None:
+                    report_path, test_vectors, data, ram_limit, flash_limit, as_json, check) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
-    from .codegen import render, write_output
+    from .codegen import render, stale_files, write_output
     from .report import build_report, format_table, to_json
 
     if data and not test_vectors:
@@ -289,6 +292,13 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         vectors = make_test_vectors(compiled, source, test_vectors) if test_vectors else None
         files = render(compiled.program, compiled.plan, Path(model).name, vectors)
         report = build_report(compiled.program, compiled.plan)
+    if check:
+        stale = stale_files(files, Path(out_dir))
+        if stale:
+            raise CmsisgenError(f"{out_dir}: generated files are stale: {', '.join(stale)} "
+                                f"(re-run without --check to regenerate)")
+        click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
+        return
     memory = memory_use(report, ram_limit, flash_limit)
     warnings = list(compiled.notes)
     if not memory["fits"]:

@@ -145,30 +145,87 @@ def stale_files(files: dict[str, str], out_dir: Path) -> list[str]:
     return sorted(stale)
 
 
+def _buffer_plan(plan: BufferPlan) -> tuple[list[dict], list[tuple[str, str]], dict[str, str], dict[int, str]]:
+    """The plan as nn.c shows and uses it: comment-table rows, buffer macros with their C
+    expressions, tensor -> macro and step -> scratch macro. One macro per in-place chain
+    (its tensors share one offset) and one per scratch buffer."""
+    placements = plan.placements()
+    heads: dict[str, Placement] = {}
+    for p in placements:
+        heads.setdefault(p.root, p)
+    macro = dict(zip(heads, _unique_names([_macro_base(p) for p in heads.values()], set())))
+    buffer_macros = [(macro[root], _address(p)) for root, p in heads.items()]
+    rows = [{"macro": macro[p.root], "region": p.region, "offset": p.offset, "bytes": p.bytes,
+             "steps": str(p.first) if p.first == p.last else f"{p.first}-{p.last}",
+             "name": p.name if p.scratch_of is None else p.name.replace("/scratch", " scratch")}
+            for p in placements]
+    tensor_buf = {name: macro[p.root] for name, p in plan.tensors.items()}
+    scratch = {step: macro[p.root] for step, p in plan.scratch.items()}
+    return rows, buffer_macros, tensor_buf, scratch
+
+
+def _macro_base(placement: Placement) -> str:
+    if placement.scratch_of is not None:
+        return c_identifier(placement.name.rsplit("/", 1)[0]) + "_SCRATCH"
+    return c_identifier(placement.root) + "_BUF"
+
+
+def _address(placement: Placement) -> str:
+    """C expression of a buffer's first byte inside run_nn() (``image`` is its argument)."""
+    if placement.region == IMAGE:
+        return "((q7_t *)image)"
+    if placement.scratch_of is not None:
+        return f"((q15_t *)(void *)(nn_arena + {placement.offset}))"
+    return f"(nn_arena + {placement.offset})"
+
+
 def write_output(files: dict[str, str], out_dir: Path) -> None:
     """Write all files or none: render into a temporary folder beside ``out_dir``, then move.
 
     A failing compile must never leave a half-written output folder that firmware CI
-    would pick up.
+    would pick up: the previous generated files are moved aside first and put back if any
+    step fails, so an existing ``out_dir`` is left exactly as it was. Files in ``out_dir``
+    that cmsisgen does not write (a build folder, notes) are never touched.
     """
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CmsisgenError(f"{out_dir}: exists and is not a folder")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".cmsisgen-", dir=parent))
     except OSError as exc:
         raise CmsisgenError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
+    backup = staging / ".previous"
+    created = not out_dir.exists()
+    moved_aside: list[str] = []
+    placed: list[str] = []
     try:
         for name, text in files.items():
             (staging / name).write_text(text)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise CmsisgenError(f"{out_dir}: exists and is not a folder")
+        backup.mkdir()
         out_dir.mkdir(exist_ok=True)
+        for name in ALL_OUTPUT_FILES:
+            if (out_dir / name).exists():
+                os.replace(out_dir / name, backup / name)
+                moved_aside.append(name)
         for name in files:
             os.replace(staging / name, out_dir / name)
-        for name in set(ALL_OUTPUT_FILES) - set(files):
-            (out_dir / name).unlink(missing_ok=True)
-    except OSError as exc:
-        raise CmsisgenError(f"{out_dir}: cannot write the generated files ({exc.strerror})") from None
+            placed.append(name)
+    except BaseException as exc:
+        _roll_back(out_dir, backup, moved_aside, placed, created)
+        if isinstance(exc, OSError):
+            raise CmsisgenError(f"{out_dir}: cannot write the generated files ({exc.strerror})") from None
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _roll_back(out_dir: Path, backup: Path, moved_aside: list[str], placed: list[str], created: bool) -> None:
+    """Undo a partial :func:`write_output`: remove what was placed, restore what was moved aside."""
+    for name in placed:
+        (out_dir / name).unlink(missing_ok=True)
+    for name in moved_aside:
+        os.replace(backup / name, out_dir / name)
+    if created:
+        shutil.rmtree(out_dir, ignore_errors=True)

@@ -150,7 +150,9 @@ def _decode_all(
         try:
             with Image.open(io.BytesIO(read(h))) as im:
                 arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError, ValueError, zipfile.BadZipFile) as e:
+        except UnidentifiedImageError:  # Pillow's message names an in-memory object: useless
+            raise CmsisgenError(f"{name(h)}: not an image Pillow can decode") from None
+        except (OSError, ValueError, zipfile.BadZipFile, Image.DecompressionBombError) as e:
             raise CmsisgenError(f"{name(h)}: cannot read image ({_one_line(e)})") from None
         if x is None:
             x = np.empty((n,) + arr.shape, dtype=np.uint8)
