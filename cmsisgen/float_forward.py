@@ -66,6 +66,8 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [inputs[0].reshape(n, -1, 1, 1)]
     if kind == "Concat":
         return [np.concatenate(inputs, axis=1)]
+    if kind == "Eltwise":
+        return [eltwise(inputs, layer.params)]
     raise CmsisgenError(f"layer '{layer.name}' ({kind}): no float implementation")
 
 
@@ -146,3 +148,20 @@ def inner_product(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     if p.bias_term:
         out = out + layer.blobs[1].astype(np.float32)
     return out.reshape(x.shape[0], -1, 1, 1).astype(np.float32)
+
+
+def eltwise(inputs: list[np.ndarray], p: ir.EltwiseParams) -> np.ndarray:
+    """Caffe EltwiseLayer, accumulating in input order in float32 as Caffe does."""
+    out = inputs[0].astype(np.float32)
+    if p.operation == "sum":
+        coeffs = p.coeffs or (1.0,) * len(inputs)
+        out = out * np.float32(coeffs[0])
+        for x, c in zip(inputs[1:], coeffs[1:]):
+            out = out + np.float32(c) * x
+    elif p.operation == "prod":
+        for x in inputs[1:]:
+            out = out * x
+    else:
+        for x in inputs[1:]:
+            out = np.maximum(out, x)
+    return out.astype(np.float32)

@@ -55,13 +55,22 @@ class ConcatParams:
 
 
 @dataclass(frozen=True)
+class EltwiseParams:
+    """Caffe Eltwise: ``operation`` "sum", "prod" or "max"; ``coeffs`` (SUM only) one per
+    input, empty meaning all 1."""
+
+    operation: str = "sum"
+    coeffs: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
 class NoParams:
     """ReLU (negative_slope 0 only), Softmax, Dropout, Flatten, Split."""
 
     negative_slope: float = 0.0
 
 
-LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, NoParams]
+LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, EltwiseParams, NoParams]
 
 
 @dataclass

@@ -5,7 +5,10 @@ largest magnitude. Convolution and inner-product layers then get
 ``bias_lshift = f_in + f_w - f_b`` and ``out_rshift = f_in + f_w - f_out``; CMSIS-NN
 takes both as unsigned shifts, so formats are lowered (never raised) until no shift
 is negative. Layers that do not rescale (ReLU, pooling, dropout, flatten, split,
-concat) force their inputs and outputs into one format.
+concat) force their inputs and outputs into one format: that is how a Concat's inputs
+are reconciled (its copy loop cannot rescale, so all its inputs and its output are one
+union-find group). An Eltwise rescales instead: its output has its own format and each
+input is shifted into a common accumulator format (:func:`quantize_eltwise`).
 """
 from __future__ import annotations
 
@@ -60,11 +63,30 @@ class LayerQuant:
     bias: np.ndarray
 
 
+@dataclass(frozen=True)
+class EltwiseQuant:
+    """Integer form of an Eltwise layer: where branches meet, inputs may be in different
+    formats, so each is rescaled by a shift into one accumulator format.
+
+    SUM: ``acc = sum(coeffs[i] * (x_i << lshifts[i]))``; MAX: ``acc = max(x_i << lshifts[i])``;
+    PROD (two inputs): ``acc = x_0 * x_1``. Then ``out = sat8((acc + NN_ROUND(out_rshift))
+    >> out_rshift)``. ``coeffs`` are the Caffe coefficients times ``2**coeff_frac``.
+    """
+
+    in_fracs: tuple[int, ...]
+    out_frac: int
+    lshifts: tuple[int, ...]
+    coeffs: tuple[int, ...]
+    coeff_frac: int
+    out_rshift: int
+
+
 @dataclass
 class Quantization:
     tensor_frac: dict[str, int]
     layers: dict[str, LayerQuant]
     warnings: list[str] = field(default_factory=list)
+    eltwise: dict[str, EltwiseQuant] = field(default_factory=dict)
 
 
 def calibrate(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, float]:
@@ -126,6 +148,13 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
         changed = False
         passes += 1
         for layer in net.layers:
+            if _is_product(layer):
+                # a product of two q7 inputs has f_0 + f_1 fractional bits: never more on the output
+                total = sum(group_frac[groups.find(b)] for b in layer.bottoms)
+                out_root = groups.find(layer.tops[0])
+                if group_frac[out_root] > total:
+                    group_frac[out_root] = total
+                    changed = True
             if layer.type not in WEIGHTED:
                 continue
             in_frac = group_frac[groups.find(layer.bottoms[0])]
@@ -150,7 +179,55 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
                                                       bias_frac[layer.name])
         if warning:
             warnings.append(warning)
-    return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings)
+    eltwise = {layer.name: quantize_eltwise(layer, tensor_frac) for layer in net.layers if layer.type == "Eltwise"}
+    return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings, eltwise=eltwise)
+
+
+def _is_product(layer: ir.Layer) -> bool:
+    return layer.type == "Eltwise" and getattr(layer.params, "operation", "") == "prod"
+
+
+#: The Eltwise accumulator (int32) must hold every term with room for the rounding constant.
+ELTWISE_ACC_LIMIT = 2**31 - 2**30
+
+
+def eltwise_coefficients(coeffs: Iterable[float]) -> tuple[tuple[int, ...], int]:
+    """Caffe SUM coefficients as integers ``c * 2**frac`` with the fewest fractional bits
+    that keep the largest in int8 precision (1, -1, 2 stay exact with ``frac`` 0)."""
+    values = [float(c) for c in coeffs]
+    frac = max(0, frac_bits_for(max((abs(c) for c in values), default=0.0)))
+    ints = [int(q) for q in quantize_array(np.array(values), frac).astype(np.int64)] if values else []
+    if any(abs(c) > 127 * 2**frac for c in values):  # |coeff| > 127: integer part kept whole
+        frac, ints = 0, [int(round(c)) for c in values]
+    while frac > 0 and all(c % 2 == 0 for c in ints):
+        frac -= 1
+        ints = [c // 2 for c in ints]
+    return tuple(ints), frac
+
+
+def quantize_eltwise(layer: ir.Layer, tensor_frac: dict[str, int]) -> EltwiseQuant:
+    """Shifts that bring every input of an Eltwise into one accumulator format (see EltwiseQuant)."""
+    p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
+    in_fracs = tuple(tensor_frac[b] for b in layer.bottoms)
+    out_frac = tensor_frac[layer.tops[0]]
+    if p.operation == "prod":
+        if len(in_fracs) != 2:
+            raise CmsisgenError(f"layer '{layer.name}' (Eltwise): PROD is supported for 2 inputs, "
+                                f"got {len(in_fracs)}")
+        return EltwiseQuant(in_fracs=in_fracs, out_frac=out_frac, lshifts=(0, 0), coeffs=(1, 1), coeff_frac=0,
+                            out_rshift=sum(in_fracs) - out_frac)
+    if p.operation == "sum":
+        coeffs, coeff_frac = eltwise_coefficients(p.coeffs or (1.0,) * len(in_fracs))
+    else:
+        coeffs, coeff_frac = (1,) * len(in_fracs), 0
+    common = max(out_frac, *in_fracs)
+    lshifts = tuple(common - f for f in in_fracs)
+    bound = sum(max(abs(c), 1) * 128 * 2**shift for c, shift in zip(coeffs, lshifts))
+    if bound > ELTWISE_ACC_LIMIT:
+        raise CmsisgenError(f"layer '{layer.name}' (Eltwise): input formats "
+                            f"{', '.join(q_format(f) for f in in_fracs)} are too far apart for a 32-bit accumulator")
+    return EltwiseQuant(in_fracs=in_fracs, out_frac=out_frac, lshifts=lshifts, coeffs=coeffs, coeff_frac=coeff_frac,
+                        out_rshift=common + coeff_frac - out_frac)
 
 
 def _relevant_range(net: ir.Net, name: str, ranges: dict[str, float]) -> float:

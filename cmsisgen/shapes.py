@@ -100,6 +100,19 @@ def _concat(net: ir.Net, layer: ir.Layer, p: ir.ConcatParams) -> Shape:
     return sum(s[0] for s in shapes), h, w
 
 
+def _eltwise(net: ir.Net, layer: ir.Layer, p: ir.EltwiseParams) -> Shape:
+    """Caffe EltwiseLayer: two or more inputs of one shape; one coefficient per input."""
+    if len(layer.bottoms) < 2:
+        raise _fail(net, layer, f"needs at least 2 inputs, got {len(layer.bottoms)}")
+    if p.coeffs and len(p.coeffs) != len(layer.bottoms):
+        raise _fail(net, layer, f"has {len(p.coeffs)} coefficients for {len(layer.bottoms)} inputs")
+    shapes = [net.shapes[b] for b in layer.bottoms]
+    if any(s != shapes[0] for s in shapes):
+        listing = ", ".join(f"{b} {net.shapes[b]}" for b in layer.bottoms)
+        raise _fail(net, layer, f"inputs differ in shape: {listing}")
+    return shapes[0]
+
+
 def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
     """Shapes of ``layer.tops`` given that its bottoms are already in ``net.shapes``."""
     for b in layer.bottoms:
@@ -119,6 +132,8 @@ def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
         out = (c * h * w, 1, 1)
     elif t == "Concat" and isinstance(p, ir.ConcatParams):
         out = _concat(net, layer, p)
+    elif t == "Eltwise" and isinstance(p, ir.EltwiseParams):
+        out = _eltwise(net, layer, p)
     elif t in ("ReLU", "Dropout", "Softmax", "Split"):
         out = _one_bottom(net, layer)
     else:

@@ -165,6 +165,42 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def coefficient_ints(coeffs) -> tuple[list[int], int]:
+    """Eltwise SUM coefficients as c * 2^k: k the most fractional bits keeping max|c| <= 127,
+    then reduced while every integer is even (1.0 -> 1 with k = 0)."""
+    import math
+
+    top = max(abs(float(c)) for c in coeffs)
+    k = max(0, math.floor(math.log2(127.0 / top))) if top > 0 else 7
+    ints = [sat8(int(math.floor(abs(float(c)) * 2**k + 0.5)) * (1 if c >= 0 else -1)) for c in coeffs]
+    if top > 127:
+        k, ints = 0, [int(round(float(c))) for c in coeffs]
+    while k > 0 and all(c % 2 == 0 for c in ints):
+        k, ints = k - 1, [c // 2 for c in ints]
+    return ints, k
+
+
+def eltwise(ins: list[np.ndarray], fracs: list[int], out_frac: int, operation: str, coeffs) -> np.ndarray:
+    """Inputs in Q formats ``fracs``: SUM/MAX bring each to F = max(out_frac, fracs) bits by
+    a left shift (SUM also times its coefficient c * 2^k), PROD multiplies (f_a + f_b bits);
+    then one rounding right shift into ``out_frac`` and saturation."""
+    flat = [[int(v) for v in x.reshape(-1)] for x in ins]
+    out = []
+    if operation == "prod":
+        shift = fracs[0] + fracs[1] - out_frac
+        for a, b in zip(*flat):
+            out.append(sat8((a * b + nn_round(shift)) >> shift))
+    else:
+        common = max(out_frac, *fracs)
+        ints, k = coefficient_ints(coeffs or [1.0] * len(ins)) if operation == "sum" else ([1] * len(ins), 0)
+        shift = common + k - out_frac
+        for values in zip(*flat):
+            scaled = [v * 2 ** (common - f) for v, f in zip(values, fracs)]
+            acc = sum(c * v for c, v in zip(ints, scaled)) if operation == "sum" else max(scaled)
+            out.append(sat8((acc + nn_round(shift)) >> shift))
+    return np.array(out, dtype=np.int64).reshape(ins[0].shape)
+
+
 # --------------------------------------------------------------------------- network
 
 
@@ -204,6 +240,9 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             out = softmax(ins[0].reshape(-1))
         elif layer.type == "Concat":
             out = np.concatenate(ins, axis=0)
+        elif layer.type == "Eltwise":
+            out = eltwise(ins, [quant.tensor_frac[b] for b in layer.bottoms], quant.tensor_frac[top],
+                          p.operation, p.coeffs)
         else:
             raise AssertionError(f"no reference for {layer.type}")
         values[top] = np.asarray(out, dtype=np.int64).reshape(oc, oh, ow)

@@ -39,6 +39,7 @@ ALL_FUNCTIONS = frozenset({
     "arm_maxpool_q7_HWC", "arm_avepool_q7_HWC", "arm_relu_q7",
     "arm_fully_connected_q7_opt", "arm_fully_connected_q7", "arm_softmax_q7",
     "nn_concat_channels_q7", "memcpy",
+    "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7",
 })
 
 
@@ -183,6 +184,33 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip2", "InnerProduct", num_output=6),
     ], (1, 6, 5), {"arm_fully_connected_q7_opt", "arm_relu_q7"},
         "gray non-square image into opt FCs with odd row counts, output without softmax"),
+    _spec("residual_sum", [
+        # two residual blocks: conv -> relu -> conv + identity -> Eltwise SUM -> relu; the
+        # identity and the branch end up in different Q formats (rescaled by shifts)
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("conv3", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("add1", "Eltwise", ["conv3", "conv1"], "add1"),
+        L("relu3", "ReLU", inplace=True),
+        L("conv4", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("add2", "Eltwise", ["add1", "conv4"], "add2", coeff=[0.5, 1.5]),
+        L("pool", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        L("ip1", "InnerProduct", num_output=6),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {"nn_eltwise_sum_q7", "arm_convolve_HWC_q7_fast"},
+        "residual blocks (Eltwise SUM of differently scaled branches, with coefficients)"),
+    _spec("eltwise_prod_max", [
+        # PROD of two branches, MAX of three tensors in three formats, gray input
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("conv2", "Convolution", "data", "conv2", num_output=4, kernel_size=3, pad=1),
+        L("conv3", "Convolution", "data", "conv3", num_output=4, kernel_size=1),
+        L("prod", "Eltwise", ["conv1", "conv2"], "prod", operation="PROD"),
+        L("max", "Eltwise", ["prod", "conv3", "conv1"], "max", operation="MAX"),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (1, 7, 7), {"nn_eltwise_prod_q7", "nn_eltwise_max_q7"},
+        "Eltwise PROD of two branches, MAX of three inputs in different formats"),
 ]}
 
 #: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).

@@ -123,6 +123,29 @@ NETS = {
         L("cat2", "Concat", ["ip1", "ip2"], "cat2"),
         L("drop", "Dropout", inplace=True),
     ], (3, 6, 6), {}, {"nn_concat_channels_q7", "arm_relu_q7"}),
+    # residual block: conv -> relu -> conv + identity -> Eltwise SUM (inputs in different
+    # Q formats, rescaled by shifts), then ReLU, pool and FC
+    "residual": ([
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("conv3", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("add", "Eltwise", ["conv3", "conv1"], "add"),
+        L("relu3", "ReLU", inplace=True),
+        L("pool", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=6),
+    ], (3, 8, 8), {}, {"nn_eltwise_sum_q7", "arm_convolve_HWC_q7_fast"}),
+    # SUM of three inputs with coefficients, PROD of two branches, MAX of two
+    "eltwise_ops": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("conv2", "Convolution", "data", "conv2", num_output=4, kernel_size=3, pad=1),
+        L("conv3", "Convolution", "data", "conv3", num_output=4, kernel_size=1),
+        L("sum", "Eltwise", ["conv1", "conv2", "conv3"], "sum", coeff=[1.0, -0.5, 0.3]),
+        L("prod", "Eltwise", ["conv1", "conv3"], "prod", operation="PROD"),
+        L("max", "Eltwise", ["sum", "prod"], "max", operation="MAX"),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 6, 6), {}, {"nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

@@ -19,7 +19,7 @@ from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
 SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
-             "Flatten", "Concat", "Split"}
+             "Flatten", "Concat", "Split", "Eltwise"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
 
@@ -228,6 +228,13 @@ def _params(layer: Any, type_: str, err) -> ir.LayerParams:
         cp = layer.concat_param
         axis = cp.axis if cp.HasField("axis") else cp.concat_dim
         return ir.ConcatParams(axis=axis + 4 if axis < 0 else axis)
+    if type_ == "Eltwise":
+        ep = layer.eltwise_param
+        operation = {0: "prod", 1: "sum", 2: "max"}[ep.operation]
+        coeffs = tuple(float(c) for c in ep.coeff)
+        if coeffs and operation != "sum":
+            raise err("Eltwise takes coefficients only for SUM (Caffe refuses them otherwise)")
+        return ir.EltwiseParams(operation=operation, coeffs=coeffs)
     if type_ == "ReLU":
         slope = layer.relu_param.negative_slope
         if slope != 0:

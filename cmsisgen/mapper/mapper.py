@@ -109,7 +109,8 @@ def _site(layer: ir.Layer, net: ir.Net) -> rules.Site:
     c, h, w = net.shapes[layer.bottoms[0]]
     oc, oh, ow = net.shapes[layer.tops[0]]
     p = layer.params
-    common = dict(layer=layer.name, type=layer.type, in_ch=c, in_h=h, in_w=w, out_ch=oc, out_h=oh, out_w=ow)
+    common = dict(layer=layer.name, type=layer.type, in_ch=c, in_h=h, in_w=w, out_ch=oc, out_h=oh, out_w=ow,
+                  inputs=len(layer.bottoms))
     if isinstance(p, ir.ConvParams):
         return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
                           stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group, dilation=p.dilation)
@@ -183,4 +184,15 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         args = {"pixels": h * w, "ch_out": oc, **{f"ch_in{i}": ch for i, ch in enumerate(channels)}}
         return Op(layer=layer.name, layer_type=layer.type, kind="concat", function="nn_concat_channels_q7",
                   inputs=bottoms, output=top, args=args, formats=fmt)
+    if layer.type == "Eltwise":
+        operation = layer.params.operation  # type: ignore[union-attr]
+        function = rules.choose(f"Eltwise/{operation}", site)
+        eq = quant.eltwise[layer.name]
+        args = {"size": oc * oh * ow, "inputs": len(bottoms), "out_rshift": eq.out_rshift,
+                **{f"lshift{i}": shift for i, shift in enumerate(eq.lshifts)},
+                **{f"coeff{i}": coeff for i, coeff in enumerate(eq.coeffs)}}
+        fmt.update({f"in{i}_frac": f for i, f in enumerate(eq.in_fracs)}, coeff_frac=eq.coeff_frac,
+                   out_rshift=eq.out_rshift)
+        return Op(layer=layer.name, layer_type=layer.type, kind="eltwise", function=function, inputs=bottoms,
+                  output=top, args=args, macs=oc * oh * ow * len(bottoms), formats=fmt)
     raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")

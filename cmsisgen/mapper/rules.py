@@ -37,6 +37,7 @@ class Site:
     dilation: int = 1
     method: str = ""
     negative_slope: float = 0.0
+    inputs: int = 1
 
 
 Rule = Callable[[Site], bool]
@@ -137,6 +138,21 @@ def avepool_matches_caffe(site: Site) -> bool:
     return site.pad_h == 0 and site.pad_w == 0
 
 
+def two_inputs(site: Site) -> bool:
+    """nn_eltwise_prod_q7 (generated with the network) multiplies two q7 inputs into one int32 product: an Eltwise PROD must have exactly 2 inputs."""
+    return site.inputs == 2
+
+
+def eltwise_sum_any_inputs(site: Site) -> bool:
+    """nn_eltwise_sum_q7 (generated with the network) shifts each input into one int32 accumulator format, multiplies it by its integer coefficient and sums: any number of inputs, in any Q formats."""
+    return site.inputs >= 2
+
+
+def eltwise_max_any_inputs(site: Site) -> bool:
+    """nn_eltwise_max_q7 (generated with the network) shifts each input into one int32 format and keeps the largest: any number of inputs, in any Q formats."""
+    return site.inputs >= 2
+
+
 #: Candidate functions per layer type, in order of preference, with the rules each needs.
 FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Convolution": (
@@ -160,6 +176,9 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "InnerProduct": (("arm_fully_connected_q7_opt", (sizes_fit_uint16,)),),
     "InnerProduct/plain": (("arm_fully_connected_q7", (sizes_fit_uint16,)),),
     "Softmax": (("arm_softmax_q7", (vector_input, softmax_length)),),
+    "Eltwise/sum": (("nn_eltwise_sum_q7", (eltwise_sum_any_inputs,)),),
+    "Eltwise/prod": (("nn_eltwise_prod_q7", (two_inputs,)),),
+    "Eltwise/max": (("nn_eltwise_max_q7", (eltwise_max_any_inputs,)),),
 }
 
 #: Rules that do not block a function but warn that the result departs from Caffe.

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..ir import last_reads
 from ..mapper.program import Op, Program
-from . import kernels
+from . import generated_kernels, kernels
 
 
 def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
@@ -74,6 +74,14 @@ def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarr
         return kernels.softmax_q7(inputs[0].reshape(n, -1)).reshape(n, 1, 1, -1)
     if op.kind == "concat":
         return np.concatenate(inputs, axis=3)
+    if op.kind == "eltwise":
+        lshifts = [a[f"lshift{i}"] for i in range(len(inputs))]
+        if op.function == "nn_eltwise_sum_q7":
+            coeffs = [a[f"coeff{i}"] for i in range(len(inputs))]
+            return generated_kernels.eltwise_sum_q7(inputs, coeffs, lshifts, a["out_rshift"])
+        if op.function == "nn_eltwise_max_q7":
+            return generated_kernels.eltwise_max_q7(inputs, lshifts, a["out_rshift"])
+        return generated_kernels.eltwise_prod_q7(inputs[0], inputs[1], a["out_rshift"])
     if op.kind == "copy":
         return inputs[0].copy()
     raise ValueError(f"no simulator kernel for op kind {op.kind!r}")

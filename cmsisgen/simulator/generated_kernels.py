@@ -1,0 +1,42 @@
+"""Bit-exact numpy models of the q7 kernels cmsisgen emits into nn.c itself.
+
+CMSIS-NN has no q7 function for these layers, so the generated code carries small
+portable C kernels (templates/nn.c.j2); each function here computes exactly what its C
+counterpart writes. Shared arithmetic: int32 accumulators, ``NN_ROUND(s) = (1 << s) >> 1``
+added before an arithmetic right shift (round half up), then saturation to int8.
+
+Activations are int8 batches in NHWC order, like :mod:`cmsisgen.simulator.kernels`.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .kernels import nn_round, saturate_q7
+
+
+def _round_shift(acc: np.ndarray, shift: int) -> np.ndarray:
+    return saturate_q7((acc + nn_round(shift)) >> shift)
+
+
+def eltwise_sum_q7(inputs: Sequence[np.ndarray], coeffs: Sequence[int], lshifts: Sequence[int],
+                   out_rshift: int) -> np.ndarray:
+    """``nn_eltwise_sum_q7``: ``sat8((sum(c_i * (x_i << l_i)) + NN_ROUND(r)) >> r)``."""
+    acc = np.zeros(inputs[0].shape, dtype=np.int64)
+    for x, coeff, shift in zip(inputs, coeffs, lshifts):
+        acc += int(coeff) * (x.astype(np.int64) << shift)
+    return _round_shift(acc, out_rshift)
+
+
+def eltwise_max_q7(inputs: Sequence[np.ndarray], lshifts: Sequence[int], out_rshift: int) -> np.ndarray:
+    """``nn_eltwise_max_q7``: ``sat8((max(x_i << l_i) + NN_ROUND(r)) >> r)``."""
+    acc = inputs[0].astype(np.int64) << lshifts[0]
+    for x, shift in zip(inputs[1:], lshifts[1:]):
+        acc = np.maximum(acc, x.astype(np.int64) << shift)
+    return _round_shift(acc, out_rshift)
+
+
+def eltwise_prod_q7(a: np.ndarray, b: np.ndarray, out_rshift: int) -> np.ndarray:
+    """``nn_eltwise_prod_q7``: ``sat8((a * b + NN_ROUND(r)) >> r)``."""
+    return _round_shift(a.astype(np.int64) * b.astype(np.int64), out_rshift)
