@@ -29,9 +29,17 @@ def blob_to_array(blob: Any, where: str) -> np.ndarray:
         shape = (blob.num, blob.channels, blob.height, blob.width)
     else:
         shape = (data.size,)
-    if int(np.prod(shape, dtype=np.int64)) != data.size:
+    if any(d < 0 for d in shape):
+        raise CmsisgenError(f"{where}: shape {shape} has a negative dimension")
+    count = 1
+    for d in shape:  # Python ints: a product of huge dims must not wrap around as int64 would
+        count *= d
+    if count != data.size:
         raise CmsisgenError(f"{where}: shape {shape} does not match its {data.size} values")
-    return data.reshape(shape)
+    try:
+        return data.reshape(shape)
+    except ValueError:  # an empty blob with dims too large for numpy's index type
+        raise CmsisgenError(f"{where}: shape {shape} is too large") from None
 
 
 def _is_hdf5(path: Path) -> bool:
