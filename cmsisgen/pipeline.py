@@ -65,8 +65,13 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
         if not path.exists():
             raise CmsisgenError(f"{net.source}: mean_file '{transform.mean_file}' does not exist (give --mean)")
         mean_array = read_mean_binaryproto(path)
+        if not np.all(np.isfinite(mean_array)):
+            raise CmsisgenError(f"{path}: the mean image holds NaN/Inf values")
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
+        if not np.all(np.isfinite(mean_array)):
+            raise CmsisgenError(f"{origin}: mean_value must be finite numbers, got "
+                                f"{', '.join(f'{v:g}' for v in transform.mean_values)}")
     try:
         return build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
     except CmsisgenError as exc:

@@ -210,6 +210,16 @@ def test_nan_or_inf_in_weights(model, value, blob, count):
                  f"value{'s' if count > 1 else ''}")
 
 
+def test_nan_or_inf_mean_value_in_the_prototxt():
+    proto, weights = write_model(Path("."), LAYERS, input_shape=(3, 8, 8))
+    text = proto.read_text()
+    train = ('name: "tt"\nlayer { name: "d" type: "Data" top: "data" top: "label" include { phase: TEST }\n'
+             '  transform_param { crop_size: 8 mean_value: 104 mean_value: nan mean_value: 123 } }\n')
+    body = text.split("layer {", 2)[2]  # the seed's layers after its Input layer
+    Path("tt.prototxt").write_text(train + "layer {" + body)
+    expect_error(compile_args("tt.prototxt", weights), "tt.prototxt: mean_value must be finite numbers, got 104, nan, 123")
+
+
 # ----------------------------------------------------------------------------- graph
 
 

@@ -30,6 +30,7 @@ from cmsisgen.proto import schema
 PROTOTXT_EXAMPLES = 2000
 CAFFEMODEL_EXAMPLES = 2000
 RESTRUCTURED_EXAMPLES = 1000
+MODEL_CHECK_EXAMPLES = 1000
 HDF5_EXAMPLES = 300
 CLI_EXAMPLES = 200
 
@@ -211,6 +212,29 @@ def test_mutated_prototxt_with_weights_loads_or_fails_cleanly(seeds):
         path = _file(seeds.folder, "mw.prototxt", text)
         try:
             load_outcome(path, seeds.folder / f"{name}.caffemodel")
+        finally:
+            path.unlink()
+
+    check()
+
+
+def test_mutated_prototxt_through_the_model_checks(seeds):
+    """Past the loader: the mapper rules and the preprocessing (data layers' transform_param)
+    that ``compile`` checks before reading any image."""
+    from cmsisgen.pipeline import Model, load_model
+
+    @fuzz_settings(MODEL_CHECK_EXAMPLES)
+    @given(st.sampled_from(["chain", "train_test"]), st.data())
+    def check(name, data):
+        text = data.draw(mutated({name: seeds.prototxt[name]}, text=True))
+        path = _file(seeds.folder, "mc.prototxt", text)
+        weights = seeds.folder / "chain.caffemodel"
+        try:
+            model = load_model(path, weights)
+            assert isinstance(model, Model)
+        except CmsisgenError as exc:
+            message = str(exc)
+            assert "\n" not in message and message.startswith((str(path), str(weights), "--")), message
         finally:
             path.unlink()
 
