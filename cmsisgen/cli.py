@@ -264,7 +264,7 @@ def main(quiet: bool, verbose: bool, debug: bool) -> None:
 @click.option("--test-vectors", metavar="N", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
 @click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
 @click.option("--ram-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_RAM_LIMIT_KB, show_default=True,
-              help="Warn when activations and scratch need more RAM than this (default: STM32F746).")
+              help="Warn when the model's buffers need more RAM than this (default: STM32F746).")
 @click.option("--flash-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_FLASH_LIMIT_KB, show_default=True,
               help="Warn when the weights need more flash than this (default: STM32F746).")
 @click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) instead of the table.")
@@ -341,7 +341,7 @@ def memory_use(report: dict, ram_limit_kb: int, flash_limit_kb: int) -> dict:
 def memory_warning(model: str, memory: dict) -> str:
     """One line with both figures and both limits."""
     kb = lambda n: f"{n / 1024:.1f} KB"  # noqa: E731
-    return (f"{model}: too big for the target: needs {kb(memory['ram_bytes'])} RAM for activations and scratch "
+    return (f"{model}: too big for the target: needs {kb(memory['ram_bytes'])} RAM for buffers "
             f"(limit {memory['ram_limit_bytes'] // 1024} KB) and {kb(memory['flash_bytes'])} flash for weights "
             f"(limit {memory['flash_limit_bytes'] // 1024} KB); the default limits are the STM32F746's, "
             "see --ram-limit/--flash-limit")

@@ -301,14 +301,15 @@ def test_non_square_input_to_a_square_only_function():
 def test_network_too_big_for_the_flash_warns():
     """1.2 MB of inner-product weights: more than the STM32F746's 1 MB of flash."""
     proto, weights = write_model(Path("."), [layer("ip1", "InnerProduct", num_output=400)], input_shape=(3, 32, 32))
-    result = run(*compile_args(proto, weights), "--report", "r.json")
+    result = run(*compile_args(proto, weights), "--json")
     assert result.exit_code == 0, result.output
-    totals = json.loads(Path("r.json").read_text())["totals"]
-    flash, ram = totals["weight_bytes"], totals["activation_bytes"] + totals["scratch_bytes"]
+    memory = json.loads(result.stdout)["memory"]
+    flash, ram = memory["flash_bytes"], memory["ram_bytes"]
     assert flash == 400 * 3072 + 400 + 4 * 3  # weights, biases, the input conversion's offsets
+    assert ram < 320 * 1024 and not memory["fits"]
     assert result.stderr.splitlines() == [
         NO_CALIB,
-        f"cmsisgen: warning: model.prototxt: too big for the target: needs {ram / 1024:.1f} KB RAM for activations and scratch "
+        f"cmsisgen: warning: model.prototxt: too big for the target: needs {ram / 1024:.1f} KB RAM for buffers "
         f"(limit 320 KB) and {flash / 1024:.1f} KB flash for weights (limit 1024 KB); the default limits are the "
         "STM32F746's, see --ram-limit/--flash-limit"]
     assert Path("out/nn.c").is_file()
@@ -323,7 +324,7 @@ def test_network_over_a_given_ram_limit_warns():
     ram = memory["ram_bytes"]
     assert ram > 1024 and not memory["fits"] and memory["ram_limit_bytes"] == 1024
     line = ("model.prototxt: too big for the target: needs "
-            f"{ram / 1024:.1f} KB RAM for activations and scratch (limit 1 KB) and "
+            f"{ram / 1024:.1f} KB RAM for buffers (limit 1 KB) and "
             f"{memory['flash_bytes'] / 1024:.1f} KB flash for weights (limit 1024 KB); the default limits are the "
             "STM32F746's, see --ram-limit/--flash-limit")
     assert result.stderr.splitlines()[-1] == f"cmsisgen: warning: {line}"

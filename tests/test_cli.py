@@ -336,3 +336,89 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, model, npz):
     assert result.exit_code == 2
     assert f"cmsisgen: error: {blocker / 'out'}: cannot write the output folder ({blocker} is not a writable folder)" in result.output
     assert "calibrating" not in result.output and "reading calibration images" not in result.output
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and result.output == "cmsisgen, version 0.1.0\n"
+
+
+def test_quiet_prints_nothing_on_success(tmp_path, model):
+    proto, weights = model
+    result = run("--quiet", "compile", proto, weights, "-o", tmp_path / "o")
+    assert result.exit_code == 0
+    assert result.stdout == "" and result.stderr == ""
+    assert (tmp_path / "o" / "nn.c").is_file()
+
+
+def test_quiet_still_prints_errors_and_results(tmp_path, model, npz):
+    proto, weights = model
+    result = run("-q", "compile", proto, "nope.caffemodel", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and result.stderr == "cmsisgen: error: nope.caffemodel: weights file not found\n"
+    result = run("-q", "evaluate", proto, weights, "--data", npz, "--calib", npz)
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout.splitlines()[0] == "images:      40"
+
+
+def test_verbose_prints_stage_timings(tmp_path, model, npz):
+    proto, weights = model
+    result = run("--verbose", "compile", proto, weights, "-o", tmp_path / "o", "--calib", npz)
+    assert result.exit_code == 0, result.output
+    stages = [line.split(": ")[1] for line in result.stderr.splitlines()
+              if line.startswith("cmsisgen: ") and line.endswith(" s") and line.count(": ") == 2]
+    assert stages == ["loading and checking the model", "reading calibration images",
+                      "calibrating, quantizing, mapping", "rendering C", "writing the output"], result.stderr
+    assert f"cmsisgen: {proto}: 7 layers, input 3x16x16, output 10x1x1" in result.stderr
+    lines = result.stderr.splitlines()
+    after = lines[lines.index(next(line for line in lines if line.startswith("cmsisgen: calibrating"))) + 1]
+    assert after.startswith("cmsisgen: ") and "arena" in after, result.stderr  # the buffer plan's size
+
+
+def test_compile_json_summary(tmp_path, model):
+    proto, weights = model
+    out = tmp_path / "o"
+    result = run("compile", proto, weights, "-o", out, "--json", "--report", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
+    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings"}
+    assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.h")]
+    assert summary["report"] == str(tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert summary["layers"] == report["layers"] and summary["totals"] == report["totals"]
+    memory = summary["memory"]
+    assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
+    assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)
+    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith("no --calib given")
+
+
+def test_no_progress_bars_or_colour_off_a_terminal(tmp_path, model, npz):
+    proto, weights = model
+    result = CliRunner().invoke(main, ["evaluate", str(proto), str(weights), "--data", str(npz)], color=True)
+    assert result.exit_code == 0, result.output
+    assert "calibrating" not in result.output and "evaluating" not in result.output
+    assert "\x1b[" not in result.output
+
+
+class _Terminal:
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
+    import io
+
+    from cmsisgen import cli
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert cli._colour(_Terminal()) and not cli._colour(io.StringIO())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not cli._colour(_Terminal())
+
+
+def test_error_prefix_is_coloured_on_a_terminal(monkeypatch, tmp_path):
+    from cmsisgen import cli
+
+    monkeypatch.setattr(cli, "_colour", lambda stream: True)
+    result = CliRunner().invoke(main, ["inspect", str(tmp_path / "nope.prototxt")], color=True)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("\x1b[31m\x1b[1mcmsisgen: error:\x1b[0m ")
