@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffe_models import build_net, layer, make_weights, write_caffemodel, write_h5, write_prototxt
+from caffe_models import (build_net, layer, make_weights, write_caffemodel, write_h5, write_mean_binaryproto,
+                          write_prototxt)
 from cmsisgen.cli import main
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.ir import Net
@@ -32,6 +33,7 @@ CAFFEMODEL_EXAMPLES = 2000
 RESTRUCTURED_EXAMPLES = 1000
 MODEL_CHECK_EXAMPLES = 1000
 HDF5_EXAMPLES = 300
+MEAN_EXAMPLES = 500
 CLI_EXAMPLES = 200
 
 
@@ -277,6 +279,32 @@ def test_mutated_hdf5_loads_or_fails_cleanly(seeds):
         path = _file(seeds.folder, "m.caffemodel.h5", model)
         try:
             load_outcome(seeds.folder / f"{name}.prototxt", path)
+        finally:
+            path.unlink()
+
+    check()
+
+
+def test_mutated_mean_binaryproto_loads_or_fails_cleanly(tmp_path_factory):
+    import numpy as np
+
+    from cmsisgen.loader.mean import read_mean_binaryproto
+
+    folder = tmp_path_factory.mktemp("fuzz_mean")
+    mean = np.arange(3 * 4 * 5, dtype=np.float32).reshape(3, 4, 5)
+    means = {legacy: write_mean_binaryproto(folder / f"m{legacy}.binaryproto", mean, legacy=legacy).read_bytes()
+             for legacy in (True, False)}
+    seeds = {str(k): v for k, v in means.items()}
+
+    @fuzz_settings(MEAN_EXAMPLES)
+    @given(mutated(seeds))
+    def check(data):
+        path = _file(folder, "m.binaryproto", data)
+        try:
+            arr = read_mean_binaryproto(path)
+            assert arr.ndim == 3 and arr.dtype == np.float32
+        except CmsisgenError as exc:
+            assert str(exc).startswith(str(path)) and "\n" not in str(exc), str(exc)
         finally:
             path.unlink()
 
