@@ -130,6 +130,12 @@ def test_prototxt_unclosed_brace(model):
     expect_error(compile_args("bad.prototxt", weights), 'bad.prototxt:3:9: syntax error: Expected "}".')
 
 
+def test_deeply_nested_prototxt(model):
+    _, weights = model
+    Path("deep.prototxt").write_text("foo " + "{ foo " * 5000 + "}" * 5000 + "\n")
+    expect_error(compile_args("deep.prototxt", weights), "deep.prototxt: messages nested too deeply to be a Caffe prototxt")
+
+
 def test_binary_file_as_prototxt(model):
     _, weights = model
     Path("blob.prototxt").write_bytes(b'name: "x"\n\x08\x01\x12\x03abc\xff\n')

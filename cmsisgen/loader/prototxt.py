@@ -122,6 +122,8 @@ def read_net_parameter(path: str | Path) -> Any:
             where = f"{path}:{line}" + (f":{column}" if column is not None else "")
             raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
         raise CmsisgenError(f"{path}: syntax error: {printable(msg, 300)}") from None
+    except RecursionError:  # the text parser recurses per nested message
+        raise CmsisgenError(f"{path}: messages nested too deeply to be a Caffe prototxt") from None
     return net
 
 
