@@ -221,7 +221,9 @@ def _calibrate(model, calib_set):
         compiled = compile_loaded(model, images, progress=update)
     for note in compiled.notes:
         warn(note)
-    detail(f"activation arena {compiled.plan.arena_bytes} bytes, scratch {compiled.plan.scratch_bytes} bytes")
+    plan = compiled.plan
+    detail(f"arena {plan.arena_bytes} bytes (activations and scratch, largest scratch {plan.scratch_bytes}), "
+           f"image buffer {plan.input_buffer_bytes} bytes")
     return compiled
 
 
@@ -328,10 +330,11 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
 
 
 def memory_use(report: dict, ram_limit_kb: int, flash_limit_kb: int) -> dict:
-    """The model's RAM (activation arena + scratch) and flash (weights, biases, input
-    constants) against the target's limits, in bytes; code size is not included."""
+    """The model's RAM (the arena of activations and scratch, plus the caller's image
+    buffer) and flash (weights, biases, input constants) against the target's limits, in
+    bytes; code size is not included."""
     totals = report["totals"]
-    ram = int(totals["activation_bytes"]) + int(totals["scratch_bytes"])
+    ram = int(totals["arena_bytes"]) + int(totals["input_buffer_bytes"])
     flash = int(totals["weight_bytes"])
     ram_limit, flash_limit = ram_limit_kb * 1024, flash_limit_kb * 1024
     return {"ram_bytes": ram, "flash_bytes": flash, "ram_limit_bytes": ram_limit,

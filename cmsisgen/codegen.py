@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import CmsisgenError
-from .mapper.buffers import BufferPlan
+from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.program import Op, Program
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
@@ -103,10 +103,7 @@ def render(program: Program, plan: BufferPlan, model_name: str,
            vectors: Optional[TestVectors] = None) -> dict[str, str]:
     """All generated files as {file name: text}."""
     prefixes = _layer_prefixes(program.ops)
-    buffers = sorted(plan.offsets, key=lambda n: (plan.offsets[n], n))
-    buffer_macro = dict(zip(buffers, _unique_names([c_identifier(n) + "_BUF" for n in buffers], set())))
-    tensor_buf = {name: buffer_macro[plan.storage.get(name, name)] for name in program.tensors
-                  if plan.storage.get(name, name) in buffer_macro}
+    rows, buffer_macros, tensor_buf, scratch = _buffer_plan(plan)
     c, h, w = program.input_shape
     context = {
         "version": __version__,
@@ -114,9 +111,11 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "program": program,
         "plan": plan,
         "ops": [(prefixes[i], op) for i, op in enumerate(program.ops)],
-        "buffers": [(buffer_macro[n], n, plan.offsets[n], plan.sizes[n]) for n in buffers],
+        "buffers": rows,
+        "buffer_macros": buffer_macros,
         "buf": tensor_buf,
-        "input": {"c": c, "h": h, "w": w},
+        "scratch": scratch,
+        "input": {"c": c, "h": h, "w": w, "size": c * h * w},
         "output_size": program.tensors[program.output].size,
         "output_frac": program.tensors[program.output].frac,
         "uses_concat": any(op.kind == "concat" for op in program.ops),

@@ -18,9 +18,17 @@ def _weight_bytes(op: Op) -> int:
 
 
 def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
-    """``{"layers": [...], "totals": {...}}``; shapes are Caffe's (C, H, W)."""
+    """``{"layers": [...], "buffers": [...], "totals": {...}}``; shapes are Caffe's (C, H, W).
+
+    ``buffers`` is the buffer plan (as nn.c's comment table shows it): every tensor and
+    scratch buffer with its region ("image": run_nn()'s image buffer, "arena": the static
+    arena), offset, reserved bytes and the steps it lives (op indices, NN_TRACE's step
+    numbers). ``totals.arena_bytes`` is all the RAM run_nn() uses beyond the image buffer
+    (``totals.activation_bytes`` is the same figure, kept for older readers);
+    ``totals.scratch_bytes`` is the largest scratch of one call, inside the arena.
+    """
     layers = []
-    for op in program.ops:
+    for step, op in enumerate(program.ops):
         f = op.formats
         out = program.tensors[op.output]
         in_shape = list(program.tensors[op.inputs[0]].shape) if op.inputs else list(program.input_shape)
@@ -40,14 +48,22 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
             "weight_bytes": _weight_bytes(op),
             "activation_bytes": out.size,
             "scratch_bytes": op.scratch_bytes,
+            "output_region": plan.tensors[op.output].region,
+            "output_offset": plan.tensors[op.output].offset,
+            "scratch_offset": plan.scratch[step].offset if step in plan.scratch else None,
         })
+    buffers = [{"name": p.name, "region": p.region, "offset": p.offset, "bytes": p.bytes,
+                "first_step": p.first, "last_step": p.last,
+                "kind": "scratch" if p.scratch_of is not None else "tensor"} for p in plan.placements()]
     totals = {
         "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
         "activation_bytes": plan.arena_bytes,
         "scratch_bytes": plan.scratch_bytes,
         "macs": sum(layer["macs"] for layer in layers),
+        "arena_bytes": plan.arena_bytes,
+        "input_buffer_bytes": plan.input_buffer_bytes,
     }
-    return {"layers": layers, "totals": totals}
+    return {"layers": layers, "buffers": buffers, "totals": totals}
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -68,8 +84,23 @@ def format_table(report: dict[str, Any]) -> str:
              for row in rows]
     t = report["totals"]
     lines.append(f"total: {t['macs']} MACs, {t['weight_bytes']} weight bytes (flash), "
-                 f"{t['activation_bytes']} activation bytes + {t['scratch_bytes']} scratch bytes (RAM)")
+                 f"{t['arena_bytes']} arena bytes (RAM: activations and scratch, largest scratch "
+                 f"{t['scratch_bytes']}) + the caller's {t['input_buffer_bytes']}-byte image buffer")
+    if report.get("buffers"):
+        lines += ["", "buffer plan (steps: first-last step the bytes are live):", *format_plan(report["buffers"])]
     return "\n".join(lines)
+
+
+def format_plan(buffers: list[dict[str, Any]]) -> list[str]:
+    """The buffer plan as text lines, one per tensor or scratch buffer."""
+    rows = [("tensor", "region", "offset", "bytes", "steps")]
+    for b in buffers:
+        steps = str(b["first_step"]) if b["first_step"] == b["last_step"] else f"{b['first_step']}-{b['last_step']}"
+        name = b["name"].replace("/scratch", " (scratch)") if b["kind"] == "scratch" else b["name"]
+        rows.append((name, b["region"], str(b["offset"]), str(b["bytes"]), steps))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
+            for row in rows]
 
 
 def to_json(report: dict[str, Any]) -> str:

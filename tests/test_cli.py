@@ -61,7 +61,11 @@ def test_compile_writes_sources_table_and_report(tmp_path, model, npz):
     assert conv1["input_shape"] == [3, 16, 16] and conv1["output_shape"] == [8, 16, 16]
     assert conv1["macs"] == 16 * 16 * 8 * 3 * 9
     assert conv1["weight_bytes"] == 8 * 3 * 9 + 8
-    assert set(report["totals"]) == {"weight_bytes", "activation_bytes", "scratch_bytes", "macs"}
+    assert set(report["totals"]) == {"weight_bytes", "activation_bytes", "scratch_bytes", "macs", "arena_bytes",
+                                     "input_buffer_bytes"}
+    assert report["totals"]["input_buffer_bytes"] == 3 * 16 * 16 + 1  # RGB conv reads one byte past the image
+    assert report["layers"][0]["output_region"] == "image" and report["buffers"][0]["name"] == "data"
+    assert "buffer plan" in result.output and "conv1 (scratch)" in result.output
     assert report["totals"]["macs"] == sum(entry["macs"] for entry in report["layers"])
     params = (out / "parameters.h").read_text()
     assert f"#define CONV1_OUT_RSHIFT {conv1['out_rshift']}" in params

@@ -26,7 +26,7 @@ MAIN_C = r"""
 #include "nn.h"
 int main(void)
 {
-    static uint8_t image[NN_INPUT_SIZE];
+    static uint8_t image[NN_INPUT_BUFFER_SIZE];
     q7_t scores[NN_OUTPUT_SIZE];
     int i, untouched = 1;
     memset(image, 200, sizeof(image));

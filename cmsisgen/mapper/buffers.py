@@ -1,83 +1,158 @@
-"""Buffer plan: where every activation lives in one static arena.
+"""Buffer plan: where every tensor and every call's scratch lives while run_nn() runs.
 
-Rules the plan enforces, because the kernels rely on them:
-- a call's output never overlaps its inputs (the convolutions and fully connected
-  functions read inputs while writing outputs);
-- ``arm_relu_q7`` works in place, so a ReLU shares its input's buffer when nothing reads
-  the input afterwards, and works on a copy otherwise;
-- the DSP pooling kernels overwrite their input (they pool rows in place first), so a
-  pooling layer whose input is still needed afterwards pools a copy;
-- ``arm_convolve_HWC_q7_RGB`` reads one byte past the end of its input, so that byte is
-  part of the input's allocation;
-- scratch (im2col, FC vector, pooling row buffer) is one q15-aligned buffer sized to
-  the largest single need, since calls run one at a time.
+Two regions:
+
+- the caller's image buffer (``run_nn()``'s ``image`` argument): run_nn() converts the
+  image to q7 in place, so the network input, and whatever is computed in place from it,
+  lives there. The buffer must hold ``input_buffer_bytes`` (``NN_INPUT_BUFFER_SIZE``): the
+  image plus any bytes a kernel reads past it;
+- one static arena for everything else, each call's scratch included: a scratch buffer is
+  a tensor that lives during its call only.
+
+The plan follows what each :class:`~cmsisgen.mapper.program.Op` declares, never its
+function name, so a new kind of op only has to set those properties:
+
+- a tensor's bytes are free for reuse once its last reader has run (first fit by live
+  range, largest buffers first);
+- a call's output and scratch never overlap its inputs, except an ``in_place`` op's output,
+  which starts at input 0's first byte (both get one offset);
+- an op that is ``in_place`` or ``clobbers_input`` on a tensor that is read later works on
+  a copy (``<layer>/input``), inserted into the program here;
+- ``reads_past_end`` bytes after an input are reserved with that tensor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Optional
 
 from ..ir import last_reads
 from .program import Op, Program, TensorInfo
 
 ALIGN = 4
+ARENA = "arena"
+IMAGE = "image"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One tensor's (or one call's scratch) bytes and live range."""
+
+    name: str  # tensor name, or "<layer>/scratch"
+    region: str  # ARENA or IMAGE
+    offset: int
+    bytes: int  # reserved: the tensor plus bytes read past its end (a multiple of ALIGN in the arena)
+    first: int  # step (op index, as NN_TRACE numbers them) that writes it
+    last: int  # last step that reads it (the network output: the last step)
+    root: str  # first tensor of its in-place chain (itself when not written in place)
+    scratch_of: Optional[int] = None  # the step whose scratch this is
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.bytes
 
 
 @dataclass
 class BufferPlan:
-    arena_bytes: int
-    scratch_bytes: int
-    offsets: dict[str, int]  # storage tensor -> byte offset in the arena
-    sizes: dict[str, int]  # storage tensor -> allocated bytes
-    storage: dict[str, str] = field(default_factory=dict)  # any tensor -> its storage tensor
+    arena_bytes: int  # the static arena: activations and scratch
+    scratch_bytes: int  # largest scratch of one call (inside the arena)
+    input_buffer_bytes: int  # NN_INPUT_BUFFER_SIZE: bytes of the caller's image buffer run_nn() uses
+    tensors: dict[str, Placement]
+    scratch: dict[int, Placement]  # step -> its scratch
 
     def offset(self, tensor: str) -> int:
-        return self.offsets[self.storage.get(tensor, tensor)]
+        return self.tensors[tensor].offset
+
+    @property
+    def storage(self) -> dict[str, str]:
+        """Tensor -> first tensor of its in-place chain (the tensor whose bytes it reuses)."""
+        return {name: p.root for name, p in self.tensors.items()}
+
+    def placements(self) -> list[Placement]:
+        """Every placement, image buffer first, then by offset and step."""
+        every = list(self.tensors.values()) + list(self.scratch.values())
+        return sorted(every, key=lambda p: (p.region != IMAGE, p.offset, p.first, p.name))
 
 
 def plan_buffers(program: Program) -> BufferPlan:
-    """Insert the copies the in-place kernels need (mutating ``program.ops``) and place buffers."""
+    """Insert the copies in-place and clobbering ops need (mutating ``program.ops``), then
+    place every tensor and scratch buffer."""
     _insert_copies(program)
-    storage: dict[str, str] = {}
-    for op in program.ops:
-        if op.in_place:
-            storage[op.output] = storage.get(op.inputs[0], op.inputs[0])
-
-    def root(name: str) -> str:
-        return storage.get(name, name)
-
+    ops = program.ops
+    root = _chains(ops)
     first: dict[str, int] = {}
     last: dict[str, int] = {}
     extra: dict[str, int] = {}
-    for index, op in enumerate(program.ops):
+    for index, op in enumerate(ops):
         for name in op.inputs:
-            last[root(name)] = index
-        out = root(op.output)
-        first.setdefault(out, index)
-        last[out] = max(last.get(out, index), index)
-        if op.function == "arm_convolve_HWC_q7_RGB":
-            extra[root(op.inputs[0])] = 1
-    last[root(program.output)] = len(program.ops)
+            last[name] = max(last.get(name, index), index)
+        first[op.output] = min(first.get(op.output, index), index)
+        last[op.output] = max(last.get(op.output, index), index)
+        if op.reads_past_end and op.inputs:
+            extra[op.inputs[0]] = max(extra.get(op.inputs[0], 0), op.reads_past_end)
+    last[program.output] = max(last[program.output], len(ops) - 1)
 
-    sizes = {name: _aligned(program.tensors[name].size + extra.get(name, 0)) for name in first}
+    in_image = {name for name in first if root[name] == root[program.input]}
+    image_bytes = max(program.tensors[n].size + extra.get(n, 0) for n in in_image)
+    tensors = {name: Placement(name, IMAGE, 0, program.tensors[name].size + extra.get(name, 0), first[name],
+                               last[name], root[name]) for name in in_image}
+
+    # Arena items: in-place chains (members share one offset) and scratch buffers.
+    groups: dict[str, list[tuple[str, int, int, int]]] = {}
+    for name in first:
+        if name not in in_image:
+            size = _aligned(program.tensors[name].size + extra.get(name, 0))
+            groups.setdefault(root[name], []).append((name, size, first[name], last[name]))
+    scratch_names: dict[int, str] = {}
+    for index, op in enumerate(ops):
+        if op.scratch_bytes > 0:
+            name = f"{op.layer}/scratch"
+            name = name if name not in groups else f"{name}{index}"
+            scratch_names[index] = name
+            groups[name] = [(name, _aligned(op.scratch_bytes), index, index)]
+
+    placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
     offsets: dict[str, int] = {}
-    for name in sorted(first, key=lambda n: (-sizes[n], first[n])):
-        offsets[name] = _first_fit(name, sizes, offsets, first, last)
-    arena = max((offsets[n] + sizes[n] for n in offsets), default=0)
-    scratch = _aligned(max((op.scratch_bytes for op in program.ops), default=0))
-    return BufferPlan(arena_bytes=arena, scratch_bytes=scratch, offsets=offsets, sizes=sizes,
-                      storage={name: root(name) for name in program.tensors})
+    order = sorted(groups, key=lambda g: (-max(m[1] for m in groups[g]), min(m[2] for m in groups[g]), g))
+    for group in order:
+        offset = _first_fit(groups[group], placed)
+        offsets[group] = offset
+        placed.extend((offset, offset + size, lo, hi) for _, size, lo, hi in groups[group])
+
+    scratch: dict[int, Placement] = {}
+    for group, members in groups.items():
+        for name, size, lo, hi in members:
+            if name in program.tensors:
+                tensors[name] = Placement(name, ARENA, offsets[group], size, lo, hi, group)
+    for index, name in scratch_names.items():
+        (_, size, _, _), = groups[name]
+        scratch[index] = Placement(name, ARENA, offsets[name], size, index, index, name, scratch_of=index)
+    arena = max((end for _, end, _, _ in placed), default=0)
+    return BufferPlan(arena_bytes=arena,
+                      scratch_bytes=max((p.bytes for p in scratch.values()), default=0),
+                      input_buffer_bytes=image_bytes, tensors=tensors, scratch=scratch)
 
 
-def _first_fit(name: str, sizes: dict[str, int], offsets: dict[str, int], first: dict[str, int],
-               last: dict[str, int]) -> int:
-    busy = sorted((offsets[o], offsets[o] + sizes[o]) for o in offsets
-                  if first[o] <= last[name] and first[name] <= last[o])
-    candidate = 0
-    for start, end in busy:
-        if candidate + sizes[name] <= start:
-            break
-        candidate = max(candidate, end)
-    return candidate
+def _chains(ops: list[Op]) -> dict[str, str]:
+    """Tensor -> first tensor of its chain of in-place ops (itself when none)."""
+    root: dict[str, str] = {}
+    for op in ops:
+        if op.in_place and op.inputs:
+            root[op.output] = root.get(op.inputs[0], op.inputs[0])
+        root.setdefault(op.output, op.output)
+        for name in op.inputs:
+            root.setdefault(name, name)
+    return root
+
+
+def _first_fit(members: list[tuple[str, int, int, int]], placed: list[tuple[int, int, int, int]]) -> int:
+    """Lowest offset at which every member (all at that offset) avoids every placed buffer
+    whose live range meets its own. Candidates: 0 and the end of each placed buffer."""
+    conflicts = [(start, end, size) for _, size, lo, hi in members
+                 for start, end, p_lo, p_hi in placed if p_lo <= hi and lo <= p_hi]
+    for candidate in sorted({0, *(end for _, end, _ in conflicts)}):
+        if all(candidate + size <= start or candidate >= end for start, end, size in conflicts):
+            return candidate
+    raise AssertionError("unreachable: the end of the highest buffer is always free")
 
 
 def _aligned(size: int) -> int:
@@ -85,23 +160,20 @@ def _aligned(size: int) -> int:
 
 
 def _insert_copies(program: Program) -> None:
-    # Checking names is enough: a ReLU only shares its input's buffer when nothing reads
-    # that input later, which this same check decides.
+    """A call that writes over input 0 (``in_place``, ``clobbers_input``) while that tensor
+    is still read later (or is the network output) gets a copy of it to work on."""
     last_read = last_reads(op.inputs for op in program.ops)
     ops: list[Op] = []
     for index, op in enumerate(program.ops):
-        # An in-place op already working on its own output (a copy inserted by an earlier
-        # plan) has nothing left to preserve.
         source = op.inputs[0] if op.inputs else op.output
         needs_copy = ((op.in_place or op.clobbers_input) and source != op.output
                       and (source == program.output or last_read.get(source, -1) > index))
         if needs_copy:
-            copy_name = op.output if op.in_place else f"{op.layer}/input"
+            copy_name = f"{op.layer}/input"
             info = program.tensors[source]
-            if not op.in_place:
-                program.tensors[copy_name] = TensorInfo(copy_name, info.shape, info.frac)
+            program.tensors[copy_name] = TensorInfo(copy_name, info.shape, info.frac)
             ops.append(Op(layer=op.layer, layer_type="Copy", kind="copy", function="memcpy", inputs=[source],
                           output=copy_name, args={"size": info.size}, formats={"out_frac": info.frac}))
-            op.inputs = [copy_name]
+            op.inputs = [copy_name] + op.inputs[1:]
         ops.append(op)
     program.ops[:] = ops

@@ -19,6 +19,9 @@ from .program import Op, Program, TensorInfo
 
 #: Layers that only rename a buffer (no code, no copy).
 ALIASES = ("Dropout", "Flatten", "Split")
+#: Bytes a function reads beyond the end of its input (Op.reads_past_end):
+#: arm_convolve_HWC_q7_RGB fetches each pixel's 3 channels with one 4-byte read.
+READS_PAST_END = {"arm_convolve_HWC_q7_RGB": 1}
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt") -> Program:
@@ -144,6 +147,7 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         return Op(layer=layer.name, layer_type=layer.type, kind="conv", function=function, inputs=bottoms,
                   output=top, args=args, weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
                   scratch_bytes=2 * 2 * c * site.kernel_h * site.kernel_w,
+                  reads_past_end=READS_PAST_END.get(function, 0),
                   macs=oh * ow * oc * c * site.kernel_h * site.kernel_w, formats=fmt)
     if layer.type == "Pooling":
         method = layer.params.method  # type: ignore[union-attr]
@@ -153,6 +157,7 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",
                   function=function, inputs=bottoms, output=top, args=args,
                   scratch_bytes=2 * oh * c if method == "ave" else 0, clobbers_input=True,
+                  in_place=rules.works_in_place(function, site),
                   macs=oh * ow * c * site.kernel_h * site.kernel_w, formats=fmt)
     if layer.type == "ReLU":
         function = rules.choose("ReLU", site)

@@ -36,6 +36,15 @@ class Op:
     ``args`` are the CMSIS-NN size arguments by their upstream parameter names.
     ``weights``/``bias`` are in the logical layout the simulator uses; ``weight_data``
     is the flattened int8 array exactly as emitted for the chosen function.
+
+    Memory properties the buffer planner (:mod:`cmsisgen.mapper.buffers`) reads; a new
+    kind of op declares them here instead of the planner knowing its function:
+    ``in_place``: the output is written over input 0, from the same first byte (the
+    planner gives both one offset, after copying input 0 when it is read later);
+    ``clobbers_input``: the call destroys input 0 (copied first when read later);
+    ``scratch_bytes``: working memory needed during this call only;
+    ``reads_past_end``: bytes the call reads beyond the end of input 0 (they are
+    reserved after that tensor, never used).
     """
 
     layer: str
@@ -51,6 +60,7 @@ class Op:
     scratch_bytes: int = 0
     in_place: bool = False
     clobbers_input: bool = False
+    reads_past_end: int = 0
     macs: int = 0
     formats: dict[str, int] = field(default_factory=dict)  # in/out/weight/bias fracs, shifts
     input_fp: Optional[InputFixedPoint] = None

@@ -113,6 +113,33 @@ def avepool_window_fits_q15(site: Site) -> bool:
     return site.kernel_w <= 256 and site.kernel_h <= 256
 
 
+def pooling_output_fits_over_input(site: Site) -> bool:
+    """The output may be written over its own input (same first byte) when no output row lands on input bytes still to be read: an output row may only overlap the first input row its window reads, starting at or before it (max pooling copies that row with memmove, average pooling reads it before writing), and no row that a later window reads; always so when padding < stride."""
+    d, o = site.in_h, site.out_h
+    rows = [_pool_window_rows(i, d, site.kernel_h, site.pad_h, site.stride_h) for i in range(o)]
+    # In units of one pixel's channels: output row i is [i*o, (i+1)*o); the y pass reads
+    # the first o columns of input row j, [j*d, j*d + o), after the in-place x pass (which
+    # stays inside the input). Output rows are written in order.
+    for i in range(o):
+        for later in range(i, o):
+            start, stop = rows[later]
+            for j in range(start, stop):
+                if j * d + o <= i * o or (i + 1) * o <= j * d:
+                    continue  # disjoint
+                if later == i and j == start and i * o <= j * d:
+                    continue  # its own first input row, read before (or as) it is overwritten
+                return False
+    return True
+
+
+def _pool_window_rows(i: int, dim_in: int, kernel: int, pad: int, stride: int) -> tuple[int, int]:
+    """Input rows [start, stop) the DSP pooling's y pass reads for output row ``i``."""
+    t = i * stride - pad
+    start = max(t, 0)
+    stop = dim_in if t + kernel >= dim_in else t + kernel
+    return start, max(stop, start + 1)
+
+
 def max_or_average(site: Site) -> bool:
     """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
     return site.method in ("max", "ave")
@@ -187,6 +214,20 @@ ADVISORIES: dict[str, Sequence[Rule]] = {
 }
 
 
+#: Functions whose output may share its input's bytes (same start), when the rule holds;
+#: the buffer planner then places the output over the input (see cmsisgen.mapper.buffers).
+IN_PLACE: dict[str, Rule] = {
+    "arm_maxpool_q7_HWC": pooling_output_fits_over_input,
+    "arm_avepool_q7_HWC": pooling_output_fits_over_input,
+}
+
+
+def works_in_place(function: str, site: Site) -> bool:
+    """True when ``function`` may write its output over its input for this layer (:data:`IN_PLACE`)."""
+    rule = IN_PLACE.get(function)
+    return rule is not None and rule(site)
+
+
 def reason(rule: Rule) -> str:
     """The user-facing sentence of a rule (its docstring, on one line)."""
     return " ".join((rule.__doc__ or rule.__name__).split())
@@ -226,6 +267,8 @@ def supported_operators_markdown() -> str:
             lines.append(f"- `{function}`")
             lines.extend(f"  - {reason(rule)}" for rule in rules)
             lines.extend(f"  - (warning only) {reason(rule)}" for rule in ADVISORIES.get(function, ()))
+            if function in IN_PLACE:
+                lines.append(f"  - (in place) {reason(IN_PLACE[function])}")
         lines.append("")
     lines += ["## Layers without a kernel", "",
               "- Dropout, Flatten and Split are aliases: no code, the buffer is shared.",
