@@ -7,7 +7,9 @@ pools, both inner products, a gray input, branches and a concat):
   tests/test_generated_qemu.py runs it);
 * the host self test built with ``-fsanitize=address,undefined -fno-sanitize-recover=all``
   (firmware/host/Makefile ``SANITIZE=1``) runs every known-answer vector bit-exact with
-  no sanitizer finding.
+  no sanitizer finding;
+* the compile-time buffer checks in nn.c hold: an arena shrunk below the plan no longer
+  compiles.
 
 (nn.c alone under -Werror for the whole catalogue is in tests/test_generated_qemu.py.)
 """
@@ -97,3 +99,23 @@ def test_sanitized_host_run_is_clean(models, tmp_path, name):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     result = parse_output(proc.stdout)
     assert result.total == VECTORS and result.passed == VECTORS, proc.stdout
+
+
+@needs_gcc
+def test_arena_smaller_than_the_plan_does_not_compile(models, tmp_path):
+    """nn.c asserts at compile time that every buffer fits the arena: compiled with the arena
+    size overridden below the plan, it must fail to compile (and compile as generated)."""
+    model = models["branches_concat"]
+    nn_c = (model / "nn.c").read_text()
+    match = re.search(r"(?m)^#define NN_ARENA_BYTES (\d+)", nn_c)
+    assert match, "nn.c defines NN_ARENA_BYTES"
+    arena = int(match.group(1))
+    compile_cmd = ["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fsyntax-only",
+                   "-I", str(model), "-I", str(PORTABLE_INCLUDE)]
+    ok = subprocess.run([*compile_cmd, str(model / "nn.c")], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    shrunk = tmp_path / "nn.c"
+    shrunk.write_text(nn_c.replace(f"#define NN_ARENA_BYTES {arena}", f"#define NN_ARENA_BYTES {arena - 4}", 1))
+    bad = subprocess.run([*compile_cmd, str(shrunk)], capture_output=True, text=True)
+    assert bad.returncode != 0
+    assert "nn_buffer_fits_arena" in bad.stderr, bad.stderr
