@@ -52,7 +52,18 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if kind == "Pooling":
         return [pooling(inputs[0], layer.params)]
     if kind == "ReLU":
-        return [np.maximum(inputs[0], 0).astype(np.float32)]
+        slope = np.float32(layer.params.negative_slope)  # type: ignore[union-attr]
+        x = inputs[0]
+        return [(np.maximum(x, 0) + slope * np.minimum(x, 0)).astype(np.float32) if slope else
+                np.maximum(x, 0).astype(np.float32)]
+    if kind == "Sigmoid":
+        return [(1.0 / (1.0 + np.exp(-inputs[0].astype(np.float64)))).astype(np.float32)]
+    if kind == "TanH":
+        return [np.tanh(inputs[0]).astype(np.float32)]
+    if kind == "PReLU":
+        x = inputs[0]
+        slopes = np.broadcast_to(layer.blobs[0].astype(np.float32).reshape(-1), (x.shape[1],))
+        return [(np.maximum(x, 0) + slopes[None, :, None, None] * np.minimum(x, 0)).astype(np.float32)]
     if kind == "InnerProduct":
         return [inner_product(inputs[0], layer)]
     if kind == "Softmax":
@@ -68,6 +79,10 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [np.concatenate(inputs, axis=1)]
     if kind == "Eltwise":
         return [eltwise(inputs, layer.params)]
+    if kind == "BatchNorm":
+        return [batch_norm(inputs[0], layer)]
+    if kind == "Scale":
+        return [scale(inputs[0], layer)]
     raise CmsisgenError(f"layer '{layer.name}' ({kind}): no float implementation")
 
 
@@ -164,4 +179,33 @@ def eltwise(inputs: list[np.ndarray], p: ir.EltwiseParams) -> np.ndarray:
     else:
         for x in inputs[1:]:
             out = np.maximum(out, x)
+    return out.astype(np.float32)
+
+
+def batch_norm_factors(layer: ir.Layer) -> tuple[np.ndarray, np.ndarray]:
+    """Caffe BatchNorm (stored statistics) as ``y = x * factor + offset`` per channel, float64.
+
+    Caffe divides the stored sums by the scale factor blob (0 -> statistics of 0), then
+    computes ``(x - mean) / sqrt(variance + eps)``.
+    """
+    mean, variance, count = (np.asarray(b, dtype=np.float64) for b in layer.blobs[:3])
+    inv = 0.0 if count.reshape(-1)[0] == 0 else 1.0 / float(count.reshape(-1)[0])
+    factor = 1.0 / np.sqrt(variance * inv + layer.params.eps)  # type: ignore[union-attr]
+    return factor, -mean * inv * factor
+
+
+def batch_norm(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
+    """Caffe's order of float32 operations: subtract the mean, then divide by the deviation."""
+    mean, variance, count = layer.blobs[:3]
+    inv = np.float32(0.0 if count.reshape(-1)[0] == 0 else 1.0 / count.reshape(-1)[0])
+    std = np.sqrt(variance.astype(np.float32) * inv + np.float32(layer.params.eps))  # type: ignore[union-attr]
+    centred = x - (mean.astype(np.float32) * inv)[None, :, None, None]
+    return (centred / std[None, :, None, None]).astype(np.float32)
+
+
+def scale(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
+    """Caffe Scale along channels: ``x * factor (+ bias)``."""
+    out = x * layer.blobs[0].astype(np.float32)[None, :, None, None]
+    if len(layer.blobs) > 1:
+        out = out + layer.blobs[1].astype(np.float32)[None, :, None, None]
     return out.astype(np.float32)

@@ -64,13 +64,35 @@ class EltwiseParams:
 
 
 @dataclass(frozen=True)
+class BatchNormParams:
+    """Caffe BatchNorm with the stored statistics (blobs: mean, variance, scale factor)."""
+
+    eps: float = 1e-5
+
+
+@dataclass(frozen=True)
+class ScaleParams:
+    """Caffe Scale along channels with a learned factor per channel (blobs: factor [, bias])."""
+
+    bias_term: bool = False
+
+
+@dataclass(frozen=True)
+class PReLUParams:
+    """Caffe PReLU: a learned negative slope per channel, or one for all (blob (1,))."""
+
+    channel_shared: bool = False
+
+
+@dataclass(frozen=True)
 class NoParams:
-    """ReLU (negative_slope 0 only), Softmax, Dropout, Flatten, Split."""
+    """ReLU (``negative_slope`` != 0: leaky ReLU), Softmax, Dropout, Flatten, Split."""
 
     negative_slope: float = 0.0
 
 
-LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, EltwiseParams, NoParams]
+LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, EltwiseParams, BatchNormParams,
+                    ScaleParams, PReLUParams, NoParams]
 
 
 @dataclass

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import ir
 from .errors import CmsisgenError
+from .fold import fold_affine
 from .loader import load_net
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
@@ -111,6 +112,7 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                input_shape: Optional[tuple[int, int, int]] = None) -> Model:
     """Load and check everything that does not need images: files, mapper rules, preprocessing."""
     net = load_net(prototxt, weights, input_shape=input_shape)
+    fold_affine(net)
     try:
         check_supported(net, fc_variant)
     except CmsisgenError as exc:

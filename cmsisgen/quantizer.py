@@ -31,9 +31,13 @@ MAX_OUT_RSHIFT = 23
 #: bias << bias_lshift must stay well inside int32 (127 << 23 < 2**30).
 MAX_BIAS_LSHIFT = 23
 #: Layers whose output has exactly the values (or a subset) of their inputs.
-FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat")
+FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat", "PReLU")
+#: arm_nn_activations_direct_q7 layers: input with at most 3 integer bits, output Q0.7.
+TABLE_ACTIVATIONS = ("Sigmoid", "TanH")
+TABLE_INPUT_MAX = 127.0 / 16  # Q3.4: larger inputs saturate where sigmoid/tanh are flat anyway
+TABLE_OUTPUT_FRAC = 7
 #: Layers with weights, whose shifts the quantizer derives.
-WEIGHTED = ("Convolution", "InnerProduct")
+WEIGHTED = ("Convolution", "InnerProduct", "Scale")
 
 
 def frac_bits_for(max_abs: float) -> int:
@@ -87,6 +91,8 @@ class Quantization:
     layers: dict[str, LayerQuant]
     warnings: list[str] = field(default_factory=list)
     eltwise: dict[str, EltwiseQuant] = field(default_factory=dict)
+    #: leaky ReLU / PReLU: int8 negative slope per channel and its fractional bits
+    slopes: dict[str, tuple[np.ndarray, int]] = field(default_factory=dict)
 
 
 def calibrate(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, float]:
@@ -137,6 +143,9 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     for layer in net.layers:
         if layer.type == "Softmax":
             group_frac[groups.find(layer.tops[0])] = SOFTMAX_FRAC
+        if layer.type in TABLE_ACTIVATIONS:
+            _check_table_output_group(net, layer, groups, tensors, ranges)
+            group_frac[groups.find(layer.tops[0])] = TABLE_OUTPUT_FRAC
     bias_frac = {layer.name: _bias_frac_wanted(layer) for layer in net.layers if layer.type in WEIGHTED}
     # Lower output formats until every out_rshift is non-negative; formats only ever
     # decrease, so this reaches a fixed point -- unless a layer's output format is tied
@@ -180,7 +189,61 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
         if warning:
             warnings.append(warning)
     eltwise = {layer.name: quantize_eltwise(layer, tensor_frac) for layer in net.layers if layer.type == "Eltwise"}
-    return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings, eltwise=eltwise)
+    slopes = {layer.name: quantize_slopes(_negative_slopes(net, layer)) for layer in net.layers if _is_leaky(layer)}
+    return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings, eltwise=eltwise, slopes=slopes)
+
+
+def _is_leaky(layer: ir.Layer) -> bool:
+    return layer.type == "PReLU" or (layer.type == "ReLU" and getattr(layer.params, "negative_slope", 0.0) != 0.0)
+
+
+def _negative_slopes(net: ir.Net, layer: ir.Layer) -> np.ndarray:
+    channels = net.shapes[layer.bottoms[0]][0]
+    if layer.type == "PReLU":
+        return np.broadcast_to(layer.blobs[0].reshape(-1), (channels,)).astype(np.float64)
+    return np.full(channels, float(layer.params.negative_slope))  # type: ignore[union-attr]
+
+
+#: Most fractional bits of a negative slope (0.01 needs 13 for 1% precision).
+MAX_SLOPE_FRAC = 23
+
+
+def quantize_slopes(slopes: np.ndarray) -> tuple[np.ndarray, int]:
+    """Negative slopes as int8 ``a * 2**frac``: the most fractional bits that keep the
+    largest slope in int8 (at least 0, at most MAX_SLOPE_FRAC); applied to a negative
+    input x as ``(x * a + NN_ROUND(frac)) >> frac``, in the input's own format."""
+    frac = min(MAX_SLOPE_FRAC, max(0, frac_bits_for(float(np.abs(slopes).max(initial=0.0)))))
+    return quantize_array(slopes, frac), frac
+
+
+def _check_table_output_group(net: ir.Net, layer: ir.Layer, groups: _Groups, tensors: list[str],
+                              ranges: dict[str, float]) -> None:
+    """A Sigmoid/TanH writes Q0.7: refuse when a tensor tied to its output's format (through
+    Concat, pooling, ...) needs values beyond (-2, 2), which Q0.7 would saturate."""
+    root = groups.find(layer.tops[0])
+    own = {lay.tops[0] for lay in net.layers if lay.type in TABLE_ACTIVATIONS}
+    for name in tensors:
+        if name not in own and groups.find(name) == root and frac_bits_for(_relevant_range(net, name, ranges)) < 6:
+            raise CmsisgenError(
+                f"layer '{layer.name}' ({layer.type}): arm_nn_activations_direct_q7 writes Q0.7, but its output "
+                f"shares one format (through {', '.join(FORMAT_PRESERVING)}) with '{name}', whose values reach "
+                f"{ranges.get(name, 0.0):g}")
+
+
+
+
+def _check_table_output_group(net: ir.Net, layer: ir.Layer, groups: _Groups, tensors: list[str],
+                              ranges: dict[str, float]) -> None:
+    """A Sigmoid/TanH writes Q0.7: refuse when a tensor tied to its output's format (through
+    Concat, pooling, ...) needs values beyond (-2, 2), which Q0.7 would saturate."""
+    root = groups.find(layer.tops[0])
+    own = {lay.tops[0] for lay in net.layers if lay.type in TABLE_ACTIVATIONS}
+    for name in tensors:
+        if name not in own and groups.find(name) == root and frac_bits_for(_relevant_range(net, name, ranges)) < 6:
+            raise CmsisgenError(
+                f"layer '{layer.name}' ({layer.type}): arm_nn_activations_direct_q7 writes Q0.7, but its output "
+                f"shares one format (through {', '.join(FORMAT_PRESERVING)}) with '{name}', whose values reach "
+                f"{ranges.get(name, 0.0):g}")
 
 
 def _is_product(layer: ir.Layer) -> bool:
@@ -239,7 +302,9 @@ def _relevant_range(net: ir.Net, name: str, ranges: dict[str, float]) -> float:
     the network never uses.
     """
     readers = net.consumers(name)
-    if readers and all(layer.type == "ReLU" for layer in readers):
+    if readers and all(layer.type in TABLE_ACTIVATIONS for layer in readers):
+        return min(ranges.get(name, 0.0), TABLE_INPUT_MAX)
+    if readers and all(layer.type == "ReLU" and not _is_leaky(layer) for layer in readers):
         return max((ranges.get(top, 0.0) for layer in readers for top in layer.tops), default=0.0)
     return ranges.get(name, 0.0)
 

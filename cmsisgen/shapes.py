@@ -134,6 +134,8 @@ def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
         out = _concat(net, layer, p)
     elif t == "Eltwise" and isinstance(p, ir.EltwiseParams):
         out = _eltwise(net, layer, p)
+    elif t in ("BatchNorm", "Scale", "PReLU", "Sigmoid", "TanH"):
+        out = _one_bottom(net, layer)
     elif t in ("ReLU", "Dropout", "Softmax", "Split"):
         out = _one_bottom(net, layer)
     else:
@@ -166,4 +168,12 @@ def expected_blob_shapes(net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         c, h, w = net.shapes[layer.bottoms[0]]
         shape = (c * h * w, p.num_output) if p.transpose else (p.num_output, c * h * w)
         return [shape, (p.num_output,)] if p.bias_term else [shape]
+    if isinstance(p, ir.PReLUParams):
+        return [(1,)] if p.channel_shared else [(net.shapes[layer.bottoms[0]][0],)]
+    if isinstance(p, ir.BatchNormParams):
+        c = net.shapes[layer.bottoms[0]][0]
+        return [(c,), (c,), (1,)]
+    if isinstance(p, ir.ScaleParams):
+        c = net.shapes[layer.bottoms[0]][0]
+        return [(c,), (c,)] if p.bias_term else [(c,)]
     return []

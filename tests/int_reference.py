@@ -165,6 +165,40 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def table_activation(x: np.ndarray, in_frac: int, kind: str) -> np.ndarray:
+    """arm_nn_activations_direct_q7: x >> (in_frac - 4) is a Q3.4 value v (as int8), the
+    output round(f(v / 16) * 128) saturated, f the logistic function or tanh."""
+    import math
+
+    f = (lambda t: 1.0 / (1.0 + math.exp(-t))) if kind == "Sigmoid" else math.tanh
+    out = np.zeros_like(x)
+    for idx, value in np.ndenumerate(x):
+        v = ((int(value) >> (in_frac - 4)) + 128) % 256 - 128
+        out[idx] = sat8(math.floor(f(v / 16.0) * 128.0 + 0.5))
+    return out
+
+
+def prelu(x: np.ndarray, layer, net) -> np.ndarray:
+    """Negative values times the slope quantized with k fractional bits (k the most that
+    keep max|slope| in int8, 0..23), rounded half up: (x * a + 2^(k-1)) >> k."""
+    import math
+
+    c = x.shape[0]
+    if layer.type == "PReLU":
+        slopes = np.broadcast_to(layer.blobs[0].reshape(-1), (c,))
+    else:
+        slopes = np.full(c, layer.params.negative_slope)
+    top = float(np.abs(slopes).max())
+    k = min(23, max(0, math.floor(math.log2(127.0 / top)))) if top > 0 else 7
+    out = x.copy()
+    for ch in range(c):
+        s = float(slopes[ch]) * 2**k
+        a = sat8(int(math.floor(abs(s) + 0.5)) * (1 if s >= 0 else -1))
+        for idx in zip(*np.nonzero(x[ch] < 0)):
+            out[ch][idx] = sat8((int(x[ch][idx]) * a + nn_round(k)) >> k)
+    return out
+
+
 def coefficient_ints(coeffs) -> tuple[list[int], int]:
     """Eltwise SUM coefficients as c * 2^k: k the most fractional bits keeping max|c| <= 127,
     then reduced while every integer is even (1.0 -> 1 with k = 0)."""
@@ -234,12 +268,20 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             else:
                 k, pad, stride = p.kernel_h, p.pad_h, p.stride_h
             out = pool_dsp(ins[0], k, pad, stride, oh, p.method)
+        elif layer.type in ("Sigmoid", "TanH"):
+            out = table_activation(ins[0], quant.tensor_frac[layer.bottoms[0]], layer.type)
+        elif layer.type == "PReLU" or (layer.type == "ReLU" and p.negative_slope != 0):
+            out = prelu(ins[0], layer, net)
         elif layer.type == "ReLU":
             out = np.maximum(ins[0], 0)
         elif layer.type == "Softmax":
             out = softmax(ins[0].reshape(-1))
         elif layer.type == "Concat":
             out = np.concatenate(ins, axis=0)
+        elif layer.type == "Scale":  # unfolded BatchNorm/Scale: a 1x1 depthwise convolution
+            lq = quant.layers[layer.name]
+            out = np.stack([conv(ins[0][ch:ch + 1], lq.weights[ch].reshape(1, 1, 1, 1), lq.bias[ch:ch + 1], (1, 1),
+                                 (0, 0), (oh, ow), lq.bias_lshift, lq.out_rshift)[0] for ch in range(oc)])
         elif layer.type == "Eltwise":
             out = eltwise(ins, [quant.tensor_frac[b] for b in layer.bottoms], quant.tensor_frac[top],
                           p.operation, p.coeffs)

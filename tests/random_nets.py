@@ -39,7 +39,8 @@ ALL_FUNCTIONS = frozenset({
     "arm_maxpool_q7_HWC", "arm_avepool_q7_HWC", "arm_relu_q7",
     "arm_fully_connected_q7_opt", "arm_fully_connected_q7", "arm_softmax_q7",
     "nn_concat_channels_q7", "memcpy",
-    "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7",
+    "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7", "nn_scale_q7",
+    "nn_prelu_q7", "arm_nn_activations_direct_q7",
 })
 
 
@@ -59,6 +60,10 @@ def _spec(name, layers, shape, functions, about, **kw) -> NetSpec:
     return NetSpec(name=name, layers=layers, input_shape=shape, functions=frozenset(functions),
                    about=about, **kw)
 
+
+#: BatchNorm blobs for 8 channels (mean, variance, moving-average count 4) and Scale blobs.
+BN8 = [np.linspace(-0.4, 0.4, 8) * 4, np.linspace(0.05, 0.5, 8) * 4, np.array([4.0])]
+SCALE8 = [np.linspace(1.5, -0.5, 8), np.linspace(-0.2, 0.3, 8)]
 
 CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     _spec("rgb_ceilpool_fcplain", [
@@ -201,6 +206,69 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("prob", "Softmax"),
     ], (3, 9, 9), {"nn_eltwise_sum_q7", "arm_convolve_HWC_q7_fast"},
         "residual blocks (Eltwise SUM of differently scaled branches, with coefficients)"),
+    _spec("batchnorm_scale", [
+        # BatchNorm + Scale folded into the conv before them; BatchNorm + Scale after a pool
+        # (standalone nn_scale_q7, the two merged); a BatchNorm whose input a branch also reads
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1, bias_term=False),
+        L("bn1", "BatchNorm", inplace=True, weights=BN8),
+        L("scale1", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("bn2", "BatchNorm", inplace=True, weights=BN8),
+        L("scale2", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("bn3", "BatchNorm", "conv2", "bn3", weights=BN8),
+        L("bn4", "BatchNorm", "bn3", "bn4", weights=BN8),
+        L("add", "Eltwise", ["bn3", "bn4"], "add"),
+        L("ip1", "InnerProduct", num_output=6),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {"nn_scale_q7", "nn_eltwise_sum_q7", "memcpy"},
+        "BatchNorm/Scale folded into convs, standalone after a pool and on a shared tensor"),
+    _spec("lenet_gray", [
+        # LeNet on MNIST-sized gray input: 1-channel conv (basic), pools, two inner products
+        # with a ReLU between them
+        L("conv1", "Convolution", num_output=20, kernel_size=5),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("conv2", "Convolution", num_output=50, kernel_size=5),
+        L("pool2", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=100),
+        L("relu1", "ReLU", inplace=True),
+        L("ip2", "InnerProduct", num_output=10),
+        L("prob", "Softmax"),
+    ], (1, 28, 28), {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC",
+                     "arm_fully_connected_q7_opt", "arm_relu_q7", "arm_softmax_q7"},
+        "LeNet: 1-channel 28x28 input, 5x5 convs 20/50, max pools, IP 100 -> ReLU -> IP 10"),
+    _spec("prelu_leaky", [
+        # leaky ReLU on a tensor another branch reads (copy), per-channel and shared PReLU,
+        # PReLU between inner products
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("leaky", "ReLU", "conv1", "leaky", negative_slope=0.01),
+        L("conv2", "Convolution", "leaky", "conv2", num_output=4, kernel_size=3, stride=2),
+        L("prelu", "PReLU", inplace=True, weights=[np.array([0.25, -0.5, 0.05, 1.5])]),
+        L("conv3", "Convolution", "conv1", "conv3", num_output=4, kernel_size=3, stride=2),
+        L("prelu_s", "PReLU", inplace=True, channel_shared=True, weights=[np.array([0.125])]),
+        L("cat", "Concat", ["conv2", "conv3"], "cat"),
+        L("ip1", "InnerProduct", num_output=12),
+        L("prelu_ip", "PReLU", inplace=True, weights=[np.linspace(-0.3, 0.6, 12)]),
+        L("ip2", "InnerProduct", num_output=5),
+    ], (3, 9, 9), {"nn_prelu_q7", "memcpy", "nn_concat_channels_q7"},
+        "leaky ReLU and PReLU (per channel, shared, after an inner product)"),
+    _spec("sigmoid_tanh", [
+        # Sigmoid / TanH by table look-up on conv outputs (capped to Q3.4) and on tensors
+        # already in Q0.7 (tanh of tanh), after an inner product, as the network output
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("sig1", "Sigmoid", inplace=True),
+        L("conv2", "Convolution", num_output=6, kernel_size=3, stride=2),
+        L("tanh2", "TanH", "conv2", "tanh2"),
+        L("conv3", "Convolution", "conv2", "conv3", num_output=6, kernel_size=1),
+        L("tanh3", "TanH", "tanh2", "tanh3"),
+        L("cat", "Concat", ["tanh3", "conv3"], "cat"),
+        L("ip1", "InnerProduct", num_output=10),
+        L("tanh_ip", "TanH", inplace=True),
+        L("ip2", "InnerProduct", num_output=4),
+        L("sig_out", "Sigmoid", inplace=True),
+    ], (3, 9, 9), {"arm_nn_activations_direct_q7", "memcpy"},
+        "Sigmoid and TanH (arm_nn_activations_direct_q7) in place, with copies, after IPs, as output"),
     _spec("eltwise_prod_max", [
         # PROD of two branches, MAX of three tensors in three formats, gray input
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

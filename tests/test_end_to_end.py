@@ -26,6 +26,10 @@ def L(*args, **kwargs):
     return layer(*args, **kwargs)
 
 
+#: BatchNorm blobs for 4 channels (mean, variance, moving-average count 2) and Scale blobs.
+BN4 = [np.array([0.2, -0.1, 0.05, 0.3]) * 2, np.array([0.04, 0.09, 0.01, 0.25]) * 2, np.array([2.0])]
+SCALE4 = [np.array([1.5, 0.5, -0.8, 1.0]), np.array([0.1, -0.2, 0.0, 0.3])]
+
 # name -> (layers, input shape, compile options, functions the program must use)
 NETS = {
     # RGB conv with stride and padding on an odd size, ceil-mode max pool remainder, opt FC, softmax
@@ -146,6 +150,54 @@ NETS = {
         L("max", "Eltwise", ["sum", "prod"], "max", operation="MAX"),
         L("ip1", "InnerProduct", num_output=5),
     ], (3, 6, 6), {}, {"nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7"}),
+    # BatchNorm + Scale folded into the conv before them (in place, as Caffe nets write them),
+    # a BatchNorm alone folded into a bias-less conv, a BatchNorm + Scale after a pooling
+    # layer (standalone nn_scale_q7, BN and Scale merged) and one on a tensor a branch also
+    # reads (standalone, its input kept by a copy)
+    "batchnorm": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("bn1", "BatchNorm", inplace=True, weights=BN4),
+        L("scale1", "Scale", inplace=True, bias_term=True, weights=SCALE4),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("bn2", "BatchNorm", inplace=True, weights=BN4),
+        L("scale2", "Scale", inplace=True, weights=SCALE4[:1]),
+        L("conv2", "Convolution", num_output=4, kernel_size=3, pad=1, bias_term=False),
+        L("bn3", "BatchNorm", "conv2", "bn3", weights=BN4),
+        L("bn4", "BatchNorm", "bn3", "bn4", weights=BN4),
+        L("conv3", "Convolution", "bn3", "conv3", num_output=4, kernel_size=1),
+        L("add", "Eltwise", ["bn4", "conv3"], "add"),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 8, 8), {}, {"nn_scale_q7", "memcpy"}),
+    # LeNet: 1-channel 28x28 input, two convs and pools, IP -> ReLU -> IP -> softmax
+    "lenet": (CATALOGUE["lenet_gray"].layers, (1, 28, 28), {}, {"arm_convolve_HWC_q7_basic",
+                                                                "arm_fully_connected_q7_opt"}),
+    # leaky ReLU (in place, on a tensor a branch reads too: a copy), PReLU per channel and shared
+    "prelu": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("leaky", "ReLU", "conv1", "leaky", negative_slope=0.1),
+        L("conv2", "Convolution", "leaky", "conv2", num_output=4, kernel_size=3, stride=2),
+        L("prelu", "PReLU", inplace=True, weights=[np.array([0.25, -0.5, 0.01, 1.5])]),
+        L("conv3", "Convolution", "conv1", "conv3", num_output=4, kernel_size=3, stride=2),
+        L("leaky2", "ReLU", inplace=True, negative_slope=0.2),
+        L("cat", "Concat", ["conv2", "conv3"], "cat"),
+        L("ip1", "InnerProduct", num_output=6),
+        L("prelu2", "PReLU", inplace=True, channel_shared=True, weights=[np.array([0.3])]),
+        L("ip2", "InnerProduct", num_output=4),
+    ], (3, 7, 7), {}, {"nn_prelu_q7"}),
+    # Sigmoid and TanH (arm_nn_activations_direct_q7): in place, on a conv output capped to
+    # Q3.4, on a small-range tensor (fewer integer bits), with a copy for a second reader
+    "sigmoid_tanh": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("sig1", "Sigmoid", inplace=True),
+        L("conv2", "Convolution", num_output=4, kernel_size=3, stride=2),
+        L("tanh2", "TanH", "conv2", "tanh2"),
+        L("conv3", "Convolution", "conv2", "conv3", num_output=4, kernel_size=1),
+        L("tanh3", "TanH", "tanh2", "tanh3"),
+        L("add", "Eltwise", ["tanh3", "conv3"], "add"),
+        L("ip1", "InnerProduct", num_output=6),
+        L("sig_out", "Sigmoid", inplace=True),
+    ], (3, 7, 7), {}, {"arm_nn_activations_direct_q7"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

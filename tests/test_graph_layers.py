@@ -6,6 +6,9 @@ gcc, QEMU) is in test_end_to_end.py and test_generated_qemu.py.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -129,3 +132,220 @@ def test_generated_kernel_models():
     assert gk.eltwise_sum_q7([a, b], [1, -1], [0, 0], 0).tolist() == [[0, 0, 8, -7, 2]]
     assert gk.eltwise_max_q7([a, b], [0, 1], 1).tolist() == [[127, -64, 3, 2, 2]]
     assert gk.eltwise_prod_q7(a, b, 7).tolist() == [[126, 127, 0, 0, 0]]
+
+
+# --------------------------------------------------------------------------- BatchNorm / Scale
+
+
+BN3 = [np.array([0.5, -1.0, 2.0]) * 3, np.array([0.25, 4.0, 1.0]) * 3, np.array([3.0])]
+SCALE3 = [np.array([2.0, -0.5, 1.0]), np.array([0.1, 0.2, -0.3])]
+
+
+def test_batchnorm_and_scale_float_semantics(tmp_path):
+    layers = [L("bn", "BatchNorm", "data", "bn", weights=BN3, eps=0.01),
+              L("sc", "Scale", "bn", "sc", bias_term=True, weights=SCALE3),
+              L("sc2", "Scale", "sc", "sc2", weights=SCALE3[:1])]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 2, 2))
+    net = load_net(proto, weights)
+    assert net.layers[0].params == ir.BatchNormParams(eps=pytest.approx(0.01))
+    x = np.random.default_rng(1).standard_normal((2, 3, 2, 2)).astype(np.float32)
+    v = forward(net, x)
+    mean = np.array([0.5, -1.0, 2.0])[None, :, None, None]
+    var = np.array([0.25, 4.0, 1.0])[None, :, None, None]
+    bn = (x - mean) / np.sqrt(var + 0.01)
+    assert np.allclose(v["bn"], bn, rtol=1e-5, atol=1e-6)
+    gamma, beta = (a[None, :, None, None] for a in SCALE3)
+    assert np.allclose(v["sc"], bn * gamma + beta, rtol=1e-5, atol=1e-6)
+    assert np.allclose(v["sc2"], (bn * gamma + beta) * gamma, rtol=1e-5, atol=1e-6)
+
+
+def _fold_net(tmp_path, layers, shape=(3, 5, 5)):
+    from cmsisgen.fold import fold_affine
+
+    proto, weights = write_model(tmp_path, layers, input_shape=shape)
+    x = np.random.default_rng(2).standard_normal((2, *shape)).astype(np.float32)
+    before = forward(load_net(proto, weights), x)
+    net = load_net(proto, weights)
+    notes = fold_affine(net)
+    return net, notes, before, forward(net, x)
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_fold_into_conv_and_inner_product(tmp_path, transpose):
+    layers = [L("conv", "Convolution", num_output=3, kernel_size=3, bias_term=False),
+              L("bn", "BatchNorm", inplace=True, weights=BN3),
+              L("scale", "Scale", inplace=True, bias_term=True, weights=SCALE3),
+              L("relu", "ReLU", inplace=True),
+              L("ip", "InnerProduct", num_output=3, transpose=transpose),
+              L("bn_ip", "BatchNorm", inplace=True, weights=BN3)]
+    net, notes, before, after = _fold_net(tmp_path, layers)
+    assert notes == ["bn folded into conv", "scale folded into conv", "bn_ip folded into ip"]
+    assert [lay.type for lay in net.layers] == ["Convolution", "ReLU", "InnerProduct"]
+    assert net.layers[0].params.bias_term and net.layers[0].tops == ["conv@2"]
+    assert "conv" not in net.shapes and "conv@1" not in net.shapes
+    assert net.outputs == ["ip@1"] and net.layers[2].tops == ["ip@1"]
+    assert np.allclose(after["ip@1"], before["ip@1"], rtol=1e-4, atol=1e-5)
+    assert np.allclose(after["conv@3"], before["conv@3"], rtol=1e-4, atol=1e-5)
+
+
+def test_standalone_affine_when_the_input_has_other_readers(tmp_path):
+    layers = [L("conv", "Convolution", num_output=3, kernel_size=3),
+              L("bn", "BatchNorm", "conv", "bn", weights=BN3),
+              L("scale", "Scale", "bn", "scale", bias_term=True, weights=SCALE3),
+              L("pool", "Pooling", "conv", "pool", pool="MAX", kernel_size=3, stride=1, pad=1),
+              L("bn2", "BatchNorm", "pool", "bn2", weights=BN3),
+              L("cat", "Concat", ["scale", "bn2"], "cat")]
+    net, notes, before, after = _fold_net(tmp_path, layers)
+    # bn (input read by the pool too) stays, and absorbs its Scale; bn2 follows a pooling layer
+    assert notes == ["scale folded into bn"]
+    assert [(lay.name, lay.type) for lay in net.layers] == [
+        ("conv", "Convolution"), ("bn", "Scale"), ("pool", "Pooling"), ("bn2", "Scale"), ("cat", "Concat")]
+    assert net.layers[1].tops == ["scale"]
+    assert np.allclose(after["cat"], before["cat"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"use_global_stats": False}, "layer 'bn' (BatchNorm): use_global_stats: false normalises with each batch's "
+                                  "own statistics; only the stored statistics can be deployed"),
+])
+def test_batchnorm_errors(tmp_path, extra, message):
+    from caffe_models import build_net, write_prototxt
+    proto = write_prototxt(tmp_path / "b.prototxt",
+                           build_net([L("bn", "BatchNorm", "data", "bn", **extra)], (1, 3, 3)))
+    with pytest.raises(CmsisgenError) as e:
+        load_net(proto)
+    assert str(e.value) == f"{proto}: {message}"
+
+
+def test_scale_with_two_inputs_refused(tmp_path):
+    from caffe_models import build_net, write_prototxt
+    layers = [L("a", "Convolution", num_output=1, kernel_size=1),
+              L("s", "Scale", ["data", "a"], "s", axis=0)]
+    proto = write_prototxt(tmp_path / "s.prototxt", build_net(layers, (1, 3, 3)))
+    with pytest.raises(CmsisgenError) as e:
+        load_net(proto)
+    assert str(e.value) == (f"{proto}: layer 's' (Scale): a Scale with its factors in a second input is not "
+                            "supported (only learned factors)")
+
+
+def test_scale_kernel_model():
+    x = np.array([[[[10, -20], [127, -128]]]], dtype=np.int8)  # N=1, H=1, W=2, C=2
+    mult = np.array([64, -3], dtype=np.int8)
+    bias = np.array([1, -2], dtype=np.int8)
+    # ((bias << 2) + 32 + x * mult) >> 6, per channel
+    got = gk.scale_q7(x, mult, bias, 2, 6)
+    assert got.tolist() == [[[[10, 1], [127, 6]]]]
+
+
+# --------------------------------------------------------------------------- PReLU / leaky ReLU
+
+
+@pytest.mark.parametrize("slopes, ints, frac", [
+    ([0.1], [102], 10), ([0.01, 0.02], [41, 82], 12),
+    ([0.25, -0.5], [32, -64], 7), ([0.0], [0], 7), ([300.0], [127], 0),
+])
+def test_quantize_slopes(slopes, ints, frac):
+    from cmsisgen.quantizer import quantize_slopes
+
+    got, got_frac = quantize_slopes(np.array(slopes))
+    assert got_frac == frac and got.tolist() == [min(127, v) for v in ints]
+
+
+def test_prelu_kernel_model():
+    x = np.array([[[[-100, 50, -1, -128]]]], dtype=np.int8)  # one pixel, 4 channels
+    slopes = np.array([64, 64, 64, -128], dtype=np.int8)  # 0.5, 0.5, 0.5, -1.0 with 7 bits
+    # (x * a + 64) >> 7 for negative x: -50, kept 50, (-64 + 64) >> 7 = 0, 128 -> saturated 127
+    assert gk.prelu_q7(x, slopes, 7).tolist() == [[[[-50, 50, 0, 127]]]]
+
+
+def test_prelu_float_and_formats(tmp_path):
+    layers = [L("conv", "Convolution", num_output=2, kernel_size=1),
+              L("prelu", "PReLU", inplace=True, weights=[np.array([0.5, -2.0])])]
+    proto, weights = write_model(tmp_path, layers, input_shape=(1, 2, 2))
+    net = load_net(proto, weights)
+    x = np.random.default_rng(3).standard_normal((1, 1, 2, 2)).astype(np.float32)
+    v = forward(net, x)
+    conv, out = v["conv"], v["conv@1"]
+    slope = np.array([0.5, -2.0])[None, :, None, None]
+    assert np.allclose(out, np.where(conv > 0, conv, conv * slope))
+    q = quantize(net, {"data": 1.0, "conv": 3.0, "conv@1": 5.0})
+    assert q.tensor_frac["conv"] == q.tensor_frac["conv@1"] == 4  # one format: the leaky side counts
+    assert q.slopes["prelu"][1] == 5 and q.slopes["prelu"][0].tolist() == [16, -64]
+
+
+# --------------------------------------------------------------------------- Sigmoid / TanH
+
+ACTIVATIONS_C = Path(__file__).resolve().parent.parent / "firmware" / "cmsis_nn_portable" / "Source" / \
+    "arm_nn_activations_q7.c"
+
+
+def _c_tables(text: str, names) -> dict:
+    import re
+
+    tables = {}
+    for name in names:
+        body = re.search(r"q7_t %s\[256\] = \{(.*?)\};" % name, text, re.S).group(1)
+        values = [int(v, 0) for v in re.findall(r"-?0x[0-9a-fA-F]+|-?\d+", body)]
+        tables[name] = np.array(values, dtype=np.int64).astype(np.uint8).view(np.int8)
+    return tables
+
+
+def test_portable_activation_tables_are_the_formula():
+    from cmsisgen.simulator.activations import activation_table_q7
+
+    tables = _c_tables(ACTIVATIONS_C.read_text(), ["pnn_sigmoid_table_q7", "pnn_tanh_table_q7"])
+    assert np.array_equal(tables["pnn_sigmoid_table_q7"], activation_table_q7("sigmoid"))
+    assert np.array_equal(tables["pnn_tanh_table_q7"], activation_table_q7("tanh"))
+    # the generator reproduces the committed file
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen", ACTIVATIONS_C.parents[3] / "scripts" /
+                                                  "gen_activation_tables.py")
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.render() == ACTIVATIONS_C.read_text()
+
+
+@pytest.mark.skipif(not os.environ.get("CMSIS_NN_PATH"), reason="opt-in: set CMSIS_NN_PATH to upstream CMSIS/NN")
+def test_activation_tables_equal_upstream():
+    from cmsisgen.simulator.activations import activation_table_q7
+
+    text = (Path(os.environ["CMSIS_NN_PATH"]) / "Source" / "NNSupportFunctions" / "arm_nntables.c").read_text()
+    tables = _c_tables(text, ["sigmoidTable_q7", "tanhTable_q7"])
+    assert np.array_equal(tables["sigmoidTable_q7"], activation_table_q7("sigmoid"))
+    assert np.array_equal(tables["tanhTable_q7"], activation_table_q7("tanh"))
+
+
+def test_activations_direct_model():
+    from cmsisgen.simulator.activations import activations_direct_q7
+
+    x = np.array([0, 16, -16, 127, -128, 1], dtype=np.int8)
+    # Q3.4 (int_width 3): 1.0 -> sigmoid 0.731 -> 94; -1.0 -> 34; 7.94 -> 127; -8 -> 0
+    assert activations_direct_q7(x, 3, "sigmoid").tolist() == [64, 94, 34, 127, 0, 66]
+    # Q0.7 (int_width 0): shift 3, 16 -> index 2 (0.125): tanh 0.124 -> 16
+    assert activations_direct_q7(x, 0, "tanh").tolist() == [0, 16, -16, 94, -97, 0]
+    # int_width -1 (Q-1.8) wraps to a shift of 4 as in upstream's uint16_t arithmetic
+    assert activations_direct_q7(x, -1, "tanh").tolist() == activations_direct_q7(x >> 1, 0, "tanh").tolist()
+
+
+def test_sigmoid_formats(tmp_path):
+    layers = [L("conv", "Convolution", num_output=2, kernel_size=1),
+              L("sig", "Sigmoid", inplace=True)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(1, 2, 2))
+    net = load_net(proto, weights)
+    q = quantize(net, {"data": 1.0, "conv": 30.0, "conv@1": 0.99})
+    assert q.tensor_frac["conv"] == 4 and q.tensor_frac["conv@1"] == 7  # Q3.4 in (30 saturates), Q0.7 out
+
+
+def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
+    layers = [L("conv", "Convolution", num_output=2, kernel_size=1),
+              L("sig", "Sigmoid", "conv", "sig"),
+              L("conv2", "Convolution", "data", "conv2", num_output=2, kernel_size=1),
+              L("cat", "Concat", ["sig", "conv2"], "cat")]
+    proto, weights = write_model(tmp_path, layers, input_shape=(1, 2, 2))
+    net = load_net(proto, weights)
+    with pytest.raises(CmsisgenError) as e:
+        quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
+    assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
+                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU) "
+                            "with 'conv2', whose values reach 20")

@@ -323,17 +323,16 @@ def test_unsupported_layer_message(tmp_path, monkeypatch):
 def test_unsupported_v1_layer_message(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
-            'layers { name: "sig" type: SIGMOID bottom: "data" top: "sig" }\n')
+            'layers { name: "abs" type: ABSVAL bottom: "data" top: "abs" }\n')
     Path("v1.prototxt").write_text(text)
-    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'sig' \(Sigmoid\): not supported"):
+    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'abs' \(AbsVal\): not supported"):
         load_net("v1.prototxt")
 
 
-def test_leaky_relu_rejected(tmp_path):
-    layers = [layer("relu1", "ReLU", inplace=True, negative_slope=0.1)]
+def test_leaky_relu_keeps_its_slope(tmp_path):
+    layers = [layer("relu1", "ReLU", inplace=True, negative_slope=0.25)]
     p = write_prototxt(tmp_path / "m.prototxt", build_net(layers))
-    with pytest.raises(CmsisgenError, match=r"layer 'relu1' \(ReLU\): leaky ReLU \(negative_slope 0.1\)"):
-        load_net(p)
+    assert load_net(p).layers[0].params == ir.NoParams(negative_slope=0.25)
 
 
 def test_syntax_error_one_line(tmp_path, monkeypatch):

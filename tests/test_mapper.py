@@ -262,11 +262,11 @@ def test_concat_on_other_axes_is_refused(tmp_path):
                                     "supported (only channels, axis 1)")
 
 
-def test_leaky_relu_is_refused(tmp_path):
-    with pytest.raises(CmsisgenError) as info:
-        compile_layers(tmp_path, [layer("r", "ReLU", negative_slope=0.1)])
-    assert str(info.value).endswith("model.prototxt: layer 'r' (ReLU): leaky ReLU (negative_slope 0.1) is not "
-                                    "supported (CMSIS-NN q7 ReLU has slope 0 only)")
+def test_leaky_relu_runs_the_generated_prelu_kernel(tmp_path):
+    compiled = compile_layers(tmp_path, [layer("r", "ReLU", negative_slope=0.1)])
+    op = compiled.program.ops[-1]
+    assert (op.kind, op.function, op.in_place) == ("prelu", "nn_prelu_q7", True)
+    assert op.args["slope_shift"] == 10 and set(op.weights.tolist()) == {102}  # 0.1 = 102 / 2^10
 
 
 def test_flatten_may_only_feed_an_inner_product(tmp_path):

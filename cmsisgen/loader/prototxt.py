@@ -19,7 +19,8 @@ from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
 SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
-             "Flatten", "Concat", "Split", "Eltwise"}
+             "Flatten", "Concat", "Split", "Eltwise", "BatchNorm", "Scale",
+             "PReLU", "Sigmoid", "TanH"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
 
@@ -230,6 +231,20 @@ def _params(layer: Any, type_: str, err) -> ir.LayerParams:
         cp = layer.concat_param
         axis = cp.axis if cp.HasField("axis") else cp.concat_dim
         return ir.ConcatParams(axis=axis + 4 if axis < 0 else axis)
+    if type_ == "BatchNorm":
+        bp = layer.batch_norm_param
+        if bp.HasField("use_global_stats") and not bp.use_global_stats:
+            raise err("use_global_stats: false normalises with each batch's own statistics; "
+                      "only the stored statistics can be deployed")
+        return ir.BatchNormParams(eps=float(bp.eps))
+    if type_ == "Scale":
+        sp = layer.scale_param
+        if len(layer.bottom) != 1:
+            raise err("a Scale with its factors in a second input is not supported (only learned factors)")
+        if sp.axis not in (1, -3) or sp.num_axes != 1:
+            raise err(f"Scale is supported along channels only (axis 1, num_axes 1; got axis {sp.axis}, "
+                      f"num_axes {sp.num_axes})")
+        return ir.ScaleParams(bias_term=sp.bias_term)
     if type_ == "Eltwise":
         ep = layer.eltwise_param
         operation = {0: "prod", 1: "sum", 2: "max"}[ep.operation]
@@ -238,11 +253,9 @@ def _params(layer: Any, type_: str, err) -> ir.LayerParams:
             raise err("Eltwise takes coefficients only for SUM (Caffe refuses them otherwise)")
         return ir.EltwiseParams(operation=operation, coeffs=coeffs)
     if type_ == "ReLU":
-        slope = layer.relu_param.negative_slope
-        if slope != 0:
-            raise err(f"leaky ReLU (negative_slope {slope:g}) is not supported "
-                      "(CMSIS-NN q7 ReLU has slope 0 only)")
-        return ir.NoParams()
+        return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
+    if type_ == "PReLU":
+        return ir.PReLUParams(channel_shared=layer.prelu_param.channel_shared)
     if type_ == "Softmax" and layer.softmax_param.axis not in (1, -3):
         raise err(f"softmax axis {layer.softmax_param.axis} is not supported (only 1)")
     if type_ == "Flatten" and hasattr(layer, "flatten_param"):

@@ -98,6 +98,8 @@ def _rule_key(layer: ir.Layer, fc_variant: str) -> Optional[str]:
         return f"Pooling/{layer.params.method}" if layer.params.method in ("max", "ave") else "Pooling/max"  # type: ignore[union-attr]
     if layer.type == "InnerProduct":
         return "InnerProduct" if fc_variant == "opt" else "InnerProduct/plain"
+    if layer.type == "Eltwise":
+        return f"Eltwise/{layer.params.operation}"  # type: ignore[union-attr]
     return layer.type if layer.type in rules.FUNCTIONS else None
 
 
@@ -159,6 +161,13 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
                   scratch_bytes=2 * oh * c if method == "ave" else 0, clobbers_input=True,
                   in_place=rules.works_in_place(function, site),
                   macs=oh * ow * c * site.kernel_h * site.kernel_w, formats=fmt)
+    if layer.type == "PReLU" or (layer.type == "ReLU" and site.negative_slope != 0.0):
+        function = rules.choose(layer.type, site)
+        slopes, slope_frac = quant.slopes[layer.name]
+        fmt.update(slope_frac=slope_frac)
+        return Op(layer=layer.name, layer_type=layer.type, kind="prelu", function=function, inputs=bottoms,
+                  output=top, args={"channels": c, "pixels": h * w, "slope_shift": slope_frac}, weights=slopes,
+                  weight_data=slopes, in_place=True, macs=c * h * w, formats=fmt)
     if layer.type == "ReLU":
         function = rules.choose("ReLU", site)
         return Op(layer=layer.name, layer_type=layer.type, kind="relu", function=function, inputs=bottoms,
@@ -189,6 +198,25 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         args = {"pixels": h * w, "ch_out": oc, **{f"ch_in{i}": ch for i, ch in enumerate(channels)}}
         return Op(layer=layer.name, layer_type=layer.type, kind="concat", function="nn_concat_channels_q7",
                   inputs=bottoms, output=top, args=args, formats=fmt)
+    if layer.type in ("Sigmoid", "TanH"):
+        function = rules.choose(layer.type, site)
+        if fmt["in_frac"] < 4 or fmt["out_frac"] != 7:
+            raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {function} needs its input with at most "
+                                f"3 integer bits and writes Q0.7; the formats are Q{7 - fmt['in_frac']}.{fmt['in_frac']} "
+                                f"and Q{7 - fmt['out_frac']}.{fmt['out_frac']}")
+        return Op(layer=layer.name, layer_type=layer.type, kind="activation", function=function, inputs=bottoms,
+                  output=top, args={"size": c * h * w, "int_width": 7 - fmt["in_frac"],
+                                    "type": 0 if layer.type == "Sigmoid" else 1},
+                  in_place=True, macs=c * h * w, formats=fmt)
+    if layer.type == "Scale":  # a BatchNorm/Scale that fold.fold_affine could not fold
+        function = rules.choose("Scale", site)
+        lq = quant.layers[layer.name]
+        args = {"channels": c, "pixels": h * w, "bias_shift": lq.bias_lshift, "out_shift": lq.out_rshift}
+        fmt.update(weight_frac=lq.weight_frac, bias_frac=lq.bias_frac, bias_lshift=lq.bias_lshift,
+                   out_rshift=lq.out_rshift)
+        return Op(layer=layer.name, layer_type=layer.type, kind="scale", function=function, inputs=bottoms,
+                  output=top, args=args, weights=lq.weights, bias=lq.bias, weight_data=lq.weights.reshape(-1),
+                  in_place=True, macs=c * h * w, formats=fmt)
     if layer.type == "Eltwise":
         operation = layer.params.operation  # type: ignore[union-attr]
         function = rules.choose(f"Eltwise/{operation}", site)

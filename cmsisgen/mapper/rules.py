@@ -180,6 +180,21 @@ def eltwise_max_any_inputs(site: Site) -> bool:
     return site.inputs >= 2
 
 
+def per_channel_affine(site: Site) -> bool:
+    """nn_scale_q7 (generated with the network) multiplies each channel by its q7 factor and adds its bias, with the convolutions' shifts: a BatchNorm/Scale that cannot be folded into the convolution or inner product before it runs standalone on any shape."""
+    return site.in_ch >= 1
+
+
+def negative_slopes_in_q7(site: Site) -> bool:
+    """nn_prelu_q7 (generated with the network) keeps non-negative values and multiplies negative ones by a per-channel int8 slope with up to 23 fractional bits: leaky ReLU and PReLU, output in the input's format."""
+    return site.in_ch >= 1
+
+
+def table_activation_formats(site: Site) -> bool:
+    """arm_nn_activations_direct_q7 looks the input up in a 256-entry table over [-8, 8) and writes Q0.7, in place: the input gets at most 3 integer bits (larger values saturate where sigmoid and tanh are flat) and the output is Q0.7 (refused when a Concat or pooling ties it to wider values)."""
+    return site.in_ch >= 1
+
+
 #: Candidate functions per layer type, in order of preference, with the rules each needs.
 FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Convolution": (
@@ -199,10 +214,14 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
                                             pooling_padding_below_stride, pooling_windows_start_inside,
                                             pooling_output_within_input, avepool_window_fits_q15)),),
-    "ReLU": (("arm_relu_q7", (plain_relu,)),),
+    "ReLU": (("arm_relu_q7", (plain_relu,)), ("nn_prelu_q7", (negative_slopes_in_q7,))),
+    "PReLU": (("nn_prelu_q7", (negative_slopes_in_q7,)),),
+    "Sigmoid": (("arm_nn_activations_direct_q7", (table_activation_formats,)),),
+    "TanH": (("arm_nn_activations_direct_q7", (table_activation_formats,)),),
     "InnerProduct": (("arm_fully_connected_q7_opt", (sizes_fit_uint16,)),),
     "InnerProduct/plain": (("arm_fully_connected_q7", (sizes_fit_uint16,)),),
     "Softmax": (("arm_softmax_q7", (vector_input, softmax_length)),),
+    "Scale": (("nn_scale_q7", (per_channel_affine,)),),
     "Eltwise/sum": (("nn_eltwise_sum_q7", (eltwise_sum_any_inputs,)),),
     "Eltwise/prod": (("nn_eltwise_prod_q7", (two_inputs,)),),
     "Eltwise/max": (("nn_eltwise_max_q7", (eltwise_max_any_inputs,)),),

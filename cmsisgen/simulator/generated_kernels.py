@@ -40,3 +40,18 @@ def eltwise_max_q7(inputs: Sequence[np.ndarray], lshifts: Sequence[int], out_rsh
 def eltwise_prod_q7(a: np.ndarray, b: np.ndarray, out_rshift: int) -> np.ndarray:
     """``nn_eltwise_prod_q7``: ``sat8((a * b + NN_ROUND(r)) >> r)``."""
     return _round_shift(a.astype(np.int64) * b.astype(np.int64), out_rshift)
+
+
+def scale_q7(x: np.ndarray, mult: np.ndarray, bias: np.ndarray, bias_shift: int, out_shift: int) -> np.ndarray:
+    """``nn_scale_q7`` on NHWC ``x``: per channel c,
+    ``sat8(((bias[c] << bias_shift) + NN_ROUND(out_shift) + x * mult[c]) >> out_shift)``."""
+    acc = (bias.astype(np.int64) << bias_shift) + nn_round(out_shift) + x.astype(np.int64) * mult.astype(np.int64)
+    return saturate_q7(acc >> out_shift)
+
+
+def prelu_q7(x: np.ndarray, slopes: np.ndarray, shift: int) -> np.ndarray:
+    """``nn_prelu_q7`` on NHWC ``x``: ``x`` where ``x >= 0``, else
+    ``sat8((x * slopes[c] + NN_ROUND(shift)) >> shift)``."""
+    wide = x.astype(np.int64)
+    negative = saturate_q7((wide * slopes.astype(np.int64) + nn_round(shift)) >> shift)
+    return np.where(x >= 0, x, negative).astype(np.int8)

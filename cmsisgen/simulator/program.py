@@ -11,7 +11,7 @@ import numpy as np
 
 from ..ir import last_reads
 from ..mapper.program import Op, Program
-from . import generated_kernels, kernels
+from . import activations, generated_kernels, kernels
 
 
 def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
@@ -74,6 +74,12 @@ def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarr
         return kernels.softmax_q7(inputs[0].reshape(n, -1)).reshape(n, 1, 1, -1)
     if op.kind == "concat":
         return np.concatenate(inputs, axis=3)
+    if op.kind == "activation":
+        return activations.activations_direct_q7(inputs[0], a["int_width"], "sigmoid" if a["type"] == 0 else "tanh")
+    if op.kind == "prelu":
+        return generated_kernels.prelu_q7(inputs[0], op.weights, a["slope_shift"])
+    if op.kind == "scale":
+        return generated_kernels.scale_q7(inputs[0], op.weights, op.bias, a["bias_shift"], a["out_shift"])
     if op.kind == "eltwise":
         lshifts = [a[f"lshift{i}"] for i in range(len(inputs))]
         if op.function == "nn_eltwise_sum_q7":

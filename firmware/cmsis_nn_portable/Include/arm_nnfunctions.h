@@ -155,6 +155,18 @@ arm_status arm_fully_connected_q7_opt(const q7_t *pV,
 /* Base-2 softmax. */
 void arm_softmax_q7(const q7_t *vec_in, const uint16_t dim_vec, q7_t *p_out);
 
+/* Activation selector of arm_nn_activations_direct_q7 (upstream's values). */
+typedef enum
+{
+    ARM_SIGMOID = 0,
+    ARM_TANH = 1,
+} arm_nn_activation_type;
+
+/* Sigmoid or tanh by table look-up, in place: input with int_width (<= 3) integer bits,
+ * output Q0.7. */
+void arm_nn_activations_direct_q7(q7_t *data, uint16_t size, uint16_t int_width, arm_nn_activation_type type);
+
+
 #ifdef __cplusplus
 }
 #endif
