@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,12 @@ class _Commands(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
-            status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with warnings.catch_warnings():
+                # Library warnings (numpy overflow, h5py, ...) are multi-line developer noise;
+                # cmsisgen's own warnings are one-line messages of their own. --debug shows them.
+                if not _settings.debug:
+                    warnings.simplefilter("ignore")
+                status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CmsisgenError as exc:
             if _settings.debug:
                 traceback.print_exc()

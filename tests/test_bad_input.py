@@ -424,6 +424,30 @@ def test_unexpected_exception_is_an_internal_error(model, monkeypatch):
     assert result.stderr.splitlines()[-1] == "cmsisgen: internal error: KeyError: 'conv1@2'"
 
 
+def test_library_warnings_only_with_debug(model, monkeypatch):
+    """A numpy/h5py warning is several lines of developer noise: hidden unless --debug."""
+    import warnings
+
+    import cmsisgen.pipeline
+
+    proto, weights = model
+    real = cmsisgen.pipeline.map_network
+
+    def noisy(*args, **kwargs):
+        warnings.warn("overflow encountered in multiply", RuntimeWarning)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cmsisgen.pipeline, "map_network", noisy)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run(*compile_args(proto, weights))
+    assert result.exit_code == 0 and result.stderr.splitlines() == [NO_CALIB]
+    assert not [w for w in caught if "overflow" in str(w.message)]
+    with pytest.warns(RuntimeWarning, match="overflow encountered in multiply"):
+        result = run("--debug", *compile_args(proto, weights))
+    assert result.exit_code == 0
+
+
 def test_debug_shows_the_traceback_of_a_user_error(model):
     _, weights = model
     result = run("--debug", *compile_args("nope.prototxt", weights))
