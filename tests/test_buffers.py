@@ -3,13 +3,16 @@ converted in place in the caller's image buffer, in-place ReLU and pooling (only
 pooling windows allow it), copies for later readers, bytes read past an input's end.
 
 Checked by replaying every program on a symbolic memory that records which tensor owns
-every byte, by the exact plan of the CIFAR-10 example network, and by running pooling
-with its output over its input in C (portable kernels; upstream CMSIS-NN when
-CMSIS_NN_PATH & co. are set) and in an element-order model, against the out-of-place
-result.
+every byte, by running programs in their planned memory (cmsisgen.simulator.memory:
+noise in scratch and clobbered bytes, pooling over its input in the kernels' order)
+against the simulator, by the exact plan of the CIFAR-10 example network, by running
+pooling with its output over its input in C (portable kernels) against the out-of-place
+result, and by the CIFAR-10 network bit-exact on host gcc and QEMU (upstream CMSIS-NN too
+when CMSIS_NN_PATH & co. are set).
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -20,12 +23,14 @@ import numpy as np
 import pytest
 
 from caffe_models import layer, write_model
+from random_nets import CATALOGUE, write_random_net
 from cmsisgen import codegen
 from cmsisgen.mapper import rules
 from cmsisgen.mapper.buffers import ALIGN, ARENA, IMAGE, plan_buffers
 from cmsisgen.pipeline import compile_model
 from cmsisgen.report import build_report
-from cmsisgen.simulator import kernels
+from cmsisgen.mapper.program import Op
+from cmsisgen.simulator import kernels, memory
 from cmsisgen.simulator.program import run_program
 from cmsisgen.verify import build_and_run, firmware_dir, format_result
 
@@ -195,6 +200,41 @@ def test_cifar10_generated_code_and_report(cifar10):
     assert report["buffers"][1] == {"name": "conv1", "region": "arena", "offset": 0, "bytes": 32768,
                                     "first_step": 1, "last_step": 2, "kind": "tensor"}
     assert sum(b["kind"] == "scratch" for b in report["buffers"]) == 6
+
+
+def assert_runs_in_its_plan(compiled, images):
+    """Every step's bytes in the planned memory equal the simulator's tensor."""
+    values = run_program(compiled.program, images, keep_all=True)
+    steps = memory.run_in_plan(compiled.program, compiled.plan, images)
+    for op, got in zip(compiled.program.ops, steps):
+        assert np.array_equal(got, values[op.output].reshape(len(images), -1)), op.output
+
+
+def test_cifar10_runs_in_its_planned_memory(cifar10):
+    images = np.random.default_rng(9).integers(0, 256, size=(3, 32, 32, 3), dtype=np.uint8)
+    assert_runs_in_its_plan(cifar10, images)
+
+
+def test_a_wrong_plan_gives_wrong_values_in_planned_memory(cifar10):
+    """conv2's im2col moved over relu1's output, which conv2 reads: the model notices."""
+    program, plan = cifar10.program, cifar10.plan
+    images = np.random.default_rng(9).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    wrong = dataclasses.replace(plan, scratch={**plan.scratch, 4: dataclasses.replace(plan.scratch[4], offset=0)})
+    values = run_program(program, images, keep_all=True)
+    steps = memory.run_in_plan(program, wrong, images)
+    assert np.array_equal(steps[3], values["pool1@1"].reshape(2, -1))
+    assert not np.array_equal(steps[4], values["conv2"].reshape(2, -1))
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_catalogue_net_runs_in_its_planned_memory(tmp_path, name):
+    files = write_random_net(tmp_path, name, seed=3)
+    calib = np.load(files.calib)["x"]
+    compiled = compile_model(files.prototxt, files.weights, calib_images=calib, **files.compile_kwargs())
+    check_plan(compiled)
+    c, h, w = compiled.program.input_shape
+    images = np.random.default_rng(4).integers(0, 256, size=(3, h, w, c), dtype=np.uint8)
+    assert_runs_in_its_plan(compiled, images)
 
 
 # --------------------------------------------------------------------------- rules of the plan
@@ -436,40 +476,22 @@ def test_in_place_rule_holds_for_every_supported_pooling():
     assert not rules.works_in_place("arm_relu_q7", pool_site(8, 2, 2, 0))  # not in rules.IN_PLACE
 
 
-def pool_in_one_buffer(x, kernel, pad, stride, out_dim, mode, out_at):
-    """The DSP pooling kernels on a flat memory holding Im_in at 0 and Im_out at ``out_at``
-    (0: over the input), in the kernels' order: the x pass works in Im_in only (taken from
-    the simulator); then per output row, max pooling memmoves its first input row into the
-    output row and compares each later row into it element by element, while average
-    pooling sums all its rows in bufferA before writing the row."""
+def pool_over_input(x, kernel, pad, stride, out_dim, mode):
+    """The simulator's planned-memory model of pooling written over its own input."""
     n, d, _, c = x.shape
-    pool = kernels.maxpool_q7_hwc if mode == "max" else kernels.avepool_q7_hwc
-    _, after_x_pass = pool(x, kernel=kernel, pad=pad, stride=stride, out_dim=out_dim, return_im_in=True)
-    size = max(d * d * c, out_at + out_dim * out_dim * c)
-    row = out_dim * c
-    outs = []
-    for image in after_x_pass:
-        mem = np.zeros(size, dtype=np.int64)
-        mem[:d * d * c] = image.reshape(-1)
-        for i, (a, b) in enumerate(kernels._dsp_windows(d, kernel, pad, stride, out_dim, False)):
-            target = out_at + i * row
-            if mode == "max":
-                mem[target:target + row] = mem[a * d * c:a * d * c + row].copy()  # memmove
-                for j in range(a + 1, b):
-                    for e in range(row):
-                        mem[target + e] = max(mem[target + e], mem[j * d * c + e])
-            else:
-                acc = sum(mem[j * d * c:j * d * c + row].copy() for j in range(a, b))
-                mem[target:target + row] = kernels._trunc_div(acc, b - a)
-        outs.append(mem[out_at:out_at + out_dim * out_dim * c].reshape(out_dim, out_dim, c))
-    return np.stack(outs).astype(np.int8)
+    op = Op(layer="p", layer_type="Pooling", kind="maxpool" if mode == "max" else "avepool", function="",
+            inputs=["x"], output="y", in_place=True, clobbers_input=True,
+            args={"dim_kernel": kernel, "padding": pad, "stride": stride, "dim_im_out": out_dim})
+    mem = x.reshape(n, -1).copy()
+    memory._pool_over_input(op, mem, 0, d * d * c, (c, d, d))
+    return mem[:, :out_dim * out_dim * c].reshape(n, out_dim, out_dim, c)
 
 
 @pytest.mark.parametrize("mode", ["max", "avg"])
-def test_in_place_rule_is_exact_in_the_element_order_model(mode):
-    """Where the rule holds, pooling over its own input gives the out-of-place result, for
-    every supported geometry up to 12x12; and the rule is not vacuous: some geometries it
-    rejects do differ."""
+def test_in_place_rule_is_exact_in_the_planned_memory_model(mode):
+    """Where the rule holds, pooling over its own input (in the kernels' row order, on one
+    buffer) gives the out-of-place result, for every geometry up to 12x12; and the rule is
+    not vacuous: some geometries it rejects do differ."""
     rng = np.random.default_rng(5)
     reference = kernels.maxpool_q7_hwc if mode == "max" else kernels.avepool_q7_hwc
     differing = 0
@@ -477,9 +499,7 @@ def test_in_place_rule_is_exact_in_the_element_order_model(mode):
         site = pool_site(d, k, s, p)
         x = rng.integers(-128, 128, size=(2, d, d, 3), dtype=np.int8)
         args = dict(kernel=k, pad=p, stride=s, out_dim=site.out_h)
-        want = reference(x, **args)
-        assert np.array_equal(pool_in_one_buffer(x, mode=mode, out_at=d * d * 3, **args), want), (d, k, s, p)
-        got = pool_in_one_buffer(x, mode=mode, out_at=0, **args)
+        got, want = pool_over_input(x, mode=mode, **args), reference(x, **args)
         if rules.pooling_output_fits_over_input(site):
             assert np.array_equal(got, want), (d, k, s, p)
         else:
