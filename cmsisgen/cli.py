@@ -136,6 +136,11 @@ class _Commands(click.Group):
             _fail(_usage_message(exc))
         except click.Abort:
             _fail("interrupted", 130)
+        except MemoryError:  # a resource limit, not a bug: say what to shrink
+            if _settings.debug:
+                traceback.print_exc()
+            _fail("out of memory: the network, its input size or the data set (--calib-limit, --limit) "
+                  "is too large for this machine")
         except Exception as exc:  # a bug in cmsisgen, not in the user's input
             if _settings.debug:
                 traceback.print_exc()

@@ -424,6 +424,17 @@ def test_unexpected_exception_is_an_internal_error(model, monkeypatch):
     assert result.stderr.splitlines()[-1] == "cmsisgen: internal error: KeyError: 'conv1@2'"
 
 
+def test_out_of_memory_is_a_user_error(model, monkeypatch):
+    proto, weights = model
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr("cmsisgen.pipeline.calibrate", exhausted)
+    expect_error(compile_args(proto, weights), "out of memory: the network, its input size or the data set "
+                 "(--calib-limit, --limit) is too large for this machine")
+
+
 def test_library_warnings_only_with_debug(model, monkeypatch):
     """A numpy/h5py warning is several lines of developer noise: hidden unless --debug."""
     import warnings
