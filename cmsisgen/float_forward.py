@@ -77,6 +77,8 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [inputs[0].reshape(n, -1, 1, 1)]
     if kind == "Concat":
         return [np.concatenate(inputs, axis=1)]
+    if kind == "LRN":
+        return [lrn(inputs[0], layer.params)]  # type: ignore[arg-type]
     if kind == "Eltwise":
         return [eltwise(inputs, layer.params)]
     if kind == "BatchNorm":
@@ -209,3 +211,31 @@ def scale(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     if len(layer.blobs) > 1:
         out = out + layer.blobs[1].astype(np.float32)[None, :, None, None]
     return out.astype(np.float32)
+
+
+def lrn_sum_of_squares(x: np.ndarray, p: ir.LRNParams) -> np.ndarray:
+    """Caffe's LRN window sums of x**2 (zeros outside): over ``local_size`` neighbouring
+    channels centred on each channel (ACROSS_CHANNELS), or over a ``local_size`` square
+    centred on each pixel of the same channel (WITHIN_CHANNEL). Works for float and int
+    arrays (N, C, H, W); the quantized kernel uses it on int64 squares of q7 values."""
+    half = (p.local_size - 1) // 2
+    sq = x * x
+    if p.region == "across":
+        padded = np.pad(sq, ((0, 0), (half, half), (0, 0), (0, 0)))
+        return sum(padded[:, i:i + x.shape[1]] for i in range(p.local_size))
+    padded = np.pad(sq, ((0, 0), (0, 0), (half, half), (half, half)))
+    rows = sum(padded[:, :, i:i + x.shape[2]] for i in range(p.local_size))
+    return sum(rows[:, :, :, j:j + x.shape[3]] for j in range(p.local_size))
+
+
+def lrn(x: np.ndarray, p: ir.LRNParams) -> np.ndarray:
+    """Caffe LRN: ``x * (k + alpha/n * sum)^-beta`` across channels; within a channel Caffe
+    averages the squares with a padded AVE pool (always dividing by n*n for an odd n and
+    stride 1) and uses ``(1 + alpha * average)^-beta``."""
+    x = np.asarray(x, dtype=np.float32)
+    sums = lrn_sum_of_squares(x.astype(np.float64), p)
+    if p.region == "across":
+        scale = p.k + p.alpha / p.local_size * sums
+    else:
+        scale = 1.0 + p.alpha * sums / (p.local_size * p.local_size)
+    return (x * scale ** -p.beta).astype(np.float32)

@@ -64,6 +64,19 @@ class EltwiseParams:
 
 
 @dataclass(frozen=True)
+class LRNParams:
+    """Caffe LRN: ``region`` "across" (ACROSS_CHANNELS) or "within" (WITHIN_CHANNEL);
+    ``local_size`` is odd (Caffe refuses even sizes). WITHIN_CHANNEL ignores ``k`` (Caffe
+    uses 1 there)."""
+
+    local_size: int = 5
+    alpha: float = 1.0
+    beta: float = 0.75
+    k: float = 1.0
+    region: str = "across"
+
+
+@dataclass(frozen=True)
 class BatchNormParams:
     """Caffe BatchNorm with the stored statistics (blobs: mean, variance, scale factor)."""
 
@@ -92,7 +105,7 @@ class NoParams:
 
 
 LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, EltwiseParams, BatchNormParams,
-                    ScaleParams, PReLUParams, NoParams]
+                    ScaleParams, PReLUParams, LRNParams, NoParams]
 
 
 @dataclass

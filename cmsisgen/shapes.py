@@ -136,7 +136,7 @@ def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
         out = _eltwise(net, layer, p)
     elif t in ("BatchNorm", "Scale", "PReLU", "Sigmoid", "TanH"):
         out = _one_bottom(net, layer)
-    elif t in ("ReLU", "Dropout", "Softmax", "Split"):
+    elif t in ("ReLU", "Dropout", "Softmax", "Split", "LRN"):
         out = _one_bottom(net, layer)
     else:
         raise _fail(net, layer, "no shape rule for this layer type")

@@ -32,7 +32,7 @@ PARAM_FIELD = {
     "InnerProduct": "inner_product_param", "Concat": "concat_param", "ReLU": "relu_param",
     "Dropout": "dropout_param", "Softmax": "softmax_param", "Flatten": "flatten_param",
     "Data": "data_param", "ImageData": "image_data_param", "HDF5Data": "hdf5_data_param",
-    "MemoryData": "memory_data_param", "Input": "input_param", "Eltwise": "eltwise_param",
+    "MemoryData": "memory_data_param", "Input": "input_param", "Eltwise": "eltwise_param", "LRN": "lrn_param",
     "BatchNorm": "batch_norm_param", "Scale": "scale_param", "PReLU": "prelu_param",
     "Reshape": "reshape_param",
 }

@@ -235,6 +235,29 @@ def eltwise(ins: list[np.ndarray], fracs: list[int], out_frac: int, operation: s
     return np.array(out, dtype=np.int64).reshape(ins[0].shape)
 
 
+def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
+    """x (C, H, W): the sum of squares of every window by explicit loops, the multiplier
+    from the compile-time table, rounded and saturated product."""
+    from cmsisgen.mapper.lrn import lrn_table
+
+    t = lrn_table(name, p, in_frac, out_frac)
+    c, h, w = x.shape
+    half = (p.local_size - 1) // 2
+    out = np.zeros_like(x)
+    for ch in range(c):
+        for y in range(h):
+            for xx in range(w):
+                if p.region == "across":
+                    window = [int(x[j, y, xx]) for j in range(max(0, ch - half), min(c, ch + half + 1))]
+                else:
+                    window = [int(x[ch, wy, wx]) for wy in range(max(0, y - half), min(h, y + half + 1))
+                              for wx in range(max(0, xx - half), min(w, xx + half + 1))]
+                s = sum(v * v for v in window)
+                index = min((s + nn_round(t.index_shift)) >> t.index_shift, t.table.size - 1)
+                out[ch, y, xx] = sat8((int(x[ch, y, xx]) * int(t.table[index]) + nn_round(t.out_shift)) >> t.out_shift)
+    return out
+
+
 # --------------------------------------------------------------------------- network
 
 
@@ -254,8 +277,12 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             continue
         if layer.type == "Convolution":
             lq = quant.layers[layer.name]
-            out = conv(ins[0], lq.weights, lq.bias, (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow),
-                       lq.bias_lshift, lq.out_rshift)
+            # group > 1: Caffe's definition, each group's filters see only its input channels
+            in_g, out_g = ins[0].shape[0] // p.group, oc // p.group
+            out = np.concatenate([
+                conv(ins[0][g * in_g:(g + 1) * in_g], lq.weights[g * out_g:(g + 1) * out_g],
+                     lq.bias[g * out_g:(g + 1) * out_g], (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow),
+                     lq.bias_lshift, lq.out_rshift) for g in range(p.group)])
         elif layer.type == "InnerProduct":
             lq = quant.layers[layer.name]
             w = lq.weights.T if p.transpose else lq.weights
@@ -276,6 +303,8 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             out = np.maximum(ins[0], 0)
         elif layer.type == "Softmax":
             out = softmax(ins[0].reshape(-1))
+        elif layer.type == "LRN":
+            out = lrn(ins[0], p, quant.tensor_frac[layer.bottoms[0]], quant.tensor_frac[top], layer.name)
         elif layer.type == "Concat":
             out = np.concatenate(ins, axis=0)
         elif layer.type == "Scale":  # unfolded BatchNorm/Scale: a 1x1 depthwise convolution

@@ -41,6 +41,8 @@ ALL_FUNCTIONS = frozenset({
     "nn_concat_channels_q7", "memcpy",
     "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7", "nn_scale_q7",
     "nn_prelu_q7", "arm_nn_activations_direct_q7",
+    "arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_depthwise_separable_conv_HWC_q7",
+    "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
 })
 
 
@@ -174,6 +176,90 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     ], (3, 7, 7), {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast",
                    "arm_relu_q7"},
         "Split with an in-place ReLU on one output, Concat, Dropout, Flatten, FC"),
+    _spec("depthwise_pointwise", [
+        # MobileNet-style pairs: depthwise (square, 6 channels: a 4 + 2 split) then 1x1
+        # (6 in: basic), depthwise non-square on 8 channels then 1x1 fast_nonsquare (8 -> 12)
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("dw1", "Convolution", num_output=6, group=6, kernel_size=3, stride=2, pad=1),
+        L("relu_dw1", "ReLU", inplace=True),
+        L("pw1", "Convolution", num_output=8, kernel_size=1),
+        L("relu_pw1", "ReLU", inplace=True),
+        L("dw2", "Convolution", num_output=8, group=8, kernel_h=3, kernel_w=1, pad_h=1, pad_w=0),
+        L("relu_dw2", "ReLU", inplace=True),
+        L("pw2", "Convolution", num_output=12, kernel_size=1),
+        L("relu_pw2", "ReLU", inplace=True),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {"arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
+                   "arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_convolve_HWC_q7_basic"},
+        "depthwise (square, non-square, channels not % 4) + pointwise (1x1 fast and basic) pairs"),
+    _spec("group_convs", [
+        # grouped convolutions run per group on gathered channel slices: 2 groups of 4 -> 3
+        # (basic), 2 groups of 3 -> 4 with a 1x1 kernel (RGB per group), 4 groups 1x3
+        # non-square (basic_nonsquare), a channel multiplier (group 8, 8 -> 16); a 1x1 on
+        # a non-square tensor (1x1 fast_nonsquare)
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("g2", "Convolution", num_output=6, group=2, kernel_size=3, pad=1),
+        L("g2b", "Convolution", num_output=8, group=2, kernel_size=1),
+        L("relu2", "ReLU", inplace=True),
+        L("g4", "Convolution", num_output=8, group=4, kernel_h=1, kernel_w=3, stride_h=1, stride_w=2,
+          pad_h=0, pad_w=1),
+        L("mult", "Convolution", num_output=16, group=8, kernel_size=3, pad=1, bias_term=False),
+        L("pw", "Convolution", num_output=4, kernel_size=1),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 7, 7), {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_RGB",
+                   "arm_convolve_HWC_q7_basic_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare"},
+        "group convolutions (per group: basic, RGB, basic_nonsquare; channel multiplier), 1x1 non-square"),
+    _spec("inception", [
+        # an inception-style module: a 1x1 branch and a 3x3 branch (after a 1x1 reduce) of one
+        # tensor, concatenated along channels (HWC: interleaved copies), then a 1x1 on the result
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("b1", "Convolution", "conv1", "b1", num_output=8, kernel_size=1),
+        L("relu_b1", "ReLU", inplace=True),
+        L("b3_reduce", "Convolution", "conv1", "b3_reduce", num_output=4, kernel_size=1),
+        L("relu_b3r", "ReLU", inplace=True),
+        L("b3", "Convolution", "b3_reduce", "b3", num_output=6, kernel_size=3, pad=1),
+        L("relu_b3", "ReLU", inplace=True),
+        L("cat", "Concat", ["b1", "b3"], "cat"),
+        L("mix", "Convolution", num_output=4, kernel_size=1),
+        L("pool", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("ip1", "InnerProduct", num_output=6),
+    ], (3, 9, 9), {"arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_convolve_HWC_q7_fast",
+                   "nn_concat_channels_q7"},
+        "inception-style Concat of a 1x1 branch and a 3x3 branch, 1x1 convs (fast_nonsquare)"),
+    _spec("lrn_across", [
+        # AlexNet-style LRN across channels, with large alpha/k so the multipliers really vary,
+        # on ReLU outputs and (second) on signed values, local_size 5 and 3
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("norm1", "LRN", local_size=5, alpha=3.0, beta=0.75, k=2.0),
+        L("conv2", "Convolution", num_output=6, kernel_size=3),
+        L("norm2", "LRN", local_size=3, alpha=0.5, beta=0.5),
+        L("pool2", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 8, 8), {"nn_lrn_across_q7"}, "LRN ACROSS_CHANNELS (local_size 5 and 3, strong alpha)"),
+    _spec("cifar10_full_style", [
+        # BVLC examples/cifar10/cifar10_full.prototxt scaled down (16x16, 8/8/16 channels):
+        # conv-pool-relu-LRN, conv-relu-pool-LRN (WITHIN_CHANNEL, local_size 3, alpha 5e-5,
+        # beta 0.75), conv-relu-pool, ip
+        L("conv1", "Convolution", num_output=8, kernel_size=5, pad=2),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("relu1", "ReLU", inplace=True),
+        L("norm1", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        L("conv2", "Convolution", num_output=8, kernel_size=5, pad=2),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        L("norm2", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        L("conv3", "Convolution", num_output=16, kernel_size=5, pad=2),
+        L("relu3", "ReLU", inplace=True),
+        L("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        L("ip1", "InnerProduct", num_output=10),
+        L("prob", "Softmax"),
+    ], (3, 16, 16), {"nn_lrn_within_q7", "arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast"},
+        "CIFAR-10 'full'-style: LRN WITHIN_CHANNEL after pool/relu"),
     _spec("fc_only_plain", [
         # inner products straight on a 5x5 RGB image (HWC flatten), rows/columns not % 4
         L("ip1", "InnerProduct", num_output=9),

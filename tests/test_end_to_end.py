@@ -102,8 +102,8 @@ NETS = {
         L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
         L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
     ], (3, 15, 15), {}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
-    # BGR, per-channel mean and scale, padded average pool, 1x1 fast conv, FC after FC with
-    # rows and columns not multiples of 4
+    # BGR, per-channel mean and scale, padded average pool, 1x1 convs (RGB, then the 1x1
+    # kernel), FC after FC with rows and columns not multiples of 4
     "bgr_mean_scale": ([
         L("conv1", "Convolution", num_output=4, kernel_size=1),
         L("conv2", "Convolution", num_output=4, kernel_size=1),
@@ -113,7 +113,7 @@ NETS = {
         L("relu3", "ReLU", inplace=True),
         L("ip2", "InnerProduct", num_output=5),
     ], (3, 8, 8), {"mean": "104,117,123", "scale": 0.017, "bgr": True},
-        {"arm_convolve_HWC_q7_fast", "arm_fully_connected_q7_opt"}),
+        {"arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_fully_connected_q7_opt"}),
     # one tensor read twice by a Concat, an in-place ReLU on the network input that a conv
     # reads afterwards, a Flatten feeding two inner products, a Dropout as the output
     "shared_reads": ([
@@ -150,6 +150,17 @@ NETS = {
         L("max", "Eltwise", ["sum", "prod"], "max", operation="MAX"),
         L("ip1", "InnerProduct", num_output=5),
     ], (3, 6, 6), {}, {"nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7"}),
+    # depthwise + pointwise pairs, grouped convolutions per group (catalogue nets)
+    "depthwise_pointwise": (CATALOGUE["depthwise_pointwise"].layers[:-1], (3, 9, 9), {},  # without Softmax
+                            {"arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
+                             "arm_convolve_1x1_HWC_q7_fast_nonsquare"}),
+    "group_convs": (CATALOGUE["group_convs"].layers, (3, 7, 7), {},
+                    {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_basic_nonsquare"}),
+    "inception": (CATALOGUE["inception"].layers, (3, 9, 9), {},
+                  {"arm_convolve_1x1_HWC_q7_fast_nonsquare", "nn_concat_channels_q7"}),
+    "lrn_across": (CATALOGUE["lrn_across"].layers, (3, 8, 8), {}, {"nn_lrn_across_q7"}),
+    "cifar10_full_style": (CATALOGUE["cifar10_full_style"].layers[:-1], (3, 16, 16), {},  # without Softmax
+                           {"nn_lrn_within_q7"}),
     # BatchNorm + Scale folded into the conv before them (in place, as Caffe nets write them),
     # a BatchNorm alone folded into a bias-less conv, a BatchNorm + Scale after a pooling
     # layer (standalone nn_scale_q7, BN and Scale merged) and one on a tensor a branch also

@@ -440,3 +440,101 @@ def test_portable_fc_matches_simulator(lib, dim_out, dim_vec):
             rc = fn(P(v), P(weights), u(dim_vec), u(dim_out), u(bs), u(os_), P(b), P(out), P(buf))
             assert rc == 0
             np.testing.assert_array_equal(out, sim, err_msg=name)
+
+
+# ----------------------------------------------------------------------------- 1x1, depthwise, group
+
+
+def run_depthwise_c(lib, name, x, w, b, stride, pad, out_hw, bs, os_, cout=None):
+    """arm_depthwise_separable_conv_HWC_q7[_nonsquare]: w is [kh, kw, C]."""
+    h, wd, c = x.shape
+    kh, kw, _ = w.shape
+    oh, ow = out_hw
+    cout = c if cout is None else cout
+    out = np.full((oh, ow, c), 0x5A, dtype=np.int8)
+    buf_a = np.zeros(c * kh * kw, dtype=np.int16)
+    xc, wc, bc = (np.ascontiguousarray(a) for a in (x, w, b))
+    fn = getattr(lib, name)
+    fn.restype = ctypes.c_int
+    u = ctypes.c_uint16
+    if name.endswith("_nonsquare"):
+        rc = fn(P(xc), u(wd), u(h), u(c), P(wc), u(cout), u(kw), u(kh), u(pad[1]), u(pad[0]), u(stride[1]),
+                u(stride[0]), P(bc), u(bs), u(os_), P(out), u(ow), u(oh), P(buf_a), None)
+    else:
+        rc = fn(P(xc), u(h), u(c), P(wc), u(cout), u(kh), u(pad[0]), u(stride[0]), P(bc), u(bs), u(os_), P(out),
+                u(oh), P(buf_a), None)
+    return rc, out
+
+
+DEPTHWISE_CASES = [  # (name, h, w, c, kh, kw, sh, sw, ph, pw, bs, os)
+    ("arm_depthwise_separable_conv_HWC_q7", 7, 7, 8, 3, 3, 1, 1, 1, 1, 0, 7),
+    ("arm_depthwise_separable_conv_HWC_q7", 9, 9, 6, 3, 3, 2, 2, 1, 1, 2, 8),
+    ("arm_depthwise_separable_conv_HWC_q7", 5, 5, 3, 5, 5, 1, 1, 2, 2, 1, 6),
+    ("arm_depthwise_separable_conv_HWC_q7", 4, 4, 5, 1, 1, 1, 1, 0, 0, 0, 0),
+    ("arm_depthwise_separable_conv_HWC_q7_nonsquare", 6, 9, 7, 3, 1, 1, 2, 1, 0, 3, 9),
+    ("arm_depthwise_separable_conv_HWC_q7_nonsquare", 8, 5, 4, 2, 4, 2, 1, 0, 2, 0, 5),
+]
+
+
+def ref_depthwise(x, w, b, stride, pad, out_hw, bs, os_):
+    """One channel at a time through the naive dense reference (a 1-channel convolution)."""
+    c = x.shape[2]
+    chans = [ref_conv(x[None, :, :, ch:ch + 1], w[None, :, :, ch:ch + 1], b[ch:ch + 1], stride, pad, out_hw, bs,
+                      os_)[0] for ch in range(c)]
+    return np.concatenate(chans, axis=2)
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES)
+def test_depthwise_simulator_and_portable(lib, case):
+    name, h, wd, c, kh, kw, sh, sw, ph, pw, bs, os_ = case
+    rng = np.random.default_rng(abs(hash(case)) & 0xFFFF)
+    x, w, b = rand8(rng, h, wd, c), rand8(rng, kh, kw, c), rand8(rng, c)
+    oh, ow = out_dim(h, kh, ph, sh), out_dim(wd, kw, pw, sw)
+    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs,
+                                  out_shift=os_)[0]
+    np.testing.assert_array_equal(sim, ref_depthwise(x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_))
+    rc, out = run_depthwise_c(lib, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_)
+    assert rc == 0
+    np.testing.assert_array_equal(out, sim)
+
+
+@pytest.mark.parametrize("name", ["arm_depthwise_separable_conv_HWC_q7",
+                                  "arm_depthwise_separable_conv_HWC_q7_nonsquare"])
+def test_portable_depthwise_needs_equal_channels(lib, name):
+    rng = np.random.default_rng(3)
+    x, w, b = rand8(rng, 5, 5, 4), rand8(rng, 3, 3, 4), rand8(rng, 4)
+    rc, out = run_depthwise_c(lib, name, x, w, b, (1, 1), (1, 1), (5, 5), 0, 7, cout=8)
+    assert rc == -3 and (out == 0x5A).all()
+
+
+@pytest.mark.parametrize("h,w,cin,cout,bs,os_", [(5, 7, 8, 6, 1, 8), (1, 1, 4, 2, 0, 0), (3, 3, 12, 10, 3, 9)])
+def test_1x1_simulator_and_portable(lib, h, w, cin, cout, bs, os_):
+    rng = np.random.default_rng(h * 100 + cin)
+    x, wt, b = rand8(rng, h, w, cin), rand8(rng, cout, 1, 1, cin), rand8(rng, cout)
+    sim = K.conv_1x1_hwc_q7(x[None], wt, b, bias_shift=bs, out_shift=os_)[0]
+    np.testing.assert_array_equal(sim, ref_conv(x[None], wt, b, (1, 1), (0, 0), (h, w), bs, os_)[0])
+    rc, out = run_conv_c(lib, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, wt, b, (1, 1), (0, 0), (h, w), bs, os_,
+                         True)
+    assert rc == 0
+    np.testing.assert_array_equal(out, sim)
+
+
+@pytest.mark.parametrize("cin,cout,k,stride,pad", [(6, 4, 1, 1, 0), (8, 3, 1, 1, 0), (8, 4, 3, 1, 1),
+                                                   (8, 4, 1, 2, 0), (8, 4, 1, 1, 1)])
+def test_portable_1x1_refuses_other_geometry(lib, cin, cout, k, stride, pad):
+    rng = np.random.default_rng(9)
+    x, w, b = rand8(rng, 5, 5, cin), rand8(rng, cout, k, k, cin), rand8(rng, cout)
+    oh = out_dim(5, k, pad, stride)
+    rc, out = run_conv_c(lib, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, w, b, (stride, stride), (pad, pad),
+                         (oh, oh), 0, 7, True)
+    assert rc == -3 and (out == 0x5A).all()
+
+
+def test_group_conv_is_per_group_dense():
+    rng = np.random.default_rng(21)
+    x, w, b = rand8(rng, 6, 5, 8), rand8(rng, 6, 3, 3, 4), rand8(rng, 6)
+    sim = K.group_conv_hwc_q7(x[None], w, b, groups=2, stride=(1, 2), pad=(1, 1), out_hw=(6, 3), bias_shift=1,
+                              out_shift=8)[0]
+    halves = [ref_conv(x[None, :, :, 4 * g:4 * g + 4], w[3 * g:3 * g + 3], b[3 * g:3 * g + 3], (1, 2), (1, 1),
+                       (6, 3), 1, 8)[0] for g in range(2)]
+    np.testing.assert_array_equal(sim, np.concatenate(halves, axis=2))

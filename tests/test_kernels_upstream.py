@@ -31,6 +31,9 @@ SOURCES = [
     "ConvolutionFunctions/arm_convolve_HWC_q7_fast.c",
     "ConvolutionFunctions/arm_convolve_HWC_q7_basic_nonsquare.c",
     "ConvolutionFunctions/arm_convolve_HWC_q7_fast_nonsquare.c",
+    "ConvolutionFunctions/arm_convolve_1x1_HWC_q7_fast_nonsquare.c",
+    "ConvolutionFunctions/arm_depthwise_separable_conv_HWC_q7.c",
+    "ConvolutionFunctions/arm_depthwise_separable_conv_HWC_q7_nonsquare.c",
     "PoolingFunctions/arm_pool_q7_HWC.c",
     "ActivationFunctions/arm_relu_q7.c",
     "FullyConnectedFunctions/arm_fully_connected_q7.c",
@@ -134,3 +137,28 @@ def test_upstream_relu_softmax_fc(up):
             assert fn(tk.P(v), tk.P(weights), u(dim_vec), u(dim_out), u(2), u(9), tk.P(b), tk.P(out),
                       tk.P(np.zeros(dim_vec, np.int16))) == 0
             np.testing.assert_array_equal(out, sim, err_msg=name)
+
+
+@pytest.mark.parametrize("case", tk.DEPTHWISE_CASES)
+def test_upstream_depthwise(up, case):
+    name, h, wd, c, kh, kw, sh, sw, ph, pw, bs, os_ = case
+    rng = np.random.default_rng(abs(hash(case)) & 0xFFFF)
+    x, w, b = tk.rand8(rng, h, wd, c), tk.rand8(rng, kh, kw, c), tk.rand8(rng, c)
+    oh, ow = tk.out_dim(h, kh, ph, sh), tk.out_dim(wd, kw, pw, sw)
+    rc, out = tk.run_depthwise_c(up, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_)
+    assert rc == 0
+    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs,
+                                  out_shift=os_)
+    np.testing.assert_array_equal(out, sim[0])
+
+
+def test_upstream_1x1(up):
+    rng = np.random.default_rng(4)
+    x, w, b = tk.rand8(rng, 5, 7, 8), tk.rand8(rng, 6, 1, 1, 8), tk.rand8(rng, 6)
+    rc, out = tk.run_conv_c(up, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, w, b, (1, 1), (0, 0), (5, 7), 1, 8,
+                            True)
+    assert rc == 0
+    np.testing.assert_array_equal(out, K.conv_1x1_hwc_q7(x[None], w, b, bias_shift=1, out_shift=8)[0])
+    rc, out = tk.run_conv_c(up, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, w, b, (1, 1), (1, 1), (7, 9), 1, 8,
+                            True)
+    assert rc == -3 and (out == 0x5A).all()

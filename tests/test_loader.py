@@ -312,11 +312,11 @@ def test_bad_mean_file(tmp_path):
 def test_unsupported_layer_message(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3),
-              layer("norm1", "LRN")]
+              layer("norm1", "MVN")]
     write_prototxt(Path("model.prototxt"), build_net(layers))
     with pytest.raises(CmsisgenError) as e:
         load_net("model.prototxt")
-    assert str(e.value) == ("model.prototxt: layer 'norm1' (LRN): not supported by cmsisgen "
+    assert str(e.value) == ("model.prototxt: layer 'norm1' (MVN): not supported by cmsisgen "
                             "(no CMSIS-NN q7 kernel)")
 
 
@@ -590,8 +590,8 @@ def test_binary_excerpt_is_trimmed_and_escaped(tmp_path, monkeypatch):
 def test_control_characters_in_layer_names_are_escaped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("m.prototxt").write_text('input: "data" input_dim: 1 input_dim: 1 input_dim: 2 input_dim: 2\n'
-                                  'layer { name: "a\\nb\\001" type: "LRN" bottom: "data" top: "x" }\n')
+                                  'layer { name: "a\\nb\\001" type: "MVN" bottom: "data" top: "x" }\n')
     with pytest.raises(CmsisgenError) as e:
         load_net("m.prototxt")
-    assert str(e.value) == (r"m.prototxt: layer 'a\x0ab\x01' (LRN): not supported by cmsisgen "
+    assert str(e.value) == (r"m.prototxt: layer 'a\x0ab\x01' (MVN): not supported by cmsisgen "
                             "(no CMSIS-NN q7 kernel)")

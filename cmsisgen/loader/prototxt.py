@@ -19,7 +19,7 @@ from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
 SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
-             "Flatten", "Concat", "Split", "Eltwise", "BatchNorm", "Scale",
+             "Flatten", "Concat", "Split", "Eltwise", "LRN", "BatchNorm", "Scale",
              "PReLU", "Sigmoid", "TanH"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
@@ -252,6 +252,12 @@ def _params(layer: Any, type_: str, err) -> ir.LayerParams:
         if coeffs and operation != "sum":
             raise err("Eltwise takes coefficients only for SUM (Caffe refuses them otherwise)")
         return ir.EltwiseParams(operation=operation, coeffs=coeffs)
+    if type_ == "LRN":
+        lp = layer.lrn_param
+        if lp.local_size % 2 == 0:
+            raise err(f"local_size {lp.local_size} must be odd (as Caffe requires)")
+        return ir.LRNParams(local_size=lp.local_size, alpha=float(lp.alpha), beta=float(lp.beta), k=float(lp.k),
+                            region="within" if lp.norm_region == 1 else "across")
     if type_ == "ReLU":
         return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
     if type_ == "PReLU":

@@ -6,6 +6,7 @@ exact scratch each call needs.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
@@ -14,7 +15,7 @@ from .. import ir
 from ..errors import CmsisgenError
 from ..preprocess import Preprocessing
 from ..quantizer import Quantization
-from . import layout, rules
+from . import layout, lrn, rules
 from .program import Op, Program, TensorInfo
 
 #: Layers that only rename a buffer (no code, no copy).
@@ -75,7 +76,9 @@ def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
                 f"layer '{layer.name}' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax "
                 f"is supported only as a network output (it feeds '{readers[0].name}')")
         key = _rule_key(layer, fc_variant)
-        if key is not None:
+        if key == "Convolution/group":
+            _conv_choice(_site(layer, net))
+        elif key is not None:
             rules.choose(key, _site(layer, net))
 
 
@@ -100,7 +103,22 @@ def _rule_key(layer: ir.Layer, fc_variant: str) -> Optional[str]:
         return "InnerProduct" if fc_variant == "opt" else "InnerProduct/plain"
     if layer.type == "Eltwise":
         return f"Eltwise/{layer.params.operation}"  # type: ignore[union-attr]
+    if layer.type == "Convolution" and layer.params.group > 1:  # type: ignore[union-attr]
+        return "Convolution/group"
     return layer.type if layer.type in rules.FUNCTIONS else None
+
+
+def _conv_choice(site: rules.Site) -> tuple[str, str]:
+    """(op kind, function) of a convolution: "conv" for a dense one, "depthwise" when a
+    depthwise function fits a grouped one, else "group_conv" with the dense function the
+    rules pick for one group's channel slice."""
+    if site.group == 1:
+        return "conv", rules.choose("Convolution", site)
+    function = rules.choose("Convolution/group", site)
+    if function != rules.PER_GROUP:
+        return "depthwise", function
+    one_group = dataclasses.replace(site, in_ch=site.in_ch // site.group, out_ch=site.out_ch // site.group, group=1)
+    return "group_conv", rules.choose("Convolution", one_group)
 
 
 def _input_op(name: str, shape: tuple[int, int, int], frac: int, pre: Preprocessing) -> Op:
@@ -119,6 +137,8 @@ def _site(layer: ir.Layer, net: ir.Net) -> rules.Site:
     if isinstance(p, ir.ConvParams):
         return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
                           stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group, dilation=p.dilation)
+    if isinstance(p, ir.LRNParams):
+        return rules.Site(**common, kernel_h=p.local_size, kernel_w=p.local_size, method=p.region)
     if isinstance(p, ir.PoolParams):  # global pooling: shapes.infer_shapes set the kernel to H x W
         return rules.Site(**common, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
                           stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, method=p.method)
@@ -136,7 +156,7 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
     oc, oh, ow = net.shapes[top]
     fmt = {"in_frac": quant.tensor_frac[layer.bottoms[0]], "out_frac": quant.tensor_frac[top]}
     if layer.type == "Convolution":
-        function = rules.choose("Convolution", site)
+        kind, function = _conv_choice(site)
         lq = quant.layers[layer.name]
         weights = layout.conv_weights_hwc(lq.weights)
         args = {"ch_im_in": c, "ch_im_out": oc, "dim_im_in_x": w, "dim_im_in_y": h,
@@ -146,6 +166,8 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
                 "bias_shift": lq.bias_lshift, "out_shift": lq.out_rshift}
         fmt.update(weight_frac=lq.weight_frac, bias_frac=lq.bias_frac, bias_lshift=lq.bias_lshift,
                    out_rshift=lq.out_rshift)
+        if kind != "conv":
+            return _grouped_conv_op(layer, kind, function, site, args, weights, lq.bias, bottoms, fmt)
         return Op(layer=layer.name, layer_type=layer.type, kind="conv", function=function, inputs=bottoms,
                   output=top, args=args, weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
                   scratch_bytes=2 * 2 * c * site.kernel_h * site.kernel_w,
@@ -192,6 +214,16 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         function = rules.choose("Softmax", site)
         return Op(layer=layer.name, layer_type=layer.type, kind="softmax", function=function, inputs=bottoms,
                   output=top, args={"dim_vec": c}, macs=c, formats=fmt)
+    if layer.type == "LRN":
+        function = rules.choose("LRN", site)
+        lrn_p: ir.LRNParams = layer.params  # type: ignore[assignment]
+        table = lrn.lrn_table(layer.name, lrn_p, fmt["in_frac"], fmt["out_frac"])
+        args = {"height": h, "width": w, "channels": c, "local_size": lrn_p.local_size,
+                "index_shift": table.index_shift, "out_shift": table.out_shift, "table_size": table.table.size}
+        fmt.update(mul_frac=table.mul_frac, out_rshift=table.out_shift)
+        return Op(layer=layer.name, layer_type=layer.type, kind="lrn", function=function, inputs=bottoms,
+                  output=top, args=args, weight_data=table.table,
+                  macs=c * h * w * (lrn.window_size(lrn_p) + 1), formats=fmt)
     if layer.type == "Concat":
         axis = layer.params.axis  # type: ignore[union-attr]
         channels = [net.shapes[b][0] for b in layer.bottoms]
@@ -229,3 +261,34 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         return Op(layer=layer.name, layer_type=layer.type, kind="eltwise", function=function, inputs=bottoms,
                   output=top, args=args, macs=oc * oh * ow * len(bottoms), formats=fmt)
     raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")
+
+
+def _grouped_conv_op(layer: ir.Layer, kind: str, function: str, site: rules.Site, args: dict[str, int],
+                     weights: np.ndarray, bias: np.ndarray, bottoms: list[str], fmt: dict[str, int]) -> Op:
+    """A convolution with group > 1: one depthwise call, or one dense call per group.
+
+    Depthwise weights are read as ``[kh][kw][C]`` (Caffe's ``[C, 1, kh, kw]`` transposed).
+    Per group, nn.c gathers the group's input channels into scratch, runs the dense
+    function there into a second scratch area, then copies the result into the group's
+    output channels; so scratch holds the function's im2col buffer, the gathered input
+    (plus the byte arm_convolve_HWC_q7_RGB reads past its input) and the group's output,
+    each 4-byte aligned (the template recomputes the same offsets).
+    """
+    taps = site.kernel_h * site.kernel_w
+    macs_per_pixel = site.out_ch * (site.in_ch // site.group) * taps
+    common = dict(layer=layer.name, layer_type=layer.type, kind=kind, function=function, inputs=bottoms,
+                  output=layer.tops[0], bias=bias, macs=site.out_h * site.out_w * macs_per_pixel, formats=fmt)
+    if kind == "depthwise":
+        dw = np.ascontiguousarray(weights[:, :, :, 0].transpose(1, 2, 0))  # [O, kh, kw, 1] -> [kh, kw, C]
+        return Op(**common, args=args, weights=dw, weight_data=dw.reshape(-1), scratch_bytes=2 * site.in_ch * taps)
+    in_g, out_g = site.in_ch // site.group, site.out_ch // site.group
+    group_args = dict(args, groups=site.group, ch_in_group=in_g, ch_out_group=out_g,
+                      im2col_bytes=_align4(2 * 2 * in_g * taps),
+                      group_in_bytes=_align4(site.in_h * site.in_w * in_g + 1),
+                      group_out_bytes=_align4(site.out_h * site.out_w * out_g))
+    scratch = group_args["im2col_bytes"] + group_args["group_in_bytes"] + group_args["group_out_bytes"]
+    return Op(**common, args=group_args, weights=weights, weight_data=weights.reshape(-1), scratch_bytes=scratch)
+
+
+def _align4(size: int) -> int:
+    return (size + 3) // 4 * 4

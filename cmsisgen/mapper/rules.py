@@ -87,6 +87,32 @@ def im2col_column_fits_uint16(site: Site) -> bool:
     return site.in_ch * site.kernel_h * site.kernel_w <= UINT16_MAX
 
 
+def one_by_one_kernel(site: Site) -> bool:
+    """arm_convolve_1x1_HWC_q7_fast_nonsquare is written for a 1x1 kernel with stride 1 and no padding."""
+    return (site.kernel_h == site.kernel_w == 1 and site.stride_h == site.stride_w == 1
+            and site.pad_h == site.pad_w == 0)
+
+
+def depthwise(site: Site) -> bool:
+    """The depthwise functions filter each channel on its own: group must equal both the input and the output channel count."""
+    return site.group == site.in_ch == site.out_ch
+
+
+def depthwise_column_fits_uint16(site: Site) -> bool:
+    """The depthwise functions count the kernel taps (kernel_h * kernel_w) in a uint16_t: at most 65535."""
+    return site.kernel_h * site.kernel_w <= UINT16_MAX
+
+
+def lrn_across_channels(site: Site) -> bool:
+    """nn_lrn_across_q7 (the project's own kernel) sums squares over neighbouring channels: norm_region ACROSS_CHANNELS."""
+    return site.method == "across"
+
+
+def lrn_within_channel(site: Site) -> bool:
+    """nn_lrn_within_q7 (the project's own kernel) sums squares over a square of neighbouring pixels: norm_region WITHIN_CHANNEL."""
+    return site.method == "within"
+
+
 def padding_within_output(site: Site) -> bool:
     """The _fast convolutions split the output into padded border and inner regions: padding must not exceed the output size."""
     return site.pad_h <= site.out_h and site.pad_w <= site.out_w
@@ -165,6 +191,10 @@ def avepool_matches_caffe(site: Site) -> bool:
     return site.pad_h == 0 and site.pad_w == 0
 
 
+#: The "Convolution/group" entry that runs one dense convolution per group.
+PER_GROUP = "per-group dense convolution"
+
+
 def two_inputs(site: Site) -> bool:
     """nn_eltwise_prod_q7 (generated with the network) multiplies two q7 inputs into one int32 product: an Eltwise PROD must have exactly 2 inputs."""
     return site.inputs == 2
@@ -198,6 +228,9 @@ def table_activation_formats(site: Site) -> bool:
 #: Candidate functions per layer type, in order of preference, with the rules each needs.
 FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Convolution": (
+        ("arm_convolve_1x1_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
+                                                    one_by_one_kernel, input_channels_multiple_of_4,
+                                                    output_channels_even)),
         ("arm_convolve_HWC_q7_RGB", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16, three_input_channels, square_geometry)),
         ("arm_convolve_HWC_q7_fast", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
                                       input_channels_multiple_of_4, output_channels_even, padding_within_output,
@@ -207,6 +240,19 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
                                                 padding_within_output)),
         ("arm_convolve_HWC_q7_basic", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16, square_geometry)),
         ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16)),
+    ),
+    # group > 1: a depthwise function, else one dense convolution per group (on a gathered
+    # channel slice) with the function the "Convolution" list picks for one group.
+    "Convolution/group": (
+        ("arm_depthwise_separable_conv_HWC_q7", (depthwise, undilated, sizes_fit_uint16,
+                                                 depthwise_column_fits_uint16, square_geometry)),
+        ("arm_depthwise_separable_conv_HWC_q7_nonsquare", (depthwise, undilated, sizes_fit_uint16,
+                                                           depthwise_column_fits_uint16)),
+        (PER_GROUP, (undilated, sizes_fit_uint16)),
+    ),
+    "LRN": (
+        ("nn_lrn_across_q7", (lrn_across_channels, sizes_fit_uint16)),
+        ("nn_lrn_within_q7", (lrn_within_channel, sizes_fit_uint16)),
     ),
     "Pooling/max": (("arm_maxpool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
                                             pooling_padding_below_stride, pooling_windows_start_inside,

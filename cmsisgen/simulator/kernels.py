@@ -42,12 +42,16 @@ __all__ = [
     "nn_round",
     "saturate_q7",
     "conv_hwc_q7",
+    "conv_1x1_hwc_q7",
+    "depthwise_conv_hwc_q7",
     "maxpool_q7_hwc",
     "maxpool_q7_hwc_plain_c",
     "avepool_q7_hwc",
     "avepool_q7_hwc_plain_c",
     "pool_dsp_matches_plain_c_windows",
     "relu_q7",
+    "group_conv_hwc_q7",
+    "lrn_q7",
     "fully_connected_q7",
     "softmax_q7",
 ]
@@ -200,6 +204,92 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: 
         acc = cols.reshape(nb * oh * ow, k) @ wmat
         out[b0 : b0 + nb] = _requantize(acc, bias, bias_shift, out_shift, k).reshape(nb, oh, ow, cout)
     return out
+
+
+def conv_1x1_hwc_q7(x, w, bias, *, bias_shift: int, out_shift: int) -> np.ndarray:
+    """Model of arm_convolve_1x1_HWC_q7_fast_nonsquare (DSP build).
+
+    ``x`` int8[N, H, W, Cin], ``w`` int8[Cout, 1, 1, Cin] -> int8[N, H, W, Cout]. The DSP
+    path converts two pixels at a time to q15 (reordered, no shift) and runs the same
+    reordered q7 x q15 matrix kernel as the _fast convolutions: the products and the
+    ``(bias << bias_shift) + NN_ROUND(out_shift)`` start are those of
+    :func:`conv_hwc_q7` with a 1x1 kernel, stride 1 and no padding, so that is what it
+    returns. The kernel refuses (ARM_MATH_SIZE_MISMATCH) any other geometry, Cin % 4 != 0
+    or Cout % 2 != 0; it reads input pixel ``y * W + x`` for output pixel (y, x), so the
+    output has the input's size.
+    """
+    x = _as_int8("x", x, 4)
+    w = _as_int8("w", w, 4)
+    if w.shape[1:3] != (1, 1):
+        raise ValueError(f"1x1 convolution needs a 1x1 kernel, got {w.shape[1]}x{w.shape[2]}")
+    if x.shape[3] % 4 or w.shape[0] % 2:
+        raise ValueError(f"arm_convolve_1x1_HWC_q7_fast_nonsquare needs Cin % 4 == 0 and Cout % 2 == 0, "
+                         f"got {x.shape[3]} and {w.shape[0]}")
+    return conv_hwc_q7(x, w, bias, stride=1, pad=0, out_hw=x.shape[1:3], bias_shift=bias_shift,
+                       out_shift=out_shift)
+
+
+def depthwise_conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
+    """Model of arm_depthwise_separable_conv_HWC_q7 and _nonsquare (DSP build).
+
+    ``x`` int8[N, H, W, C], ``w`` int8[kh, kw, C] (the byte order the kernels read:
+    ``wt[(ky*kw + kx)*C + c]``), ``bias`` int8[C] -> int8[N, oh, ow, C]. Channel ``c`` is
+    channel ``c`` of the input convolved with filter ``c`` alone::
+
+        acc = (bias[c] << bias_shift) + NN_ROUND(out_shift) + sum_{taps in image} x * w
+        out = saturate_q7(acc >> out_shift)
+
+    The DSP path im2cols one output pixel (``C*kh*kw`` bytes, zeros in the padding),
+    then accumulates four channels at a time, two taps per SMLAD, and the ``C % 4`` last
+    channels one at a time, all in modular 32-bit accumulators: exactly these sums.
+    ``C`` need not be a multiple of anything; input and output channels must be equal
+    (ARM_MATH_SIZE_MISMATCH otherwise).
+    """
+    x = _as_int8("x", x, 4)
+    w = _as_int8("w", w, 3)
+    bias = _as_int8("bias", bias, 1)
+    n, h, wd, c = x.shape
+    kh, kw, cw = w.shape
+    if cw != c or bias.shape[0] != c:
+        raise ValueError(f"depthwise weights {w.shape} / bias {bias.shape} do not match {c} channels")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(pad, "pad")
+    oh, ow = _pair(out_hw, "out_hw")
+    if min(sh, sw) < 1 or min(ph, pw) < 0 or min(oh, ow) < 1:
+        raise ValueError("stride must be >= 1, pad >= 0, output size >= 1")
+    bias_shift, out_shift = int(bias_shift), int(out_shift)
+    if not 0 <= bias_shift <= 31 or not 0 <= out_shift <= 31:
+        raise ValueError(f"shifts must be in [0, 31], got bias_shift={bias_shift}, out_shift={out_shift}")
+    hp = max(h + ph, (oh - 1) * sh + kh)
+    wp = max(wd + pw, (ow - 1) * sw + kw)
+    xp = np.zeros((n, hp, wp, c), dtype=np.int64)
+    xp[:, ph:ph + h, pw:pw + wd, :] = x
+    acc = np.zeros((n, oh, ow, c), dtype=np.int64)
+    w64 = w.astype(np.int64)
+    for ky in range(kh):
+        for kx in range(kw):
+            acc += xp[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :] * w64[ky, kx]
+    acc += (bias.astype(np.int64) << bias_shift) + nn_round(out_shift)
+    return saturate_q7(_wrap_int32(acc) >> out_shift)
+
+
+def group_conv_hwc_q7(x, w, bias, *, groups: int, stride, pad, out_hw, bias_shift: int,
+                      out_shift: int) -> np.ndarray:
+    """A grouped convolution as the generated code runs it: one dense HWC convolution per
+    group on that group's channel slice (``w`` int8[Cout, kh, kw, Cin/groups], the groups'
+    filters one after the other as in Caffe). Every dense q7 convolution computes
+    :func:`conv_hwc_q7`, and gathering/scattering channel slices only copies bytes, so the
+    result is the per-group convolutions concatenated along channels."""
+    x = _as_int8("x", x, 4)
+    w = _as_int8("w", w, 4)
+    cin, cout = x.shape[3], w.shape[0]
+    if groups < 1 or cin % groups or cout % groups or w.shape[3] * groups != cin:
+        raise ValueError(f"{groups} groups do not split {cin} input and {cout} output channels")
+    in_g, out_g = cin // groups, cout // groups
+    parts = [conv_hwc_q7(np.ascontiguousarray(x[..., g * in_g:(g + 1) * in_g]), w[g * out_g:(g + 1) * out_g],
+                         bias[g * out_g:(g + 1) * out_g], stride=stride, pad=pad, out_hw=out_hw,
+                         bias_shift=bias_shift, out_shift=out_shift) for g in range(groups)]
+    return np.concatenate(parts, axis=3)
 
 
 # --------------------------------------------------------------------------- pooling
@@ -416,3 +506,36 @@ def softmax_q7(vec) -> np.ndarray:
     output_base = (1 << 20) // total
     shift = np.clip(13 + base - x, 0, 31)
     return saturate_q7(output_base >> shift)
+
+
+# --------------------------------------------------------------------------- LRN (own kernel)
+
+
+def lrn_q7(x, table, *, local_size: int, region: str, index_shift: int, out_shift: int) -> np.ndarray:
+    """The generated nn_lrn_across_q7 / nn_lrn_within_q7 (int8[N, H, W, C] -> same shape).
+
+    ``S`` is the exact integer sum of ``x*x`` over the window (``local_size`` channels
+    centred on the channel, or a ``local_size`` square centred on the pixel; zeros
+    outside), then ``index = min((S + ((1 << index_shift) >> 1)) >> index_shift,
+    len(table) - 1)`` and ``out = saturate_q7((x * table[index] + NN_ROUND(out_shift)) >>
+    out_shift)`` (see :mod:`cmsisgen.mapper.lrn` for the table).
+    """
+    x = _as_int8("x", x, 4)
+    table = np.asarray(table)
+    if table.dtype != np.uint16 or table.ndim != 1 or table.size == 0:
+        raise ValueError("table must be a non-empty 1-D uint16 array")
+    if local_size < 1 or local_size % 2 == 0 or region not in ("across", "within"):
+        raise ValueError(f"LRN needs an odd local_size and region 'across' or 'within', got {local_size}, {region!r}")
+    half = (local_size - 1) // 2
+    sq = x.astype(np.int64) ** 2
+    n, h, w, c = x.shape
+    if region == "across":
+        padded = np.pad(sq, ((0, 0), (0, 0), (0, 0), (half, half)))
+        sums = sum(padded[..., i:i + c] for i in range(local_size))
+    else:
+        padded = np.pad(sq, ((0, 0), (half, half), (half, half), (0, 0)))
+        rows = sum(padded[:, i:i + h] for i in range(local_size))
+        sums = sum(rows[:, :, j:j + w] for j in range(local_size))
+    index = np.minimum((sums + ((1 << index_shift) >> 1)) >> index_shift, table.size - 1)
+    acc = x.astype(np.int64) * table.astype(np.int64)[index] + nn_round(out_shift)
+    return saturate_q7(acc >> out_shift)

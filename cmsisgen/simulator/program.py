@@ -58,6 +58,17 @@ def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarr
         return kernels.conv_hwc_q7(inputs[0], op.weights, op.bias, stride=(a["stride_y"], a["stride_x"]),
                                    pad=(a["padding_y"], a["padding_x"]), out_hw=(oc[1], oc[2]),
                                    bias_shift=a["bias_shift"], out_shift=a["out_shift"])
+    if op.kind in ("depthwise", "group_conv"):
+        oc = program.tensors[op.output].shape
+        geometry = dict(stride=(a["stride_y"], a["stride_x"]), pad=(a["padding_y"], a["padding_x"]),
+                        out_hw=(oc[1], oc[2]), bias_shift=a["bias_shift"], out_shift=a["out_shift"])
+        if op.kind == "depthwise":
+            return kernels.depthwise_conv_hwc_q7(inputs[0], op.weights, op.bias, **geometry)
+        return kernels.group_conv_hwc_q7(inputs[0], op.weights, op.bias, groups=a["groups"], **geometry)
+    if op.kind == "lrn":
+        return kernels.lrn_q7(inputs[0], op.weight_data, local_size=a["local_size"],
+                              region="across" if op.function == "nn_lrn_across_q7" else "within",
+                              index_shift=a["index_shift"], out_shift=a["out_shift"])
     if op.kind in ("maxpool", "avepool"):
         kernel = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
         return kernel(inputs[0], kernel=a["dim_kernel"], pad=a["padding"], stride=a["stride"],
