@@ -68,19 +68,19 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
 
 def format_table(report: dict[str, Any]) -> str:
     """Fixed-width text table, one line per call, then totals."""
-    header = ("layer", "function", "in", "out", "Q in/w/b/out", "lsh", "rsh", "MACs", "weights", "act")
+    header = ("step", "layer", "function", "in", "out", "Q in/w/b/out", "lsh", "rsh", "MACs", "weights", "act")
     rows = [header]
-    for layer in report["layers"]:
+    for step, layer in enumerate(report["layers"]):
         formats = "/".join(f or "-" for f in (layer["input_format"], layer["weight_format"],
                                                 layer["bias_format"], layer["output_format"]))
         name = layer["name"] + (" (copy)" if layer["type"] == "Copy" else "")
-        rows.append((name, layer["function"], "x".join(map(str, layer["input_shape"])),
+        rows.append((str(step), name, layer["function"], "x".join(map(str, layer["input_shape"])),
                      "x".join(map(str, layer["output_shape"])), formats,
                      "-" if layer["bias_lshift"] is None else str(layer["bias_lshift"]),
                      "-" if layer["out_rshift"] is None else str(layer["out_rshift"]),
                      str(layer["macs"]), str(layer["weight_bytes"]), str(layer["activation_bytes"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i < 5 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
+    lines = ["  ".join(cell.ljust(widths[i]) if 1 <= i <= 5 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
              for row in rows]
     t = report["totals"]
     lines.append(f"total: {t['macs']} MACs, {t['weight_bytes']} weight bytes (flash), "
