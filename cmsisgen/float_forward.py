@@ -75,6 +75,11 @@ def _run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
     if kind == "Flatten":
         n = inputs[0].shape[0]
         return [inputs[0].reshape(n, -1, 1, 1)]
+    if kind == "Reshape":  # Caffe's dims: 0 copies the input's dimension, -1 is inferred
+        x = inputs[0]
+        dims = [x.shape[i] if d == 0 else d for i, d in enumerate(layer.params.dims)][1:]  # type: ignore[union-attr]
+        out = x.reshape(x.shape[0], *dims)
+        return [out.reshape(out.shape + (1,) * (4 - out.ndim))]
     if kind == "Concat":
         return [np.concatenate(inputs, axis=1)]
     if kind == "LRN":

@@ -98,6 +98,13 @@ class PReLUParams:
 
 
 @dataclass(frozen=True)
+class ReshapeParams:
+    """Caffe Reshape of the whole blob: ``dims`` with Caffe's 0 (copy the input's) and -1 (infer)."""
+
+    dims: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class NoParams:
     """ReLU (``negative_slope`` != 0: leaky ReLU), Softmax, Dropout, Flatten, Split."""
 
@@ -105,7 +112,7 @@ class NoParams:
 
 
 LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, EltwiseParams, BatchNormParams,
-                    ScaleParams, PReLUParams, LRNParams, NoParams]
+                    ScaleParams, PReLUParams, ReshapeParams, LRNParams, NoParams]
 
 
 @dataclass

@@ -31,7 +31,7 @@ MAX_OUT_RSHIFT = 23
 #: bias << bias_lshift must stay well inside int32 (127 << 23 < 2**30).
 MAX_BIAS_LSHIFT = 23
 #: Layers whose output has exactly the values (or a subset) of their inputs.
-FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat", "PReLU")
+FORMAT_PRESERVING = ("ReLU", "Pooling", "Dropout", "Flatten", "Split", "Concat", "PReLU", "Reshape")
 #: arm_nn_activations_direct_q7 layers: input with at most 3 integer bits, output Q0.7.
 TABLE_ACTIVATIONS = ("Sigmoid", "TanH")
 TABLE_INPUT_MAX = 127.0 / 16  # Q3.4: larger inputs saturate where sigmoid/tanh are flat anyway
@@ -214,22 +214,6 @@ def quantize_slopes(slopes: np.ndarray) -> tuple[np.ndarray, int]:
     input x as ``(x * a + NN_ROUND(frac)) >> frac``, in the input's own format."""
     frac = min(MAX_SLOPE_FRAC, max(0, frac_bits_for(float(np.abs(slopes).max(initial=0.0)))))
     return quantize_array(slopes, frac), frac
-
-
-def _check_table_output_group(net: ir.Net, layer: ir.Layer, groups: _Groups, tensors: list[str],
-                              ranges: dict[str, float]) -> None:
-    """A Sigmoid/TanH writes Q0.7: refuse when a tensor tied to its output's format (through
-    Concat, pooling, ...) needs values beyond (-2, 2), which Q0.7 would saturate."""
-    root = groups.find(layer.tops[0])
-    own = {lay.tops[0] for lay in net.layers if lay.type in TABLE_ACTIVATIONS}
-    for name in tensors:
-        if name not in own and groups.find(name) == root and frac_bits_for(_relevant_range(net, name, ranges)) < 6:
-            raise CmsisgenError(
-                f"layer '{layer.name}' ({layer.type}): arm_nn_activations_direct_q7 writes Q0.7, but its output "
-                f"shares one format (through {', '.join(FORMAT_PRESERVING)}) with '{name}', whose values reach "
-                f"{ranges.get(name, 0.0):g}")
-
-
 
 
 def _check_table_output_group(net: ir.Net, layer: ir.Layer, groups: _Groups, tensors: list[str],

@@ -113,6 +113,32 @@ def _eltwise(net: ir.Net, layer: ir.Layer, p: ir.EltwiseParams) -> Shape:
     return shapes[0]
 
 
+def _reshape(net: ir.Net, layer: ir.Layer, p: ir.ReshapeParams) -> Shape:
+    """Caffe ReshapeLayer on the whole (1, C, H, W) blob: 0 copies the input's dimension at
+    that index, one -1 is inferred; the batch stays 1; (N, K) means (K, 1, 1)."""
+    c, h, w = _one_bottom(net, layer)
+    full = (1, c, h, w)
+    if not 1 <= len(p.dims) <= 4:
+        raise _fail(net, layer, f"shape {list(p.dims)} must have 1 to 4 dimensions")
+    dims = [full[i] if d == 0 else d for i, d in enumerate(p.dims)]
+    if dims.count(-1) > 1 or any(d < -1 for d in dims):
+        raise _fail(net, layer, f"shape {list(p.dims)}: at most one -1 and no other negative dimension")
+    known = 1
+    for d in dims:
+        known *= d if d != -1 else 1
+    if -1 in dims:
+        if known == 0 or (c * h * w) % known:
+            raise _fail(net, layer, f"shape {list(p.dims)} does not divide the input's {c * h * w} values")
+        dims[dims.index(-1)] = c * h * w // known
+    if dims[0] != 1 or len(dims) == 1:
+        raise _fail(net, layer, f"shape {list(p.dims)} must keep the batch as the first dimension")
+    out = tuple(dims[1:]) + (1,) * (4 - len(dims))
+    if out[0] * out[1] * out[2] != c * h * w:
+        raise _fail(net, layer, f"shape {list(p.dims)} holds {out[0] * out[1] * out[2]} values, "
+                                f"the input {c * h * w}")
+    return out  # type: ignore[return-value]
+
+
 def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
     """Shapes of ``layer.tops`` given that its bottoms are already in ``net.shapes``."""
     for b in layer.bottoms:
@@ -132,10 +158,12 @@ def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
         out = (c * h * w, 1, 1)
     elif t == "Concat" and isinstance(p, ir.ConcatParams):
         out = _concat(net, layer, p)
-    elif t == "Eltwise" and isinstance(p, ir.EltwiseParams):
-        out = _eltwise(net, layer, p)
+    elif t == "Reshape" and isinstance(p, ir.ReshapeParams):
+        out = _reshape(net, layer, p)
     elif t in ("BatchNorm", "Scale", "PReLU", "Sigmoid", "TanH"):
         out = _one_bottom(net, layer)
+    elif t == "Eltwise" and isinstance(p, ir.EltwiseParams):
+        out = _eltwise(net, layer, p)
     elif t in ("ReLU", "Dropout", "Softmax", "Split", "LRN"):
         out = _one_bottom(net, layer)
     else:

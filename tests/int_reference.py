@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ALIASES = ("Dropout", "Flatten", "Split")
+ALIASES = ("Dropout", "Flatten", "Split", "Reshape")
 
 
 def sat8(v: int) -> int:

@@ -355,6 +355,22 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("sig_out", "Sigmoid", inplace=True),
     ], (3, 9, 9), {"arm_nn_activations_direct_q7", "memcpy"},
         "Sigmoid and TanH (arm_nn_activations_direct_q7) in place, with copies, after IPs, as output"),
+    _spec("reshape_aliases", [
+        # Reshape as an alias: to (N, K) before an IP (weight columns permuted), a spatial
+        # regroup keeping the channels read by a conv and a pool, a vector to a 1-channel image
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("flat", "Reshape", shape={"dim": [0, -1]}),
+        L("ip1", "InnerProduct", num_output=6),
+        L("regroup", "Reshape", "conv1", "regroup", shape={"dim": [0, 4, 6, 6]}),
+        L("pool", "Pooling", "regroup", "pool", pool="MAX", kernel_size=2, stride=2),
+        L("conv2", "Convolution", "pool", "conv2", num_output=2, kernel_size=2),
+        L("ip2", "InnerProduct", "conv2", "ip2", num_output=12),
+        L("img", "Reshape", "ip2", "img", shape={"dim": [1, 1, 3, 4]}),
+        L("conv3", "Convolution", "img", "conv3", num_output=2, kernel_size=2),
+        L("ip3", "InnerProduct", "conv3", "ip3", num_output=6),
+        L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
+    ], (3, 4, 9), {"arm_maxpool_q7_HWC", "arm_fully_connected_q7_opt"},
+        "Reshape aliases: flatten-like before an IP, spatial regroup (conv, pool), vector to image"),
     _spec("eltwise_prod_max", [
         # PROD of two branches, MAX of three tensors in three formats, gray input
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

@@ -209,6 +209,21 @@ NETS = {
         L("ip1", "InnerProduct", num_output=6),
         L("sig_out", "Sigmoid", inplace=True),
     ], (3, 7, 7), {}, {"arm_nn_activations_direct_q7"}),
+    # Reshape: to (N, K) before an inner product (weight columns permuted), a spatial regroup
+    # keeping the channels (4, 4, 4) -> (4, 16, 1) -> (4, 2, 8), and a vector to (1, H, W)
+    "reshape": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1, stride=2),
+        L("flat", "Reshape", shape={"dim": [0, -1]}),
+        L("ip1", "InnerProduct", num_output=6),
+        L("regroup", "Reshape", "conv1", "regroup", shape={"dim": [0, 4, 16, 1]}),
+        L("regroup2", "Reshape", "regroup", "regroup2", shape={"dim": [0, 0, 2, -1]}),
+        L("conv2", "Convolution", "regroup2", "conv2", num_output=2, kernel_h=1, kernel_w=3),
+        L("ip2", "InnerProduct", "conv2", "ip2", num_output=12),
+        L("img", "Reshape", "ip2", "img", shape={"dim": [1, 1, 3, 4]}),
+        L("conv3", "Convolution", "img", "conv3", num_output=2, kernel_size=2),
+        L("ip3", "InnerProduct", "conv3", "ip3", num_output=6),
+        L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
+    ], (3, 8, 8), {}, {"arm_fully_connected_q7_opt"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

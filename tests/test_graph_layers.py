@@ -347,5 +347,52 @@ def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
     with pytest.raises(CmsisgenError) as e:
         quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
     assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
-                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU) "
+                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU, Reshape) "
                             "with 'conv2', whose values reach 20")
+
+
+# --------------------------------------------------------------------------- Reshape
+
+
+@pytest.mark.parametrize("dims, shape", [
+    ([0, -1], (36, 1, 1)), ([1, 36], (36, 1, 1)), ([0, 4, 9], (4, 9, 1)), ([0, 0, 9, -1], (4, 9, 1)),
+    ([-1, 4, 3, 3], (4, 3, 3)), ([0, 2, 2, 9], (2, 2, 9)),
+])
+def test_reshape_shapes(tmp_path, dims, shape):
+    from caffe_models import build_net, write_prototxt
+    proto = write_prototxt(tmp_path / "r.prototxt",
+                           build_net([L("r", "Reshape", "data", "r", shape={"dim": dims})], (4, 3, 3)))
+    net = load_net(proto)
+    assert net.shapes["r"] == shape
+    x = np.arange(36, dtype=np.float32).reshape(1, 4, 3, 3)
+    assert np.array_equal(forward(net, x)["r"].reshape(-1), x.reshape(-1))
+    assert forward(net, x)["r"].shape == (1, *shape)
+
+
+@pytest.mark.parametrize("dims, message", [
+    ([0, -1, -1], "shape [0, -1, -1]: at most one -1 and no other negative dimension"),
+    ([0, 5, -1], "shape [0, 5, -1] does not divide the input's 36 values"),
+    ([2, 18], "shape [2, 18] must keep the batch as the first dimension"),
+    ([0, 4, 4], "shape [0, 4, 4] holds 16 values, the input 36"),
+])
+def test_reshape_shape_errors(tmp_path, dims, message):
+    from caffe_models import build_net, write_prototxt
+    proto = write_prototxt(tmp_path / "r.prototxt",
+                           build_net([L("r", "Reshape", "data", "r", shape={"dim": dims})], (4, 3, 3)))
+    with pytest.raises(CmsisgenError) as e:
+        load_net(proto)
+    assert str(e.value) == f"{proto}: layer 'r' (Reshape): {message}"
+
+
+def test_reshape_that_reorders_hwc_bytes_is_refused(tmp_path):
+    from cmsisgen.pipeline import compile_model
+
+    layers = [L("conv", "Convolution", num_output=4, kernel_size=1),
+              L("r", "Reshape", shape={"dim": [0, 2, 6, 3]}),
+              L("ip", "InnerProduct", num_output=2)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 3, 3))
+    with pytest.raises(CmsisgenError) as e:
+        compile_model(proto, weights)
+    assert str(e.value) == (f"{proto}: layer 'r' (Reshape): (4, 3, 3) -> (2, 6, 3) would reorder the bytes of the "
+                            "HWC layout activations are kept in; supported are reshapes to (N, K) (read by inner "
+                            "products) and reshapes that keep the channel count")

@@ -20,7 +20,7 @@ from cmsisgen.proto import schema
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
 SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
              "Flatten", "Concat", "Split", "Eltwise", "LRN", "BatchNorm", "Scale",
-             "PReLU", "Sigmoid", "TanH"}
+             "PReLU", "Sigmoid", "TanH", "Reshape"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
 
@@ -262,6 +262,12 @@ def _params(layer: Any, type_: str, err) -> ir.LayerParams:
         return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
     if type_ == "PReLU":
         return ir.PReLUParams(channel_shared=layer.prelu_param.channel_shared)
+    if type_ == "Reshape":
+        rp = layer.reshape_param
+        if rp.axis != 0 or rp.num_axes != -1:
+            raise err(f"Reshape of part of the shape (axis {rp.axis}, num_axes {rp.num_axes}) is not supported; "
+                      "give the whole shape (axis 0, num_axes -1)")
+        return ir.ReshapeParams(dims=tuple(int(d) for d in rp.shape.dim))
     if type_ == "Softmax" and layer.softmax_param.axis not in (1, -3):
         raise err(f"softmax axis {layer.softmax_param.axis} is not supported (only 1)")
     if type_ == "Flatten" and hasattr(layer, "flatten_param"):

@@ -19,7 +19,7 @@ from . import layout, lrn, rules
 from .program import Op, Program, TensorInfo
 
 #: Layers that only rename a buffer (no code, no copy).
-ALIASES = ("Dropout", "Flatten", "Split")
+ALIASES = ("Dropout", "Flatten", "Split", "Reshape")
 #: Bytes a function reads beyond the end of its input (Op.reads_past_end):
 #: arm_convolve_HWC_q7_RGB fetches each pixel's 3 channels with one 4-byte read.
 READS_PAST_END = {"arm_convolve_HWC_q7_RGB": 1}
@@ -68,6 +68,8 @@ def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
     for layer in net.layers:
         if layer.type not in ALIASES + ("InnerProduct", "ReLU") and any(b in flattened for b in layer.bottoms):
             raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): a Flatten output may only feed an InnerProduct")
+        if layer.type == "Reshape":
+            _check_reshape(net, layer, flattened)
         readers = net.consumers(layer.tops[0]) if layer.type == "Softmax" else []
         if readers:
             # The quantizer gives a Softmax output arm_softmax_q7's fixed Q0.7; a later
@@ -82,6 +84,21 @@ def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
             rules.choose(key, _site(layer, net))
 
 
+def _check_reshape(net: ir.Net, layer: ir.Layer, flattened: dict[str, tuple[int, int, int]]) -> None:
+    """A Reshape is an alias (no code): refuse one whose Caffe (C, H, W) order would need the
+    bytes of the HWC layout moved. Allowed: reshapes to (N, K) (like Flatten: an inner product
+    reading it gets its weight columns permuted), and spatial reshapes keeping the channel
+    count of the bytes (pixels regrouped row-major); from a vector, any shape with 1 channel."""
+    c, h, w = flattened.get(layer.bottoms[0]) or net.shapes[layer.bottoms[0]]
+    oc, oh, ow = net.shapes[layer.tops[0]]
+    if oh * ow == 1 or oc == c or (h * w == 1 and oc == 1):
+        return
+    raise CmsisgenError(
+        f"layer '{layer.name}' (Reshape): ({c}, {h}, {w}) -> ({oc}, {oh}, {ow}) would reorder the bytes of the HWC "
+        "layout activations are kept in; supported are reshapes to (N, K) (read by inner products) and "
+        "reshapes that keep the channel count")
+
+
 def _flattened(net: ir.Net) -> dict[str, tuple[int, int, int]]:
     """Tensors that hold a spatial tensor's HWC bytes under a flat (N, 1, 1) shape (a Flatten
     output, and its aliases and ReLUs) -> the spatial (C, H, W) of those bytes."""
@@ -90,7 +107,13 @@ def _flattened(net: ir.Net) -> dict[str, tuple[int, int, int]]:
         if layer.type not in ALIASES + ("ReLU",):
             continue
         c, h, w = net.shapes[layer.bottoms[0]]
-        spatial = (c, h, w) if layer.type == "Flatten" and h * w > 1 else source.get(layer.bottoms[0])
+        _, oh, ow = net.shapes[layer.tops[0]]
+        if layer.type in ("Flatten", "Reshape") and h * w > 1 and oh * ow == 1:
+            spatial: Optional[tuple[int, int, int]] = (c, h, w)
+        elif layer.type == "Reshape" and oh * ow > 1:
+            spatial = None  # a spatial output: its own shape describes its HWC bytes
+        else:
+            spatial = source.get(layer.bottoms[0])
         if spatial is not None:
             source.update((top, spatial) for top in layer.tops)
     return source

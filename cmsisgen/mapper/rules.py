@@ -337,7 +337,16 @@ def supported_operators_markdown() -> str:
         lines.append("")
     lines += ["## Layers without a kernel", "",
               "- Dropout, Flatten and Split are aliases: no code, the buffer is shared.",
-              "- Concat (channels) is a generated copy loop; its inputs share one Q format.",
+              "- Reshape is an alias too when the HWC byte order allows it: a reshape to (N, K) (an inner "
+              "product reading it gets its weight columns permuted, as after a Flatten) or one that keeps "
+              "the channel count; any other Reshape is refused.",
+              "- Concat (channels) is a generated copy loop; its inputs and output share one Q format "
+              "(the quantizer ties them), so where branches meet nothing needs rescaling.",
+              "- BatchNorm and Scale are folded into the Convolution or InnerProduct before them when "
+              "that layer's output has no other reader; otherwise they run as `nn_scale_q7` (a BatchNorm "
+              "followed by its Scale as one).",
+              "- Eltwise inputs may be in different Q formats: each is shifted into one accumulator "
+              "format (see the Eltwise entries above).",
               "- Any other layer type is rejected with the layer's name.", ""]
     return "\n".join(lines)
 

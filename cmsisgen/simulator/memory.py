@@ -55,7 +55,9 @@ def run_in_plan(program: Program, plan: BufferPlan, images: np.ndarray, seed: in
         if not op.in_place and op.kind != "input":
             noise(*where(op.output))
         if op.in_place and op.kind in ("maxpool", "avepool"):
-            _pool_over_input(op, *where(op.inputs[0]), program.tensors[op.inputs[0]].shape)
+            # the kernel's own geometry: the input may be a Reshape alias of a differently shaped tensor
+            a = op.args
+            _pool_over_input(op, *where(op.inputs[0]), (a["ch_im_in"], a["dim_im_in"], a["dim_im_in"]))
         else:
             out = _run_op(op, [read(name) for name in op.inputs], program, images)
             if op.clobbers_input:
