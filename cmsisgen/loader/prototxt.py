@@ -42,6 +42,12 @@ V1_TYPES = {
 }
 
 
+def unsupported_message() -> str:
+    """The one-line reason for a layer type cmsisgen has no kernel for: the types it has."""
+    return ("not supported by cmsisgen; supported layer types: " + ", ".join(sorted(SUPPORTED))
+            + " (plus Input and data layers; Accuracy and loss layers are dropped)")
+
+
 def v1_type_name(layer: Any) -> str:
     """Current-generation type string of a V1LayerParameter."""
     enum = schema.V1LayerParameter.DESCRIPTOR.enum_types_by_name["LayerType"]
@@ -453,7 +459,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
                                                                   input_shape, err, check)
             continue
         if type_ not in SUPPORTED:
-            raise err("not supported by cmsisgen (no CMSIS-NN q7 kernel)")
+            raise err(unsupported_message())
         params = _params(cl, type_, err)
         bottoms = []
         for blob in cl.bottom:
