@@ -281,6 +281,17 @@ def test_dilation_is_refused():
                  "CMSIS-NN q7 convolutions have no dilation: dilation must be 1.")
 
 
+def test_padding_beyond_what_cmsis_nn_can_take():
+    """Caffe allows any padding; CMSIS-NN takes it as uint16_t (and loops in int16_t)."""
+    proto, weights = write_model(Path("."), [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=40000,
+                                                   stride=40000), layer("ip1", "InnerProduct", num_output=10)],
+                                 input_shape=(3, 8, 8))
+    expect_error(compile_args(proto, weights),
+                 "model.prototxt: layer 'conv1' (Convolution): no CMSIS-NN function fits: CMSIS-NN passes sizes, kernel, "
+                 "stride and padding as uint16_t and counts some loops in int16_t: each must be at most 32767 (an inner "
+                 "product's input length at most 65535).")
+
+
 def test_pooling_pad_not_below_kernel():
     proto, weights = write_net([layer("pool", "Pooling", pool="MAX", kernel_size=2, stride=2, pad=2),
                                 layer("ip1", "InnerProduct", num_output=10)])

@@ -35,6 +35,7 @@ MODEL_CHECK_EXAMPLES = 1000
 HDF5_EXAMPLES = 300
 MEAN_EXAMPLES = 500
 CLI_EXAMPLES = 200
+COMPILE_EXAMPLES = 300
 
 
 def fuzz_settings(examples: int):
@@ -101,12 +102,13 @@ def seeds(tmp_path_factory) -> Seeds:
 
 
 @st.composite
-def mutated(draw, seeds: dict[str, bytes], text: bool = False) -> bytes:
-    """A seed with 1..4 random mutations."""
+def mutated(draw, seeds: dict[str, bytes], text: bool = False, numbers_only: bool = False) -> bytes:
+    """A seed with 1..4 random mutations (``numbers_only``: only numbers replaced, so the
+    text still parses and the checks behind the parser are reached)."""
     data = bytearray(seeds[draw(st.sampled_from(sorted(seeds)))])
     for _ in range(draw(st.integers(1, 4))):
         kinds = ["flip", "truncate", "insert", "delete", "duplicate", "set"] + (["number"] * 2 if text else [])
-        kind = draw(st.sampled_from(kinds))
+        kind = "number" if numbers_only else draw(st.sampled_from(kinds))
         at = draw(st.integers(0, max(len(data) - 1, 0)))
         if kind == "flip" and data:
             data[at] ^= 1 << draw(st.integers(0, 7))
@@ -121,12 +123,13 @@ def mutated(draw, seeds: dict[str, bytes], text: bool = False) -> bytes:
         elif kind == "duplicate":
             data[at:at] = data[at:at + draw(st.integers(1, 256))]
         elif kind == "number":
-            numbers = [m.span() for m in re.finditer(rb"-?\d+(\.\d+)?(e-?\d+)?", bytes(data))]
+            numbers = [m.span() for m in re.finditer(rb"(?<=: )-?\d+(\.\d+)?(e-?\d+)?", bytes(data))]
             if numbers:
                 start, end = draw(st.sampled_from(numbers))
-                value = draw(st.sampled_from([b"0", b"-1", b"-7", b"1", b"2", b"65536", b"2147483647",
-                                              b"4294967296", b"99999999999999999999", b"1e400", b"nan",
-                                              b"inf", b"-0.0", b"0.25"]))
+                value = draw(st.sampled_from([b"0", b"-1", b"-7", b"1", b"2", b"3", b"4", b"5", b"7", b"9",
+                                              b"16", b"33", b"65536", b"2147483647", b"4294967296",
+                                              b"99999999999999999999", b"1e400", b"nan", b"inf", b"-0.0",
+                                              b"0.25"]))
                 data[start:end] = value
     return bytes(data)
 
@@ -332,5 +335,43 @@ def test_mutated_files_through_the_cli(seeds):
             assert result.stdout == ""
             lines = result.stderr.splitlines()
             assert len(lines) == 1 and lines[0].startswith("cmsisgen: error: "), result.stderr
+
+    check()
+
+
+#: A net whose weights do not depend on the spatial sizes, strides, pads or pooling: most
+#: number mutations keep the weights valid and reach shapes, the mapper, quantizer and codegen.
+SPATIAL = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1, stride=1),
+           layer("relu1", "ReLU", inplace=True),
+           layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+           layer("conv2", "Convolution", num_output=4, kernel_size=1),
+           layer("pool2", "Pooling", pool="AVE", global_pooling=True),
+           layer("prob", "Softmax")]
+
+
+def test_mutated_prototxt_through_compile(tmp_path_factory):
+    """Whole compiles of mutated prototxts (the weights stay valid for most mutations):
+    exit 0 with the files written, or exit 2 with one line on stderr -- never an internal
+    error (exit 1)."""
+    folder = tmp_path_factory.mktemp("fuzz_compile")
+    proto = write_prototxt(folder / "s.prototxt", build_net(SPATIAL, (3, 8, 8)))
+    weights = write_caffemodel(folder / "s.caffemodel", SPATIAL, make_weights(proto, SPATIAL))
+    seed = {"spatial": proto.read_bytes()}
+
+    @fuzz_settings(COMPILE_EXAMPLES)
+    @given(mutated(seed, text=True, numbers_only=True))
+    def check(text):
+        path = _file(folder, "c.prototxt", text)
+        out = folder / "out"
+        try:
+            result = CliRunner().invoke(main, ["-q", "compile", str(path), str(weights), "-o", str(out)])
+        finally:
+            path.unlink()
+        assert result.exit_code in (0, 2), result.output
+        if result.exit_code == 2:
+            lines = result.stderr.splitlines()
+            assert len(lines) == 1 and lines[0].startswith("cmsisgen: error: "), result.stderr
+        else:
+            assert (out / "nn.c").is_file()
 
     check()

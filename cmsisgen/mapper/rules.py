@@ -54,10 +54,11 @@ def undilated(site: Site) -> bool:
 
 
 def sizes_fit_uint16(site: Site) -> bool:
-    """CMSIS-NN passes sizes as uint16_t and counts some loops in int16_t: each dimension must be at most 32767 (an inner product's input length at most 65535)."""
+    """CMSIS-NN passes sizes, kernel, stride and padding as uint16_t and counts some loops in int16_t: each must be at most 32767 (an inner product's input length at most 65535)."""
     if site.type == "InnerProduct":
         return site.in_ch <= UINT16_MAX and site.out_ch <= UINT16_MAX
-    dims = (site.in_ch, site.in_h, site.in_w, site.out_ch, site.out_h, site.out_w)
+    dims = (site.in_ch, site.in_h, site.in_w, site.out_ch, site.out_h, site.out_w,
+            site.kernel_h, site.kernel_w, site.stride_h, site.stride_w, site.pad_h, site.pad_w)
     return all(d <= INT16_MAX for d in dims)
 
 
@@ -210,12 +211,6 @@ def eltwise_max_any_inputs(site: Site) -> bool:
     return site.inputs >= 2
 
 
-def whole_image_window(site: Site) -> bool:
-    """nn_global_pool_q7 (generated with the network) pools each channel's whole image, of any height and width (global pooling, or one window covering the image without padding); the average is rounded to nearest."""
-    return (site.kernel_h == site.in_h and site.kernel_w == site.in_w and site.pad_h == 0 and site.pad_w == 0
-            and site.out_h == 1 and site.out_w == 1)
-
-
 def per_channel_affine(site: Site) -> bool:
     """nn_scale_q7 (generated with the network) multiplies each channel by its q7 factor and adds its bias, with the convolutions' shifts: a BatchNorm/Scale that cannot be folded into the convolution or inner product before it runs standalone on any shape."""
     return site.in_ch >= 1
@@ -266,8 +261,6 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
                                             pooling_padding_below_stride, pooling_windows_start_inside,
                                             pooling_output_within_input, avepool_window_fits_q15)),),
-    # a pooling window covering the whole image that the CMSIS-NN kernels above cannot take
-    "Pooling/global": (("nn_global_pool_q7", (max_or_average, whole_image_window)),),
     "ReLU": (("arm_relu_q7", (plain_relu,)), ("nn_prelu_q7", (negative_slopes_in_q7,))),
     "PReLU": (("nn_prelu_q7", (negative_slopes_in_q7,)),),
     "Sigmoid": (("arm_nn_activations_direct_q7", (table_activation_formats,)),),
