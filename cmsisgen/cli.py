@@ -230,12 +230,18 @@ def _calibrate(model, calib_set):
     total = len(images) if images is not None else SYNTHETIC_CALIBRATION_IMAGES
     with _stage("calibrating, quantizing, mapping"), _progress(total, "calibrating") as update:
         compiled = compile_loaded(model, images, progress=update)
-    for note in compiled.notes:
+    for note in located_notes(compiled):
         warn(note)
     plan = compiled.plan
     detail(f"arena {plan.arena_bytes} bytes (activations and scratch, largest scratch {plan.scratch_bytes}), "
            f"image buffer {plan.input_buffer_bytes} bytes")
     return compiled
+
+
+def located_notes(compiled) -> list[str]:
+    """The compile's warnings; a layer's names the prototxt first, as errors do."""
+    source = compiled.net.source
+    return [f"{source}: {note}" if source and note.startswith("layer '") else note for note in compiled.notes]
 
 
 def _common_model_options(command: Callable) -> Callable:
@@ -313,7 +319,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = list(compiled.notes)
+    warnings = located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory))
         warn(warnings[-1])

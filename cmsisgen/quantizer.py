@@ -324,7 +324,7 @@ def _quantize_layer(layer: ir.Layer, tensor_frac: dict[str, int], w_frac: int,
     warning = ""
     if np.any(bias) and not np.any(q_bias):
         warning = (f"layer '{layer.name}': every bias is below the accumulator resolution "
-                   f"2^-{accumulator} and quantizes to zero")
+                   f"2^{-accumulator} and quantizes to zero")
     lq = LayerQuant(in_frac=in_frac, out_frac=out_frac, weight_frac=w_frac, bias_frac=b_frac,
                     bias_lshift=accumulator - b_frac, out_rshift=accumulator - out_frac,
                     weights=quantize_array(weights, w_frac), bias=q_bias)

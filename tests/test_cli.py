@@ -426,3 +426,15 @@ def test_error_prefix_is_coloured_on_a_terminal(monkeypatch, tmp_path):
     result = CliRunner().invoke(main, ["inspect", str(tmp_path / "nope.prototxt")], color=True)
     assert result.exit_code == 2
     assert result.stderr.startswith("\x1b[31m\x1b[1mcmsisgen: error:\x1b[0m ")
+
+
+def test_layer_warnings_name_the_prototxt(tmp_path):
+    """A warning about a layer is located like an error: the prototxt, then the layer."""
+    proto, weights = write_model(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+                                            layer("ip1", "InnerProduct", num_output=3)], input_shape=(3, 8, 8))
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--json")
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    padded = [w for w in warnings if "Caffe divides a padded border window" in w]
+    assert len(padded) == 1 and padded[0].startswith(f"{proto}: layer 'p': ")
+    assert f"cmsisgen: warning: {padded[0]}" in result.stderr.splitlines()
