@@ -165,6 +165,19 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
+def global_pool(x: np.ndarray, method: str) -> np.ndarray:
+    """Each channel's max, or its sum divided by the pixel count rounded half away from zero."""
+    out = np.zeros((x.shape[0], 1, 1), dtype=np.int64)
+    for ch in range(x.shape[0]):
+        values = [int(v) for v in x[ch].reshape(-1)]
+        if method == "max":
+            out[ch] = max(values)
+        else:
+            total, count = sum(values), len(values)
+            out[ch] = sat8(c_div(total + count // 2 if total >= 0 else total - count // 2, count))
+    return out
+
+
 def table_activation(x: np.ndarray, in_frac: int, kind: str) -> np.ndarray:
     """arm_nn_activations_direct_q7: x >> (in_frac - 4) is a Q3.4 value v (as int8), the
     output round(f(v / 16) * 128) saturated, f the logistic function or tanh."""
@@ -289,7 +302,10 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             out = fully_connected(ins[0].reshape(-1), w, lq.bias, lq.bias_lshift, lq.out_rshift)
         elif layer.type == "Pooling":
             c, h, w = ins[0].shape
-            assert h == w, "the q7 pooling kernels are square"
+            if h != w:  # the generated nn_global_pool_q7 (the square CMSIS-NN kernels cannot)
+                assert p.global_pooling or (p.kernel_h, p.kernel_w) == (h, w)
+                values[top] = global_pool(ins[0], p.method)
+                continue
             if p.global_pooling:
                 k, pad, stride = h, 0, 1
             else:

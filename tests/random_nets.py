@@ -41,6 +41,7 @@ ALL_FUNCTIONS = frozenset({
     "nn_concat_channels_q7", "memcpy",
     "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7", "nn_scale_q7",
     "nn_prelu_q7", "arm_nn_activations_direct_q7",
+    "nn_global_pool_q7",
     "arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_depthwise_separable_conv_HWC_q7",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
 })
@@ -371,6 +372,18 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
     ], (3, 4, 9), {"arm_maxpool_q7_HWC", "arm_fully_connected_q7_opt"},
         "Reshape aliases: flatten-like before an IP, spatial regroup (conv, pool), vector to image"),
+    _spec("global_pool_nonsquare", [
+        # global max and average pooling on a non-square 6x11 image, a residual-style SUM first
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("add", "Eltwise", ["conv2", "conv1"], "add"),
+        L("gave", "Pooling", "add", "gave", pool="AVE", global_pooling=True),
+        L("gmax", "Pooling", "add", "gmax", pool="MAX", global_pooling=True),
+        L("cat", "Concat", ["gave", "gmax"], "cat"),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 6, 11), {"nn_global_pool_q7", "nn_eltwise_sum_q7"},
+        "global max and average pooling of a non-square image (nn_global_pool_q7)"),
     _spec("eltwise_prod_max", [
         # PROD of two branches, MAX of three tensors in three formats, gray input
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

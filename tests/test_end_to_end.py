@@ -224,6 +224,17 @@ NETS = {
         L("ip3", "InnerProduct", "conv3", "ip3", num_output=6),
         L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
     ], (3, 8, 8), {}, {"arm_fully_connected_q7_opt"}),
+    # global max and average pooling on a non-square image (the generated nn_global_pool_q7)
+    "global_nonsquare": ([
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("gmax", "Pooling", "conv1", "gmax", pool="MAX", global_pooling=True),
+        L("conv2", "Convolution", "conv1", "conv2", num_output=6, kernel_size=1),
+        L("gave", "Pooling", "conv2", "gave", pool="AVE", global_pooling=True),
+        L("cat", "Concat", ["gmax", "gave"], "cat"),
+        L("ip1", "InnerProduct", num_output=4),
+        L("prob", "Softmax"),
+    ], (3, 5, 9), {}, {"nn_global_pool_q7"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

@@ -396,3 +396,26 @@ def test_reshape_that_reorders_hwc_bytes_is_refused(tmp_path):
     assert str(e.value) == (f"{proto}: layer 'r' (Reshape): (4, 3, 3) -> (2, 6, 3) would reorder the bytes of the "
                             "HWC layout activations are kept in; supported are reshapes to (N, K) (read by inner "
                             "products) and reshapes that keep the channel count")
+
+
+# --------------------------------------------------------------------------- global pooling
+
+
+def test_global_pool_model():
+    x = np.array([[[[3, -7]], [[-4, 2]], [[2, -2]]]], dtype=np.int8)  # N=1, H=3, W=1, C=2
+    assert gk.global_pool_q7(x, average=False).tolist() == [[[[3, 2]]]]
+    # sums 1 and -7 over 3 pixels: (1 + 1) / 3 = 0, (-7 - 1) / 3 = -2 (half away from zero)
+    assert gk.global_pool_q7(x, average=True).tolist() == [[[[0, -2]]]]
+
+
+def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
+    from cmsisgen.pipeline import compile_model
+
+    layers = [L("conv", "Convolution", num_output=2, kernel_size=1),
+              L("gap", "Pooling", pool="AVE", global_pooling=True),
+              L("sq", "Pooling", "conv", "sq", pool="MAX", kernel_h=3, kernel_w=5),
+              L("cat", "Concat", ["gap", "sq"], "cat")]
+    proto, weights = write_model(tmp_path, layers, input_shape=(1, 3, 5))
+    ops = {op.layer: op for op in compile_model(proto, weights).program.ops}
+    assert (ops["gap"].function, ops["gap"].args) == ("nn_global_pool_q7", {"channels": 2, "pixels": 15, "average": 1})
+    assert (ops["sq"].function, ops["sq"].args["average"]) == ("nn_global_pool_q7", 0)

@@ -78,7 +78,9 @@ def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
                 f"layer '{layer.name}' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax "
                 f"is supported only as a network output (it feeds '{readers[0].name}')")
         key = _rule_key(layer, fc_variant)
-        if key == "Convolution/group":
+        if key is not None and key.startswith("Pooling/"):
+            _pool_choice(_site(layer, net))
+        elif key == "Convolution/group":
             _conv_choice(_site(layer, net))
         elif key is not None:
             rules.choose(key, _site(layer, net))
@@ -129,6 +131,17 @@ def _rule_key(layer: ir.Layer, fc_variant: str) -> Optional[str]:
     if layer.type == "Convolution" and layer.params.group > 1:  # type: ignore[union-attr]
         return "Convolution/group"
     return layer.type if layer.type in rules.FUNCTIONS else None
+
+
+def _pool_choice(site: rules.Site) -> str:
+    """The CMSIS-NN pooling function when one fits; else, for a window covering the whole
+    image (global pooling of a non-square image, say), the generated nn_global_pool_q7."""
+    try:
+        return rules.choose(f"Pooling/{site.method}" if site.method in ("max", "ave") else "Pooling/max", site)
+    except CmsisgenError:
+        if not rules.whole_image_window(site):
+            raise
+        return rules.choose("Pooling/global", site)
 
 
 def _conv_choice(site: rules.Site) -> tuple[str, str]:
@@ -198,7 +211,11 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
                   macs=oh * ow * oc * c * site.kernel_h * site.kernel_w, formats=fmt)
     if layer.type == "Pooling":
         method = layer.params.method  # type: ignore[union-attr]
-        function = rules.choose(f"Pooling/{method}", site)
+        function = _pool_choice(site)
+        if function == "nn_global_pool_q7":
+            return Op(layer=layer.name, layer_type=layer.type, kind="global_pool", function=function,
+                      inputs=bottoms, output=top, args={"channels": c, "pixels": h * w, "average": int(method == "ave")},
+                      macs=h * w * c, formats=fmt)
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": oh}
         return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",

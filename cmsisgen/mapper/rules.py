@@ -211,6 +211,12 @@ def eltwise_max_any_inputs(site: Site) -> bool:
     return site.inputs >= 2
 
 
+def whole_image_window(site: Site) -> bool:
+    """nn_global_pool_q7 (generated with the network) pools each channel's whole image, of any height and width (global pooling, or one window covering the image without padding); the average is rounded to nearest."""
+    return (site.kernel_h == site.in_h and site.kernel_w == site.in_w and site.pad_h == 0 and site.pad_w == 0
+            and site.out_h == 1 and site.out_w == 1)
+
+
 def per_channel_affine(site: Site) -> bool:
     """nn_scale_q7 (generated with the network) multiplies each channel by its q7 factor and adds its bias, with the convolutions' shifts: a BatchNorm/Scale that cannot be folded into the convolution or inner product before it runs standalone on any shape."""
     return site.in_ch >= 1
@@ -261,6 +267,8 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Pooling/ave": (("arm_avepool_q7_HWC", (max_or_average, sizes_fit_uint16, square_geometry,
                                             pooling_padding_below_stride, pooling_windows_start_inside,
                                             pooling_output_within_input, avepool_window_fits_q15)),),
+    # a pooling window covering the whole image that the CMSIS-NN kernels above cannot take
+    "Pooling/global": (("nn_global_pool_q7", (max_or_average, whole_image_window)),),
     "ReLU": (("arm_relu_q7", (plain_relu,)), ("nn_prelu_q7", (negative_slopes_in_q7,))),
     "PReLU": (("nn_prelu_q7", (negative_slopes_in_q7,)),),
     "Sigmoid": (("arm_nn_activations_direct_q7", (table_activation_formats,)),),

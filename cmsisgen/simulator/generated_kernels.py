@@ -55,3 +55,17 @@ def prelu_q7(x: np.ndarray, slopes: np.ndarray, shift: int) -> np.ndarray:
     wide = x.astype(np.int64)
     negative = saturate_q7((wide * slopes.astype(np.int64) + nn_round(shift)) >> shift)
     return np.where(x >= 0, x, negative).astype(np.int8)
+
+
+def global_pool_q7(x: np.ndarray, average: bool) -> np.ndarray:
+    """``nn_global_pool_q7`` on NHWC ``x`` -> (N, 1, 1, C): the maximum of each channel, or its
+    int32 sum divided by the pixel count rounded half away from zero (C: ``(sum +- count/2) / count``)."""
+    n, c = len(x), x.shape[-1]
+    flat = x.reshape(n, -1, c).astype(np.int64)
+    if not average:
+        return flat.max(axis=1).astype(np.int8).reshape(n, 1, 1, c)
+    count = flat.shape[1]
+    total = flat.sum(axis=1)
+    rounded = np.where(total >= 0, total + count // 2, total - count // 2)
+    quotient = np.sign(rounded) * (np.abs(rounded) // count)  # C division truncates towards zero
+    return saturate_q7(quotient).reshape(n, 1, 1, c)

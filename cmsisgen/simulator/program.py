@@ -103,6 +103,8 @@ def _run_kernel(op: Op, inputs: list[np.ndarray], program: Program, images: np.n
         return kernels.softmax_q7(inputs[0].reshape(n, -1)).reshape(n, 1, 1, -1)
     if op.kind == "concat":
         return np.concatenate(inputs, axis=3)
+    if op.kind == "global_pool":
+        return generated_kernels.global_pool_q7(inputs[0], bool(a["average"]))
     if op.kind == "activation":
         return activations.activations_direct_q7(inputs[0], a["int_width"], "sigmoid" if a["type"] == 0 else "tanh")
     if op.kind == "prelu":
