@@ -266,7 +266,12 @@ def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
                     window = [int(x[ch, wy, wx]) for wy in range(max(0, y - half), min(h, y + half + 1))
                               for wx in range(max(0, xx - half), min(w, xx + half + 1))]
                 s = sum(v * v for v in window)
-                index = min((s + nn_round(t.index_shift)) >> t.index_shift, t.table.size - 1)
+                e = 0
+                while (s >> e) >= 1 << t.mantissa_bits:
+                    e += 1
+                step = 1 << (t.mantissa_bits - 1)
+                index = s if e == 0 else (1 << t.mantissa_bits) + (e - 1) * step + (s >> e) - step
+                index = min(index, t.table.size - 1)
                 out[ch, y, xx] = sat8((int(x[ch, y, xx]) * int(t.table[index]) + nn_round(t.out_shift)) >> t.out_shift)
     return out
 

@@ -174,6 +174,25 @@ MODELS = {
         layer("conv2", "Convolution", num_output=3, kernel_size=1, group=3),
         layer("ip1", "InnerProduct", num_output=5),
     ]),
+    # depthwise (group == channels) then pointwise, a channel multiplier (group 4, 4 -> 8).
+    "depthwise_pointwise": ((4, 7, 6), [
+        layer("dw1", "Convolution", num_output=4, kernel_size=3, pad=1, stride=2, group=4),
+        layer("pw1", "Convolution", num_output=8, kernel_size=1),
+        layer("relu1", "ReLU", inplace=True),
+        layer("mult", "Convolution", num_output=16, kernel_h=3, kernel_w=1, group=8, bias_term=False),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # LRN across channels (AlexNet's local_size 5, and a strong k/alpha) and within a channel
+    # (BVLC cifar10_full's norm1), on signed and on ReLU'd values.
+    "lrn": ((3, 8, 9), [
+        layer("conv1", "Convolution", num_output=7, kernel_size=3, pad=1),
+        layer("norm0", "LRN", local_size=5, alpha=1e-4, beta=0.75),
+        layer("norm1", "LRN", local_size=3, alpha=3.0, beta=0.6, k=2.0),
+        layer("relu1", "ReLU", inplace=True),
+        layer("norm2", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        layer("norm3", "LRN", local_size=5, alpha=2.0, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        layer("ip1", "InnerProduct", num_output=4),
+    ]),
     # a branch: two convs on the input, in-place ReLU on one, Concat, pool, IP, Softmax.
     "concat_softmax": ((3, 8, 8), [
         layer("conv_a", "Convolution", bottom="data", num_output=3, kernel_size=3, pad=1),

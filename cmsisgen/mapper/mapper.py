@@ -259,7 +259,7 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         lrn_p: ir.LRNParams = layer.params  # type: ignore[assignment]
         table = lrn.lrn_table(layer.name, lrn_p, fmt["in_frac"], fmt["out_frac"])
         args = {"height": h, "width": w, "channels": c, "local_size": lrn_p.local_size,
-                "index_shift": table.index_shift, "out_shift": table.out_shift, "table_size": table.table.size}
+                "mantissa_bits": table.mantissa_bits, "out_shift": table.out_shift, "table_size": table.table.size}
         fmt.update(mul_frac=table.mul_frac, out_rshift=table.out_shift)
         return Op(layer=layer.name, layer_type=layer.type, kind="lrn", function=function, inputs=bottoms,
                   output=top, args=args, weight_data=table.table,

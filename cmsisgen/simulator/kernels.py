@@ -511,19 +511,20 @@ def softmax_q7(vec) -> np.ndarray:
 # --------------------------------------------------------------------------- LRN (own kernel)
 
 
-def lrn_q7(x, table, *, local_size: int, region: str, index_shift: int, out_shift: int) -> np.ndarray:
+def lrn_q7(x, table, *, local_size: int, region: str, mantissa_bits: int, out_shift: int) -> np.ndarray:
     """The generated nn_lrn_across_q7 / nn_lrn_within_q7 (int8[N, H, W, C] -> same shape).
 
     ``S`` is the exact integer sum of ``x*x`` over the window (``local_size`` channels
     centred on the channel, or a ``local_size`` square centred on the pixel; zeros
-    outside), then ``index = min((S + ((1 << index_shift) >> 1)) >> index_shift,
-    len(table) - 1)`` and ``out = saturate_q7((x * table[index] + NN_ROUND(out_shift)) >>
-    out_shift)`` (see :mod:`cmsisgen.mapper.lrn` for the table).
+    outside), then S as a small float with ``mantissa_bits`` of mantissa gives the table
+    index (:func:`cmsisgen.mapper.lrn.table_index`, capped at the last entry) and ``out =
+    saturate_q7((x * table[index] + NN_ROUND(out_shift)) >> out_shift)`` (see
+    :mod:`cmsisgen.mapper.lrn` for the table).
     """
     x = _as_int8("x", x, 4)
     table = np.asarray(table)
-    if table.dtype != np.uint16 or table.ndim != 1 or table.size == 0:
-        raise ValueError("table must be a non-empty 1-D uint16 array")
+    if table.dtype != np.int32 or table.ndim != 1 or table.size == 0:
+        raise ValueError("table must be a non-empty 1-D int32 array")
     if local_size < 1 or local_size % 2 == 0 or region not in ("across", "within"):
         raise ValueError(f"LRN needs an odd local_size and region 'across' or 'within', got {local_size}, {region!r}")
     half = (local_size - 1) // 2
@@ -536,6 +537,8 @@ def lrn_q7(x, table, *, local_size: int, region: str, index_shift: int, out_shif
         padded = np.pad(sq, ((0, 0), (half, half), (half, half), (0, 0)))
         rows = sum(padded[:, i:i + h] for i in range(local_size))
         sums = sum(rows[:, :, j:j + w] for j in range(local_size))
-    index = np.minimum((sums + ((1 << index_shift) >> 1)) >> index_shift, table.size - 1)
-    acc = x.astype(np.int64) * table.astype(np.int64)[index] + nn_round(out_shift)
+    from ..mapper.lrn import table_index
+
+    index = np.minimum(table_index(sums, mantissa_bits), table.size - 1)
+    acc = x.astype(np.int64) * table.astype(np.int64)[index] + nn_round(out_shift)  # < 2**38: exact
     return saturate_q7(acc >> out_shift)

@@ -86,7 +86,7 @@ def _run_kernel(op: Op, inputs: list[np.ndarray], program: Program, images: np.n
     if op.kind == "lrn":
         return kernels.lrn_q7(inputs[0], op.weight_data, local_size=a["local_size"],
                               region="across" if op.function == "nn_lrn_across_q7" else "within",
-                              index_shift=a["index_shift"], out_shift=a["out_shift"])
+                              mantissa_bits=a["mantissa_bits"], out_shift=a["out_shift"])
     if op.kind in ("maxpool", "avepool"):
         kernel = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
         return kernel(inputs[0], kernel=a["dim_kernel"], pad=a["padding"], stride=a["stride"],
