@@ -419,3 +419,65 @@ def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
     ops = {op.layer: op for op in compile_model(proto, weights).program.ops}
     assert (ops["gap"].function, ops["gap"].args) == ("nn_global_pool_q7", {"channels": 2, "pixels": 15, "average": 1})
     assert (ops["sq"].function, ops["sq"].args["average"]) == ("nn_global_pool_q7", 0)
+
+
+# --------------------------------------------------------------------------- a ResNet-style prototxt
+
+RESNET_STYLE = """name: "resnet_block"
+input: "data"
+input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }
+layer { name: "conv1" type: "Convolution" bottom: "data" top: "conv1"
+  param { lr_mult: 1 decay_mult: 1 }
+  convolution_param { num_output: 4 kernel_size: 3 pad: 1 bias_term: false
+    weight_filler { type: "msra" } } }
+layer { name: "bn_conv1" type: "BatchNorm" bottom: "conv1" top: "conv1"
+  param { lr_mult: 0 } param { lr_mult: 0 } param { lr_mult: 0 }
+  batch_norm_param { use_global_stats: true } }
+layer { name: "scale_conv1" type: "Scale" bottom: "conv1" top: "conv1" scale_param { bias_term: true } }
+layer { name: "conv1_relu" type: "ReLU" bottom: "conv1" top: "conv1" }
+layer { name: "res2a_branch2a" type: "Convolution" bottom: "conv1" top: "res2a_branch2a"
+  convolution_param { num_output: 4 kernel_size: 3 pad: 1 bias_term: false } }
+layer { name: "bn2a_branch2a" type: "BatchNorm" bottom: "res2a_branch2a" top: "res2a_branch2a"
+  batch_norm_param { use_global_stats: true } }
+layer { name: "scale2a_branch2a" type: "Scale" bottom: "res2a_branch2a" top: "res2a_branch2a"
+  scale_param { bias_term: true } }
+layer { name: "res2a" type: "Eltwise" bottom: "conv1" bottom: "res2a_branch2a" top: "res2a"
+  eltwise_param { operation: SUM } }
+layer { name: "res2a_relu" type: "ReLU" bottom: "res2a" top: "res2a" }
+layer { name: "pool5" type: "Pooling" bottom: "res2a" top: "pool5" pooling_param { pool: AVE global_pooling: true } }
+layer { name: "fc" type: "InnerProduct" bottom: "pool5" top: "fc" inner_product_param { num_output: 3 } }
+layer { name: "prob" type: "Softmax" bottom: "fc" top: "prob" }
+"""
+
+
+def test_resnet_style_prototxt_compiles_with_folded_batchnorm(tmp_path):
+    import int_reference
+    from caffe_models import _fill_blob
+    from cmsisgen.pipeline import compile_model
+    from cmsisgen.proto import schema
+    from cmsisgen.simulator.program import run_program
+
+    proto = tmp_path / "resnet.prototxt"
+    proto.write_text(RESNET_STYLE)
+    rng = np.random.default_rng(5)
+    blobs = {"conv1": [rng.standard_normal((4, 3, 3, 3)) * 0.1],
+             "bn_conv1": [rng.standard_normal(4) * 0.1, rng.uniform(0.5, 2, 4), np.array([1.0])],
+             "scale_conv1": [rng.uniform(0.5, 1.5, 4), rng.standard_normal(4) * 0.1],
+             "res2a_branch2a": [rng.standard_normal((4, 4, 3, 3)) * 0.1],
+             "bn2a_branch2a": [rng.standard_normal(4) * 0.1, rng.uniform(0.5, 2, 4), np.array([1.0])],
+             "scale2a_branch2a": [rng.uniform(0.5, 1.5, 4), rng.standard_normal(4) * 0.1],
+             "fc": [rng.standard_normal((3, 4)) * 0.5, np.zeros(3)]}
+    netp = schema.NetParameter()
+    for name, arrays in blobs.items():
+        lay = netp.layer.add(name=name)
+        for a in arrays:
+            _fill_blob(lay.blobs.add(), a, legacy=False)
+    weights = tmp_path / "resnet.caffemodel"
+    weights.write_bytes(netp.SerializeToString())
+    compiled = compile_model(proto, weights)
+    assert [(op.layer, op.function) for op in compiled.program.ops] == [
+        ("data", "nn_input_q7"), ("conv1", "arm_convolve_HWC_q7_RGB"), ("conv1_relu", "arm_relu_q7"),
+        ("res2a_branch2a", "arm_convolve_HWC_q7_fast"), ("res2a", "nn_eltwise_sum_q7"), ("res2a_relu", "arm_relu_q7"),
+        ("pool5", "arm_avepool_q7_HWC"), ("fc", "arm_fully_connected_q7_opt"), ("prob", "arm_softmax_q7")]
+    raw = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
+    assert np.array_equal(run_program(compiled.program, raw), int_reference.run(compiled, raw))
