@@ -49,6 +49,7 @@ _HEADER_RE = re.compile(r"^cmsisgen selftest: (\d+) vectors,.*?(?:, steps checke
 _STEP_RE = re.compile(r'\bstep (\d+) (?:"([^"]*)" checksum 0x([0-9a-fA-F]+) want 0x([0-9a-fA-F]+)'
                       r'|out of range|out of order)')
 _TRACED_RE = re.compile(r"\btraced (\d+) of (\d+) steps\b")
+_PROFILE_RE = re.compile(r'^profile step (\d+) "([^"]*)" (\w+) (\d+)\s*$')
 
 
 @dataclass
@@ -78,6 +79,8 @@ class VerifyResult:
     build_dir: Path | None = None
     steps_checked: int | None = None            # per-step checksums per vector (0: scores only)
     header_vectors: int | None = None           # vector count announced by the header line
+    #: (step name, count) per step of one inference of vector 0, when steps are checked
+    profile: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def all_passed(self) -> bool:
@@ -106,6 +109,7 @@ def parse_output(text: str) -> VerifyResult:
     summary = None
     steps_checked = None
     header_vectors = None
+    profile: list[tuple[str, int]] = []
     for line in text.splitlines():
         line = line.strip()
         m = _VECTOR_RE.match(line)
@@ -121,6 +125,10 @@ def parse_output(text: str) -> VerifyResult:
             if traced:
                 result.steps_traced = int(traced[1])
             vectors.append(result)
+            continue
+        m = _PROFILE_RE.match(line)
+        if m:
+            profile.append((m[2], int(m[4])))
             continue
         m = _HEADER_RE.match(line)
         if m:
@@ -140,7 +148,7 @@ def parse_output(text: str) -> VerifyResult:
         passed=int(summary[1]), total=int(summary[2]),
         instructions_per_inference=per_inference if unit == "instructions" else None,
         output=text, counter_unit=unit, vectors=vectors, steps_checked=steps_checked,
-        header_vectors=header_vectors)
+        header_vectors=header_vectors, profile=profile)
 
 
 def check_consistency(result: VerifyResult) -> str | None:

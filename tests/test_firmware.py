@@ -364,9 +364,9 @@ def test_qemu_all_pass_and_trace_matches_systick(model: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     calls = [int(m) for m in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
     # With step checksums every vector calls run_nn() twice: timed (trace hook off), then
-    # checked (every step checksummed, untimed and slower).
-    assert r.steps_checked == 3 and len(calls) == 2 * len(r.vectors), proc.stdout
-    exact, checked = calls[0::2], calls[1::2]
+    # checked (every step checksummed, untimed and slower); then vector 0 once more, profiled.
+    assert r.steps_checked == 3 and len(calls) == 2 * len(r.vectors) + 1, proc.stdout
+    exact, checked = calls[0:-1:2], calls[1:-1:2]
     for v, e, c in zip(r.vectors, exact, checked):
         assert abs(v.count - e) <= RUN_NN_TOLERANCE, (v.count, e)
         assert c > e + 3 * 192, (e, c)  # the checksum loops ran in the checked run only
@@ -571,3 +571,27 @@ def test_builds_do_not_touch_the_source_tree():
         stray = [p for p in folder.rglob("*") if p.suffix in (".o", ".d", ".elf", ".map")
                  or p.name == "build"]
         assert not stray, stray
+
+
+# ---------------------------------------------------------------- per-step profile
+
+def test_parse_profile_lines():
+    text = ("cmsisgen selftest: 1 vectors, input 8x8x3, output 3, steps checked 2, counter instructions\n"
+            "vector 0: class 1 expected 1 label -1 PASS instructions 1040\n"
+            'profile step 0 "data" instructions 240\n'
+            'profile step 1 "conv 1" instructions 800\n'
+            "summary: 1/1 PASS, instructions per inference 1040\n")
+    assert parse_output(text).profile == [("data", 240), ("conv 1", 800)]
+
+
+@pytest.mark.qemu
+@pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
+def test_qemu_profile_has_every_step_and_adds_up_to_an_inference(model: Path, tmp_path: Path):
+    r = build_and_run(model, "qemu", tmp_path / "b")
+    assert r.all_passed, r.output
+    names = re.findall(r'"([^"]*)"', (model / "test_vectors.h").read_text().split("nn_test_step_names")[1])
+    assert [name for name, _ in r.profile] == names
+    assert all(count > 0 for _, count in r.profile)
+    total = sum(count for _, count in r.profile)
+    # The hook's counter reads add a few dozen instructions per step; SysTick counts in 40s.
+    assert abs(total - r.vectors[0].count) <= 100 * len(names) + 80, (total, r.vectors[0].count)

@@ -41,6 +41,10 @@ uint32_t nn_selftest_checksum(const q7_t *data, uint32_t size)
 }
 
 #ifdef NN_TEST_STEP_COUNT
+/* Profile run (vector 0, after the checks): the counter at every step's end. */
+static int profiling;
+static uint32_t profile_counts[NN_TEST_STEP_COUNT];
+
 /* State of the checking run; trace_vector < 0: hook off (timed run). */
 static int trace_vector = -1;
 static uint32_t trace_calls;      /* NN_TRACE calls seen in this run */
@@ -50,6 +54,12 @@ static int trace_bad_order;       /* trace_bad_step came at the wrong call (not 
 
 void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
 {
+    if (profiling) {
+        if (step < (uint32_t)NN_TEST_STEP_COUNT) {
+            profile_counts[step] = platform_counter_elapsed();
+        }
+        return;
+    }
     if (trace_vector < 0) {
         return;
     }
@@ -191,6 +201,24 @@ int nn_selftest(void)
         }
         printf("\n");
     }
+
+#ifdef NN_TEST_STEP_COUNT
+    /* Profile run: each step's share of one inference (counter at the end of the step
+       minus at the end of the previous one; the hook's own reads are included). */
+    if (NN_TEST_VECTOR_COUNT > 0) {
+        load_image(0);
+        profiling = 1;
+        platform_counter_start();
+        (void)run_nn(image, scores);
+        profiling = 0;
+        uint32_t previous = 0u;
+        for (int step = 0; step < SELFTEST_STEPS; step++) {
+            printf("profile step %d \"%s\" %s %lu\n", step, nn_test_step_names[step], platform_counter_unit,
+                   (unsigned long)(profile_counts[step] - previous));
+            previous = profile_counts[step];
+        }
+    }
+#endif
 
     unsigned long mean = 0;
     if (NN_TEST_VECTOR_COUNT > 0) {

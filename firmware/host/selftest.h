@@ -22,7 +22,12 @@
  * "steps checked 0" in the header: test_vectors.h has no step checksums (scores only).
  *
  * Each vector runs twice when steps are checked: timed with the trace hook off, then untimed
- * with every step checksummed (the count is that of the timed run).
+ * with every step checksummed (the count is that of the timed run). With step checksums,
+ * vector 0 then runs once more to profile the steps, one line each before the summary:
+ *
+ *   profile step 3 "conv2" instructions 456789
+ *
+ * (the counter at the end of the step minus at the end of the previous step).
  *
  * cmsisgen/verify.py parses exactly these lines: keep them in sync.
  */
