@@ -324,13 +324,24 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         warnings.append(memory_warning(model, memory))
         warn(warnings[-1])
     with _stage("writing the output"):
-        # The report is staged first so that an unwritable --report fails before OUT changes.
-        staged = _stage_text(Path(report_path), to_json(report)) if report_path else None
+        # The report is staged first so that an unwritable --report fails before OUT changes;
+        # its missing folders (--report OUT/report.json with a new OUT) are made, and removed
+        # again if the run fails.
+        made = _missing_folders(Path(report_path).resolve().parent) if report_path else []
+        staged = None
         try:
+            for folder in made:
+                folder.mkdir()
+            staged = _stage_text(Path(report_path), to_json(report)) if report_path else None
             write_output(files, Path(out_dir))
         except BaseException:
             if staged:
                 staged.unlink(missing_ok=True)
+            for folder in reversed(made):
+                try:
+                    folder.rmdir()
+                except OSError:
+                    pass
             raise
         if staged:
             os.replace(staged, report_path)
@@ -374,6 +385,15 @@ def _check_writable(path: Path, what: str) -> None:
         folder = folder.parent
     if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
         raise CmsisgenError(f"{path}: cannot write the {what} ({folder} is not a writable folder)")
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """The folders to make, outermost first, for ``folder`` to exist."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    return missing[::-1]
 
 
 def _stage_text(path: Path, text: str) -> Path:

@@ -543,6 +543,26 @@ def test_failed_render_leaves_the_output_folder_as_it_was(model, previous_output
     assert unchanged(previous_output)
 
 
+def test_report_inside_a_new_output_folder(model):
+    proto, weights = model
+    result = run(*compile_args(proto, weights, "--report", "out/r.json"))
+    assert result.exit_code == 0, result.output
+    assert sorted(tree(Path("out"))) == ["nn.c", "nn.h", "parameters.h", "r.json", "weights.h"]
+
+
+def test_failed_write_with_the_report_inside_a_new_output_folder_leaves_nothing(model, monkeypatch):
+    proto, weights = model
+
+    def failing_write(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(codegen.os, "replace", failing_write)
+    expect_error(["-q", *compile_args(proto, weights, "--report", "out/sub/r.json")],
+                 "out: cannot write the generated files (No space left on device)")
+    assert not Path("out").exists()
+    assert not [p for p in Path(".").iterdir() if p.name.startswith(".cmsisgen-")]
+
+
 def test_failed_data_check_leaves_the_output_folder_as_it_was(model, previous_output):
     proto, weights = model
     expect_error(compile_args(proto, weights, "--calib", small_npz(), "--test-vectors", "2", "--report", "r.json"),

@@ -151,9 +151,10 @@ def test_prototxt_mean_file_missing_is_error_unless_mean_given(tmp_path):
 def test_unwritable_report_leaves_no_output(tmp_path, model):
     proto, weights = model
     out = tmp_path / "out"
-    result = run("compile", proto, weights, "-o", out, "--report", tmp_path / "missing" / "r.json")
+    (tmp_path / "a_file").write_text("not a folder")
+    result = run("compile", proto, weights, "-o", out, "--report", tmp_path / "a_file" / "r.json")
     assert result.exit_code == 2
-    assert f"cmsisgen: error: {tmp_path / 'missing' / 'r.json'}: cannot write the report" in result.output
+    assert f"cmsisgen: error: {tmp_path / 'a_file' / 'r.json'}: cannot write the report" in result.output
     assert not out.exists()
 
 
