@@ -73,6 +73,18 @@ def test_missing_prototxt(model):
     expect_error(compile_args("nope.prototxt", weights), "nope.prototxt: cannot read prototxt (No such file or directory)")
 
 
+def test_a_real_process_exits_2_with_one_line(model):
+    """The installed entry point, not only click's test runner: exit status 2, one line."""
+    import subprocess
+    import sys
+
+    _, weights = model
+    proc = subprocess.run([sys.executable, "-m", "cmsisgen.cli", *map(str, compile_args("nope.prototxt", weights))],
+                          capture_output=True, text=True, env={**os.environ, "NO_COLOR": "1"})
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == "cmsisgen: error: nope.prototxt: cannot read prototxt (No such file or directory)\n"
+
+
 def test_missing_weights(model):
     proto, _ = model
     expect_error(compile_args(proto, "nope.caffemodel"), "nope.caffemodel: weights file not found")
