@@ -273,7 +273,7 @@ def test_cycle_back_to_an_earlier_blob():
                                 layer("conv2", "Convolution", "conv1", "conv2", num_output=4, kernel_size=3, pad=1),
                                 layer("back", "Convolution", "conv2", "conv1", num_output=4, kernel_size=3, pad=1)])
     expect_error(compile_args(proto, weights),
-                 "net.prototxt: layer 'back': top 'conv1' is already produced by an earlier layer")
+                 "net.prototxt: layer 'back' (Convolution): top 'conv1' is already produced by an earlier layer")
 
 
 def test_layer_reading_its_own_output():

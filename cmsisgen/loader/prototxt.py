@@ -373,12 +373,13 @@ class _Builder:
         self.produced: set[str] = set()
 
     def define(self, blob: str, owner: str, in_place: bool) -> str:
+        """The tensor name for ``blob`` written by ``owner`` ("layer 'x' (Type)" or "input 'x'")."""
         if blob not in self.current:
             self.current[blob] = blob
             self.versions[blob] = 0
             return blob
         if not in_place:
-            raise CmsisgenError(f"{self.source}: layer '{owner}': top '{blob}' is already "
+            raise CmsisgenError(f"{self.source}: {owner}: top '{printable(blob)}' is already "
                                 "produced by an earlier layer")
         self.versions[blob] += 1
         name = f"{blob}@{self.versions[blob]}"
@@ -424,7 +425,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             shape = input_shape
         else:
             raise net_err(f"input '{name}' has no input_shape or input_dim")
-        inputs[b.define(name, name, False)] = shape
+        inputs[b.define(name, f"input '{printable(name)}'", False)] = shape
 
     layers: list[ir.Layer] = []
     for cl in caffe_layers:
@@ -432,6 +433,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             continue
         type_ = layer_type(cl)
         name = cl.name or f"<unnamed {type_}>"
+        owner = f"layer '{printable(name)}' ({printable(type_)})"
 
         def err(msg: str, name: str = name, type_: str = type_) -> CmsisgenError:
             return CmsisgenError(f"{source}: layer '{printable(name)}' ({printable(type_)}): {msg}")
@@ -448,14 +450,14 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
                     shape = input_shape
                 else:
                     raise err("input_param has no shape")
-                inputs[b.define(top, name, False)] = shape
+                inputs[b.define(top, owner, False)] = shape
             continue
         if type_ in DATA_TYPES:
             if not len(cl.top):
                 raise err("data layer has no top")
             transform = _transform(cl, type_)
             # The first top is the image; a second top is the label, which is dropped.
-            inputs[b.define(cl.top[0], name, False)] = _data_shape(cl, type_, transform,
+            inputs[b.define(cl.top[0], owner, False)] = _data_shape(cl, type_, transform,
                                                                   input_shape, err, check)
             continue
         if type_ not in SUPPORTED:
@@ -466,7 +468,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             if blob not in b.current:
                 raise err(f"input '{blob}' is not produced by any earlier layer")
             bottoms.append(b.current[blob])
-        tops = [b.define(t, name, t in cl.bottom) for t in cl.top]
+        tops = [b.define(t, owner, t in cl.bottom) for t in cl.top]
         if not tops:
             raise err("has no top")
         layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
