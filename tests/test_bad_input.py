@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from caffe_models import build_net, layer, make_weights, write_caffemodel, write_h5, write_model, write_prototxt
+from caffe_models import build_net, layer, make_weights, write_caffemodel, write_model, write_prototxt
 from cmsisgen import codegen
 from cmsisgen.cli import main
 from cmsisgen.errors import CmsisgenError
