@@ -185,7 +185,9 @@ def expected_blob_shapes(net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
     """The blob shapes Caffe allocates for ``layer`` (needs ``net.shapes`` filled).
 
     Convolution: (O, C/group, kh, kw) [+ (O,)]; InnerProduct: (O, C*H*W), or (C*H*W, O)
-    with transpose, [+ (O,)]; every other supported layer has no blobs.
+    with transpose, [+ (O,)]; BatchNorm: mean, variance (C,) and the moving-average factor
+    (1,); Scale: (C,) [+ (C,)]; PReLU: (C,), or () when the slope is shared; every other
+    supported layer has no blobs.
     """
     p = layer.params
     if isinstance(p, ir.ConvParams):
@@ -196,8 +198,8 @@ def expected_blob_shapes(net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         c, h, w = net.shapes[layer.bottoms[0]]
         shape = (c * h * w, p.num_output) if p.transpose else (p.num_output, c * h * w)
         return [shape, (p.num_output,)] if p.bias_term else [shape]
-    if isinstance(p, ir.PReLUParams):
-        return [(1,)] if p.channel_shared else [(net.shapes[layer.bottoms[0]][0],)]
+    if isinstance(p, ir.PReLUParams):  # Caffe keeps a shared slope as a 0-d (scalar) blob
+        return [()] if p.channel_shared else [(net.shapes[layer.bottoms[0]][0],)]
     if isinstance(p, ir.BatchNormParams):
         c = net.shapes[layer.bottoms[0]][0]
         return [(c,), (c,), (1,)]

@@ -146,6 +146,10 @@ def check_model(pycaffe: Path, prototxt: Path, weights: Path, x: np.ndarray, wor
 
 # --------------------------------------------------------------------------- random models
 
+#: BatchNorm blobs (mean and variance sums, moving-average factor 0.5) and Scale blobs, 3 channels.
+BN3 = [np.array([0.1, -0.2, 0.05]) * 0.5, np.array([0.3, 0.02, 1.5]) * 0.5, np.array([0.5])]
+SCALE3 = [np.array([1.2, -0.7, 0.4]), np.array([0.1, 0.0, -0.3])]
+
 MODELS = {
     # conv pad+stride, ReLU in place, max and ave pooling with ceil-mode remainders, IP.
     "conv_stride_pool_ceil": ((3, 10, 11), [
@@ -227,6 +231,46 @@ MODELS = {
         layer("conv1", "Convolution", num_output=3, kernel_size=1),
         layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1, ceil_mode=False),
         layer("ip1", "InnerProduct", num_output=4),
+    ]),
+    # residual block (conv -> relu -> conv + identity, Eltwise SUM), SUM with coefficients over
+    # three inputs, PROD and MAX.
+    "eltwise": ((3, 7, 6), [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("relu1", "ReLU", inplace=True),
+        layer("conv2", "Convolution", num_output=4, kernel_size=3, pad=1),
+        layer("add", "Eltwise", bottom=["conv2", "conv1"], top="add"),
+        layer("conv3", "Convolution", bottom="data", top="conv3", num_output=4, kernel_size=1),
+        layer("wsum", "Eltwise", bottom=["add", "conv3", "conv1"], top="wsum", coeff=[0.5, -1.0, 2.0]),
+        layer("prod", "Eltwise", bottom=["wsum", "conv3"], top="prod", operation="PROD"),
+        layer("max", "Eltwise", bottom=["prod", "add"], top="max", operation="MAX"),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # BatchNorm (+ Scale) in place after a conv, BatchNorm alone (moving-average factor 0.5,
+    # non-default eps), Scale without bias, all with Caffe-trained-like blobs.
+    "batchnorm_scale": ((3, 6, 6), [
+        layer("conv1", "Convolution", num_output=3, kernel_size=3, pad=1),
+        layer("bn1", "BatchNorm", inplace=True, weights=BN3),
+        layer("scale1", "Scale", inplace=True, bias_term=True, weights=SCALE3),
+        layer("relu1", "ReLU", inplace=True),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        layer("bn2", "BatchNorm", inplace=True, eps=1e-3, weights=BN3),
+        layer("scale2", "Scale", inplace=True, weights=SCALE3[:1]),
+        layer("ip1", "InnerProduct", num_output=4),
+    ]),
+    # leaky ReLU, PReLU per channel and shared, Sigmoid, TanH, Reshape to (N, K) and spatially.
+    "activations_reshape": ((3, 6, 6), [
+        layer("conv1", "Convolution", num_output=3, kernel_size=3, pad=1),
+        layer("leaky", "ReLU", inplace=True, negative_slope=0.1),
+        layer("conv2", "Convolution", num_output=3, kernel_size=3),
+        layer("prelu", "PReLU", inplace=True, weights=[np.array([0.25, -0.5, 0.01])]),
+        layer("sig", "Sigmoid", bottom="conv2", top="sig"),
+        layer("tanh", "TanH", bottom="conv1", top="tanh"),
+        layer("prelu_s", "PReLU", inplace=True, channel_shared=True, weights=[np.array(0.3)]),
+        layer("regroup", "Reshape", bottom="tanh", top="regroup", shape={"dim": [0, 3, 4, 9]}),
+        layer("flat", "Reshape", bottom="sig", top="flat", shape={"dim": [0, -1]}),
+        layer("ip1", "InnerProduct", num_output=4),
+        layer("ip2", "InnerProduct", bottom="regroup", top="ip2", num_output=4),
+        layer("sum", "Eltwise", bottom=["ip1", "ip2"], top="sum"),
     ]),
     # the CIFAR-10 example topology in miniature (ceil pooling 3/2 chain down to 1x1... 2x2).
     "cifar_like": ((3, 16, 16), [
