@@ -238,14 +238,25 @@ def _is_product(layer: ir.Layer) -> bool:
 ELTWISE_ACC_LIMIT = 2**31 - 2**30
 
 
-def eltwise_coefficients(coeffs: Iterable[float]) -> tuple[tuple[int, ...], int]:
-    """Caffe SUM coefficients as integers ``c * 2**frac`` with the fewest fractional bits
-    that keep the largest in int8 precision (1, -1, 2 stay exact with ``frac`` 0)."""
-    values = [float(c) for c in coeffs]
-    frac = max(0, frac_bits_for(max((abs(c) for c in values), default=0.0)))
-    ints = [int(q) for q in quantize_array(np.array(values), frac).astype(np.int64)] if values else []
-    if any(abs(c) > 127 * 2**frac for c in values):  # |coeff| > 127: integer part kept whole
-        frac, ints = 0, [int(round(c)) for c in values]
+#: Largest magnitude of an integer Eltwise coefficient (int16 precision; the kernel holds int32).
+ELTWISE_COEFF_MAX = 32767
+
+
+def _eltwise_bound(coeffs: Iterable[int], lshifts: Iterable[int]) -> int:
+    """Largest magnitude the SUM accumulator can reach (every input at -128)."""
+    return sum(max(abs(c), 1) * 128 * 2**shift for c, shift in zip(coeffs, lshifts))
+
+
+def eltwise_coefficients(coeffs: Iterable[float], lshifts: Iterable[int]) -> tuple[tuple[int, ...], int]:
+    """Caffe SUM coefficients as integers ``c * 2**frac``, rounded half away from zero: the
+    most fractional bits (at most 15) that keep every integer within +-32767 and the
+    accumulator within ELTWISE_ACC_LIMIT, then as few as represent the same integers
+    (1, -1, 2 stay exact with ``frac`` 0; 0.3 becomes 4915 / 2**14)."""
+    values, shifts = [float(c) for c in coeffs], list(lshifts)
+    for frac in range(15, -1, -1):
+        ints = [int(np.sign(c) * math.floor(abs(c) * 2**frac + 0.5)) for c in values]
+        if max(map(abs, ints), default=0) <= ELTWISE_COEFF_MAX and _eltwise_bound(ints, shifts) <= ELTWISE_ACC_LIMIT:
+            break
     while frac > 0 and all(c % 2 == 0 for c in ints):
         frac -= 1
         ints = [c // 2 for c in ints]
@@ -263,14 +274,13 @@ def quantize_eltwise(layer: ir.Layer, tensor_frac: dict[str, int]) -> EltwiseQua
                                 f"got {len(in_fracs)}")
         return EltwiseQuant(in_fracs=in_fracs, out_frac=out_frac, lshifts=(0, 0), coeffs=(1, 1), coeff_frac=0,
                             out_rshift=sum(in_fracs) - out_frac)
-    if p.operation == "sum":
-        coeffs, coeff_frac = eltwise_coefficients(p.coeffs or (1.0,) * len(in_fracs))
-    else:
-        coeffs, coeff_frac = (1,) * len(in_fracs), 0
     common = max(out_frac, *in_fracs)
     lshifts = tuple(common - f for f in in_fracs)
-    bound = sum(max(abs(c), 1) * 128 * 2**shift for c, shift in zip(coeffs, lshifts))
-    if bound > ELTWISE_ACC_LIMIT:
+    if p.operation == "sum":
+        coeffs, coeff_frac = eltwise_coefficients(p.coeffs or (1.0,) * len(in_fracs), lshifts)
+    else:
+        coeffs, coeff_frac = (1,) * len(in_fracs), 0
+    if _eltwise_bound(coeffs, lshifts) > ELTWISE_ACC_LIMIT or common + coeff_frac - out_frac > 30:
         raise CmsisgenError(f"layer '{layer.name}' (Eltwise): input formats "
                             f"{', '.join(q_format(f) for f in in_fracs)} are too far apart for a 32-bit accumulator")
     return EltwiseQuant(in_fracs=in_fracs, out_frac=out_frac, lshifts=lshifts, coeffs=coeffs, coeff_frac=coeff_frac,

@@ -212,16 +212,17 @@ def prelu(x: np.ndarray, layer, net) -> np.ndarray:
     return out
 
 
-def coefficient_ints(coeffs) -> tuple[list[int], int]:
-    """Eltwise SUM coefficients as c * 2^k: k the most fractional bits keeping max|c| <= 127,
+def coefficient_ints(coeffs, lshifts) -> tuple[list[int], int]:
+    """Eltwise SUM coefficients as c * 2^k rounded half away from zero: k the most fractional
+    bits (<= 15) with every |c * 2^k| <= 32767 and sum(max(|c|, 1) * 128 * 2^lshift) <= 2^31 - 2^30,
     then reduced while every integer is even (1.0 -> 1 with k = 0)."""
     import math
 
-    top = max(abs(float(c)) for c in coeffs)
-    k = max(0, math.floor(math.log2(127.0 / top))) if top > 0 else 7
-    ints = [sat8(int(math.floor(abs(float(c)) * 2**k + 0.5)) * (1 if c >= 0 else -1)) for c in coeffs]
-    if top > 127:
-        k, ints = 0, [int(round(float(c))) for c in coeffs]
+    for k in range(15, -1, -1):
+        ints = [int(math.floor(abs(float(c)) * 2**k + 0.5)) * (1 if c >= 0 else -1) for c in coeffs]
+        bound = sum(max(abs(c), 1) * 128 * 2**s for c, s in zip(ints, lshifts))
+        if max(abs(c) for c in ints) <= 32767 and bound <= 2**31 - 2**30:
+            break
     while k > 0 and all(c % 2 == 0 for c in ints):
         k, ints = k - 1, [c // 2 for c in ints]
     return ints, k
@@ -239,7 +240,8 @@ def eltwise(ins: list[np.ndarray], fracs: list[int], out_frac: int, operation: s
             out.append(sat8((a * b + nn_round(shift)) >> shift))
     else:
         common = max(out_frac, *fracs)
-        ints, k = coefficient_ints(coeffs or [1.0] * len(ins)) if operation == "sum" else ([1] * len(ins), 0)
+        lshifts = [common - f for f in fracs]
+        ints, k = coefficient_ints(coeffs or [1.0] * len(ins), lshifts) if operation == "sum" else ([1] * len(ins), 0)
         shift = common + k - out_frac
         for values in zip(*flat):
             scaled = [v * 2 ** (common - f) for v, f in zip(values, fracs)]

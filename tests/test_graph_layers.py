@@ -83,13 +83,15 @@ def test_eltwise_float_forward(tmp_path):
     assert np.array_equal(v["m"], np.maximum(v["s"], v["p"]))
 
 
-@pytest.mark.parametrize("coeffs, ints, frac", [
-    ((1.0, 1.0), (1, 1), 0), ((1.0, -1.0), (1, -1), 0), ((2.0, 1.0), (2, 1), 0),
-    ((0.5, 1.5), (1, 3), 1), ((1.0, -0.5, 0.3), (64, -32, 19), 6), ((200.0, 1.0), (200, 1), 0),
-    ((0.0, 1.0), (0, 1), 0),
+@pytest.mark.parametrize("coeffs, lshifts, ints, frac", [
+    ((1.0, 1.0), (0, 0), (1, 1), 0), ((1.0, -1.0), (0, 3), (1, -1), 0), ((2.0, 1.0), (0, 0), (2, 1), 0),
+    ((0.5, 1.5), (0, 0), (1, 3), 1), ((1.0, -0.5, 0.3), (0, 0, 2), (16384, -8192, 4915), 14),
+    ((200.0, 1.0), (0, 0), (200, 1), 0), ((0.0, 1.0), (0, 0), (0, 1), 0),
+    # an input shifted by 12 leaves the accumulator room for 12 coefficient bits: 0.3 -> 1229 / 2^12
+    ((0.3, 1.0), (12, 0), (1229, 4096), 12),
 ])
-def test_eltwise_coefficients(coeffs, ints, frac):
-    assert eltwise_coefficients(coeffs) == (ints, frac)
+def test_eltwise_coefficients(coeffs, lshifts, ints, frac):
+    assert eltwise_coefficients(coeffs, lshifts) == (ints, frac)
 
 
 def _two_branch_net(tmp_path, operation="SUM", coeff=None):
