@@ -483,3 +483,58 @@ def test_resnet_style_prototxt_compiles_with_folded_batchnorm(tmp_path):
         ("pool5", "arm_avepool_q7_HWC"), ("fc", "arm_fully_connected_q7_opt"), ("prob", "arm_softmax_q7")]
     raw = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
     assert np.array_equal(run_program(compiled.program, raw), int_reference.run(compiled, raw))
+
+
+def _activation_lib(tmp_path, sources, includes, defines=()):
+    import ctypes
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not found on PATH")
+    out = tmp_path / "libact.so"
+    args = ["gcc", "-O1", "-shared", "-fPIC", *defines, *[f"-I{i}" for i in includes], *map(str, sources),
+            "-o", str(out)]
+    subprocess.run(args, check=True, capture_output=True, text=True)
+    return ctypes.CDLL(str(out))
+
+
+def _run_activation(lib, x: np.ndarray, int_width: int, kind: int) -> np.ndarray:
+    import ctypes
+
+    data = x.copy()
+    lib.arm_nn_activations_direct_q7(data.ctypes.data_as(ctypes.c_void_p), ctypes.c_uint16(data.size),
+                                     ctypes.c_uint16(int_width % 65536), ctypes.c_int(kind))
+    return data
+
+
+ALL_Q7 = np.arange(-128, 128, dtype=np.int8)
+
+
+def test_portable_activations_match_the_model(tmp_path):
+    from cmsisgen.simulator.activations import activations_direct_q7
+
+    portable = ACTIVATIONS_C.parents[1]
+    lib = _activation_lib(tmp_path, [ACTIVATIONS_C], [portable / "Include"])
+    for int_width in (-2, -1, 0, 1, 2, 3):
+        for kind, name in ((0, "sigmoid"), (1, "tanh")):
+            assert np.array_equal(_run_activation(lib, ALL_Q7, int_width, kind),
+                                  activations_direct_q7(ALL_Q7, int_width, name)), (int_width, name)
+
+
+@pytest.mark.skipif(not os.environ.get("CMSIS_NN_PATH"), reason="opt-in: set CMSIS_NN_PATH to upstream CMSIS/NN")
+def test_upstream_activations_match_the_model(tmp_path):
+    from cmsisgen.simulator.activations import activations_direct_q7
+
+    from test_kernels_upstream import SHIM  # the core intrinsics upstream's plain-C paths call
+
+    nn = Path(os.environ["CMSIS_NN_PATH"])
+    dsp = Path(os.environ.get("CMSIS_DSP_INCLUDE", nn.parent / "DSP" / "Include"))
+    (tmp_path / "shim.h").write_text(SHIM)
+    lib = _activation_lib(tmp_path, [nn / "Source" / "ActivationFunctions" / "arm_nn_activations_q7.c",
+                                     nn / "Source" / "NNSupportFunctions" / "arm_nntables.c"],
+                          [nn / "Include", dsp], ["-D__GNUC_PYTHON__", "-include", str(tmp_path / "shim.h")])
+    for int_width in (-1, 0, 1, 2, 3):
+        for kind, name in ((0, "sigmoid"), (1, "tanh")):
+            assert np.array_equal(_run_activation(lib, ALL_Q7, int_width, kind),
+                                  activations_direct_q7(ALL_Q7, int_width, name)), (int_width, name)
