@@ -370,8 +370,12 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("conv3", "Convolution", "img", "conv3", num_output=2, kernel_size=2),
         L("ip3", "InnerProduct", "conv3", "ip3", num_output=6),
         L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
+        L("odd", "Reshape", "conv1", "odd", shape={"dim": [0, 6, 4, 6]}),  # reorders bytes: read by an IP
+        L("ip4", "InnerProduct", "odd", "ip4", num_output=6),
+        L("sum2", "Eltwise", ["sum", "ip4"], "sum2"),
     ], (3, 4, 9), {"arm_maxpool_q7_HWC", "arm_fully_connected_q7_opt"},
-        "Reshape aliases: flatten-like before an IP, spatial regroup (conv, pool), vector to image"),
+        "Reshape aliases: flatten-like before an IP, spatial regroup (conv, pool), vector to image, "
+        "a byte-reordering reshape read by an IP"),
     _spec("global_pool_nonsquare", [
         # global max and average pooling on a non-square 6x11 image, a residual-style SUM first
         L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),

@@ -223,6 +223,9 @@ NETS = {
         L("conv3", "Convolution", "img", "conv3", num_output=2, kernel_size=2),
         L("ip3", "InnerProduct", "conv3", "ip3", num_output=6),
         L("sum", "Eltwise", ["ip1", "ip3"], "sum"),
+        L("odd", "Reshape", "conv1", "odd", shape={"dim": [0, 8, 2, 4]}),  # reorders bytes: IPs only
+        L("ip4", "InnerProduct", "odd", "ip4", num_output=6),
+        L("sum2", "Eltwise", ["sum", "ip4"], "sum2"),
     ], (3, 8, 8), {}, {"arm_fully_connected_q7_opt"}),
     # global max and average pooling on a non-square image (the generated nn_global_pool_q7)
     "global_nonsquare": ([

@@ -386,18 +386,22 @@ def test_reshape_shape_errors(tmp_path, dims, message):
     assert str(e.value) == f"{proto}: layer 'r' (Reshape): {message}"
 
 
-def test_reshape_that_reorders_hwc_bytes_is_refused(tmp_path):
+def test_reshape_that_reorders_hwc_bytes_may_only_feed_inner_products(tmp_path):
     from cmsisgen.pipeline import compile_model
 
     layers = [L("conv", "Convolution", num_output=4, kernel_size=1),
               L("r", "Reshape", shape={"dim": [0, 2, 6, 3]}),
-              L("ip", "InnerProduct", num_output=2)]
+              L("ip", "InnerProduct", num_output=2),
+              L("conv2", "Convolution", "r", "conv2", num_output=2, kernel_size=1),
+              L("ip2", "InnerProduct", "conv2", "ip2", num_output=2),
+              L("sum", "Eltwise", ["ip", "ip2"], "sum")]
     proto, weights = write_model(tmp_path, layers, input_shape=(3, 3, 3))
     with pytest.raises(CmsisgenError) as e:
         compile_model(proto, weights)
     assert str(e.value) == (f"{proto}: layer 'r' (Reshape): (4, 3, 3) -> (2, 6, 3) would reorder the bytes of the "
-                            "HWC layout activations are kept in; supported are reshapes to (N, K) (read by inner "
-                            "products) and reshapes that keep the channel count")
+                            "HWC layout activations are kept in, and 'conv2' reads it; such a reshape may only feed "
+                            "inner products (a reshape to (N, K), or one that keeps the channel count, may feed "
+                            "anything)")
 
 
 # --------------------------------------------------------------------------- global pooling

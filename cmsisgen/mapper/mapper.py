@@ -86,19 +86,34 @@ def check_supported(net: ir.Net, fc_variant: str = "opt") -> None:
             rules.choose(key, _site(layer, net))
 
 
+def _reshape_keeps_bytes(held: tuple[int, int, int], out: tuple[int, int, int]) -> bool:
+    """Whether HWC bytes of shape ``held`` are also the HWC bytes of the Caffe reshape to
+    ``out``: pixels regrouped row-major with the channel count kept, or a vector (CHW order is
+    HWC order) viewed as a 1-channel image."""
+    c, h, w = held
+    oc, _, _ = out
+    return oc == c or (h * w == 1 and oc == 1)
+
+
 def _check_reshape(net: ir.Net, layer: ir.Layer, flattened: dict[str, tuple[int, int, int]]) -> None:
-    """A Reshape is an alias (no code): refuse one whose Caffe (C, H, W) order would need the
-    bytes of the HWC layout moved. Allowed: reshapes to (N, K) (like Flatten: an inner product
-    reading it gets its weight columns permuted), and spatial reshapes keeping the channel
-    count of the bytes (pixels regrouped row-major); from a vector, any shape with 1 channel."""
-    c, h, w = flattened.get(layer.bottoms[0]) or net.shapes[layer.bottoms[0]]
-    oc, oh, ow = net.shapes[layer.tops[0]]
-    if oh * ow == 1 or oc == c or (h * w == 1 and oc == 1):
+    """A Reshape is an alias (no code). Its output's bytes are its input's; that is its own
+    HWC layout for a reshape to (N, K) or one that keeps the bytes (_reshape_keeps_bytes).
+    Any other reshape keeps the Caffe (C, H, W) element order only as its source's HWC bytes:
+    fine for inner products (their weight columns are permuted, as after a Flatten) and as
+    the network output (reordered on the host), refused for every other reader."""
+    held = flattened.get(layer.bottoms[0]) or net.shapes[layer.bottoms[0]]
+    out = net.shapes[layer.tops[0]]
+    if out[1] * out[2] == 1 or _reshape_keeps_bytes(held, out):
         return
+    readers = net.consumers(layer.tops[0])
+    if all(reader.type == "InnerProduct" for reader in readers):
+        return
+    c, h, w = held
     raise CmsisgenError(
-        f"layer '{layer.name}' (Reshape): ({c}, {h}, {w}) -> ({oc}, {oh}, {ow}) would reorder the bytes of the HWC "
-        "layout activations are kept in; supported are reshapes to (N, K) (read by inner products) and "
-        "reshapes that keep the channel count")
+        f"layer '{layer.name}' (Reshape): ({c}, {h}, {w}) -> {out} would reorder the bytes of the HWC layout "
+        f"activations are kept in, and '{next(r for r in readers if r.type != 'InnerProduct').name}' reads it; "
+        "such a reshape may only feed inner products (a reshape to (N, K), or one that keeps the channel count, "
+        "may feed anything)")
 
 
 def _flattened(net: ir.Net) -> dict[str, tuple[int, int, int]]:
@@ -110,10 +125,13 @@ def _flattened(net: ir.Net) -> dict[str, tuple[int, int, int]]:
             continue
         c, h, w = net.shapes[layer.bottoms[0]]
         _, oh, ow = net.shapes[layer.tops[0]]
+        held = source.get(layer.bottoms[0]) or (c, h, w)  # the shape whose HWC bytes the input holds
         if layer.type in ("Flatten", "Reshape") and h * w > 1 and oh * ow == 1:
             spatial: Optional[tuple[int, int, int]] = (c, h, w)
         elif layer.type == "Reshape" and oh * ow > 1:
-            spatial = None  # a spatial output: its own shape describes its HWC bytes
+            # a spatial output: its own shape describes its bytes, unless the reshape reorders
+            # them (then, like a Flatten output, only inner products may read it)
+            spatial = None if _reshape_keeps_bytes(held, net.shapes[layer.tops[0]]) else held
         else:
             spatial = source.get(layer.bottoms[0])
         if spatial is not None:

@@ -348,7 +348,8 @@ def supported_operators_markdown() -> str:
               "- Dropout, Flatten and Split are aliases: no code, the buffer is shared.",
               "- Reshape is an alias too when the HWC byte order allows it: a reshape to (N, K) (an inner "
               "product reading it gets its weight columns permuted, as after a Flatten) or one that keeps "
-              "the channel count; any other Reshape is refused.",
+              "the channel count; any other Reshape may only feed inner products (their weight columns "
+              "are permuted to the bytes' order).",
               "- Concat (channels) is a generated copy loop; its inputs and output share one Q format "
               "(the quantizer ties them), so where branches meet nothing needs rescaling.",
               "- BatchNorm and Scale are folded into the Convolution or InnerProduct before them when "
