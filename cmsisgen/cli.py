@@ -172,6 +172,8 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     net = loaded.net
     detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, "
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
+    for note in loaded.folded:
+        detail(f"{model}: {note}")
     return loaded
 
 

@@ -8,7 +8,7 @@ same quantized program; everything that can be checked without images is checked
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -93,6 +93,7 @@ class Model:
     net: ir.Net
     pre: Preprocessing
     fc_variant: str
+    folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -112,12 +113,12 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                input_shape: Optional[tuple[int, int, int]] = None) -> Model:
     """Load and check everything that does not need images: files, mapper rules, preprocessing."""
     net = load_net(prototxt, weights, input_shape=input_shape)
-    fold_affine(net)
+    folded = fold_affine(net)
     try:
         check_supported(net, fc_variant)
     except CmsisgenError as exc:
         raise exc.at(net.source) from None
-    return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant)
+    return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant, folded=folded)
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,

@@ -577,3 +577,31 @@ def test_quantized_tensors_track_the_float_net(tmp_path, name):
         assert np.abs(got - expect).mean() <= 0.06 * scale, (tensor, np.abs(got - expect).mean() / scale)
         checked += 1
     assert checked >= 5
+
+
+def test_eltwise_prod_of_three_inputs_refused(tmp_path):
+    from cmsisgen.pipeline import compile_model
+
+    layers = [L("a", "Convolution", num_output=2, kernel_size=1),
+              L("b", "Convolution", "data", "b", num_output=2, kernel_size=1),
+              L("p", "Eltwise", ["a", "b", "a"], "p", operation="PROD")]
+    proto, weights = write_model(tmp_path, layers, input_shape=(1, 3, 3))
+    with pytest.raises(CmsisgenError) as e:
+        compile_model(proto, weights)
+    assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no CMSIS-NN function fits: nn_eltwise_prod_q7: "
+                            "nn_eltwise_prod_q7 (generated with the network) multiplies two q7 inputs into one int32 "
+                            "product: an Eltwise PROD must have exactly 2 inputs.")
+
+
+def test_load_model_lists_the_folded_layers(tmp_path):
+    from cmsisgen.pipeline import load_model
+
+    layers = [L("conv", "Convolution", num_output=3, kernel_size=3),
+              L("bn", "BatchNorm", inplace=True, weights=BN3),
+              L("scale", "Scale", inplace=True, bias_term=True, weights=SCALE3),
+              L("pool", "Pooling", pool="MAX", kernel_size=3),
+              L("bn2", "BatchNorm", inplace=True, weights=BN3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 5, 5))
+    model = load_model(proto, weights)
+    assert model.folded == ["bn folded into conv", "scale folded into conv"]
+    assert [lay.type for lay in model.net.layers] == ["Convolution", "Pooling", "Scale"]
