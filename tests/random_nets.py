@@ -35,14 +35,14 @@ from caffe_models import write_model
 
 ALL_FUNCTIONS = frozenset({
     "arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_convolve_HWC_q7_fast_nonsquare",
-    "arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_basic_nonsquare",
+    "arm_convolve_HWC_q7_basic_nonsquare",
     "arm_maxpool_q7_HWC", "arm_avepool_q7_HWC", "arm_relu_q7",
     "arm_fully_connected_q7_opt", "arm_fully_connected_q7", "arm_softmax_q7",
     "nn_concat_channels_q7", "memcpy",
     "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7", "nn_scale_q7",
     "nn_prelu_q7", "arm_nn_activations_direct_q7",
     "nn_global_pool_q7",
-    "arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_depthwise_separable_conv_HWC_q7",
+    "arm_convolve_1x1_HWC_q7_fast_nonsquare",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
 })
 
@@ -142,7 +142,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("relu3", "ReLU", inplace=True),
         L("ip1", "InnerProduct", num_output=6),
         L("prob", "Softmax"),
-    ], (1, 11, 11), {"arm_convolve_HWC_q7_basic", "arm_maxpool_q7_HWC"},
+    ], (1, 11, 11), {"arm_convolve_HWC_q7_basic_nonsquare", "arm_maxpool_q7_HWC"},
         "gray input, 5x5 stride-2 conv, channels 1/5/8->3 (basic), padded max pool"),
     _spec("branches_concat", [
         # conv1 feeds a separate-top ReLU, an average pool and a conv: copies for both the
@@ -158,7 +158,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
         L("prob", "Softmax"),
     ], (3, 8, 8), {"memcpy", "nn_concat_channels_q7", "arm_convolve_HWC_q7_fast",
-                   "arm_convolve_HWC_q7_basic"},
+                   "arm_convolve_HWC_q7_basic_nonsquare"},
         "ReLU/pool/conv branches of one tensor concatenated (15 channels), copies inserted"),
     _spec("split_inplace_relu", [
         # explicit Split; an in-place ReLU on one split output while the other is read later
@@ -178,8 +178,8 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
                    "arm_relu_q7"},
         "Split with an in-place ReLU on one output, Concat, Dropout, Flatten, FC"),
     _spec("depthwise_pointwise", [
-        # MobileNet-style pairs: depthwise (square, 6 channels: a 4 + 2 split) then 1x1
-        # (6 in: basic), depthwise non-square on 8 channels then 1x1 fast_nonsquare (8 -> 12)
+        # MobileNet-style pairs: depthwise (6 channels: a 4 + 2 split) then 1x1 (6 in:
+        # basic_nonsquare), depthwise 3x1 on 8 channels then 1x1 fast_nonsquare (8 -> 12)
         L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
         L("dw1", "Convolution", num_output=6, group=6, kernel_size=3, stride=2, pad=1),
@@ -192,13 +192,13 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("relu_pw2", "ReLU", inplace=True),
         L("ip1", "InnerProduct", num_output=5),
         L("prob", "Softmax"),
-    ], (3, 9, 9), {"arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
-                   "arm_convolve_1x1_HWC_q7_fast_nonsquare", "arm_convolve_HWC_q7_basic"},
-        "depthwise (square, non-square, channels not % 4) + pointwise (1x1 fast and basic) pairs"),
+    ], (3, 9, 9), {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare",
+                   "arm_convolve_HWC_q7_basic_nonsquare"},
+        "depthwise (square and 3x1 kernels, channels not % 4) + pointwise (1x1 fast and basic) pairs"),
     _spec("group_convs", [
         # grouped convolutions run per group on gathered channel slices: 2 groups of 4 -> 3
-        # (basic), 2 groups of 3 -> 4 with a 1x1 kernel (RGB per group), 4 groups 1x3
-        # non-square (basic_nonsquare), a channel multiplier (group 8, 8 -> 16); a 1x1 on
+        # (basic_nonsquare), 2 groups of 3 -> 4 with a 1x1 kernel (RGB per group), 4 groups
+        # 1x3 (basic_nonsquare), a channel multiplier (group 8, 8 -> 16); a 1x1 on
         # a non-square tensor (1x1 fast_nonsquare)
         L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
@@ -210,9 +210,9 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("mult", "Convolution", num_output=16, group=8, kernel_size=3, pad=1, bias_term=False),
         L("pw", "Convolution", num_output=4, kernel_size=1),
         L("ip1", "InnerProduct", num_output=5),
-    ], (3, 7, 7), {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_RGB",
+    ], (3, 7, 7), {"arm_convolve_HWC_q7_RGB",
                    "arm_convolve_HWC_q7_basic_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare"},
-        "group convolutions (per group: basic, RGB, basic_nonsquare; channel multiplier), 1x1 non-square"),
+        "group convolutions (per group: RGB, basic_nonsquare; channel multiplier), 1x1 non-square"),
     _spec("inception", [
         # an inception-style module: a 1x1 branch and a 3x3 branch (after a 1x1 reduce) of one
         # tensor, concatenated along channels (HWC: interleaved copies), then a 1x1 on the result
@@ -322,7 +322,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("relu1", "ReLU", inplace=True),
         L("ip2", "InnerProduct", num_output=10),
         L("prob", "Softmax"),
-    ], (1, 28, 28), {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC",
+    ], (1, 28, 28), {"arm_convolve_HWC_q7_basic_nonsquare", "arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC",
                      "arm_fully_connected_q7_opt", "arm_relu_q7", "arm_softmax_q7"},
         "LeNet: 1-channel 28x28 input, 5x5 convs 20/50, max pools, IP 100 -> ReLU -> IP 10"),
     _spec("prelu_leaky", [

@@ -71,7 +71,7 @@ NETS = {
         L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
         L("conv3", "Convolution", num_output=3, kernel_h=1, kernel_w=3),
         L("ip1", "InnerProduct", num_output=6),
-    ], (3, 11, 11), {}, {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_basic_nonsquare"}),
+    ], (3, 11, 11), {}, {"arm_convolve_HWC_q7_basic_nonsquare"}),
     # a ReLU whose input another branch reads, a pool whose input is read later, Concat
     "branches": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
@@ -94,7 +94,7 @@ NETS = {
         L("gap", "Pooling", pool="AVE", global_pooling=True),
         L("ip1", "InnerProduct", num_output=3),
         L("prob", "Softmax"),
-    ], (1, 9, 9), {}, {"arm_convolve_HWC_q7_basic"}),
+    ], (1, 9, 9), {}, {"arm_convolve_HWC_q7_basic_nonsquare"}),
     # the network output is a pooled spatial tensor (HWC order) straight from padded pools,
     # so clipped windows and the average's two-step truncation reach the output unfiltered
     "pool_output": ([
@@ -152,10 +152,10 @@ NETS = {
     ], (3, 6, 6), {}, {"nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7"}),
     # depthwise + pointwise pairs, grouped convolutions per group (catalogue nets)
     "depthwise_pointwise": (CATALOGUE["depthwise_pointwise"].layers[:-1], (3, 9, 9), {},  # without Softmax
-                            {"arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
+                            {"arm_depthwise_separable_conv_HWC_q7_nonsquare",
                              "arm_convolve_1x1_HWC_q7_fast_nonsquare"}),
     "group_convs": (CATALOGUE["group_convs"].layers, (3, 7, 7), {},
-                    {"arm_convolve_HWC_q7_basic", "arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_basic_nonsquare"}),
+                    {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_basic_nonsquare"}),
     "inception": (CATALOGUE["inception"].layers, (3, 9, 9), {},
                   {"arm_convolve_1x1_HWC_q7_fast_nonsquare", "nn_concat_channels_q7"}),
     "lrn_across": (CATALOGUE["lrn_across"].layers, (3, 8, 8), {}, {"nn_lrn_across_q7"}),
@@ -181,7 +181,7 @@ NETS = {
         L("ip1", "InnerProduct", num_output=5),
     ], (3, 8, 8), {}, {"nn_scale_q7", "memcpy"}),
     # LeNet: 1-channel 28x28 input, two convs and pools, IP -> ReLU -> IP -> softmax
-    "lenet": (CATALOGUE["lenet_gray"].layers, (1, 28, 28), {}, {"arm_convolve_HWC_q7_basic",
+    "lenet": (CATALOGUE["lenet_gray"].layers, (1, 28, 28), {}, {"arm_convolve_HWC_q7_basic_nonsquare",
                                                                 "arm_fully_connected_q7_opt"}),
     # leaky ReLU (in place, on a tensor a branch reads too: a copy), PReLU per channel and shared
     "prelu": ([

@@ -36,13 +36,13 @@ def to5(name="to5"):
     # in % 4 == 0 and out even, square -> fast
     ([layer("a", "Convolution", num_output=8, kernel_size=1),
       layer("c", "Convolution", num_output=6, kernel_size=3, pad=1)], (3, 8, 8), "arm_convolve_HWC_q7_fast"),
-    # in % 4 == 0 but out odd -> basic
+    # in % 4 == 0 but out odd -> basic (the _nonsquare one: fewer instructions, see docs/design.md)
     ([layer("a", "Convolution", num_output=4, kernel_size=1),
-      layer("c", "Convolution", num_output=3, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic"),
-    # in = 5 -> basic
-    ([to5(), layer("c", "Convolution", num_output=4, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic"),
-    # 1 input channel (gray) -> basic
-    ([layer("c", "Convolution", num_output=4, kernel_size=3)], (1, 8, 8), "arm_convolve_HWC_q7_basic"),
+      layer("c", "Convolution", num_output=3, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic_nonsquare"),
+    # in = 5 -> basic_nonsquare
+    ([to5(), layer("c", "Convolution", num_output=4, kernel_size=3)], (3, 8, 8), "arm_convolve_HWC_q7_basic_nonsquare"),
+    # 1 input channel (gray) -> basic_nonsquare
+    ([layer("c", "Convolution", num_output=4, kernel_size=3)], (1, 8, 8), "arm_convolve_HWC_q7_basic_nonsquare"),
     # fast-capable but non-square kernel / stride / pad / input -> fast_nonsquare
     ([layer("a", "Convolution", num_output=4, kernel_size=1),
       layer("c", "Convolution", num_output=2, kernel_h=3, kernel_w=1)], (3, 8, 8), "arm_convolve_HWC_q7_fast_nonsquare"),
@@ -97,10 +97,9 @@ UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1."
      f"layer 'c' (Convolution): no CMSIS-NN function fits: {UNDILATED}"),  # said once for all candidates
     ([layer("a", "Convolution", num_output=4, kernel_size=1),
       layer("c", "Convolution", num_output=4, kernel_size=3, group=2, dilation=2)], (3, 8, 8),
-     f"layer 'c' (Convolution): no CMSIS-NN function fits: arm_depthwise_separable_conv_HWC_q7: The depthwise "
-     "functions filter each channel on its own: group must equal both the input and the output channel count.; "
-     "arm_depthwise_separable_conv_HWC_q7_nonsquare: The depthwise functions filter each channel on its own: group "
-     f"must equal both the input and the output channel count.; per-group dense convolution: {UNDILATED}"),
+     "layer 'c' (Convolution): no CMSIS-NN function fits: arm_depthwise_separable_conv_HWC_q7_nonsquare: The "
+     "depthwise functions filter each channel on its own: group must equal both the input and the output channel "
+     f"count.; per-group dense convolution: {UNDILATED}"),
     ([layer("p", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride=2)], (3, 8, 8),
      f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: {SQUARE}"),
     ([layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2)], (3, 8, 6),

@@ -233,6 +233,10 @@ def table_activation_formats(site: Site) -> bool:
 
 
 #: Candidate functions per layer type, in order of preference, with the rules each needs.
+#: Where two fit, the one that ran fewer instructions on the emulated Cortex-M7 comes first
+#: (benchmarks/kernel_choice.py; table in docs/design.md). arm_convolve_HWC_q7_basic and
+#: arm_depthwise_separable_conv_HWC_q7 are left out: their _nonsquare twins take every
+#: geometry they take and ran fewer instructions (0.4-3%) wherever they would be chosen.
 FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
     "Convolution": (
         ("arm_convolve_1x1_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
@@ -245,14 +249,11 @@ FUNCTIONS: dict[str, Sequence[tuple[str, Sequence[Rule]]]] = {
         ("arm_convolve_HWC_q7_fast_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16,
                                                 input_channels_multiple_of_4, output_channels_even,
                                                 padding_within_output)),
-        ("arm_convolve_HWC_q7_basic", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16, square_geometry)),
         ("arm_convolve_HWC_q7_basic_nonsquare", (dense, undilated, sizes_fit_uint16, im2col_column_fits_uint16)),
     ),
     # group > 1: a depthwise function, else one dense convolution per group (on a gathered
     # channel slice) with the function the "Convolution" list picks for one group.
     "Convolution/group": (
-        ("arm_depthwise_separable_conv_HWC_q7", (depthwise, undilated, sizes_fit_uint16,
-                                                 depthwise_column_fits_uint16, square_geometry)),
         ("arm_depthwise_separable_conv_HWC_q7_nonsquare", (depthwise, undilated, sizes_fit_uint16,
                                                            depthwise_column_fits_uint16)),
         (PER_GROUP, (undilated, sizes_fit_uint16)),
