@@ -197,6 +197,22 @@ MODELS = {
         layer("norm3", "LRN", local_size=5, alpha=2.0, beta=0.75, norm_region="WITHIN_CHANNEL"),
         layer("ip1", "InnerProduct", num_output=4),
     ]),
+    # BVLC examples/cifar10/cifar10_full.prototxt's TEST net (LRN WITHIN_CHANNEL).
+    "cifar10_full": ((3, 32, 32), [
+        layer("conv1", "Convolution", num_output=32, kernel_size=5, pad=2),
+        layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("norm1", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        layer("conv2", "Convolution", num_output=32, kernel_size=5, pad=2),
+        layer("relu2", "ReLU", inplace=True),
+        layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        layer("norm2", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+        layer("conv3", "Convolution", num_output=64, kernel_size=5, pad=2),
+        layer("relu3", "ReLU", inplace=True),
+        layer("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
+        layer("ip1", "InnerProduct", num_output=10),
+        layer("prob", "Softmax"),
+    ]),
     # a branch: two convs on the input, in-place ReLU on one, Concat, pool, IP, Softmax.
     "concat_softmax": ((3, 8, 8), [
         layer("conv_a", "Convolution", bottom="data", num_output=3, kernel_size=3, pad=1),

@@ -140,3 +140,48 @@ def test_mapper_emits_own_kernel(tmp_path, region, function):
     assert np.array_equal(op.weight_data, t.table)
     assert op.args["mantissa_bits"] == t.mantissa_bits and op.args["out_shift"] == t.out_shift
     assert not op.in_place  # the window reads neighbours: the output has its own buffer
+
+
+#: BVLC examples/cifar10/cifar10_full.prototxt (TEST net), layer for layer.
+CIFAR10_FULL_LAYERS = [
+    layer("conv1", "Convolution", num_output=32, kernel_size=5, pad=2, stride=1),
+    layer("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+    layer("relu1", "ReLU", inplace=True),
+    layer("norm1", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+    layer("conv2", "Convolution", num_output=32, kernel_size=5, pad=2, stride=1),
+    layer("relu2", "ReLU", inplace=True),
+    layer("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
+    layer("norm2", "LRN", local_size=3, alpha=5e-05, beta=0.75, norm_region="WITHIN_CHANNEL"),
+    layer("conv3", "Convolution", num_output=64, kernel_size=5, pad=2, stride=1),
+    layer("relu3", "ReLU", inplace=True),
+    layer("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
+    layer("ip1", "InnerProduct", num_output=10),
+    layer("prob", "Softmax"),
+]
+
+
+def test_cifar10_full_compiles_and_evaluates(tmp_path):
+    """The BVLC CIFAR-10 "full" net (LRN WITHIN_CHANNEL) compiles through the CLI, and
+    evaluate reports float top-1, q7 top-1 and their agreement."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    proto, weights = write_model(tmp_path, CIFAR10_FULL_LAYERS, input_shape=(3, 32, 32), seed=5)
+    rng = np.random.default_rng(6)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, x=rng.integers(0, 256, size=(48, 32, 32, 3), dtype=np.uint8), y=np.arange(48) % 10)
+    runner = CliRunner()
+    out = tmp_path / "out"
+    result = runner.invoke(main, ["compile", str(proto), str(weights), "-o", str(out), "--calib", str(npz)])
+    assert result.exit_code == 0, result.output
+    assert "nn_lrn_within_q7" in (out / "nn.c").read_text()
+    result = runner.invoke(main, ["evaluate", str(proto), str(weights), "--data", str(npz), "--calib", str(npz),
+                                  "--json", str(tmp_path / "e.json")])
+    assert result.exit_code == 0, result.output
+    assert "agreement:" in result.output
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert report["n"] == 48
+    assert report["agreement"] >= 0.75, report  # random weights: a low bar, but not chance (0.1)
