@@ -388,6 +388,27 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (3, 6, 11), {"nn_global_pool_q7", "nn_eltwise_sum_q7"},
         "global max and average pooling of a non-square image (nn_global_pool_q7)"),
+    _spec("mobilenet_block", [
+        # MobileNet v1 style: conv/dw/pw each followed by in-place BatchNorm + Scale (all folded,
+        # into the depthwise convolution too) and ReLU, global average pooling, FC, softmax
+        L("conv1", "Convolution", num_output=8, kernel_size=3, stride=2, pad=1, bias_term=False),
+        L("bn1", "BatchNorm", inplace=True, weights=BN8),
+        L("scale1", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("relu1", "ReLU", inplace=True),
+        L("dw2", "Convolution", num_output=8, group=8, kernel_size=3, pad=1, bias_term=False),
+        L("bn2", "BatchNorm", inplace=True, weights=BN8),
+        L("scale2", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("relu2", "ReLU", inplace=True),
+        L("pw2", "Convolution", num_output=8, kernel_size=1, bias_term=False),
+        L("bn3", "BatchNorm", inplace=True, weights=BN8),
+        L("scale3", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("relu3", "ReLU", inplace=True),
+        L("pool", "Pooling", pool="AVE", global_pooling=True),
+        L("fc", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 10, 10), {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare",
+                     "arm_avepool_q7_HWC"},
+        "MobileNet-style conv/depthwise/pointwise, each with BatchNorm + Scale folded, global pool"),
     _spec("eltwise_prod_max", [
         # PROD of two branches, MAX of three tensors in three formats, gray input
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

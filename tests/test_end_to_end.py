@@ -238,6 +238,9 @@ NETS = {
         L("ip1", "InnerProduct", num_output=4),
         L("prob", "Softmax"),
     ], (3, 5, 9), {}, {"nn_global_pool_q7"}),
+    # MobileNet-style block: BatchNorm + Scale folded into the conv, depthwise and pointwise convs
+    "mobilenet_block": (CATALOGUE["mobilenet_block"].layers[:-1], (3, 10, 10), {},  # without the softmax
+                        {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),
