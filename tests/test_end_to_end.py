@@ -241,6 +241,17 @@ NETS = {
     # MobileNet-style block: BatchNorm + Scale folded into the conv, depthwise and pointwise convs
     "mobilenet_block": (CATALOGUE["mobilenet_block"].layers[:-1], (3, 10, 10), {},  # without the softmax
                         {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare"}),
+    # a BatchNorm on the network input (standalone nn_scale_q7 in place in the image buffer), a
+    # shared-slope PReLU on the normalised input read by a second branch, a residual SUM
+    "bn_on_input": ([
+        L("bn0", "BatchNorm", "data", "data", weights=[np.array([100.0, 120.0, 90.0]),
+                                                       np.array([3000.0, 2500.0, 3500.0]), np.array([1.0])]),
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("prelu", "PReLU", "data", "p", channel_shared=True, weights=[np.array(0.2)]),
+        L("conv2", "Convolution", "p", "conv2", num_output=4, kernel_size=3),
+        L("add", "Eltwise", ["conv1", "conv2"], "add"),
+        L("ip", "InnerProduct", num_output=5),
+    ], (3, 6, 6), {}, {"nn_scale_q7", "nn_prelu_q7", "nn_eltwise_sum_q7"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

@@ -548,7 +548,7 @@ def test_upstream_activations_match_the_model(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["residual", "eltwise_ops", "batchnorm", "prelu", "sigmoid_tanh", "reshape",
-                                  "global_nonsquare", "lenet", "mobilenet_block"])
+                                  "global_nonsquare", "lenet", "mobilenet_block", "bn_on_input"])
 def test_quantized_tensors_track_the_float_net(tmp_path, name):
     """Bit-exactness only shows the C, the simulator and the integer reference agree; this
     shows what they compute is the (folded) Caffe net: every q7 tensor, scaled by 2^-frac,
