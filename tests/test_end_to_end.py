@@ -323,7 +323,7 @@ def assert_all_tensors_match(compiled, raw):
 
 
 @pytest.mark.parametrize("generation, weights_format", FLAVOURS)
-@pytest.mark.parametrize("name", ["branches", "nonsquare", "split_concat"])
+@pytest.mark.parametrize("name", ["branches", "nonsquare", "split_concat", "eltwise_ops"])
 def test_every_file_flavour(tmp_path, name, generation, weights_format):
     compiled = build(tmp_path, name, generation, weights_format)
     raw = raw_images(compiled, count=3)
