@@ -252,6 +252,20 @@ NETS = {
         L("add", "Eltwise", ["conv1", "conv2"], "add"),
         L("ip", "InnerProduct", num_output=5),
     ], (3, 6, 6), {}, {"nn_scale_q7", "nn_prelu_q7", "nn_eltwise_sum_q7"}),
+    # DenseNet-style block: each conv's output concatenated with its own input (one format group
+    # through both Concats), BatchNorms on tensors the Concats also read (standalone, with copies)
+    "densenet_block": ([
+        L("conv0", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("bn1", "BatchNorm", "conv0", "bn1", weights=BN4),
+        L("relu1", "ReLU", inplace=True),
+        L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("cat1", "Concat", ["conv0", "conv1"], "cat1"),
+        L("bn2", "BatchNorm", "cat1", "bn2", weights=[np.tile(BN4[0], 2), np.tile(BN4[1], 2), BN4[2]]),
+        L("relu2", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("cat2", "Concat", ["cat1", "conv2"], "cat2"),
+        L("ip", "InnerProduct", num_output=5),
+    ], (3, 8, 8), {}, {"nn_scale_q7", "nn_concat_channels_q7", "memcpy"}),
     # a per-pixel mean image larger than the input (center-cropped)
     "mean_image": ([
         L("conv1", "Convolution", num_output=2, kernel_size=3, stride=2),

@@ -349,8 +349,8 @@ def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
     with pytest.raises(CmsisgenError) as e:
         quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
     assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
-                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU, Reshape) "
-                            "with 'conv2', whose values reach 20")
+                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU, "
+                            "Reshape) with 'conv2', whose values reach 20")
 
 
 # --------------------------------------------------------------------------- Reshape
@@ -548,7 +548,8 @@ def test_upstream_activations_match_the_model(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["residual", "eltwise_ops", "batchnorm", "prelu", "sigmoid_tanh", "reshape",
-                                  "global_nonsquare", "lenet", "mobilenet_block", "bn_on_input"])
+                                  "global_nonsquare", "lenet", "mobilenet_block", "bn_on_input",
+                                  "densenet_block"])
 def test_quantized_tensors_track_the_float_net(tmp_path, name):
     """Bit-exactness only shows the C, the simulator and the integer reference agree; this
     shows what they compute is the (folded) Caffe net: every q7 tensor, scaled by 2^-frac,

@@ -231,9 +231,9 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
         method = layer.params.method  # type: ignore[union-attr]
         function = _pool_choice(site)
         if function == "nn_global_pool_q7":
+            args = {"channels": c, "pixels": h * w, "average": int(method == "ave")}
             return Op(layer=layer.name, layer_type=layer.type, kind="global_pool", function=function,
-                      inputs=bottoms, output=top, args={"channels": c, "pixels": h * w, "average": int(method == "ave")},
-                      macs=h * w * c, formats=fmt)
+                      inputs=bottoms, output=top, args=args, macs=h * w * c, formats=fmt)
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": oh}
         return Op(layer=layer.name, layer_type=layer.type, kind="maxpool" if method == "max" else "avepool",
@@ -291,9 +291,9 @@ def _map_layer(layer: ir.Layer, site: rules.Site, net: ir.Net, quant: Quantizati
     if layer.type in ("Sigmoid", "TanH"):
         function = rules.choose(layer.type, site)
         if fmt["in_frac"] < 4 or fmt["out_frac"] != 7:
+            formats = " and ".join(f"Q{7 - fmt[k]}.{fmt[k]}" for k in ("in_frac", "out_frac"))
             raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {function} needs its input with at most "
-                                f"3 integer bits and writes Q0.7; the formats are Q{7 - fmt['in_frac']}.{fmt['in_frac']} "
-                                f"and Q{7 - fmt['out_frac']}.{fmt['out_frac']}")
+                                f"3 integer bits and writes Q0.7; the formats are {formats}")
         return Op(layer=layer.name, layer_type=layer.type, kind="activation", function=function, inputs=bottoms,
                   output=top, args={"size": c * h * w, "int_width": 7 - fmt["in_frac"],
                                     "type": 0 if layer.type == "Sigmoid" else 1},
