@@ -14,6 +14,8 @@ def _weight_bytes(op: Op) -> int:
         return 4 * int(op.input_fp.offsets.size)
     if op.weight_data is None:
         return 0
+    if op.kind == "lrn":  # the multiplier table is int32
+        return 4 * int(op.weight_data.size)
     return int(op.weight_data.size) + (int(op.bias.size) if op.bias is not None else 0)
 
 

@@ -140,6 +140,10 @@ def test_mapper_emits_own_kernel(tmp_path, region, function):
     assert np.array_equal(op.weight_data, t.table)
     assert op.args["mantissa_bits"] == t.mantissa_bits and op.args["out_shift"] == t.out_shift
     assert not op.in_place  # the window reads neighbours: the output has its own buffer
+    from cmsisgen.report import build_report
+
+    row = next(r for r in build_report(compiled.program, compiled.plan)["layers"] if r["name"] == "norm1")
+    assert row["function"] == function and row["weight_bytes"] == 4 * t.table.size  # int32 entries
 
 
 #: BVLC examples/cifar10/cifar10_full.prototxt (TEST net), layer for layer.
