@@ -1,203 +1,210 @@
 #!/usr/bin/env python3
-"""Train the CMSIS-NN CIFAR-10 example network with real Caffe (pycaffe, CPU, SGD).
+"""Train the CMSIS-NN CIFAR-10 example network on the CPU with PyTorch, save it as Caffe.
 
-    python3 examples/cifar10/train.py [--train ../shared/data/cifar10/train.zip]
-                                      [--test ../shared/data/cifar10/test.zip]
-                                      [--iters 12000] [--out examples/cifar10/cifar10.caffemodel]
-    python3 examples/cifar10/train.py --evaluate examples/cifar10/cifar10.caffemodel
+    pip install torch==2.13.0
+    python3 examples/cifar10/train.py            # about 1-2 min per epoch on 2 cores
 
-pycaffe is found on PYTHONPATH, else under $CMSISGEN_PYCAFFE/python, else under
-~/.cache/pycaffe/python (the script then re-executes itself with PYTHONPATH set). It lowers its
-own priority (nice 10) and pins BLAS to one thread, so it can run beside other work.
+Writes, next to this script: ``mean.binaryproto`` (the per-pixel mean of the training images,
+1x3x32x32, RGB), ``cifar10.caffemodel`` and ``cifar10.caffemodel.h5`` (the deploy layers of
+``cifar10.prototxt`` with the trained blobs, written through cmsisgen's own Caffe schema), and
+``train.log``. The run is seeded (``--seed``); on the same machine and torch build it repeats
+exactly.
 
-The Caffe build used here has no Data/LMDB layer, so the solver trains
-``cifar10_solver_net.prototxt`` (the same layers behind an Input layer) and this script fills
-``data``/``label`` before every iteration with the preprocessing of the TEST-phase
-``transform_param`` in ``cifar10_train_test.prototxt``:
+The training graph computes what Caffe computes for ``cifar10.prototxt``, so the exported model
+scores the same in Caffe and in ``cmsisgen evaluate``:
 
-    x = (pixel_RGB - (125.3, 123.0, 113.9)) * (1/64)
+* input ``x = (pixel_RGB - mean_image) * SCALE`` (the TEST ``transform_param`` of
+  ``cifar10_train_test.prototxt``);
+* pooling in Caffe's ceil mode (``ceil_mode=True``); with no padding, PyTorch's average-pool
+  divisor for a window clipped at the border is Caffe's (the clipped window's size);
+* blobs in NCHW, so the flatten before ``ip1`` is Caffe's C, H, W order, and PyTorch's
+  ``(out, in, kh, kw)`` convolution weights are Caffe's layout as they are.
 
-plus training augmentation: random horizontal flip and a random shift of up to 2 pixels (the
-image is padded with the mean, i.e. 0 after preprocessing, and a 32x32 window is cropped).
-The learned weights are copied into the deploy net ``cifar10.prototxt`` and saved from there,
-so the .caffemodel holds exactly the deploy layers.
+Augmentation: random horizontal flip and a random shift of up to 4 pixels (padding with the
+mean, i.e. 0 after preprocessing). SGD with momentum, cosine learning rate.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data" / "cifar10"
 
-MEAN_RGB = (125.3, 123.0, 113.9)
 SCALE = 1.0 / 64.0
-BATCH = 100
+BATCH = 128
+#: Deploy layer name -> the module attribute holding its parameters.
+PARAM_LAYERS = ("conv1", "conv2", "conv3", "ip1")
 
 
-def _ensure_pycaffe() -> None:
-    """Import caffe, or re-exec with PYTHONPATH pointing at a local pycaffe build."""
-    if os.environ.get("_CIFAR10_TRAIN_REEXEC") != "1":
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        try:
-            import caffe  # noqa: F401
-            return
-        except ImportError:
-            pass
-        prefix = Path(os.environ.get("CMSISGEN_PYCAFFE", Path.home() / ".cache" / "pycaffe"))
-        if not (prefix / "python" / "caffe" / "_caffe.so").exists():
-            sys.exit(f"train.py: pycaffe not found (PYTHONPATH, $CMSISGEN_PYCAFFE or {prefix})")
-        env = dict(os.environ, _CIFAR10_TRAIN_REEXEC="1")
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(prefix / "python"), env.get("PYTHONPATH", "")) if p)
-        os.execve(sys.executable, [sys.executable] + sys.argv, env)
+def compute_mean(x_nhwc_uint8: np.ndarray) -> np.ndarray:
+    """Per-pixel mean image, (3, 32, 32) float32, as Caffe's compute_image_mean computes it."""
+    return x_nhwc_uint8.astype(np.float64).mean(axis=0).transpose(2, 0, 1).astype(np.float32)
 
 
-def preprocess(x_nhwc_uint8):
-    import numpy as np
-
+def preprocess(x_nhwc_uint8: np.ndarray, mean_chw: np.ndarray) -> np.ndarray:
+    """uint8 NHWC RGB -> float32 NCHW ``(pixel - mean) * SCALE``, in Caffe's float32 arithmetic."""
     x = x_nhwc_uint8.astype(np.float32).transpose(0, 3, 1, 2)
-    x -= np.asarray(MEAN_RGB, dtype=np.float32).reshape(1, 3, 1, 1)
-    x *= np.float32(SCALE)
-    return x
+    x = x - mean_chw[None]
+    return (x * np.float32(SCALE)).astype(np.float32)
 
 
-def augment(x_nchw, rng, shift=2):
-    """Random horizontal flip and random translation by up to ``shift`` pixels."""
-    import numpy as np
+def build_model():
+    """The deploy network of cifar10.prototxt as a torch module (Caffe semantics)."""
+    import torch
+    from torch import nn
 
+    class Cifar10(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 32, 5, padding=2)
+            self.conv2 = nn.Conv2d(32, 32, 5, padding=2)
+            self.conv3 = nn.Conv2d(32, 64, 5, padding=2)
+            self.ip1 = nn.Linear(64 * 4 * 4, 10)
+
+        def forward(self, x):
+            f = nn.functional
+            x = f.relu(f.max_pool2d(self.conv1(x), 3, 2, ceil_mode=True))    # conv1, pool1, relu1
+            x = f.avg_pool2d(f.relu(self.conv2(x)), 3, 2, ceil_mode=True)    # conv2, relu2, pool2
+            x = f.avg_pool2d(f.relu(self.conv3(x)), 3, 2, ceil_mode=True)    # conv3, relu3, pool3
+            return self.ip1(torch.flatten(x, 1))                               # ip1 (CHW flatten)
+
+    return Cifar10()
+
+
+def augment(x_nchw: np.ndarray, rng: np.random.Generator, shift: int = 4) -> np.ndarray:
     n, c, h, w = x_nchw.shape
     flip = rng.random(n) < 0.5
     x = x_nchw.copy()
     x[flip] = x[flip, :, :, ::-1]
-    if shift:
-        padded = np.zeros((n, c, h + 2 * shift, w + 2 * shift), dtype=x.dtype)
-        padded[:, :, shift:shift + h, shift:shift + w] = x
-        dy = rng.integers(0, 2 * shift + 1, n)
-        dx = rng.integers(0, 2 * shift + 1, n)
-        for i in range(n):
-            x[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+    padded = np.zeros((n, c, h + 2 * shift, w + 2 * shift), dtype=x.dtype)
+    padded[:, :, shift:shift + h, shift:shift + w] = x
+    dy = rng.integers(0, 2 * shift + 1, n)
+    dx = rng.integers(0, 2 * shift + 1, n)
+    for i in range(n):
+        x[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
     return x
 
 
-def copy_params(src, dst) -> None:
-    for name, blobs in dst.params.items():
-        for i, b in enumerate(blobs):
-            b.data[...] = src.params[name][i].data
+def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+    import torch
 
-
-def evaluate(net, x, y) -> float:
-    import numpy as np
-
+    model.eval()
     correct = 0
-    for i in range(0, len(y), BATCH):
-        xb = x[i:i + BATCH]
-        net.blobs["data"].reshape(*xb.shape)
-        net.blobs["data"].data[...] = xb
-        out = net.forward()["prob"]
-        correct += int((out.argmax(axis=1) == y[i:i + BATCH]).sum())
+    with torch.no_grad():
+        for i in range(0, len(y), 500):
+            out = model(torch.from_numpy(x[i:i + 500]))
+            correct += int((out.argmax(1).numpy() == y[i:i + 500]).sum())
+    model.train()
     return correct / len(y)
+
+
+def export(model, mean_chw: np.ndarray, out: Path) -> None:
+    """Write the caffemodel (+ .h5) of the deploy net and mean.binaryproto."""
+    import h5py
+    from google.protobuf import text_format
+
+    sys.path.insert(0, str(REPO))
+    from cmsisgen.proto import schema
+
+    net = schema.NetParameter()
+    text_format.Parse((HERE / "cifar10.prototxt").read_text(), net)
+    params = {name: [p.detach().numpy().astype(np.float32) for p in getattr(model, name).parameters()]
+              for name in PARAM_LAYERS}
+    for layer in net.layer:
+        for array in params.get(layer.name, []):
+            blob = layer.blobs.add()
+            blob.shape.dim.extend(array.shape)
+            blob.data.extend(array.reshape(-1).tolist())
+    out.write_bytes(net.SerializeToString())
+    with h5py.File(str(out) + ".h5", "w") as f:
+        for name, arrays in params.items():
+            for i, array in enumerate(arrays):
+                f.create_dataset(f"data/{name}/{i}", data=array)
+    mean = schema.BlobProto()
+    mean.num, mean.channels, mean.height, mean.width = 1, *mean_chw.shape
+    mean.data.extend(mean_chw.reshape(-1).tolist())
+    (out.parent / "mean.binaryproto").write_bytes(mean.SerializeToString())
+
+
+def _shown(path: Path) -> str:
+    """A path as the log shows it: relative to the repository (no machine paths in the log)."""
+    import os
+
+    return os.path.relpath(path.resolve(), REPO)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--train", default=str(DATA / "train.zip"))
     ap.add_argument("--test", default=str(DATA / "test.zip"))
-    ap.add_argument("--iters", type=int, default=12000, help="SGD iterations of batch 100")
-    ap.add_argument("--base-lr", type=float, default=0.01)
-    ap.add_argument("--weight-decay", type=float, default=0.004)
-    ap.add_argument("--eval-every", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--lr", type=float, default=0.05)
+    ap.add_argument("--weight-decay", type=float, default=5e-4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=str(HERE / "cifar10.caffemodel"))
-    ap.add_argument("--h5", action="store_true", help="also save <out>.h5 (HDF5 weights)")
-    ap.add_argument("--evaluate", metavar="WEIGHTS",
-                    help="do not train: print the float top-1 of WEIGHTS (deploy net) on --test")
     args = ap.parse_args()
 
-    try:
-        os.nice(10)
-    except OSError:
-        pass
-    _ensure_pycaffe()
-    import numpy as np
-    import caffe
+    import torch
 
     sys.path.insert(0, str(REPO))
     from cmsisgen.dataset import load_dataset
 
-    caffe.set_mode_cpu()
-    if args.evaluate:
-        test = load_dataset(args.test)
-        deploy = caffe.Net(str(HERE / "cifar10.prototxt"), caffe.TEST, weights=args.evaluate)
-        acc = evaluate(deploy, preprocess(test.x), test.y)
-        print(f"float top-1 of {args.evaluate} on {args.test} ({len(test.y)} images): "
-              f"{acc * 100:.2f}%")
-        return
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    rng = np.random.default_rng(args.seed)
+    log_path = HERE / "train.log"
+    log_file = log_path.open("w")
+
+    def log(text: str) -> None:
+        print(text, flush=True)
+        log_file.write(text + "\n")
+        log_file.flush()
 
     t0 = time.time()
-    train = load_dataset(args.train)
-    test = load_dataset(args.test)
-    print(f"loaded {len(train.y)} train / {len(test.y)} test images in {time.time() - t0:.1f}s",
-          flush=True)
-    x_train, y_train = preprocess(train.x), train.y.astype(np.float32)
-    x_test, y_test = preprocess(test.x), test.y
+    train, test = load_dataset(args.train), load_dataset(args.test)
+    mean = compute_mean(train.x)
+    x_train, y_train = preprocess(train.x, mean), train.y.astype(np.int64)
+    x_test, y_test = preprocess(test.x, mean), test.y
+    log(f"loaded {len(y_train)} train / {len(y_test)} test images in {time.time() - t0:.0f} s; "
+        f"seed {args.seed}, {args.epochs} epochs, batch {BATCH}, lr {args.lr}, torch {torch.__version__}")
 
-    caffe.set_random_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    # Learning rate steps at 60% and 85% of the run (x0.1 each).
-    steps = (int(args.iters * 0.6), int(args.iters * 0.85))
-    with tempfile.TemporaryDirectory() as tmp:
-        solver_path = Path(tmp) / "solver.prototxt"
-        solver_path.write_text(
-            f'net: "{HERE / "cifar10_solver_net.prototxt"}"\n'
-            f"base_lr: {args.base_lr}\nmomentum: 0.9\nweight_decay: {args.weight_decay}\n"
-            'lr_policy: "multistep"\ngamma: 0.1\n'
-            f"stepvalue: {steps[0]}\nstepvalue: {steps[1]}\n"
-            f"max_iter: {args.iters}\ndisplay: 0\nsnapshot: 0\n"
-            f"random_seed: {args.seed}\nsolver_mode: CPU\ntype: \"SGD\"\n")
-        solver = caffe.SGDSolver(str(solver_path))
-    deploy = caffe.Net(str(HERE / "cifar10.prototxt"), caffe.TEST)
-    net = solver.net
-    per_epoch = len(y_train) // BATCH
-    perm = rng.permutation(len(y_train))
-    loss_avg, t_start = None, time.time()
-    for it in range(args.iters):
-        k = it % per_epoch
-        if k == 0 and it:
-            perm = rng.permutation(len(y_train))
-        idx = perm[k * BATCH:(k + 1) * BATCH]
-        net.blobs["data"].data[...] = augment(x_train[idx], rng)
-        net.blobs["label"].data[...] = y_train[idx]
-        solver.step(1)
-        loss = float(net.blobs["loss"].data)
-        loss_avg = loss if loss_avg is None else 0.98 * loss_avg + 0.02 * loss
-        if not np.isfinite(loss):
-            sys.exit(f"train.py: loss diverged at iteration {it + 1}")
-        if (it + 1) % 100 == 0:
-            print(f"iter {it + 1:6d}  loss {loss_avg:.4f}  "
-                  f"{(time.time() - t_start) / 60:.1f} min", flush=True)
-        if (it + 1) % args.eval_every == 0 or it + 1 == args.iters:
-            copy_params(net, deploy)
-            acc = evaluate(deploy, x_test, y_test)
-            print(f"iter {it + 1:6d}  test top-1 {acc * 100:.2f}%", flush=True)
-            deploy.save(str(Path(tempfile.gettempdir()) / "cifar10_train_snapshot.caffemodel"))
+    model = build_model()
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay,
+                          nesterov=True)
+    steps_per_epoch = len(y_train) // BATCH
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
+                                                steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    t_start = time.time()
+    for epoch in range(args.epochs):
+        perm = rng.permutation(len(y_train))
+        total = 0.0
+        for k in range(steps_per_epoch):
+            idx = perm[k * BATCH:(k + 1) * BATCH]
+            xb = torch.from_numpy(augment(x_train[idx], rng))
+            loss = loss_fn(model(xb), torch.from_numpy(y_train[idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += loss.item()
+        if not np.isfinite(total):
+            sys.exit(f"train.py: loss diverged in epoch {epoch + 1}")
+        log(f"epoch {epoch + 1:3d}  loss {total / steps_per_epoch:.4f}  "
+            f"test top-1 {accuracy(model, x_test, y_test) * 100:.2f}%  {(time.time() - t_start) / 60:.1f} min")
 
-    copy_params(net, deploy)
-    deploy.blobs["data"].reshape(1, 3, 32, 32)
-    deploy.reshape()
-    deploy.save(args.out)
-    if args.h5:
-        deploy.save_hdf5(args.out + ".h5")
-    print(f"saved {args.out}; training took {(time.time() - t_start) / 60:.1f} min", flush=True)
-    print(f"final float top-1 on {args.test}: {evaluate(deploy, x_test, y_test) * 100:.2f}%",
-          flush=True)
+    export(model, mean, Path(args.out))
+    log(f"saved {_shown(Path(args.out))} (+ .h5) and {_shown(Path(args.out).parent / 'mean.binaryproto')}")
+    log(f"final float top-1 on {_shown(Path(args.test))} ({len(y_test)} images): "
+        f"{accuracy(model, x_test, y_test) * 100:.2f}%")
 
 
 if __name__ == "__main__":
