@@ -1,139 +1,198 @@
 #!/usr/bin/env python3
-"""Instructions per inference (QEMU mps2-an500, Cortex-M7, -icount shift=0 + SysTick) and the
-flash/RAM size report (QEMU and STM32F746G-DISCO builds) of a generated model. Figures only.
+"""Speed and size of cmsisgen on the bundled CIFAR-10 example: figures only, one table.
 
-    python benchmarks/bench.py [--model-dir OUT] [--build-dir /tmp/bench]
-        [--cmsis-nn-path .../CMSIS/NN [--cmsis-core-path ... --cmsis-dsp-include ...]]
-        [--exact]      also count run_nn() exactly from a QEMU trace (slow: ~1 min per 10M insns)
+    python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR]
+        [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...]
 
---model-dir is a folder written by `cmsisgen compile -o OUT --test-vectors N`; without it the
-bundled CIFAR-10 example is compiled (calibrated on ../shared/data/cifar10/train.zip when
-present) and the simulator's and float forward's throughput on the CIFAR-10 test set is
-printed as well.
+Prints, as one Markdown table (copy it into the README):
+
+- the machine (CPU, cores, Python, gcc, arm-none-eabi-gcc, QEMU);
+- `cmsisgen compile` of the example with N calibration images (wall time of the command,
+  a fresh process: imports, image decoding, calibration, quantization, code generation) and
+  its peak memory (maximum resident set size of that process);
+- `cmsisgen evaluate` of the example on the 10,000 test images: wall time and peak memory
+  of the command, and the throughput of its two halves measured in-process: the float
+  forward (numpy, Caffe semantics) and the q7 simulator (bit-exact kernels), images/s;
+- generated flash and RAM: the STM32F746 self-test build's size report (weights, code, the
+  arena `run_nn()` uses, the caller's image buffer);
+- QEMU Cortex-M7 (mps2-an500) instructions per inference, with the portable kernels and,
+  when --cmsis-nn-path is given, with upstream CMSIS-NN; and per layer (the self test's
+  profile of vector 0).
+
+Needs ../shared/data/cifar10 (train.zip, test.zip), arm-none-eabi-gcc and qemu-system-arm.
+Instruction counts are exact for a given build (QEMU -icount, SysTick in units of 40); wall
+times depend on the machine and its load.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from cmsisgen.errors import CmsisgenError  # noqa: E402
-from cmsisgen.sizereport import format_table, size_report  # noqa: E402
+from cmsisgen.sizereport import size_report  # noqa: E402
 from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "cifar10"
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
-PREPROCESSING = dict(mean="125.3,123.0,113.9", scale=0.015625)
+MODEL_ARGS = [str(EXAMPLE / "cifar10.prototxt"), str(EXAMPLE / "cifar10.caffemodel"),
+              "--mean", str(EXAMPLE / "mean.binaryproto"), "--scale", "0.015625"]
 
 
-def compile_example(out_dir: Path, vectors: int) -> None:
-    """Compile the bundled example with known-answer vectors, and time the simulator."""
-    import time
+def _version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "not found"
+    first = out.splitlines()[0] if out else ""
+    m = re.search(r"\d+\.\d+(\.\d+)?", first)
+    return m.group(0) if m else first.strip() or "not found"
 
-    from cmsisgen.cli import make_test_vectors
-    from cmsisgen.codegen import render, write_output
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; "
+            f"Python {platform.python_version()}, gcc {_version(['gcc', '--version'])}, "
+            f"arm-none-eabi-gcc {_version(['arm-none-eabi-gcc', '--version'])}, "
+            f"QEMU {_version(['qemu-system-arm', '--version'])}")
+
+
+def timed_command(args: list[str]) -> tuple[float, int]:
+    """(wall seconds, peak RSS bytes) of `cmsisgen ARGS` in a fresh process."""
+    command = ([shutil.which("cmsisgen")] if shutil.which("cmsisgen")
+               else [sys.executable, "-c", "from cmsisgen.cli import main; main()"])
+    with tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command + args, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            raise SystemExit(f"bench: cmsisgen {args[0]} failed:\n{err.read().decode(errors='replace')}")
+    return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+
+
+def throughput() -> tuple[float, float, int]:
+    """(float images/s, q7 images/s, images) of the evaluate halves on the test set."""
     from cmsisgen.dataset import load_dataset
     from cmsisgen.float_forward import forward
     from cmsisgen.pipeline import compile_model, float_batches
     from cmsisgen.simulator.program import run_program
 
-    calib = load_dataset(CIFAR / "train.zip", limit=2000) if (CIFAR / "train.zip").exists() else None
+    calib = load_dataset(CIFAR / "train.zip", limit=1000).x
+    compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", calib_images=calib,
+                             mean=str(EXAMPLE / "mean.binaryproto"), scale=0.015625)
+    test = load_dataset(CIFAR / "test.zip")
+    images = compiled.pre.prepare_images(test.x, 32, 32)
     start = time.perf_counter()
-    compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel",
-                             calib_images=None if calib is None else calib.x, **PREPROCESSING)
-    print(f"compile (calibration on {0 if calib is None else len(calib.x)} images): "
-          f"{time.perf_counter() - start:.1f} s")
-    test = load_dataset(CIFAR / "test.zip") if (CIFAR / "test.zip").exists() else calib
-    write_output(render(compiled.program, compiled.plan, "cifar10.prototxt",
-                        make_test_vectors(compiled, test, vectors)), out_dir)
-    if test is not None:
-        images = compiled.pre.prepare_images(test.x, 32, 32)
-        start = time.perf_counter()
-        run_program(compiled.program, images)
-        sim = time.perf_counter() - start
-        start = time.perf_counter()
-        for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=500):
-            forward(compiled.net, batch, keep=[compiled.net.outputs[0]])
-        flt = time.perf_counter() - start
-        print(f"simulator: {len(images)} images in {sim:.1f} s ({len(images) / sim:,.0f} images/s)")
-        print(f"float forward: {len(images)} images in {flt:.1f} s ({len(images) / flt:,.0f} images/s)")
-    print()
+    for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=500):
+        forward(compiled.net, batch, keep=[compiled.net.outputs[0]])
+    float_s = time.perf_counter() - start
+    start = time.perf_counter()
+    run_program(compiled.program, images, batch_size=500)
+    q7_s = time.perf_counter() - start
+    return len(images) / float_s, len(images) / q7_s, len(images)
 
 
-def make_vars(args, model_dir: Path, build_dir: Path) -> list[str]:
-    """make variables of a build, exactly those of verify.build (every kernel variable set),
-    so the trace count measures the program the QEMU run timed."""
-    variables = make_variables(model_dir, build_dir, args.cmsis_nn_path, args.cmsis_core_path,
-                               args.cmsis_dsp_include)
-    return [f"{name}={value}" for name, value in variables.items()]
-
-
-def kernel_dir(args) -> Path:
-    """The kernel source folder the builds compile (for the size report)."""
-    return Path(args.cmsis_nn_path).resolve() if args.cmsis_nn_path else firmware_dir() / "cmsis_nn_portable"
+def stm32_sizes(model_dir: Path, build_dir: Path, kernels: Path) -> dict:
+    variables = make_variables(model_dir, build_dir)
+    proc = subprocess.run(["make", "-s", "-C", str(firmware_dir() / "stm32f7"), f"-j{os.cpu_count() or 1}", "all",
+                           *[f"{k}={v}" for k, v in variables.items()]], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: STM32F7 build failed:\n{proc.stdout}{proc.stderr}")
+    return size_report(build_dir / "nn_selftest.elf", build_dir / "nn_selftest.map", model_dir,
+                       flash_size=1 << 20, ram_size=320 * 1024, kernel_dirs=[kernels])
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model-dir", type=Path, default=None)
-    ap.add_argument("--vectors", type=int, default=4, help="known-answer vectors when compiling the example")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calib-images", type=int, default=1000)
+    ap.add_argument("--vectors", type=int, default=4, help="known-answer vectors in the firmware builds")
     ap.add_argument("--build-dir", type=Path, default=None)
-    ap.add_argument("--cmsis-nn-path", type=Path, default=None)
-    ap.add_argument("--cmsis-core-path", type=Path, default=None)
-    ap.add_argument("--cmsis-dsp-include", type=Path, default=None)
-    ap.add_argument("--exact", action="store_true", help="exact count of vector 0 from a QEMU trace")
+    ap.add_argument("--cmsis-nn-path", type=Path, default=os.environ.get("CMSIS_NN_PATH"))
+    ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
+    ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
     args = ap.parse_args()
+    for name in ("train.zip", "test.zip"):
+        if not (CIFAR / name).exists():
+            raise SystemExit(f"bench: {CIFAR / name} not found (the CIFAR-10 images are needed)")
 
-    build_root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
-    if args.model_dir is None:
-        args.model_dir = build_root / "cifar10"
-        compile_example(args.model_dir, args.vectors)
-    model_dir = args.model_dir.resolve()
-    kernels = "upstream " + str(args.cmsis_nn_path) if args.cmsis_nn_path else "portable"
-    print(f"model: {model_dir}\nkernels: {kernels}\nbuild: {build_root}\n")
-    try:
-        result = build_and_run(model_dir, "qemu", build_root / "qemu_m7",
-                               cmsis_nn_path=args.cmsis_nn_path, cmsis_core_path=args.cmsis_core_path,
-                               cmsis_dsp_include=args.cmsis_dsp_include)
-    except CmsisgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print("QEMU mps2-an500 (Cortex-M7, -O2, -mfpu=fpv5-d16), SysTick x 40 instructions, timed runs:")
-    for v in result.vectors:
-        print(f"  vector {v.index}: {v.count:>12,} instructions  {'PASS' if v.passed else 'FAIL'}")
-    print(f"  instructions per inference: {result.instructions_per_inference:,.0f}"
-          f"  ({result.passed}/{result.total} vectors bit-exact)")
-    print("  (cycles on real silicon differ: Cortex-M7 is dual-issue with memory stalls;"
-          " use the STM32F7 build's DWT cycle counts for time)\n")
+    root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
+    model_dir = root / "cifar10"
+    rows: list[tuple[str, str]] = [("machine", machine())]
 
-    if args.exact:
-        proc = subprocess.run(["make", "-s", "-C", str(firmware_dir() / "qemu_m7"), "trace-count",
-                               *make_vars(args, model_dir, build_root / "qemu_m7")],
-                              capture_output=True, text=True)
-        m = re.search(r"^count (\d+)$", proc.stdout, re.MULTILINE)
-        print(f"  exact run_nn() instructions, vector 0 (trace): {int(m[1]):,}\n" if m
-              else f"  trace count failed:\n{proc.stdout}{proc.stderr}\n")
+    seconds, peak = timed_command(["compile", *MODEL_ARGS, "-o", str(model_dir),
+                                      "--calib", str(CIFAR / "train.zip"), "--calib-limit", str(args.calib_images),
+                                      "--test-vectors", str(args.vectors), "--data", str(CIFAR / "test.zip"),
+                                      "--report", str(root / "report.json")])
+    totals = json.loads((root / "report.json").read_text())["totals"]
+    rows.append((f"`cmsisgen compile`, {args.calib_images:,} calibration images", f"{seconds:.1f} s"))
+    rows.append(("peak memory of `cmsisgen compile` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
+    seconds, peak = timed_command(["evaluate", *MODEL_ARGS, "--data", str(CIFAR / "test.zip"),
+                                      "--calib", str(CIFAR / "train.zip"), "--calib-limit", str(args.calib_images)])
+    rows.append(("`cmsisgen evaluate`, 10,000 test images (float + q7)", f"{seconds:.1f} s"))
+    rows.append(("peak memory of `cmsisgen evaluate` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
+    float_rate, q7_rate, n = throughput()
+    rows.append(("evaluate throughput, float forward (numpy)", f"{float_rate:,.0f} images/s"))
+    rows.append(("evaluate throughput, q7 simulator", f"{q7_rate:,.0f} images/s"))
 
-    q = build_root / "qemu_m7"
-    print(format_table(size_report(q / "nn_selftest.elf", q / "nn_selftest.map", model_dir,
-                                   kernel_dirs=[kernel_dir(args)])))
+    portable = firmware_dir() / "cmsis_nn_portable"
+    sizes = stm32_sizes(model_dir, root / "stm32f7", portable)
+    flash, ram = sizes["flash"], sizes["ram"]
+    rows.append(("STM32F746 flash: weights and input offsets", f"{flash['weights']:,} B"))
+    rows.append(("STM32F746 flash: code (nn.c + portable kernels)",
+                 f"{flash['code_model'] + flash['code_kernels']:,} B"))
+    rows.append(("STM32F746 flash: total of the self-test image (incl. test vectors, libc)",
+                 f"{flash['total']:,} B"))
+    rows.append(("RAM: `run_nn()` arena (activations + scratch; STM32F746 .bss of nn.o)",
+                 f"{totals['arena_bytes']:,} B ({ram['activations'] + ram['scratch']:,} B)"))
+    rows.append(("RAM: caller's image buffer (`NN_INPUT_BUFFER_SIZE`)", f"{totals['input_buffer_bytes']:,} B"))
+    rows.append(("STM32F746 RAM: total of the self-test image (incl. 16 KB stack, 4 KB heap)",
+                 f"{ram['total']:,} B"))
+
+    runs = [("portable kernels", None)]
+    if args.cmsis_nn_path:
+        runs.append(("upstream CMSIS-NN", args.cmsis_nn_path))
+    profiles = []
+    for label, path in runs:
+        try:
+            result = build_and_run(model_dir, "qemu", root / ("qemu_" + label.split()[0]), cmsis_nn_path=path,
+                                   cmsis_core_path=args.cmsis_core_path if path else None,
+                                   cmsis_dsp_include=args.cmsis_dsp_include if path else None)
+        except CmsisgenError as exc:
+            raise SystemExit(f"bench: QEMU run failed: {exc}")
+        rows.append((f"QEMU Cortex-M7 instructions per inference, {label}",
+                     f"{result.instructions_per_inference:,.0f} ({result.passed}/{result.total} vectors bit-exact)"))
+        profiles.append((label, result.profile))
+
+    print("| figure | value |\n|---|---|")
+    for name, value in rows:
+        print(f"| {name} | {value} |")
     print()
-    stm = build_root / "stm32f7"
-    proc = subprocess.run(["make", "-s", "-C", str(firmware_dir() / "stm32f7"), f"-j{os.cpu_count() or 1}", "all",
-                           *make_vars(args, model_dir, stm)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(f"STM32F7 build failed:\n{proc.stdout}{proc.stderr}")
-        return 1
-    print(format_table(size_report(stm / "nn_selftest.elf", stm / "nn_selftest.map", model_dir,
-                                   flash_size=1 << 20, ram_size=320 * 1024,
-                                   kernel_dirs=[kernel_dir(args)])))
+    header = "| step | " + " | ".join(f"instructions, {label}" for label, _ in profiles) + " |"
+    print(header + "\n|---|" + "---:|" * len(profiles))
+    for i, (name, _) in enumerate(profiles[0][1]):
+        print(f"| {i} {name} | " + " | ".join(f"{p[i][1]:,}" for _, p in profiles) + " |")
+    print(f"\n(build folder: {root})")
     return 0
 
 
