@@ -36,16 +36,20 @@ DEFAULT_RAM_LIMIT_KB = 320
 DEFAULT_FLASH_LIMIT_KB = 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Settings:
-    """The global options of one invocation (reset by every ``main()`` call)."""
+    """The global options of one invocation, kept in its click context (``ctx.obj``)."""
 
     quiet: bool = False
     verbose: bool = False
     debug: bool = False
 
 
-_settings = _Settings()
+def _settings() -> _Settings:
+    """This invocation's global options (defaults outside a command, e.g. in error handling)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, _Settings) else _Settings()
 
 
 def _colour(stream) -> bool:
@@ -69,19 +73,19 @@ def _fail(message: str, status: int = EXIT_USER_ERROR, kind: str = "error") -> N
 
 def warn(message: str) -> None:
     """A one-line warning on stderr (not with --quiet)."""
-    if not _settings.quiet:
+    if not _settings().quiet:
         _say("warning", message, "yellow")
 
 
 def info(message: str) -> None:
     """Progress information on stderr (not with --quiet)."""
-    if not _settings.quiet:
+    if not _settings().quiet:
         click.echo(message, err=True)
 
 
 def detail(message: str) -> None:
     """Details and timings on stderr, only with --verbose."""
-    if _settings.verbose and not _settings.quiet:
+    if _settings().verbose and not _settings().quiet:
         click.echo(f"cmsisgen: {message}", err=True)
 
 
@@ -114,19 +118,18 @@ class _Commands(click.Group):
     status 1 (the traceback with --debug)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        global _settings
-        _settings = _Settings(debug="--debug" in (sys.argv[1:] if args is None else list(args)))
+        debug = "--debug" in (sys.argv[1:] if args is None else list(args))
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
             with warnings.catch_warnings():
                 # Library warnings (numpy overflow, h5py, ...) are multi-line developer noise;
                 # cmsisgen's own warnings are one-line messages of their own. --debug shows them.
-                if not _settings.debug:
+                if not debug:
                     warnings.simplefilter("ignore")
                 status = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except CmsisgenError as exc:
-            if _settings.debug:
+            if debug:
                 traceback.print_exc()
             _fail(str(exc))
         except _NO_ARGS_IS_HELP as exc:  # `cmsisgen` alone: the help, as with --help
@@ -137,15 +140,15 @@ class _Commands(click.Group):
         except click.Abort:
             _fail("interrupted", 130)
         except MemoryError:  # a resource limit, not a bug: say what to shrink
-            if _settings.debug:
+            if debug:
                 traceback.print_exc()
             _fail("out of memory: the network, its input size or the data set (--calib-limit, --limit) "
                   "is too large for this machine")
         except Exception as exc:  # a bug in cmsisgen, not in the user's input
-            if _settings.debug:
+            if debug:
                 traceback.print_exc()
             text = str(exc)
-            hint = "" if _settings.debug else " (run with --debug for the traceback)"
+            hint = "" if debug else " (run with --debug for the traceback)"
             _fail(f"{type(exc).__name__}{': ' + text if text else ''}{hint}", EXIT_INTERNAL_ERROR,
                   kind="internal error")
         sys.exit(status if isinstance(status, int) else 0)
@@ -188,7 +191,7 @@ def _load_images(path: Optional[str], limit: Optional[int], label: str, model, r
 
     info(f"reading {label} {path}")
     with _stage(f"reading {label}"):
-        dataset = load_dataset(path, limit=limit, progress=not _settings.quiet)
+        dataset = load_dataset(path, limit=limit, progress=not _settings().quiet)
     _, h, w = model.input_shape
     ih, iw = dataset.image_shape[:2]
     if resize and (ih, iw) != (h, w):
@@ -217,7 +220,7 @@ def _vector_images(data: Optional[str], count: int, option: str, calib: Optional
 @contextmanager
 def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal's stderr (none with --quiet or in a log): yields update(n)."""
-    if _settings.quiet or not sys.stderr.isatty():
+    if _settings().quiet or not sys.stderr.isatty():
         yield lambda n: None
         return
     with click.progressbar(length=total, label=label, file=sys.stderr, show_eta=True) as bar:
@@ -270,9 +273,10 @@ def _common_model_options(command: Callable) -> Callable:
 @click.option("-q", "--quiet", is_flag=True, help="Print only errors (and the results of evaluate, inspect, verify).")
 @click.option("-v", "--verbose", is_flag=True, help="Also print details and how long each stage took.")
 @click.option("--debug", is_flag=True, help="Print the traceback of an error (for bug reports).")
-def main(quiet: bool, verbose: bool, debug: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
     """Compile a trained Caffe model into CMSIS-NN q7 C code for Cortex-M."""
-    _settings.quiet, _settings.verbose, _settings.debug = quiet, verbose, debug or _settings.debug
+    ctx.obj = _Settings(quiet=quiet, verbose=verbose, debug=debug)
 
 
 @main.command("compile")
@@ -354,7 +358,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
                    "layers": report["layers"], "totals": report["totals"], "memory": memory,
                    "warnings": warnings}
         click.echo(json.dumps(summary, indent=2))
-    elif not _settings.quiet:
+    elif not _settings().quiet:
         click.echo(format_table(report))
         click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
 
