@@ -7,6 +7,7 @@ Every user error (a bad model, bad data or a bad option) is one line on stderr,
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -139,6 +140,12 @@ class _Commands(click.Group):
             _fail(_usage_message(exc))
         except click.Abort:
             _fail("interrupted", 130)
+        except SystemExit as exc:
+            # click ends a run whose stdout reader stopped early (`cmsisgen inspect ... | head`)
+            # quietly, but with status 1, which here means a cmsisgen bug: the reader's choice is not.
+            if isinstance(exc.__context__, OSError) and exc.__context__.errno == errno.EPIPE:
+                sys.exit(0)
+            raise
         except MemoryError:  # a resource limit, not a bug: say what to shrink
             if debug:
                 traceback.print_exc()

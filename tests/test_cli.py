@@ -439,3 +439,20 @@ def test_layer_warnings_name_the_prototxt(tmp_path):
     padded = [w for w in warnings if "Caffe divides a padded border window" in w]
     assert len(padded) == 1 and padded[0].startswith(f"{proto}: layer 'p': ")
     assert f"cmsisgen: warning: {padded[0]}" in result.stderr.splitlines()
+
+
+def test_closed_stdout_is_not_an_error(model):
+    """`cmsisgen inspect ... | head`: a reader that stops early gets no error line, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    prototxt, weights = model
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-c", "from cmsisgen.cli import main; main()", "inspect",
+                               str(prototxt), str(weights)], stdout=write_end, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write_end)
+    assert (proc.returncode, proc.stderr) == (0, "")
