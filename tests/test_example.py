@@ -120,6 +120,10 @@ def test_example_maps_to_the_cmsis_nn_demo_kernels():
     assert all(b >= 0 and o >= 0 for b, o in shifts)
     # (pixel - mean) / 64 lies within about +-2.2: Q2.5.
     assert compiled.program.ops[0].formats["out_frac"] == 5
+    # Issue budget: at most 34 KB beside the caller's image buffer (README: 33,068 bytes).
+    plan = compiled.plan
+    assert (plan.arena_bytes, plan.scratch_bytes, plan.input_buffer_bytes) == (33068, 3200, 3073)
+    assert plan.arena_bytes <= 34 * 1024
 
 
 @needs_cifar
