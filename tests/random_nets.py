@@ -424,19 +424,19 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
 #: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).
 CIFAR10 = _spec("cifar10", [
     L("conv1", "Convolution", num_output=32, kernel_size=5, pad=2),
-    L("relu1", "ReLU", inplace=True),
     L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
-    L("conv2", "Convolution", num_output=16, kernel_size=5, pad=2),
+    L("relu1", "ReLU", inplace=True),
+    L("conv2", "Convolution", num_output=32, kernel_size=5, pad=2),
     L("relu2", "ReLU", inplace=True),
     L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
-    L("conv3", "Convolution", num_output=32, kernel_size=5, pad=2),
+    L("conv3", "Convolution", num_output=64, kernel_size=5, pad=2),
     L("relu3", "ReLU", inplace=True),
     L("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
     L("ip1", "InnerProduct", num_output=10),
     L("prob", "Softmax"),
 ], (3, 32, 32), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_maxpool_q7_HWC",
                  "arm_avepool_q7_HWC", "arm_fully_connected_q7_opt", "arm_softmax_q7"},
-    "CIFAR-10 sized: 32x32x3, 5x5 convs 32/16/32, max/ave pools, FC 10")
+    "CIFAR-10 sized: 32x32x3, 5x5 convs 32/32/64, max/ave pools, FC 10")
 
 
 @dataclass(frozen=True)
