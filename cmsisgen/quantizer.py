@@ -162,6 +162,13 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
                 total = sum(group_frac[groups.find(b)] for b in layer.bottoms)
                 out_root = groups.find(layer.tops[0])
                 if group_frac[out_root] > total:
+                    if passes > len(net.layers) + 1:
+                        # its output shares a format with one of its own inputs (through a
+                        # Concat, say) whose fractional bits are negative: every pass lowers it
+                        raise CmsisgenError(
+                            f"layer '{layer.name}' (Eltwise PROD): no Q format fits both its output and "
+                            f"its inputs: the output is tied to an input of its own (e.g. through a Concat) "
+                            f"whose values need more than 7 integer bits")
                     group_frac[out_root] = total
                     changed = True
             if layer.type not in WEIGHTED:
@@ -263,6 +270,10 @@ def eltwise_coefficients(coeffs: Iterable[float], lshifts: Iterable[int]) -> tup
     return tuple(ints), frac
 
 
+#: Largest right shift of an Eltwise PROD: 2^14 + 2^15 >> 16 is 0 (see quantize_eltwise).
+PROD_MAX_RSHIFT = 16
+
+
 def quantize_eltwise(layer: ir.Layer, tensor_frac: dict[str, int]) -> EltwiseQuant:
     """Shifts that bring every input of an Eltwise into one accumulator format (see EltwiseQuant)."""
     p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
@@ -272,8 +283,10 @@ def quantize_eltwise(layer: ir.Layer, tensor_frac: dict[str, int]) -> EltwiseQua
         if len(in_fracs) != 2:
             raise CmsisgenError(f"layer '{layer.name}' (Eltwise): PROD is supported for 2 inputs, "
                                 f"got {len(in_fracs)}")
+        # |a * b| <= 16384 = 2^14, so any right shift of 16 or more rounds every product to 0:
+        # capping it there gives the same outputs and keeps the C shift below 32.
         return EltwiseQuant(in_fracs=in_fracs, out_frac=out_frac, lshifts=(0, 0), coeffs=(1, 1), coeff_frac=0,
-                            out_rshift=sum(in_fracs) - out_frac)
+                            out_rshift=min(sum(in_fracs) - out_frac, PROD_MAX_RSHIFT))
     common = max(out_frac, *in_fracs)
     lshifts = tuple(common - f for f in in_fracs)
     if p.operation == "sum":

@@ -30,6 +30,10 @@ def L(*args, **kwargs):
 BN4 = [np.array([0.2, -0.1, 0.05, 0.3]) * 2, np.array([0.04, 0.09, 0.01, 0.25]) * 2, np.array([2.0])]
 SCALE4 = [np.array([1.5, 0.5, -0.8, 1.0]), np.array([0.1, -0.2, 0.0, 0.3])]
 
+#: 1x1 convolution blobs (2 outputs, 3 inputs) with tiny weights: outputs in Q-13.20 or so.
+TINY_POS = [np.full((2, 3, 1, 1), 1e-7, dtype=np.float32), np.zeros(2, dtype=np.float32)]
+TINY_NEG = [np.full((2, 3, 1, 1), -1.3e-7, dtype=np.float32), np.zeros(2, dtype=np.float32)]
+
 # name -> (layers, input shape, compile options, functions the program must use)
 NETS = {
     # RGB conv with stride and padding on an odd size, ceil-mode max pool remainder, opt FC, softmax
@@ -272,6 +276,15 @@ NETS = {
         L("ip1", "InnerProduct", num_output=4),
         L("prob", "Softmax"),
     ], (3, 7, 7), {"mean_image": (3, 10, 11)}, {"arm_convolve_HWC_q7_RGB"}),
+    # a product of two tiny branches tied by a Concat to a coarse format: its right shift
+    # would be 38 (undefined in C); capped at 16, where every product rounds to 0 anyway
+    "prod_big_shift": ([
+        L("c1", "Convolution", num_output=2, kernel_size=1, weights=TINY_POS),
+        L("c2", "Convolution", "data", "c2", num_output=2, kernel_size=1, weights=TINY_NEG),
+        L("c3", "Convolution", "data", "c3", num_output=2, kernel_size=1),
+        L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"),
+        L("cat", "Concat", ["prod", "c3"], "cat"),
+    ], (3, 4, 4), {}, {"nn_eltwise_prod_q7"}),
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]

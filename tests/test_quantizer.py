@@ -294,3 +294,17 @@ def test_tiny_weights_keep_out_rshift_within_the_int32_accumulator():
     # the bias still reaches the output: (100 << 23) >> 23 == 100 -> 200.0
     assert lq.bias.tolist() == [100, 0]
     assert (int(lq.bias[0]) << lq.bias_lshift) + 127 * 2**lq.out_rshift < 2**31
+
+
+def test_prod_tied_to_its_own_input_is_refused_not_a_hang(tmp_path):
+    """PROD(data, data) concatenated with data: the output format must equal data's and be
+    2 x data's; with data's fractional bits negative no format fits, and the fixed-point
+    loop would lower it forever."""
+    from cmsisgen.pipeline import compile_model
+
+    proto, weights = write_model(tmp_path, [
+        layer("prod", "Eltwise", ["data", "data"], "prod", operation="PROD"),
+        layer("cat", "Concat", ["prod", "data"], "cat"),
+    ], input_shape=(3, 4, 4))
+    with pytest.raises(CmsisgenError, match=r"layer 'prod' \(Eltwise PROD\): no Q format fits both its output"):
+        compile_model(proto, weights)
