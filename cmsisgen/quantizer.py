@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -153,37 +153,38 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     # need negative fractional bits: then every pass lowers it again, forever.
     changed = True
     passes = 0
+
+    def lower(tensor: str, bound: int, cycle_error: Callable[[], str]) -> bool:
+        """Lower ``tensor``'s format group to at most ``bound`` fractional bits; True if it changed."""
+        root = groups.find(tensor)
+        if group_frac[root] <= bound:
+            return False
+        if passes > len(net.layers) + 1:
+            raise CmsisgenError(cycle_error())
+        group_frac[root] = bound
+        return True
+
     while changed:
         changed = False
         passes += 1
         for layer in net.layers:
             if _is_product(layer):
-                # a product of two q7 inputs has f_0 + f_1 fractional bits: never more on the output
+                # a product of two q7 inputs has f_0 + f_1 fractional bits: never more on the output;
+                # with the output tied to one of its own inputs of negative fractional bits (through
+                # a Concat, say), every pass lowers it again
                 total = sum(group_frac[groups.find(b)] for b in layer.bottoms)
-                out_root = groups.find(layer.tops[0])
-                if group_frac[out_root] > total:
-                    if passes > len(net.layers) + 1:
-                        # its output shares a format with one of its own inputs (through a
-                        # Concat, say) whose fractional bits are negative: every pass lowers it
-                        raise CmsisgenError(
-                            f"layer '{layer.name}' (Eltwise PROD): no Q format fits both its output and "
-                            f"its inputs: the output is tied to an input of its own (e.g. through a Concat) "
-                            f"whose values need more than 7 integer bits")
-                    group_frac[out_root] = total
-                    changed = True
+                changed |= lower(layer.tops[0], total, lambda layer=layer: (
+                    f"layer '{layer.name}' (Eltwise PROD): no Q format fits both its output and "
+                    f"its inputs: the output is tied to an input of its own (e.g. through a Concat) "
+                    f"whose values need more than 7 integer bits"))
             if layer.type not in WEIGHTED:
                 continue
             in_frac = group_frac[groups.find(layer.bottoms[0])]
             accumulator = in_frac + min(weight_frac[layer.name], bias_frac[layer.name] + MAX_BIAS_LSHIFT - in_frac)
-            out_root = groups.find(layer.tops[0])
-            if group_frac[out_root] > accumulator:
-                if passes > len(net.layers) + 1:
-                    raise CmsisgenError(
-                        f"layer '{layer.name}' ({layer.type}): no Q formats give non-negative shifts: its output "
-                        f"shares a format with its own input (through {', '.join(FORMAT_PRESERVING)}) and its "
-                        f"weights need {q_format(weight_frac[layer.name])}")
-                group_frac[out_root] = accumulator
-                changed = True
+            changed |= lower(layer.tops[0], accumulator, lambda layer=layer: (
+                f"layer '{layer.name}' ({layer.type}): no Q formats give non-negative shifts: its output "
+                f"shares a format with its own input (through {', '.join(FORMAT_PRESERVING)}) and its "
+                f"weights need {q_format(weight_frac[layer.name])}"))
 
     tensor_frac = {name: group_frac[groups.find(name)] for name in tensors}
     layers: dict[str, LayerQuant] = {}
