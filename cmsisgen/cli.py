@@ -112,6 +112,11 @@ def _usage_message(exc: click.ClickException) -> str:
     return f"{where}: {message} (see '{ctx.command_path} --help')"
 
 
+class _StdoutClosed(Exception):
+    """Writing to stdout failed with EPIPE. Raised instead of the OSError so that no click
+    version handles it on its own (click 8.5 turns it into exit status 1)."""
+
+
 class _Commands(click.Group):
     """The command group: every error -- a bad model, bad data or a bad option -- is one line
     ``cmsisgen: error: ...`` on stderr with exit status 2, never a traceback or a usage
@@ -140,12 +145,13 @@ class _Commands(click.Group):
             _fail(_usage_message(exc))
         except click.Abort:
             _fail("interrupted", 130)
-        except SystemExit as exc:
-            # click ends a run whose stdout reader stopped early (`cmsisgen inspect ... | head`)
-            # quietly, but with status 1, which here means a cmsisgen bug: the reader's choice is not.
-            if isinstance(exc.__context__, OSError) and exc.__context__.errno == errno.EPIPE:
-                sys.exit(0)
-            raise
+        except _StdoutClosed:
+            # The stdout reader stopped early (`cmsisgen inspect ... | head`): the reader's
+            # choice, not an error. Python's own advice: point stdout at /dev/null so that
+            # the flush at exit does not fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except MemoryError:  # a resource limit, not a bug: say what to shrink
             if debug:
                 traceback.print_exc()
@@ -159,6 +165,14 @@ class _Commands(click.Group):
             _fail(f"{type(exc).__name__}{': ' + text if text else ''}{hint}", EXIT_INTERNAL_ERROR,
                   kind="internal error")
         sys.exit(status if isinstance(status, int) else 0)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise _StdoutClosed() from exc
+            raise
 
 
 def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:

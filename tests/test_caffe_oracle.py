@@ -47,6 +47,14 @@ def pycaffe() -> Path:
     if not (prefix / "python" / "caffe" / "_caffe.so").exists():
         pytest.skip(f"pycaffe not found in {prefix} (set CMSISGEN_PYCAFFE to its PREFIX, or "
                     f"build it with: bash ../shared/pycaffe/build.sh {prefix})")
+    # pycaffe imports Python packages of its own (six, ...): a venv without them cannot run
+    # the oracle, which is a reason to skip, not a failure of cmsisgen.
+    env = dict(os.environ, GLOG_minloglevel="2", PYTHONPATH=str(prefix / "python"))
+    probe = subprocess.run([sys.executable, "-c", "import caffe"], env=env, capture_output=True, text=True)
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no message"])[-1]
+        pytest.skip(f"pycaffe in {prefix} does not import in this Python ({last}); "
+                    "pip install -e '.[test]' installs what it needs")
     return prefix
 
 
