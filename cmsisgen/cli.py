@@ -27,14 +27,14 @@ import numpy as np
 
 from . import __version__
 from .errors import CmsisgenError
+from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
+from .output import Interrupted
+from .vectors import MAX_VECTORS
 
 DEFAULT_CALIB_LIMIT = 2000
 #: Exit statuses: a user error (input, data, option) and a bug in cmsisgen.
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
-#: The default target's memory (STM32F746: 320 KB SRAM, 1 MB flash), in KB.
-DEFAULT_RAM_LIMIT_KB = 320
-DEFAULT_FLASH_LIMIT_KB = 1024
 
 
 @dataclass(frozen=True)
@@ -145,6 +145,8 @@ class _Commands(click.Group):
             _fail(_usage_message(exc))
         except click.Abort:
             _fail("interrupted", 130)
+        except Interrupted as exc:  # SIGTERM/SIGHUP while writing: rolled back, then ended
+            _fail(f"interrupted by {exc}", 128 + exc.signum)
         except _StdoutClosed:
             # The stdout reader stopped early (`cmsisgen inspect ... | head`): the reader's
             # choice, not an error. Python's own advice: point stdout at /dev/null so that
@@ -306,30 +308,39 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 @click.option("-o", "--output", "out_dir", metavar="OUT", required=True, type=click.Path(),
               help="Output folder (created if needed).")
 @_common_model_options
-@click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False), help="Also write the per-layer report as JSON.")
-@click.option("--test-vectors", metavar="N", type=click.IntRange(min=0), default=0, help="Also write N known-answer vectors (test_vectors.h).")
+@click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False),
+              help="Also write the per-layer report as JSON ('-': on stdout, instead of the table).")
+@click.option("--test-vectors", metavar="N", type=click.IntRange(min=0, max=MAX_VECTORS), default=0,
+              help="Also write N known-answer vectors (test_vectors.h).")
 @click.option("--data", metavar="DATA", help="Images for --test-vectors (default: the --calib images, else random images).")
-@click.option("--ram-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_RAM_LIMIT_KB, show_default=True,
-              help="Warn when the model's buffers need more RAM than this (default: STM32F746).")
-@click.option("--flash-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_FLASH_LIMIT_KB, show_default=True,
+@click.option("--ram-limit", metavar="KB", type=click.IntRange(min=1), default=DEFAULT_RAM_LIMIT_KB,
+              show_default=True, help="Warn when the model's buffers need more RAM than this (default: STM32F746).")
+@click.option("--flash-limit", metavar="KB", type=click.IntRange(min=1),
+              default=DEFAULT_FLASH_LIMIT_KB, show_default=True,
               help="Warn when the weights need more flash than this (default: STM32F746).")
-@click.option("--json", "as_json", is_flag=True, help="Print a machine-readable summary (JSON) instead of the table.")
+@click.option("--json", "json_path", metavar="[FILE]", is_flag=False, flag_value="-", default=None,
+              type=click.Path(dir_okay=False),
+              help="Write a machine-readable summary (JSON) to FILE; without FILE or with '-', print it "
+                   "on stdout instead of the table.")
 @click.option("--check", is_flag=True,
               help="Write nothing; fail, naming the stale files, unless OUT already holds exactly what this compile produces.")
 def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape,
-                    report_path, test_vectors, data, ram_limit, flash_limit, as_json, check) -> None:
+                    report_path, test_vectors, data, ram_limit, flash_limit, json_path, check) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
-    from .codegen import render, stale_files, write_output
+    from .codegen import render
+    from .footprint import memory_use, memory_warning
+    from .output import stale_files, write_output
     from .report import build_report, format_table, to_json
+    from .vectors import make_test_vectors
 
     if data and not test_vectors:
         raise CmsisgenError("--data: only used with --test-vectors N")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise CmsisgenError(f"{out_dir}: exists and is not a folder (-o names the output folder)")
-    for path, what in ((Path(out_dir), "output folder"), (Path(report_path) if report_path else None, "report")):
-        if path is not None:
-            _check_writable(path, what)
+    if report_path == "-" and json_path == "-":
+        raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
+    _check_output_folder(out_dir)
+    files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     source = (_vector_images(data, test_vectors, "--test-vectors", calib, calib_set, loaded, resize)
               if test_vectors else None)
@@ -348,113 +359,87 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     memory = memory_use(report, ram_limit, flash_limit)
     warnings = located_notes(compiled)
     if not memory["fits"]:
-        warnings.append(memory_warning(model, memory))
+        warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
+    summary = {"model": str(model), "weights": str(weights), "output": str(out_dir),
+               "files": [str(Path(out_dir) / name) for name in sorted(files)],
+               "report": None if report_path in (None, "-") else str(report_path),
+               "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings}
+    texts = {"--report": to_json(report), "--json": json.dumps(summary, indent=2) + "\n"}
     with _stage("writing the output"):
-        # The report is staged first so that an unwritable --report fails before OUT changes;
-        # its missing folders (--report OUT/report.json with a new OUT) are made, and removed
-        # again if the run fails.
-        made = _missing_folders(Path(report_path).resolve().parent) if report_path else []
-        staged = None
-        try:
-            for folder in made:
-                folder.mkdir()
-            staged = _stage_text(Path(report_path), to_json(report)) if report_path else None
-            write_output(files, Path(out_dir))
-        except BaseException:
-            if staged:
-                staged.unlink(missing_ok=True)
-            for folder in reversed(made):
-                try:
-                    folder.rmdir()
-                except OSError:
-                    pass
-            raise
-        if staged:
-            os.replace(staged, report_path)
-    if as_json:
-        summary = {"model": str(model), "weights": str(weights), "output": str(out_dir),
-                   "files": [str(Path(out_dir) / name) for name in sorted(files)],
-                   "report": str(report_path) if report_path else None,
-                   "layers": report["layers"], "totals": report["totals"], "memory": memory,
-                   "warnings": warnings}
-        click.echo(json.dumps(summary, indent=2))
+        removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()})
+    if removed:
+        info(f"{out_dir}: removed {', '.join(removed)}, written by an earlier compile and not by this one")
+    if json_path == "-":
+        click.echo(texts["--json"], nl=False)
+    elif report_path == "-":
+        click.echo(texts["--report"], nl=False)
     elif not _settings().quiet:
         click.echo(format_table(report))
         click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
 
 
-def memory_use(report: dict, ram_limit_kb: int, flash_limit_kb: int) -> dict:
-    """The model's RAM (the arena of activations and scratch, plus the caller's image
-    buffer) and flash (weights, biases, input constants) against the target's limits, in
-    bytes; code size is not included."""
-    totals = report["totals"]
-    ram = int(totals["arena_bytes"]) + int(totals["input_buffer_bytes"])
-    flash = int(totals["weight_bytes"])
-    ram_limit, flash_limit = ram_limit_kb * 1024, flash_limit_kb * 1024
-    return {"ram_bytes": ram, "flash_bytes": flash, "ram_limit_bytes": ram_limit,
-            "flash_limit_bytes": flash_limit, "fits": ram <= ram_limit and flash <= flash_limit}
+def _check_output_folder(out_dir: str) -> None:
+    """-o names a folder: not empty, not an existing file, writable (before any long work)."""
+    from .output import check_destination
+
+    if out_dir == "":
+        raise CmsisgenError("-o '': the output folder's name is empty")
+    if _exists_not_folder(Path(out_dir)):
+        raise CmsisgenError(f"{out_dir}: exists and is not a folder (-o names the output folder)")
+    check_destination(Path(out_dir), "output folder", folder=True)
 
 
-def memory_warning(model: str, memory: dict) -> str:
-    """One line with both figures and both limits."""
-    kb = lambda n: f"{n / 1024:.1f} KB"  # noqa: E731
-    return (f"{model}: too big for the target: needs {kb(memory['ram_bytes'])} RAM for buffers "
-            f"(limit {memory['ram_limit_bytes'] // 1024} KB) and {kb(memory['flash_bytes'])} flash for weights "
-            f"(limit {memory['flash_limit_bytes'] // 1024} KB); the default limits are the STM32F746's, "
-            "see --ram-limit/--flash-limit")
-
-
-def _check_writable(path: Path, what: str) -> None:
-    """Refuse, before any long work, a destination whose nearest existing folder is not writable."""
-    folder = path.resolve().parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
-        raise CmsisgenError(f"{path}: cannot write the {what} ({folder} is not a writable folder)")
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """The folders to make, outermost first, for ``folder`` to exist."""
-    missing = []
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    return missing[::-1]
-
-
-def _stage_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path`` (moved into place later)."""
+def _exists_not_folder(path: Path) -> bool:
     try:
-        handle, name = tempfile.mkstemp(prefix=".cmsisgen-", dir=path.resolve().parent)
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-    except OSError as exc:
-        raise CmsisgenError(f"{path}: cannot write the report ({exc.strerror})") from None
-    return Path(name)
+        return path.exists() and not path.is_dir()
+    except OSError:
+        return False
 
 
-def make_test_vectors(compiled, dataset, count: int):
-    """Known-answer vectors: images (given or seeded random), the simulator's outputs and
-    the checksum of every step's output."""
-    from .codegen import TestVectors
-    from .simulator.program import run_program, step_checksums
+def _file_options(*options: tuple[str, Optional[str], str]) -> dict[str, Path]:
+    """The options that name a file to write, {option: path} ('-' is stdout, not a file),
+    each checked before any long work."""
+    from .output import check_destination
 
-    c, h, w = compiled.program.input_shape
-    if dataset is not None and len(dataset.x):
-        if len(dataset.x) < count:
-            raise CmsisgenError(f"--test-vectors {count}: the images given hold only {len(dataset.x)}")
-        raw = compiled.pre.raw_images(dataset.x[:count], h, w)
-        labels = dataset.y[:count].astype(np.int64)
-    else:
-        rng = np.random.default_rng(1234)
-        raw = rng.integers(0, 256, size=(count, h, w, c), dtype=np.uint8)
-        labels = np.full(count, -1, dtype=np.int64)
-    images = compiled.pre.prepare_images(raw, h, w)
-    names = tuple(re.sub(r'[^ -~]|["\\]', "_", op.layer + (" (copy)" if op.kind == "copy" else ""))
-                  for op in compiled.program.ops)
-    return TestVectors(inputs=raw, expected=run_program(compiled.program, images), labels=labels,
-                       step_names=names, step_checksums=step_checksums(compiled.program, images))
+    files = {}
+    for option, value, what in options:
+        if value == "":
+            raise CmsisgenError(f"{option} '': the file name is empty (give '-' for stdout)")
+        if value is not None and value != "-":
+            check_destination(Path(value), what)
+            files[option] = Path(value)
+    return files
+
+
+def _inputs(loaded, model: str, weights: str, mean: Optional[str], calib: Optional[str],
+            data: Optional[str]) -> list[tuple[str, Path]]:
+    """The files a run reads, described as an error names them."""
+    named = [("the model", model), ("the weights", weights), ("the mean file", mean),
+             ("the calibration data", calib), ("the images", data)]
+    mean_file = loaded.net.transform.mean_file
+    if mean_file and mean is None:
+        named.append(("the prototxt's mean_file", mean_file))
+        if loaded.net.source:
+            named.append(("the prototxt's mean_file", str(Path(loaded.net.source).parent / mean_file)))
+    return [(what, Path(path)) for what, path in named if path]
+
+
+def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path]],
+                        out_dir: Optional[str] = None) -> None:
+    """A file an option writes must be none of the run's inputs, generated files or other
+    files written."""
+    from .codegen import GENERATED_FILES
+    from .output import MANIFEST, refuse_overwriting
+
+    protected = list(inputs)
+    if out_dir is not None:
+        protected += [(f"the generated {name}", Path(out_dir) / name)
+                      for name in (*GENERATED_FILES, "test_vectors.h", MANIFEST)]
+    whats = {"--report": "report", "--json": "summary"}
+    for option, path in files_out.items():
+        refuse_overwriting(path, whats[option], protected)
+        protected.append((f"the {whats[option]}", path))
 
 
 @main.command("evaluate")
@@ -463,28 +448,35 @@ def make_test_vectors(compiled, dataset, count: int):
 @click.option("--data", required=True, metavar="DATA", help="Labelled images: image-folder tree, zip of one, or .npz.")
 @_common_model_options
 @click.option("--limit", metavar="N", type=click.IntRange(min=1), help="Evaluate at most N images.")
-@click.option("--json", "json_path", metavar="FILE", type=click.Path(dir_okay=False), help="Write {n, float_top1, q7_top1, agreement} as JSON.")
+@click.option("--json", "json_path", metavar="[FILE]", is_flag=False, flag_value="-", default=None,
+              type=click.Path(dir_okay=False),
+              help="Write {n, float_top1, q7_top1, agreement} as JSON to FILE; without FILE or with '-', print it "
+                   "on stdout instead of the text lines.")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
                      json_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate
+    from .output import write_files
 
+    files_out = _file_options(("--json", json_path, "summary"))
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     dataset = _load_images(data, limit, "evaluation images", loaded, resize)
     _check_labels(dataset, data, loaded)
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
         result = evaluate(compiled, dataset, progress=update)
+    text = json.dumps(result, indent=2) + "\n"
+    if files_out:
+        write_files({files_out["--json"]: text}, "summary")
+    if json_path == "-":
+        click.echo(text, nl=False)
+        return
     click.echo(f"images:      {result['n']}")
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
     click.echo(f"q7 top-1:    {100 * result['q7_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
-    if json_path:
-        try:
-            Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
-        except OSError as exc:
-            raise CmsisgenError(f"{json_path}: cannot write ({exc.strerror})") from None
 
 
 def _check_labels(dataset, path: str, model) -> None:
@@ -528,7 +520,7 @@ def inspect_command(model, weights, input_shape) -> None:
 @click.argument("weights", type=click.Path())
 @_common_model_options
 @click.option("--data", metavar="DATA", help="Images for the vectors (default: the --calib images, else random images).")
-@click.option("--vectors", metavar="N", type=click.IntRange(min=1), default=10, show_default=True, help="Number of known-answer vectors.")
+@click.option("--vectors", metavar="N", type=click.IntRange(min=1, max=MAX_VECTORS), default=10, show_default=True, help="Number of known-answer vectors.")
 @click.option("--target", type=click.Choice(["host", "qemu"]), default="host", show_default=True,
               help="host: gcc with the portable kernels; qemu: emulated Cortex-M7 (mps2-an500).")
 @click.option("--cmsis-nn-path", metavar="DIR", envvar="CMSIS_NN_PATH", type=click.Path(file_okay=False),
@@ -541,8 +533,13 @@ def inspect_command(model, weights, input_shape) -> None:
 def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, data, vectors,
                    target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep) -> None:
     """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""
-    from .codegen import render, write_output
+    from .codegen import render
+    from .output import write_output
+    from .vectors import make_test_vectors
     from .verify import build_and_run, format_result
+
+    if keep == "":
+        raise CmsisgenError("--keep '': the folder name is empty")
 
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)

@@ -5,10 +5,7 @@ so the same model gives byte-identical files and firmware CI sees no spurious di
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,14 +15,10 @@ import jinja2
 import numpy as np
 
 from . import __version__
-from .errors import CmsisgenError
 from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.program import Op, Program
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
-#: Every file a compile may write; ones a new compile does not write are removed, so a
-#: folder never mixes two models (e.g. an old test_vectors.h beside new sources).
-ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",)
 #: Elements per line in emitted arrays.
 ROW = 16
 
@@ -128,22 +121,6 @@ def render(program: Program, plan: BufferPlan, model_name: str,
     return files
 
 
-def stale_files(files: dict[str, str], out_dir: Path) -> list[str]:
-    """Files of ``out_dir`` that differ from ``files`` (missing, changed, or left over from an
-    earlier compile), sorted. Lets a CI job fail when committed generated code drifts from
-    the model, without writing anything."""
-    out_dir = Path(out_dir)
-    stale = []
-    for name, text in files.items():
-        try:
-            if (out_dir / name).read_text() != text:
-                stale.append(name)
-        except (OSError, UnicodeDecodeError):
-            stale.append(name)
-    stale.extend(name for name in set(ALL_OUTPUT_FILES) - set(files) if (out_dir / name).exists())
-    return sorted(stale)
-
-
 def _buffer_plan(plan: BufferPlan) -> tuple[list[dict], list[tuple[str, str]], dict[str, str], dict[int, str]]:
     """The plan as nn.c shows and uses it: comment-table rows, buffer macros with their C
     expressions, tensor -> macro and step -> scratch macro. One macro per in-place chain
@@ -176,55 +153,3 @@ def _address(placement: Placement) -> str:
     if placement.scratch_of is not None:
         return f"((q15_t *)(void *)(nn_arena + {placement.offset}))"
     return f"(nn_arena + {placement.offset})"
-
-
-def write_output(files: dict[str, str], out_dir: Path) -> None:
-    """Write all files or none: render into a temporary folder beside ``out_dir``, then move.
-
-    A failing compile must never leave a half-written output folder that firmware CI
-    would pick up: the previous generated files are moved aside first and put back if any
-    step fails, so an existing ``out_dir`` is left exactly as it was. Files in ``out_dir``
-    that cmsisgen does not write (a build folder, notes) are never touched.
-    """
-    out_dir = Path(out_dir)
-    parent = out_dir.resolve().parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise CmsisgenError(f"{out_dir}: exists and is not a folder")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".cmsisgen-", dir=parent))
-    except OSError as exc:
-        raise CmsisgenError(f"{out_dir}: cannot create the output folder ({exc.strerror})") from None
-    backup = staging / ".previous"
-    created = not out_dir.exists()
-    moved_aside: list[str] = []
-    placed: list[str] = []
-    try:
-        for name, text in files.items():
-            (staging / name).write_text(text)
-        backup.mkdir()
-        out_dir.mkdir(exist_ok=True)
-        for name in ALL_OUTPUT_FILES:
-            if (out_dir / name).exists():
-                os.replace(out_dir / name, backup / name)
-                moved_aside.append(name)
-        for name in files:
-            os.replace(staging / name, out_dir / name)
-            placed.append(name)
-    except BaseException as exc:
-        _roll_back(out_dir, backup, moved_aside, placed, created)
-        if isinstance(exc, OSError):
-            raise CmsisgenError(f"{out_dir}: cannot write the generated files ({exc.strerror})") from None
-        raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _roll_back(out_dir: Path, backup: Path, moved_aside: list[str], placed: list[str], created: bool) -> None:
-    """Undo a partial :func:`write_output`: remove what was placed, restore what was moved aside."""
-    for name in placed:
-        (out_dir / name).unlink(missing_ok=True)
-    for name in moved_aside:
-        os.replace(backup / name, out_dir / name)
-    if created:
-        shutil.rmtree(out_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from caffe_models import build_net, layer, make_weights, write_caffemodel, write_model, write_prototxt
-from cmsisgen import codegen
+from cmsisgen import codegen, output
 from cmsisgen.cli import main
 from cmsisgen.errors import CmsisgenError
 
@@ -511,7 +511,8 @@ def previous_output(model):
     (Path("out") / "build").mkdir()
     Path("out/build/notes.txt").write_text("mine")
     before = tree(Path("out"))
-    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "build/notes.txt"}
+    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "build/notes.txt",
+                           ".cmsisgen-manifest"}
     return before, Path("r.json").read_bytes()
 
 
@@ -524,7 +525,7 @@ def unchanged(previous) -> bool:
 
 def test_failed_write_leaves_the_output_folder_as_it_was(model, previous_output, monkeypatch):
     """The third file move fails: the two already moved are rolled back and the old files
-    (including test_vectors.h, which this compile would remove) come back."""
+    set aside come back (test_vectors.h, which this compile would remove, was never touched)."""
     proto, weights = model
     real_replace = os.replace
     calls = []
@@ -535,11 +536,11 @@ def test_failed_write_leaves_the_output_folder_as_it_was(model, previous_output,
             raise OSError(28, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(codegen.os, "replace", failing_replace)
+    monkeypatch.setattr(output.os, "replace", failing_replace)
     expect_error(["-q", *compile_args(proto, weights, "--scale", "0.5", "--report", "r.json")],
                  "out: cannot write the generated files (No space left on device)")
-    monkeypatch.setattr(codegen.os, "replace", real_replace)
-    assert sum(Path(c).parent.name == ".previous" for c in calls) == 5  # the old files were moved aside
+    monkeypatch.setattr(output.os, "replace", real_replace)
+    assert sum(Path(c).name.startswith("previous-") for c in calls) == 3  # the old files were set aside
     assert unchanged(previous_output)
 
 
@@ -559,7 +560,7 @@ def test_report_inside_a_new_output_folder(model):
     proto, weights = model
     result = run(*compile_args(proto, weights, "--report", "out/r.json"))
     assert result.exit_code == 0, result.output
-    assert sorted(tree(Path("out"))) == ["nn.c", "nn.h", "parameters.h", "r.json", "weights.h"]
+    assert sorted(tree(Path("out"))) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "r.json", "weights.h"]
 
 
 def test_failed_write_with_the_report_inside_a_new_output_folder_leaves_nothing(model, monkeypatch):
@@ -568,7 +569,7 @@ def test_failed_write_with_the_report_inside_a_new_output_folder_leaves_nothing(
     def failing_write(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(codegen.os, "replace", failing_write)
+    monkeypatch.setattr(output.os, "replace", failing_write)
     expect_error(["-q", *compile_args(proto, weights, "--report", "out/sub/r.json")],
                  "out: cannot write the generated files (No space left on device)")
     assert not Path("out").exists()

@@ -51,7 +51,7 @@ def test_compile_writes_sources_table_and_report(tmp_path, model, npz):
     out = tmp_path / "out"
     result = run("compile", proto, weights, "-o", out, "--calib", npz, "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "parameters.h", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.h"]
     assert "arm_convolve_HWC_q7_RGB" in result.output and "arm_fully_connected_q7_opt" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
     names = [entry["name"] for entry in report["layers"]]
@@ -164,7 +164,7 @@ def test_recompiling_removes_files_of_the_previous_model(tmp_path, model):
     assert run("compile", proto, weights, "-o", out, "--test-vectors", "2").exit_code == 0
     assert (out / "test_vectors.h").exists()
     assert run("compile", proto, weights, "-o", out).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "parameters.h", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.h"]
 
 
 def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
@@ -231,7 +231,7 @@ def test_pooling_window_outside_the_image_is_refused(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--calib-limit", "0"], "cmsisgen: error: compile: Invalid value for '--calib-limit': 0 is not in the range x>=1 "
                              "(see 'main compile --help')"),
-    (["--test-vectors", "-1"], "cmsisgen: error: compile: Invalid value for '--test-vectors': -1 is not in the range x>=0"),
+    (["--test-vectors", "-1"], "cmsisgen: error: compile: Invalid value for '--test-vectors': -1 is not in the range 0<=x<=2147483647"),
     (["--fc", "fast"], "cmsisgen: error: compile: Invalid value for '--fc': 'fast' is not one of 'opt', 'plain'"),
     (["--bogus"], "cmsisgen: error: compile: No such option '--bogus'"),
     (["-o"], "cmsisgen: error: command line: Option '-o' requires an argument"),
