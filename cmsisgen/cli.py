@@ -26,7 +26,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .errors import CmsisgenError
+from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
 from .vectors import MAX_VECTORS
@@ -137,7 +137,7 @@ class _Commands(click.Group):
         except CmsisgenError as exc:
             if debug:
                 traceback.print_exc()
-            _fail(str(exc))
+            _fail(str(_named(exc)))
         except _NO_ARGS_IS_HELP as exc:  # `cmsisgen` alone: the help, as with --help
             click.echo(exc.ctx.get_help())
             status = 0
@@ -267,9 +267,23 @@ def _calibrate(model, calib_set):
 
 
 def located_notes(compiled) -> list[str]:
-    """The compile's warnings; a layer's names the prototxt first, as errors do."""
+    """The compile's warnings, settings named as options; a layer's names the prototxt
+    first, as errors do."""
     source = compiled.net.source
-    return [f"{source}: {note}" if source and note.startswith("layer '") else note for note in compiled.notes]
+    notes = [_named(note) for note in compiled.notes]
+    return [f"{source}: {note}" if source and note.startswith("layer '") else note for note in notes]
+
+
+#: The option of each library setting a message may name (errors.SettingError).
+OPTION_OF_SETTING = {"mean": "--mean", "scale": "--scale", "input_shape": "--input-shape",
+                     "calib_images": "--calib", "test_vectors": "--test-vectors"}
+
+
+def _named(message):
+    """A library error or note about a setting, worded with the setting's option."""
+    if isinstance(message, (SettingError, SettingNote)):
+        return message.named(OPTION_OF_SETTING.get(message.setting, message.setting))
+    return message
 
 
 def _common_model_options(command: Callable) -> Callable:

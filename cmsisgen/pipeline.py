@@ -15,7 +15,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import ir
-from .errors import CmsisgenError
+from .errors import SETTING, CmsisgenError, SettingError, SettingNote
 from .fold import fold_affine
 from .loader import load_net
 from .loader.mean import parse_mean_option, read_mean_binaryproto
@@ -41,10 +41,11 @@ class Compiled:
 
 
 def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[float], bgr: bool) -> Preprocessing:
-    """The prototxt's transform_param, overridden by --mean / --scale.
+    """The prototxt's transform_param, overridden by the ``mean`` / ``scale`` settings.
 
     A mean_file named by the prototxt that does not exist is an error only when no
-    --mean replaces it. Errors name the option or the prototxt they come from.
+    ``mean`` replaces it. Errors name the setting (:class:`SettingError`) or the prototxt
+    they come from.
     """
     c, h, w = next(iter(net.input_shapes.values()))
     transform = net.transform
@@ -52,10 +53,10 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
     if mean is not None:
         option = parse_mean_option(mean)
         transform = replace(transform, **option)
-        origin = "--mean"
+        origin = SETTING
     if scale is not None:
         if not math.isfinite(scale) or scale <= 0:
-            raise CmsisgenError(f"--scale {scale}: must be a positive, finite number")
+            raise SettingError("scale", f"{SETTING} {scale}: must be a positive, finite number")
         transform = replace(transform, scale=scale)
     mean_array: Optional[np.ndarray] = None
     if transform.mean_file:
@@ -64,19 +65,26 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
             beside = Path(net.source).parent / path
             path = beside if beside.exists() else path
         if not path.exists():
-            raise CmsisgenError(f"{net.source}: mean_file '{transform.mean_file}' does not exist (give --mean)")
+            raise SettingError("mean", f"{net.source}: mean_file '{transform.mean_file}' does not exist (give {SETTING})")
         mean_array = read_mean_binaryproto(path)
         if not np.all(np.isfinite(mean_array)):
             raise CmsisgenError(f"{path}: the mean image holds NaN/Inf values")
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
         if not np.all(np.isfinite(mean_array)):
-            raise CmsisgenError(f"{origin}: mean_value must be finite numbers, got "
-                                f"{', '.join(f'{v:g}' for v in transform.mean_values)}")
+            raise _origin_error(origin, f"mean_value must be finite numbers, got "
+                                        f"{', '.join(f'{v:g}' for v in transform.mean_values)}")
     try:
         return build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
     except CmsisgenError as exc:
-        raise CmsisgenError(f"{origin}: {exc}") from None
+        raise _origin_error(origin, str(exc)) from None
+
+
+def _origin_error(origin: str, what: str) -> CmsisgenError:
+    """An error in the mean, located at the mean setting or at the prototxt that gave it."""
+    if origin == SETTING:
+        return SettingError("mean", f"{SETTING}: {what}")
+    return CmsisgenError(f"{origin}: {what}")
 
 
 def float_batches(pre: Preprocessing, images: np.ndarray, shape: tuple[int, int, int], batch: int = CALIBRATION_BATCH):
@@ -140,8 +148,9 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
         rng = np.random.default_rng(0)
         calib_images = rng.integers(0, 256, size=(SYNTHETIC_CALIBRATION_IMAGES, shape[1], shape[2], 3),
                                     dtype=np.uint8)
-        notes.append(f"no --calib given: activation ranges were estimated from {SYNTHETIC_CALIBRATION_IMAGES} "
-                     "random uniform images; give --calib with real images for a better quantization")
+        notes.append(SettingNote("calib_images", f"no {SETTING} given: activation ranges were estimated from "
+                                 f"{SYNTHETIC_CALIBRATION_IMAGES} random uniform images; give {SETTING} with "
+                                 "real images for a better quantization"))
 
     def counted():
         for batch in float_batches(pre, calib_images, shape):

@@ -34,7 +34,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cmsisgen.errors import CmsisgenError
+from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 
 TARGETS = ("host", "qemu")
 
@@ -201,12 +201,12 @@ def _require_tool(name: str, why: str) -> str:
 
 def _check_model_dir(model_dir: Path) -> None:
     if not model_dir.is_dir():
-        raise CmsisgenError(f"{model_dir}: not a folder (expected the output of cmsisgen compile -o)")
+        raise CmsisgenError(f"{model_dir}: not a folder (expected an output folder of cmsisgen compile)")
     for name in ("nn.c", "nn.h", "weights.h", "parameters.h"):
         if not (model_dir / name).is_file():
-            raise CmsisgenError(f"{model_dir}: {name} missing (expected the output of cmsisgen compile -o)")
+            raise CmsisgenError(f"{model_dir}: {name} missing (expected an output folder of cmsisgen compile)")
     if not (model_dir / "test_vectors.h").is_file():
-        raise CmsisgenError(f"{model_dir}: test_vectors.h missing; compile with --test-vectors N")
+        raise SettingError("test_vectors", f"{model_dir}: test_vectors.h missing; compile with {SETTING} N")
 
 
 def _partial_output(exc: subprocess.TimeoutExpired) -> str:

@@ -1,4 +1,4 @@
-"""Mean images (``mean.binaryproto``) and the ``--mean`` option (file or per-channel list)."""
+"""Mean images (``mean.binaryproto``) and the ``mean`` setting (file or per-channel list)."""
 from __future__ import annotations
 
 import math
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from cmsisgen.errors import CmsisgenError
+from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 from cmsisgen.proto import schema
 from cmsisgen.loader.prototxt import printable
 from cmsisgen.loader.weights import blob_to_array
@@ -51,27 +51,31 @@ def parse_mean_option(text: str) -> dict[str, Any]:
 
     Returns ``{"mean_file": str | None, "mean_values": tuple[float, ...]}``, keyword
     arguments for ``dataclasses.replace(transform, **...)``, so the option fully replaces
-    whatever mean the prototxt specified. Anything else is a one-line error naming --mean.
+    whatever mean the prototxt specified. Anything else is a one-line error naming the
+    setting (:class:`SettingError`: the CLI names it --mean).
     """
-    shown = f"--mean '{printable(text)}'"
+    shown = f"{SETTING} '{printable(text)}'"
+
+    def error(what: str) -> SettingError:
+        return SettingError("mean", f"{shown}: {what}")
+
     t = text.strip()
     if not t:
-        raise CmsisgenError(f"{shown}: empty; give {MEAN_HELP}")
+        raise error(f"empty; give {MEAN_HELP}")
     kind = _path_kind(t)
     if kind == "file":
         return {"mean_file": t, "mean_values": ()}
     if kind == "dir":
-        raise CmsisgenError(f"{shown}: is a directory; give {MEAN_HELP}")
+        raise error(f"is a directory; give {MEAN_HELP}")
     parts = [v.strip() for v in t.split(",")]
     values = []
     for v in parts:
         try:
             values.append(float(v) if v else None)
         except ValueError:
-            raise CmsisgenError(f"{shown}: neither an existing file nor a list of numbers "
-                                "such as 104,117,123") from None
+            raise error("neither an existing file nor a list of numbers such as 104,117,123") from None
     if None in values:
-        raise CmsisgenError(f"{shown}: empty value in the list; give numbers such as 104,117,123")
+        raise error("empty value in the list; give numbers such as 104,117,123")
     if not all(math.isfinite(v) for v in values):
-        raise CmsisgenError(f"{shown}: mean values must be finite numbers")
+        raise error("mean values must be finite numbers")
     return {"mean_file": None, "mean_values": tuple(values)}

@@ -14,7 +14,7 @@ import numpy as np
 from google.protobuf import text_format
 
 from cmsisgen import ir
-from cmsisgen.errors import CmsisgenError
+from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
@@ -349,17 +349,17 @@ def _data_shape(layer: Any, type_: str, transform: ir.Transform,
 
 def _check_input_shape(input_shape: Optional[Sequence[int]], source: str
                        ) -> Optional[tuple[int, int, int]]:
-    """``--input-shape``: three positive integers (C, H, W), or None."""
+    """The ``input_shape`` setting: three positive integers (C, H, W), or None."""
     if input_shape is None:
         return None
     dims = tuple(input_shape)
     text = ",".join(str(d) for d in dims)
     if len(dims) != 3 or not all(isinstance(d, (int, float, np.number)) and not isinstance(d, bool)
                                  and float(d).is_integer() for d in dims):
-        raise CmsisgenError(f"{source}: --input-shape {text} must be three integers C,H,W "
-                            "such as 3,32,32")
+        raise SettingError("input_shape", f"{source}: {SETTING} {text} must be three integers C,H,W "
+                           "such as 3,32,32")
     if min(dims) <= 0:
-        raise CmsisgenError(f"{source}: --input-shape {text} has a non-positive dimension")
+        raise SettingError("input_shape", f"{source}: {SETTING} {text} has a non-positive dimension")
     return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
@@ -409,8 +409,8 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     def check(shape: tuple[int, int, int]) -> tuple[int, int, int]:
         """A shape the prototxt defines; an explicit input_shape must equal it."""
         if input_shape is not None and tuple(shape) != input_shape:
-            raise CmsisgenError(f"--input-shape {','.join(map(str, input_shape))} disagrees with "
-                                f"the input shape {tuple(shape)} in {source}")
+            raise SettingError("input_shape", f"{SETTING} {','.join(map(str, input_shape))} disagrees with "
+                               f"the input shape {tuple(shape)} in {source}")
         return shape
 
     # Deprecated net-level inputs: `input:` with `input_shape` or 4 `input_dim` each.
