@@ -41,11 +41,11 @@ sys.path.insert(0, str(REPO / "tests"))  # caffe_models: prototxt + caffemodel f
 from caffe_models import layer as L  # noqa: E402
 from caffe_models import write_model  # noqa: E402
 
-from cmsisgen.vectors import make_test_vectors  # noqa: E402
 from cmsisgen.codegen import render  # noqa: E402
-from cmsisgen.output import write_output  # noqa: E402
 from cmsisgen.mapper import rules  # noqa: E402
+from cmsisgen.output import write_output  # noqa: E402
 from cmsisgen.pipeline import compile_model  # noqa: E402
+from cmsisgen.vectors import make_test_vectors  # noqa: E402
 from cmsisgen.verify import build_and_run  # noqa: E402
 
 VECTORS = 2
