@@ -96,7 +96,7 @@ def throughput() -> tuple[float, float, int]:
     from cmsisgen.dataset import load_dataset
     from cmsisgen.float_forward import forward
     from cmsisgen.pipeline import compile_model, float_batches
-    from cmsisgen.simulator.program import run_program
+    from cmsisgen.simulator.execute import run_program
 
     calib = load_dataset(CIFAR / "train.zip", limit=1000).x
     compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", calib_images=calib,

@@ -15,7 +15,7 @@ from cmsisgen.evaluate import evaluate
 from cmsisgen.loader import load_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.shapes import infer_shapes
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10"
