@@ -1,9 +1,10 @@
-"""Bit-exact numpy models of the q7 kernels cmsisgen emits into nn.c itself.
+"""Bit-exact numpy models of the project's own q7 kernels.
 
-CMSIS-NN has no q7 function for these layers, so the generated code carries small
-portable C kernels (templates/nn.c.j2); each function here computes exactly what its C
-counterpart writes. Shared arithmetic: int32 accumulators, ``NN_ROUND(s) = (1 << s) >> 1``
-added before an arithmetic right shift (round half up), then saturation to int8.
+CMSIS-NN has no q7 function for these layers, so cmsisgen brings small portable C kernels
+(firmware/cmsisgen_kernels, copied into OUT beside nn.c); each function here computes
+exactly what its C counterpart writes (tests/test_own_kernels.py checks them against each
+other). Shared arithmetic: int32 accumulators, ``NN_ROUND(s) = (1 << s) >> 1`` added before an
+arithmetic right shift (round half up), then saturation to int8.
 
 Activations are int8 batches in NHWC order, like :mod:`cmsisgen.simulator.kernels`.
 """

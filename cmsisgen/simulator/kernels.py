@@ -512,7 +512,7 @@ def softmax_q7(vec) -> np.ndarray:
 
 
 def lrn_q7(x, table, *, local_size: int, region: str, mantissa_bits: int, out_shift: int) -> np.ndarray:
-    """The generated nn_lrn_across_q7 / nn_lrn_within_q7 (int8[N, H, W, C] -> same shape).
+    """nn_lrn_across_q7 / nn_lrn_within_q7 of firmware/cmsisgen_kernels (int8[N, H, W, C] -> same shape).
 
     ``S`` is the exact integer sum of ``x*x`` over the window (``local_size`` channels
     centred on the channel, or a ``local_size`` square centred on the pixel; zeros
