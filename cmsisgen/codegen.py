@@ -17,7 +17,7 @@ from typing import Optional
 import jinja2
 import numpy as np
 
-from . import __version__
+from . import __version__, own_kernels
 from .errors import CmsisgenError
 from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.calls import Op, Program
@@ -26,7 +26,7 @@ from .ops.network_input import DEFINITION as INPUT_DEFINITION
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
 #: Every file a compile may write; ones a new compile does not write are removed, so a
 #: folder never mixes two models (e.g. an old test_vectors.h beside new sources).
-ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",)
+ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",) + own_kernels.ALL_FILES
 #: Elements per line in emitted arrays.
 ROW = 16
 
@@ -124,6 +124,7 @@ def render(program: Program, plan: BufferPlan, model_name: str,
     prefixes = _layer_prefixes(program.ops)
     rows, buffer_macros, tensor_buf, scratch = _buffer_plan(plan)
     c, h, w = program.input_shape
+    kernels = own_kernels.files_used(program.ops)
     context = {
         "version": __version__,
         "model": model_name,
@@ -137,7 +138,7 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "input": {"c": c, "h": h, "w": w, "size": c * h * w},
         "output_size": program.tensors[program.output].size,
         "output_frac": program.tensors[program.output].frac,
-        "uses_concat": any(op.kind == "concat" for op in program.ops),
+        "own_kernels_header": own_kernels.HEADER if kernels else None,
         "vectors": vectors,
     }
     env = _environment()
@@ -146,6 +147,7 @@ def render(program: Program, plan: BufferPlan, model_name: str,
     files = {name: env.get_template(name + ".j2").render(**context) for name in GENERATED_FILES}
     if vectors is not None:
         files["test_vectors.h"] = env.get_template("test_vectors.h.j2").render(**context)
+    files.update(own_kernels.kernel_files(kernels))
     return files
 
 

@@ -305,16 +305,31 @@ def test_conv_and_fc_column_layouts():
 # ----------------------------------------------------------------------------- portable C
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
+def shared_library(out: Path, sources, includes, flags=()) -> ctypes.CDLL:
+    """Build C sources with host gcc (-std=c99 -Wall -Wextra -Werror) into ``out`` and load it."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        pytest.skip("gcc not found on PATH: cannot build the portable CMSIS-NN kernels")
-    out = tmp_path_factory.mktemp("pnn") / "libpnn.so"
-    srcs = sorted(str(p) for p in (PORTABLE / "Source").glob("*.c"))
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC",
-                    "-I", str(PORTABLE / "Include"), *srcs, "-o", str(out)], check=True)
+        pytest.skip("gcc not found on PATH: cannot build the C kernels")
+    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", *flags,
+                    *(f"-I{d}" for d in includes), *map(str, sources), "-o", str(out)], check=True)
     return ctypes.CDLL(str(out))
+
+
+def compile_for_cortex_m7(out_dir: Path, sources, includes, flags=("-std=c99",)) -> None:
+    """Compile each source alone for the Cortex-M7 (DSP path) with warnings as errors."""
+    cc = shutil.which("arm-none-eabi-gcc")
+    if cc is None:
+        pytest.skip("arm-none-eabi-gcc not found on PATH")
+    for src in sources:
+        subprocess.run([cc, *flags, "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m7", "-mthumb",
+                        "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", *(f"-I{d}" for d in includes),
+                        "-c", str(src), "-o", str(out_dir / (Path(src).stem + ".o"))], check=True)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pnn") / "libpnn.so"
+    return shared_library(out, sorted((PORTABLE / "Source").glob("*.c")), [PORTABLE / "Include"])
 
 
 def P(a):
@@ -322,13 +337,7 @@ def P(a):
 
 
 def test_portable_compiles_for_cortex_m7(tmp_path):
-    cc = shutil.which("arm-none-eabi-gcc")
-    if cc is None:
-        pytest.skip("arm-none-eabi-gcc not found on PATH")
-    for src in (PORTABLE / "Source").glob("*.c"):
-        subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m7", "-mthumb",
-                        "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", "-I", str(PORTABLE / "Include"),
-                        "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True)
+    compile_for_cortex_m7(tmp_path, sorted((PORTABLE / "Source").glob("*.c")), [PORTABLE / "Include"])
 
 
 def run_conv_c(lib, name, x, w, b, stride, pad, out_hw, bs, os_, nonsquare):

@@ -4,7 +4,6 @@ cifar10_full_style in test_generated_qemu.py / test_end_to_end.py; real Caffe by
 test_caffe_oracle.py's "lrn" model.)"""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -32,7 +32,7 @@ CONCAT = Kernel(
 {% for name in op.inputs %}
 #define {{ prefix }}_IN{{ loop.index0 }}_CH {{ op.args["ch_in%d" % loop.index0] }}
 {% endfor %}
-""", source="nn_concat_channels_q7")
+""", source="nn_concat_q7.c")
 
 
 class Concat(LayerKind):

@@ -221,7 +221,7 @@ DEPTHWISE = Kernel("depthwise", lambda op, inputs: kernels.depthwise_conv_hwc_q7
     inputs[0], op.weights, op.bias, **_geometry(op)), CALL, PARAMETERS, WEIGHTS)
 GROUP_CONV = Kernel("group_conv", lambda op, inputs: kernels.group_conv_hwc_q7(
     inputs[0], op.weights, op.bias, groups=op.args["groups"], **_geometry(op)), GROUP_CALL, PARAMETERS, WEIGHTS,
-    source="nn_concat_channels_q7")
+    source="nn_concat_q7.c")
 
 
 class Convolution(LayerKind):

@@ -183,7 +183,7 @@ ELTWISE = Kernel(
 {% if op.function == "nn_eltwise_sum_q7" %}
 #define {{ prefix }}_COEFFS { {{ op.params.coeffs | join(", ") }} }
 {% endif %}
-""", source="nn_eltwise_q7")
+""", source="nn_eltwise_q7.c")
 
 
 class Eltwise(LayerKind):

@@ -195,7 +195,7 @@ LRN_Q7 = Kernel(
 static const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
-""", source="nn_lrn_q7")
+""", source="nn_lrn_q7.c")
 
 
 class LRN(LayerKind):

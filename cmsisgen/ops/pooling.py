@@ -188,7 +188,7 @@ GLOBAL_POOL = Kernel(
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, {{ "average" if op.args.average else "maximum" }} over each channel's whole image; Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
 #define {{ prefix }}_CH {{ op.args.channels }}
 #define {{ prefix }}_PIXELS {{ op.args.pixels }}
-""", source="nn_global_pool_q7")
+""", source="nn_global_pool_q7.c")
 
 
 class Pooling(LayerKind):

@@ -65,7 +65,7 @@ PRELU = Kernel(
 static const q7_t {{ prefix }}_SLOPE[{{ prefix }}_CH] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
-""", source="nn_prelu_q7")
+""", source="nn_prelu_q7.c")
 
 
 def slope_site(net: ir.Net, layer: ir.Layer, slopes: np.ndarray) -> Site:

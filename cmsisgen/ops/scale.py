@@ -56,7 +56,7 @@ SCALE_Q7 = Kernel(
 #define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
 #define {{ prefix }}_BIAS_SIZE {{ op.bias.size }}
 """,
-    weights="{% set about = ', one factor per channel' %}\n" + WEIGHT_ARRAYS, source="nn_scale_q7")
+    weights="{% set about = ', one factor per channel' %}\n" + WEIGHT_ARRAYS, source="nn_scale_q7.c")
 
 
 def batch_norm_factors(layer: ir.Layer) -> tuple[np.ndarray, np.ndarray]:
