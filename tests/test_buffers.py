@@ -186,11 +186,18 @@ def test_cifar10_generated_code_and_report(cifar10):
     assert "arm_status run_nn(uint8_t *image, q7_t *scores);" in nn_h
     assert "#define NN_ARENA_BYTES 33068\n" in nn_c
     assert "static q7_t nn_arena[NN_ARENA_BYTES]" in nn_c and "static q15_t" not in nn_c
-    assert "#define DATA_BUF ((q7_t *)image)\n" in nn_c
-    assert "#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + 16384))\n" in nn_c
-    assert " *   CONV1_BUF                      arena        0    8192  2-3      pool1\n" in nn_c
-    assert "arm_maxpool_q7_HWC(CONV1_BUF, POOL1_IN_DIM" in nn_c and "POOL1_OUT_DIM, NULL, CONV1_BUF);" in nn_c
-    assert "(q7_t *)nn_scratch, CONV2_BUF);" in nn_c
+    # one buffer name per step's output (pool1 writes over conv1: one offset, two names)
+    assert "#define NN_INPUT_Q7 ((q7_t *)image + NN_INPUT_Q7_OFFSET)\n" in nn_c
+    assert ("#define CONV2_SCRATCH_OFFSET 16384\n#define CONV2_SCRATCH_BYTES 3200\n"
+            "#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + CONV2_SCRATCH_OFFSET))\n") in nn_c
+    assert " *   POOL1_OUT                      arena        0    8192  2-3      pool1\n" in nn_c
+    assert " *   RELU1_OUT                      arena        0    8192  3-4      pool1 after relu1\n" in nn_c
+    assert "#define POOL1_OUT_OFFSET 0\n" in nn_c and "#define CONV1_OUT_OFFSET 0\n" in nn_c
+    assert "arm_maxpool_q7_HWC(CONV1_OUT, POOL1_IN_DIM" in nn_c and "POOL1_OUT_DIM, NULL, POOL1_OUT);" in nn_c
+    assert "arm_relu_q7(RELU1_OUT, RELU1_SIZE);" in nn_c and "RELU1_OUT, CONV2_IN_DIM" in nn_c
+    assert "(q7_t *)nn_scratch, POOL2_OUT);" in nn_c
+    assert ("NN_STATIC_ASSERT(nn_plan_POOL2_OUT_fits, POOL2_OUT_OFFSET + POOL2_OUT_BYTES <= NN_ARENA_BYTES);"
+            in nn_c)
     report = build_report(cifar10.program, cifar10.plan)
     totals = report["totals"]
     assert (totals["arena_bytes"], totals["scratch_bytes"], totals["input_buffer_bytes"]) == (33068, 3200, 3073)

@@ -137,6 +137,32 @@ def _pair(v, name: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- convolution
 
 
+def _conv_arguments(x, w, bias, stride, pad, out_hw):
+    """conv_hwc_q7's arguments checked against what the kernels can take (see its docstring)."""
+    x = _as_int8("x", x, 4)
+    w = _as_int8("w", w, 4)
+    bias = _as_int8("bias", bias, 1)
+    _, h, wd, cin = x.shape
+    cout, kh, kw, cin_w = w.shape
+    if cin_w != cin:
+        raise ValueError(f"weight Cin {cin_w} != input channels {cin}")
+    if bias.shape[0] != cout:
+        raise ValueError(f"bias length {bias.shape[0]} != Cout {cout}")
+    sh, sw = _pair(stride, "stride")
+    ph, pw = _pair(pad, "pad")
+    oh, ow = _pair(out_hw, "out_hw")
+    if min(sh, sw) < 1 or min(ph, pw) < 0 or min(oh, ow) < 1:
+        raise ValueError("stride must be >= 1, pad >= 0, output size >= 1")
+    if oh > (h + 2 * ph - kh) // sh + 1 or ow > (wd + 2 * pw - kw) // sw + 1:
+        raise ValueError(
+            f"output {oh}x{ow} larger than the convolution allows for input {h}x{wd}, "
+            f"kernel {kh}x{kw}, pad {ph}x{pw}, stride {sh}x{sw}"
+        )
+    if cin * kh * kw > 0xFFFF:
+        raise ValueError(f"Cin*kh*kw = {cin * kh * kw} exceeds the kernels' uint16 counters")
+    return x, w, bias, (sh, sw), (ph, pw), (oh, ow)
+
+
 def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift: int) -> np.ndarray:
     """Model of arm_convolve_HWC_q7_{RGB,basic,fast} and _{basic,fast}_nonsquare.
 
@@ -157,27 +183,9 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift
     image, so they are rejected here. ``Cin*kh*kw`` must fit the kernels' uint16 column
     counter.
     """
-    x = _as_int8("x", x, 4)
-    w = _as_int8("w", w, 4)
-    bias = _as_int8("bias", bias, 1)
+    x, w, bias, (sh, sw), (ph, pw), (oh, ow) = _conv_arguments(x, w, bias, stride, pad, out_hw)
     n, h, wd, cin = x.shape
-    cout, kh, kw, cin_w = w.shape
-    if cin_w != cin:
-        raise ValueError(f"weight Cin {cin_w} != input channels {cin}")
-    if bias.shape[0] != cout:
-        raise ValueError(f"bias length {bias.shape[0]} != Cout {cout}")
-    sh, sw = _pair(stride, "stride")
-    ph, pw = _pair(pad, "pad")
-    oh, ow = _pair(out_hw, "out_hw")
-    if min(sh, sw) < 1 or min(ph, pw) < 0 or min(oh, ow) < 1:
-        raise ValueError("stride must be >= 1, pad >= 0, output size >= 1")
-    if oh > (h + 2 * ph - kh) // sh + 1 or ow > (wd + 2 * pw - kw) // sw + 1:
-        raise ValueError(
-            f"output {oh}x{ow} larger than the convolution allows for input {h}x{wd}, "
-            f"kernel {kh}x{kw}, pad {ph}x{pw}, stride {sh}x{sw}"
-        )
-    if cin * kh * kw > 0xFFFF:
-        raise ValueError(f"Cin*kh*kw = {cin * kh * kw} exceeds the kernels' uint16 counters")
+    cout, kh, kw, _ = w.shape
 
     # Zero padded copy big enough for every window.
     hp = max(h + ph, (oh - 1) * sh + kh)
