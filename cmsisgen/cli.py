@@ -198,6 +198,9 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
     for note in loaded.folded:
         detail(f"{model}: {note}")
+    for note in loaded.warnings:
+        warn(note)
+    detail(loaded.pre.describe())
     return loaded
 
 
@@ -507,6 +510,8 @@ def inspect_command(model, weights, input_shape) -> None:
     from .loader import load_net
 
     net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape))
+    for note in net.warnings:
+        warn(note)
     click.echo(f"net {net.name or '(unnamed)'}")
     for name, shape in net.input_shapes.items():
         click.echo(f"  input {name}: {'x'.join(map(str, shape))}")

@@ -15,6 +15,7 @@ from google.protobuf import text_format
 
 from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
+from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
@@ -119,16 +120,23 @@ def read_net_parameter(path: str | Path) -> Any:
     text = raw.decode("utf-8-sig", errors="replace")
     net = schema.NetParameter()
     try:
-        text_format.Parse(text, net, allow_unknown_field=True, allow_unknown_extension=True)
+        # No allow_unknown_field: the schema has every field of BVLC Caffe, so an unknown
+        # name is a typo or a fork's field, and dropping it would compile another network.
+        text_format.Parse(text, net)
     except text_format.ParseError as e:
         msg = str(e)
         line = e.GetLine() if hasattr(e, "GetLine") else None
         column = e.GetColumn() if hasattr(e, "GetColumn") else None
+        where = str(path)
         if line is not None:
             msg = msg.split(" : ", 1)[-1] if msg.startswith(f"{line}:") else msg
             where = f"{path}:{line}" + (f":{column}" if column is not None else "")
-            raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
-        raise CmsisgenError(f"{path}: syntax error: {printable(msg, 300)}") from None
+        lines = text.split("\n")
+        line_text = lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
+        known = describe_parse_error(msg, line_text, column)
+        if known is not None:
+            raise CmsisgenError(f"{where}: {printable(known, 300)}") from None
+        raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
     except RecursionError:  # the text parser recurses per nested message
         raise CmsisgenError(f"{path}: messages nested too deeply to be a Caffe prototxt") from None
     return net
@@ -311,8 +319,10 @@ def _transform(layer: Any, type_: str) -> ir.Transform:
             scale = old.scale
         if not tp.HasField("crop_size") and old.HasField("crop_size"):
             crop = old.crop_size
+    given = layer.HasField("transform_param") or (old is not None and any(
+        old.HasField(f) for f in ("mean_file", "scale", "crop_size")))
     return ir.Transform(mean_file=mean_file, mean_values=tuple(float(v) for v in tp.mean_value),
-                        scale=float(scale), crop_size=int(crop))
+                        scale=float(scale), crop_size=int(crop), given=given)
 
 
 def _data_shape(layer: Any, type_: str, transform: ir.Transform,
@@ -480,5 +490,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         raise net_err("no supported layers in the TEST phase")
     consumed = {t for layer in layers for t in layer.bottoms}
     outputs = [t for layer in layers for t in layer.tops if t not in consumed]
+    kept = [cl for cl in caffe_layers if in_test_phase(cl)]
     return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs,
-                  transform=transform, source=source)
+                  transform=transform, source=source,
+                  warnings=fork_field_warnings(kept, source, lambda cl: printable(cl.name)))
