@@ -239,7 +239,8 @@ def test_nan_or_inf_mean_value_in_the_prototxt():
              '  transform_param { crop_size: 8 mean_value: 104 mean_value: nan mean_value: 123 } }\n')
     body = text.split("layer {", 2)[2]  # the seed's layers after its Input layer
     Path("tt.prototxt").write_text(train + "layer {" + body)
-    expect_error(compile_args("tt.prototxt", weights), "tt.prototxt: mean_value must be finite numbers, got 104, nan, 123")
+    expect_error(compile_args("tt.prototxt", weights),
+                 "tt.prototxt: layer 'd' (Data): transform_param.mean_value[1] is nan; parameters must be finite numbers")
 
 
 # ----------------------------------------------------------------------------- graph

@@ -11,6 +11,7 @@ from them, so an unknown field outside a blob is named in a warning and one insi
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
@@ -124,6 +125,24 @@ def fork_field_warnings(layers: list[Any], source: str, name_of: Callable[[Any],
     return [f"{source}: {fork.field}: {value} in layer{'s' if len(names) > 1 else ''} {', '.join(names)} "
             f"changes nothing ({fork.field} is a field of {fork.fork}, not of BVLC Caffe; {fork.meaning})"
             for (fork, value), names in inert.items()]
+
+
+def non_finite(layer: Any) -> Optional[str]:
+    """The first float parameter of ``layer`` (any depth, blobs aside) that is NaN or
+    infinite, as ``"relu_param.negative_slope is nan"``, or None.
+
+    Caffe reads ``nan`` and ``inf`` in a prototxt without a word; a NaN slope, coefficient
+    or epsilon gives a NaN float forward and some q7 constant, so no such value is let in.
+    """
+    for where, desc, value in _walk(layer, ""):
+        if desc.type not in (desc.TYPE_FLOAT, desc.TYPE_DOUBLE):
+            continue
+        values = list(value) if _repeated(desc) else [value]
+        for i, v in enumerate(values):
+            if not math.isfinite(v):
+                index = f"[{i}]" if _repeated(desc) else ""
+                return f"{where}{index} is {v}"
+    return None
 
 
 # ----------------------------------------------------------------------------- binary files

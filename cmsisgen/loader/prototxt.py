@@ -15,7 +15,7 @@ from google.protobuf import text_format
 
 from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
-from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings
+from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings, non_finite
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
@@ -450,6 +450,9 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
 
         if is_dropped(type_):
             continue
+        bad = non_finite(cl)
+        if bad is not None:
+            raise err(f"{bad}; parameters must be finite numbers")
         if type_ == "Input":
             shapes = list(cl.input_param.shape)
             for i, top in enumerate(cl.top):
