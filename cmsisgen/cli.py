@@ -222,9 +222,9 @@ def _load_images(path: Optional[str], limit: Optional[int], label: str, model, r
         detail(f"resizing {len(dataset)} images of {path} from {ih}x{iw} to {h}x{w}")
         dataset = resize_dataset(dataset, h, w)
     try:
-        model.check_images(dataset.x, path)
+        model.check_dataset(dataset, path)
     except CmsisgenError:
-        if (ih, iw) == (h, w):
+        if resize or (ih, iw) == (h, w):
             raise
         raise CmsisgenError(f"{path}: images are {ih}x{iw}, the network input is {h}x{w} "
                             "(give --resize to resize them)") from None

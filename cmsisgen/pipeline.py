@@ -132,6 +132,15 @@ class Model:
     def input_shape(self) -> tuple[int, int, int]:
         return next(iter(self.net.input_shapes.values()))
 
+    def check_dataset(self, dataset, source: str) -> None:
+        """:meth:`check_images`, and refuse greyscale images for a colour network: copied
+        into three channels they are not what it was trained on (a silent 10 %)."""
+        channels = self.input_shape[0]
+        if dataset.grey and channels == 3:
+            raise CmsisgenError(f"{source}: the images are greyscale (1 channel) and the network input has "
+                                "3 channels (colour); give colour images")
+        self.check_images(dataset.x, source)
+
     def check_images(self, images: np.ndarray, source: str) -> None:
         """Refuse images the network cannot take (wrong size, no crop), naming ``source``."""
         _, h, w = self.input_shape
