@@ -160,7 +160,8 @@ def test_binary_file_as_prototxt(model):
 
 def test_caffemodel_given_as_prototxt(model):
     _, weights = model
-    expect_error(compile_args(weights, weights), r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04)")
+    expect_error(compile_args(weights, weights), r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04); "
+                 "is this the weights file? give the prototxt first, then the weights")
 
 
 def test_truncated_caffemodel(model):

@@ -99,6 +99,28 @@ def _binary_line(raw: bytes) -> Optional[tuple[int, str]]:
     return None  # unreachable: some line holds the byte
 
 
+def _is_weights(raw: bytes) -> bool:
+    """Whether ``raw`` is a trained model (HDF5, or a binary NetParameter with blobs): the
+    arguments were swapped."""
+    if raw.startswith(b"\x89HDF\r\n\x1a\n"):
+        return True
+    net = schema.NetParameter()
+    try:
+        net.ParseFromString(raw)
+    except Exception:  # DecodeError, RuntimeError, ...: not a NetParameter at all
+        return False
+    return any(len(layer.blobs) for layer in [*net.layer, *net.layers])
+
+
+def is_prototxt(raw: bytes) -> bool:
+    """Whether ``raw`` is a text prototxt with layers (given where weights belong)."""
+    try:
+        net = text_format.Parse(raw.decode("utf-8-sig"), schema.NetParameter())
+    except Exception:  # not text, or not a NetParameter
+        return False
+    return bool(len(net.layer) or len(net.layers))
+
+
 def read_net_parameter(path: str | Path) -> Any:
     """Text-parse ``path`` into a NetParameter; syntax errors become one-line errors.
 
@@ -116,7 +138,8 @@ def read_net_parameter(path: str | Path) -> Any:
     binary = _binary_line(raw)
     if binary is not None:
         number, excerpt = binary
-        raise CmsisgenError(f"{path}: not a text prototxt (line {number}: {excerpt})")
+        hint = "; is this the weights file? give the prototxt first, then the weights" if _is_weights(raw) else ""
+        raise CmsisgenError(f"{path}: not a text prototxt (line {number}: {excerpt}){hint}")
     text = raw.decode("utf-8-sig", errors="replace")
     net = schema.NetParameter()
     try:

@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.loader.fields import binary_unknown_fields
-from cmsisgen.loader.prototxt import printable
+from cmsisgen.loader.prototxt import is_prototxt, printable
 from cmsisgen.proto import schema
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -59,14 +59,15 @@ def read_binary(path: Path, warnings: Optional[list[str]] = None) -> dict[str, l
         raw = path.read_bytes()
     except OSError as e:
         raise CmsisgenError(f"{path}: cannot read weights ({e.strerror or e})") from None
+    hint = "; is this the prototxt? give the prototxt first, then the weights" if is_prototxt(raw) else ""
     net = schema.NetParameter()
     try:
         net.ParseFromString(raw)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise CmsisgenError(f"{path}: not a readable .caffemodel ({e})") from None
+        raise CmsisgenError(f"{path}: not a readable .caffemodel ({e}){hint}") from None
     layers = list(net.layer) or list(net.layers)
     if not layers:
-        raise CmsisgenError(f"{path}: not a readable .caffemodel (no layers found)")
+        raise CmsisgenError(f"{path}: not a readable .caffemodel (no layers found){hint}")
     out: dict[str, list[np.ndarray]] = {}
     for layer in layers:
         name = layer.name  # bytes when the file's name is not UTF-8
