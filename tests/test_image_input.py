@@ -18,11 +18,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
 from caffe_models import layer, write_model
-from cmsisgen.cli import main
+from cli_run import run
 from cmsisgen.dataset import MAX_FILE_BYTES, MAX_IMAGE_PIXELS, load_dataset
 from cmsisgen.errors import CmsisgenError
 
@@ -30,14 +29,8 @@ LAYERS = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
           layer("ip1", "InnerProduct", num_output=3)]
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_tmp")
 
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def expect_error(args, message: str) -> None:

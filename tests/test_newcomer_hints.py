@@ -8,10 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from caffe_models import layer, write_model
-from cmsisgen.cli import main
+from cli_run import run
 
 REPO = Path(__file__).resolve().parent.parent
 LAYERS = [layer("conv1", "Convolution", num_output=4, kernel_size=3), layer("ip1", "InnerProduct", num_output=3)]
@@ -19,13 +18,11 @@ SWAPPED_MODEL = "is this the weights file? give the prototxt first, then the wei
 SWAPPED_WEIGHTS = "is this the prototxt? give the prototxt first, then the weights"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_tmp")
 
 
 def error_line(*args) -> str:
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = run(*args)
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
     assert len(lines) == 1
@@ -57,7 +54,7 @@ def test_other_binary_files_get_no_hint():
 @pytest.mark.parametrize("tool", ["", "FLASH_TOOL=st-flash"])
 def test_make_flash_without_a_programmer_says_what_to_install(tool):
     proto, weights = write_model(Path("."), LAYERS)
-    result = CliRunner().invoke(main, ["compile", str(proto), str(weights), "-o", "out", "--test-vectors", "1"])
+    result = run("compile", proto, weights, "-o", "out", "--test-vectors", "1")
     assert result.exit_code == 0, result.output
     args = ["make", "-s", "-C", str(REPO / "firmware" / "stm32f7"), "flash", f"MODEL_DIR={Path('out').resolve()}",
             "ST_FLASH=no-st-flash-here", "OPENOCD=no-openocd-here", *([tool] if tool else [])]

@@ -7,22 +7,19 @@ import math
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from caffe_models import build_net, layer, write_prototxt, write_train_test
-from cmsisgen.cli import main
+from cli_run import run
 
 NAN, INF = math.nan, math.inf
 CONV = layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1)
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("cli_tmp")
 
 
 def expect_error(args, message: str) -> None:
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = run(*args)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [f"cmsisgen: error: {message}"]
 

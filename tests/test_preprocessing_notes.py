@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from caffe_models import layer, make_weights, write_caffemodel, write_mean_binaryproto, write_model, write_train_test
-from cmsisgen.cli import main
+import cli_run
 
 LAYERS = [layer("conv1", "Convolution", num_output=4, kernel_size=3), layer("ip1", "InnerProduct", num_output=3)]
 GUESS = ("cmsisgen: warning: model.prototxt: no transform_param and no --mean/--scale: the input is the image as "
@@ -22,14 +21,11 @@ GUESS = ("cmsisgen: warning: model.prototxt: no transform_param and no --mean/--
 NO_CALIB = "cmsisgen: warning: no --calib given"
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_tmp")
 
 
 def run(*args):
-    result = CliRunner().invoke(main, [str(a) for a in args])
+    result = cli_run.run(*args)
     assert result.exit_code == 0, result.output
     return [line for line in result.stderr.splitlines() if not line.startswith(NO_CALIB)]
 
@@ -98,7 +94,7 @@ def test_mean_file_in_both_places_names_the_one_used():
 
 def test_mean_file_nowhere_is_an_error():
     proto = mean_model("nowhere")
-    result = CliRunner().invoke(main, ["compile", str(proto), "w.caffemodel", "-o", "out"])
+    result = cli_run.run("compile", proto, "w.caffemodel", "-o", "out")
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "cmsisgen: error: model/train_test.prototxt: mean_file 'mean.binaryproto' does not exist beside the "

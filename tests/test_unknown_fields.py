@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from caffe_models import build_net, layer, make_weights, write_caffemodel, write_prototxt
-from cmsisgen.cli import main
+from caffe_models import build_net, layer, make_weights, write_caffemodel
+from cli_run import run
 from cmsisgen.loader import load_net
 from cmsisgen.proto import schema
 
@@ -51,14 +50,8 @@ LAYERS = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
           layer("ip1", "InnerProduct", num_output=5)]
 
 
-@pytest.fixture(autouse=True)
-def in_tmp(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("NO_COLOR", raising=False)
+pytestmark = pytest.mark.usefixtures("cli_tmp")
 
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
 
 
 def weights_for(proto: Path, name: str = "w.caffemodel") -> Path:

@@ -396,6 +396,12 @@ def _check_input_shape(input_shape: Optional[Sequence[int]], source: str
     return tuple(int(d) for d in dims)  # type: ignore[return-value]
 
 
+def _refuse_non_finite(layer: Any, err) -> None:
+    bad = non_finite(layer)
+    if bad is not None:
+        raise err(f"{bad}; parameters must be finite numbers")
+
+
 class _Builder:
     """Turns Caffe blob names into SSA tensor names while walking layers in order."""
 
@@ -473,9 +479,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
 
         if is_dropped(type_):
             continue
-        bad = non_finite(cl)
-        if bad is not None:
-            raise err(f"{bad}; parameters must be finite numbers")
+        _refuse_non_finite(cl, err)
         if type_ == "Input":
             shapes = list(cl.input_param.shape)
             for i, top in enumerate(cl.top):
@@ -516,7 +520,6 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         raise net_err("no supported layers in the TEST phase")
     consumed = {t for layer in layers for t in layer.bottoms}
     outputs = [t for layer in layers for t in layer.tops if t not in consumed]
-    kept = [cl for cl in caffe_layers if in_test_phase(cl)]
-    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs,
-                  transform=transform, source=source,
-                  warnings=fork_field_warnings(kept, source, lambda cl: printable(cl.name)))
+    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs, transform=transform,
+                  source=source, warnings=fork_field_warnings([cl for cl in caffe_layers if in_test_phase(cl)],
+                                                              source, lambda cl: printable(cl.name)))
