@@ -349,7 +349,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = located_notes(compiled)
+    warnings = loaded.warnings + located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory))
         warn(warnings[-1])

@@ -7,6 +7,7 @@ current folder, and the file used is the one named, never silently another one.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,8 @@ def test_guessed_preprocessing_is_a_warning(model):
     proto, weights = model
     assert run("compile", proto, weights, "-o", "out") == [GUESS.format(order="RGB")]
     assert run("compile", proto, weights, "-o", "out", "--bgr") == [GUESS.format(order="BGR")]
+    result = cli_run.run("compile", proto, weights, "-o", "out", "--json")
+    assert json.loads(result.stdout)["warnings"][0] == GUESS.format(order="RGB")[len("cmsisgen: warning: "):]
 
 
 @pytest.mark.parametrize("option", [["--scale", "1"], ["--mean", "0,0,0"]])
