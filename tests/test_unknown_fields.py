@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from caffe_models import build_net, layer, make_weights, write_caffemodel
+from caffe_models import build_net, layer, make_weights, write_caffemodel, write_mean_binaryproto
 from cli_run import run
 from cmsisgen.loader import load_net
 from cmsisgen.proto import schema
@@ -229,3 +230,13 @@ def test_v1_and_hdf5_weights_still_load(generation, fmt):
     assert [lay.name for lay in net.layers] == ["conv1", "pool1", "ip1"]
     assert net.warnings == []
     assert net.layers[0].blobs[0].shape == (4, 3, 3, 3)
+
+
+def test_unknown_field_in_a_mean_file_is_an_error():
+    write_mean_binaryproto(Path("mean.binaryproto"), np.zeros((3, 8, 8)))
+    with open("mean.binaryproto", "ab") as f:
+        f.write(b"\x62\x02\x00\x3c")  # field 12, length-delimited: NVIDIA Caffe's raw_data
+    proto = pool_net("pool: MAX")
+    expect_error(["compile", proto, weights_for(proto), "-o", "out", "--mean", "mean.binaryproto"],
+                 "mean.binaryproto: the mean blob holds fields this reader does not know (numbers 12): "
+                 "a Caffe fork's format?")

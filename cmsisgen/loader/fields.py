@@ -155,6 +155,11 @@ def _unknown_numbers(message: Any) -> list[int]:
     return sorted({f.field_number for f in UnknownFieldSet(message)})
 
 
+def unknown_numbers(message: Any) -> list[int]:
+    """Field numbers in ``message`` (not its sub-messages) that the schema does not know."""
+    return _unknown_numbers(message)
+
+
 def _unknown_in(message: Any, path: str) -> Iterator[tuple[str, list[int]]]:
     numbers = _unknown_numbers(message)
     if numbers:
