@@ -8,6 +8,7 @@ Every user error (a bad model, bad data or a bad option) is one line on stderr,
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -192,7 +193,8 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
 
     with _stage("loading and checking the model"):
         loaded = load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                            input_shape=_input_shape(input_shape))
+                            input_shape=_input_shape(input_shape),
+                            kernels=click.get_current_context().meta.get(_KERNELS, {}))
     net = loaded.net
     detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, "
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
@@ -273,6 +275,36 @@ def located_notes(compiled) -> list[str]:
     return [f"{source}: {note}" if source and note.startswith("layer '") else note for note in compiled.notes]
 
 
+#: Where a command's --kernel choices are kept in its click context (ctx.meta).
+_KERNELS = "cmsisgen.kernels"
+
+
+def _kernel_choices(values: tuple[str, ...]) -> dict[str, str]:
+    """--kernel LAYER=FUNCTION (repeatable) -> {layer: function}."""
+    choices: dict[str, str] = {}
+    for value in values:
+        layer, sep, function = value.partition("=")
+        if not sep or not layer or not function:
+            raise CmsisgenError(f"--kernel '{value}': expected LAYER=FUNCTION, such as "
+                                "conv1=arm_convolve_HWC_q7_basic_nonsquare")
+        if layer in choices:
+            raise CmsisgenError(f"--kernel {value}: layer '{layer}' is already given {choices[layer]}")
+        choices[layer] = function
+    return choices
+
+
+def _with_kernel_option(command: Callable) -> Callable:
+    """Add --kernel; its choices go to the context, where loading the model reads them."""
+    @functools.wraps(command)
+    def run(*args, kernel: tuple[str, ...] = (), **kwargs):
+        click.get_current_context().meta[_KERNELS] = _kernel_choices(kernel)
+        return command(*args, **kwargs)
+
+    return click.option("--kernel", metavar="LAYER=FUNCTION", multiple=True,
+                        help="Use FUNCTION for LAYER instead of the first that fits (repeatable); refused, naming "
+                             "the rule, when the function cannot run the layer.")(run)
+
+
 def _common_model_options(command: Callable) -> Callable:
     options = [
         click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
@@ -289,7 +321,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return _with_kernel_option(command)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -441,7 +473,7 @@ def make_test_vectors(compiled, dataset, count: int):
     """Known-answer vectors: images (given or seeded random), the simulator's outputs and
     the checksum of every step's output."""
     from .codegen import TestVectors
-    from .simulator.program import run_program, step_checksums
+    from .simulator.execute import run_program, step_checksums
 
     c, h, w = compiled.program.input_shape
     if dataset is not None and len(dataset.x):

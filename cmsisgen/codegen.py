@@ -20,7 +20,8 @@ import numpy as np
 from . import __version__
 from .errors import CmsisgenError
 from .mapper.buffers import IMAGE, BufferPlan, Placement
-from .mapper.program import Op, Program
+from .mapper.calls import Op, Program
+from .ops.network_input import DEFINITION as INPUT_DEFINITION
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
 #: Every file a compile may write; ones a new compile does not write are removed, so a
@@ -61,10 +62,16 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True,
                              # Names from the model only ever appear in comments or
-                             # identifiers; no emitted expression may open or close a comment.
-                             finalize=lambda value: c_comment(value) if isinstance(value, str) else value)
+                             # identifiers; no emitted expression may open or close a comment
+                             # (C text rendered from a kernel's snippets is already safe).
+                             finalize=lambda value: value if isinstance(value, CCode) else
+                             c_comment(value) if isinstance(value, str) else value)
     env.filters["c_array"] = c_array
     return env
+
+
+class CCode(str):
+    """C text rendered by this module (a kernel's snippet): the template prints it as is."""
 
 
 def c_comment(text: str) -> str:
@@ -94,9 +101,21 @@ def _unique_names(bases: list[str], reserved: set[str]) -> list[str]:
 
 
 def _layer_prefixes(ops: list[Op]) -> list[str]:
-    bases = ["NN_INPUT" if op.kind == "input" else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
+    bases = ["NN_INPUT" if not op.inputs else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
              for op in ops]
     return _unique_names(bases, reserved={"NN_INPUT"})
+
+
+def _steps(env: jinja2.Environment, program: Program, prefixes: list[str], tensor_buf: dict[str, str]) -> list[dict]:
+    """Every op's C, rendered from its kernel's snippets: parameters.h lines, weights.h arrays,
+    and the statements of its step in run_nn()."""
+    steps = []
+    for prefix, op in zip(prefixes, program.ops):
+        names = dict(op=op, prefix=prefix, f=op.formats, a=op.args, buf=tensor_buf, out=tensor_buf[op.output])
+        text = {part: CCode(env.from_string(getattr(op.kernel, part)).render(**names)) if getattr(op.kernel, part)
+                else "" for part in ("call", "parameters", "weights")}
+        steps.append(dict(text, out=tensor_buf[op.output], size=program.tensors[op.output].size))
+    return steps
 
 
 def render(program: Program, plan: BufferPlan, model_name: str,
@@ -122,6 +141,8 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "vectors": vectors,
     }
     env = _environment()
+    context["steps"] = _steps(env, program, prefixes, tensor_buf)
+    context["input_definition"] = CCode(env.from_string(INPUT_DEFINITION).render(op=program.ops[0]))
     files = {name: env.get_template(name + ".j2").render(**context) for name in GENERATED_FILES}
     if vectors is not None:
         files["test_vectors.h"] = env.get_template("test_vectors.h.j2").render(**context)

@@ -27,7 +27,8 @@ label order), then the second of every class, and so on; within a class, tree an
 are in file-path order and npz samples in their stored order. ``limit=N`` keeps the first N
 samples of that order, so any prefix covers the classes as evenly as possible and is the same
 on every machine. The order does not depend on ``limit``: ``load_dataset(p, limit=n)`` is
-exactly the first n samples of ``load_dataset(p)``.
+exactly the first n samples of ``load_dataset(p)``. ``zip_members(p, limit=n)`` names those
+samples of a zip without decoding them.
 """
 from __future__ import annotations
 
@@ -276,19 +277,38 @@ def _load_tree(root: Path, limit: Optional[int], progress: bool) -> Dataset:
     return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes, grey=grey)
 
 
-def _load_zip(path: Path, limit: Optional[int], progress: bool) -> Dataset:
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        zf = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as e:
         raise CmsisgenError(f"{path}: cannot read zip ({_one_line(e)})") from None
+
+
+def _zip_index(zf: zipfile.ZipFile, path: Path) -> tuple[list[object], list[int], tuple[str, ...]]:
+    """The zip's image members, labels and classes in dataset order (see :func:`_index`)."""
+    entries = [
+        (tuple(p for p in info.filename.split("/") if p), info)
+        for info in zf.infolist()
+        if not info.is_dir()
+    ]
+    return _index([(parts, info) for parts, info in entries if parts], path)
+
+
+def zip_members(path: Union[str, os.PathLike], limit: Optional[int] = None) -> list[str]:
+    """Names of the image members of the zip data set at ``path``, in the order
+    :func:`load_dataset` reads them, only the first ``limit``: the images a
+    ``--calib ZIP --calib-limit N`` run uses, without decoding them (so that a subset of a
+    large zip can be copied out, e.g. examples/cifar10/make_images.py)."""
+    p = Path(path)
+    with _open_zip(p) as zf:
+        handles, _, _ = _zip_index(zf, p)
+    return [h.filename for h in handles[:limit]]  # type: ignore[attr-defined]
+
+
+def _load_zip(path: Path, limit: Optional[int], progress: bool) -> Dataset:
+    zf = _open_zip(path)
     with zf:
-        entries = [
-            (tuple(p for p in info.filename.split("/") if p), info)
-            for info in zf.infolist()
-            if not info.is_dir()
-        ]
-        entries = [(parts, info) for parts, info in entries if parts]
-        handles, labels, classes = _index(entries, path)
+        handles, labels, classes = _zip_index(zf, path)
         if limit is not None:
             handles, labels = handles[:limit], labels[:limit]
         # Members are read in archive order (one sequential pass over the file) and then

@@ -119,8 +119,8 @@ LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, El
 class Layer:
     """One Caffe layer after loading.
 
-    ``type`` is the current-generation Caffe type string ("Convolution", "Pooling",
-    "ReLU", "InnerProduct", "Softmax", "Dropout", "Flatten", "Concat", "Split").
+    ``type`` is the current-generation Caffe type string (a V1 net's types are upgraded by
+    the loader); :func:`cmsisgen.ops.kind_of` gives what cmsisgen knows about it.
     ``blobs`` hold float32 arrays in Caffe's layout: convolution (O, I, kh, kw),
     inner product (O, I) with I in Caffe's CHW flatten order, bias (O,).
     """

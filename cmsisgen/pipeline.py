@@ -21,8 +21,8 @@ from .fold import fold_affine
 from .loader import load_net
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
-from .mapper.mapper import check_supported, map_network
-from .mapper.program import Program
+from .mapper.lowering import check_supported, map_network
+from .mapper.calls import Program
 from .preprocess import Preprocessing, build_preprocessing
 from .quantizer import Quantization, calibrate, quantize
 
@@ -127,6 +127,7 @@ class Model:
     fc_variant: str
     folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
     warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
+    kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -152,26 +153,30 @@ class Model:
 
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
-               input_shape: Optional[tuple[int, int, int]] = None) -> Model:
-    """Load and check everything that does not need images: files, mapper rules, preprocessing."""
+               input_shape: Optional[tuple[int, int, int]] = None,
+               kernels: Optional[dict[str, str]] = None) -> Model:
+    """Load and check everything that does not need images: files, kernel rules (with the
+    functions forced per layer in ``kernels``), preprocessing."""
     net = load_net(prototxt, weights, input_shape=input_shape)
     folded = fold_affine(net)
     try:
-        check_supported(net, fc_variant)
+        check_supported(net, fc_variant, kernels)
     except CmsisgenError as exc:
         raise exc.at(net.source) from None
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
-    return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings)
+    return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
+                 kernels=dict(kernels or {}))
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
-                  progress: Optional[Callable[[int], None]] = None) -> Compiled:
+                  progress: Optional[Callable[[int], None]] = None,
+                  kernels: Optional[dict[str, str]] = None) -> Compiled:
     """Everything up to (not including) rendering C."""
     model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                       input_shape=input_shape)
+                       input_shape=input_shape, kernels=kernels)
     return compile_loaded(model, calib_images, progress)
 
 
@@ -196,7 +201,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
     try:
         ranges = calibrate(net, counted())
         quant = quantize(net, ranges)
-        program = map_network(net, quant, pre, fc_variant=model.fc_variant)
+        program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None

@@ -296,7 +296,7 @@ def test_dilation_is_refused():
                                              layer("ip1", "InnerProduct", num_output=10)], input_shape=(3, 8, 8))
     expect_error(compile_args(proto, weights),
                  "model.prototxt: layer 'conv1' (Convolution): no CMSIS-NN function fits: "
-                 "CMSIS-NN q7 convolutions have no dilation: dilation must be 1.")
+                 "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2).")
 
 
 def test_padding_beyond_what_cmsis_nn_can_take():
@@ -306,8 +306,8 @@ def test_padding_beyond_what_cmsis_nn_can_take():
                                  input_shape=(3, 8, 8))
     expect_error(compile_args(proto, weights),
                  "model.prototxt: layer 'conv1' (Convolution): no CMSIS-NN function fits: CMSIS-NN passes sizes, kernel, "
-                 "stride and padding as uint16_t and counts some loops in int16_t: each must be at most 32767 (an inner "
-                 "product's input length at most 65535).")
+                 "stride and padding as uint16_t and counts some loops in int16_t: each must be at most 32767 (input "
+                 "8x8x3, output 3x3x4, kernel 3x3, stride 40000x40000, padding 40000x40000).")
 
 
 def test_pooling_pad_not_below_kernel():
@@ -330,7 +330,8 @@ def test_non_square_input_to_a_square_only_function():
                                              layer("ip1", "InnerProduct", num_output=10)], input_shape=(3, 8, 12))
     expect_error(compile_args(proto, weights),
                  "model.prototxt: layer 'pool' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: The square "
-                 "variants take one size for input, kernel, stride and padding: height and width must match in each.")
+                 "variants take one size for input, kernel, stride and padding: height and width must match in each "
+                 "(input 6x10, kernel 2x2, stride 2x2, padding 0x0).")
 
 
 # ----------------------------------------------------------------------------- target size

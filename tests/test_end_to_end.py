@@ -15,7 +15,7 @@ from caffe_models import layer, write_mean_binaryproto, write_model
 from random_nets import CATALOGUE
 from cmsisgen import codegen
 from cmsisgen.pipeline import compile_model
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTABLE = ROOT / "firmware" / "cmsis_nn_portable"

@@ -16,23 +16,24 @@ from cmsisgen.evaluate import evaluate
 from cmsisgen.loader import load_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.shapes import infer_shapes
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 PREPROCESSING = dict(mean=str(EXAMPLE / "mean.binaryproto"), scale=0.015625)
-CALIB_LIMIT = 2000  # cmsisgen's default --calib-limit, which the README figures use
-SUBSET = 1000  # the fixed test subset: the first 1,000 test images in round-robin class order
+# The example's own images (examples/cifar10/make_images.py): the first 2,000 training images
+# (what the default --calib-limit 2000 takes from the full train.zip) and the first 1,000 test
+# images (the README's subset), both in round-robin class order.
+CALIB = EXAMPLE / "images" / "train-2000.zip"
+SUBSET = EXAMPLE / "images" / "test-1000.zip"
 
 needs_cifar = pytest.mark.skipif(not (CIFAR / "test.zip").exists(),
                                  reason="CIFAR-10 images not found at ../shared/data/cifar10")
 
 
 def _calibration_images() -> np.ndarray:
-    if (CIFAR / "train.zip").exists():
-        return load_dataset(CIFAR / "train.zip", limit=CALIB_LIMIT).x
-    return np.random.default_rng(0).integers(0, 256, size=(200, 32, 32, 3), dtype=np.uint8)
+    return load_dataset(CALIB).x
 
 
 def _compile(prototxt: str = "cifar10.prototxt", weights: str = "cifar10.caffemodel", calib=None):
@@ -150,13 +151,11 @@ def test_example_maps_to_the_cmsis_nn_demo_kernels():
     assert plan.arena_bytes <= 34 * 1024
 
 
-@needs_cifar
-@pytest.mark.data
 def test_subset_accuracy_is_the_readme_figure():
     """Float and q7 top-1 on the first 1,000 test images, exactly as the README reports them."""
-    result = evaluate(_compile(), load_dataset(CIFAR / "test.zip", limit=SUBSET))
+    result = evaluate(_compile(), load_dataset(SUBSET))
     figures = _readme_figures()
-    assert result["n"] == SUBSET
+    assert result["n"] == 1000
     assert round(result["float_top1"] * 100, 2) == figures["float"][1]
     assert round(result["q7_top1"] * 100, 2) == figures["q7"][1]
     assert round(result["agreement"] * 100, 2) == figures["float/q7 agreement"][1]

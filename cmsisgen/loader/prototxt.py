@@ -16,12 +16,10 @@ from google.protobuf import text_format
 from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings, non_finite
+from cmsisgen.ops import supported_types
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
-SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
-             "Flatten", "Concat", "Split", "Eltwise", "LRN", "BatchNorm", "Scale",
-             "PReLU", "Sigmoid", "TanH", "Reshape"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
 
@@ -45,7 +43,7 @@ V1_TYPES = {
 
 def unsupported_message() -> str:
     """The one-line reason for a layer type cmsisgen has no kernel for: the types it has."""
-    return ("not supported by cmsisgen; supported layer types: " + ", ".join(sorted(SUPPORTED))
+    return ("not supported by cmsisgen; supported layer types: " + ", ".join(sorted(supported_types()))
             + " (plus Input and data layers; Accuracy and loss layers are dropped)")
 
 
@@ -500,7 +498,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             inputs[b.define(cl.top[0], owner, False)] = _data_shape(cl, type_, transform,
                                                                   input_shape, err, check)
             continue
-        if type_ not in SUPPORTED:
+        if type_ not in supported_types():
             raise err(unsupported_message())
         params = _params(cl, type_, err)
         bottoms = []
