@@ -200,6 +200,9 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
     for note in loaded.folded:
         detail(f"{model}: {note}")
+    for note in loaded.warnings:
+        warn(note)
+    detail(loaded.pre.describe())
     return loaded
 
 
@@ -221,9 +224,9 @@ def _load_images(path: Optional[str], limit: Optional[int], label: str, model, r
         detail(f"resizing {len(dataset)} images of {path} from {ih}x{iw} to {h}x{w}")
         dataset = resize_dataset(dataset, h, w)
     try:
-        model.check_images(dataset.x, path)
+        model.check_dataset(dataset, path)
     except CmsisgenError:
-        if (ih, iw) == (h, w):
+        if resize or (ih, iw) == (h, w):
             raise
         raise CmsisgenError(f"{path}: images are {ih}x{iw}, the network input is {h}x{w} "
                             "(give --resize to resize them)") from None
@@ -378,7 +381,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = located_notes(compiled)
+    warnings = loaded.warnings + located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory))
         warn(warnings[-1])
@@ -539,6 +542,8 @@ def inspect_command(model, weights, input_shape) -> None:
     from .loader import load_net
 
     net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape))
+    for note in net.warnings:
+        warn(note)
     click.echo(f"net {net.name or '(unnamed)'}")
     for name, shape in net.input_shapes.items():
         click.echo(f"  input {name}: {'x'.join(map(str, shape))}")

@@ -141,6 +141,8 @@ class Transform:
     mean_values: tuple[float, ...] = ()
     scale: float = 1.0
     crop_size: int = 0
+    # The prototxt has a transform_param (or data_param's old copies); not part of equality.
+    given: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -158,6 +160,7 @@ class Net:
     transform: Transform = field(default_factory=Transform)
     source: str = ""  # the prototxt path, for error messages
     shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # one line each, from loading the files
 
     def producer(self, tensor: str) -> Optional[Layer]:
         for layer in self.layers:

@@ -8,6 +8,7 @@ same quantized program; everything that can be checked without images is checked
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -40,15 +41,48 @@ class Compiled:
     notes: list[str]
 
 
-def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[float], bgr: bool) -> Preprocessing:
+def _mean_file(net: ir.Net, name: str, from_option: bool, warnings: list[str]) -> Path:
+    """The mean file a relative ``mean_file`` of the prototxt names: beside the prototxt,
+    else in the current folder (a --mean path is taken as given). When both exist and
+    differ, the one used and the one ignored are named in a warning."""
+    path = Path(name)
+    if from_option or path.is_absolute() or not net.source:
+        return path
+    beside = Path(net.source).parent / path
+    if not beside.is_file():
+        if path.is_file():
+            return path
+        raise CmsisgenError(f"{net.source}: mean_file '{name}' does not exist beside the prototxt ({beside}) "
+                            "or in the current folder (give --mean)")
+    if path.is_file() and not os.path.samefile(beside, path):
+        warnings.append(f"{net.source}: mean_file '{name}': using {beside} (beside the prototxt), not {path} "
+                        "in the current folder")
+    return beside
+
+
+def _guess_warning(net: ir.Net, bgr: bool) -> str:
+    order = "luminance" if next(iter(net.input_shapes.values()))[0] == 1 else "BGR" if bgr else "RGB"
+    return (f"{net.source}: no transform_param and no --mean/--scale: the input is the image as read, "
+            f"mean 0, scale 1, {order} (give --mean and --scale if the model was trained otherwise)")
+
+
+def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[float], bgr: bool,
+                          warnings: Optional[list[str]] = None) -> Preprocessing:
     """The prototxt's transform_param, overridden by --mean / --scale.
 
     A mean_file named by the prototxt that does not exist is an error only when no
-    --mean replaces it. Errors name the option or the prototxt they come from.
+    --mean replaces it. Errors name the option or the prototxt they come from; what was
+    guessed (no transform_param at all) or chosen between two files goes to ``warnings``.
     """
+    warnings = [] if warnings is None else warnings
     c, h, w = next(iter(net.input_shapes.values()))
     transform = net.transform
     origin = net.source
+    if bgr and c != 3:
+        raise CmsisgenError(f"--bgr: the network input has {c} channel{'s' if c > 1 else ''}; "
+                            "a channel order applies only to 3-channel inputs")
+    if mean is None and scale is None and not transform.given:
+        warnings.append(_guess_warning(net, bgr))
     if mean is not None:
         option = parse_mean_option(mean)
         transform = replace(transform, **option)
@@ -58,25 +92,23 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
             raise CmsisgenError(f"--scale {scale}: must be a positive, finite number")
         transform = replace(transform, scale=scale)
     mean_array: Optional[np.ndarray] = None
+    mean_origin = ""
     if transform.mean_file:
-        path = Path(transform.mean_file)
-        if mean is None and not path.is_absolute() and net.source:
-            beside = Path(net.source).parent / path
-            path = beside if beside.exists() else path
-        if not path.exists():
-            raise CmsisgenError(f"{net.source}: mean_file '{transform.mean_file}' does not exist (give --mean)")
+        path = _mean_file(net, transform.mean_file, mean is not None, warnings)
         mean_array = read_mean_binaryproto(path)
         if not np.all(np.isfinite(mean_array)):
             raise CmsisgenError(f"{path}: the mean image holds NaN/Inf values")
+        mean_origin = str(path)
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
         if not np.all(np.isfinite(mean_array)):
             raise CmsisgenError(f"{origin}: mean_value must be finite numbers, got "
                                 f"{', '.join(f'{v:g}' for v in transform.mean_values)}")
     try:
-        return build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
+        pre = build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
     except CmsisgenError as exc:
         raise CmsisgenError(f"{origin}: {exc}") from None
+    return replace(pre, mean_file=mean_origin)
 
 
 def float_batches(pre: Preprocessing, images: np.ndarray, shape: tuple[int, int, int], batch: int = CALIBRATION_BATCH):
@@ -94,11 +126,21 @@ class Model:
     pre: Preprocessing
     fc_variant: str
     folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
+    warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
     kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return next(iter(self.net.input_shapes.values()))
+
+    def check_dataset(self, dataset, source: str) -> None:
+        """:meth:`check_images`, and refuse greyscale images for a colour network: copied
+        into three channels they are not what it was trained on (a silent 10 %)."""
+        channels = self.input_shape[0]
+        if dataset.grey and channels == 3:
+            raise CmsisgenError(f"{source}: the images are greyscale (1 channel) and the network input has "
+                                "3 channels (colour); give colour images")
+        self.check_images(dataset.x, source)
 
     def check_images(self, images: np.ndarray, source: str) -> None:
         """Refuse images the network cannot take (wrong size, no crop), naming ``source``."""
@@ -121,7 +163,9 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
         check_supported(net, fc_variant, kernels)
     except CmsisgenError as exc:
         raise exc.at(net.source) from None
-    return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant, folded=folded,
+    warnings = list(net.warnings)
+    pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
+    return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
                  kernels=dict(kernels or {}))
 
 

@@ -394,7 +394,11 @@ def test_compile_json_summary(tmp_path, model):
     memory = summary["memory"]
     assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
     assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)
-    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith("no --calib given")
+    assert len(summary["warnings"]) == 2  # as printed on stderr: the guessed preprocessing, then no --calib
+    assert summary["warnings"][0].endswith("no transform_param and no --mean/--scale: the input is the image as read, "
+                                           "mean 0, scale 1, RGB (give --mean and --scale if the model was trained "
+                                           "otherwise)")
+    assert summary["warnings"][1].startswith("no --calib given")
 
 
 def test_no_progress_bars_or_colour_off_a_terminal(tmp_path, model, npz):

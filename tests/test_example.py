@@ -1,6 +1,7 @@
 """The bundled CIFAR-10 example: the committed model is the network of the CMSIS-NN CIFAR-10
-guide, every file flavour compiles to the same program, and float and q7 accuracy are what
-examples/cifar10/README.md says (nothing is trained here)."""
+guide, every deploy file flavour compiles to the same program (the train/test net to the same
+program without the final Softmax, as the example's README says), and float and q7 accuracy
+are what examples/cifar10/README.md says (nothing is trained here)."""
 from __future__ import annotations
 
 import re
@@ -98,6 +99,29 @@ def test_v1_prototxt_train_test_net_and_hdf5_weights_give_the_same_program():
             if b.weight_data is not None:
                 np.testing.assert_array_equal(a.weight_data, b.weight_data)
         np.testing.assert_array_equal(run_program(other, images), expected)
+
+
+def test_train_test_net_is_the_deploy_program_without_its_softmax():
+    """What the example's README says: the same steps, arguments, formats and weights up
+    to ip1, no softmax step, so the outputs are ip1's scores, with the same top-1."""
+    calib = _calibration_images()[:500]
+    deploy = _compile(calib=calib)
+    train_test = compile_model(EXAMPLE / "cifar10_train_test.prototxt", EXAMPLE / "cifar10.caffemodel",
+                               calib_images=calib, input_shape=(3, 32, 32))
+    ops, reference = train_test.program.ops, deploy.program.ops
+    assert [op.function for op in reference[len(ops):]] == ["arm_softmax_q7"]
+    for a, b in zip(ops, reference):
+        assert (a.function, a.args, a.formats) == (b.function, b.args, b.formats)
+        if b.weight_data is not None:
+            np.testing.assert_array_equal(a.weight_data, b.weight_data)
+    images = calib[:200]
+    scores = run_program(train_test.program, train_test.pre.prepare_images(images, 32, 32))
+    probs = run_program(deploy.program, deploy.pre.prepare_images(images, 32, 32))
+    assert not np.array_equal(scores, probs)  # ip1's Q format, not the softmax's Q0.7
+    np.testing.assert_array_equal(scores.reshape(len(images), -1).argmax(1), probs.reshape(len(images), -1).argmax(1))
+    readme = " ".join((EXAMPLE / "README.md").read_text().split())
+    assert "The train/test net compiles to the same program up to `ip1`" in readme
+    assert "It has no `prob` step" in readme
 
 
 def test_train_test_prototxt_carries_the_example_preprocessing():

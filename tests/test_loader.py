@@ -577,7 +577,8 @@ def test_caffemodel_given_as_prototxt(tmp_path, monkeypatch):
         load_net(weights)
     # NetParameter: name (tag 0x0a, a newline) of length 7, then layer 1 (tag 0xa2 0x06,
     # length 0x81 0x04) whose own name tag is the next newline
-    assert str(e.value) == r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04)"
+    assert str(e.value) == (r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04); "
+                            "is this the weights file? give the prototxt first, then the weights")
 
 
 def test_binary_excerpt_is_trimmed_and_escaped(tmp_path, monkeypatch):
