@@ -10,16 +10,22 @@ Prints, as one Markdown table (copy it into the README):
 - `cmsisgen compile` of the example with N calibration images (wall time of the command,
   a fresh process: imports, image decoding, calibration, quantization, code generation) and
   its peak memory (maximum resident set size of that process);
-- `cmsisgen evaluate` of the example on the 10,000 test images: wall time and peak memory
-  of the command, and the throughput of its two halves measured in-process: the float
-  forward (numpy, Caffe semantics) and the q7 simulator (bit-exact kernels), images/s;
+- `cmsisgen evaluate` of the example on the 10,000 test images (the example's own 1,000
+  when the full set is absent; the table says which): wall time and peak memory of the
+  command, and the throughput of its two halves measured in-process: the float forward
+  (numpy, Caffe semantics) and the q7 simulator (bit-exact kernels), images/s;
 - generated flash and RAM: the STM32F746 self-test build's size report (weights, code, the
   arena `run_nn()` uses, the caller's image buffer);
 - QEMU Cortex-M7 (mps2-an500) instructions per inference, with the portable kernels and,
   when --cmsis-nn-path is given, with upstream CMSIS-NN; and per layer (the self test's
   profile of vector 0).
 
-Needs ../shared/data/cifar10 (train.zip, test.zip), arm-none-eabi-gcc and qemu-system-arm.
+Needs arm-none-eabi-gcc and qemu-system-arm. Images: the full CIFAR-10 zips in
+../shared/data/cifar10 when present (the README's figures), else the example's own
+examples/cifar10/images/: train-2000.zip holds the first 2,000 images of train.zip, so up
+to 2,000 calibration images give the same program, and test-1000.zip the first 1,000 of
+test.zip, so the same test vectors and instruction counts; only the evaluate rows (1,000
+images) and the wall times differ, and the table says which images it used.
 Instruction counts are exact for a given build (QEMU -icount, SysTick in units of 40); wall
 times depend on the machine and its load.
 """
@@ -46,6 +52,8 @@ from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa:
 
 EXAMPLE = REPO / "examples" / "cifar10"
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
+IMAGES = EXAMPLE / "images"
+BUNDLED_CALIB = 2000  # images in IMAGES / "train-2000.zip"
 MODEL_ARGS = [str(EXAMPLE / "cifar10.prototxt"), str(EXAMPLE / "cifar10.caffemodel"),
               "--mean", str(EXAMPLE / "mean.binaryproto"), "--scale", "0.015625"]
 
@@ -91,17 +99,33 @@ def timed_command(args: list[str]) -> tuple[float, int]:
     return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
 
 
-def throughput() -> tuple[float, float, int]:
+def image_sets(calib_images: int) -> tuple[Path, Path]:
+    """(calibration zip, test zip): the full set's, else the example's own."""
+    calib, test = CIFAR / "train.zip", CIFAR / "test.zip"
+    if not calib.exists() and calib_images <= BUNDLED_CALIB:
+        calib = IMAGES / "train-2000.zip"
+    if not calib.exists():
+        raise SystemExit(f"bench: {calib} not found (more than {BUNDLED_CALIB:,} calibration images need "
+                         "the full CIFAR-10 set)")
+    return calib, test if test.exists() else IMAGES / "test-1000.zip"
+
+
+def _which(path: Path) -> str:
+    """How a table row names images that are not the full set's."""
+    return "" if path.parent == CIFAR else ", the example's own"
+
+
+def throughput(calib_zip: Path, test_zip: Path, calib_images: int) -> tuple[float, float, int]:
     """(float images/s, q7 images/s, images) of the evaluate halves on the test set."""
     from cmsisgen.dataset import load_dataset
     from cmsisgen.float_forward import forward
     from cmsisgen.pipeline import compile_model, float_batches
-    from cmsisgen.simulator.program import run_program
+    from cmsisgen.simulator.execute import run_program
 
-    calib = load_dataset(CIFAR / "train.zip", limit=1000).x
+    calib = load_dataset(calib_zip, limit=calib_images).x
     compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", calib_images=calib,
                              mean=str(EXAMPLE / "mean.binaryproto"), scale=0.015625)
-    test = load_dataset(CIFAR / "test.zip")
+    test = load_dataset(test_zip)
     images = compiled.pre.prepare_images(test.x, 32, 32)
     start = time.perf_counter()
     for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=500):
@@ -132,26 +156,25 @@ def main() -> int:
     ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
     ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
     args = ap.parse_args()
-    for name in ("train.zip", "test.zip"):
-        if not (CIFAR / name).exists():
-            raise SystemExit(f"bench: {CIFAR / name} not found (the CIFAR-10 images are needed)")
+    calib_zip, test_zip = image_sets(args.calib_images)
 
     root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
     model_dir = root / "cifar10"
     rows: list[tuple[str, str]] = [("machine", machine())]
 
     seconds, peak = timed_command(["compile", *MODEL_ARGS, "-o", str(model_dir),
-                                      "--calib", str(CIFAR / "train.zip"), "--calib-limit", str(args.calib_images),
-                                      "--test-vectors", str(args.vectors), "--data", str(CIFAR / "test.zip"),
+                                      "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
+                                      "--test-vectors", str(args.vectors), "--data", str(test_zip),
                                       "--report", str(root / "report.json")])
     totals = json.loads((root / "report.json").read_text())["totals"]
-    rows.append((f"`cmsisgen compile`, {args.calib_images:,} calibration images", f"{seconds:.1f} s"))
+    rows.append((f"`cmsisgen compile`, {args.calib_images:,} calibration images{_which(calib_zip)}",
+                 f"{seconds:.1f} s"))
     rows.append(("peak memory of `cmsisgen compile` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
-    seconds, peak = timed_command(["evaluate", *MODEL_ARGS, "--data", str(CIFAR / "test.zip"),
-                                      "--calib", str(CIFAR / "train.zip"), "--calib-limit", str(args.calib_images)])
-    rows.append(("`cmsisgen evaluate`, 10,000 test images (float + q7)", f"{seconds:.1f} s"))
+    seconds, peak = timed_command(["evaluate", *MODEL_ARGS, "--data", str(test_zip),
+                                      "--calib", str(calib_zip), "--calib-limit", str(args.calib_images)])
+    float_rate, q7_rate, n = throughput(calib_zip, test_zip, args.calib_images)
+    rows.append((f"`cmsisgen evaluate`, {n:,} test images{_which(test_zip)} (float + q7)", f"{seconds:.1f} s"))
     rows.append(("peak memory of `cmsisgen evaluate` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
-    float_rate, q7_rate, n = throughput()
     rows.append(("evaluate throughput, float forward (numpy)", f"{float_rate:,.0f} images/s"))
     rows.append(("evaluate throughput, q7 simulator", f"{q7_rate:,.0f} images/s"))
 

@@ -2,15 +2,14 @@
 """Which CMSIS-NN function is fastest where several fit: QEMU instruction counts per variant.
 
 For each case below, a one-layer network (random weights, seeded) is compiled once per
-candidate function -- the mapper forced to that function by putting it first in
-``rules.FUNCTIONS`` -- built for the emulated Cortex-M7 (QEMU mps2-an500, -O2) with
+candidate function -- forced for the layer as ``compile --kernel x=FUNCTION`` does -- built for the emulated Cortex-M7 (QEMU mps2-an500, -O2) with
 known-answer vectors, checked bit-exact against the simulator, and its run_nn() instructions
 per inference printed (QEMU -icount, SysTick x 40 instructions; the image conversion before
 the layer is the same for every variant of a case). A layer's own count is the run_nn()
 count minus that of the same network without it (a cheap RGB 1x1 convolution that gives
 the layer its input channels, and the image conversion).
-The order of ``cmsisgen.mapper.rules.FUNCTIONS`` must put each case's winner first among
-the functions that fit; the script says so per case and exits 1 when it does not.
+The order of the layer kind's candidates (``cmsisgen.ops.convolution.DENSE``/``GROUPED``)
+must put each case's winner first among the functions that fit; the script says so per case and exits 1 when it does not.
 
     python benchmarks/kernel_choice.py [--cmsis-nn-path .../CMSIS/NN
         --cmsis-core-path .../CMSIS/Core/Include --cmsis-dsp-include .../CMSIS/DSP/Include]
@@ -28,7 +27,6 @@ import os
 import shutil
 import sys
 import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +40,7 @@ from caffe_models import layer as L  # noqa: E402
 from caffe_models import write_model  # noqa: E402
 
 from cmsisgen.codegen import render  # noqa: E402
-from cmsisgen.mapper import rules  # noqa: E402
+from cmsisgen.ops.convolution import DENSE, GROUPED, PER_GROUP  # noqa: E402
 from cmsisgen.output import write_output  # noqa: E402
 from cmsisgen.pipeline import compile_model  # noqa: E402
 from cmsisgen.vectors import make_test_vectors  # noqa: E402
@@ -51,14 +49,8 @@ from cmsisgen.verify import build_and_run  # noqa: E402
 VECTORS = 2
 #: Differences below this fraction are ties (fast vs fast_nonsquare go either way by < 0.1%).
 TIE = 0.002
-#: Functions measured although the choice lists leave them out (their _nonsquare twins ran
-#: fewer instructions): the rules they would need.
-LEFT_OUT = {
-    "arm_convolve_HWC_q7_basic": (rules.dense, rules.undilated, rules.sizes_fit_uint16,
-                                  rules.im2col_column_fits_uint16, rules.square_geometry),
-    "arm_depthwise_separable_conv_HWC_q7": (rules.depthwise, rules.undilated, rules.sizes_fit_uint16,
-                                            rules.depthwise_column_fits_uint16, rules.square_geometry),
-}
+#: The candidate lists the cases' variants come from.
+CHOICES = {choice.key: choice for choice in (DENSE, GROUPED)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +58,7 @@ class Case:
     name: str
     layers: list
     input_shape: tuple[int, int, int]
-    key: str                       # rules.FUNCTIONS key the variants come from
+    key: str                       # CHOICES key the variants come from
     variants: tuple[str, ...]      # functions (or fc variants "opt"/"plain") to measure
     note: str = ""
     fc: bool = False
@@ -97,33 +89,14 @@ CASES = [
     Case("depthwise 5x5 stride 2, 16x16x8, pad 2",
          _prep(8) + [L("x", "Convolution", num_output=8, group=8, kernel_size=5, stride=2, pad=2)], (3, 16, 16),
          "Convolution/group", ("arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
-                               rules.PER_GROUP)),
+                               PER_GROUP)),
     Case("depthwise 3x3, 16x16x32, pad 1",
          _prep(32) + [L("x", "Convolution", num_output=32, group=32, kernel_size=3, pad=1)], (3, 16, 16),
          "Convolution/group", ("arm_depthwise_separable_conv_HWC_q7", "arm_depthwise_separable_conv_HWC_q7_nonsquare",
-                               rules.PER_GROUP)),
+                               PER_GROUP)),
     Case("inner product 1024 -> 64", [L("x", "InnerProduct", num_output=64)], (1, 32, 32),
          "InnerProduct", ("opt", "plain"), note="--fc opt / --fc plain", fc=True),
 ]
-
-
-@contextmanager
-def forced(key: str, function: str, layer: str = "x"):
-    """The mapper picks ``function`` for ``layer`` (when its rules hold), the rules' own
-    order everywhere else."""
-    original = rules.choose
-    entry = {**LEFT_OUT, **dict(rules.FUNCTIONS[key])}
-
-    def choose(wanted_key: str, site: rules.Site) -> str:
-        if wanted_key == key and site.layer == layer and all(rule(site) for rule in entry[function]):
-            return function
-        return original(wanted_key, site)
-
-    rules.choose = choose
-    try:
-        yield
-    finally:
-        rules.choose = original
 
 
 @dataclass
@@ -154,8 +127,7 @@ def measure(case: Case, variant: str, work: Path, args, objects: KernelObjects,
     if case.fc:
         compiled = compile_model(proto, weights, calib_images=calib, fc_variant=variant)
     else:
-        with forced(case.key, variant):
-            compiled = compile_model(proto, weights, calib_images=calib)
+        compiled = compile_model(proto, weights, calib_images=calib, kernels={"x": variant})
     functions = [op.function for op in compiled.program.ops if op.layer == "x"]
     write_output(render(compiled.program, compiled.plan, "net.prototxt", make_test_vectors(compiled, None, VECTORS)),
                  model)
@@ -174,7 +146,7 @@ def first_in_rules(case: Case, fitting: list[str]) -> str:
     """The function the unforced mapper picks among ``fitting`` (rules order)."""
     if case.fc:
         return "opt"  # the CLI's default --fc
-    return next(function for function, _ in rules.FUNCTIONS[case.key] if function in fitting)
+    return next(function for function in CHOICES[case.key].functions() if function in fitting)
 
 
 def main() -> int:
@@ -200,11 +172,11 @@ def main() -> int:
         counts: dict[str, float] = {}
         for number, variant in enumerate(case.variants):
             function, count = measure(case, variant, root / f"case{index}_{number}", args, objects)
-            if not case.fc and function != variant and not (variant == rules.PER_GROUP and function):
+            if not case.fc and function != variant and not (variant == PER_GROUP and function):
                 raise SystemExit(f"{case.name}: asked for {variant}, the mapper emitted {function}")
             counts[variant] = count - baseline
             shown = variant if not case.fc else f"--fc {variant} ({function})"
-            if variant == rules.PER_GROUP:
+            if variant == PER_GROUP:
                 shown = f"{variant} ({function})"
             print(f"  {case.name:52s} {shown:55s} {count:>10,.0f} {count - baseline:>10,.0f}", flush=True)
             rows.append((case.name, shown, count - baseline, ""))

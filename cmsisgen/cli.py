@@ -8,6 +8,7 @@ Every user error (a bad model, bad data or a bad option) is one line on stderr,
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import re
@@ -194,12 +195,16 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
 
     with _stage("loading and checking the model"):
         loaded = load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                            input_shape=_input_shape(input_shape))
+                            input_shape=_input_shape(input_shape),
+                            kernels=click.get_current_context().meta.get(_KERNELS, {}))
     net = loaded.net
     detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, "
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
     for note in loaded.folded:
         detail(f"{model}: {note}")
+    for note in loaded.warnings:
+        warn(_named(note))
+    detail(loaded.pre.describe())
     return loaded
 
 
@@ -221,9 +226,9 @@ def _load_images(path: Optional[str], limit: Optional[int], label: str, model, r
         detail(f"resizing {len(dataset)} images of {path} from {ih}x{iw} to {h}x{w}")
         dataset = resize_dataset(dataset, h, w)
     try:
-        model.check_images(dataset.x, path)
+        model.check_dataset(dataset, path)
     except CmsisgenError:
-        if (ih, iw) == (h, w):
+        if resize or (ih, iw) == (h, w):
             raise
         raise CmsisgenError(f"{path}: images are {ih}x{iw}, the network input is {h}x{w} "
                             "(give --resize to resize them)") from None
@@ -275,15 +280,45 @@ def located_notes(compiled) -> list[str]:
 
 
 #: The option of each library setting a message may name (errors.SettingError).
-OPTION_OF_SETTING = {"mean": "--mean", "scale": "--scale", "input_shape": "--input-shape",
+OPTION_OF_SETTING = {"mean": "--mean", "scale": "--scale", "bgr": "--bgr", "input_shape": "--input-shape",
                      "calib_images": "--calib", "test_vectors": "--test-vectors"}
 
 
 def _named(message):
     """A library error or note about a setting, worded with the setting's option."""
     if isinstance(message, (SettingError, SettingNote)):
-        return message.named(OPTION_OF_SETTING.get(message.setting, message.setting))
+        return message.named(lambda setting: OPTION_OF_SETTING.get(setting, setting))
     return message
+
+
+#: Where a command's --kernel choices are kept in its click context (ctx.meta).
+_KERNELS = "cmsisgen.kernels"
+
+
+def _kernel_choices(values: tuple[str, ...]) -> dict[str, str]:
+    """--kernel LAYER=FUNCTION (repeatable) -> {layer: function}."""
+    choices: dict[str, str] = {}
+    for value in values:
+        layer, sep, function = value.partition("=")
+        if not sep or not layer or not function:
+            raise CmsisgenError(f"--kernel '{value}': expected LAYER=FUNCTION, such as "
+                                "conv1=arm_convolve_HWC_q7_basic_nonsquare")
+        if layer in choices:
+            raise CmsisgenError(f"--kernel {value}: layer '{layer}' is already given {choices[layer]}")
+        choices[layer] = function
+    return choices
+
+
+def _with_kernel_option(command: Callable) -> Callable:
+    """Add --kernel; its choices go to the context, where loading the model reads them."""
+    @functools.wraps(command)
+    def run(*args, kernel: tuple[str, ...] = (), **kwargs):
+        click.get_current_context().meta[_KERNELS] = _kernel_choices(kernel)
+        return command(*args, **kwargs)
+
+    return click.option("--kernel", metavar="LAYER=FUNCTION", multiple=True,
+                        help="Use FUNCTION for LAYER instead of the first that fits (repeatable); refused, naming "
+                             "the rule, when the function cannot run the layer.")(run)
 
 
 def _common_model_options(command: Callable) -> Callable:
@@ -302,7 +337,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return command
+    return _with_kernel_option(command)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -341,7 +376,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape,
                     report_path, test_vectors, data, ram_limit, flash_limit, json_path, check) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
-    from .codegen import render
+    from .codegen import ALL_OUTPUT_FILES, render
     from .footprint import memory_use, memory_warning
     from .output import stale_files, write_output
     from .report import build_report, format_table, to_json
@@ -364,14 +399,14 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         files = render(compiled.program, compiled.plan, Path(model).name, vectors)
         report = build_report(compiled.program, compiled.plan)
     if check:
-        stale = stale_files(files, Path(out_dir))
+        stale = stale_files(files, Path(out_dir), ALL_OUTPUT_FILES)
         if stale:
             raise CmsisgenError(f"{out_dir}: generated files are stale: {', '.join(stale)} "
                                 f"(re-run without --check to regenerate)")
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = located_notes(compiled)
+    warnings = [_named(note) for note in loaded.warnings] + located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
@@ -381,7 +416,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
                "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings}
     texts = {"--report": to_json(report), "--json": json.dumps(summary, indent=2) + "\n"}
     with _stage("writing the output"):
-        removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()})
+        removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()},
+                               legacy=ALL_OUTPUT_FILES)
     if removed:
         info(f"{out_dir}: removed {', '.join(removed)}, written by an earlier compile and not by this one")
     if json_path == "-":
@@ -443,13 +479,12 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
                         out_dir: Optional[str] = None) -> None:
     """A file an option writes must be none of the run's inputs, generated files or other
     files written."""
-    from .codegen import GENERATED_FILES
+    from .codegen import ALL_OUTPUT_FILES
     from .output import MANIFEST, refuse_overwriting
 
     protected = list(inputs)
     if out_dir is not None:
-        protected += [(f"the generated {name}", Path(out_dir) / name)
-                      for name in (*GENERATED_FILES, "test_vectors.h", MANIFEST)]
+        protected += [(f"the generated {name}", Path(out_dir) / name) for name in (*ALL_OUTPUT_FILES, MANIFEST)]
     whats = {"--report": "report", "--json": "summary"}
     for option, path in files_out.items():
         refuse_overwriting(path, whats[option], protected)
@@ -513,6 +548,8 @@ def inspect_command(model, weights, input_shape) -> None:
     from .loader import load_net
 
     net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape))
+    for note in net.warnings:
+        warn(_named(note))
     click.echo(f"net {net.name or '(unnamed)'}")
     for name, shape in net.input_shapes.items():
         click.echo(f"  input {name}: {'x'.join(map(str, shape))}")

@@ -5,20 +5,23 @@ so the same model gives byte-identical files and firmware CI sees no spurious di
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Optional
 
 import jinja2
 import numpy as np
 
-from . import __version__
+from . import __version__, own_kernels
+from .c_names import c_comment, c_identifier, c_string, check_unique, unique_prefixes
 from .mapper.buffers import IMAGE, BufferPlan, Placement
-from .mapper.program import Op, Program
+from .mapper.calls import Op, Program
+from .ops.network_input import DEFINITION as INPUT_DEFINITION
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
+#: Every file a compile may write. OUT's manifest says which ones a compile wrote; this list
+#: only recognises the files of an OUT written before the manifest (output.earlier_outputs).
+ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",) + own_kernels.ALL_FILES
 #: Elements per line in emitted arrays.
 ROW = 16
 
@@ -35,12 +38,6 @@ class TestVectors:
     step_checksums: Optional[np.ndarray] = None  # uint32 (N, steps)
 
 
-def c_identifier(name: str) -> str:
-    """Upper-case C identifier for a Caffe layer or blob name ('conv1@1' -> 'CONV1_1')."""
-    ident = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").upper() or "T"
-    return "L_" + ident if ident[0].isdigit() else ident
-
-
 def c_array(values: np.ndarray, indent: str = "    ") -> str:
     """Comma-separated values, ROW per line; deterministic."""
     flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
@@ -54,50 +51,45 @@ def _environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True,
                              # Names from the model only ever appear in comments or
-                             # identifiers; no emitted expression may open or close a comment.
-                             finalize=lambda value: c_comment(value) if isinstance(value, str) else value)
+                             # identifiers; no emitted expression may open or close a comment
+                             # (C text rendered from a kernel's snippets is already safe).
+                             finalize=lambda value: value if isinstance(value, CCode) else
+                             c_comment(value) if isinstance(value, str) else value)
     env.filters["c_array"] = c_array
+    env.filters["c_string"] = c_string
     return env
 
 
-def c_comment(text: str) -> str:
-    """Text safe inside a C block comment: a layer named 'a*/b' must not end it."""
-    return str(text).replace("*/", "* /").replace("/*", "/ *")
-
-
-def _unique_names(bases: list[str], reserved: set[str]) -> list[str]:
-    """Distinct C names: a clash gets ``_2``, ``_3``... avoiding every other base too.
-
-    Names in the NN_ namespace (the generated API: NN_INPUT_SIZE, NN_OUTPUT_SIZE, ...)
-    are moved out of it with an ``L_`` prefix, so a layer called 'nn_output' cannot
-    redefine them.
-    """
-    bases = ["L_" + b if b.startswith("NN_") and b not in reserved else b for b in bases]
-    wanted = set(bases)
-    taken: set[str] = set()
-    names = []
-    for base in bases:
-        name, n = base, 1
-        while name in taken or (name != base and name in wanted):
-            n += 1
-            name = f"{base}_{n}"
-        taken.add(name)
-        names.append(name)
-    return names
+class CCode(str):
+    """C text rendered by this module (a kernel's snippet): the template prints it as is."""
 
 
 def _layer_prefixes(ops: list[Op]) -> list[str]:
-    bases = ["NN_INPUT" if op.kind == "input" else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
+    """Each step's C prefix: its layer's name (a copy's with _COPY; the input conversion NN_INPUT)."""
+    bases = ["NN_INPUT" if not op.inputs else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
              for op in ops]
-    return _unique_names(bases, reserved={"NN_INPUT"})
+    return unique_prefixes(bases, owned={"NN_INPUT"})
+
+
+def _steps(env: jinja2.Environment, program: Program, prefixes: list[str], tensor_buf: dict[str, str]) -> list[dict]:
+    """Every op's C, rendered from its kernel's snippets: parameters.h lines, weights.h arrays,
+    and the statements of its step in run_nn()."""
+    steps = []
+    for prefix, op in zip(prefixes, program.ops):
+        names = dict(op=op, prefix=prefix, f=op.formats, a=op.args, buf=tensor_buf, out=tensor_buf[op.output])
+        text = {part: CCode(env.from_string(getattr(op.kernel, part)).render(**names)) if getattr(op.kernel, part)
+                else "" for part in ("call", "parameters", "weights")}
+        steps.append(dict(text, out=tensor_buf[op.output], size=program.tensors[op.output].size))
+    return steps
 
 
 def render(program: Program, plan: BufferPlan, model_name: str,
            vectors: Optional[TestVectors] = None) -> dict[str, str]:
     """All generated files as {file name: text}."""
     prefixes = _layer_prefixes(program.ops)
-    rows, buffer_macros, tensor_buf, scratch = _buffer_plan(plan)
+    rows, tensor_buf, scratch = _buffer_plan(plan, program, prefixes)
     c, h, w = program.input_shape
+    kernels = own_kernels.files_used(program.ops)
     context = {
         "version": __version__,
         "model": model_name,
@@ -105,51 +97,62 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "plan": plan,
         "ops": [(prefixes[i], op) for i, op in enumerate(program.ops)],
         "buffers": rows,
-        "buffer_macros": buffer_macros,
         "buf": tensor_buf,
         "scratch": scratch,
         "input": {"c": c, "h": h, "w": w, "size": c * h * w},
         "output_size": program.tensors[program.output].size,
         "output_frac": program.tensors[program.output].frac,
-        "uses_concat": any(op.kind == "concat" for op in program.ops),
+        "own_kernels_header": own_kernels.HEADER if kernels else None,
         "vectors": vectors,
     }
     env = _environment()
+    context["steps"] = _steps(env, program, prefixes, tensor_buf)
+    context["input_definition"] = CCode(env.from_string(INPUT_DEFINITION).render(op=program.ops[0]))
     files = {name: env.get_template(name + ".j2").render(**context) for name in GENERATED_FILES}
     if vectors is not None:
         files["test_vectors.h"] = env.get_template("test_vectors.h.j2").render(**context)
+    check_unique(files)
+    files.update(own_kernels.kernel_files(kernels))
     return files
 
 
-def _buffer_plan(plan: BufferPlan) -> tuple[list[dict], list[tuple[str, str]], dict[str, str], dict[int, str]]:
-    """The plan as nn.c shows and uses it: comment-table rows, buffer macros with their C
-    expressions, tensor -> macro and step -> scratch macro. One macro per in-place chain
-    (its tensors share one offset) and one per scratch buffer."""
-    placements = plan.placements()
-    heads: dict[str, Placement] = {}
-    for p in placements:
-        heads.setdefault(p.root, p)
-    macro = dict(zip(heads, _unique_names([_macro_base(p) for p in heads.values()], set())))
-    buffer_macros = [(macro[root], _address(p)) for root, p in heads.items()]
-    rows = [{"macro": macro[p.root], "region": p.region, "offset": p.offset, "bytes": p.bytes,
-             "steps": str(p.first) if p.first == p.last else f"{p.first}-{p.last}",
-             "name": p.name if p.scratch_of is None else p.name.replace("/scratch", " scratch")}
-            for p in placements]
-    tensor_buf = {name: macro[p.root] for name, p in plan.tensors.items()}
-    scratch = {step: macro[p.root] for step, p in plan.scratch.items()}
-    return rows, buffer_macros, tensor_buf, scratch
+def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tuple[list[dict], dict[str, str],
+                                                                                dict[int, str]]:
+    """The plan as nn.c shows and uses it: one row (and macro) per buffer, named after what it
+    holds -- the output of the step that writes it (``POOL1_OUT``, even where pool1 writes
+    over conv1's bytes), a step's scratch (``CONV1_SCRATCH``), the converted image
+    (``NN_INPUT_Q7``) -- then tensor -> macro and step -> scratch macro."""
+    writer = {op.output: (prefix, op) for prefix, op in zip(prefixes, program.ops)}
+    rows = []
+    for p in plan.placements():
+        if p.scratch_of is not None:
+            macro, holds = f"{prefixes[p.scratch_of]}_SCRATCH", p.name.replace("/scratch", " scratch")
+        else:
+            prefix, op = writer[p.name]
+            macro = "NN_INPUT_Q7" if p.name == program.input else f"{prefix}_OUT"
+            holds = _holds(p.name, op)
+        rows.append({"macro": macro, "region": p.region, "offset": p.offset, "bytes": p.bytes, "holds": holds,
+                     "steps": str(p.first) if p.first == p.last else f"{p.first}-{p.last}",
+                     "address": _address(p, macro), "tensor": p.name if p.scratch_of is None else None,
+                     "scratch_of": p.scratch_of})
+    tensor_buf = {row["tensor"]: row["macro"] for row in rows if row["tensor"] is not None}
+    scratch = {row["scratch_of"]: row["macro"] for row in rows if row["scratch_of"] is not None}
+    return rows, tensor_buf, scratch
 
 
-def _macro_base(placement: Placement) -> str:
-    if placement.scratch_of is not None:
-        return c_identifier(placement.name.rsplit("/", 1)[0]) + "_SCRATCH"
-    return c_identifier(placement.root) + "_BUF"
+def _holds(tensor: str, op: Op) -> str:
+    """What a buffer holds, in the model's words: a blob, the blob after an in-place layer
+    (an SSA name such as ``pool1@1``), or a copy the planner made."""
+    if op.kind == "copy":
+        return f"copy of {op.inputs[0].split('@')[0]} for {op.layer}"
+    blob = tensor.split("@")[0]
+    return blob if blob == op.layer or "@" not in tensor else f"{blob} after {op.layer}"
 
 
-def _address(placement: Placement) -> str:
+def _address(placement: Placement, macro: str) -> str:
     """C expression of a buffer's first byte inside run_nn() (``image`` is its argument)."""
     if placement.region == IMAGE:
-        return "((q7_t *)image)"
+        return f"((q7_t *)image + {macro}_OFFSET)"
     if placement.scratch_of is not None:
-        return f"((q15_t *)(void *)(nn_arena + {placement.offset}))"
-    return f"(nn_arena + {placement.offset})"
+        return f"((q15_t *)(void *)(nn_arena + {macro}_OFFSET))"
+    return f"(nn_arena + {macro}_OFFSET)"

@@ -14,19 +14,27 @@ class is the name of the folder that directly holds it, so a tree may have any n
 folders above the class folders. Classes sorted alphabetically give the label index (the
 usual Caffe/ImageFolder convention; for CIFAR-10: airplane=0 ... truck=9). Files that are not
 images (by extension), hidden files and ``__MACOSX`` entries are skipped. Images are decoded
-with Pillow and converted to RGB; all of them must have the same size.
+with Pillow and converted to RGB; all of them must have the same size. 16-bit greyscale
+images are read as round(v / 257); images Pillow would cut to 8 bits silently (48-bit RGB)
+or that have no 0..255 meaning (float) are refused by name.
+
+**Bounds.** Only regular files are read (a FIFO would block forever); an image file or zip
+member larger than ``MAX_FILE_BYTES`` and an image whose header gives more than
+``MAX_IMAGE_PIXELS`` are refused before they are read or decoded.
 
 **Order.** Samples come round-robin over the classes: the first sample of every class (in
 label order), then the second of every class, and so on; within a class, tree and zip samples
 are in file-path order and npz samples in their stored order. ``limit=N`` keeps the first N
 samples of that order, so any prefix covers the classes as evenly as possible and is the same
 on every machine. The order does not depend on ``limit``: ``load_dataset(p, limit=n)`` is
-exactly the first n samples of ``load_dataset(p)``.
+exactly the first n samples of ``load_dataset(p)``. ``zip_members(p, limit=n)`` names those
+samples of a zip without decoding them.
 """
 from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import zipfile
 from dataclasses import dataclass
@@ -38,6 +46,14 @@ import numpy as np
 from cmsisgen.errors import CmsisgenError
 
 MAX_LABEL = 32767  # labels are stored as int16 in generated test vectors
+#: Largest image decoded, in pixels (from the header, before decoding): far above any
+#: network input on a Cortex-M, small enough that a hostile file cannot exhaust memory.
+MAX_IMAGE_PIXELS = 4096 * 4096
+#: Largest image file read, in bytes (a zip member's uncompressed size from the zip's
+#: directory, a file's from the file system; both before reading).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Pillow modes of one-channel images; "I;16*" hold 16 bits, read as round(v / 257).
+GREY_MODES = frozenset({"1", "L", "LA", "I;16", "I;16B", "I;16L", "I;16N"})
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".tif", ".tiff", ".webp"}
 )
@@ -47,12 +63,14 @@ IMAGE_EXTENSIONS = frozenset(
 class Dataset:
     """Images and labels.
 
-    ``x``: (N, H, W, 3) uint8 RGB; ``y``: (N,) int64 label indices into ``classes``.
+    ``x``: (N, H, W, 3) uint8 RGB; ``y``: (N,) int64 label indices into ``classes``;
+    ``grey``: the images were all greyscale, so a colour network must not take them.
     """
 
     x: np.ndarray
     y: np.ndarray
     classes: tuple[str, ...]
+    grey: bool = False  # every image had one channel (copied into x's three)
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -79,6 +97,7 @@ def load_dataset(
         raise CmsisgenError(f"{p}: dataset not found")
     if p.is_dir():
         return _load_tree(p, limit, progress)
+    _regular(p)
     if p.suffix.lower() == ".npz":
         return _load_npz(p, limit)
     if zipfile.is_zipfile(p):
@@ -132,28 +151,88 @@ def _index(
     return [images[i][1] for i in order], [labels[i] for i in order], classes
 
 
+def _regular(path: Path) -> int:
+    """The size of ``path``; a FIFO, socket or device is refused before it is opened
+    (reading a FIFO named 1.png waits for a writer forever)."""
+    try:
+        info = os.stat(path)
+    except OSError as e:
+        raise CmsisgenError(f"{path}: cannot read ({e.strerror or e})") from None
+    mode = info.st_mode
+    if not stat.S_ISREG(mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a file")
+        raise CmsisgenError(f"{path}: {kind}, not a regular file")
+    return info.st_size
+
+
+def _rawmode(im) -> str:
+    """How the file stores its pixels (Pillow's raw mode, e.g. "RGB;16B"), or ""."""
+    tile = getattr(im, "tile", None) or []
+    args = getattr(tile[0], "args", None) if tile else None
+    if args is None and tile:
+        args = tile[0][3]
+    raw = args[0] if isinstance(args, tuple) and args else args
+    return raw if isinstance(raw, str) else ""
+
+
+def _pixels(im, name: str) -> tuple[np.ndarray, bool]:
+    """(H, W, 3) uint8 RGB of an opened image and whether it is greyscale.
+
+    8-bit images are read as Pillow converts them; 16-bit greyscale as round(v / 257), so
+    a 16-bit file made from 8-bit values by x257 gives back exactly those values. Formats
+    Pillow would silently cut to 8 bits (48-bit RGB, 16-bit grey with alpha) or that have
+    no 0..255 meaning (float, 32-bit integer) are refused by name.
+    """
+    width, height = im.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise CmsisgenError(f"{name}: image is {width}x{height} pixels, more than the {MAX_IMAGE_PIXELS:,} "
+                            "cmsisgen decodes")
+    raw = _rawmode(im)
+    if im.mode.startswith("I;16"):
+        wide = np.asarray(im, dtype=np.uint32)
+        grey = ((2 * wide + 257) // 514).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2), True
+    if im.mode in ("I", "F") or ";16" in raw or ";32" in raw:
+        raise CmsisgenError(f"{name}: a {_mode_name(im.mode, raw)} image (Pillow mode {im.mode}"
+                            f"{', stored as ' + raw if raw and raw != im.mode else ''}) cannot be read "
+                            "faithfully as 8-bit pixels; save it with 8 bits per channel (or 16-bit greyscale)")
+    return np.asarray(im.convert("RGB"), dtype=np.uint8), im.mode in GREY_MODES
+
+
+def _mode_name(mode: str, raw: str) -> str:
+    if mode == "F" or raw.startswith("F"):
+        return "floating-point"
+    if mode == "I" and ";16" not in raw:
+        return "32-bit integer"
+    return "16-bit-per-channel"
+
+
 def _decode_all(
     handles: list[object],
     read: Callable[[object], bytes],
     name: Callable[[object], str],
     progress: bool,
-) -> np.ndarray:
+) -> tuple[np.ndarray, bool]:
+    """The images in order, and whether every one of them was greyscale."""
     from PIL import Image, UnidentifiedImageError
 
     n = len(handles)
     x: Optional[np.ndarray] = None
     first_name = ""
+    all_grey = True
     # On a terminal the counter redraws in place; in a log it prints one line per 10 %.
     tty = progress and sys.stderr.isatty()
     step = max(1, n // (100 if tty else 10))
     for i, h in enumerate(handles):
         try:
-            with Image.open(io.BytesIO(read(h))) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            with Image.open(io.BytesIO(read(h))) as im:  # reads the header only
+                arr, grey = _pixels(im, name(h))
         except UnidentifiedImageError:  # Pillow's message names an in-memory object: useless
             raise CmsisgenError(f"{name(h)}: not an image Pillow can decode") from None
         except (OSError, ValueError, zipfile.BadZipFile, Image.DecompressionBombError) as e:
             raise CmsisgenError(f"{name(h)}: cannot read image ({_one_line(e)})") from None
+        all_grey = all_grey and grey
         if x is None:
             x = np.empty((n,) + arr.shape, dtype=np.uint8)
             first_name = name(h)
@@ -169,7 +248,7 @@ def _decode_all(
     if tty:
         print(file=sys.stderr, flush=True)
     assert x is not None
-    return x
+    return x, all_grey
 
 
 def _one_line(e: BaseException) -> str:
@@ -188,25 +267,48 @@ def _load_tree(root: Path, limit: Optional[int], progress: bool) -> Dataset:
         handles, labels = handles[:limit], labels[:limit]
 
     def read(h: object) -> bytes:
+        size = _regular(Path(h))  # type: ignore[arg-type]
+        if size > MAX_FILE_BYTES:
+            raise CmsisgenError(f"{h}: {size:,} bytes, more than the {MAX_FILE_BYTES:,} cmsisgen reads "
+                                "from one image file")
         return Path(h).read_bytes()  # type: ignore[arg-type]
 
-    x = _decode_all(handles, read, str, progress)
-    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes)
+    x, grey = _decode_all(handles, read, str, progress)
+    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes, grey=grey)
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise CmsisgenError(f"{path}: cannot read zip ({_one_line(e)})") from None
+
+
+def _zip_index(zf: zipfile.ZipFile, path: Path) -> tuple[list[object], list[int], tuple[str, ...]]:
+    """The zip's image members, labels and classes in dataset order (see :func:`_index`)."""
+    entries = [
+        (tuple(p for p in info.filename.split("/") if p), info)
+        for info in zf.infolist()
+        if not info.is_dir()
+    ]
+    return _index([(parts, info) for parts, info in entries if parts], path)
+
+
+def zip_members(path: Union[str, os.PathLike], limit: Optional[int] = None) -> list[str]:
+    """Names of the image members of the zip data set at ``path``, in the order
+    :func:`load_dataset` reads them, only the first ``limit``: the images a
+    ``--calib ZIP --calib-limit N`` run uses, without decoding them (so that a subset of a
+    large zip can be copied out, e.g. examples/cifar10/make_images.py)."""
+    p = Path(path)
+    with _open_zip(p) as zf:
+        handles, _, _ = _zip_index(zf, p)
+    return [h.filename for h in handles[:limit]]  # type: ignore[attr-defined]
 
 
 def _load_zip(path: Path, limit: Optional[int], progress: bool) -> Dataset:
-    try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as e:
-        raise CmsisgenError(f"{path}: cannot read zip ({_one_line(e)})") from None
+    zf = _open_zip(path)
     with zf:
-        entries = [
-            (tuple(p for p in info.filename.split("/") if p), info)
-            for info in zf.infolist()
-            if not info.is_dir()
-        ]
-        entries = [(parts, info) for parts, info in entries if parts]
-        handles, labels, classes = _index(entries, path)
+        handles, labels, classes = _zip_index(zf, path)
         if limit is not None:
             handles, labels = handles[:limit], labels[:limit]
         # Members are read in archive order (one sequential pass over the file) and then
@@ -215,18 +317,21 @@ def _load_zip(path: Path, limit: Optional[int], progress: bool) -> Dataset:
         blobs: list[bytes] = [b""] * len(handles)
         for i in by_offset:
             info = handles[i]
+            if info.file_size > MAX_FILE_BYTES:  # type: ignore[attr-defined]
+                raise CmsisgenError(f"{path}:{info.filename}: {info.file_size:,} bytes uncompressed, more than "  # type: ignore[attr-defined]
+                                    f"the {MAX_FILE_BYTES:,} cmsisgen reads from one zip member")
             try:
                 blobs[i] = zf.read(info)  # type: ignore[arg-type]
             except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as e:
                 raise CmsisgenError(f"{path}:{info.filename}: cannot read ({_one_line(e)})") from None  # type: ignore[attr-defined]
     idx = list(range(len(handles)))
-    x = _decode_all(
+    x, grey = _decode_all(
         idx,
         lambda i: blobs[i],  # type: ignore[index]
         lambda i: f"{path}:{handles[i].filename}",  # type: ignore[index]
         progress,
     )
-    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes)
+    return Dataset(x=x, y=np.asarray(labels, dtype=np.int64), classes=classes, grey=grey)
 
 
 # ----------------------------------------------------------------------------------------
@@ -287,9 +392,10 @@ def _load_npz(path: Path, limit: Optional[int]) -> Dataset:
     if limit is not None:
         order = order[:limit]
     x = x[order]
-    if x.shape[-1] == 1:
+    grey = x.shape[-1] == 1
+    if grey:
         x = np.repeat(x, 3, axis=-1)
-    return Dataset(x=np.ascontiguousarray(x), y=y[order], classes=classes)
+    return Dataset(x=np.ascontiguousarray(x), y=y[order], classes=classes, grey=grey)
 
 
 # ----------------------------------------------------------------------------------------
@@ -311,4 +417,4 @@ def resize_dataset(dataset: Dataset, height: int, width: int) -> Dataset:
         pil = Image.fromarray(image[..., 0] if image.shape[2] == 1 else image)
         resized = np.asarray(pil.resize((width, height), getattr(Image, "Resampling", Image).BILINEAR), dtype=np.uint8)
         x[i] = resized.reshape(height, width, -1)
-    return Dataset(x=x, y=dataset.y, classes=dataset.classes)
+    return Dataset(x=x, y=dataset.y, classes=dataset.classes, grey=dataset.grey)

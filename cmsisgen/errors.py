@@ -1,6 +1,8 @@
 """The one exception type the CLI turns into a one-line message and exit status 2."""
 from __future__ import annotations
 
+from typing import Callable
+
 
 class CmsisgenError(Exception):
     """A problem with the user's input (model, weights, data, options).
@@ -21,8 +23,16 @@ class CmsisgenError(Exception):
         return CmsisgenError(f"{where}: {message}")
 
 
-#: Where a setting's name goes in a :class:`SettingError` or :class:`SettingNote` template.
+#: Where a setting's name goes in a :class:`SettingError` or :class:`SettingNote` template
+#: (other settings a message names go where ``{name}`` stands, e.g. ``{scale}``).
 SETTING = "{setting}"
+
+
+def _fill(template: str, settings: tuple[str, ...], name: Callable[[str], str]) -> str:
+    text = template.replace(SETTING, name(settings[0]))
+    for other in settings[1:]:
+        text = text.replace("{" + other + "}", name(other))
+    return text
 
 
 class SettingError(CmsisgenError):
@@ -30,23 +40,24 @@ class SettingError(CmsisgenError):
 
     The library knows a setting by its keyword argument (``mean``, ``scale``,
     ``input_shape``); a front end knows it by its own name (the CLI's ``--mean``). The
-    message is a template in which :data:`SETTING` stands for the name: ``str()`` gives the
-    library's wording, :meth:`named` the front end's, so library messages never name CLI
-    flags and the CLI's messages always do.
+    message is a template in which :data:`SETTING` stands for the setting's name (and
+    ``{other}`` for each of ``also``): ``str()`` gives the library's wording, :meth:`named`
+    the front end's, so library messages never name CLI flags and the CLI's always do.
     """
 
-    def __init__(self, setting: str, template: str):
-        self.setting, self.template = setting, template
-        super().__init__(template.replace(SETTING, setting))
+    def __init__(self, setting: str, template: str, also: tuple[str, ...] = ()):
+        self.setting, self.template, self.settings = setting, template, (setting, *also)
+        super().__init__(_fill(template, self.settings, str))
 
-    def named(self, name: str) -> CmsisgenError:
-        return CmsisgenError(self.template.replace(SETTING, name))
+    def named(self, name: Callable[[str], str]) -> CmsisgenError:
+        """The message with each setting called ``name(setting)``."""
+        return CmsisgenError(_fill(self.template, self.settings, name))
 
     def at(self, where: str | None) -> "CmsisgenError":
         located = super().at(where)
         if located is self:
             return self
-        return SettingError(self.setting, f"{where}: {self.template}")
+        return SettingError(self.setting, f"{where}: {self.template}", self.settings[1:])
 
 
 class SettingNote(str):
@@ -55,11 +66,13 @@ class SettingNote(str):
 
     setting: str
     template: str
+    settings: tuple[str, ...]
 
-    def __new__(cls, setting: str, template: str) -> "SettingNote":
-        note = super().__new__(cls, template.replace(SETTING, setting))
-        note.setting, note.template = setting, template
+    def __new__(cls, setting: str, template: str, also: tuple[str, ...] = ()) -> "SettingNote":
+        settings = (setting, *also)
+        note = super().__new__(cls, _fill(template, settings, str))
+        note.setting, note.template, note.settings = setting, template, settings
         return note
 
-    def named(self, name: str) -> str:
-        return self.template.replace(SETTING, name)
+    def named(self, name: Callable[[str], str]) -> str:
+        return _fill(self.template, self.settings, name)

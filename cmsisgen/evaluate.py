@@ -7,7 +7,7 @@ import numpy as np
 
 from .float_forward import forward
 from .pipeline import Compiled
-from .simulator.program import run_program
+from .simulator.execute import run_program
 
 BATCH = 500
 

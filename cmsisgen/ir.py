@@ -119,8 +119,8 @@ LayerParams = Union[ConvParams, PoolParams, InnerProductParams, ConcatParams, El
 class Layer:
     """One Caffe layer after loading.
 
-    ``type`` is the current-generation Caffe type string ("Convolution", "Pooling",
-    "ReLU", "InnerProduct", "Softmax", "Dropout", "Flatten", "Concat", "Split").
+    ``type`` is the current-generation Caffe type string (a V1 net's types are upgraded by
+    the loader); :func:`cmsisgen.ops.kind_of` gives what cmsisgen knows about it.
     ``blobs`` hold float32 arrays in Caffe's layout: convolution (O, I, kh, kw),
     inner product (O, I) with I in Caffe's CHW flatten order, bias (O,).
     """
@@ -141,6 +141,8 @@ class Transform:
     mean_values: tuple[float, ...] = ()
     scale: float = 1.0
     crop_size: int = 0
+    # The prototxt has a transform_param (or data_param's old copies); not part of equality.
+    given: bool = field(default=False, compare=False)
 
 
 @dataclass
@@ -158,6 +160,7 @@ class Net:
     transform: Transform = field(default_factory=Transform)
     source: str = ""  # the prototxt path, for error messages
     shapes: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)  # one line each, from loading the files
 
     def producer(self, tensor: str) -> Optional[Layer]:
         for layer in self.layers:

@@ -8,6 +8,7 @@ same quantized program; everything that can be checked without images is checked
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,8 +21,8 @@ from .fold import fold_affine
 from .loader import load_net
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
-from .mapper.mapper import check_supported, map_network
-from .mapper.program import Program
+from .mapper.lowering import check_supported, map_network
+from .mapper.calls import Program
 from .preprocess import Preprocessing, build_preprocessing
 from .quantizer import Quantization, calibrate, quantize
 
@@ -40,16 +41,50 @@ class Compiled:
     notes: list[str]
 
 
-def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[float], bgr: bool) -> Preprocessing:
+def _mean_file(net: ir.Net, name: str, from_option: bool, warnings: list[str]) -> Path:
+    """The mean file a relative ``mean_file`` of the prototxt names: beside the prototxt,
+    else in the current folder (a ``mean`` setting's path is taken as given). When both exist and
+    differ, the one used and the one ignored are named in a warning."""
+    path = Path(name)
+    if from_option or path.is_absolute() or not net.source:
+        return path
+    beside = Path(net.source).parent / path
+    if not beside.is_file():
+        if path.is_file():
+            return path
+        raise SettingError("mean", f"{net.source}: mean_file '{name}' does not exist beside the prototxt "
+                                   f"({beside}) or in the current folder (give {SETTING})")
+    if path.is_file() and not os.path.samefile(beside, path):
+        warnings.append(f"{net.source}: mean_file '{name}': using {beside} (beside the prototxt), not {path} "
+                        "in the current folder")
+    return beside
+
+
+def _guess_warning(net: ir.Net, bgr: bool) -> str:
+    order = "luminance" if next(iter(net.input_shapes.values()))[0] == 1 else "BGR" if bgr else "RGB"
+    return SettingNote("mean", f"{net.source}: no transform_param and no {SETTING}/{{scale}}: the input is the "
+                               f"image as read, mean 0, scale 1, {order} (give {SETTING} and {{scale}} if the model "
+                               "was trained otherwise)", also=("scale",))
+
+
+def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[float], bgr: bool,
+                          warnings: Optional[list[str]] = None) -> Preprocessing:
     """The prototxt's transform_param, overridden by the ``mean`` / ``scale`` settings.
 
     A mean_file named by the prototxt that does not exist is an error only when no
     ``mean`` replaces it. Errors name the setting (:class:`SettingError`) or the prototxt
-    they come from.
+    they come from; what was guessed (no transform_param at all) or chosen between two
+    files goes to ``warnings``.
     """
+    warnings = [] if warnings is None else warnings
     c, h, w = next(iter(net.input_shapes.values()))
     transform = net.transform
     origin = net.source
+    if bgr and c != 3:
+        raise SettingError("bgr", f"{SETTING}: the network input has {c} channel{'s' if c > 1 else ''}; "
+                                  "a channel order applies only to 3-channel inputs")
+    if mean is None and scale is None and not transform.given:
+        warnings.append(_guess_warning(net, bgr))
     if mean is not None:
         option = parse_mean_option(mean)
         transform = replace(transform, **option)
@@ -59,25 +94,23 @@ def resolve_preprocessing(net: ir.Net, mean: Optional[str], scale: Optional[floa
             raise SettingError("scale", f"{SETTING} {scale}: must be a positive, finite number")
         transform = replace(transform, scale=scale)
     mean_array: Optional[np.ndarray] = None
+    mean_origin = ""
     if transform.mean_file:
-        path = Path(transform.mean_file)
-        if mean is None and not path.is_absolute() and net.source:
-            beside = Path(net.source).parent / path
-            path = beside if beside.exists() else path
-        if not path.exists():
-            raise SettingError("mean", f"{net.source}: mean_file '{transform.mean_file}' does not exist (give {SETTING})")
+        path = _mean_file(net, transform.mean_file, mean is not None, warnings)
         mean_array = read_mean_binaryproto(path)
         if not np.all(np.isfinite(mean_array)):
             raise CmsisgenError(f"{path}: the mean image holds NaN/Inf values")
+        mean_origin = str(path)
     elif transform.mean_values:
         mean_array = np.asarray(transform.mean_values, dtype=np.float64)
         if not np.all(np.isfinite(mean_array)):
             raise _origin_error(origin, f"mean_value must be finite numbers, got "
                                         f"{', '.join(f'{v:g}' for v in transform.mean_values)}")
     try:
-        return build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
+        pre = build_preprocessing(mean_array, transform.scale, bgr, c, (h, w), crop_size=transform.crop_size)
     except CmsisgenError as exc:
         raise _origin_error(origin, str(exc)) from None
+    return replace(pre, mean_file=mean_origin)
 
 
 def _origin_error(origin: str, what: str) -> CmsisgenError:
@@ -102,10 +135,21 @@ class Model:
     pre: Preprocessing
     fc_variant: str
     folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
+    warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
+    kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return next(iter(self.net.input_shapes.values()))
+
+    def check_dataset(self, dataset, source: str) -> None:
+        """:meth:`check_images`, and refuse greyscale images for a colour network: copied
+        into three channels they are not what it was trained on (a silent 10 %)."""
+        channels = self.input_shape[0]
+        if dataset.grey and channels == 3:
+            raise CmsisgenError(f"{source}: the images are greyscale (1 channel) and the network input has "
+                                "3 channels (colour); give colour images")
+        self.check_images(dataset.x, source)
 
     def check_images(self, images: np.ndarray, source: str) -> None:
         """Refuse images the network cannot take (wrong size, no crop), naming ``source``."""
@@ -118,24 +162,30 @@ class Model:
 
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
-               input_shape: Optional[tuple[int, int, int]] = None) -> Model:
-    """Load and check everything that does not need images: files, mapper rules, preprocessing."""
+               input_shape: Optional[tuple[int, int, int]] = None,
+               kernels: Optional[dict[str, str]] = None) -> Model:
+    """Load and check everything that does not need images: files, kernel rules (with the
+    functions forced per layer in ``kernels``), preprocessing."""
     net = load_net(prototxt, weights, input_shape=input_shape)
     folded = fold_affine(net)
     try:
-        check_supported(net, fc_variant)
+        check_supported(net, fc_variant, kernels)
     except CmsisgenError as exc:
         raise exc.at(net.source) from None
-    return Model(net=net, pre=resolve_preprocessing(net, mean, scale, bgr), fc_variant=fc_variant, folded=folded)
+    warnings = list(net.warnings)
+    pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
+    return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
+                 kernels=dict(kernels or {}))
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
-                  progress: Optional[Callable[[int], None]] = None) -> Compiled:
+                  progress: Optional[Callable[[int], None]] = None,
+                  kernels: Optional[dict[str, str]] = None) -> Compiled:
     """Everything up to (not including) rendering C."""
     model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                       input_shape=input_shape)
+                       input_shape=input_shape, kernels=kernels)
     return compile_loaded(model, calib_images, progress)
 
 
@@ -161,7 +211,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
     try:
         ranges = calibrate(net, counted())
         quant = quantize(net, ranges)
-        program = map_network(net, quant, pre, fc_variant=model.fc_variant)
+        program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None

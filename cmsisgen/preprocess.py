@@ -39,6 +39,19 @@ class Preprocessing:
     scale: float
     channel_source: tuple[int, ...]
     crop_size: int = 0
+    mean_file: str = ""  # the file the mean image was read from, for describe()
+
+    def describe(self) -> str:
+        """One line: the mean (and its file), scale and channel order actually used."""
+        if self.mean_file:
+            mean = f"mean image {self.mean_file} ({'x'.join(map(str, self.mean.shape))} as used)"
+        elif np.any(self.mean):
+            mean = "mean " + ",".join(f"{v:g}" for v in self.mean.reshape(-1))
+        else:
+            mean = "mean 0"
+        order = {(0,): "luminance", (0, 1, 2): "RGB", (2, 1, 0): "BGR"}[self.channel_source]
+        crop = f", center crop {self.crop_size}" if self.crop_size else ""
+        return f"input preprocessing: {mean}, scale {self.scale:g}, channel order {order}{crop}"
 
     def raw_images(self, images: np.ndarray, height: int, width: int) -> np.ndarray:
         """What ``run_nn()`` receives for these decoded RGB images: uint8 NHWC at the

@@ -5,18 +5,8 @@ import json
 from typing import Any
 
 from .mapper.buffers import BufferPlan
-from .mapper.program import Op, Program
-from .quantizer import q_format
-
-
-def _weight_bytes(op: Op) -> int:
-    if op.kind == "input" and op.input_fp is not None:
-        return 4 * int(op.input_fp.offsets.size)
-    if op.weight_data is None:
-        return 0
-    if op.kind == "lrn":  # the multiplier table is int32
-        return 4 * int(op.weight_data.size)
-    return int(op.weight_data.size) + (int(op.bias.size) if op.bias is not None else 0)
+from .mapper.calls import Program
+from .qformat import q_format
 
 
 def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
@@ -47,7 +37,7 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
             "bias_lshift": f.get("bias_lshift"),
             "out_rshift": f.get("out_rshift"),
             "macs": op.macs,
-            "weight_bytes": _weight_bytes(op),
+            "weight_bytes": op.weight_bytes,
             "activation_bytes": out.size,
             "scratch_bytes": op.scratch_bytes,
             "output_region": plan.tensors[op.output].region,

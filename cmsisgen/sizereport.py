@@ -2,7 +2,8 @@
 
 Flash: weights (the arrays weights.h declares, i.e. the model's weights and biases and
 its input offsets; without --model-dir every .rodata array of nn.o), test vectors (nn_test_*
-arrays, only in self-test builds), code (model = nn.o's code and its other constants;
+arrays, only in self-test builds), code (model = the code and other constants of nn.o and of
+the cmsisgen kernels copied beside nn.c, i.e. of every object built from the model folder;
 CMSIS-NN kernels = code and constants of every object built from the kernel source folder,
 --kernel-dir, so the portable kernels' pnn_* helpers count as kernels too; runtime =
 startup, self test, libc), other (strings, .data initialisers, alignment). RAM: activation
@@ -46,6 +47,9 @@ except ImportError:  # run as a plain script from the firmware Makefiles
 SCRATCH_RE = re.compile(r"scratch|col_?buf|buffer_?a\b|buffer_?b\b|bufferA|bufferB|vec_?buf|im2col",
                         re.IGNORECASE)
 TEST_VECTOR_RE = re.compile(r"^nn_test_")
+#: Without --model-dir, the model's objects by name: nn.o and the cmsisgen kernels
+#: (cmsisgen.own_kernels.ALL_FILES: nn_concat_q7.c, nn_lrn_q7.c, ...).
+MODEL_OBJECT_RE = re.compile(r"^nn(_\w+_q7)?\.o$")
 
 
 @dataclass
@@ -128,9 +132,10 @@ def _spellings(folder: Path) -> list[str]:
 
 
 def _is_model_obj(obj: str, model_dirs: list[str] | None) -> bool:
+    """Built from a .c of the model folder: nn.c or a cmsisgen kernel compile copied beside it."""
     if model_dirs is not None:
-        return any(obj.endswith(d + "nn.o") for d in model_dirs)
-    return Path(obj).name == "nn.o"
+        return obj.endswith(".o") and any(d in obj and "/" not in obj.rsplit(d, 1)[1] for d in model_dirs)
+    return MODEL_OBJECT_RE.match(Path(obj).name) is not None
 
 
 def _is_kernel_obj(obj: str, kernel_dirs: list[str]) -> bool:
@@ -240,7 +245,7 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
 _FLASH_LABELS = [
     ("weights", "weights (model .rodata)"),
     ("test_vectors", "test vectors (self test only)"),
-    ("code_model", "code: nn.c (+ its constants)"),
+    ("code_model", "code: nn.c + own kernels"),
     ("code_kernels", "code: CMSIS-NN kernels"),
     ("code_runtime", "code: startup, self test, libc"),
     ("other", "other (strings, .data init, padding)"),

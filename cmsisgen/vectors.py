@@ -13,7 +13,7 @@ import numpy as np
 from .codegen import TestVectors
 from .errors import CmsisgenError
 from .pipeline import Compiled
-from .simulator.program import run_program, step_checksums
+from .simulator.execute import run_program, step_checksums
 
 #: Images simulated at once.
 BATCH = 256
@@ -52,7 +52,7 @@ def step_names(compiled: "Compiled") -> tuple[str, ...]:
 
 
 def _simulate(compiled: "Compiled", raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from .simulator.program import run_program, step_checksums
+    from .simulator.execute import run_program, step_checksums
 
     program = compiled.program
     _, h, w = program.input_shape

@@ -253,7 +253,7 @@ def eltwise(ins: list[np.ndarray], fracs: list[int], out_frac: int, operation: s
 def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
     """x (C, H, W): the sum of squares of every window by explicit loops, the multiplier
     from the compile-time table, rounded and saturated product."""
-    from cmsisgen.mapper.lrn import lrn_table
+    from cmsisgen.ops.lrn import lrn_table
 
     t = lrn_table(name, p, in_frac, out_frac)
     c, h, w = x.shape
@@ -274,7 +274,7 @@ def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
                 step = 1 << (t.mantissa_bits - 1)
                 index = s if e == 0 else (1 << t.mantissa_bits) + (e - 1) * step + (s >> e) - step
                 index = min(index, t.table.size - 1)
-                out[ch, y, xx] = sat8((int(x[ch, y, xx]) * int(t.table[index]) + nn_round(t.out_shift)) >> t.out_shift)
+                out[ch, y, xx] = sat8((int(x[ch, y, xx]) * int(t.table[index]) + nn_round(t.out_rshift)) >> t.out_rshift)
     return out
 
 

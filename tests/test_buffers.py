@@ -26,12 +26,14 @@ from caffe_models import layer, write_model
 from random_nets import CATALOGUE, write_random_net
 from cmsisgen import codegen
 from cmsisgen.mapper import rules
+from cmsisgen.ops import pooling, relu
+from cmsisgen.ops.base import in_place
 from cmsisgen.mapper.buffers import ALIGN, ARENA, IMAGE, plan_buffers
 from cmsisgen.pipeline import compile_model
 from cmsisgen.report import build_report
-from cmsisgen.mapper.program import Op
+from cmsisgen.mapper.calls import Op
 from cmsisgen.simulator import kernels, memory
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 from cmsisgen.verify import build_and_run, firmware_dir, format_result
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,11 +186,18 @@ def test_cifar10_generated_code_and_report(cifar10):
     assert "arm_status run_nn(uint8_t *image, q7_t *scores);" in nn_h
     assert "#define NN_ARENA_BYTES 33068\n" in nn_c
     assert "static q7_t nn_arena[NN_ARENA_BYTES]" in nn_c and "static q15_t" not in nn_c
-    assert "#define DATA_BUF ((q7_t *)image)\n" in nn_c
-    assert "#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + 16384))\n" in nn_c
-    assert " *   CONV1_BUF                      arena        0    8192  2-3      pool1\n" in nn_c
-    assert "arm_maxpool_q7_HWC(CONV1_BUF, POOL1_IN_DIM" in nn_c and "POOL1_OUT_DIM, NULL, CONV1_BUF);" in nn_c
-    assert "(q7_t *)nn_scratch, CONV2_BUF);" in nn_c
+    # one buffer name per step's output (pool1 writes over conv1: one offset, two names)
+    assert "#define NN_INPUT_Q7 ((q7_t *)image + NN_INPUT_Q7_OFFSET)\n" in nn_c
+    assert ("#define CONV2_SCRATCH_OFFSET 16384\n#define CONV2_SCRATCH_BYTES 3200\n"
+            "#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + CONV2_SCRATCH_OFFSET))\n") in nn_c
+    assert " *   POOL1_OUT                      arena        0    8192  2-3      pool1\n" in nn_c
+    assert " *   RELU1_OUT                      arena        0    8192  3-4      pool1 after relu1\n" in nn_c
+    assert "#define POOL1_OUT_OFFSET 0\n" in nn_c and "#define CONV1_OUT_OFFSET 0\n" in nn_c
+    assert "arm_maxpool_q7_HWC(CONV1_OUT, POOL1_IN_DIM" in nn_c and "POOL1_OUT_DIM, NULL, POOL1_OUT);" in nn_c
+    assert "arm_relu_q7(RELU1_OUT, RELU1_SIZE);" in nn_c and "RELU1_OUT, CONV2_IN_DIM" in nn_c
+    assert "(q7_t *)nn_scratch, POOL2_OUT);" in nn_c
+    assert ("NN_STATIC_ASSERT(nn_plan_POOL2_OUT_fits, POOL2_OUT_OFFSET + POOL2_OUT_BYTES <= NN_ARENA_BYTES);"
+            in nn_c)
     report = build_report(cifar10.program, cifar10.plan)
     totals = report["totals"]
     assert (totals["arena_bytes"], totals["scratch_bytes"], totals["input_buffer_bytes"]) == (33068, 3200, 3073)
@@ -355,7 +364,8 @@ def test_last_reader_pools_in_place(tmp_path):
 def test_pool_not_in_place_gets_a_buffer_of_its_own(tmp_path, monkeypatch):
     """Without the in-place rule a pooling layer still destroys its input, and its output
     goes beside it."""
-    monkeypatch.setattr(rules, "IN_PLACE", {})
+    monkeypatch.setattr(pooling, "MAX", dataclasses.replace(
+        pooling.MAX, candidates=tuple(dataclasses.replace(c, in_place=None) for c in pooling.MAX.candidates)))
     compiled = compile_layers(tmp_path, [layer("conv1", "Convolution", num_output=4, kernel_size=1),
                                          layer("pool", "Pooling", pool="MAX", kernel_size=3, stride=1)])
     pool = compiled.program.ops[2]
@@ -447,8 +457,8 @@ def pool_site(dim, kernel, stride, pad):
 
 def supported(site):
     """Every rule of arm_avepool_q7_HWC (a superset of arm_maxpool_q7_HWC's) holds."""
-    (_, pool_rules), = rules.FUNCTIONS["Pooling/ave"]
-    return all(rule(site) for rule in pool_rules)
+    candidate, = pooling.AVE.candidates
+    return all(rule(site) for rule in candidate.rules)
 
 
 def kernel_runs(site):
@@ -467,23 +477,24 @@ def test_in_place_rule_holds_for_every_supported_pooling():
     over the input; the rule only refuses geometries those rules already refuse."""
     supported_geometries = [g for g in GEOMETRIES if supported(pool_site(*g))]
     assert len(supported_geometries) > 150
-    assert all(rules.pooling_output_fits_over_input(pool_site(*g)) for g in supported_geometries)
-    assert rules.works_in_place("arm_maxpool_q7_HWC", pool_site(32, 3, 2, 0))  # CIFAR-10 pool1
-    assert rules.works_in_place("arm_avepool_q7_HWC", pool_site(16, 3, 2, 0))  # pool2
+    assert all(pooling.pooling_output_fits_over_input(pool_site(*g)) for g in supported_geometries)
+    assert in_place(pooling.MAX, "arm_maxpool_q7_HWC", pool_site(32, 3, 2, 0))  # CIFAR-10 pool1
+    assert in_place(pooling.AVE, "arm_avepool_q7_HWC", pool_site(16, 3, 2, 0))  # pool2
     # padding >= stride: row 1's window starts at row 0, so output row 1 (pixels 3..5 of a
     # 4x4 input pooled to 3x3) lands on input row 1 (4..6), which it reads after row 0
-    assert not rules.pooling_output_fits_over_input(pool_site(4, 3, 1, 1))
-    assert not rules.works_in_place("arm_relu_q7", pool_site(8, 2, 2, 0))  # not in rules.IN_PLACE
+    assert not pooling.pooling_output_fits_over_input(pool_site(4, 3, 1, 1))
+    assert not in_place(relu.CHOICE, "arm_relu_q7", pool_site(8, 2, 2, 0))  # no in-place rule: ReLU is in place anyway
 
 
 def pool_over_input(x, kernel, pad, stride, out_dim, mode):
     """The simulator's planned-memory model of pooling written over its own input."""
     n, d, _, c = x.shape
-    op = Op(layer="p", layer_type="Pooling", kind="maxpool" if mode == "max" else "avepool", function="",
-            inputs=["x"], output="y", in_place=True, clobbers_input=True,
-            args={"dim_kernel": kernel, "padding": pad, "stride": stride, "dim_im_out": out_dim})
+    op = Op(layer="p", layer_type="Pooling", kernel=pooling.MAXPOOL if mode == "max" else pooling.AVEPOOL,
+            function="", inputs=["x"], output="y", in_place=True, clobbers_input=True,
+            args={"dim_kernel": kernel, "padding": pad, "stride": stride, "dim_im_out": out_dim, "ch_im_in": c,
+                  "dim_im_in": d})
     mem = x.reshape(n, -1).copy()
-    memory._pool_over_input(op, mem, 0, d * d * c, (c, d, d))
+    op.kernel.over_input(op, mem, 0, d * d * c)
     return mem[:, :out_dim * out_dim * c].reshape(n, out_dim, out_dim, c)
 
 
@@ -500,7 +511,7 @@ def test_in_place_rule_is_exact_in_the_planned_memory_model(mode):
         x = rng.integers(-128, 128, size=(2, d, d, 3), dtype=np.int8)
         args = dict(kernel=k, pad=p, stride=s, out_dim=site.out_h)
         got, want = pool_over_input(x, mode=mode, **args), reference(x, **args)
-        if rules.pooling_output_fits_over_input(site):
+        if pooling.pooling_output_fits_over_input(site):
             assert np.array_equal(got, want), (d, k, s, p)
         else:
             differing += not np.array_equal(got, want)
@@ -565,7 +576,7 @@ def run_pool_in_place_c(tmp_path, include, sources, extra_flags=()):
 def check_c_results(results):
     differing = 0
     for (d, k, s, p, o, ch), (max_line, ave_line) in results.items():
-        if rules.pooling_output_fits_over_input(pool_site(d, k, s, p)):
+        if pooling.pooling_output_fits_over_input(pool_site(d, k, s, p)):
             assert (max_line, ave_line) == ("max same", "ave same"), (d, k, s, p, ch)
         else:
             differing += (max_line, ave_line) != ("max same", "ave same")

@@ -32,7 +32,6 @@ pytestmark = pytest.mark.caffe
 REPO = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "caffe_oracle_worker.py"
 EXAMPLE = REPO / "examples" / "cifar10"
-CIFAR_DATA = REPO.parent / "shared" / "data" / "cifar10"
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -380,12 +379,10 @@ def _example_inputs(n: int = 16) -> np.ndarray:
     tnet = load_net(EXAMPLE / "cifar10_train_test.prototxt", input_shape=(3, 32, 32))
     mean = read_mean_binaryproto(EXAMPLE / tnet.transform.mean_file)[None]
     scale = np.float32(tnet.transform.scale)
-    if (CIFAR_DATA / "test.zip").exists():
-        from cmsisgen.dataset import load_dataset
+    from cmsisgen.dataset import load_dataset
 
-        pixels = load_dataset(CIFAR_DATA / "test.zip", limit=n).x
-    else:
-        pixels = np.random.default_rng(0).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    # The example's own test images: the first n of the full test.zip.
+    pixels = load_dataset(EXAMPLE / "images" / "test-1000.zip", limit=n).x
     return ((pixels.transpose(0, 3, 1, 2).astype(np.float32) - mean) * scale).astype(np.float32)
 
 

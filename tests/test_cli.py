@@ -213,8 +213,9 @@ def test_softmax_must_be_the_output(tmp_path):
         layer("ip2", "InnerProduct", num_output=3)], input_shape=(3, 4, 4))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
     assert result.exit_code == 2
-    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever "
-                             "follows, so a Softmax is supported only as a network output (it feeds 'ip2')\n")
+    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): no CMSIS-NN function fits: "
+                             "arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax is supported "
+                             "only as a network output: no layer may read it (read by 'ip2').\n")
 
 
 def test_pooling_window_outside_the_image_is_refused(tmp_path):
@@ -271,10 +272,10 @@ def test_no_command_prints_the_help():
       layer("ip1", "InnerProduct", "c", "ip1", num_output=3), layer("ip2", "InnerProduct", "c", "ip2", num_output=3)],
      "model.prototxt: cmsisgen supports one network output, found 2: ip1, ip2"),
     ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
-     "model.prototxt: layer 'prob' (Softmax): arm_softmax_q7 writes Q0.7 whatever follows"),
+     "model.prototxt: layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
       layer("cat", "Concat", ["flat", "flat"], "cat")],
-     "model.prototxt: layer 'cat' (Concat): a Flatten output may only feed an InnerProduct"),
+     "model.prototxt: layer 'flat' (Flatten): A Flatten output, or a Reshape that reorders the HWC bytes"),
 ])
 def test_unsupported_wiring_is_refused_before_reading_images(tmp_path, npz, layers, message):
     proto, weights = write_model(tmp_path, layers, input_shape=(3, 16, 16))
@@ -393,7 +394,11 @@ def test_compile_json_summary(tmp_path, model):
     memory = summary["memory"]
     assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
     assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)
-    assert len(summary["warnings"]) == 1 and summary["warnings"][0].startswith("no --calib given")
+    assert len(summary["warnings"]) == 2  # as printed on stderr: the guessed preprocessing, then no --calib
+    assert summary["warnings"][0].endswith("no transform_param and no --mean/--scale: the input is the image as read, "
+                                           "mean 0, scale 1, RGB (give --mean and --scale if the model was trained "
+                                           "otherwise)")
+    assert summary["warnings"][1].startswith("no --calib given")
 
 
 def test_no_progress_bars_or_colour_off_a_terminal(tmp_path, model, npz):

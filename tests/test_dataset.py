@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cmsisgen.dataset import Dataset, load_dataset
+from cmsisgen.dataset import Dataset, load_dataset, zip_members
 from cmsisgen.errors import CmsisgenError
 
 CIFAR = Path(__file__).resolve().parents[1].parent / "shared/data/cifar10"
@@ -82,6 +82,23 @@ def test_zip_matches_folder(tmp_path):
     folder = load_dataset(tmp_path / "t")
     np.testing.assert_array_equal(ds.x, folder.x)
     np.testing.assert_array_equal(ds.y, folder.y)
+
+
+def test_zip_members_are_named_in_dataset_order(tmp_path):
+    """zip_members names the images load_dataset reads, in its order, the first `limit` only
+    (what examples/cifar10/make_images.py copies out of CIFAR-10's zips)."""
+    _tree(tmp_path / "t")
+    (tmp_path / "t" / "split" / "notes.txt").write_text("not an image")
+    zp = _zip(tmp_path / "t", tmp_path / "d.zip")
+    expected = [f"split/{CLASSES[c]}/{i:03d}.png" for c, i in _expected_order()]
+    assert zip_members(zp) == expected
+    assert zip_members(zp, limit=4) == expected[:4]
+    with zipfile.ZipFile(zp) as zf:
+        np.testing.assert_array_equal(
+            load_dataset(zp, limit=4).x,
+            np.stack([np.asarray(Image.open(zf.open(name)).convert("RGB")) for name in expected[:4]]))
+    with pytest.raises(CmsisgenError, match="cannot read zip"):
+        zip_members(tmp_path / "t" / "split" / "notes.txt")
 
 
 def test_zip_without_prefix_folder(tmp_path):

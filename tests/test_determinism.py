@@ -16,7 +16,9 @@ import numpy as np
 from caffe_models import layer, write_model
 
 ROOT = Path(__file__).resolve().parent.parent
-FILES = ("nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h")
+#: The net's Concat also copies the project's kernels it calls (nn_kernels.h, nn_concat_q7.c).
+FILES = ("nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "nn_kernels.h", "nn_concat_q7.c",
+         ".cmsisgen-manifest")
 
 # A branching net (Split, in-place ReLU read later, Concat, both pooling kinds) so buffer
 # planning, copies and naming all have a chance to depend on set/dict order.
@@ -61,6 +63,7 @@ def test_compile_is_byte_identical_across_hash_seeds(tmp_path):
         assert (first / name).stat().st_size > 0, name
     assert "TEST_VECTORS" in (first / "test_vectors.h").read_text().upper()
     for other in outputs[1:]:
+        assert sorted(p.name for p in other.iterdir()) == sorted(FILES)
         for name in FILES:
             assert (first / name).read_bytes() == (other / name).read_bytes(), \
                 f"{name} differs between PYTHONHASHSEED runs ({first.name} vs {other.name})"

@@ -15,7 +15,7 @@ from caffe_models import layer, write_mean_binaryproto, write_model
 from random_nets import CATALOGUE
 from cmsisgen import codegen
 from cmsisgen.pipeline import compile_model
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 
 ROOT = Path(__file__).resolve().parent.parent
 PORTABLE = ROOT / "firmware" / "cmsis_nn_portable"
@@ -443,8 +443,9 @@ def build_and_run(tmp_path, compiled, raw, expected, kernel_objects):
         (model_dir / name).write_text(text)
     (model_dir / "main.c").write_text(MAIN_C)
     exe = model_dir / "selftest"
+    # every .c of the folder: nn.c, the project's kernels copied beside it, main.c
     result = subprocess.run(["gcc", *CFLAGS, "-I", str(model_dir), "-I", str(PORTABLE / "Include"),
-                             str(model_dir / "nn.c"), str(model_dir / "main.c"), *kernel_objects,
+                             *map(str, sorted(model_dir.glob("*.c"))), *kernel_objects,
                              "-o", str(exe)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)

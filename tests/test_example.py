@@ -1,6 +1,7 @@
 """The bundled CIFAR-10 example: the committed model is the network of the CMSIS-NN CIFAR-10
-guide, every file flavour compiles to the same program, and float and q7 accuracy are what
-examples/cifar10/README.md says (nothing is trained here)."""
+guide, every deploy file flavour compiles to the same program (the train/test net to the same
+program without the final Softmax, as the example's README says), and float and q7 accuracy
+are what examples/cifar10/README.md says (nothing is trained here)."""
 from __future__ import annotations
 
 import re
@@ -15,23 +16,24 @@ from cmsisgen.evaluate import evaluate
 from cmsisgen.loader import load_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.shapes import infer_shapes
-from cmsisgen.simulator.program import run_program
+from cmsisgen.simulator.execute import run_program
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 PREPROCESSING = dict(mean=str(EXAMPLE / "mean.binaryproto"), scale=0.015625)
-CALIB_LIMIT = 2000  # cmsisgen's default --calib-limit, which the README figures use
-SUBSET = 1000  # the fixed test subset: the first 1,000 test images in round-robin class order
+# The example's own images (examples/cifar10/make_images.py): the first 2,000 training images
+# (what the default --calib-limit 2000 takes from the full train.zip) and the first 1,000 test
+# images (the README's subset), both in round-robin class order.
+CALIB = EXAMPLE / "images" / "train-2000.zip"
+SUBSET = EXAMPLE / "images" / "test-1000.zip"
 
 needs_cifar = pytest.mark.skipif(not (CIFAR / "test.zip").exists(),
                                  reason="CIFAR-10 images not found at ../shared/data/cifar10")
 
 
 def _calibration_images() -> np.ndarray:
-    if (CIFAR / "train.zip").exists():
-        return load_dataset(CIFAR / "train.zip", limit=CALIB_LIMIT).x
-    return np.random.default_rng(0).integers(0, 256, size=(200, 32, 32, 3), dtype=np.uint8)
+    return load_dataset(CALIB).x
 
 
 def _compile(prototxt: str = "cifar10.prototxt", weights: str = "cifar10.caffemodel", calib=None):
@@ -99,6 +101,29 @@ def test_v1_prototxt_train_test_net_and_hdf5_weights_give_the_same_program():
         np.testing.assert_array_equal(run_program(other, images), expected)
 
 
+def test_train_test_net_is_the_deploy_program_without_its_softmax():
+    """What the example's README says: the same steps, arguments, formats and weights up
+    to ip1, no softmax step, so the outputs are ip1's scores, with the same top-1."""
+    calib = _calibration_images()[:500]
+    deploy = _compile(calib=calib)
+    train_test = compile_model(EXAMPLE / "cifar10_train_test.prototxt", EXAMPLE / "cifar10.caffemodel",
+                               calib_images=calib, input_shape=(3, 32, 32))
+    ops, reference = train_test.program.ops, deploy.program.ops
+    assert [op.function for op in reference[len(ops):]] == ["arm_softmax_q7"]
+    for a, b in zip(ops, reference):
+        assert (a.function, a.args, a.formats) == (b.function, b.args, b.formats)
+        if b.weight_data is not None:
+            np.testing.assert_array_equal(a.weight_data, b.weight_data)
+    images = calib[:200]
+    scores = run_program(train_test.program, train_test.pre.prepare_images(images, 32, 32))
+    probs = run_program(deploy.program, deploy.pre.prepare_images(images, 32, 32))
+    assert not np.array_equal(scores, probs)  # ip1's Q format, not the softmax's Q0.7
+    np.testing.assert_array_equal(scores.reshape(len(images), -1).argmax(1), probs.reshape(len(images), -1).argmax(1))
+    readme = " ".join((EXAMPLE / "README.md").read_text().split())
+    assert "The train/test net compiles to the same program up to `ip1`" in readme
+    assert "It has no `prob` step" in readme
+
+
 def test_train_test_prototxt_carries_the_example_preprocessing():
     tnet = load_net(EXAMPLE / "cifar10_train_test.prototxt", input_shape=(3, 32, 32))
     assert tnet.transform.mean_file == "mean.binaryproto"
@@ -126,13 +151,11 @@ def test_example_maps_to_the_cmsis_nn_demo_kernels():
     assert plan.arena_bytes <= 34 * 1024
 
 
-@needs_cifar
-@pytest.mark.data
 def test_subset_accuracy_is_the_readme_figure():
     """Float and q7 top-1 on the first 1,000 test images, exactly as the README reports them."""
-    result = evaluate(_compile(), load_dataset(CIFAR / "test.zip", limit=SUBSET))
+    result = evaluate(_compile(), load_dataset(SUBSET))
     figures = _readme_figures()
-    assert result["n"] == SUBSET
+    assert result["n"] == 1000
     assert round(result["float_top1"] * 100, 2) == figures["float"][1]
     assert round(result["q7_top1"] * 100, 2) == figures["q7"][1]
     assert round(result["agreement"] * 100, 2) == figures["float/q7 agreement"][1]

@@ -18,8 +18,11 @@ from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.float_forward import forward
 from cmsisgen.loader import load_net
-from cmsisgen.quantizer import eltwise_coefficients, quantize
-from cmsisgen.simulator import generated_kernels as gk
+from cmsisgen.ops.eltwise import eltwise_coefficients, eltwise_max_q7, eltwise_prod_q7, eltwise_sum_q7
+from cmsisgen.ops.pooling import global_pool_q7
+from cmsisgen.ops.prelu import prelu_q7, quantize_slopes
+from cmsisgen.ops.scale import scale_q7
+from cmsisgen.quantizer import quantize
 
 
 # --------------------------------------------------------------------------- Eltwise
@@ -114,7 +117,7 @@ def _two_branch_net(tmp_path, operation="SUM", coeff=None):
 def test_eltwise_sum_shifts(tmp_path, ranges, fracs, lshifts, rshift):
     net = _two_branch_net(tmp_path)
     q = quantize(net, dict(ranges, data=1.0))
-    eq = q.eltwise["e"]
+    eq = q.params["e"]
     assert (eq.in_fracs + (eq.out_frac,)) == fracs
     assert eq.lshifts == lshifts and eq.out_rshift == rshift and eq.coeffs == (1, 1)
 
@@ -122,7 +125,7 @@ def test_eltwise_sum_shifts(tmp_path, ranges, fracs, lshifts, rshift):
 def test_eltwise_prod_output_never_finer_than_the_product(tmp_path):
     net = _two_branch_net(tmp_path, "PROD")
     q = quantize(net, {"data": 1.0, "a": 12.0, "b": 12.0, "e": 1e-4})
-    eq = q.eltwise["e"]
+    eq = q.params["e"]
     assert eq.in_fracs == (3, 3) and eq.out_frac == 6 and eq.out_rshift == 0
 
 
@@ -130,10 +133,10 @@ def test_generated_kernel_models():
     a = np.array([[127, -128, 5, -5, 3]], dtype=np.int8)
     b = np.array([[127, -128, -3, 2, 1]], dtype=np.int8)
     # a (2 frac bits) + b (0 frac bits) into 0 frac bits: (a + 4b + 2) >> 2, saturated
-    assert gk.eltwise_sum_q7([a, b], [1, 1], [0, 2], 2).tolist() == [[127, -128, -2, 1, 2]]
-    assert gk.eltwise_sum_q7([a, b], [1, -1], [0, 0], 0).tolist() == [[0, 0, 8, -7, 2]]
-    assert gk.eltwise_max_q7([a, b], [0, 1], 1).tolist() == [[127, -64, 3, 2, 2]]
-    assert gk.eltwise_prod_q7(a, b, 7).tolist() == [[126, 127, 0, 0, 0]]
+    assert eltwise_sum_q7([a, b], [1, 1], [0, 2], 2).tolist() == [[127, -128, -2, 1, 2]]
+    assert eltwise_sum_q7([a, b], [1, -1], [0, 0], 0).tolist() == [[0, 0, 8, -7, 2]]
+    assert eltwise_max_q7([a, b], [0, 1], 1).tolist() == [[127, -64, 3, 2, 2]]
+    assert eltwise_prod_q7(a, b, 7).tolist() == [[126, 127, 0, 0, 0]]
 
 
 # --------------------------------------------------------------------------- BatchNorm / Scale
@@ -235,7 +238,7 @@ def test_scale_kernel_model():
     mult = np.array([64, -3], dtype=np.int8)
     bias = np.array([1, -2], dtype=np.int8)
     # ((bias << 2) + 32 + x * mult) >> 6, per channel
-    got = gk.scale_q7(x, mult, bias, 2, 6)
+    got = scale_q7(x, mult, bias, 2, 6)
     assert got.tolist() == [[[[10, 1], [127, 6]]]]
 
 
@@ -247,7 +250,6 @@ def test_scale_kernel_model():
     ([0.25, -0.5], [32, -64], 7), ([0.0], [0], 7), ([300.0], [127], 0),
 ])
 def test_quantize_slopes(slopes, ints, frac):
-    from cmsisgen.quantizer import quantize_slopes
 
     got, got_frac = quantize_slopes(np.array(slopes))
     assert got_frac == frac and got.tolist() == [min(127, v) for v in ints]
@@ -257,7 +259,7 @@ def test_prelu_kernel_model():
     x = np.array([[[[-100, 50, -1, -128]]]], dtype=np.int8)  # one pixel, 4 channels
     slopes = np.array([64, 64, 64, -128], dtype=np.int8)  # 0.5, 0.5, 0.5, -1.0 with 7 bits
     # (x * a + 64) >> 7 for negative x: -50, kept 50, (-64 + 64) >> 7 = 0, 128 -> saturated 127
-    assert gk.prelu_q7(x, slopes, 7).tolist() == [[[[-50, 50, 0, 127]]]]
+    assert prelu_q7(x, slopes, 7).tolist() == [[[[-50, 50, 0, 127]]]]
 
 
 def test_prelu_float_and_formats(tmp_path):
@@ -272,7 +274,7 @@ def test_prelu_float_and_formats(tmp_path):
     assert np.allclose(out, np.where(conv > 0, conv, conv * slope))
     q = quantize(net, {"data": 1.0, "conv": 3.0, "conv@1": 5.0})
     assert q.tensor_frac["conv"] == q.tensor_frac["conv@1"] == 4  # one format: the leaky side counts
-    assert q.slopes["prelu"][1] == 5 and q.slopes["prelu"][0].tolist() == [16, -64]
+    assert q.params["prelu"][1] == 5 and q.params["prelu"][0].tolist() == [16, -64]
 
 
 # --------------------------------------------------------------------------- Sigmoid / TanH
@@ -349,7 +351,7 @@ def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
     with pytest.raises(CmsisgenError) as e:
         quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
     assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
-                            "shares one format (through ReLU, Pooling, Dropout, Flatten, Split, Concat, PReLU, "
+                            "shares one format (through Pooling, ReLU, PReLU, Concat, Dropout, Split, Flatten, "
                             "Reshape) with 'conv2', whose values reach 20")
 
 
@@ -398,10 +400,9 @@ def test_reshape_that_reorders_hwc_bytes_may_only_feed_inner_products(tmp_path):
     proto, weights = write_model(tmp_path, layers, input_shape=(3, 3, 3))
     with pytest.raises(CmsisgenError) as e:
         compile_model(proto, weights)
-    assert str(e.value) == (f"{proto}: layer 'r' (Reshape): (4, 3, 3) -> (2, 6, 3) would reorder the bytes of the "
-                            "HWC layout activations are kept in, and 'conv2' reads it; such a reshape may only feed "
-                            "inner products (a reshape to (N, K), or one that keeps the channel count, may feed "
-                            "anything)")
+    assert str(e.value) == (f"{proto}: layer 'r' (Reshape): " + "A Flatten output, or a Reshape that reorders the HWC bytes activations are kept in, holds its input's HWC bytes "
+                            "under Caffe's C, H, W order: only inner products (their weight columns are permuted to the "
+                            "bytes' order) may read it, through aliases and ReLUs, or it is the network output (read by 'conv2' (Convolution)).")
 
 
 # --------------------------------------------------------------------------- global pooling
@@ -409,9 +410,9 @@ def test_reshape_that_reorders_hwc_bytes_may_only_feed_inner_products(tmp_path):
 
 def test_global_pool_model():
     x = np.array([[[[3, -7]], [[-4, 2]], [[2, -2]]]], dtype=np.int8)  # N=1, H=3, W=1, C=2
-    assert gk.global_pool_q7(x, average=False).tolist() == [[[[3, 2]]]]
+    assert global_pool_q7(x, average=False).tolist() == [[[[3, 2]]]]
     # sums 1 and -7 over 3 pixels: (1 + 1) / 3 = 0, (-7 - 1) / 3 = -2 (half away from zero)
-    assert gk.global_pool_q7(x, average=True).tolist() == [[[[0, -2]]]]
+    assert global_pool_q7(x, average=True).tolist() == [[[[0, -2]]]]
 
 
 def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
@@ -461,7 +462,7 @@ def test_resnet_style_prototxt_compiles_with_folded_batchnorm(tmp_path):
     from caffe_models import _fill_blob
     from cmsisgen.pipeline import compile_model
     from cmsisgen.proto import schema
-    from cmsisgen.simulator.program import run_program
+    from cmsisgen.simulator.execute import run_program
 
     proto = tmp_path / "resnet.prototxt"
     proto.write_text(RESNET_STYLE)
@@ -557,7 +558,7 @@ def test_quantized_tensors_track_the_float_net(tmp_path, name):
     Excluded: arm_softmax_q7's base-2 outputs and tensors read only by Sigmoid/TanH (their
     format is capped at Q3.4 on purpose, so they saturate)."""
     import test_end_to_end as e2e
-    from cmsisgen.simulator.program import run_program
+    from cmsisgen.simulator.execute import run_program
 
     compiled = e2e.build(tmp_path, name)
     raw = e2e.raw_images(compiled, count=8)
@@ -590,8 +591,8 @@ def test_eltwise_prod_of_three_inputs_refused(tmp_path):
     with pytest.raises(CmsisgenError) as e:
         compile_model(proto, weights)
     assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no CMSIS-NN function fits: nn_eltwise_prod_q7: "
-                            "nn_eltwise_prod_q7 (generated with the network) multiplies two q7 inputs into one int32 "
-                            "product: an Eltwise PROD must have exactly 2 inputs.")
+                            "nn_eltwise_prod_q7 (the project's own kernel) multiplies two q7 inputs into one int32 "
+                            "product: an Eltwise PROD must have exactly 2 inputs (3 inputs).")
 
 
 def test_load_model_lists_the_folded_layers(tmp_path):

@@ -34,7 +34,7 @@ def ssat8(v: int) -> int:
     return max(-128, min(127, v))
 
 
-def ref_conv(x, w, bias, stride, pad, out_hw, bias_shift, out_shift):
+def ref_conv(x, w, bias, stride, pad, out_hw, bias_lshift, out_rshift):
     n, h, wd, cin = x.shape
     cout, kh, kw, _ = w.shape
     sh, sw = stride
@@ -45,25 +45,25 @@ def ref_conv(x, w, bias, stride, pad, out_hw, bias_shift, out_shift):
         for oy in range(oh):
             for ox in range(ow):
                 for o in range(cout):
-                    acc = (int(bias[o]) << bias_shift) + ((1 << out_shift) >> 1)
+                    acc = (int(bias[o]) << bias_lshift) + ((1 << out_rshift) >> 1)
                     for ky in range(kh):
                         for kx in range(kw):
                             iy, ix = oy * sh - ph + ky, ox * sw - pw + kx
                             if 0 <= iy < h and 0 <= ix < wd:
                                 for c in range(cin):
                                     acc += int(x[b, iy, ix, c]) * int(w[o, ky, kx, c])
-                    out[b, oy, ox, o] = ssat8(acc >> out_shift)
+                    out[b, oy, ox, o] = ssat8(acc >> out_rshift)
     return out
 
 
-def ref_fc(v, w, bias, bias_shift, out_shift):
+def ref_fc(v, w, bias, bias_lshift, out_rshift):
     out = np.zeros((v.shape[0], w.shape[0]), dtype=np.int8)
     for b in range(v.shape[0]):
         for r in range(w.shape[0]):
-            acc = (int(bias[r]) << bias_shift) + ((1 << out_shift) >> 1)
+            acc = (int(bias[r]) << bias_lshift) + ((1 << out_rshift) >> 1)
             for c in range(w.shape[1]):
                 acc += int(v[b, c]) * int(w[r, c])
-            out[b, r] = ssat8(acc >> out_shift)
+            out[b, r] = ssat8(acc >> out_rshift)
     return out
 
 
@@ -156,7 +156,7 @@ def out_dim(n, k, p, s):
     return (n + 2 * p - k) // s + 1
 
 
-# (h, w, cin, cout, kh, kw, sh, sw, ph, pw, bias_shift, out_shift)
+# (h, w, cin, cout, kh, kw, sh, sw, ph, pw, bias_lshift, out_rshift)
 CONV_CASES = [
     (5, 5, 3, 4, 3, 3, 1, 1, 1, 1, 0, 7),
     (6, 6, 3, 5, 5, 5, 2, 2, 2, 2, 2, 9),
@@ -176,7 +176,7 @@ def test_conv_matches_naive(case):
     rng = np.random.default_rng(hash(case) & 0xFFFF)
     x, w, b = rand8(rng, 2, h, wd, cin), rand8(rng, cout, kh, kw, cin), rand8(rng, cout)
     oh, ow = out_dim(h, kh, ph, sh), out_dim(wd, kw, pw, sw)
-    got = K.conv_hwc_q7(x, w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs, out_shift=os_)
+    got = K.conv_hwc_q7(x, w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_lshift=bs, out_rshift=os_)
     np.testing.assert_array_equal(got, ref_conv(x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_))
 
 
@@ -185,7 +185,7 @@ def test_conv_rounding_half_up_and_saturation():
     x = np.array([1, -1, -3, 3, 127, -128], dtype=np.int8).reshape(1, 1, 6, 1)
     w = np.ones((1, 1, 1, 1), dtype=np.int8)
     b = np.zeros(1, dtype=np.int8)
-    got = K.conv_hwc_q7(x, w, b, stride=1, pad=0, out_hw=(1, 6), bias_shift=0, out_shift=1)
+    got = K.conv_hwc_q7(x, w, b, stride=1, pad=0, out_hw=(1, 6), bias_lshift=0, out_rshift=1)
     # 0.5 -> 1, -0.5 -> 0, -1.5 -> -1, 1.5 -> 2, 63.5 -> 64, -64 -> -64
     assert got.reshape(-1).tolist() == [1, 0, -1, 2, 64, -64]
     # saturation at both ends
@@ -193,7 +193,7 @@ def test_conv_rounding_half_up_and_saturation():
     w2[1] = -128
     b2 = np.array([127, -128], dtype=np.int8)
     got2 = K.conv_hwc_q7(np.full((1, 1, 1, 1), 127, np.int8), w2, b2, stride=1, pad=0, out_hw=(1, 1),
-                         bias_shift=4, out_shift=0)
+                         bias_lshift=4, out_rshift=0)
     assert got2.reshape(-1).tolist() == [127, -128]
 
 
@@ -203,9 +203,9 @@ def test_fc_matches_naive_and_rounds():
         v, w, b = rand8(rng, 3, dim_vec), rand8(rng, dim_out, dim_vec), rand8(rng, dim_out)
         for bs, os_ in [(0, 0), (2, 7), (5, 11)]:
             np.testing.assert_array_equal(
-                K.fully_connected_q7(v, w, b, bias_shift=bs, out_shift=os_), ref_fc(v, w, b, bs, os_))
+                K.fully_connected_q7(v, w, b, bias_lshift=bs, out_rshift=os_), ref_fc(v, w, b, bs, os_))
     got = K.fully_connected_q7(np.array([[1], [-1], [-3]], np.int8), np.ones((1, 1), np.int8),
-                               np.zeros(1, np.int8), bias_shift=0, out_shift=1)
+                               np.zeros(1, np.int8), bias_lshift=0, out_rshift=1)
     assert got.reshape(-1).tolist() == [1, 0, -1]
 
 
@@ -305,16 +305,31 @@ def test_conv_and_fc_column_layouts():
 # ----------------------------------------------------------------------------- portable C
 
 
-@pytest.fixture(scope="module")
-def lib(tmp_path_factory):
+def shared_library(out: Path, sources, includes, flags=()) -> ctypes.CDLL:
+    """Build C sources with host gcc (-std=c99 -Wall -Wextra -Werror) into ``out`` and load it."""
     gcc = shutil.which("gcc")
     if gcc is None:
-        pytest.skip("gcc not found on PATH: cannot build the portable CMSIS-NN kernels")
-    out = tmp_path_factory.mktemp("pnn") / "libpnn.so"
-    srcs = sorted(str(p) for p in (PORTABLE / "Source").glob("*.c"))
-    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC",
-                    "-I", str(PORTABLE / "Include"), *srcs, "-o", str(out)], check=True)
+        pytest.skip("gcc not found on PATH: cannot build the C kernels")
+    subprocess.run([gcc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", *flags,
+                    *(f"-I{d}" for d in includes), *map(str, sources), "-o", str(out)], check=True)
     return ctypes.CDLL(str(out))
+
+
+def compile_for_cortex_m7(out_dir: Path, sources, includes, flags=("-std=c99",)) -> None:
+    """Compile each source alone for the Cortex-M7 (DSP path) with warnings as errors."""
+    cc = shutil.which("arm-none-eabi-gcc")
+    if cc is None:
+        pytest.skip("arm-none-eabi-gcc not found on PATH")
+    for src in sources:
+        subprocess.run([cc, *flags, "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m7", "-mthumb",
+                        "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", *(f"-I{d}" for d in includes),
+                        "-c", str(src), "-o", str(out_dir / (Path(src).stem + ".o"))], check=True)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pnn") / "libpnn.so"
+    return shared_library(out, sorted((PORTABLE / "Source").glob("*.c")), [PORTABLE / "Include"])
 
 
 def P(a):
@@ -322,13 +337,7 @@ def P(a):
 
 
 def test_portable_compiles_for_cortex_m7(tmp_path):
-    cc = shutil.which("arm-none-eabi-gcc")
-    if cc is None:
-        pytest.skip("arm-none-eabi-gcc not found on PATH")
-    for src in (PORTABLE / "Source").glob("*.c"):
-        subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m7", "-mthumb",
-                        "-mfloat-abi=hard", "-mfpu=fpv5-d16", "-O2", "-I", str(PORTABLE / "Include"),
-                        "-c", str(src), "-o", str(tmp_path / (src.stem + ".o"))], check=True)
+    compile_for_cortex_m7(tmp_path, sorted((PORTABLE / "Source").glob("*.c")), [PORTABLE / "Include"])
 
 
 def run_conv_c(lib, name, x, w, b, stride, pad, out_hw, bs, os_, nonsquare):
@@ -372,7 +381,7 @@ def test_portable_conv_matches_simulator(lib, case):
     oh, ow = out_dim(h, kh, ph, sh), out_dim(wd, kw, pw, sw)
     rc, out = run_conv_c(lib, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_, nonsq)
     assert rc == 0
-    sim = K.conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs, out_shift=os_)
+    sim = K.conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_lshift=bs, out_rshift=os_)
     np.testing.assert_array_equal(out, sim[0])
 
 
@@ -430,7 +439,7 @@ def test_portable_fc_matches_simulator(lib, dim_out, dim_vec):
     v, w, b = rand8(rng, dim_vec), rand8(rng, dim_out, dim_vec), rand8(rng, dim_out)
     u = ctypes.c_uint16
     for bs, os_ in [(0, 7), (3, 10)]:
-        sim = K.fully_connected_q7(v[None], w, b, bias_shift=bs, out_shift=os_)[0]
+        sim = K.fully_connected_q7(v[None], w, b, bias_lshift=bs, out_rshift=os_)[0]
         buf = np.zeros(dim_vec, dtype=np.int16)
         for name, weights in [("arm_fully_connected_q7", w.reshape(-1).copy()),
                               ("arm_fully_connected_q7_opt", interleave_fc_opt(w))]:
@@ -490,8 +499,8 @@ def test_depthwise_simulator_and_portable(lib, case):
     rng = np.random.default_rng(abs(hash(case)) & 0xFFFF)
     x, w, b = rand8(rng, h, wd, c), rand8(rng, kh, kw, c), rand8(rng, c)
     oh, ow = out_dim(h, kh, ph, sh), out_dim(wd, kw, pw, sw)
-    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs,
-                                  out_shift=os_)[0]
+    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_lshift=bs,
+                                  out_rshift=os_)[0]
     np.testing.assert_array_equal(sim, ref_depthwise(x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_))
     rc, out = run_depthwise_c(lib, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_)
     assert rc == 0
@@ -511,7 +520,7 @@ def test_portable_depthwise_needs_equal_channels(lib, name):
 def test_1x1_simulator_and_portable(lib, h, w, cin, cout, bs, os_):
     rng = np.random.default_rng(h * 100 + cin)
     x, wt, b = rand8(rng, h, w, cin), rand8(rng, cout, 1, 1, cin), rand8(rng, cout)
-    sim = K.conv_1x1_hwc_q7(x[None], wt, b, bias_shift=bs, out_shift=os_)[0]
+    sim = K.conv_1x1_hwc_q7(x[None], wt, b, bias_lshift=bs, out_rshift=os_)[0]
     np.testing.assert_array_equal(sim, ref_conv(x[None], wt, b, (1, 1), (0, 0), (h, w), bs, os_)[0])
     rc, out = run_conv_c(lib, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, wt, b, (1, 1), (0, 0), (h, w), bs, os_,
                          True)
@@ -533,8 +542,8 @@ def test_portable_1x1_refuses_other_geometry(lib, cin, cout, k, stride, pad):
 def test_group_conv_is_per_group_dense():
     rng = np.random.default_rng(21)
     x, w, b = rand8(rng, 6, 5, 8), rand8(rng, 6, 3, 3, 4), rand8(rng, 6)
-    sim = K.group_conv_hwc_q7(x[None], w, b, groups=2, stride=(1, 2), pad=(1, 1), out_hw=(6, 3), bias_shift=1,
-                              out_shift=8)[0]
+    sim = K.group_conv_hwc_q7(x[None], w, b, groups=2, stride=(1, 2), pad=(1, 1), out_hw=(6, 3), bias_lshift=1,
+                              out_rshift=8)[0]
     halves = [ref_conv(x[None, :, :, 4 * g:4 * g + 4], w[3 * g:3 * g + 3], b[3 * g:3 * g + 3], (1, 2), (1, 1),
                        (6, 3), 1, 8)[0] for g in range(2)]
     np.testing.assert_array_equal(sim, np.concatenate(halves, axis=2))

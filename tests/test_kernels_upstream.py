@@ -77,7 +77,7 @@ def test_upstream_conv(up, case):
     oh, ow = tk.out_dim(h, kh, ph, sh), tk.out_dim(wd, kw, pw, sw)
     rc, out = tk.run_conv_c(up, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_, nonsq)
     assert rc == 0
-    sim = K.conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs, out_shift=os_)
+    sim = K.conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_lshift=bs, out_rshift=os_)
     np.testing.assert_array_equal(out, sim[0])
 
 
@@ -128,7 +128,7 @@ def test_upstream_relu_softmax_fc(up):
     u = ctypes.c_uint16
     for dim_out, dim_vec in [(6, 7), (5, 7), (4, 8), (3, 2), (9, 13), (10, 64)]:
         v, w, b = tk.rand8(rng, dim_vec), tk.rand8(rng, dim_out, dim_vec), tk.rand8(rng, dim_out)
-        sim = K.fully_connected_q7(v[None], w, b, bias_shift=2, out_shift=9)[0]
+        sim = K.fully_connected_q7(v[None], w, b, bias_lshift=2, out_rshift=9)[0]
         for name, weights in [("arm_fully_connected_q7", w.reshape(-1).copy()),
                               ("arm_fully_connected_q7_opt", interleave_fc_opt(w))]:
             out = np.zeros(dim_out, dtype=np.int8)
@@ -147,8 +147,8 @@ def test_upstream_depthwise(up, case):
     oh, ow = tk.out_dim(h, kh, ph, sh), tk.out_dim(wd, kw, pw, sw)
     rc, out = tk.run_depthwise_c(up, name, x, w, b, (sh, sw), (ph, pw), (oh, ow), bs, os_)
     assert rc == 0
-    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_shift=bs,
-                                  out_shift=os_)
+    sim = K.depthwise_conv_hwc_q7(x[None], w, b, stride=(sh, sw), pad=(ph, pw), out_hw=(oh, ow), bias_lshift=bs,
+                                  out_rshift=os_)
     np.testing.assert_array_equal(out, sim[0])
 
 
@@ -158,7 +158,7 @@ def test_upstream_1x1(up):
     rc, out = tk.run_conv_c(up, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, w, b, (1, 1), (0, 0), (5, 7), 1, 8,
                             True)
     assert rc == 0
-    np.testing.assert_array_equal(out, K.conv_1x1_hwc_q7(x[None], w, b, bias_shift=1, out_shift=8)[0])
+    np.testing.assert_array_equal(out, K.conv_1x1_hwc_q7(x[None], w, b, bias_lshift=1, out_rshift=8)[0])
     rc, out = tk.run_conv_c(up, "arm_convolve_1x1_HWC_q7_fast_nonsquare", x, w, b, (1, 1), (1, 1), (7, 9), 1, 8,
                             True)
     assert rc == -3 and (out == 0x5A).all()

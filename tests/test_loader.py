@@ -300,7 +300,7 @@ def test_parse_mean_option_errors(tmp_path, monkeypatch, text, message):
         parse_mean_option(text)
     # The library names its setting; the CLI names its option (errors.SettingError).
     assert str(e.value) == message.replace("--mean '", "mean '", 1)
-    assert str(e.value.named("--mean")) == message
+    assert str(e.value.named(lambda setting: "--mean")) == message
 
 
 def test_parse_mean_option_long_list():
@@ -519,7 +519,7 @@ def test_input_shape_must_agree_with_prototxt(tmp_path, monkeypatch, style):
         load_net("model.prototxt", input_shape=(3, 16, 16))
     assert str(e.value) == ("input_shape 3,16,16 disagrees with the input shape (3, 32, 32) "
                             "in model.prototxt")
-    assert str(e.value.named("--input-shape")) == ("--input-shape 3,16,16 disagrees with the input shape "
+    assert str(e.value.named(lambda setting: "--input-shape")) == ("--input-shape 3,16,16 disagrees with the input shape "
                                                    "(3, 32, 32) in model.prototxt")
     assert load_net("model.prototxt", input_shape=(3, 32, 32)).input_shapes == {"data": (3, 32, 32)}
 
@@ -560,7 +560,7 @@ def test_input_shape_must_be_positive(tmp_path, monkeypatch, shape, message):
     write_train_test(Path("."), [layer("ip1", "InnerProduct", num_output=5)], stem="model")
     with pytest.raises(CmsisgenError) as e:
         load_net("model.prototxt", input_shape=shape)
-    assert str(e.value.named("--input-shape")) == message
+    assert str(e.value.named(lambda setting: "--input-shape")) == message
     assert str(e.value) == message.replace("--input-shape", "input_shape")
 
 
@@ -582,7 +582,8 @@ def test_caffemodel_given_as_prototxt(tmp_path, monkeypatch):
         load_net(weights)
     # NetParameter: name (tag 0x0a, a newline) of length 7, then layer 1 (tag 0xa2 0x06,
     # length 0x81 0x04) whose own name tag is the next newline
-    assert str(e.value) == r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04)"
+    assert str(e.value) == (r"model.caffemodel: not a text prototxt (line 2: \x07testnet\xa2\x06\x81\x04); "
+                            "is this the weights file? give the prototxt first, then the weights")
 
 
 def test_binary_excerpt_is_trimmed_and_escaped(tmp_path, monkeypatch):

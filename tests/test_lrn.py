@@ -4,7 +4,6 @@ cifar10_full_style in test_generated_qemu.py / test_end_to_end.py; real Caffe by
 test_caffe_oracle.py's "lrn" model.)"""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,12 +11,10 @@ import pytest
 from caffe_models import build_net, layer, write_model, write_prototxt
 from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
-from cmsisgen.float_forward import lrn
 from cmsisgen.loader import load_net
-from cmsisgen.mapper.lrn import index_middles, lrn_table, table_index
+from cmsisgen.ops.lrn import index_middles, lrn, lrn_q7, lrn_table, table_index
 from cmsisgen.pipeline import compile_model
 from cmsisgen.quantizer import frac_bits_for
-from cmsisgen.simulator import kernels as K
 
 ALEXNET = ir.LRNParams(local_size=5, alpha=1e-4, beta=0.75)
 CIFAR10_FULL = ir.LRNParams(local_size=3, alpha=5e-05, beta=0.75, region="within")
@@ -67,8 +64,8 @@ def test_integer_lrn_within_one_lsb_of_caffe(p, in_frac):
     out_frac = frac_bits_for(float(np.abs(exact).max()))
     t = lrn_table("norm", p, in_frac, out_frac)
     assert t.table.dtype == np.int32
-    got = K.lrn_q7(xq, t.table, local_size=p.local_size, region=p.region, mantissa_bits=t.mantissa_bits,
-                   out_shift=t.out_shift).astype(np.float64) * 2.0 ** -out_frac
+    got = lrn_q7(xq, t.table, local_size=p.local_size, region=p.region, mantissa_bits=t.mantissa_bits,
+                   out_rshift=t.out_rshift).astype(np.float64) * 2.0 ** -out_frac
     err = np.abs(got - exact) / 2.0 ** -out_frac  # in output LSBs
     assert err.max() <= 0.75, err.max()  # output rounding 0.5 + multiplier <= beta * 2^-9 relative
     assert err.mean() <= 0.3, err.mean()
@@ -78,7 +75,7 @@ def test_table_and_shifts():
     t = lrn_table("norm", CIFAR10_FULL, in_frac=4, out_frac=4)
     # 9 taps of 128^2 = 147456 (18 bits): exponent 10, mantissa 144 -> 256 + 9*128 + 16 = 1424
     assert (t.mantissa_bits, t.table.size) == (8, 1425)
-    assert t.mul_frac == 30 and t.out_shift == 30  # multipliers <= 1.0 < 2^31 / 2^30
+    assert t.mul_frac == 30 and t.out_rshift == 30  # multipliers <= 1.0 < 2^31 / 2^30
     assert t.table[0] == 1 << 30 and np.all(np.diff(t.table.astype(int)) <= 0)
     t = lrn_table("norm", ir.LRNParams(local_size=3, alpha=1.0, beta=0.75, k=0.1), in_frac=0, out_frac=0)
     assert t.mul_frac == 28  # largest multiplier 0.1^-0.75 = 5.6: entries below 2^31
@@ -138,7 +135,7 @@ def test_mapper_emits_own_kernel(tmp_path, region, function):
     assert (op.kind, op.function) == ("lrn", function)
     t = lrn_table("norm1", compiled.net.layers[-1].params, op.formats["in_frac"], op.formats["out_frac"])
     assert np.array_equal(op.weight_data, t.table)
-    assert op.args["mantissa_bits"] == t.mantissa_bits and op.args["out_shift"] == t.out_shift
+    assert op.args["mantissa_bits"] == t.mantissa_bits and op.formats["out_rshift"] == t.out_rshift
     assert not op.in_place  # the window reads neighbours: the output has its own buffer
     from cmsisgen.report import build_report
 

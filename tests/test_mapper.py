@@ -77,7 +77,7 @@ def test_convolution_variant(tmp_path, layers, shape, function):
     oc, oh, ow = compiled.net.shapes["c"]
     assert (op.args["ch_im_out"], op.args["dim_im_out_y"], op.args["dim_im_out_x"]) == (oc, oh, ow)
     lq = compiled.quant.layers["c"]
-    assert (op.args["bias_shift"], op.args["out_shift"]) == (lq.bias_lshift, lq.out_rshift)
+    assert (op.formats["bias_lshift"], op.formats["out_rshift"]) == (lq.bias_lshift, lq.out_rshift)
     # scratch: im2col of two columns in q15 -> 2 * 2 * cin * kh * kw bytes
     assert op.scratch_bytes == 4 * c * p.kernel_h * p.kernel_w
     # weights [O, kh, kw, I] and emitted in that order
@@ -87,8 +87,8 @@ def test_convolution_variant(tmp_path, layers, shape, function):
 
 
 SQUARE = ("The square variants take one size for input, kernel, stride and padding: "
-          "height and width must match in each.")
-UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1."
+          "height and width must match in each ({}).")
+UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2)."
 
 
 @pytest.mark.parametrize("layers, shape, message", [
@@ -99,16 +99,21 @@ UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1."
       layer("c", "Convolution", num_output=4, kernel_size=3, group=2, dilation=2)], (3, 8, 8),
      "layer 'c' (Convolution): no CMSIS-NN function fits: arm_depthwise_separable_conv_HWC_q7_nonsquare: The "
      "depthwise functions filter each channel on its own: group must equal both the input and the output channel "
-     f"count.; per-group dense convolution: {UNDILATED}"),
+     f"count (group 2, 4 input and 4 output channels).; per-group dense convolution: {UNDILATED}; "
+     "arm_depthwise_separable_conv_HWC_q7: The depthwise functions filter each channel on its own: group must equal "
+     "both the input and the output channel count (group 2, 4 input and 4 output channels)."),
     ([layer("p", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride=2)], (3, 8, 8),
-     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: {SQUARE}"),
+     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
+     + SQUARE.format("input 8x8, kernel 2x3, stride 2x2, padding 0x0")),
     ([layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2)], (3, 8, 6),
-     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: {SQUARE}"),
+     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: "
+     + SQUARE.format("input 8x6, kernel 2x2, stride 2x2, padding 0x0")),
     ([layer("p", "Pooling", pool="MAX", kernel_size=2, stride_h=1, stride_w=2)], (3, 8, 8),
-     f"layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: {SQUARE}"),
+     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
+     + SQUARE.format("input 8x8, kernel 2x2, stride 1x2, padding 0x0")),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("prob", "Softmax")], (3, 8, 8),
      "layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
-     "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor)."),
+     "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor) (input 6x6x4)."),
 ])
 def test_unmappable_layer_message(tmp_path, layers, shape, message):
     with pytest.raises(CmsisgenError) as info:
@@ -121,7 +126,7 @@ def test_padded_average_pooling_warns(tmp_path):
     op = op_of(compiled, "p")
     assert op.function == "arm_avepool_q7_HWC"
     assert ("layer 'p': Caffe divides a padded border window by its size including padding, CMSIS-NN by "
-            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe."
+            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe (padding 1x1)."
             ) in compiled.notes
     # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
     assert op.args == {"dim_im_in": 8, "ch_im_in": 3, "dim_kernel": 3, "padding": 1, "stride": 2, "dim_im_out": 5}
@@ -161,8 +166,9 @@ def test_fc_opt_vs_plain(tmp_path):
     assert np.array_equal(a.weight_data, layout.interleave_fc_opt(a.weights))
     assert not np.array_equal(a.weight_data, b.weight_data)
     assert np.array_equal(layout.deinterleave_fc_opt(a.weight_data, 6, 36), a.weights)
-    assert a.args == b.args == {"dim_vec": 36, "num_of_rows": 6, "bias_shift": opt.quant.layers["ip"].bias_lshift,
-                                "out_shift": opt.quant.layers["ip"].out_rshift}
+    assert a.args == b.args == {"dim_vec": 36, "num_of_rows": 6}
+    lq = opt.quant.layers["ip"]
+    assert a.formats["bias_lshift"] == lq.bias_lshift and a.formats["out_rshift"] == lq.out_rshift
     assert a.scratch_bytes == b.scratch_bytes == 2 * 36
 
 
@@ -194,7 +200,7 @@ def test_fc_after_spatial_input_permutes_columns_to_hwc(tmp_path):
 def test_fc_after_spatial_input_matches_the_float_layer(tmp_path):
     """The float IP on a spatial input (Caffe's CHW flatten) vs the mapped int weights fed
     HWC: equal up to quantization."""
-    from cmsisgen.float_forward import inner_product
+    from cmsisgen.ops.inner_product import inner_product
 
     compiled = compile_layers(tmp_path, fc_net())
     op = op_of(compiled, "ip")
@@ -279,8 +285,11 @@ def test_flatten_may_only_feed_an_inner_product(tmp_path):
               layer("prob", "Softmax")]
     with pytest.raises(CmsisgenError) as info:
         compile_layers(tmp_path, layers)
-    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'prob' (Softmax): a Flatten output may only "
-                               "feed an InnerProduct")
+    assert str(info.value) == (
+        f"{tmp_path / 'model.prototxt'}: layer 'flat' (Flatten): A Flatten output, or a Reshape that reorders the HWC "
+        "bytes activations are kept in, holds its input's HWC bytes under Caffe's C, H, W order: only inner products "
+        "(their weight columns are permuted to the bytes' order) may read it, through aliases and ReLUs, or it is the "
+        "network output (read by 'prob' (Softmax)).")
 
 
 def test_input_op(tmp_path):
@@ -289,16 +298,16 @@ def test_input_op(tmp_path):
     op = compiled.program.ops[0]
     assert (op.kind, op.function, op.output) == ("input", "nn_input_q7", "data")
     assert op.args == {"size": 64, "channels": 3}
-    assert op.channel_source == (2, 1, 0)
+    assert op.params.channel_source == (2, 1, 0)
     f = compiled.quant.tensor_frac["data"]
     assert op.formats == {"out_frac": f}
-    assert op.input_fp.mul == 0.5 * 2 ** (f + 16)
-    assert op.input_fp.offsets.tolist() == [round(m * 0.5 * 2 ** (f + 16)) for m in (10, 20, 30)]
+    assert op.params.fixed_point.mul == 0.5 * 2 ** (f + 16)
+    assert op.params.fixed_point.offsets.tolist() == [round(m * 0.5 * 2 ** (f + 16)) for m in (10, 20, 30)]
 
 
 PAD_BELOW_STRIDE = ("The Cortex-M DSP pooling kernels pool rows in place: with padding >= stride a window "
                     "reads columns it already overwrote, so padding must be smaller than the stride (or the "
-                    "output a single column).")
+                    "output a single column) (padding {pad} >= stride {stride}).")
 
 
 @pytest.mark.parametrize("pool, kernel, stride, pad", [("MAX", 2, 1, 1), ("AVE", 3, 1, 1), ("MAX", 3, 2, 2)])
@@ -310,7 +319,7 @@ def test_pooling_padding_not_below_stride_is_refused(tmp_path, pool, kernel, str
         compile_layers(tmp_path, layers)
     function = "arm_maxpool_q7_HWC" if pool == "MAX" else "arm_avepool_q7_HWC"
     assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): no CMSIS-NN function fits: "
-                               f"{function}: {PAD_BELOW_STRIDE}")
+                               f"{function}: {PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
 
 
 def test_padded_pooling_below_stride_is_fine(tmp_path):

@@ -369,9 +369,13 @@ def test_an_output_folder_of_an_older_version_without_manifest(model):
     proto, weights = model
     assert run("compile", proto, weights, "-o", "out", "--test-vectors", "1").exit_code == 0
     Path("out/.cmsisgen-manifest").unlink()
-    assert run("compile", proto, weights, "-o", "out", "--check").exit_code == 2
+    Path("out/nn_lrn_q7.c").write_text("/*\n * cmsisgen kernels: Caffe LRN in q7.\n */\n")  # a copied kernel
+    Path("out/nn_prelu_q7.c").write_text("/* my own PReLU */\n")
+    result = run("compile", proto, weights, "-o", "out", "--check")
+    assert result.stderr.splitlines()[-1] == ("cmsisgen: error: out: generated files are stale: nn_lrn_q7.c, "
+                                              "test_vectors.h (re-run without --check to regenerate)")
     assert run("compile", proto, weights, "-o", "out").exit_code == 0
-    assert sorted(os.listdir("out")) == GENERATED
+    assert sorted(os.listdir("out")) == sorted([*GENERATED, "nn_prelu_q7.c"])
 
 
 # ----------------------------------------------------------------------------- 12: before the long work

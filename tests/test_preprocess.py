@@ -157,7 +157,7 @@ def test_mean_file_through_compile_model(tmp_path):
     compiled = compile_model(proto, weights, mean=str(mean_path))
     assert np.allclose(compiled.pre.mean, mean[:, 1:9, 1:9])
     op = compiled.program.ops[0]
-    assert op.kind == "input" and op.input_fp.per_pixel and op.input_fp.offsets.size == 8 * 8 * 3
+    assert op.kind == "input" and op.params.fixed_point.per_pixel and op.params.fixed_point.offsets.size == 8 * 8 * 3
 
 
 def test_bgr_reorders_image_channels():

@@ -5,8 +5,9 @@ import pytest
 
 from cmsisgen import ir
 from cmsisgen.errors import CmsisgenError
-from cmsisgen.shapes import (conv_out, expected_blob_shapes, infer_shapes, pool_out,
-                             pool_out_hw)
+from cmsisgen.ops.convolution import conv_out
+from cmsisgen.ops.pooling import pool_out, pool_out_hw
+from cmsisgen.shapes import expected_blob_shapes, infer_shapes
 
 
 def _net(layers, shape=(3, 16, 16)):

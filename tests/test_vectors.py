@@ -11,7 +11,7 @@ from caffe_models import layer, write_model
 from cmsisgen import vectors
 from cmsisgen.cli import main
 from cmsisgen.pipeline import compile_model
-from cmsisgen.simulator import program as simulator
+from cmsisgen.simulator import execute as simulator
 
 LAYERS = [
     layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

@@ -64,5 +64,5 @@ def load_net(prototxt: str | Path, weights: str | Path | None = None,
     net = parse_prototxt(prototxt, input_shape=input_shape)
     infer_shapes(net)
     if weights is not None:
-        attach_weights(net, read_weights(weights), str(weights))
+        attach_weights(net, read_weights(weights, net.warnings), str(weights))
     return net

@@ -9,6 +9,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from cmsisgen.errors import SETTING, CmsisgenError, SettingError
+from cmsisgen.loader.fields import unknown_numbers
 from cmsisgen.proto import schema
 from cmsisgen.loader.prototxt import printable
 from cmsisgen.loader.weights import blob_to_array
@@ -25,6 +26,10 @@ def read_mean_binaryproto(path: str | Path) -> np.ndarray:
         blob.ParseFromString(raw)
     except (DecodeError, RuntimeError, ValueError) as e:
         raise CmsisgenError(f"{path}: not a readable mean.binaryproto ({e})") from None
+    unknown = unknown_numbers(blob)
+    if unknown:  # e.g. a fork's half-precision raw_data: the values would be missed
+        raise CmsisgenError(f"{path}: the mean blob holds fields this reader does not know (numbers "
+                            f"{', '.join(map(str, unknown))}): a Caffe fork's format?")
     arr = blob_to_array(blob, str(path))
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]

@@ -15,12 +15,11 @@ from google.protobuf import text_format
 
 from cmsisgen import ir
 from cmsisgen.errors import SETTING, CmsisgenError, SettingError
+from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings, non_finite
+from cmsisgen.ops import supported_types
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
-SUPPORTED = {"Convolution", "Pooling", "ReLU", "InnerProduct", "Softmax", "Dropout",
-             "Flatten", "Concat", "Split", "Eltwise", "LRN", "BatchNorm", "Scale",
-             "PReLU", "Sigmoid", "TanH", "Reshape"}
 DROPPED = {"Accuracy"}  # plus every type ending in "Loss"
 TEST = 1  # Phase.TEST
 
@@ -44,7 +43,7 @@ V1_TYPES = {
 
 def unsupported_message() -> str:
     """The one-line reason for a layer type cmsisgen has no kernel for: the types it has."""
-    return ("not supported by cmsisgen; supported layer types: " + ", ".join(sorted(SUPPORTED))
+    return ("not supported by cmsisgen; supported layer types: " + ", ".join(sorted(supported_types()))
             + " (plus Input and data layers; Accuracy and loss layers are dropped)")
 
 
@@ -98,6 +97,28 @@ def _binary_line(raw: bytes) -> Optional[tuple[int, str]]:
     return None  # unreachable: some line holds the byte
 
 
+def _is_weights(raw: bytes) -> bool:
+    """Whether ``raw`` is a trained model (HDF5, or a binary NetParameter with blobs): the
+    arguments were swapped."""
+    if raw.startswith(b"\x89HDF\r\n\x1a\n"):
+        return True
+    net = schema.NetParameter()
+    try:
+        net.ParseFromString(raw)
+    except Exception:  # DecodeError, RuntimeError, ...: not a NetParameter at all
+        return False
+    return any(len(layer.blobs) for layer in [*net.layer, *net.layers])
+
+
+def is_prototxt(raw: bytes) -> bool:
+    """Whether ``raw`` is a text prototxt with layers (given where weights belong)."""
+    try:
+        net = text_format.Parse(raw.decode("utf-8-sig"), schema.NetParameter())
+    except Exception:  # not text, or not a NetParameter
+        return False
+    return bool(len(net.layer) or len(net.layers))
+
+
 def read_net_parameter(path: str | Path) -> Any:
     """Text-parse ``path`` into a NetParameter; syntax errors become one-line errors.
 
@@ -115,20 +136,28 @@ def read_net_parameter(path: str | Path) -> Any:
     binary = _binary_line(raw)
     if binary is not None:
         number, excerpt = binary
-        raise CmsisgenError(f"{path}: not a text prototxt (line {number}: {excerpt})")
+        hint = "; is this the weights file? give the prototxt first, then the weights" if _is_weights(raw) else ""
+        raise CmsisgenError(f"{path}: not a text prototxt (line {number}: {excerpt}){hint}")
     text = raw.decode("utf-8-sig", errors="replace")
     net = schema.NetParameter()
     try:
-        text_format.Parse(text, net, allow_unknown_field=True, allow_unknown_extension=True)
+        # No allow_unknown_field: the schema has every field of BVLC Caffe, so an unknown
+        # name is a typo or a fork's field, and dropping it would compile another network.
+        text_format.Parse(text, net)
     except text_format.ParseError as e:
         msg = str(e)
         line = e.GetLine() if hasattr(e, "GetLine") else None
         column = e.GetColumn() if hasattr(e, "GetColumn") else None
+        where = str(path)
         if line is not None:
             msg = msg.split(" : ", 1)[-1] if msg.startswith(f"{line}:") else msg
             where = f"{path}:{line}" + (f":{column}" if column is not None else "")
-            raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
-        raise CmsisgenError(f"{path}: syntax error: {printable(msg, 300)}") from None
+        lines = text.split("\n")
+        line_text = lines[line - 1] if line is not None and 0 < line <= len(lines) else ""
+        known = describe_parse_error(msg, line_text, column)
+        if known is not None:
+            raise CmsisgenError(f"{where}: {printable(known, 300)}") from None
+        raise CmsisgenError(f"{where}: syntax error: {printable(msg, 300)}") from None
     except RecursionError:  # the text parser recurses per nested message
         raise CmsisgenError(f"{path}: messages nested too deeply to be a Caffe prototxt") from None
     return net
@@ -311,8 +340,10 @@ def _transform(layer: Any, type_: str) -> ir.Transform:
             scale = old.scale
         if not tp.HasField("crop_size") and old.HasField("crop_size"):
             crop = old.crop_size
+    given = layer.HasField("transform_param") or (old is not None and any(
+        old.HasField(f) for f in ("mean_file", "scale", "crop_size")))
     return ir.Transform(mean_file=mean_file, mean_values=tuple(float(v) for v in tp.mean_value),
-                        scale=float(scale), crop_size=int(crop))
+                        scale=float(scale), crop_size=int(crop), given=given)
 
 
 def _data_shape(layer: Any, type_: str, transform: ir.Transform,
@@ -361,6 +392,12 @@ def _check_input_shape(input_shape: Optional[Sequence[int]], source: str
     if min(dims) <= 0:
         raise SettingError("input_shape", f"{source}: {SETTING} {text} has a non-positive dimension")
     return tuple(int(d) for d in dims)  # type: ignore[return-value]
+
+
+def _refuse_non_finite(layer: Any, err) -> None:
+    bad = non_finite(layer)
+    if bad is not None:
+        raise err(f"{bad}; parameters must be finite numbers")
 
 
 class _Builder:
@@ -440,6 +477,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
 
         if is_dropped(type_):
             continue
+        _refuse_non_finite(cl, err)
         if type_ == "Input":
             shapes = list(cl.input_param.shape)
             for i, top in enumerate(cl.top):
@@ -460,7 +498,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
             inputs[b.define(cl.top[0], owner, False)] = _data_shape(cl, type_, transform,
                                                                   input_shape, err, check)
             continue
-        if type_ not in SUPPORTED:
+        if type_ not in supported_types():
             raise err(unsupported_message())
         params = _params(cl, type_, err)
         bottoms = []
@@ -480,5 +518,6 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         raise net_err("no supported layers in the TEST phase")
     consumed = {t for layer in layers for t in layer.bottoms}
     outputs = [t for layer in layers for t in layer.tops if t not in consumed]
-    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs,
-                  transform=transform, source=source)
+    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs, transform=transform,
+                  source=source, warnings=fork_field_warnings([cl for cl in caffe_layers if in_test_phase(cl)],
+                                                              source, lambda cl: printable(cl.name)))

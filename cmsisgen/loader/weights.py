@@ -6,12 +6,14 @@ layer name, as Caffe's CopyTrainedLayersFrom does) is the caller's job.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
 from cmsisgen.errors import CmsisgenError
+from cmsisgen.loader.fields import binary_unknown_fields
+from cmsisgen.loader.prototxt import is_prototxt, printable
 from cmsisgen.proto import schema
 
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -52,21 +54,27 @@ def _is_hdf5(path: Path) -> bool:
         return False
 
 
-def read_binary(path: Path) -> dict[str, list[np.ndarray]]:
+def read_binary(path: Path, warnings: Optional[list[str]] = None) -> dict[str, list[np.ndarray]]:
     try:
         raw = path.read_bytes()
     except OSError as e:
         raise CmsisgenError(f"{path}: cannot read weights ({e.strerror or e})") from None
+    hint = "; is this the prototxt? give the prototxt first, then the weights" if is_prototxt(raw) else ""
     net = schema.NetParameter()
     try:
         net.ParseFromString(raw)
     except (DecodeError, RuntimeError, ValueError) as e:
-        raise CmsisgenError(f"{path}: not a readable .caffemodel ({e})") from None
+        raise CmsisgenError(f"{path}: not a readable .caffemodel ({e}){hint}") from None
     layers = list(net.layer) or list(net.layers)
     if not layers:
-        raise CmsisgenError(f"{path}: not a readable .caffemodel (no layers found)")
+        raise CmsisgenError(f"{path}: not a readable .caffemodel (no layers found){hint}")
     out: dict[str, list[np.ndarray]] = {}
     for layer in layers:
+        name = layer.name  # bytes when the file's name is not UTF-8
+        shown = printable(name.decode("utf-8", "backslashreplace") if isinstance(name, bytes) else name)
+        note = binary_unknown_fields(layer, f"{path}: layer '{shown}'")
+        if note is not None and warnings is not None:
+            warnings.append(note)
         if len(layer.blobs) and not out.get(layer.name):
             out[layer.name] = [blob_to_array(b, f"{path}: layer '{layer.name}' blob {i}")
                                for i, b in enumerate(layer.blobs)]
@@ -118,8 +126,9 @@ def read_hdf5(path: Path) -> dict[str, list[np.ndarray]]:
         raise CmsisgenError(f"{path}: not a readable .caffemodel.h5 ({msg})") from None
 
 
-def read_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
-    """{layer_name: [float32 arrays]} from either format (chosen by extension or magic)."""
+def read_weights(path: str | Path, warnings: Optional[list[str]] = None) -> dict[str, list[np.ndarray]]:
+    """{layer_name: [float32 arrays]} from either format (chosen by extension or magic);
+    fields of a .caffemodel that the schema does not know are named in ``warnings``."""
     p = Path(path)
     if p.is_dir():
         raise CmsisgenError(f"{path}: is a directory, expected a .caffemodel or .caffemodel.h5 file")
@@ -127,4 +136,4 @@ def read_weights(path: str | Path) -> dict[str, list[np.ndarray]]:
         raise CmsisgenError(f"{path}: weights file not found")
     if p.stat().st_size == 0:
         raise CmsisgenError(f"{path}: not a readable .caffemodel (empty file)")
-    return read_hdf5(p) if _is_hdf5(p) else read_binary(p)
+    return read_hdf5(p) if _is_hdf5(p) else read_binary(p, warnings)

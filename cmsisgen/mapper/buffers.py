@@ -9,7 +9,7 @@ Two regions:
 - one static arena for everything else, each call's scratch included: a scratch buffer is
   a tensor that lives during its call only.
 
-The plan follows what each :class:`~cmsisgen.mapper.program.Op` declares, never its
+The plan follows what each :class:`~cmsisgen.mapper.calls.Op` declares, never its
 function name, so a new kind of op only has to set those properties:
 
 - a tensor's bytes are free for reuse once its last reader has run (first fit by live
@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..ir import last_reads
-from .program import Op, Program, TensorInfo
+from ..ops.buffer_copy import copy_op
+from .calls import Op, Program, TensorInfo
 
 ALIGN = 4
 ARENA = "arena"
@@ -172,8 +173,7 @@ def _insert_copies(program: Program) -> None:
             copy_name = f"{op.layer}/input"
             info = program.tensors[source]
             program.tensors[copy_name] = TensorInfo(copy_name, info.shape, info.frac)
-            ops.append(Op(layer=op.layer, layer_type="Copy", kind="copy", function="memcpy", inputs=[source],
-                          output=copy_name, args={"size": info.size}, formats={"out_frac": info.frac}))
+            ops.append(copy_op(op.layer, info, program.tensors[copy_name]))
             op.inputs = [copy_name] + op.inputs[1:]
         ops.append(op)
     program.ops[:] = ops

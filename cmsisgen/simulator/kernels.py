@@ -18,9 +18,9 @@ Conventions
 
 Accumulator rules shared by conv and FC (why they look like this)
 ----------------------------------------------------------------
-The DSP kernels start every accumulator at ``(bias << bias_shift) + NN_ROUND(out_shift)``
+The DSP kernels start every accumulator at ``(bias << bias_lshift) + NN_ROUND(out_rshift)``
 in a 32-bit register, add the int8*int8 products with SMLAD (modular 32-bit, no
-saturation), then store ``__SSAT(acc >> out_shift, 8)``:
+saturation), then store ``__SSAT(acc >> out_rshift, 8)``:
 
 * ``NN_ROUND(s) = (1 << s) >> 1`` adds one half LSB of the output so the arithmetic
   right shift rounds half up (towards +inf) instead of flooring; for ``s == 0`` it is 0.
@@ -51,7 +51,6 @@ __all__ = [
     "pool_dsp_matches_plain_c_windows",
     "relu_q7",
     "group_conv_hwc_q7",
-    "lrn_q7",
     "fully_connected_q7",
     "softmax_q7",
 ]
@@ -60,15 +59,15 @@ __all__ = [
 _IM2COL_CHUNK_ELEMS = 1 << 24
 
 
-def nn_round(out_shift: int) -> int:
-    """``NN_ROUND(out_shift) = (1 << out_shift) >> 1``: half an output LSB, 0 for shift 0.
+def nn_round(out_rshift: int) -> int:
+    """``NN_ROUND(out_rshift) = (1 << out_rshift) >> 1``: half an output LSB, 0 for shift 0.
 
     Added to the accumulator before the right shift so that the shift rounds half up.
     """
-    out_shift = int(out_shift)
-    if out_shift < 0:
-        raise ValueError(f"out_shift must be >= 0, got {out_shift}")
-    return (1 << out_shift) >> 1
+    out_rshift = int(out_rshift)
+    if out_rshift < 0:
+        raise ValueError(f"out_rshift must be >= 0, got {out_rshift}")
+    return (1 << out_rshift) >> 1
 
 
 def saturate_q7(values) -> np.ndarray:
@@ -94,29 +93,29 @@ def _exact_float_type(k: int):
     return np.float32 if k * (1 << 14) <= (1 << 24) else np.float64
 
 
-def _requantize(acc: np.ndarray, bias: np.ndarray, bias_shift: int, out_shift: int, k: int) -> np.ndarray:
-    """``__SSAT(((bias << bias_shift) + NN_ROUND(out_shift) + acc) >> out_shift, 8)``.
+def _requantize(acc: np.ndarray, bias: np.ndarray, bias_lshift: int, out_rshift: int, k: int) -> np.ndarray:
+    """``__SSAT(((bias << bias_lshift) + NN_ROUND(out_rshift) + acc) >> out_rshift, 8)``.
 
     ``acc`` holds exact integer k-term dot products (float array, last axis = channel);
     it may be overwritten. When the a-priori bound ``k * 2**14 + max|start|`` shows that
     the float type holds every value exactly and no 32-bit wrap can occur, the shift is
-    done in place as ``floor(total * 2**-out_shift)`` (exact: power-of-two scaling and
+    done in place as ``floor(total * 2**-out_rshift)`` (exact: power-of-two scaling and
     floor of exactly represented integers); otherwise in wrapped int64.
     """
-    bias_shift, out_shift = int(bias_shift), int(out_shift)
-    if bias_shift < 0 or bias_shift > 31 or out_shift > 31:
-        raise ValueError(f"shifts must be in [0, 31], got bias_shift={bias_shift}, out_shift={out_shift}")
-    start = (bias.astype(np.int64) << bias_shift) + nn_round(out_shift)
+    bias_lshift, out_rshift = int(bias_lshift), int(out_rshift)
+    if bias_lshift < 0 or bias_lshift > 31 or out_rshift > 31:
+        raise ValueError(f"shifts must be in [0, 31], got bias_lshift={bias_lshift}, out_rshift={out_rshift}")
+    start = (bias.astype(np.int64) << bias_lshift) + nn_round(out_rshift)
     bound = k * (1 << 14) + int(np.abs(start).max(initial=0))
     exact_limit = (1 << 24) if acc.dtype == np.float32 else (1 << 53)
     if bound < min(exact_limit, 1 << 31):
         acc += start.astype(acc.dtype)
-        acc *= acc.dtype.type(2.0**-out_shift)
+        acc *= acc.dtype.type(2.0**-out_rshift)
         np.floor(acc, out=acc)
         np.clip(acc, -128, 127, out=acc)
         return acc.astype(np.int8)
     total = _wrap_int32(np.rint(acc).astype(np.int64) + start)
-    return saturate_q7(total >> out_shift)
+    return saturate_q7(total >> out_rshift)
 
 
 def _as_int8(name: str, a, ndim: int) -> np.ndarray:
@@ -138,30 +137,12 @@ def _pair(v, name: str) -> tuple[int, int]:
 # --------------------------------------------------------------------------- convolution
 
 
-def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
-    """Model of arm_convolve_HWC_q7_{RGB,basic,fast} and _{basic,fast}_nonsquare.
-
-    ``x`` int8[N, H, W, Cin], ``w`` int8[Cout, kh, kw, Cin], ``bias`` int8[Cout];
-    ``stride=(sh, sw)``, ``pad=(ph, pw)``, ``out_hw=(oh, ow)``; returns int8[N, oh, ow, Cout].
-
-    Output pixel (oy, ox) reads input rows ``oy*sh - ph + ky`` and columns
-    ``ox*sw - pw + kx``; taps outside the image contribute 0 (the kernels fill the im2col
-    buffer with zeros there). ``acc = (bias << bias_shift) + NN_ROUND(out_shift) +
-    sum(x * w)`` and ``out = saturate_q7(acc >> out_shift)`` (arithmetic shift).
-
-    All five kernels compute exactly this whenever their preconditions hold (RGB:
-    Cin == 3; fast: Cin % 4 == 0 and Cout % 2 == 0 -- otherwise they return
-    ARM_MATH_SIZE_MISMATCH and write nothing; the reordering inside the fast kernels
-    permutes input and weights identically, so the dot products are unchanged). The
-    fast kernels' top/middle/bottom split assumes ``oh``/``ow`` do not exceed Caffe's
-    ``(H + 2*ph - kh) // sh + 1``; larger values make the DSP build read outside the
-    image, so they are rejected here. ``Cin*kh*kw`` must fit the kernels' uint16 column
-    counter.
-    """
+def _conv_arguments(x, w, bias, stride, pad, out_hw):
+    """conv_hwc_q7's arguments checked against what the kernels can take (see its docstring)."""
     x = _as_int8("x", x, 4)
     w = _as_int8("w", w, 4)
     bias = _as_int8("bias", bias, 1)
-    n, h, wd, cin = x.shape
+    _, h, wd, cin = x.shape
     cout, kh, kw, cin_w = w.shape
     if cin_w != cin:
         raise ValueError(f"weight Cin {cin_w} != input channels {cin}")
@@ -179,6 +160,32 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: 
         )
     if cin * kh * kw > 0xFFFF:
         raise ValueError(f"Cin*kh*kw = {cin * kh * kw} exceeds the kernels' uint16 counters")
+    return x, w, bias, (sh, sw), (ph, pw), (oh, ow)
+
+
+def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift: int) -> np.ndarray:
+    """Model of arm_convolve_HWC_q7_{RGB,basic,fast} and _{basic,fast}_nonsquare.
+
+    ``x`` int8[N, H, W, Cin], ``w`` int8[Cout, kh, kw, Cin], ``bias`` int8[Cout];
+    ``stride=(sh, sw)``, ``pad=(ph, pw)``, ``out_hw=(oh, ow)``; returns int8[N, oh, ow, Cout].
+
+    Output pixel (oy, ox) reads input rows ``oy*sh - ph + ky`` and columns
+    ``ox*sw - pw + kx``; taps outside the image contribute 0 (the kernels fill the im2col
+    buffer with zeros there). ``acc = (bias << bias_lshift) + NN_ROUND(out_rshift) +
+    sum(x * w)`` and ``out = saturate_q7(acc >> out_rshift)`` (arithmetic shift).
+
+    All five kernels compute exactly this whenever their preconditions hold (RGB:
+    Cin == 3; fast: Cin % 4 == 0 and Cout % 2 == 0 -- otherwise they return
+    ARM_MATH_SIZE_MISMATCH and write nothing; the reordering inside the fast kernels
+    permutes input and weights identically, so the dot products are unchanged). The
+    fast kernels' top/middle/bottom split assumes ``oh``/``ow`` do not exceed Caffe's
+    ``(H + 2*ph - kh) // sh + 1``; larger values make the DSP build read outside the
+    image, so they are rejected here. ``Cin*kh*kw`` must fit the kernels' uint16 column
+    counter.
+    """
+    x, w, bias, (sh, sw), (ph, pw), (oh, ow) = _conv_arguments(x, w, bias, stride, pad, out_hw)
+    n, h, wd, cin = x.shape
+    cout, kh, kw, _ = w.shape
 
     # Zero padded copy big enough for every window.
     hp = max(h + ph, (oh - 1) * sh + kh)
@@ -202,17 +209,17 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: 
             rows = as_strided(xb[:, ky:], (nb, oh, ow, kw * cin), (s0, s1 * sh, s2 * sw, s3), writeable=False)
             cols[:, :, :, ky, :] = rows
         acc = cols.reshape(nb * oh * ow, k) @ wmat
-        out[b0 : b0 + nb] = _requantize(acc, bias, bias_shift, out_shift, k).reshape(nb, oh, ow, cout)
+        out[b0 : b0 + nb] = _requantize(acc, bias, bias_lshift, out_rshift, k).reshape(nb, oh, ow, cout)
     return out
 
 
-def conv_1x1_hwc_q7(x, w, bias, *, bias_shift: int, out_shift: int) -> np.ndarray:
+def conv_1x1_hwc_q7(x, w, bias, *, bias_lshift: int, out_rshift: int) -> np.ndarray:
     """Model of arm_convolve_1x1_HWC_q7_fast_nonsquare (DSP build).
 
     ``x`` int8[N, H, W, Cin], ``w`` int8[Cout, 1, 1, Cin] -> int8[N, H, W, Cout]. The DSP
     path converts two pixels at a time to q15 (reordered, no shift) and runs the same
     reordered q7 x q15 matrix kernel as the _fast convolutions: the products and the
-    ``(bias << bias_shift) + NN_ROUND(out_shift)`` start are those of
+    ``(bias << bias_lshift) + NN_ROUND(out_rshift)`` start are those of
     :func:`conv_hwc_q7` with a 1x1 kernel, stride 1 and no padding, so that is what it
     returns. The kernel refuses (ARM_MATH_SIZE_MISMATCH) any other geometry, Cin % 4 != 0
     or Cout % 2 != 0; it reads input pixel ``y * W + x`` for output pixel (y, x), so the
@@ -225,19 +232,19 @@ def conv_1x1_hwc_q7(x, w, bias, *, bias_shift: int, out_shift: int) -> np.ndarra
     if x.shape[3] % 4 or w.shape[0] % 2:
         raise ValueError(f"arm_convolve_1x1_HWC_q7_fast_nonsquare needs Cin % 4 == 0 and Cout % 2 == 0, "
                          f"got {x.shape[3]} and {w.shape[0]}")
-    return conv_hwc_q7(x, w, bias, stride=1, pad=0, out_hw=x.shape[1:3], bias_shift=bias_shift,
-                       out_shift=out_shift)
+    return conv_hwc_q7(x, w, bias, stride=1, pad=0, out_hw=x.shape[1:3], bias_lshift=bias_lshift,
+                       out_rshift=out_rshift)
 
 
-def depthwise_conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
+def depthwise_conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift: int) -> np.ndarray:
     """Model of arm_depthwise_separable_conv_HWC_q7 and _nonsquare (DSP build).
 
     ``x`` int8[N, H, W, C], ``w`` int8[kh, kw, C] (the byte order the kernels read:
     ``wt[(ky*kw + kx)*C + c]``), ``bias`` int8[C] -> int8[N, oh, ow, C]. Channel ``c`` is
     channel ``c`` of the input convolved with filter ``c`` alone::
 
-        acc = (bias[c] << bias_shift) + NN_ROUND(out_shift) + sum_{taps in image} x * w
-        out = saturate_q7(acc >> out_shift)
+        acc = (bias[c] << bias_lshift) + NN_ROUND(out_rshift) + sum_{taps in image} x * w
+        out = saturate_q7(acc >> out_rshift)
 
     The DSP path im2cols one output pixel (``C*kh*kw`` bytes, zeros in the padding),
     then accumulates four channels at a time, two taps per SMLAD, and the ``C % 4`` last
@@ -257,9 +264,9 @@ def depthwise_conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, o
     oh, ow = _pair(out_hw, "out_hw")
     if min(sh, sw) < 1 or min(ph, pw) < 0 or min(oh, ow) < 1:
         raise ValueError("stride must be >= 1, pad >= 0, output size >= 1")
-    bias_shift, out_shift = int(bias_shift), int(out_shift)
-    if not 0 <= bias_shift <= 31 or not 0 <= out_shift <= 31:
-        raise ValueError(f"shifts must be in [0, 31], got bias_shift={bias_shift}, out_shift={out_shift}")
+    bias_lshift, out_rshift = int(bias_lshift), int(out_rshift)
+    if not 0 <= bias_lshift <= 31 or not 0 <= out_rshift <= 31:
+        raise ValueError(f"shifts must be in [0, 31], got bias_lshift={bias_lshift}, out_rshift={out_rshift}")
     hp = max(h + ph, (oh - 1) * sh + kh)
     wp = max(wd + pw, (ow - 1) * sw + kw)
     xp = np.zeros((n, hp, wp, c), dtype=np.int64)
@@ -269,12 +276,12 @@ def depthwise_conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_shift: int, o
     for ky in range(kh):
         for kx in range(kw):
             acc += xp[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :] * w64[ky, kx]
-    acc += (bias.astype(np.int64) << bias_shift) + nn_round(out_shift)
-    return saturate_q7(_wrap_int32(acc) >> out_shift)
+    acc += (bias.astype(np.int64) << bias_lshift) + nn_round(out_rshift)
+    return saturate_q7(_wrap_int32(acc) >> out_rshift)
 
 
-def group_conv_hwc_q7(x, w, bias, *, groups: int, stride, pad, out_hw, bias_shift: int,
-                      out_shift: int) -> np.ndarray:
+def group_conv_hwc_q7(x, w, bias, *, groups: int, stride, pad, out_hw, bias_lshift: int,
+                      out_rshift: int) -> np.ndarray:
     """A grouped convolution as the generated code runs it: one dense HWC convolution per
     group on that group's channel slice (``w`` int8[Cout, kh, kw, Cin/groups], the groups'
     filters one after the other as in Caffe). Every dense q7 convolution computes
@@ -288,7 +295,7 @@ def group_conv_hwc_q7(x, w, bias, *, groups: int, stride, pad, out_hw, bias_shif
     in_g, out_g = cin // groups, cout // groups
     parts = [conv_hwc_q7(np.ascontiguousarray(x[..., g * in_g:(g + 1) * in_g]), w[g * out_g:(g + 1) * out_g],
                          bias[g * out_g:(g + 1) * out_g], stride=stride, pad=pad, out_hw=out_hw,
-                         bias_shift=bias_shift, out_shift=out_shift) for g in range(groups)]
+                         bias_lshift=bias_lshift, out_rshift=out_rshift) for g in range(groups)]
     return np.concatenate(parts, axis=3)
 
 
@@ -463,12 +470,12 @@ def relu_q7(x) -> np.ndarray:
     return np.maximum(x, np.int8(0))
 
 
-def fully_connected_q7(vec, w, bias, *, bias_shift: int, out_shift: int) -> np.ndarray:
+def fully_connected_q7(vec, w, bias, *, bias_lshift: int, out_rshift: int) -> np.ndarray:
     """arm_fully_connected_q7 / arm_fully_connected_q7_opt (same results).
 
     ``vec`` int8[N, dim_vec], ``w`` int8[dim_out, dim_vec] (logical, row major),
-    ``bias`` int8[dim_out] -> int8[N, dim_out]; ``out = saturate_q7(((bias << bias_shift)
-    + NN_ROUND(out_shift) + w @ v) >> out_shift)``. The _opt kernel only differs in how
+    ``bias`` int8[dim_out] -> int8[N, dim_out]; ``out = saturate_q7(((bias << bias_lshift)
+    + NN_ROUND(out_rshift) + w @ v) >> out_rshift)``. The _opt kernel only differs in how
     the weights are stored (see mapper.layout.interleave_fc_opt).
     """
     vec = _as_int8("vec", vec, 2)
@@ -482,7 +489,7 @@ def fully_connected_q7(vec, w, bias, *, bias_shift: int, out_shift: int) -> np.n
         raise ValueError("dim_vec and dim_out must fit uint16")
     ftype = _exact_float_type(w.shape[1])
     acc = vec.astype(ftype) @ w.astype(ftype).T
-    return _requantize(acc, bias, bias_shift, out_shift, w.shape[1])
+    return _requantize(acc, bias, bias_lshift, out_rshift, w.shape[1])
 
 
 def softmax_q7(vec) -> np.ndarray:
@@ -506,39 +513,3 @@ def softmax_q7(vec) -> np.ndarray:
     output_base = (1 << 20) // total
     shift = np.clip(13 + base - x, 0, 31)
     return saturate_q7(output_base >> shift)
-
-
-# --------------------------------------------------------------------------- LRN (own kernel)
-
-
-def lrn_q7(x, table, *, local_size: int, region: str, mantissa_bits: int, out_shift: int) -> np.ndarray:
-    """The generated nn_lrn_across_q7 / nn_lrn_within_q7 (int8[N, H, W, C] -> same shape).
-
-    ``S`` is the exact integer sum of ``x*x`` over the window (``local_size`` channels
-    centred on the channel, or a ``local_size`` square centred on the pixel; zeros
-    outside), then S as a small float with ``mantissa_bits`` of mantissa gives the table
-    index (:func:`cmsisgen.mapper.lrn.table_index`, capped at the last entry) and ``out =
-    saturate_q7((x * table[index] + NN_ROUND(out_shift)) >> out_shift)`` (see
-    :mod:`cmsisgen.mapper.lrn` for the table).
-    """
-    x = _as_int8("x", x, 4)
-    table = np.asarray(table)
-    if table.dtype != np.int32 or table.ndim != 1 or table.size == 0:
-        raise ValueError("table must be a non-empty 1-D int32 array")
-    if local_size < 1 or local_size % 2 == 0 or region not in ("across", "within"):
-        raise ValueError(f"LRN needs an odd local_size and region 'across' or 'within', got {local_size}, {region!r}")
-    half = (local_size - 1) // 2
-    sq = x.astype(np.int64) ** 2
-    n, h, w, c = x.shape
-    if region == "across":
-        padded = np.pad(sq, ((0, 0), (0, 0), (0, 0), (half, half)))
-        sums = sum(padded[..., i:i + c] for i in range(local_size))
-    else:
-        padded = np.pad(sq, ((0, 0), (half, half), (half, half), (0, 0)))
-        rows = sum(padded[:, i:i + h] for i in range(local_size))
-        sums = sum(rows[:, :, j:j + w] for j in range(local_size))
-    from ..mapper.lrn import table_index
-
-    index = np.minimum(table_index(sums, mantissa_bits), table.size - 1)
-    acc = x.astype(np.int64) * table.astype(np.int64)[index] + nn_round(out_shift)  # < 2**38: exact
-    return saturate_q7(acc >> out_shift)

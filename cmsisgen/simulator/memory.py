@@ -1,6 +1,6 @@
 """Run a Program in its planned memory: the image buffer and the arena as flat byte arrays.
 
-:mod:`cmsisgen.simulator.program` computes every tensor into its own array; the generated
+:mod:`cmsisgen.simulator.execute` computes every tensor into its own array; the generated
 C instead keeps tensors at the offsets of the buffer plan, where bytes are reused, pooled
 over in place and used as scratch. This module replays a program on that memory so that
 a wrong plan shows up as wrong values, not only as an overlap a checker happens to look
@@ -9,12 +9,10 @@ for:
 - before a call, its scratch and (unless it works in place) its output bytes are filled
   with noise, since the kernel writes them while it still reads its inputs;
 - a call that clobbers its input leaves noise there (bar what it wrote as output);
-- pooling written over its input runs in the DSP kernels' order on the shared bytes: the
-  x pass in place, then output row after output row, max pooling copying (memmove) the
-  first input row of its window into the row and comparing the later ones into it element
-  by element, average pooling summing all of its rows (bufferA) before writing the row.
+- a call written over its input whose order of reads and writes matters (pooling) runs its
+  kernel's own model of that on the shared bytes (:attr:`cmsisgen.ops.base.Kernel.over_input`).
 
-Every other op is computed by :func:`cmsisgen.simulator.program._run_op` from the bytes
+Every other op is computed by :func:`cmsisgen.simulator.execute._run_op` from the bytes
 its inputs hold at that moment, then stored at its output's offset.
 """
 from __future__ import annotations
@@ -22,9 +20,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..mapper.buffers import ARENA, IMAGE, BufferPlan
-from ..mapper.program import Op, Program
-from . import kernels
-from .program import _run_op
+from ..mapper.calls import Program
+from .execute import _run_op
 
 
 def run_in_plan(program: Program, plan: BufferPlan, images: np.ndarray, seed: int = 0) -> list[np.ndarray]:
@@ -52,12 +49,10 @@ def run_in_plan(program: Program, plan: BufferPlan, images: np.ndarray, seed: in
     for index, op in enumerate(program.ops):
         if index in plan.scratch:
             noise(memory[ARENA], plan.scratch[index].offset, op.scratch_bytes)
-        if not op.in_place and op.kind != "input":
+        if not op.in_place and op.inputs:  # (the input conversion works in place in the image)
             noise(*where(op.output))
-        if op.in_place and op.kind in ("maxpool", "avepool"):
-            # the kernel's own geometry: the input may be a Reshape alias of a differently shaped tensor
-            a = op.args
-            _pool_over_input(op, *where(op.inputs[0]), (a["ch_im_in"], a["dim_im_in"], a["dim_im_in"]))
+        if op.in_place and op.kernel.over_input is not None:
+            op.kernel.over_input(op, *where(op.inputs[0]))
         else:
             out = _run_op(op, [read(name) for name in op.inputs], program, images)
             if op.clobbers_input:
@@ -67,31 +62,3 @@ def run_in_plan(program: Program, plan: BufferPlan, images: np.ndarray, seed: in
         mem, offset, size = where(op.output)
         steps.append(mem[:, offset:offset + size].copy())
     return steps
-
-
-def _pool_over_input(op: Op, mem: np.ndarray, offset: int, size: int, shape: tuple[int, int, int]) -> None:
-    """arm_maxpool_q7_HWC / arm_avepool_q7_HWC (DSP build) with Im_out == Im_in, on ``mem``."""
-    a = op.args
-    c, d, _ = shape
-    k, p, s, o = a["dim_kernel"], a["padding"], a["stride"], a["dim_im_out"]
-    pool = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
-    x = mem[:, offset:offset + size].reshape(-1, d, d, c)
-    _, after_x_pass = pool(x, kernel=k, pad=p, stride=s, out_dim=o, return_im_in=True)
-    buf = after_x_pass.reshape(len(x), -1).astype(np.int32)  # Im_in == Im_out from here on
-    row_in, row_out = d * c, o * c
-    for i, (start, stop) in enumerate(kernels._dsp_windows(d, k, p, s, o, first_pass=False)):
-        target = i * row_out
-        if op.kind == "maxpool":
-            buf[:, target:target + row_out] = buf[:, start * row_in:start * row_in + row_out].copy()  # memmove
-            for j in range(start + 1, stop):
-                source = j * row_in
-                if source >= target + row_out or source + row_out <= target:
-                    buf[:, target:target + row_out] = np.maximum(buf[:, target:target + row_out],
-                                                                 buf[:, source:source + row_out])
-                    continue
-                for e in range(row_out):  # element by element: a source byte is also a target byte
-                    buf[:, target + e] = np.maximum(buf[:, target + e], buf[:, source + e])
-        else:
-            acc = sum(buf[:, j * row_in:j * row_in + row_out].copy() for j in range(start, stop))
-            buf[:, target:target + row_out] = kernels._trunc_div(acc, stop - start)
-    mem[:, offset:offset + size] = buf.astype(np.int8)

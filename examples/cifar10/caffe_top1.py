@@ -3,6 +3,9 @@
 
     python3 examples/cifar10/caffe_top1.py [--test ../shared/data/cifar10/test.zip] [--limit N]
 
+(the default --test is the full test set; --test examples/cifar10/images/test-1000.zip runs on the
+example's own 1,000 test images.)
+
 pycaffe is optional for cmsisgen and used here only as an independent check: it is taken from
 PYTHONPATH, else from $CMSISGEN_PYCAFFE/python, else ~/.cache/pycaffe/python (build it with
 ../shared/pycaffe/build.sh). Preprocessing is the TEST-phase transform_param of

@@ -2,7 +2,7 @@
 #
 # In:  FW_DIR (the firmware/ folder), MODEL_DIR, CMSIS_NN_PATH, CMSIS_CORE_PATH,
 #      CMSIS_DSP_INCLUDE, CMSIS_NN_PORTABLE, KERNEL_HOST (1 for the host build)
-# Out: MODEL_SRCS, MODEL_DEFS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME,
+# Out: MODEL_SRCS (every .c of MODEL_DIR), MODEL_DEFS, KERNEL_SRCS, KERNEL_INC, KERNEL_DEFS, KERNEL_NAME,
 #      KERNEL_DIR (the folder KERNEL_SRCS come from; the size report's --kernel-dir)
 #
 # MODEL_DEFS (-DNN_TRACE=nn_selftest_trace) is for the model's objects only: each Makefile
@@ -29,7 +29,8 @@ endif
 ifeq ($(wildcard $(MODEL_DIR)/test_vectors.h),)
 $(error $(MODEL_DIR)/test_vectors.h not found: compile the model with --test-vectors N)
 endif
-MODEL_SRCS := $(MODEL_DIR)/nn.c
+# Every .c of the model folder: nn.c and the cmsisgen kernels compile copied beside it.
+MODEL_SRCS := $(sort $(wildcard $(MODEL_DIR)/*.c))
 MODEL_DEFS := -DNN_TRACE=nn_selftest_trace
 
 CMSIS_NN_PORTABLE ?= $(FW_DIR)/cmsis_nn_portable

@@ -19,23 +19,23 @@
  * that writes in place (ReLU, pooling where its windows allow) shares its input's
  * offset. Steps are NN_TRACE's step numbers.
  *
- *   buffer                         region  offset   bytes  steps    tensor
- *   DATA_BUF                       image        0    3073  0-1      data
- *   CONV1_BUF                      arena        0   32768  1-2      conv1
- *   CONV1_BUF                      arena        0    8192  2-3      pool1
- *   CONV1_BUF                      arena        0    8192  3-4      pool1@1
+ *   buffer                         region  offset   bytes  steps    holds
+ *   NN_INPUT_Q7                    image        0    3073  0-1      data
+ *   CONV1_OUT                      arena        0   32768  1-2      conv1
+ *   POOL1_OUT                      arena        0    8192  2-3      pool1
+ *   RELU1_OUT                      arena        0    8192  3-4      pool1 after relu1
  *   POOL2_SCRATCH                  arena        0     512  6        pool2 scratch
- *   CONV3_BUF                      arena        0    4096  7-8      conv3
- *   CONV3_BUF                      arena        0    4096  8-9      conv3@1
- *   CONV3_BUF                      arena        0    1024  9-10     pool3
- *   PROB_BUF                       arena        0      12  11       prob
+ *   CONV3_OUT                      arena        0    4096  7-8      conv3
+ *   RELU3_OUT                      arena        0    4096  8-9      conv3 after relu3
+ *   POOL3_OUT                      arena        0    1024  9-10     pool3
+ *   PROB_OUT                       arena        0      12  11       prob
  *   IP1_SCRATCH                    arena     1024    2048  10       ip1 scratch
- *   IP1_BUF                        arena     3072      12  10-11    ip1
+ *   IP1_OUT                        arena     3072      12  10-11    ip1
  *   CONV3_SCRATCH                  arena     4096    3200  7        conv3 scratch
  *   POOL3_SCRATCH                  arena     4096     512  9        pool3 scratch
- *   CONV2_BUF                      arena     8192    8192  4-5      conv2
- *   CONV2_BUF                      arena     8192    8192  5-6      conv2@1
- *   CONV2_BUF                      arena     8192    2048  6-7      pool2
+ *   CONV2_OUT                      arena     8192    8192  4-5      conv2
+ *   RELU2_OUT                      arena     8192    8192  5-6      conv2 after relu2
+ *   POOL2_OUT                      arena     8192    2048  6-7      pool2
  *   CONV2_SCRATCH                  arena    16384    3200  4        conv2 scratch
  *   CONV1_SCRATCH                  arena    32768     300  1        conv1 scratch
  */
@@ -55,19 +55,65 @@
 
 static q7_t nn_arena[NN_ARENA_BYTES] NN_BUFFER_SECTION __attribute__((aligned(4)));
 
-/* Buffers by their place in the plan; the image buffer is run_nn()'s argument. */
-#define DATA_BUF ((q7_t *)image)
-#define CONV1_BUF (nn_arena + 0)
-#define POOL2_SCRATCH ((q15_t *)(void *)(nn_arena + 0))
-#define CONV3_BUF (nn_arena + 0)
-#define PROB_BUF (nn_arena + 0)
-#define IP1_SCRATCH ((q15_t *)(void *)(nn_arena + 1024))
-#define IP1_BUF (nn_arena + 3072)
-#define CONV3_SCRATCH ((q15_t *)(void *)(nn_arena + 4096))
-#define POOL3_SCRATCH ((q15_t *)(void *)(nn_arena + 4096))
-#define CONV2_BUF (nn_arena + 8192)
-#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + 16384))
-#define CONV1_SCRATCH ((q15_t *)(void *)(nn_arena + 32768))
+/*
+ * The plan as code: each buffer at <BUFFER>_OFFSET in its region (the image buffer, run_nn()'s
+ * argument, or the arena), <BUFFER>_BYTES long. A step that works in place writes its output
+ * buffer over its input's bytes (the same offset).
+ */
+#define NN_INPUT_Q7_OFFSET 0
+#define NN_INPUT_Q7_BYTES 3073
+#define NN_INPUT_Q7 ((q7_t *)image + NN_INPUT_Q7_OFFSET)
+#define CONV1_OUT_OFFSET 0
+#define CONV1_OUT_BYTES 32768
+#define CONV1_OUT (nn_arena + CONV1_OUT_OFFSET)
+#define POOL1_OUT_OFFSET 0
+#define POOL1_OUT_BYTES 8192
+#define POOL1_OUT (nn_arena + POOL1_OUT_OFFSET)
+#define RELU1_OUT_OFFSET 0
+#define RELU1_OUT_BYTES 8192
+#define RELU1_OUT (nn_arena + RELU1_OUT_OFFSET)
+#define POOL2_SCRATCH_OFFSET 0
+#define POOL2_SCRATCH_BYTES 512
+#define POOL2_SCRATCH ((q15_t *)(void *)(nn_arena + POOL2_SCRATCH_OFFSET))
+#define CONV3_OUT_OFFSET 0
+#define CONV3_OUT_BYTES 4096
+#define CONV3_OUT (nn_arena + CONV3_OUT_OFFSET)
+#define RELU3_OUT_OFFSET 0
+#define RELU3_OUT_BYTES 4096
+#define RELU3_OUT (nn_arena + RELU3_OUT_OFFSET)
+#define POOL3_OUT_OFFSET 0
+#define POOL3_OUT_BYTES 1024
+#define POOL3_OUT (nn_arena + POOL3_OUT_OFFSET)
+#define PROB_OUT_OFFSET 0
+#define PROB_OUT_BYTES 12
+#define PROB_OUT (nn_arena + PROB_OUT_OFFSET)
+#define IP1_SCRATCH_OFFSET 1024
+#define IP1_SCRATCH_BYTES 2048
+#define IP1_SCRATCH ((q15_t *)(void *)(nn_arena + IP1_SCRATCH_OFFSET))
+#define IP1_OUT_OFFSET 3072
+#define IP1_OUT_BYTES 12
+#define IP1_OUT (nn_arena + IP1_OUT_OFFSET)
+#define CONV3_SCRATCH_OFFSET 4096
+#define CONV3_SCRATCH_BYTES 3200
+#define CONV3_SCRATCH ((q15_t *)(void *)(nn_arena + CONV3_SCRATCH_OFFSET))
+#define POOL3_SCRATCH_OFFSET 4096
+#define POOL3_SCRATCH_BYTES 512
+#define POOL3_SCRATCH ((q15_t *)(void *)(nn_arena + POOL3_SCRATCH_OFFSET))
+#define CONV2_OUT_OFFSET 8192
+#define CONV2_OUT_BYTES 8192
+#define CONV2_OUT (nn_arena + CONV2_OUT_OFFSET)
+#define RELU2_OUT_OFFSET 8192
+#define RELU2_OUT_BYTES 8192
+#define RELU2_OUT (nn_arena + RELU2_OUT_OFFSET)
+#define POOL2_OUT_OFFSET 8192
+#define POOL2_OUT_BYTES 2048
+#define POOL2_OUT (nn_arena + POOL2_OUT_OFFSET)
+#define CONV2_SCRATCH_OFFSET 16384
+#define CONV2_SCRATCH_BYTES 3200
+#define CONV2_SCRATCH ((q15_t *)(void *)(nn_arena + CONV2_SCRATCH_OFFSET))
+#define CONV1_SCRATCH_OFFSET 32768
+#define CONV1_SCRATCH_BYTES 300
+#define CONV1_SCRATCH ((q15_t *)(void *)(nn_arena + CONV1_SCRATCH_OFFSET))
 
 /*
  * Compile-time checks of the plan: every buffer lies inside its region and the largest
@@ -75,25 +121,25 @@ static q7_t nn_arena[NN_ARENA_BYTES] NN_BUFFER_SECTION __attribute__((aligned(4)
  * Editing NN_ARENA_BYTES or NN_INPUT_BUFFER_SIZE below the plan fails here, not at run time.
  */
 #define NN_STATIC_ASSERT(name, condition) typedef char name[(condition) ? 1 : -1]
-NN_STATIC_ASSERT(nn_buffer_fits_image_0_DATA_BUF, 0 + 3073 <= NN_INPUT_BUFFER_SIZE);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_1_CONV1_BUF, 0 + 32768 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_2_CONV1_BUF, 0 + 8192 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_3_CONV1_BUF, 0 + 8192 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_4_POOL2_SCRATCH, 0 + 512 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_5_CONV3_BUF, 0 + 4096 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_6_CONV3_BUF, 0 + 4096 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_7_CONV3_BUF, 0 + 1024 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_8_PROB_BUF, 0 + 12 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_9_IP1_SCRATCH, 1024 + 2048 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_10_IP1_BUF, 3072 + 12 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_11_CONV3_SCRATCH, 4096 + 3200 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_12_POOL3_SCRATCH, 4096 + 512 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_13_CONV2_BUF, 8192 + 8192 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_14_CONV2_BUF, 8192 + 8192 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_15_CONV2_BUF, 8192 + 2048 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_16_CONV2_SCRATCH, 16384 + 3200 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_buffer_fits_arena_17_CONV1_SCRATCH, 32768 + 300 <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_scratch_fits_arena, NN_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_NN_INPUT_Q7_fits, NN_INPUT_Q7_OFFSET + NN_INPUT_Q7_BYTES <= NN_INPUT_BUFFER_SIZE);
+NN_STATIC_ASSERT(nn_plan_CONV1_OUT_fits, CONV1_OUT_OFFSET + CONV1_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL1_OUT_fits, POOL1_OUT_OFFSET + POOL1_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_RELU1_OUT_fits, RELU1_OUT_OFFSET + RELU1_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL2_SCRATCH_fits, POOL2_SCRATCH_OFFSET + POOL2_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_CONV3_OUT_fits, CONV3_OUT_OFFSET + CONV3_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_RELU3_OUT_fits, RELU3_OUT_OFFSET + RELU3_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL3_OUT_fits, POOL3_OUT_OFFSET + POOL3_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_PROB_OUT_fits, PROB_OUT_OFFSET + PROB_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_IP1_SCRATCH_fits, IP1_SCRATCH_OFFSET + IP1_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_IP1_OUT_fits, IP1_OUT_OFFSET + IP1_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_CONV3_SCRATCH_fits, CONV3_SCRATCH_OFFSET + CONV3_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL3_SCRATCH_fits, POOL3_SCRATCH_OFFSET + POOL3_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_CONV2_OUT_fits, CONV2_OUT_OFFSET + CONV2_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_RELU2_OUT_fits, RELU2_OUT_OFFSET + RELU2_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL2_OUT_fits, POOL2_OUT_OFFSET + POOL2_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_CONV2_SCRATCH_fits, CONV2_SCRATCH_OFFSET + CONV2_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_CONV1_SCRATCH_fits, CONV1_SCRATCH_OFFSET + CONV1_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_scratch_fits, NN_SCRATCH_BYTES <= NN_ARENA_BYTES);
 
 /*
  * uint8 pixels -> q7 network input, in place in the caller's buffer. A pixel's channels
@@ -128,76 +174,76 @@ arm_status run_nn(uint8_t *image, q7_t *scores)
     q15_t *nn_scratch; /* the current call's scratch (see the buffer plan) */
 
     nn_input_q7(image);
-    NN_TRACE(0u, DATA_BUF, 3072u);
+    NN_TRACE(0u, NN_INPUT_Q7, 3072u);
     nn_scratch = CONV1_SCRATCH;
     /* conv1 */
     status = arm_convolve_HWC_q7_RGB(
-            DATA_BUF, CONV1_IN_DIM, CONV1_IN_CH, CONV1_WT,
+            NN_INPUT_Q7, CONV1_IN_DIM, CONV1_IN_CH, CONV1_WT,
             CONV1_OUT_CH, CONV1_KERNEL_DIM, CONV1_PADDING, CONV1_STRIDE,
-            CONV1_BIAS, CONV1_BIAS_LSHIFT, CONV1_OUT_RSHIFT, CONV1_BUF,
+            CONV1_BIAS, CONV1_BIAS_LSHIFT, CONV1_OUT_RSHIFT, CONV1_OUT,
             CONV1_OUT_DIM, nn_scratch, NULL);
     if (status != ARM_MATH_SUCCESS) {
         return status;
     }
-    NN_TRACE(1u, CONV1_BUF, 32768u);
+    NN_TRACE(1u, CONV1_OUT, 32768u);
     /* pool1: the DSP build pools rows in place, overwriting its input; the output goes over it */
-    arm_maxpool_q7_HWC(CONV1_BUF, POOL1_IN_DIM, POOL1_IN_CH, POOL1_KERNEL_DIM,
-            POOL1_PADDING, POOL1_STRIDE, POOL1_OUT_DIM, NULL, CONV1_BUF);
-    NN_TRACE(2u, CONV1_BUF, 8192u);
+    arm_maxpool_q7_HWC(CONV1_OUT, POOL1_IN_DIM, POOL1_IN_CH, POOL1_KERNEL_DIM,
+            POOL1_PADDING, POOL1_STRIDE, POOL1_OUT_DIM, NULL, POOL1_OUT);
+    NN_TRACE(2u, POOL1_OUT, 8192u);
     /* relu1 */
-    arm_relu_q7(CONV1_BUF, RELU1_SIZE);
-    NN_TRACE(3u, CONV1_BUF, 8192u);
+    arm_relu_q7(RELU1_OUT, RELU1_SIZE);
+    NN_TRACE(3u, RELU1_OUT, 8192u);
     nn_scratch = CONV2_SCRATCH;
     /* conv2 */
     status = arm_convolve_HWC_q7_fast(
-            CONV1_BUF, CONV2_IN_DIM, CONV2_IN_CH, CONV2_WT,
+            RELU1_OUT, CONV2_IN_DIM, CONV2_IN_CH, CONV2_WT,
             CONV2_OUT_CH, CONV2_KERNEL_DIM, CONV2_PADDING, CONV2_STRIDE,
-            CONV2_BIAS, CONV2_BIAS_LSHIFT, CONV2_OUT_RSHIFT, CONV2_BUF,
+            CONV2_BIAS, CONV2_BIAS_LSHIFT, CONV2_OUT_RSHIFT, CONV2_OUT,
             CONV2_OUT_DIM, nn_scratch, NULL);
     if (status != ARM_MATH_SUCCESS) {
         return status;
     }
-    NN_TRACE(4u, CONV2_BUF, 8192u);
+    NN_TRACE(4u, CONV2_OUT, 8192u);
     /* relu2 */
-    arm_relu_q7(CONV2_BUF, RELU2_SIZE);
-    NN_TRACE(5u, CONV2_BUF, 8192u);
+    arm_relu_q7(RELU2_OUT, RELU2_SIZE);
+    NN_TRACE(5u, RELU2_OUT, 8192u);
     nn_scratch = POOL2_SCRATCH;
     /* pool2: the DSP build pools rows in place, overwriting its input; the output goes over it */
-    arm_avepool_q7_HWC(CONV2_BUF, POOL2_IN_DIM, POOL2_IN_CH, POOL2_KERNEL_DIM,
-            POOL2_PADDING, POOL2_STRIDE, POOL2_OUT_DIM, (q7_t *)nn_scratch, CONV2_BUF);
-    NN_TRACE(6u, CONV2_BUF, 2048u);
+    arm_avepool_q7_HWC(RELU2_OUT, POOL2_IN_DIM, POOL2_IN_CH, POOL2_KERNEL_DIM,
+            POOL2_PADDING, POOL2_STRIDE, POOL2_OUT_DIM, (q7_t *)nn_scratch, POOL2_OUT);
+    NN_TRACE(6u, POOL2_OUT, 2048u);
     nn_scratch = CONV3_SCRATCH;
     /* conv3 */
     status = arm_convolve_HWC_q7_fast(
-            CONV2_BUF, CONV3_IN_DIM, CONV3_IN_CH, CONV3_WT,
+            POOL2_OUT, CONV3_IN_DIM, CONV3_IN_CH, CONV3_WT,
             CONV3_OUT_CH, CONV3_KERNEL_DIM, CONV3_PADDING, CONV3_STRIDE,
-            CONV3_BIAS, CONV3_BIAS_LSHIFT, CONV3_OUT_RSHIFT, CONV3_BUF,
+            CONV3_BIAS, CONV3_BIAS_LSHIFT, CONV3_OUT_RSHIFT, CONV3_OUT,
             CONV3_OUT_DIM, nn_scratch, NULL);
     if (status != ARM_MATH_SUCCESS) {
         return status;
     }
-    NN_TRACE(7u, CONV3_BUF, 4096u);
+    NN_TRACE(7u, CONV3_OUT, 4096u);
     /* relu3 */
-    arm_relu_q7(CONV3_BUF, RELU3_SIZE);
-    NN_TRACE(8u, CONV3_BUF, 4096u);
+    arm_relu_q7(RELU3_OUT, RELU3_SIZE);
+    NN_TRACE(8u, RELU3_OUT, 4096u);
     nn_scratch = POOL3_SCRATCH;
     /* pool3: the DSP build pools rows in place, overwriting its input; the output goes over it */
-    arm_avepool_q7_HWC(CONV3_BUF, POOL3_IN_DIM, POOL3_IN_CH, POOL3_KERNEL_DIM,
-            POOL3_PADDING, POOL3_STRIDE, POOL3_OUT_DIM, (q7_t *)nn_scratch, CONV3_BUF);
-    NN_TRACE(9u, CONV3_BUF, 1024u);
+    arm_avepool_q7_HWC(RELU3_OUT, POOL3_IN_DIM, POOL3_IN_CH, POOL3_KERNEL_DIM,
+            POOL3_PADDING, POOL3_STRIDE, POOL3_OUT_DIM, (q7_t *)nn_scratch, POOL3_OUT);
+    NN_TRACE(9u, POOL3_OUT, 1024u);
     nn_scratch = IP1_SCRATCH;
     /* ip1 */
     status = arm_fully_connected_q7_opt(
-            CONV3_BUF, IP1_WT, IP1_DIM_VEC, IP1_NUM_ROWS,
-            IP1_BIAS_LSHIFT, IP1_OUT_RSHIFT, IP1_BIAS, IP1_BUF, nn_scratch);
+            POOL3_OUT, IP1_WT, IP1_DIM_VEC, IP1_NUM_ROWS,
+            IP1_BIAS_LSHIFT, IP1_OUT_RSHIFT, IP1_BIAS, IP1_OUT, nn_scratch);
     if (status != ARM_MATH_SUCCESS) {
         return status;
     }
-    NN_TRACE(10u, IP1_BUF, 10u);
+    NN_TRACE(10u, IP1_OUT, 10u);
     /* prob */
-    arm_softmax_q7(IP1_BUF, PROB_DIM_VEC, PROB_BUF);
-    NN_TRACE(11u, PROB_BUF, 10u);
+    arm_softmax_q7(IP1_OUT, PROB_DIM_VEC, PROB_OUT);
+    NN_TRACE(11u, PROB_OUT, 10u);
 
-    memcpy(scores, PROB_BUF, NN_OUTPUT_SIZE);
+    memcpy(scores, PROB_OUT, NN_OUTPUT_SIZE);
     return status;
 }

@@ -1,16 +1,18 @@
-"""The mapper's output: a straight-line program of CMSIS-NN calls over named tensors.
+"""The lowering's output: a straight-line program of kernel calls over named tensors.
 
 Everything downstream (buffer planner, simulator, code generator, report) reads this
-one structure, so a kernel decision is made once, in the mapper.
+one structure, so a kernel decision is made once, in the lowering (each op's
+:class:`~cmsisgen.ops.base.Kernel` carries its simulator model and its C).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from ..preprocess import InputFixedPoint
+if TYPE_CHECKING:
+    from ..ops.base import Kernel
 
 
 @dataclass(frozen=True)
@@ -31,11 +33,16 @@ class TensorInfo:
 class Op:
     """One emitted call.
 
-    ``kind`` selects the simulator kernel and the template snippet: "input", "conv",
-    "maxpool", "avepool", "relu", "fc", "softmax", "concat" or "copy".
-    ``args`` are the CMSIS-NN size arguments by their upstream parameter names.
-    ``weights``/``bias`` are in the logical layout the simulator uses; ``weight_data``
-    is the flattened int8 array exactly as emitted for the chosen function.
+    ``kernel`` is what is called: its simulator model and its C (:class:`cmsisgen.ops.base.Kernel`);
+    ``kind`` is its short name. ``in_shape`` is input 0 as the kernel reads it, (H, W, C):
+    a Flatten or Reshape alias may name the same bytes under another shape.
+    ``args`` are the kernel's size arguments, by the names its C parameters use; ``formats``
+    the Q formats (fractional bits) and shifts, each named once (``in_frac``, ``out_frac``,
+    ``weight_frac``, ``bias_frac``, ``bias_lshift``, ``out_rshift``, ...) for Python, JSON
+    and C alike. ``weights``/``bias`` are in the logical layout the simulator uses;
+    ``weight_data`` is the flattened array exactly as emitted for the chosen function and
+    ``weight_bytes`` the flash it takes with the bias. ``params`` holds any other value the
+    kernel needs (the input conversion's constants, the channel order).
 
     Memory properties the buffer planner (:mod:`cmsisgen.mapper.buffers`) reads; a new
     kind of op declares them here instead of the planner knowing its function:
@@ -49,22 +56,27 @@ class Op:
 
     layer: str
     layer_type: str
-    kind: str
+    kernel: "Kernel"
     function: str
     inputs: list[str]
     output: str
+    in_shape: tuple[int, int, int] = (0, 0, 0)
     args: dict[str, int] = field(default_factory=dict)
     weights: Optional[np.ndarray] = None
     bias: Optional[np.ndarray] = None
     weight_data: Optional[np.ndarray] = None
+    weight_bytes: int = 0
     scratch_bytes: int = 0
     in_place: bool = False
     clobbers_input: bool = False
     reads_past_end: int = 0
     macs: int = 0
-    formats: dict[str, int] = field(default_factory=dict)  # in/out/weight/bias fracs, shifts
-    input_fp: Optional[InputFixedPoint] = None
-    channel_source: tuple[int, ...] = ()
+    formats: dict[str, int] = field(default_factory=dict)
+    params: Any = None
+
+    @property
+    def kind(self) -> str:
+        return self.kernel.kind
 
 
 @dataclass

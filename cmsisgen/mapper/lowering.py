@@ -1,0 +1,86 @@
+"""Lowering: a quantized Net becomes a Program of kernel calls, one backend at a time.
+
+Per layer it asks the layer's kind (:mod:`cmsisgen.ops`) for the call: the kind picks the
+function by its rule predicates (or the one the user forced with ``--kernel``), lays the
+weights out the way that function reads them and records the exact scratch it needs.
+Aliases (Dropout, Split, Flatten, Reshape) emit nothing: their outputs name their inputs'
+bytes.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import ir
+from ..errors import CmsisgenError
+from ..ops import kind_of
+from ..ops.alias import held_layouts
+from ..ops.base import LoweringContext, advisories
+from ..ops.network_input import lower_input_q7
+from ..preprocess import Preprocessing
+from ..quantizer import Quantization
+from .calls import Program, TensorInfo
+
+
+def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt",
+                forced: Optional[dict[str, str]] = None) -> Program:
+    """Build the q7 Program for ``net``, which must have passed :func:`check_supported`."""
+    (input_name, input_shape), = net.input_shapes.items()
+    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac[name]) for name, shape in net.shapes.items()}
+    alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
+    held = held_layouts(net)
+
+    def storage(name: str) -> str:
+        while name in alias:
+            name = alias[name]
+        return name
+
+    ops = [lower_input_q7(input_name, input_shape, quant.tensor_frac[input_name], pre)]
+    warnings = list(quant.warnings)
+    for layer in net.layers:
+        kind = kind_of(layer)
+        ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
+                              held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
+        op = kind.lower_q7(layer, ctx)
+        if op is None:
+            alias.update((top, layer.bottoms[0]) for top in layer.tops)
+            continue
+        for choice in kind.choices(layer, fc_variant):
+            if op.function in choice.functions():
+                warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
+        ops.append(op)
+    output = storage(net.outputs[0])
+    c, h, w = net.shapes[net.outputs[0]]
+    output_hwc = held.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
+    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
+                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
+
+
+def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[str, str]] = None) -> None:
+    """Fail fast, before calibration: one input, one output, every layer with a function whose
+    rules hold (the forced ones included), and every forced layer in the net."""
+    if len(net.input_shapes) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
+    if len(net.outputs) != 1:
+        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
+                            + ", ".join(net.outputs))
+    forced = forced or {}
+    layers = {layer.name: layer for layer in net.layers}
+    for name, function in forced.items():
+        _check_forced(layers.get(name), name, function)
+    for layer in net.layers:
+        kind_of(layer).check_q7(net, layer, fc_variant, forced.get(layer.name))
+
+
+def _check_forced(layer: Optional[ir.Layer], name: str, function: str) -> None:
+    """A function forced for a layer must name a layer of the net that emits a call, and be one
+    of its kind's functions (whether its rules hold is the kind's check)."""
+    if layer is None:
+        raise CmsisgenError(f"kernel {name}={function}: the network has no layer '{name}'")
+    kind = kind_of(layer)
+    if kind.alias:
+        raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function}: the layer emits no call "
+                            "(its output is its input's bytes)")
+    functions = [f for choice in kind.choices() for f in choice.functions()]
+    if function not in functions:
+        raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function} is not a function for this layer "
+                            f"(candidates: {', '.join(functions)})")

@@ -1,0 +1,309 @@
+"""Caffe Pooling (MAX, AVE, global) onto arm_maxpool_q7_HWC / arm_avepool_q7_HWC, or the
+project's own nn_global_pool_q7 for a window covering an image those cannot take.
+
+Caffe's semantics: ceil-mode output sizes, a last window that would start in the padding
+clipped, and AVE dividing by the window clipped to the *padded* image. The CMSIS-NN DSP
+build pools rows in place and divides by the cells inside the image (an advisory warns
+where that departs from Caffe).
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Sequence
+
+import numpy as np
+
+from .. import ir
+from ..errors import CmsisgenError
+from ..mapper.calls import Op
+from ..mapper.rules import Site, rule, sizes_fit_int16, square_geometry
+from ..simulator import kernels
+from ..simulator.kernels import saturate_q7
+from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, formats,
+                   generic_site, in_place, one_input, stem)
+
+#: The DSP average pool sums a row window in saturating q15: at most 256 cells wide.
+AVEPOOL_MAX_WINDOW = 256
+
+
+@rule("pooling {method}")
+def max_or_average(site: Site) -> bool:
+    """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
+    return site.method in ("max", "ave")
+
+
+@rule("padding {pad_w} >= stride {stride_w}")
+def pooling_padding_below_stride(site: Site) -> bool:
+    """The Cortex-M DSP pooling kernels pool rows in place: with padding >= stride a window reads columns it already overwrote, so padding must be smaller than the stride (or the output a single column)."""
+    return site.out_w <= 1 or site.pad_w < site.stride_w
+
+
+@rule("input {in_h}x{in_w}, output {out_h}x{out_w}")
+def pooling_output_within_input(site: Site) -> bool:
+    """The DSP pooling kernels store output column i in column i of the input row: the output may not be larger than the input."""
+    return site.out_h <= site.in_h and site.out_w <= site.in_w
+
+
+@rule("input {in_h}x{in_w}, kernel {kernel_h}x{kernel_w}, stride {stride_h}x{stride_w}, padding {pad_h}x{pad_w}")
+def pooling_windows_start_inside(site: Site) -> bool:
+    """Every pooling window must start inside the image (a kernel smaller than the stride leaves Caffe's last ceil-mode window outside it)."""
+    return ((site.out_h - 1) * site.stride_h - site.pad_h < site.in_h
+            and (site.out_w - 1) * site.stride_w - site.pad_w < site.in_w)
+
+
+@rule("kernel {kernel_h}x{kernel_w}")
+def avepool_window_fits_q15(site: Site) -> bool:
+    """The DSP average pool sums a row window in saturating q15: the kernel may be at most 256 wide."""
+    return site.kernel_w <= AVEPOOL_MAX_WINDOW and site.kernel_h <= AVEPOOL_MAX_WINDOW
+
+
+@rule("input {in_h}x{in_w}, kernel {kernel_h}, stride {stride_h}, padding {pad_h}")
+def pooling_output_fits_over_input(site: Site) -> bool:
+    """The output may be written over its own input (same first byte) when no output row lands on input bytes still to be read: an output row may only overlap the first input row its window reads, starting at or before it (max pooling copies that row with memmove, average pooling reads it before writing), and no row that a later window reads; always so when padding < stride."""
+    d, o = site.in_h, site.out_h
+    rows = [_pool_window_rows(i, d, site.kernel_h, site.pad_h, site.stride_h) for i in range(o)]
+    # In units of one pixel's channels: output row i is [i*o, (i+1)*o); the y pass reads
+    # the first o columns of input row j, [j*d, j*d + o), after the in-place x pass (which
+    # stays inside the input). Output rows are written in order.
+    for i in range(o):
+        for later in range(i, o):
+            start, stop = rows[later]
+            for j in range(start, stop):
+                if j * d + o <= i * o or (i + 1) * o <= j * d:
+                    continue  # disjoint
+                if later == i and j == start and i * o <= j * d:
+                    continue  # its own first input row, read before (or as) it is overwritten
+                return False
+    return True
+
+
+def _pool_window_rows(i: int, dim_in: int, kernel: int, pad: int, stride: int) -> tuple[int, int]:
+    """Input rows [start, stop) the DSP pooling's y pass reads for output row ``i``."""
+    t = i * stride - pad
+    start = max(t, 0)
+    stop = dim_in if t + kernel >= dim_in else t + kernel
+    return start, max(stop, start + 1)
+
+
+@rule("padding {pad_h}x{pad_w}")
+def avepool_matches_caffe(site: Site) -> bool:
+    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe."""
+    return site.pad_h == 0 and site.pad_w == 0
+
+
+@rule("input {in_h}x{in_w}, kernel {kernel_h}x{kernel_w}, padding {pad_h}x{pad_w}, output {out_h}x{out_w}")
+def whole_image_window(site: Site) -> bool:
+    """nn_global_pool_q7 (the project's own kernel) pools each channel's whole image, of any height and width (global pooling, or one window covering the image without padding); the average is rounded to nearest."""
+    return (site.kernel_h == site.in_h and site.kernel_w == site.in_w and site.pad_h == 0 and site.pad_w == 0
+            and site.out_h == 1 and site.out_w == 1)
+
+
+_DSP_POOLING = (max_or_average, sizes_fit_int16, square_geometry, pooling_padding_below_stride,
+                pooling_windows_start_inside, pooling_output_within_input)
+MAX = Choice("Pooling/max", (Candidate("arm_maxpool_q7_HWC", _DSP_POOLING,
+                                       in_place=pooling_output_fits_over_input),))
+AVE = Choice("Pooling/ave", (Candidate("arm_avepool_q7_HWC", _DSP_POOLING + (avepool_window_fits_q15,),
+                                       advisories=(avepool_matches_caffe,), in_place=pooling_output_fits_over_input),))
+GLOBAL = Choice("Pooling/global", (Candidate("nn_global_pool_q7", (max_or_average, whole_image_window)),),
+                note="a pooling window covering the whole image that the CMSIS-NN kernels above cannot take")
+
+
+def global_pool_q7(x: np.ndarray, average: bool) -> np.ndarray:
+    """``nn_global_pool_q7`` on NHWC ``x`` -> (N, 1, 1, C): the maximum of each channel, or its
+    int32 sum divided by the pixel count rounded half away from zero (C: ``(sum +- count/2) / count``)."""
+    n, c = len(x), x.shape[-1]
+    flat = x.reshape(n, -1, c).astype(np.int64)
+    if not average:
+        return flat.max(axis=1).astype(np.int8).reshape(n, 1, 1, c)
+    count = flat.shape[1]
+    total = flat.sum(axis=1)
+    rounded = np.where(total >= 0, total + count // 2, total - count // 2)
+    quotient = np.sign(rounded) * (np.abs(rounded) // count)  # C division truncates towards zero
+    return saturate_q7(quotient).reshape(n, 1, 1, c)
+
+
+def _simulate_dsp(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    pool = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
+    a = op.args
+    return pool(inputs[0], kernel=a["dim_kernel"], pad=a["padding"], stride=a["stride"], out_dim=a["dim_im_out"])
+
+
+def _pool_over_input(op: Op, mem: np.ndarray, offset: int, size: int) -> None:
+    """The DSP kernels with Im_out == Im_in, on the planned memory ``mem`` (what the simulator of
+    planned memory runs for an in-place pooling): the x pass in place, then output row after
+    output row, max pooling copying (memmove) the first input row of its window into the row
+    and comparing the later ones into it element by element, average pooling summing all of
+    its rows (bufferA) before writing the row."""
+    a = op.args
+    c, d = a["ch_im_in"], a["dim_im_in"]
+    k, p, s, o = a["dim_kernel"], a["padding"], a["stride"], a["dim_im_out"]
+    pool = kernels.maxpool_q7_hwc if op.kind == "maxpool" else kernels.avepool_q7_hwc
+    x = mem[:, offset:offset + size].reshape(-1, d, d, c)
+    _, after_x_pass = pool(x, kernel=k, pad=p, stride=s, out_dim=o, return_im_in=True)
+    buf = after_x_pass.reshape(len(x), -1).astype(np.int32)  # Im_in == Im_out from here on
+    row_in, row_out = d * c, o * c
+    for i, (start, stop) in enumerate(kernels._dsp_windows(d, k, p, s, o, first_pass=False)):
+        target = i * row_out
+        if op.kind == "maxpool":
+            buf[:, target:target + row_out] = buf[:, start * row_in:start * row_in + row_out].copy()  # memmove
+            for j in range(start + 1, stop):
+                source = j * row_in
+                if source >= target + row_out or source + row_out <= target:
+                    buf[:, target:target + row_out] = np.maximum(buf[:, target:target + row_out],
+                                                                 buf[:, source:source + row_out])
+                    continue
+                for e in range(row_out):  # element by element: a source byte is also a target byte
+                    buf[:, target + e] = np.maximum(buf[:, target + e], buf[:, source + e])
+        else:
+            acc = sum(buf[:, j * row_in:j * row_in + row_out].copy() for j in range(start, stop))
+            buf[:, target:target + row_out] = kernels._trunc_div(acc, stop - start)
+    mem[:, offset:offset + size] = buf.astype(np.int8)
+
+
+DSP_PARAMETERS = """\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
+#define {{ prefix }}_IN_DIM {{ a.dim_im_in }}
+#define {{ prefix }}_IN_CH {{ a.ch_im_in }}
+#define {{ prefix }}_KERNEL_DIM {{ a.dim_kernel }}
+#define {{ prefix }}_PADDING {{ a.padding }}
+#define {{ prefix }}_STRIDE {{ a.stride }}
+#define {{ prefix }}_OUT_DIM {{ a.dim_im_out }}
+"""
+_DSP_CALL = """\
+    /* {{ op.layer }}: the DSP build pools rows in place, overwriting its input{{ "; the output goes over it" if op.in_place }} */
+    {{ op.function }}({{ buf[op.inputs[0]] }}, {{ prefix }}_IN_DIM, {{ prefix }}_IN_CH, {{ prefix }}_KERNEL_DIM,
+            {{ prefix }}_PADDING, {{ prefix }}_STRIDE, {{ prefix }}_OUT_DIM, BUFFER_A, {{ out }});
+"""
+MAXPOOL = Kernel("maxpool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "NULL"), DSP_PARAMETERS,
+                 over_input=_pool_over_input)
+AVEPOOL = Kernel("avepool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "(q7_t *)nn_scratch"), DSP_PARAMETERS,
+                 over_input=_pool_over_input)
+GLOBAL_POOL = Kernel(
+    "global_pool", lambda op, inputs: global_pool_q7(inputs[0], bool(op.args["average"])),
+    call="""\
+    /* {{ op.layer }} */
+    nn_global_pool_q7({{ buf[op.inputs[0]] }}, {{ prefix }}_CH, {{ prefix }}_PIXELS, {{ op.args.average }}u, {{ out }});
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, {{ "average" if op.args.average else "maximum" }} over each channel's whole image; Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
+#define {{ prefix }}_CH {{ op.args.channels }}
+#define {{ prefix }}_PIXELS {{ op.args.pixels }}
+""", source="nn_global_pool_q7.c")
+
+
+class Pooling(LayerKind):
+    types = ("Pooling",)
+    keeps_format = True
+
+    def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
+        p: ir.PoolParams = layer.params  # type: ignore[assignment]
+        c, h, w = one_input(net, layer)
+        if p.global_pooling:
+            if p.pad_h or p.pad_w or p.stride_h != 1 or p.stride_w != 1:
+                raise fail(net, layer, "global pooling needs pad 0 and stride 1")
+            # Caffe sets the kernel to the input size; record it so later stages see real sizes.
+            layer.params = p = dataclasses.replace(p, kernel_h=h, kernel_w=w)
+        if p.stride_h <= 0 or p.stride_w <= 0:
+            raise fail(net, layer, "stride must be positive")
+        if p.kernel_h <= 0 or p.kernel_w <= 0 or p.kernel_h > h + 2 * p.pad_h or p.kernel_w > w + 2 * p.pad_w:
+            raise fail(net, layer, f"kernel {p.kernel_h}x{p.kernel_w} does not fit the padded "
+                                   f"input {h}x{w} (pad {p.pad_h},{p.pad_w})")
+        if p.pad_h >= p.kernel_h or p.pad_w >= p.kernel_w:
+            raise fail(net, layer, "pad must be smaller than the kernel")
+        oh, ow = pool_out_hw(h, w, p)
+        return c, oh, ow
+
+    def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        return [pooling(inputs[0], layer.params)]  # type: ignore[arg-type]
+
+    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
+        p: ir.PoolParams = layer.params  # type: ignore[assignment]
+        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
+                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, method=p.method)
+
+    def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
+        return (MAX, AVE, GLOBAL)
+
+    def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
+        _choose_q7(self.site(net, layer), forced)
+
+    def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
+        site = self.site(ctx.net, layer)
+        choice, function = _choose_q7(site, ctx.forced.get(layer.name))
+        c, h, w = ctx.shape(layer.bottoms[0])
+        common = dict(stem(layer, ctx.net), function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+                      formats=formats(ctx, layer))
+        if choice is GLOBAL:
+            return Op(**common, kernel=GLOBAL_POOL, args={"channels": c, "pixels": h * w,
+                                                          "average": int(site.method == "ave")}, macs=h * w * c)
+        args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
+                "stride": site.stride_h, "dim_im_out": site.out_h}
+        return Op(**common, kernel=MAXPOOL if choice is MAX else AVEPOOL, args=args,
+                  scratch_bytes=2 * site.out_h * c if choice is AVE else 0, clobbers_input=True,
+                  in_place=in_place(choice, function, site),
+                  macs=site.out_h * site.out_w * c * site.kernel_h * site.kernel_w)
+
+
+def _choose_q7(site: Site, forced: Optional[str]) -> tuple[Choice, str]:
+    """The CMSIS-NN pooling function when one fits; else, for a window covering the whole
+    image (global pooling of a non-square image, say), the project's nn_global_pool_q7."""
+    dsp = AVE if site.method == "ave" else MAX
+    if forced is not None and forced in GLOBAL.functions():
+        return GLOBAL, choose(GLOBAL, site, forced)
+    try:
+        return dsp, choose(dsp, site, forced)
+    except CmsisgenError:
+        if forced is not None or not whole_image_window(site):
+            raise
+        return GLOBAL, choose(GLOBAL, site)
+
+
+def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True) -> int:
+    """Caffe PoolingLayer for one axis, *without* the padding clip (see pool_out_hw)."""
+    span = size + 2 * pad - kernel
+    return (-(-span // stride) if ceil_mode else span // stride) + 1
+
+
+def pool_out_hw(h: int, w: int, p: ir.PoolParams) -> tuple[int, int]:
+    """Pooled (H, W). Caffe clips a last window that starts inside the padding, and does
+    so on both axes whenever any pad is non-zero."""
+    oh = pool_out(h, p.kernel_h, p.stride_h, p.pad_h, p.ceil_mode)
+    ow = pool_out(w, p.kernel_w, p.stride_w, p.pad_w, p.ceil_mode)
+    if p.pad_h or p.pad_w:
+        if (oh - 1) * p.stride_h >= h + p.pad_h:
+            oh -= 1
+        if (ow - 1) * p.stride_w >= w + p.pad_w:
+            ow -= 1
+    return oh, ow
+
+
+def pool_windows(in_size: int, out_size: int, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Caffe's window per output index: (start, end) clipped to the image, and the divisor
+    size that average pooling uses (clipped to the padded image, not to the image)."""
+    start = np.arange(out_size) * stride - pad
+    end_padded = np.minimum(start + kernel, in_size + pad)
+    size = end_padded - start
+    return np.maximum(start, 0), np.minimum(end_padded, in_size), size
+
+
+def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:
+    """Max or average pooling with Caffe's ceil-mode output size and window clipping."""
+    n, c, h, w = x.shape
+    if p.global_pooling:
+        reduce = np.max if p.method == "max" else np.mean
+        return reduce(x, axis=(2, 3), keepdims=True).astype(np.float32)
+    out_h, out_w = pool_out_hw(h, w, p)
+    hs, he, hsize = pool_windows(h, out_h, p.kernel_h, p.stride_h, p.pad_h)
+    ws, we, wsize = pool_windows(w, out_w, p.kernel_w, p.stride_w, p.pad_w)
+    out = np.empty((n, c, out_h, out_w), dtype=np.float32)
+    if p.method == "max":
+        # Reduce rows then columns: each separable step is a vectorized slice max.
+        rows = np.stack([x[:, :, hs[i]:he[i], :].max(axis=2) for i in range(out_h)], axis=2)
+        for j in range(out_w):
+            out[:, :, :, j] = rows[:, :, :, ws[j]:we[j]].max(axis=3)
+    else:
+        rows = np.stack([x[:, :, hs[i]:he[i], :].sum(axis=2) for i in range(out_h)], axis=2)
+        for j in range(out_w):
+            out[:, :, :, j] = rows[:, :, :, ws[j]:we[j]].sum(axis=3)
+        out /= (hsize[:, None] * wsize[None, :]).astype(np.float32)
+    return out

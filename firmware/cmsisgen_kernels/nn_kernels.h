@@ -1,0 +1,95 @@
+/*
+ * cmsisgen's own q7 kernels: the layers CMSIS-NN's q7 API has no function for.
+ *
+ * `cmsisgen compile` copies this header and the .c files a network calls into OUT next
+ * to nn.c (build every .c in OUT). Activations are q7 HWC, as for CMSIS-NN. Shared
+ * arithmetic: an int32 (LRN: int64) accumulator, NN_ROUND(s) = (1 << s) >> 1 added before
+ * an arithmetic right shift by s (round half up), then saturation to [-128, 127].
+ * cmsisgen/simulator models every function bit for bit (generated_kernels.py, kernels.lrn_q7).
+ * Plain C99, no intrinsics; the right shift of a negative int is arithmetic on every
+ * compiler this code targets, as CMSIS-NN itself assumes.
+ */
+#ifndef NN_KERNELS_H
+#define NN_KERNELS_H
+
+#include <stdint.h>
+/* q7_t: cmsisgen's portable kernels, CMSIS_5 5.9.0 and CMSIS-NN 3.x all name this header. */
+#include "arm_nn_math_types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* nn_concat_q7.c */
+
+/* Copies an HWC input of in_ch channels into channels [ch_offset, ch_offset + in_ch) of an
+ * HWC output of out_ch channels (Concat, and the scatter after each group of a grouped
+ * convolution). Exact byte copies. */
+void nn_concat_channels_q7(const q7_t *in, uint32_t in_ch, q7_t *out, uint32_t out_ch, uint32_t ch_offset,
+                           uint32_t pixels);
+
+/* Copies channels [ch_offset, ch_offset + out_ch) of an HWC input of in_ch channels into a
+ * dense HWC output (the gather before each group of a grouped convolution). Exact byte copies. */
+void nn_gather_channels_q7(const q7_t *in, uint32_t in_ch, uint32_t ch_offset, q7_t *out, uint32_t out_ch,
+                           uint32_t pixels);
+
+/* nn_lrn_q7.c: Caffe LRN with a multiplier table made at compile time (cmsisgen/mapper/lrn.py). */
+
+/* One LRN output: x * table[index] in 64 bits, rounded half up by out_shift (<= 62) and
+ * saturated, where index is the sum of squares `sum` written as a float with
+ * mantissa_bits of mantissa (exact below 2^mantissa_bits), capped at table_size - 1. */
+q7_t nn_lrn_scale_q7(q7_t x, uint32_t sum, const int32_t *table, uint32_t table_size, uint32_t mantissa_bits,
+                     uint32_t out_shift);
+
+/* ACROSS_CHANNELS: the sum of squares over local_size (odd) channels centred on each
+ * channel (clipped at the ends), then nn_lrn_scale_q7. */
+void nn_lrn_across_q7(const q7_t *in, q7_t *out, uint32_t pixels, uint32_t channels, uint32_t local_size,
+                      const int32_t *table, uint32_t table_size, uint32_t mantissa_bits, uint32_t out_shift);
+
+/* WITHIN_CHANNEL: the sum of squares over a local_size (odd) square centred on each pixel
+ * in its channel (clipped at the borders), then nn_lrn_scale_q7. in and out must not overlap. */
+void nn_lrn_within_q7(const q7_t *in, q7_t *out, uint32_t height, uint32_t width, uint32_t channels,
+                      uint32_t local_size, const int32_t *table, uint32_t table_size, uint32_t mantissa_bits,
+                      uint32_t out_shift);
+
+/* nn_eltwise_q7.c: Eltwise of equally shaped tensors; out may be one of the inputs. */
+
+/* SUM: out = sat8((sum_k coeff[k] * (in[k] << lshift[k]) + NN_ROUND(out_rshift)) >> out_rshift).
+ * The caller keeps the int32 sum and the shifts (< 31) in range (the quantizer does). */
+void nn_eltwise_sum_q7(const q7_t *const *in, const int32_t *coeff, const uint8_t *lshift, uint32_t inputs,
+                       uint32_t out_rshift, q7_t *out, uint32_t size);
+
+/* MAX: out = sat8((max_k (in[k] << lshift[k]) + NN_ROUND(out_rshift)) >> out_rshift); inputs >= 1. */
+void nn_eltwise_max_q7(const q7_t *const *in, const uint8_t *lshift, uint32_t inputs, uint32_t out_rshift,
+                       q7_t *out, uint32_t size);
+
+/* PROD of two inputs: out = sat8((a * b + NN_ROUND(out_rshift)) >> out_rshift), out_rshift < 31. */
+void nn_eltwise_prod_q7(const q7_t *a, const q7_t *b, uint32_t out_rshift, q7_t *out, uint32_t size);
+
+/* nn_global_pool_q7.c */
+
+/* Global pooling of an HWC image of `pixels` pixels to one value per channel: the maximum
+ * (average == 0), or the int32 sum divided by pixels rounded half away from zero and
+ * saturated (average != 0). */
+void nn_global_pool_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t average, q7_t *out);
+
+/* nn_prelu_q7.c */
+
+/* PReLU / leaky ReLU: x >= 0 unchanged, else sat8((x * slope[ch] + NN_ROUND(slope_shift)) >> slope_shift)
+ * (slope in Q(7-slope_shift).slope_shift, slope_shift < 31). Works in place. */
+void nn_prelu_q7(const q7_t *in, const q7_t *slope, uint32_t channels, uint32_t pixels, uint32_t slope_shift,
+                 q7_t *out);
+
+/* nn_scale_q7.c */
+
+/* Per-channel affine map (a Scale/BatchNorm not folded into a convolution), the arithmetic of a
+ * 1x1 depthwise convolution: out = sat8(((bias[ch] << bias_lshift) + NN_ROUND(out_rshift)
+ * + x * mult[ch]) >> out_rshift), shifts < 31 and the sum inside int32. Works in place. */
+void nn_scale_q7(const q7_t *in, const q7_t *mult, const q7_t *bias, uint32_t channels, uint32_t pixels,
+                 uint32_t bias_lshift, uint32_t out_rshift, q7_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NN_KERNELS_H */
