@@ -146,7 +146,7 @@ def _is_kernel_obj(obj: str, kernel_dirs: list[str]) -> bool:
             or Path(path).name.startswith("arm_") or "(arm_" in obj)
 
 
-_ARRAY_RE = re.compile(r"^\s*(?:static\s+)?const\s+\w+\s+(\w+)\s*\[", re.MULTILINE)
+_ARRAY_RE = re.compile(r"^\s*(?:static\s+|extern\s+)?const\s+\w+\s+(\w+)\s*\[", re.MULTILINE)
 
 
 def weight_names(model_dir: Path | None) -> set[str] | None:

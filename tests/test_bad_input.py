@@ -518,7 +518,7 @@ def previous_output(model):
     (Path("out") / "build").mkdir()
     Path("out/build/notes.txt").write_text("mine")
     before = tree(Path("out"))
-    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "build/notes.txt"}
+    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "weights.c", "test_vectors.h", "build/notes.txt"}
     return before, Path("r.json").read_bytes()
 
 
@@ -546,7 +546,7 @@ def test_failed_write_leaves_the_output_folder_as_it_was(model, previous_output,
     expect_error(["-q", *compile_args(proto, weights, "--scale", "0.5", "--report", "r.json")],
                  "out: cannot write the generated files (No space left on device)")
     monkeypatch.setattr(codegen.os, "replace", real_replace)
-    assert sum(Path(c).parent.name == ".previous" for c in calls) == 5  # the old files were moved aside
+    assert sum(Path(c).parent.name == ".previous" for c in calls) == 6  # the old files were moved aside
     assert unchanged(previous_output)
 
 
@@ -566,7 +566,7 @@ def test_report_inside_a_new_output_folder(model):
     proto, weights = model
     result = run(*compile_args(proto, weights, "--report", "out/r.json"))
     assert result.exit_code == 0, result.output
-    assert sorted(tree(Path("out"))) == ["nn.c", "nn.h", "parameters.h", "r.json", "weights.h"]
+    assert sorted(tree(Path("out"))) == ["nn.c", "nn.h", "parameters.h", "r.json", "weights.c", "weights.h"]
 
 
 def test_failed_write_with_the_report_inside_a_new_output_folder_leaves_nothing(model, monkeypatch):

@@ -386,7 +386,7 @@ def test_a_later_compile_removes_kernels_no_longer_called(tmp_path):
     compile_net(tmp_path / "model", BRANCHES, out)
     (out / "notes.txt").write_text("mine\n")
     prototxt, weights = compile_net(tmp_path / "plain", PLAIN, out)
-    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "notes.txt", "parameters.h", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == ["nn.c", "nn.h", "notes.txt", "parameters.h", "weights.c", "weights.h"]
     assert "nn_kernels.h" not in (out / "nn.c").read_text()
     (out / "nn_scale_q7.c").write_text("/* left over */\n")
     result = CliRunner().invoke(main, ["compile", str(prototxt), str(weights), "-o", str(out), "--check"])

@@ -194,7 +194,7 @@ LRN_Q7 = Kernel(
 """,
     weights="""\
 /* {{ op.layer }}: {{ op.function }} multipliers (k + a * S)^-beta scaled by 2^{{ op.formats.mul_frac }}, indexed by the sum of squares S as a float with {{ op.args.mantissa_bits }} mantissa bits */
-static const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
+const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
 """, source="nn_lrn_q7.c")

@@ -65,7 +65,7 @@ PRELU = Kernel(
 """,
     weights="""\
 /* {{ op.layer }}: {{ op.function }} negative slope per channel, {{ op.args.slope_shift }} fractional bits */
-static const q7_t {{ prefix }}_SLOPE[{{ prefix }}_CH] NN_WEIGHT_SECTION = {
+const q7_t {{ prefix }}_SLOPE[{{ prefix }}_CH] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
 """, source="nn_prelu_q7.c")
