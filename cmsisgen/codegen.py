@@ -5,6 +5,7 @@ so the same model gives byte-identical files and firmware CI sees no spurious di
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from typing import Optional
@@ -18,7 +19,7 @@ from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.calls import Op, Program
 from .ops.network_input import DEFINITION as INPUT_DEFINITION
 
-GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h")
+GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h", "weights.c")
 #: Every file a compile may write. OUT's manifest says which ones a compile wrote; this list
 #: only recognises the files of an OUT written before the manifest (output.earlier_outputs).
 ALL_OUTPUT_FILES = GENERATED_FILES + ("test_vectors.h",) + own_kernels.ALL_FILES
@@ -79,8 +80,25 @@ def _steps(env: jinja2.Environment, program: Program, prefixes: list[str], tenso
         names = dict(op=op, prefix=prefix, f=op.formats, a=op.args, buf=tensor_buf, out=tensor_buf[op.output])
         text = {part: CCode(env.from_string(getattr(op.kernel, part)).render(**names)) if getattr(op.kernel, part)
                 else "" for part in ("call", "parameters", "weights")}
-        steps.append(dict(text, out=tensor_buf[op.output], size=program.tensors[op.output].size))
+        steps.append(dict(text, declarations=CCode(_declarations(text["weights"])), out=tensor_buf[op.output],
+                          size=program.tensors[op.output].size))
     return steps
+
+
+#: A weight array's definition in weights.c: type, name, size.
+_ARRAY_DEFINITION = re.compile(r"^const (\w+) (\w+)\[(\w+)\] NN_WEIGHT_SECTION = \{$")
+
+
+def _declarations(definitions: str) -> str:
+    """weights.h's part of a step's weights: its comments and an extern declaration per array."""
+    lines = []
+    for line in definitions.splitlines():
+        array = _ARRAY_DEFINITION.match(line)
+        if array:
+            lines.append("extern const {} {}[{}];".format(*array.groups()))
+        elif line.startswith("/*"):
+            lines.append(line)
+    return "\n".join(lines) + "\n" if lines else ""
 
 
 def render(program: Program, plan: BufferPlan, model_name: str,

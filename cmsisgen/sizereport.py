@@ -146,7 +146,7 @@ def _is_kernel_obj(obj: str, kernel_dirs: list[str]) -> bool:
             or Path(path).name.startswith("arm_") or "(arm_" in obj)
 
 
-_ARRAY_RE = re.compile(r"^\s*(?:static\s+)?const\s+\w+\s+(\w+)\s*\[", re.MULTILINE)
+_ARRAY_RE = re.compile(r"^\s*(?:static\s+|extern\s+)?const\s+\w+\s+(\w+)\s*\[", re.MULTILINE)
 
 
 def weight_names(model_dir: Path | None) -> set[str] | None:
@@ -158,6 +158,38 @@ def weight_names(model_dir: Path | None) -> set[str] | None:
         return None
     text = re.sub(r"/\*.*?\*/", "", path.read_text(errors="replace"), flags=re.DOTALL)
     return set(_ARRAY_RE.findall(text))
+
+
+def _classify(inputs: list[InputSection], kernels: list[str], model_dirs: list[str] | None,
+              weight_arrays: set[str] | None) -> dict:
+    """Bytes per symbol of the model's weights, test vectors, activations and scratch, and
+    code bytes of the model, the kernels and the rest, from the map's input sections."""
+    found: dict = {"weights": {}, "test_vectors": {}, "activations": {}, "scratch": {},
+                   "code": {"model": 0, "kernels": 0, "runtime": 0}}
+    code = found["code"]
+
+    def add(kind: str, symbol: str, size: int) -> None:
+        found[kind][symbol] = found[kind].get(symbol, 0) + size
+
+    for sec in inputs:
+        if sec.size == 0 or sec.address == 0 and not sec.name.startswith((".text", ".rodata")):
+            continue
+        model = _is_model_obj(sec.obj, model_dirs)
+        if sec.name.startswith(".text"):
+            code["model" if model else "kernels" if _is_kernel_obj(sec.obj, kernels) else "runtime"] += sec.size
+        elif sec.name.startswith(".rodata"):
+            if TEST_VECTOR_RE.match(sec.symbol):
+                add("test_vectors", sec.symbol, sec.size)
+            elif model and (sec.symbol in weight_arrays if weight_arrays is not None
+                            else not sec.symbol.startswith("str")):
+                add("weights", sec.symbol, sec.size)
+            elif model:
+                code["model"] += sec.size  # nn.c's other constants (e.g. channel_source)
+            elif _is_kernel_obj(sec.obj, kernels):
+                code["kernels"] += sec.size  # kernel tables (upstream arm_nntables.c)
+        elif sec.name.startswith((".bss", ".data", "COMMON")) and model:
+            add("scratch" if SCRATCH_RE.search(sec.symbol) else "activations", sec.symbol, sec.size)
+    return found
 
 
 def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
@@ -179,35 +211,9 @@ def size_report(elf: Path, map_file: Path, model_dir: Path | None = None,
     model_dirs = _spellings(Path(model_dir)) if model_dir is not None else None
     weight_arrays = weight_names(model_dir)
 
-    weights: dict[str, int] = {}
-    test_vectors: dict[str, int] = {}
-    activations: dict[str, int] = {}
-    scratch: dict[str, int] = {}
-    code = {"model": 0, "kernels": 0, "runtime": 0}
-    for sec in inputs:
-        if sec.size == 0 or sec.address == 0 and not sec.name.startswith((".text", ".rodata")):
-            continue
-        model = _is_model_obj(sec.obj, model_dirs)
-        if sec.name.startswith(".text"):
-            if model:
-                code["model"] += sec.size
-            elif _is_kernel_obj(sec.obj, kernels):
-                code["kernels"] += sec.size
-            else:
-                code["runtime"] += sec.size
-        elif sec.name.startswith(".rodata"):
-            if TEST_VECTOR_RE.match(sec.symbol):
-                test_vectors[sec.symbol] = test_vectors.get(sec.symbol, 0) + sec.size
-            elif model and (sec.symbol in weight_arrays if weight_arrays is not None
-                            else not sec.symbol.startswith("str")):
-                weights[sec.symbol] = weights.get(sec.symbol, 0) + sec.size
-            elif model:
-                code["model"] += sec.size  # nn.c's other constants (e.g. channel_source)
-            elif _is_kernel_obj(sec.obj, kernels):
-                code["kernels"] += sec.size  # kernel tables (upstream arm_nntables.c)
-        elif sec.name.startswith((".bss", ".data", "COMMON")) and model:
-            target = scratch if SCRATCH_RE.search(sec.symbol) else activations
-            target[sec.symbol] = target.get(sec.symbol, 0) + sec.size
+    sym = _classify(inputs, kernels, model_dirs, weight_arrays)
+    weights, test_vectors, activations, scratch, code = (sym["weights"], sym["test_vectors"], sym["activations"],
+                                                         sym["scratch"], sym["code"])
 
     flash_total = totals["text"] + totals["data"]
     ram_total = totals["data"] + totals["bss"]

@@ -518,7 +518,7 @@ def previous_output(model):
     (Path("out") / "build").mkdir()
     Path("out/build/notes.txt").write_text("mine")
     before = tree(Path("out"))
-    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "build/notes.txt",
+    assert set(before) == {"nn.c", "nn.h", "parameters.h", "weights.h", "weights.c", "test_vectors.h", "build/notes.txt",
                            ".cmsisgen-manifest"}
     return before, Path("r.json").read_bytes()
 
@@ -567,7 +567,8 @@ def test_report_inside_a_new_output_folder(model):
     proto, weights = model
     result = run(*compile_args(proto, weights, "--report", "out/r.json"))
     assert result.exit_code == 0, result.output
-    assert sorted(tree(Path("out"))) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "r.json", "weights.h"]
+    assert sorted(tree(Path("out"))) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "r.json", "weights.c",
+                                         "weights.h"]
 
 
 def test_failed_write_with_the_report_inside_a_new_output_folder_leaves_nothing(model, monkeypatch):

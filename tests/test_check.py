@@ -62,12 +62,12 @@ def test_check_detects_a_changed_model(compiled, tmp_path):
     _, other_weights = write_model(tmp_path / "other", LAYERS, input_shape=(3, 8, 8), seed=7)
     result = run("compile", prototxt, other_weights, "-o", out, "--check")
     assert result.exit_code != 0
-    assert "weights.h" in result.output and "generated files are stale" in result.output
+    assert "weights.c" in result.output and "generated files are stale" in result.output
 
 
 def test_check_of_a_missing_folder_names_every_file(compiled, tmp_path):
     prototxt, weights, _ = compiled
     result = run("compile", prototxt, weights, "-o", tmp_path / "nowhere", "--check")
     assert result.exit_code != 0
-    assert "generated files are stale: nn.c, nn.h, parameters.h, weights.h" in result.output
+    assert "generated files are stale: nn.c, nn.h, parameters.h, weights.c, weights.h" in result.output
     assert not (tmp_path / "nowhere").exists()

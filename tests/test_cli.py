@@ -51,7 +51,8 @@ def test_compile_writes_sources_table_and_report(tmp_path, model, npz):
     out = tmp_path / "out"
     result = run("compile", proto, weights, "-o", out, "--calib", npz, "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.c",
+                                                     "weights.h"]
     assert "arm_convolve_HWC_q7_RGB" in result.output and "arm_fully_connected_q7_opt" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
     names = [entry["name"] for entry in report["layers"]]
@@ -75,7 +76,7 @@ def test_compile_is_byte_identical(tmp_path, model, npz):
     proto, weights = model
     for name in ("a", "b"):
         assert run("compile", proto, weights, "-o", tmp_path / name, "--calib", npz, "--test-vectors", "3").exit_code == 0
-    for file in ("nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h"):
+    for file in ("nn.c", "nn.h", "parameters.h", "weights.h", "weights.c", "test_vectors.h"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
 
 
@@ -164,7 +165,8 @@ def test_recompiling_removes_files_of_the_previous_model(tmp_path, model):
     assert run("compile", proto, weights, "-o", out, "--test-vectors", "2").exit_code == 0
     assert (out / "test_vectors.h").exists()
     assert run("compile", proto, weights, "-o", out).exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.c",
+                                                     "weights.h"]
 
 
 def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
@@ -387,7 +389,7 @@ def test_compile_json_summary(tmp_path, model):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
     assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings"}
-    assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.h")]
+    assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     assert summary["layers"] == report["layers"] and summary["totals"] == report["totals"]

@@ -17,7 +17,7 @@ from caffe_models import layer, write_model
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The net's Concat also copies the project's kernels it calls (nn_kernels.h, nn_concat_q7.c).
-FILES = ("nn.c", "nn.h", "parameters.h", "weights.h", "test_vectors.h", "nn_kernels.h", "nn_concat_q7.c",
+FILES = ("nn.c", "nn.h", "parameters.h", "weights.h", "weights.c", "test_vectors.h", "nn_kernels.h", "nn_concat_q7.c",
          ".cmsisgen-manifest")
 
 # A branching net (Split, in-place ReLU read later, Concat, both pooling kinds) so buffer

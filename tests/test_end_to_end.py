@@ -537,10 +537,10 @@ def test_cli_test_vectors_build_bit_exact(tmp_path, kernel_objects, shape, extra
                                        str(tmp_path / "calib.npz"), "--test-vectors", "5", *extra])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h",
-                                                     "test_vectors.h", "weights.h"]
+                                                     "test_vectors.h", "weights.c", "weights.h"]
     (out / "main.c").write_text(MAIN_C)
     exe = out / "selftest"
-    built = subprocess.run(["gcc", *CFLAGS, "-I", str(out), "-I", str(PORTABLE / "Include"), str(out / "nn.c"),
+    built = subprocess.run(["gcc", *CFLAGS, "-I", str(out), "-I", str(PORTABLE / "Include"), str(out / "nn.c"), str(out / "weights.c"),
                             str(out / "main.c"), *kernel_objects, "-o", str(exe)], capture_output=True, text=True)
     assert built.returncode == 0, built.stderr
     run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)

@@ -23,7 +23,7 @@ EXAMPLE = ROOT / "examples" / "cifar10"
 IMAGES = EXAMPLE / "images"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10"
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-GENERATED = ("nn.c", "nn.h", "parameters.h", "weights.h")
+GENERATED = ("nn.c", "nn.h", "parameters.h", "weights.h", "weights.c")
 
 needs_full_set = pytest.mark.skipif(
     not ((CIFAR / "train.zip").exists() and (CIFAR / "test.zip").exists()),

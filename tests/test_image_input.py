@@ -88,7 +88,7 @@ def test_16_bit_program_is_the_8_bit_program():
     for data in ("wide", "narrow"):
         result = run("compile", proto, weights, "-o", data + "-out", "--calib", data, "--test-vectors", "4", "--scale", "1")
         assert result.exit_code == 0, result.output
-    for name in ("nn.c", "parameters.h", "weights.h", "test_vectors.h"):
+    for name in ("nn.c", "parameters.h", "weights.h", "weights.c", "test_vectors.h"):
         assert Path("wide-out", name).read_bytes() == Path("narrow-out", name).read_bytes()
 
 

@@ -387,7 +387,7 @@ def test_a_later_compile_removes_kernels_no_longer_called(tmp_path):
     (out / "notes.txt").write_text("mine\n")
     prototxt, weights = compile_net(tmp_path / "plain", PLAIN, out)
     assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "notes.txt", "parameters.h",
-                                                     "weights.h"]
+                                                     "weights.c", "weights.h"]
     assert "nn_kernels.h" not in (out / "nn.c").read_text()
     (out / "nn_scale_q7.c").write_text("/* left over */\n")
     check = ["compile", str(prototxt), str(weights), "-o", str(out), "--check"]

@@ -62,7 +62,7 @@ def test_run_nn_returns_first_failing_status(tmp_path: Path, broken, expected):
     (tmp_path / "main.c").write_text(MAIN_C)
     exe = tmp_path / "status"
     subprocess.run(["gcc", "-std=c99", "-O1", "-Wall", "-Wextra", f"-I{KERNELS / 'Include'}", f"-I{out}",
-                    str(tmp_path / "main.c"), str(out / "nn.c"), *map(str, sorted((KERNELS / "Source").glob("*.c"))),
+                    str(tmp_path / "main.c"), str(out / "nn.c"), str(out / "weights.c"), *map(str, sorted((KERNELS / "Source").glob("*.c"))),
                     "-o", str(exe)], check=True)
     run = subprocess.run([str(exe)], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == expected

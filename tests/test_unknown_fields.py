@@ -208,7 +208,7 @@ def test_unknown_field_in_a_binary_layer_is_named_and_the_blobs_are_read_unchang
         "(only the blobs are read from a .caffemodel)")
     plain = write_caffemodel(Path("plain.caffemodel"), LAYERS, make_weights(proto, LAYERS))
     assert run("compile", proto, plain, "-o", "out2", "--scale", "1").exit_code == 0
-    for name in ("weights.h", "nn.c", "parameters.h"):
+    for name in ("weights.h", "weights.c", "nn.c", "parameters.h"):
         assert Path("out", name).read_text() == Path("out2", name).read_text()
 
 

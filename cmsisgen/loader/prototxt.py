@@ -16,7 +16,7 @@ from google.protobuf import text_format
 from cmsisgen import ir
 from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings, non_finite
-from cmsisgen.ops import supported_types
+from cmsisgen.ops import kind_of_type, supported_types
 from cmsisgen.proto import schema
 
 DATA_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData"}
@@ -181,135 +181,9 @@ def in_test_phase(layer: Any) -> bool:
     return not any(_rule_met(r) for r in layer.exclude)
 
 
-def _spatial(values: Sequence[int], h: Optional[int], w: Optional[int], default: int,
-             what: str, err) -> tuple[int, int]:
-    """Caffe's repeated-or-_h/_w convention for kernel/pad/stride."""
-    if h is not None or w is not None:
-        if values:
-            raise err(f"specify {what} either as {what} or as {what}_h/{what}_w, not both")
-        if h is None or w is None:
-            raise err(f"both {what}_h and {what}_w are required")
-        return h, w
-    if len(values) == 0:
-        return default, default
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) == 2:
-        return values[0], values[1]
-    raise err(f"{what} has {len(values)} values; only 2-D layers are supported")
-
-
-def _opt(msg: Any, field: str) -> Optional[int]:
-    return getattr(msg, field) if msg.HasField(field) else None
-
-
-def _conv_params(cp: Any, err) -> ir.ConvParams:
-    if not cp.HasField("num_output"):
-        raise err("convolution_param.num_output is required")
-    kh, kw = _spatial(list(cp.kernel_size), _opt(cp, "kernel_h"), _opt(cp, "kernel_w"), 0,
-                      "kernel", err)
-    if kh == 0 or kw == 0:
-        raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
-    # Caffe: pad_h/pad_w have defaults, so giving only one of them is legal (the other is 0).
-    either = cp.HasField("pad_h") or cp.HasField("pad_w")
-    ph, pw = _spatial(list(cp.pad), cp.pad_h if either else None, cp.pad_w if either else None,
-                      0, "pad", err)
-    sh, sw = _spatial(list(cp.stride), _opt(cp, "stride_h"), _opt(cp, "stride_w"), 1, "stride", err)
-    dil = list(cp.dilation) or [1]
-    if len(set(dil)) != 1:
-        raise err(f"different dilations per axis {tuple(dil)} are not supported")
-    if cp.axis != 1:
-        raise err(f"convolution axis {cp.axis} is not supported (only 1)")
-    return ir.ConvParams(num_output=cp.num_output, kernel_h=kh, kernel_w=kw, stride_h=sh,
-                         stride_w=sw, pad_h=ph, pad_w=pw, bias_term=cp.bias_term,
-                         group=cp.group, dilation=dil[0])
-
-
-def _pool_params(pp: Any, err) -> ir.PoolParams:
-    method = {0: "max", 1: "ave"}.get(pp.pool)
-    if method is None:
-        raise err("STOCHASTIC pooling is not supported")
-    ks = [pp.kernel_size] if pp.HasField("kernel_size") else []
-    if pp.global_pooling:
-        if ks or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
-            raise err("global_pooling cannot be combined with a kernel size")
-        kh = kw = 0  # set to the input size by shapes.infer_shapes
-    else:
-        kh, kw = _spatial(ks, _opt(pp, "kernel_h"), _opt(pp, "kernel_w"), 0, "kernel", err)
-        if kh == 0 or kw == 0:
-            raise err("pooling_param needs kernel_size, kernel_h/kernel_w or global_pooling")
-    pad = [pp.pad] if pp.HasField("pad") else []
-    ph, pw = _spatial(pad, _opt(pp, "pad_h"), _opt(pp, "pad_w"), 0, "pad", err)
-    stride = [pp.stride] if pp.HasField("stride") else []
-    sh, sw = _spatial(stride, _opt(pp, "stride_h"), _opt(pp, "stride_w"), 1, "stride", err)
-    ceil_mode = pp.round_mode != 1 and pp.ceil_mode  # FLOOR = 1; fork bool defaults to true
-    return ir.PoolParams(method=method, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw,
-                         pad_h=ph, pad_w=pw, global_pooling=pp.global_pooling,
-                         ceil_mode=bool(ceil_mode))
-
-
 def _params(layer: Any, type_: str, err) -> ir.LayerParams:
-    """Normalise Caffe's parameter message into the IR's frozen params (Caffe defaults)."""
-    if type_ == "Convolution":
-        return _conv_params(layer.convolution_param, err)
-    if type_ == "Pooling":
-        return _pool_params(layer.pooling_param, err)
-    if type_ == "InnerProduct":
-        ip = layer.inner_product_param
-        if not ip.HasField("num_output"):
-            raise err("inner_product_param.num_output is required")
-        if ip.axis != 1:
-            raise err(f"inner product axis {ip.axis} is not supported (only 1)")
-        return ir.InnerProductParams(num_output=ip.num_output, bias_term=ip.bias_term,
-                                     axis=ip.axis, transpose=ip.transpose)
-    if type_ == "Concat":
-        cp = layer.concat_param
-        axis = cp.axis if cp.HasField("axis") else cp.concat_dim
-        return ir.ConcatParams(axis=axis + 4 if axis < 0 else axis)
-    if type_ == "BatchNorm":
-        bp = layer.batch_norm_param
-        if bp.HasField("use_global_stats") and not bp.use_global_stats:
-            raise err("use_global_stats: false normalises with each batch's own statistics; "
-                      "only the stored statistics can be deployed")
-        return ir.BatchNormParams(eps=float(bp.eps))
-    if type_ == "Scale":
-        sp = layer.scale_param
-        if len(layer.bottom) != 1:
-            raise err("a Scale with its factors in a second input is not supported (only learned factors)")
-        if sp.axis not in (1, -3) or sp.num_axes != 1:
-            raise err(f"Scale is supported along channels only (axis 1, num_axes 1; got axis {sp.axis}, "
-                      f"num_axes {sp.num_axes})")
-        return ir.ScaleParams(bias_term=sp.bias_term)
-    if type_ == "Eltwise":
-        ep = layer.eltwise_param
-        operation = {0: "prod", 1: "sum", 2: "max"}[ep.operation]
-        coeffs = tuple(float(c) for c in ep.coeff)
-        if coeffs and operation != "sum":
-            raise err("Eltwise takes coefficients only for SUM (Caffe refuses them otherwise)")
-        return ir.EltwiseParams(operation=operation, coeffs=coeffs)
-    if type_ == "LRN":
-        lp = layer.lrn_param
-        if lp.local_size % 2 == 0:
-            raise err(f"local_size {lp.local_size} must be odd (as Caffe requires)")
-        return ir.LRNParams(local_size=lp.local_size, alpha=float(lp.alpha), beta=float(lp.beta), k=float(lp.k),
-                            region="within" if lp.norm_region == 1 else "across")
-    if type_ == "ReLU":
-        return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
-    if type_ == "PReLU":
-        return ir.PReLUParams(channel_shared=layer.prelu_param.channel_shared)
-    if type_ == "Reshape":
-        rp = layer.reshape_param
-        if rp.axis != 0 or rp.num_axes != -1:
-            raise err(f"Reshape of part of the shape (axis {rp.axis}, num_axes {rp.num_axes}) is not supported; "
-                      "give the whole shape (axis 0, num_axes -1)")
-        return ir.ReshapeParams(dims=tuple(int(d) for d in rp.shape.dim))
-    if type_ == "Softmax" and layer.softmax_param.axis not in (1, -3):
-        raise err(f"softmax axis {layer.softmax_param.axis} is not supported (only 1)")
-    if type_ == "Flatten" and hasattr(layer, "flatten_param"):
-        fp = layer.flatten_param
-        if fp.axis != 1 or fp.end_axis not in (-1, 3):
-            raise err("Flatten is supported only with axis 1 and end_axis -1")
-    return ir.NoParams()
+    """Normalise Caffe's parameter message into the IR's frozen params: the layer kind reads it."""
+    return kind_of_type(type_).parse(layer, err)
 
 
 def _shape3(dims: Sequence[int], err) -> tuple[int, int, int]:
@@ -424,6 +298,93 @@ class _Builder:
         return name
 
 
+class _Reader:
+    """Reads a NetParameter's inputs and TEST-phase layers into the IR, in order."""
+
+    def __init__(self, source: str, input_shape: Optional[tuple[int, int, int]]) -> None:
+        self.source = source
+        self.input_shape = input_shape
+        self.blobs = _Builder(source)
+        self.inputs: dict[str, tuple[int, int, int]] = {}
+        self.transform = ir.Transform()
+        self.layers: list[ir.Layer] = []
+
+    def net_err(self, msg: str) -> CmsisgenError:
+        return CmsisgenError(f"{self.source}: {msg}")
+
+    def check(self, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+        """A shape the prototxt defines; an explicit input_shape must equal it."""
+        if self.input_shape is not None and tuple(shape) != self.input_shape:
+            raise SettingError("input_shape", f"{SETTING} {','.join(map(str, self.input_shape))} disagrees with "
+                               f"the input shape {tuple(shape)} in {self.source}")
+        return shape
+
+    def net_inputs(self, netp: Any) -> None:
+        """Deprecated net-level inputs: `input:` with `input_shape` or 4 `input_dim` each."""
+        for i, name in enumerate(netp.input):
+            def err(m: str, n: str = name) -> CmsisgenError:
+                return self.net_err(f"input '{n}': {m}")
+
+            if len(netp.input_shape) > i:
+                shape = self.check(_shape3(list(netp.input_shape[i].dim), err))
+            elif len(netp.input_dim) >= 4 * (i + 1):
+                shape = self.check(_shape3(list(netp.input_dim[4 * i:4 * i + 4]), err))
+            elif self.input_shape is not None:
+                shape = self.input_shape
+            else:
+                raise self.net_err(f"input '{name}' has no input_shape or input_dim")
+            self.inputs[self.blobs.define(name, f"input '{printable(name)}'", False)] = shape
+
+    def layer(self, cl: Any) -> None:
+        """One Caffe layer: an input, a data layer, a dropped layer or one the IR keeps."""
+        type_ = layer_type(cl)
+        name = cl.name or f"<unnamed {type_}>"
+        owner = f"layer '{printable(name)}' ({printable(type_)})"
+
+        def err(msg: str) -> CmsisgenError:
+            return CmsisgenError(f"{self.source}: {owner}: {msg}")
+
+        if is_dropped(type_):
+            return
+        _refuse_non_finite(cl, err)
+        if type_ == "Input":
+            self._input_layer(cl, owner, err)
+        elif type_ in DATA_TYPES:
+            if not len(cl.top):
+                raise err("data layer has no top")
+            self.transform = _transform(cl, type_)
+            # The first top is the image; a second top is the label, which is dropped.
+            self.inputs[self.blobs.define(cl.top[0], owner, False)] = _data_shape(
+                cl, type_, self.transform, self.input_shape, err, self.check)
+        elif type_ not in supported_types():
+            raise err(unsupported_message())
+        else:
+            self._kept_layer(cl, name, type_, owner, err)
+
+    def _input_layer(self, cl: Any, owner: str, err) -> None:
+        shapes = list(cl.input_param.shape)
+        for i, top in enumerate(cl.top):
+            if shapes:
+                shape = self.check(_shape3(list(shapes[i if len(shapes) > 1 else 0].dim), err))
+            elif self.input_shape is not None:
+                shape = self.input_shape
+            else:
+                raise err("input_param has no shape")
+            self.inputs[self.blobs.define(top, owner, False)] = shape
+
+    def _kept_layer(self, cl: Any, name: str, type_: str, owner: str, err) -> None:
+        params = _params(cl, type_, err)
+        bottoms = []
+        for blob in cl.bottom:
+            if blob not in self.blobs.current:
+                raise err(f"input '{blob}' is not produced by any earlier layer")
+            bottoms.append(self.blobs.current[blob])
+        tops = [self.blobs.define(t, owner, t in cl.bottom) for t in cl.top]
+        if not tops:
+            raise err("has no top")
+        self.layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
+
+
 def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None) -> ir.Net:
     """Build the IR (without shapes or weights) from a prototxt file."""
     source = str(path)
@@ -435,89 +396,19 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         # V0 nets nest everything in `layers { layer { ... } }`, which leaves the type unset.
         raise CmsisgenError(f"{source}: layer definitions without a type (V0 format?) are not "
                             "supported; upgrade the file with Caffe's upgrade_net_proto_text")
-    input_shape = _check_input_shape(input_shape, source)
-    b = _Builder(source)
-    inputs: dict[str, tuple[int, int, int]] = {}
-    transform = ir.Transform()
-
-    def net_err(msg: str) -> CmsisgenError:
-        return CmsisgenError(f"{source}: {msg}")
-
-    def check(shape: tuple[int, int, int]) -> tuple[int, int, int]:
-        """A shape the prototxt defines; an explicit input_shape must equal it."""
-        if input_shape is not None and tuple(shape) != input_shape:
-            raise SettingError("input_shape", f"{SETTING} {','.join(map(str, input_shape))} disagrees with "
-                               f"the input shape {tuple(shape)} in {source}")
-        return shape
-
-    # Deprecated net-level inputs: `input:` with `input_shape` or 4 `input_dim` each.
-    for i, name in enumerate(netp.input):
-        if len(netp.input_shape) > i:
-            shape = check(_shape3(list(netp.input_shape[i].dim),
-                                  lambda m, n=name: net_err(f"input '{n}': {m}")))
-        elif len(netp.input_dim) >= 4 * (i + 1):
-            shape = check(_shape3(list(netp.input_dim[4 * i:4 * i + 4]),
-                                  lambda m, n=name: net_err(f"input '{n}': {m}")))
-        elif input_shape is not None:
-            shape = input_shape
-        else:
-            raise net_err(f"input '{name}' has no input_shape or input_dim")
-        inputs[b.define(name, f"input '{printable(name)}'", False)] = shape
-
-    layers: list[ir.Layer] = []
-    for cl in caffe_layers:
-        if not in_test_phase(cl):
-            continue
-        type_ = layer_type(cl)
-        name = cl.name or f"<unnamed {type_}>"
-        owner = f"layer '{printable(name)}' ({printable(type_)})"
-
-        def err(msg: str, name: str = name, type_: str = type_) -> CmsisgenError:
-            return CmsisgenError(f"{source}: layer '{printable(name)}' ({printable(type_)}): {msg}")
-
-        if is_dropped(type_):
-            continue
-        _refuse_non_finite(cl, err)
-        if type_ == "Input":
-            shapes = list(cl.input_param.shape)
-            for i, top in enumerate(cl.top):
-                if shapes:
-                    dims = list(shapes[i if len(shapes) > 1 else 0].dim)
-                    shape = check(_shape3(dims, err))
-                elif input_shape is not None:
-                    shape = input_shape
-                else:
-                    raise err("input_param has no shape")
-                inputs[b.define(top, owner, False)] = shape
-            continue
-        if type_ in DATA_TYPES:
-            if not len(cl.top):
-                raise err("data layer has no top")
-            transform = _transform(cl, type_)
-            # The first top is the image; a second top is the label, which is dropped.
-            inputs[b.define(cl.top[0], owner, False)] = _data_shape(cl, type_, transform,
-                                                                  input_shape, err, check)
-            continue
-        if type_ not in supported_types():
-            raise err(unsupported_message())
-        params = _params(cl, type_, err)
-        bottoms = []
-        for blob in cl.bottom:
-            if blob not in b.current:
-                raise err(f"input '{blob}' is not produced by any earlier layer")
-            bottoms.append(b.current[blob])
-        tops = [b.define(t, owner, t in cl.bottom) for t in cl.top]
-        if not tops:
-            raise err("has no top")
-        layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
-
-    if not inputs:
-        raise net_err("no network input (expected input:/input_shape, an Input layer "
-                      "or a TEST-phase data layer)")
-    if not layers:
-        raise net_err("no supported layers in the TEST phase")
+    reader = _Reader(source, _check_input_shape(input_shape, source))
+    reader.net_inputs(netp)
+    test_layers = [cl for cl in caffe_layers if in_test_phase(cl)]
+    for cl in test_layers:
+        reader.layer(cl)
+    if not reader.inputs:
+        raise reader.net_err("no network input (expected input:/input_shape, an Input layer "
+                             "or a TEST-phase data layer)")
+    if not reader.layers:
+        raise reader.net_err("no supported layers in the TEST phase")
+    layers = reader.layers
     consumed = {t for layer in layers for t in layer.bottoms}
     outputs = [t for layer in layers for t in layer.tops if t not in consumed]
-    return ir.Net(name=netp.name, input_shapes=inputs, layers=layers, outputs=outputs, transform=transform,
-                  source=source, warnings=fork_field_warnings([cl for cl in caffe_layers if in_test_phase(cl)],
-                                                              source, lambda cl: printable(cl.name)))
+    return ir.Net(name=netp.name, input_shapes=reader.inputs, layers=layers, outputs=outputs,
+                  transform=reader.transform, source=source,
+                  warnings=fork_field_warnings(test_layers, source, lambda cl: printable(cl.name)))

@@ -35,6 +35,11 @@ def supported_types() -> frozenset[str]:
     return frozenset(_BY_TYPE)
 
 
+def kind_of_type(caffe_type: str) -> LayerKind:
+    """The kind of a supported Caffe layer type (see :func:`supported_types`)."""
+    return _BY_TYPE[caffe_type]
+
+
 def kind_of(layer: ir.Layer) -> LayerKind:
     """The kind of ``layer`` (an error naming the layer for an unsupported type)."""
     kind = _BY_TYPE.get(layer.type)

@@ -10,13 +10,14 @@ anything.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from .. import ir
 from ..errors import CmsisgenError
 from ..mapper.rules import Site, reason, rule
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, fail, generic_site, one_input
 
 
@@ -68,6 +69,13 @@ class Flatten(Alias):
     def __init__(self) -> None:
         super().__init__("Flatten")
 
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
+        if hasattr(layer, "flatten_param"):  # (a V1 layer has none)
+            fp = layer.flatten_param
+            if fp.axis != 1 or fp.end_axis not in (-1, 3):
+                raise err("Flatten is supported only with axis 1 and end_axis -1")
+        return ir.NoParams()
+
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         c, h, w = one_input(net, layer)
         return c * h * w, 1, 1
@@ -91,6 +99,13 @@ def _reshape_keeps_bytes(held: Shape, out: Shape) -> bool:
 class Reshape(Flatten):
     def __init__(self) -> None:
         Alias.__init__(self, "Reshape")
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.ReshapeParams:
+        rp = layer.reshape_param
+        if rp.axis != 0 or rp.num_axes != -1:
+            raise err(f"Reshape of part of the shape (axis {rp.axis}, num_axes {rp.num_axes}) is not supported; "
+                      "give the whole shape (axis 0, num_axes -1)")
+        return ir.ReshapeParams(dims=tuple(int(d) for d in rp.shape.dim))
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         """Caffe ReshapeLayer on the whole (1, C, H, W) blob: 0 copies the input's dimension at

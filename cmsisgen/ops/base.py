@@ -142,6 +142,12 @@ class LayerKind:
         """Fold ``x * factor + offset`` per output channel into an absorbing kind's weights."""
         raise NotImplementedError(layer.type)
 
+    # --- loading ---------------------------------------------------------------------------
+    def parse(self, layer: Any, err: Callable[[str], CmsisgenError]) -> ir.LayerParams:
+        """The layer's Caffe parameter message (current or V1) as the IR's frozen params, with
+        Caffe's defaults; ``err`` makes an error naming the file and the layer."""
+        return ir.NoParams()
+
     # --- graph IR -------------------------------------------------------------------------
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         """Caffe's shape rule for ``layer.tops`` (all tops share it)."""

@@ -6,10 +6,13 @@ The copy cannot rescale, so the quantizer gives every input and the output one Q
 from __future__ import annotations
 
 
+from typing import Any
+
 import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, fail, formats, stem
 
 CHOICE = Choice("Concat", (Candidate("nn_concat_channels_q7", ()),),
@@ -39,6 +42,11 @@ class Concat(LayerKind):
     types = ("Concat",)
     choice = CHOICE
     keeps_format = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.ConcatParams:
+        cp = layer.concat_param
+        axis = cp.axis if cp.HasField("axis") else cp.concat_dim
+        return ir.ConcatParams(axis=axis + 4 if axis < 0 else axis)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         if not layer.bottoms:

@@ -7,7 +7,7 @@ slice. Weights are emitted HWC (``[O][kh][kw][I]``; depthwise ``[kh][kw][C]``).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from ..mapper import layout
 from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX, Site, dense, rule, sizes_fit_int16, square_geometry, undilated
 from ..simulator import kernels
+from .caffe_params import ErrorMaker, optional, spatial
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc,
                    one_input, stem)
 from .weighted import WEIGHT_ARRAYS, absorb_affine, weighted_formats
@@ -228,6 +229,25 @@ class Convolution(LayerKind):
     types = ("Convolution",)
     weighted = True
     absorbs_affine = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.ConvParams:
+        cp = layer.convolution_param
+        if not cp.HasField("num_output"):
+            raise err("convolution_param.num_output is required")
+        kh, kw = spatial(list(cp.kernel_size), optional(cp, "kernel_h"), optional(cp, "kernel_w"), 0, "kernel", err)
+        if kh == 0 or kw == 0:
+            raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
+        # Caffe: pad_h/pad_w have defaults, so giving only one of them is legal (the other is 0).
+        either = cp.HasField("pad_h") or cp.HasField("pad_w")
+        ph, pw = spatial(list(cp.pad), cp.pad_h if either else None, cp.pad_w if either else None, 0, "pad", err)
+        sh, sw = spatial(list(cp.stride), optional(cp, "stride_h"), optional(cp, "stride_w"), 1, "stride", err)
+        dil = list(cp.dilation) or [1]
+        if len(set(dil)) != 1:
+            raise err(f"different dilations per axis {tuple(dil)} are not supported")
+        if cp.axis != 1:
+            raise err(f"convolution axis {cp.axis} is not supported (only 1)")
+        return ir.ConvParams(num_output=cp.num_output, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
+                             pad_w=pw, bias_term=cp.bias_term, group=cp.group, dilation=dil[0])
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         p: ir.ConvParams = layer.params  # type: ignore[assignment]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -18,6 +18,7 @@ from ..mapper.calls import Op
 from ..mapper.rules import Site, rule
 from ..qformat import q_format
 from ..simulator.kernels import nn_round, saturate_q7
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, generic_site, stem
 
 #: The accumulator (int32) must hold every term with room for the rounding constant.
@@ -188,6 +189,14 @@ ELTWISE = Kernel(
 
 class Eltwise(LayerKind):
     types = ("Eltwise",)
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.EltwiseParams:
+        ep = layer.eltwise_param
+        operation = {0: "prod", 1: "sum", 2: "max"}[ep.operation]
+        coeffs = tuple(float(c) for c in ep.coeff)
+        if coeffs and operation != "sum":
+            raise err("Eltwise takes coefficients only for SUM (Caffe refuses them otherwise)")
+        return ir.EltwiseParams(operation=operation, coeffs=coeffs)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         """Caffe EltwiseLayer: two or more inputs of one shape; one coefficient per input."""

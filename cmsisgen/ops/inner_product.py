@@ -7,7 +7,7 @@ groups of four.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -16,6 +16,7 @@ from ..mapper import layout
 from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX, Site, rule
 from ..simulator import kernels
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, generic_site, one_input, stem
 from .weighted import WEIGHT_ARRAYS, absorb_affine, weighted_formats
 
@@ -71,6 +72,15 @@ class InnerProduct(LayerKind):
     weighted = True
     absorbs_affine = True
     reads_any_byte_order = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.InnerProductParams:
+        ip = layer.inner_product_param
+        if not ip.HasField("num_output"):
+            raise err("inner_product_param.num_output is required")
+        if ip.axis != 1:
+            raise err(f"inner product axis {ip.axis} is not supported (only 1)")
+        return ir.InnerProductParams(num_output=ip.num_output, bias_term=ip.bias_term, axis=ip.axis,
+                                     transpose=ip.transpose)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         one_input(net, layer)

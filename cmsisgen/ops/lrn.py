@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +39,7 @@ from ..errors import CmsisgenError
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule, sizes_fit_int16
 from ..simulator.kernels import nn_round, saturate_q7
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, formats, generic_site, stem
 
 #: Mantissa bits of the table index.
@@ -192,7 +194,7 @@ LRN_Q7 = Kernel(
 """,
     weights="""\
 /* {{ op.layer }}: {{ op.function }} multipliers (k + a * S)^-beta scaled by 2^{{ op.formats.mul_frac }}, indexed by the sum of squares S as a float with {{ op.args.mantissa_bits }} mantissa bits */
-static const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
+const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
 """, source="nn_lrn_q7.c")
@@ -201,6 +203,13 @@ static const int32_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTI
 class LRN(LayerKind):
     types = ("LRN",)
     choice = CHOICE
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.LRNParams:
+        lp = layer.lrn_param
+        if lp.local_size % 2 == 0:
+            raise err(f"local_size {lp.local_size} must be odd (as Caffe requires)")
+        return ir.LRNParams(local_size=lp.local_size, alpha=float(lp.alpha), beta=float(lp.beta), k=float(lp.k),
+                            region="within" if lp.norm_region == 1 else "across")
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return [lrn(inputs[0], layer.params)]  # type: ignore[arg-type]

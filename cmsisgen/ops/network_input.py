@@ -29,7 +29,7 @@ PARAMETERS = """\
 
 WEIGHTS = """\
 /* Input conversion offsets: round(mean * scale * 2^(NN_INPUT_FRAC_BITS + NN_INPUT_SHIFT)){{ ", per pixel, HWC" if op.params.fixed_point.per_pixel else ", per channel" }}. */
-static const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
+const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
 {{ op.params.fixed_point.offsets | c_array }}
 };
 """

@@ -9,7 +9,7 @@ where that departs from Caffe).
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from ..mapper.calls import Op
 from ..mapper.rules import Site, rule, sizes_fit_int16, square_geometry
 from ..simulator import kernels
 from ..simulator.kernels import saturate_q7
+from .caffe_params import ErrorMaker, optional, spatial
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, formats,
                    generic_site, in_place, one_input, stem)
 
@@ -194,6 +195,28 @@ GLOBAL_POOL = Kernel(
 class Pooling(LayerKind):
     types = ("Pooling",)
     keeps_format = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.PoolParams:
+        pp = layer.pooling_param
+        method = {0: "max", 1: "ave"}.get(pp.pool)
+        if method is None:
+            raise err("STOCHASTIC pooling is not supported")
+        ks = [pp.kernel_size] if pp.HasField("kernel_size") else []
+        if pp.global_pooling:
+            if ks or pp.HasField("kernel_h") or pp.HasField("kernel_w"):
+                raise err("global_pooling cannot be combined with a kernel size")
+            kh = kw = 0  # set to the input size by the shape rule
+        else:
+            kh, kw = spatial(ks, optional(pp, "kernel_h"), optional(pp, "kernel_w"), 0, "kernel", err)
+            if kh == 0 or kw == 0:
+                raise err("pooling_param needs kernel_size, kernel_h/kernel_w or global_pooling")
+        pad = [pp.pad] if pp.HasField("pad") else []
+        ph, pw = spatial(pad, optional(pp, "pad_h"), optional(pp, "pad_w"), 0, "pad", err)
+        stride = [pp.stride] if pp.HasField("stride") else []
+        sh, sw = spatial(stride, optional(pp, "stride_h"), optional(pp, "stride_w"), 1, "stride", err)
+        ceil_mode = pp.round_mode != 1 and pp.ceil_mode  # FLOOR = 1; the fork's bool defaults to true
+        return ir.PoolParams(method=method, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                             global_pooling=pp.global_pooling, ceil_mode=bool(ceil_mode))
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         p: ir.PoolParams = layer.params  # type: ignore[assignment]

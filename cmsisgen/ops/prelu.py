@@ -7,6 +7,8 @@ and rounded half up; the output keeps the input's format (one format group).
 from __future__ import annotations
 
 
+from typing import Any
+
 import numpy as np
 
 from .. import ir
@@ -14,6 +16,7 @@ from ..mapper.calls import Op
 from ..mapper.rules import Site, rule
 from ..qformat import frac_bits_for, quantize_array
 from ..simulator.kernels import nn_round, saturate_q7
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, formats, generic_site, stem
 
 #: Most fractional bits of a negative slope (0.01 needs 13 for 1% precision).
@@ -62,7 +65,7 @@ PRELU = Kernel(
 """,
     weights="""\
 /* {{ op.layer }}: {{ op.function }} negative slope per channel, {{ op.args.slope_shift }} fractional bits */
-static const q7_t {{ prefix }}_SLOPE[{{ prefix }}_CH] NN_WEIGHT_SECTION = {
+const q7_t {{ prefix }}_SLOPE[{{ prefix }}_CH] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
 """, source="nn_prelu_q7.c")
@@ -88,6 +91,9 @@ class PReLU(LayerKind):
     types = ("PReLU",)
     choice = CHOICE
     keeps_format = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.PReLUParams:
+        return ir.PReLUParams(channel_shared=layer.prelu_param.channel_shared)
 
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         # Caffe keeps a shared slope as a 0-d (scalar) blob

@@ -3,6 +3,7 @@ project's nn_prelu_q7 with one slope for every channel (:mod:`cmsisgen.ops.prelu
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule
 from ..simulator import kernels
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, formats, stem
 from .prelu import lower_slopes_q7, quantize_slopes, slope_site, slopes_fit_int8
 
@@ -57,6 +59,9 @@ class ReLU(LayerKind):
     choice = CHOICE
     keeps_format = True
     keeps_bytes = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
+        return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         slope = np.float32(layer.params.negative_slope)  # type: ignore[union-attr]

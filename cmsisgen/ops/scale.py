@@ -9,12 +9,15 @@ convolution, with the convolutions' shifts.
 from __future__ import annotations
 
 
+from typing import Any
+
 import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule
 from ..simulator.kernels import nn_round, saturate_q7
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, stem
 from .weighted import WEIGHT_ARRAYS, weighted_formats
 
@@ -78,6 +81,13 @@ class BatchNorm(LayerKind):
     choice = CHOICE
     affine = True
 
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.BatchNormParams:
+        bp = layer.batch_norm_param
+        if bp.HasField("use_global_stats") and not bp.use_global_stats:
+            raise err("use_global_stats: false normalises with each batch's own statistics; "
+                      "only the stored statistics can be deployed")
+        return ir.BatchNormParams(eps=float(bp.eps))
+
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         c = net.shapes[layer.bottoms[0]][0]
         return [(c,), (c,), (1,)]
@@ -102,6 +112,15 @@ class Scale(LayerKind):
     choice = CHOICE
     affine = True
     weighted = True
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.ScaleParams:
+        sp = layer.scale_param
+        if len(layer.bottom) != 1:
+            raise err("a Scale with its factors in a second input is not supported (only learned factors)")
+        if sp.axis not in (1, -3) or sp.num_axes != 1:
+            raise err(f"Scale is supported along channels only (axis 1, num_axes 1; got axis {sp.axis}, "
+                      f"num_axes {sp.num_axes})")
+        return ir.ScaleParams(bias_term=sp.bias_term)
 
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         c = net.shapes[layer.bottoms[0]][0]

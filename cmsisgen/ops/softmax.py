@@ -7,6 +7,7 @@ output-only rule.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule
 from ..simulator import kernels
+from .caffe_params import ErrorMaker
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, formats, generic_site, stem
 
 #: arm_softmax_q7's fixed output format, Q0.7.
@@ -59,6 +61,11 @@ class Softmax(LayerKind):
     types = ("Softmax",)
     choice = CHOICE
     fixed_output_frac = SOFTMAX_FRAC
+
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
+        if layer.softmax_param.axis not in (1, -3):
+            raise err(f"softmax axis {layer.softmax_param.axis} is not supported (only 1)")
+        return ir.NoParams()
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         z = inputs[0] - inputs[0].max(axis=1, keepdims=True)

@@ -13,10 +13,10 @@ from .base import LoweringContext
 #: weights.h: the weight and bias arrays; ``about`` says how the weights are laid out.
 WEIGHT_ARRAYS = """\
 /* {{ op.layer }}: {{ op.function }}{{ about }} */
-static const q7_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
+const q7_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
-static const q7_t {{ prefix }}_BIAS[{{ prefix }}_BIAS_SIZE] NN_WEIGHT_SECTION = {
+const q7_t {{ prefix }}_BIAS[{{ prefix }}_BIAS_SIZE] NN_WEIGHT_SECTION = {
 {{ op.bias | c_array }}
 };
 """
