@@ -87,7 +87,7 @@ def load_dataset(
     """Load an image-folder tree, a zip of one, or an .npz (see the module docstring).
 
     ``limit`` keeps the first ``limit`` samples in the module's round-robin class order;
-    ``progress`` prints a decoding counter on stderr. Raises :class:`CmsisgenError` naming the
+    ``progress`` prints a decoding counter on stderr when it is a terminal. Raises :class:`CmsisgenError` naming the
     path (or the image inside it) for a missing, empty or unreadable data set.
     """
     p = Path(path)
@@ -221,9 +221,10 @@ def _decode_all(
     x: Optional[np.ndarray] = None
     first_name = ""
     all_grey = True
-    # On a terminal the counter redraws in place; in a log it prints one line per 10 %.
+    # A counter that redraws in place, on a terminal only (as the other progress bars: a log
+    # gets no progress lines).
     tty = progress and sys.stderr.isatty()
-    step = max(1, n // (100 if tty else 10))
+    step = max(1, n // 100)
     for i, h in enumerate(handles):
         try:
             with Image.open(io.BytesIO(read(h))) as im:  # reads the header only
@@ -242,9 +243,8 @@ def _decode_all(
                 f"{x.shape[2]}x{x.shape[1]} of {first_name}; all images must have one size"
             )
         x[i] = arr
-        if progress and ((i + 1) % step == 0 or i == n - 1):
-            print(f"{chr(13) if tty else ''}loading images: {i + 1}/{n}", end="" if tty else "\n",
-                  file=sys.stderr, flush=True)
+        if tty and ((i + 1) % step == 0 or i == n - 1):
+            print(f"\rloading images: {i + 1}/{n}", end="", file=sys.stderr, flush=True)
     if tty:
         print(file=sys.stderr, flush=True)
     assert x is not None

@@ -29,3 +29,18 @@ def test_each_layer_type_is_named_in_one_module(caffe_type):
 def test_every_kind_is_registered_once():
     types = [t for kind in KINDS for t in kind.types]
     assert len(types) == len(set(types))
+
+
+#: Longest function the code base allows (lines, decorators excluded).
+LONGEST_FUNCTION = 60
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > LONGEST_FUNCTION:
+                    long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long

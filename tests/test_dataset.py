@@ -343,3 +343,14 @@ def test_cifar10_test_zip():
     np.testing.assert_array_equal(ds.x[9], first_truck)
     part = load_dataset(zp, limit=25)
     np.testing.assert_array_equal(part.x, ds.x[:25])
+
+
+def test_no_progress_lines_in_a_log(tmp_path, capsys):
+    """Progress appears on a terminal only (README): loading images into a log prints nothing."""
+    from PIL import Image
+
+    for i in range(12):
+        (tmp_path / "a").mkdir(exist_ok=True)
+        Image.fromarray(np.full((4, 4, 3), i, dtype=np.uint8)).save(tmp_path / "a" / f"{i}.png")
+    load_dataset(tmp_path, progress=True)
+    assert capsys.readouterr().err == ""
