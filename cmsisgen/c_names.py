@@ -50,6 +50,8 @@ def unique_prefixes(bases: list[str], owned: Iterable[str] = ()) -> list[str]:
         while _overlaps(name, taken) and base not in owned:
             n += 1
             name = base.replace("_", "") + (str(n) if n > 2 or "_" not in base else "")
+            if FOREIGN.match(name):  # I_NT8 beside I becomes INT8: keep it out of <stdint.h>'s names
+                name = "L_" + name
         taken.append(name)
         names.append(name)
     return names

@@ -96,6 +96,8 @@ def _declarations(definitions: str) -> str:
         array = _ARRAY_DEFINITION.match(line)
         if array:
             lines.append("extern const {} {}[{}];".format(*array.groups()))
+        elif "NN_WEIGHT_SECTION" in line:
+            raise AssertionError(f"a weight array's definition is not of the form weights.h declares: {line}")
         elif line.startswith("/*"):
             lines.append(line)
     return "\n".join(lines) + "\n" if lines else ""

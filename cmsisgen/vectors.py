@@ -13,7 +13,6 @@ import numpy as np
 from .codegen import TestVectors
 from .errors import CmsisgenError
 from .pipeline import Compiled
-from .simulator.execute import run_program, step_checksums
 
 #: Images simulated at once.
 BATCH = 256

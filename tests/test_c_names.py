@@ -37,6 +37,12 @@ def test_prefixes_never_extend_each_other():
         ["X", "XOUT", "XOUTCH", "XOUT2", "L_INT8", "L_NN", "NN_INPUT", "L_ARM_MATH"]
 
 
+def test_a_renamed_prefix_stays_out_of_foreign_namespaces():
+    """I_NT8 beside I would become INT8 (and an LRN's INT8_WIDTH is C23's): it gets L_ too."""
+    assert unique_prefixes(["NN_INPUT", "I", "I_NT8", "U", "U_INT16", "S", "S_IZE"], owned={"NN_INPUT"}) == \
+        ["NN_INPUT", "I", "L_INT8", "U", "L_UINT16", "S", "L_SIZE"]
+
+
 def test_text_is_safe_in_comments_and_strings():
     assert c_comment("a*/b/*c??/") == "a* /b/ *c? ?/"
     assert c_string('we"ird??/\\\n') == 'we\\"ird\\?\\?/\\\\\\012'

@@ -75,6 +75,16 @@ def test_unfit_forced_kernel_is_refused_naming_layer_function_and_rule(model, ke
     assert str(info.value) == f"{model[0]}: {message}"
 
 
+def test_a_plain_relu_forced_onto_the_prelu_kernel(tmp_path):
+    """nn_prelu_q7 runs a ReLU too (slope 0): forced, it gives the arm_relu_q7 outputs."""
+    model = write_model(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=1),
+                                   layer("r", "ReLU", inplace=True)], input_shape=(3, 8, 8))
+    default = compile_model(*model, calib_images=CALIB)
+    forced = compile_model(*model, calib_images=CALIB, kernels={"r": "nn_prelu_q7"})
+    assert functions(forced)["r"] == "nn_prelu_q7" and functions(default)["r"] == "arm_relu_q7"
+    assert np.array_equal(run_program(forced.program, CALIB), run_program(default.program, CALIB))
+
+
 def test_kernel_option_on_the_command_line(model, tmp_path):
     proto, weights = model
     runner = CliRunner()

@@ -14,7 +14,7 @@ from .. import ir
 from ..errors import CmsisgenError
 from ..ops import kind_of
 from ..ops.alias import held_layouts
-from ..ops.base import LoweringContext, advisories
+from ..ops.base import BACKENDS, LayerKind, LoweringContext, advisories
 from ..ops.network_input import lower_input_q7
 from ..preprocess import Preprocessing
 from ..quantizer import Quantization
@@ -22,8 +22,8 @@ from .calls import Program, TensorInfo
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt",
-                forced: Optional[dict[str, str]] = None) -> Program:
-    """Build the q7 Program for ``net``, which must have passed :func:`check_supported`."""
+                forced: Optional[dict[str, str]] = None, backend: str = "q7") -> Program:
+    """Build the Program for ``net`` on ``backend``; ``net`` must have passed :func:`check_supported`."""
     (input_name, input_shape), = net.input_shapes.items()
     tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac[name]) for name, shape in net.shapes.items()}
     alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
@@ -40,7 +40,7 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
         kind = kind_of(layer)
         ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
                               held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
-        op = kind.lower_q7(layer, ctx)
+        op = _lowering(kind, backend)(layer, ctx)
         if op is None:
             alias.update((top, layer.bottoms[0]) for top in layer.tops)
             continue
@@ -55,7 +55,13 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
                    input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
 
 
-def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[str, str]] = None) -> None:
+def _lowering(kind: LayerKind, backend: str):
+    """The kind's ``lower_<backend>`` (every kind has one per backend in BACKENDS)."""
+    return getattr(kind, f"lower_{backend}")
+
+
+def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[str, str]] = None,
+                    backend: str = "q7") -> None:
     """Fail fast, before calibration: one input, one output, every layer with a function whose
     rules hold (the forced ones included), and every forced layer in the net."""
     if len(net.input_shapes) != 1:
@@ -63,12 +69,14 @@ def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[
     if len(net.outputs) != 1:
         raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
                             + ", ".join(net.outputs))
+    if backend not in BACKENDS:
+        raise CmsisgenError(f"backend {backend}: not one of {', '.join(BACKENDS)}")
     forced = forced or {}
     layers = {layer.name: layer for layer in net.layers}
     for name, function in forced.items():
         _check_forced(layers.get(name), name, function)
     for layer in net.layers:
-        kind_of(layer).check_q7(net, layer, fc_variant, forced.get(layer.name))
+        getattr(kind_of(layer), f"check_{backend}")(net, layer, fc_variant, forced.get(layer.name))
 
 
 def _check_forced(layer: Optional[ir.Layer], name: str, function: str) -> None:

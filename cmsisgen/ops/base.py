@@ -43,7 +43,8 @@ class Kernel:
     ``simulate(op, inputs)`` gets input 0 in the HWC shape ``op.in_shape`` (N, H, W, C) and
     the other inputs in their own tensors' shapes, and returns the output as int8 NHWC.
     ``call``, ``parameters`` and ``weights`` are Jinja2 snippets for run_nn() in nn.c, for
-    parameters.h and for weights.h; they see ``op``, ``p`` (the op's C prefix), ``buf``
+    parameters.h and for weights.c (each array ``const TYPE NAME[SIZE] NN_WEIGHT_SECTION = {``,
+    which weights.h declares); they see ``op``, ``p`` (the op's C prefix), ``buf``
     (tensor -> buffer macro) and ``out`` (the output buffer macro).
     ``source`` names the project's own C file that defines the function (empty for CMSIS-NN).
     """

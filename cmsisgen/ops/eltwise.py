@@ -248,9 +248,6 @@ class Eltwise(LayerKind):
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
         return (CHOICES[layer.params.operation],) if layer is not None else (SUM, PROD, MAX)  # type: ignore[union-attr]
 
-    def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
-        choose(CHOICES[layer.params.operation], self.site(net, layer), forced)  # type: ignore[union-attr]
-
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
         site = self.site(ctx.net, layer)
         function = choose(CHOICES[site.method], site, ctx.forced.get(layer.name))

@@ -5,7 +5,8 @@
  * to nn.c (build every .c in OUT). Activations are q7 HWC, as for CMSIS-NN. Shared
  * arithmetic: an int32 (LRN: int64) accumulator, NN_ROUND(s) = (1 << s) >> 1 added before
  * an arithmetic right shift by s (round half up), then saturation to [-128, 127].
- * cmsisgen/simulator models every function bit for bit (generated_kernels.py, kernels.lrn_q7).
+ * Each function's bit-exact numpy model is in its op module (cmsisgen/ops/concat.py,
+ * eltwise.py, lrn.py, pooling.py, prelu.py, scale.py).
  * Plain C99, no intrinsics; the right shift of a negative int is arithmetic on every
  * compiler this code targets, as CMSIS-NN itself assumes.
  */
@@ -33,7 +34,7 @@ void nn_concat_channels_q7(const q7_t *in, uint32_t in_ch, q7_t *out, uint32_t o
 void nn_gather_channels_q7(const q7_t *in, uint32_t in_ch, uint32_t ch_offset, q7_t *out, uint32_t out_ch,
                            uint32_t pixels);
 
-/* nn_lrn_q7.c: Caffe LRN with a multiplier table made at compile time (cmsisgen/mapper/lrn.py). */
+/* nn_lrn_q7.c: Caffe LRN with a multiplier table made at compile time (cmsisgen/ops/lrn.py). */
 
 /* One LRN output: x * table[index] in 64 bits, rounded half up by out_shift (<= 62) and
  * saturated, where index is the sum of squares `sum` written as a float with

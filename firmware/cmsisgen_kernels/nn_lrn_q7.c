@@ -1,7 +1,7 @@
 /*
  * cmsisgen kernels: Caffe LRN in q7. S is the exact sum of squares of the q7 window; the
  * multiplier (k + a * S)^-beta comes from a table made at compile time (weights.h, see
- * cmsisgen/mapper/lrn.py). See nn_kernels.h.
+ * cmsisgen/ops/lrn.py). See nn_kernels.h.
  */
 #include "nn_kernels.h"
 
