@@ -326,6 +326,25 @@ def test_unsupported_layer_message(tmp_path, monkeypatch):
     assert str(e.value) == ("model.prototxt: layer 'norm1' (MVN): " + UNSUPPORTED)
 
 
+def test_every_unsupported_layer_type_at_once(tmp_path, monkeypatch):
+    """One refusal names every unsupported type of the net, with the first layer of each (issue 12, item 4)."""
+    monkeypatch.chdir(tmp_path)
+    Path("model.prototxt").write_text(
+        'input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
+        'layer { name: "up" type: "Deconvolution" bottom: "data" top: "up" '
+        'convolution_param { num_output: 3 kernel_size: 2 stride: 2 } }\n'
+        'layer { name: "conv1" type: "Convolution" bottom: "up" top: "conv1" '
+        'convolution_param { num_output: 4 kernel_size: 3 } }\n'
+        'layer { name: "norm1" type: "MVN" bottom: "conv1" top: "norm1" }\n'
+        'layer { name: "up2" type: "Deconvolution" bottom: "norm1" top: "up2" '
+        'convolution_param { num_output: 3 kernel_size: 2 stride: 2 } }\n'
+        'layer { name: "abs" type: "AbsVal" bottom: "up2" top: "up2" }\n')
+    with pytest.raises(CmsisgenError) as e:
+        load_net("model.prototxt")
+    assert str(e.value) == ("model.prototxt: 3 layer types are " + UNSUPPORTED.replace(
+        "cmsisgen;", "cmsisgen (layer 'up' (Deconvolution), layer 'norm1' (MVN), layer 'abs' (AbsVal));"))
+
+
 def test_unsupported_v1_layer_message(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'

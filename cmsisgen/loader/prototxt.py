@@ -308,6 +308,8 @@ class _Reader:
         self.inputs: dict[str, tuple[int, int, int]] = {}
         self.transform = ir.Transform()
         self.layers: list[ir.Layer] = []
+        #: unsupported type -> the first layer of that type ("layer 'x' (Type)"), in order
+        self.unsupported: dict[str, str] = {}
 
     def net_err(self, msg: str) -> CmsisgenError:
         return CmsisgenError(f"{self.source}: {msg}")
@@ -357,7 +359,10 @@ class _Reader:
             self.inputs[self.blobs.define(cl.top[0], owner, False)] = _data_shape(
                 cl, type_, self.transform, self.input_shape, err, self.check)
         elif type_ not in supported_types():
-            raise err(unsupported_message())
+            # noted, and read on as if it were supported: the refusal lists every unsupported type
+            self.unsupported.setdefault(type_, owner)
+            for top in cl.top:
+                self.blobs.define(top, owner, top in cl.bottom)
         else:
             self._kept_layer(cl, name, type_, owner, err)
 
@@ -385,6 +390,16 @@ class _Reader:
         self.layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
 
 
+def _refuse_unsupported(source: str, unsupported: dict[str, str]) -> None:
+    """One line for every unsupported layer type of the net (with the first layer of each)."""
+    if len(unsupported) == 1:
+        (owner,) = unsupported.values()
+        raise CmsisgenError(f"{source}: {owner}: {unsupported_message()}")
+    if unsupported:
+        raise CmsisgenError(f"{source}: {len(unsupported)} layer types are " + unsupported_message().replace(
+            "not supported by cmsisgen;", "not supported by cmsisgen (" + ", ".join(unsupported.values()) + ");"))
+
+
 def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None) -> ir.Net:
     """Build the IR (without shapes or weights) from a prototxt file."""
     source = str(path)
@@ -401,6 +416,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     test_layers = [cl for cl in caffe_layers if in_test_phase(cl)]
     for cl in test_layers:
         reader.layer(cl)
+    _refuse_unsupported(source, reader.unsupported)
     if not reader.inputs:
         raise reader.net_err("no network input (expected input:/input_shape, an Input layer "
                              "or a TEST-phase data layer)")

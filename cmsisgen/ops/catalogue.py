@@ -44,7 +44,8 @@ def supported_operators_markdown() -> str:
             seen.append(choice)
             lines += _choice_lines(choice)
     lines += ["## Any other layer type", "",
-              "Refused with the layer's name and type, and the list of supported types.", ""]
+              "Refused in one line naming every unsupported type of the net (with its first layer) and the "
+              "supported types.", ""]
     return "\n".join(lines)
 
 
