@@ -558,11 +558,14 @@ def inspect_command(model, weights, input_shape) -> None:
         values = ",".join(f"{v:g}" for v in t.mean_values) or "-"
         click.echo(f"  transform: mean_file={t.mean_file or '-'} mean_value={values} "
                    f"scale={t.scale} crop_size={t.crop_size}")
+    # columns as wide as the longest layer name and type (at least 16 and 13)
+    name_w = max([16] + [len(layer.name) for layer in net.layers])
+    type_w = max([13] + [len(layer.type) for layer in net.layers])
     for layer in net.layers:
         out = " ".join("x".join(map(str, net.shapes[top])) for top in layer.tops)
         blobs = " ".join("(" + ",".join(map(str, b.shape)) + ")" for b in layer.blobs)
-        click.echo(f"  {layer.name:<16} {layer.type:<13} {','.join(layer.bottoms)} -> {','.join(layer.tops)}  "
-                   f"{out}{'  blobs ' + blobs if blobs else ''}")
+        click.echo(f"  {layer.name:<{name_w}} {layer.type:<{type_w}} {','.join(layer.bottoms)} -> "
+                   f"{','.join(layer.tops)}  {out}{'  blobs ' + blobs if blobs else ''}")
     click.echo(f"  outputs: {', '.join(net.outputs)}")
 
 

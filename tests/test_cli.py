@@ -463,3 +463,13 @@ def test_closed_stdout_is_not_an_error(model):
     finally:
         os.close(write_end)
     assert (proc.returncode, proc.stderr) == (0, "")
+
+
+def test_inspect_columns_follow_the_longest_layer_name(tmp_path):
+    long = "a_rather_long_layer_name_for_a_convolution"
+    proto, weights = write_model(tmp_path, [layer(long, "Convolution", num_output=4, kernel_size=3),
+                                            layer("ip", "InnerProduct", num_output=3)], input_shape=(3, 6, 6))
+    output = run("inspect", proto, weights).output
+    lines = [line for line in output.splitlines() if line.startswith("  ") and "->" in line]
+    starts = {line.index("Convolution" if line.startswith("  " + long) else "InnerProduct") for line in lines}
+    assert len(lines) == 2 and starts == {2 + len(long) + 1}
