@@ -333,7 +333,7 @@ def _common_model_options(command: Callable) -> Callable:
         click.option("--bgr", is_flag=True, help="The model expects BGR channel order (images are read as RGB)."),
         click.option("--fc", type=click.Choice(["opt", "plain"]), default="opt", show_default=True,
                      help="Inner-product kernel: arm_fully_connected_q7_opt (interleaved weights) or arm_fully_connected_q7."),
-        click.option("--input-shape", metavar="C,H,W", help="Network input shape when the prototxt's data layer does not say."),
+        click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) says."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -542,7 +542,7 @@ def _check_labels(dataset, path: str, model) -> None:
 @main.command("inspect")
 @click.argument("model", type=click.Path())
 @click.argument("weights", required=False, type=click.Path())
-@click.option("--input-shape", metavar="C,H,W", help="Network input shape when the prototxt's data layer does not say.")
+@click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) says.")
 def inspect_command(model, weights, input_shape) -> None:
     """Print the graph with its shapes (and blob shapes when WEIGHTS is given)."""
     from .loader import load_net

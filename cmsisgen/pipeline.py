@@ -166,7 +166,8 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                kernels: Optional[dict[str, str]] = None) -> Model:
     """Load and check everything that does not need images: files, kernel rules (with the
     functions forced per layer in ``kernels``), preprocessing."""
-    net = load_net(prototxt, weights, input_shape=input_shape)
+    mean_file = parse_mean_option(mean).get("mean_file") if mean is not None else None
+    net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None)
     folded = fold_affine(net)
     try:
         check_supported(net, fc_variant, kernels)

@@ -235,6 +235,24 @@ def test_data_layer_needs_input_shape(tmp_path, monkeypatch):
     assert net.transform == ir.Transform(mean_file="mean.binaryproto")
 
 
+def test_data_layer_takes_its_shape_from_the_mean_file(tmp_path, monkeypatch):
+    """As Caffe does: a Data layer without crop_size is as large as its mean file (issue 12, item 3);
+    a mean file given to the compile takes the place of the prototxt's."""
+    monkeypatch.chdir(tmp_path)
+    write_train_test(Path("."), [layer("ip1", "InnerProduct", num_output=5)], mean_file="mean.binaryproto")
+    write_mean_binaryproto(Path("mean.binaryproto"), np.zeros((3, 12, 10), dtype=np.float32))
+    assert load_net("train_test.prototxt").input_shapes == {"data": (3, 12, 10)}
+    other = write_mean_binaryproto(Path("other.binaryproto"), np.zeros((1, 6, 6), dtype=np.float32))
+    assert load_net("train_test.prototxt", mean_file=other).input_shapes == {"data": (1, 6, 6)}
+    assert load_net("train_test.prototxt", input_shape=(3, 8, 8)).input_shapes == {"data": (3, 8, 8)}
+    Path("mean.binaryproto").unlink()
+    with pytest.raises(CmsisgenError) as e:
+        load_net("train_test.prototxt")
+    assert str(e.value) == ("train_test.prototxt: layer 'data' (Data): the input size is not in the prototxt "
+                            "(no crop_size) nor in a mean file; give it as input_shape C,H,W")
+    assert str(e.value.named(lambda setting: "--input-shape")).endswith("give it as --input-shape C,H,W")
+
+
 def test_image_data_and_legacy_data_param(tmp_path):
     text = ('layers { name: "d" type: IMAGE_DATA top: "data" top: "label"\n'
             '  image_data_param { source: "x" new_height: 10 new_width: 12 is_color: false\n'

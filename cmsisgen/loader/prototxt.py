@@ -8,7 +8,7 @@ the layer named, so the user hears about it before any weights are read.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 from google.protobuf import text_format
@@ -222,8 +222,10 @@ def _transform(layer: Any, type_: str) -> ir.Transform:
 
 def _data_shape(layer: Any, type_: str, transform: ir.Transform,
                 input_shape: Optional[tuple[int, int, int]], err,
-                check) -> tuple[int, int, int]:
-    """A data layer's (C, H, W): from the prototxt where it says, else ``input_shape``.
+                check, fallback: Callable[[], Optional[tuple[int, int, int]]]) -> tuple[int, int, int]:
+    """A data layer's (C, H, W): from the prototxt where it says, else ``input_shape``, else
+    the mean file's (C, H, W) (``fallback()``: the mean given to the compile, or the one the
+    prototxt names).
 
     ``check(shape)`` rejects an ``input_shape`` that disagrees with what the prototxt says.
     Only ImageData (is_color) and MemoryData (channels) fix C; a Data/HDF5Data layer with
@@ -245,8 +247,11 @@ def _data_shape(layer: Any, type_: str, transform: ir.Transform,
     if hw is None:
         if input_shape is not None:
             return input_shape
-        raise err("the input size is not in the prototxt (no crop_size); "
-                  "give the input shape (C, H, W) explicitly")
+        mean_shape = fallback()
+        if mean_shape is not None:  # Caffe sizes such a net by its mean file too
+            return mean_shape
+        raise SettingError("input_shape", err("the input size is not in the prototxt (no crop_size) nor in a mean "
+                                              f"file; give it as {SETTING} C,H,W").args[0])
     if channels is None:
         channels = input_shape[0] if input_shape is not None else 3
     return check((channels, *hw))
@@ -301,15 +306,32 @@ class _Builder:
 class _Reader:
     """Reads a NetParameter's inputs and TEST-phase layers into the IR, in order."""
 
-    def __init__(self, source: str, input_shape: Optional[tuple[int, int, int]]) -> None:
+    def __init__(self, source: str, input_shape: Optional[tuple[int, int, int]],
+                 mean_file: Optional[Path] = None) -> None:
         self.source = source
         self.input_shape = input_shape
+        self.mean_file = mean_file
         self.blobs = _Builder(source)
         self.inputs: dict[str, tuple[int, int, int]] = {}
         self.transform = ir.Transform()
         self.layers: list[ir.Layer] = []
         #: unsupported type -> the first layer of that type ("layer 'x' (Type)"), in order
         self.unsupported: dict[str, str] = {}
+
+    def mean_shape(self) -> Optional[tuple[int, int, int]]:
+        """(C, H, W) of the mean file given to the compile, else of the one the data layer names
+        (beside the prototxt, then the current folder), or None."""
+        path = self.mean_file
+        if path is None and self.transform.mean_file:
+            named = Path(self.transform.mean_file)
+            beside = Path(self.source).parent / named
+            path = beside if not named.is_absolute() and beside.is_file() else named
+        if path is None or not Path(path).is_file():
+            return None
+        from cmsisgen.loader.mean import read_mean_binaryproto  # (mean.py imports this module)
+
+        c, h, w = read_mean_binaryproto(path).shape
+        return c, h, w
 
     def net_err(self, msg: str) -> CmsisgenError:
         return CmsisgenError(f"{self.source}: {msg}")
@@ -357,7 +379,7 @@ class _Reader:
             self.transform = _transform(cl, type_)
             # The first top is the image; a second top is the label, which is dropped.
             self.inputs[self.blobs.define(cl.top[0], owner, False)] = _data_shape(
-                cl, type_, self.transform, self.input_shape, err, self.check)
+                cl, type_, self.transform, self.input_shape, err, self.check, self.mean_shape)
         elif type_ not in supported_types():
             # noted, and read on as if it were supported: the refusal lists every unsupported type
             self.unsupported.setdefault(type_, owner)
@@ -400,8 +422,10 @@ def _refuse_unsupported(source: str, unsupported: dict[str, str]) -> None:
             "not supported by cmsisgen;", "not supported by cmsisgen (" + ", ".join(unsupported.values()) + ");"))
 
 
-def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None) -> ir.Net:
-    """Build the IR (without shapes or weights) from a prototxt file."""
+def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None,
+                   mean_file: Optional[Path] = None) -> ir.Net:
+    """Build the IR (without shapes or weights) from a prototxt file; a data layer that does not
+    say its size takes ``input_shape``, else the shape of ``mean_file`` or of its own mean file."""
     source = str(path)
     netp = read_net_parameter(path)
     if len(netp.layer) and len(netp.layers):
@@ -411,7 +435,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         # V0 nets nest everything in `layers { layer { ... } }`, which leaves the type unset.
         raise CmsisgenError(f"{source}: layer definitions without a type (V0 format?) are not "
                             "supported; upgrade the file with Caffe's upgrade_net_proto_text")
-    reader = _Reader(source, _check_input_shape(input_shape, source))
+    reader = _Reader(source, _check_input_shape(input_shape, source), mean_file)
     reader.net_inputs(netp)
     test_layers = [cl for cl in caffe_layers if in_test_phase(cl)]
     for cl in test_layers:
