@@ -17,6 +17,7 @@ from . import __version__, own_kernels
 from .c_names import c_comment, c_identifier, c_string, check_unique, unique_prefixes
 from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.calls import Op, Program
+from .ops.buffer_copy import COPY
 from .ops.network_input import DEFINITION as INPUT_DEFINITION
 
 GENERATED_FILES = ("nn.h", "nn.c", "parameters.h", "weights.h", "weights.c")
@@ -67,7 +68,7 @@ class CCode(str):
 
 def _layer_prefixes(ops: list[Op]) -> list[str]:
     """Each step's C prefix: its layer's name (a copy's with _COPY; the input conversion NN_INPUT)."""
-    bases = ["NN_INPUT" if not op.inputs else c_identifier(op.layer + ("_copy" if op.kind == "copy" else ""))
+    bases = ["NN_INPUT" if not op.inputs else c_identifier(op.layer + ("_copy" if op.kernel is COPY else ""))
              for op in ops]
     return unique_prefixes(bases, owned={"NN_INPUT"})
 
@@ -163,7 +164,7 @@ def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tup
 def _holds(tensor: str, op: Op) -> str:
     """What a buffer holds, in the model's words: a blob, the blob after an in-place layer
     (an SSA name such as ``pool1@1``), or a copy the planner made."""
-    if op.kind == "copy":
+    if op.kernel is COPY:
         return f"copy of {op.inputs[0].split('@')[0]} for {op.layer}"
     blob = tensor.split("@")[0]
     return blob if blob == op.layer or "@" not in tensor else f"{blob} after {op.layer}"

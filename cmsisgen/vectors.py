@@ -12,6 +12,7 @@ import numpy as np
 
 from .codegen import TestVectors
 from .errors import CmsisgenError
+from .ops.buffer_copy import COPY
 from .pipeline import Compiled
 
 #: Images simulated at once.
@@ -46,7 +47,7 @@ def make_test_vectors(compiled: "Compiled", dataset, count: int) -> "TestVectors
 
 def step_names(compiled: "Compiled") -> tuple[str, ...]:
     """One printable name per step, as NN_TRACE numbers them (safe in a C string literal)."""
-    return tuple(re.sub(r'[^ -~]|["\\]', "_", op.layer + (" (copy)" if op.kind == "copy" else ""))
+    return tuple(re.sub(r'[^ -~]|["\\]', "_", op.layer + (" (copy)" if op.kernel is COPY else ""))
                  for op in compiled.program.ops)
 
 

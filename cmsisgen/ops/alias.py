@@ -52,12 +52,7 @@ class Alias(LayerKind):
         return held.get(layer.bottoms[0])
 
     def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
-        held = held_layouts(net)
-        if layer.tops[0] in held and layer.bottoms[0] not in held:  # where a byte-order note starts
-            readers = ", ".join(f"'{r.name}' ({r.type})" for r in _strict_readers(net, layer.tops[0], held))
-            site = dataclasses.replace(generic_site(net, layer), readers=readers)
-            if not readers_take_any_byte_order(site):
-                raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {reason(readers_take_any_byte_order, site)}")
+        """Dropout and Split pass a byte-order note on; only Flatten and Reshape start one."""
 
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> None:
         return None
@@ -68,6 +63,14 @@ class Flatten(Alias):
 
     def __init__(self) -> None:
         super().__init__("Flatten")
+
+    def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
+        held = held_layouts(net)
+        if layer.tops[0] in held and layer.bottoms[0] not in held:  # where a byte-order note starts
+            readers = ", ".join(f"'{r.name}' ({r.type})" for r in _strict_readers(net, layer.tops[0], held))
+            site = dataclasses.replace(generic_site(net, layer), readers=readers)
+            if not readers_take_any_byte_order(site):
+                raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {reason(readers_take_any_byte_order, site)}")
 
     def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
         if hasattr(layer, "flatten_param"):  # (a V1 layer has none)

@@ -250,7 +250,7 @@ def in_place(choice: Choice, function: str, site: Site) -> bool:
     return rule is not None and rule(site)
 
 
-def stem(layer: ir.Layer, net: ir.Net) -> dict[str, Any]:
+def stem(layer: ir.Layer) -> dict[str, Any]:
     """The Op fields every lowering fills the same way."""
     return dict(layer=layer.name, layer_type=layer.type, output=layer.tops[0])
 

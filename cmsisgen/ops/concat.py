@@ -67,5 +67,5 @@ class Concat(LayerKind):
         c, h, w = ctx.shape(layer.bottoms[0])
         channels = [ctx.shape(b)[0] for b in layer.bottoms]
         args = {"pixels": h * w, "ch_out": sum(channels), **{f"ch_in{i}": ch for i, ch in enumerate(channels)}}
-        return Op(**stem(layer, ctx.net), kernel=CONCAT, function="nn_concat_channels_q7", inputs=ctx.bottoms,
+        return Op(**stem(layer), kernel=CONCAT, function="nn_concat_channels_q7", inputs=ctx.bottoms,
                   in_shape=(h, w, c), args=args, formats=formats(ctx, layer))

@@ -300,7 +300,7 @@ class Convolution(LayerKind):
                 "padding_y": site.pad_h, "stride_x": site.stride_w, "stride_y": site.stride_h,
                 "dim_im_out_x": site.out_w, "dim_im_out_y": site.out_h}
         taps = site.kernel_h * site.kernel_w
-        common = dict(stem(layer, ctx.net), kernel=kernel, function=function, inputs=ctx.bottoms,
+        common = dict(stem(layer), kernel=kernel, function=function, inputs=ctx.bottoms,
                       in_shape=hwc(ctx.shape(layer.bottoms[0])), bias=lq.bias, formats=weighted_formats(ctx, layer, lq),
                       macs=site.out_h * site.out_w * site.out_ch * (site.in_ch // site.group) * taps)
         if kernel is CONV:

@@ -255,6 +255,6 @@ class Eltwise(LayerKind):
         c, h, w = ctx.shape(layer.tops[0])
         fmt = {"in_frac": q.in_fracs[0], "out_frac": q.out_frac, **{f"in{i}_frac": f for i, f in enumerate(q.in_fracs)},
                "coeff_frac": q.coeff_frac, "out_rshift": q.out_rshift}
-        return Op(**stem(layer, ctx.net), kernel=ELTWISE, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        return Op(**stem(layer), kernel=ELTWISE, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                   args={"size": c * h * w, "inputs": len(ctx.bottoms)}, params=q, macs=c * h * w * len(ctx.bottoms),
                   formats=fmt)

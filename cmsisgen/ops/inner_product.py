@@ -121,7 +121,7 @@ class InnerProduct(LayerKind):
             matrix = layout.fc_columns_chw_to_hwc(matrix, *source)
         data = layout.interleave_fc_opt(matrix) if function.endswith("_opt") else matrix.reshape(-1)
         dim_vec = c * h * w
-        return Op(**stem(layer, ctx.net), kernel=FC, function=function, inputs=ctx.bottoms, in_shape=(1, 1, dim_vec),
+        return Op(**stem(layer), kernel=FC, function=function, inputs=ctx.bottoms, in_shape=(1, 1, dim_vec),
                   args={"dim_vec": dim_vec, "num_of_rows": site.out_ch}, weights=matrix, bias=lq.bias,
                   weight_data=data, weight_bytes=data.size + lq.bias.size, scratch_bytes=2 * dim_vec,
                   macs=dim_vec * site.out_ch, formats=weighted_formats(ctx, layer, lq))

@@ -226,7 +226,7 @@ class LRN(LayerKind):
         c, h, w = ctx.shape(layer.bottoms[0])
         args = {"height": h, "width": w, "channels": c, "local_size": p.local_size,
                 "mantissa_bits": table.mantissa_bits, "table_size": table.table.size}
-        return Op(**stem(layer, ctx.net), kernel=LRN_Q7, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        return Op(**stem(layer), kernel=LRN_Q7, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                   args=args, weight_data=table.table, weight_bytes=4 * table.table.size,
                   macs=c * h * w * (window_size(p) + 1),
                   formats=dict(fmt, mul_frac=table.mul_frac, out_rshift=table.out_rshift))

@@ -254,7 +254,7 @@ class Pooling(LayerKind):
         site = self.site(ctx.net, layer)
         choice, function = _choose_q7(site, ctx.forced.get(layer.name))
         c, h, w = ctx.shape(layer.bottoms[0])
-        common = dict(stem(layer, ctx.net), function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        common = dict(stem(layer), function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                       formats=formats(ctx, layer))
         if choice is GLOBAL:
             return Op(**common, kernel=GLOBAL_POOL, args={"channels": c, "pixels": h * w,

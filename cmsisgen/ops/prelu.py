@@ -82,7 +82,7 @@ def lower_slopes_q7(layer: ir.Layer, ctx: LoweringContext, choice: Choice, site:
     c, h, w = ctx.shape(layer.bottoms[0])
     # a plain ReLU forced onto this kernel (--kernel) has no quantized slopes: they are all 0
     slopes, slope_frac = ctx.quant.params.get(layer.name) or quantize_slopes(np.zeros(c))
-    return Op(**stem(layer, ctx.net), kernel=PRELU, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+    return Op(**stem(layer), kernel=PRELU, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
               args={"channels": c, "pixels": h * w, "slope_shift": slope_frac}, weights=slopes, weight_data=slopes,
               weight_bytes=slopes.size, in_place=True, macs=c * h * w,
               formats=dict(formats(ctx, layer), slope_frac=slope_frac))

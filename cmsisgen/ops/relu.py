@@ -89,5 +89,5 @@ class ReLU(LayerKind):
         if function != "arm_relu_q7":
             return lower_slopes_q7(layer, ctx, CHOICE, site)
         c, h, w = ctx.shape(layer.bottoms[0])
-        return Op(**stem(layer, ctx.net), kernel=RELU, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        return Op(**stem(layer), kernel=RELU, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                   args={"size": c * h * w}, in_place=True, macs=c * h * w, formats=formats(ctx, layer))

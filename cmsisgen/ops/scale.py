@@ -148,7 +148,7 @@ class Scale(LayerKind):
         function = choose(CHOICE, self.site(ctx.net, layer), ctx.forced.get(layer.name))
         lq = ctx.quant.layers[layer.name]
         c, h, w = ctx.shape(layer.bottoms[0])
-        return Op(**stem(layer, ctx.net), kernel=SCALE_Q7, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        return Op(**stem(layer), kernel=SCALE_Q7, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                   args={"channels": c, "pixels": h * w}, weights=lq.weights, bias=lq.bias,
                   weight_data=lq.weights.reshape(-1), weight_bytes=lq.weights.size + lq.bias.size, in_place=True,
                   macs=c * h * w, formats=weighted_formats(ctx, layer, lq))

@@ -79,6 +79,6 @@ class Softmax(LayerKind):
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
         site = self.site(ctx.net, layer)
         function = choose(CHOICE, site, ctx.forced.get(layer.name))
-        return Op(**stem(layer, ctx.net), kernel=SOFTMAX, function=function, inputs=ctx.bottoms,
+        return Op(**stem(layer), kernel=SOFTMAX, function=function, inputs=ctx.bottoms,
                   in_shape=(1, 1, site.in_ch), args={"dim_vec": site.in_ch}, macs=site.in_ch,
                   formats=formats(ctx, layer))

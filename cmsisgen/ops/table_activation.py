@@ -75,7 +75,7 @@ class TableActivation(LayerKind):
         site = generic_site(ctx.net, layer, **fmt)
         function = choose(CHOICE, site, ctx.forced.get(layer.name))
         c, h, w = ctx.shape(layer.bottoms[0])
-        return Op(**stem(layer, ctx.net), kernel=ACTIVATION, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
+        return Op(**stem(layer), kernel=ACTIVATION, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                   args={"size": c * h * w, "int_width": 7 - fmt["in_frac"], "type": self.activation_type},
                   in_place=True, macs=c * h * w, formats=fmt)
 
