@@ -47,8 +47,9 @@ def index_fits_q7(site: Site) -> bool:
 
 
 CHOICE = Choice("ArgMax", (Candidate("nn_argmax_q7", (argmax_is_last, index_fits_q7)),),
-                note="top_k 1 and out_max_val false, with axis 1 (per pixel, over channels) or no axis (the whole "
-                     "blob, C, H, W order); ties go to the highest index, as in Caffe; the output is the index in Q7.0")
+                note="the index of the largest value, as the network output in Q7.0: top_k 1 and out_max_val false "
+                     "(other values are refused naming the field), axis 1 (per pixel, over channels) or no axis (the "
+                     "whole blob, C, H, W order); ties go to the highest index, as in Caffe")
 
 
 def argmax_q7(x: np.ndarray, per_pixel: bool) -> np.ndarray:

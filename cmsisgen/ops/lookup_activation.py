@@ -50,7 +50,8 @@ class PointwiseParams:
 CHOICE = Choice("ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold",
                 (Candidate("nn_lookup_q7", ()),),
                 note="one 256-entry int8 table per layer (in weights.c), computed at compile time from the "
-                     "function and the input and output formats, correctly rounded; in place")
+                     "function and the input and output formats: the exact value rounded half away from zero and "
+                     "saturated (0 where Caffe gives NaN); in place")
 
 
 def lookup_q7(x: np.ndarray, table: np.ndarray) -> np.ndarray:
