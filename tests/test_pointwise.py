@@ -67,6 +67,22 @@ def test_float_forward_matches_caffe(pycaffe, tmp_path, model):  # noqa: F811
 
 
 @pytest.mark.caffe
+def test_a_caffemodel_saved_by_the_fork_loads_without_unknown_fields(pycaffe, tmp_path):  # noqa: F811
+    """Caffe's own save of a net with relu6_param (and every other new type's parameters):
+    the schema knows each field by its number, so nothing is skipped."""
+    shape, layers = ORACLE_MODELS["lookups"]
+    proto, weights = write_model(tmp_path, layers, input_shape=shape, seed=4)
+    check_model(pycaffe, proto, weights, _inputs(shape, n=1), tmp_path / "run", upgraded=True)
+    saved = tmp_path / "run" / "caffe_upgraded.prototxt.caffemodel"
+    from cmsisgen.proto import schema
+
+    param = schema.NetParameter.FromString(saved.read_bytes())
+    assert [lay.relu6_param.threshold for lay in param.layer if lay.name == "r6p"] == [pytest.approx(0.3)]
+    net = load_net(proto, saved)
+    assert net.warnings == []
+
+
+@pytest.mark.caffe
 @pytest.mark.parametrize("axis", [None, 1])
 def test_argmax_ties_go_to_the_highest_index_as_in_caffe(pycaffe, tmp_path, axis):  # noqa: F811
     params = {} if axis is None else {"axis": axis}
@@ -276,3 +292,44 @@ def test_evaluate_refuses_a_per_pixel_argmax(tmp_path):
     assert result.output.strip().splitlines()[-1] == (
         "cmsisgen: error: layer 'seg' (ArgMax): its output is one class per pixel (4x4), so it has no top-1 per "
         "image to evaluate")
+
+
+# --------------------------------------------------------------------------- ReLU6 / Clip as arm_relu_q7
+
+
+def _clamp_net(tmp_path: Path, weight: float, act):
+    """A 1x1 convolution with every weight ``weight`` (inputs in [-1, 1): outputs within 3 * |weight|), then ``act``."""
+    from cmsisgen.pipeline import compile_model
+
+    layers = [layer("conv1", "Convolution", num_output=2, kernel_size=1,
+                    weights=[np.full((2, 3, 1, 1), weight), np.zeros(2)]), act]
+    tmp_path.mkdir()
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 4, 4))
+    calib = np.random.default_rng(0).integers(0, 256, size=(8, 4, 4, 3), dtype=np.uint8)
+    return lambda **kw: compile_model(proto, weights, calib_images=calib, scale=1 / 128, mean="128,128,128", **kw)
+
+
+@pytest.mark.parametrize("act", [layer("act", "ReLU6", inplace=True), layer("act", "Clip", inplace=True, min=0.0,
+                                                                            max=6.0)])
+def test_relu6_and_clip_run_as_arm_relu_q7_where_the_table_is_max_x_0(tmp_path, act):
+    small = _clamp_net(tmp_path / "small", 1.0, act)  # outputs below 3: Q2.5 holds at most 3.97, below 6
+    compiled = small()
+    (op,) = [op for op in compiled.program.ops if op.layer == "act"]
+    assert (op.function, op.formats, op.weight_bytes) == ("arm_relu_q7", {"in_frac": 5, "out_frac": 5}, 0)
+    forced = small(kernels={"act": "nn_lookup_q7"})
+    (op,) = [op for op in forced.program.ops if op.layer == "act"]
+    assert op.function == "nn_lookup_q7" and op.weight_bytes == 256
+    images = np.random.default_rng(2).integers(0, 256, size=(5, 4, 4, 3), dtype=np.uint8)
+    from cmsisgen.simulator.execute import run_program
+
+    np.testing.assert_array_equal(run_program(compiled.program, images), run_program(forced.program, images))
+
+    big = _clamp_net(tmp_path / "big", 3.0, act)  # outputs reach 6: the table clamps them
+    (op,) = [op for op in big().program.ops if op.layer == "act"]
+    assert op.function == "nn_lookup_q7" and op.formats == {"in_frac": 4, "out_frac": 4}
+    with pytest.raises(CmsisgenError) as info:
+        big(kernels={"act": "arm_relu_q7"})
+    assert str(info.value) == (
+        f"{tmp_path / 'big' / 'model.prototxt'}: layer 'act' ({act['type']}): arm_relu_q7 cannot run it: arm_relu_q7 only clamps at zero: it runs a ReLU6 "
+        "or Clip whose table is max(x, 0), i.e. input and output in one format whose largest value is within the "
+        "upper bound (min 0 for Clip, no negative slope for ReLU6) (input 4 and output 4 fractional bits).")

@@ -1,5 +1,6 @@
 """Element-wise functions of one input -- ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold --
-onto the project's own nn_lookup_q7, by a 256-entry table, in place.
+onto the project's own nn_lookup_q7, by a 256-entry table, in place (a ReLU6 or Clip whose
+table is max(x, 0) in its formats runs as arm_relu_q7 instead).
 
 A q7 input takes only 256 values, so any function of it is exactly a table: entry ``i``
 holds ``f(int8(i) * 2**-in_frac)`` in the output's format, computed at compile time in
@@ -25,9 +26,11 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
+from ..mapper.rules import Site, rule
 from ..qformat import quantize_array
 from .base import Candidate, Choice, Kernel, LayerKind, LoweringContext, choose, formats, generic_site, stem
 from .caffe_params import ErrorMaker
+from .relu import RELU
 
 #: Most fractional bits of Threshold's output: 1.0 must be a q7 value.
 THRESHOLD_MAX_FRAC = 6
@@ -47,11 +50,22 @@ class PointwiseParams:
     alpha: float = 1.0  # ELU
 
 
-CHOICE = Choice("ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold",
+@rule("input {in_frac} and output {out_frac} fractional bits")
+def table_is_relu(site: Site) -> bool:
+    """arm_relu_q7 only clamps at zero: it runs a ReLU6 or Clip whose table is max(x, 0), i.e. input and output in one format whose largest value is within the upper bound (min 0 for Clip, no negative slope for ReLU6)."""
+    return site.table_is_relu is not False
+
+
+CHOICE = Choice("Power, AbsVal, ELU, BNLL, Threshold",
                 (Candidate("nn_lookup_q7", ()),),
                 note="one 256-entry int8 table per layer (in weights.c), computed at compile time from the "
                      "function and the input and output formats: the exact value rounded half away from zero and "
                      "saturated (0 where Caffe gives NaN); in place")
+#: ReLU6 and Clip: the SIMD arm_relu_q7 where the table is a plain ReLU (no value of the format
+#: reaches the upper bound), which saves the table's flash and half the cycles.
+CLAMP_CHOICE = Choice("ReLU6, Clip", (Candidate("arm_relu_q7", (table_is_relu,)), *CHOICE.candidates),
+                      note="the SIMD arm_relu_q7 where the q7 function is max(x, 0), else the table of nn_lookup_q7 "
+                           "(as for Power, AbsVal, ELU, BNLL, Threshold below)")
 
 
 def lookup_q7(x: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -111,12 +125,20 @@ class Lookup(LayerKind):
 
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
         fmt = formats(ctx, layer)
-        function = choose(CHOICE, generic_site(ctx.net, layer, **fmt), ctx.forced.get(layer.name))
-        c, h, w = ctx.shape(layer.bottoms[0])
         table = ctx.quant.params[layer.name]
-        return Op(**stem(layer), kernel=LOOKUP, function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
-                  args={"size": c * h * w}, weights=table, weight_data=table, weight_bytes=table.size,
-                  in_place=True, macs=c * h * w, formats=fmt)
+        relu = bool(np.array_equal(table, RELU_TABLE)) and fmt["in_frac"] == fmt["out_frac"]
+        function = choose(self.choice, generic_site(ctx.net, layer, table_is_relu=relu, **fmt),
+                          ctx.forced.get(layer.name))
+        c, h, w = ctx.shape(layer.bottoms[0])
+        common = dict(**stem(layer), function=function, inputs=ctx.bottoms, in_shape=(h, w, c), args={"size": c * h * w},
+                      in_place=True, macs=c * h * w, formats=fmt)
+        if function == "arm_relu_q7":
+            return Op(kernel=RELU, **common)
+        return Op(kernel=LOOKUP, weights=table, weight_data=table, weight_bytes=table.size, **common)
+
+
+#: max(x, 0) as a table, in index order
+RELU_TABLE = np.maximum(np.arange(256, dtype=np.uint8).view(np.int8), 0).astype(np.int8)
 
 
 def _scalar(x: np.ndarray, value: float) -> Any:
@@ -125,6 +147,7 @@ def _scalar(x: np.ndarray, value: float) -> Any:
 
 class ReLU6(Lookup):
     types = ("ReLU6",)
+    choice = CLAMP_CHOICE
 
     def parse(self, layer: Any, err: ErrorMaker) -> PointwiseParams:
         p = layer.relu6_param
@@ -142,6 +165,7 @@ class ReLU6(Lookup):
 
 class Clip(Lookup):
     types = ("Clip",)
+    choice = CLAMP_CHOICE
 
     def parse(self, layer: Any, err: ErrorMaker) -> PointwiseParams:
         p = layer.clip_param
