@@ -333,3 +333,15 @@ def test_relu6_and_clip_run_as_arm_relu_q7_where_the_table_is_max_x_0(tmp_path, 
         f"{tmp_path / 'big' / 'model.prototxt'}: layer 'act' ({act['type']}): arm_relu_q7 cannot run it: arm_relu_q7 only clamps at zero: it runs a ReLU6 "
         "or Clip whose table is max(x, 0), i.e. input and output in one format whose largest value is within the "
         "upper bound (min 0 for Clip, no negative slope for ReLU6) (input 4 and output 4 fractional bits).")
+
+
+@pytest.mark.parametrize("spec, field", [(layer("r6", "ReLU6", threshold=float("nan")), "relu6_param.threshold"),
+                                         (layer("c", "Clip", min=float("-inf"), max=1.0), "clip_param.min"),
+                                         (layer("e", "ELU", alpha=float("inf")), "elu_param.alpha")])
+def test_non_finite_parameters_are_refused(tmp_path, spec, field):
+    proto = write_prototxt(tmp_path / "model.prototxt", build_net([spec], (3, 4, 4)))
+    with pytest.raises(CmsisgenError) as info:
+        load_net(proto)
+    value = "nan" if spec["type"] == "ReLU6" else "-inf" if spec["type"] == "Clip" else "inf"
+    assert str(info.value) == (f"{proto}: layer '{spec['name']}' ({spec['type']}): {field} is {value}; "
+                               "parameters must be finite numbers")
