@@ -1,0 +1,109 @@
+"""Scales, zero points and fixed-point multipliers as the TFLite int8 specification sets them.
+
+CMSIS-NN's s8 kernels are the TFLite Micro kernels: they take each tensor's zero point and,
+per output channel, an int32 multiplier with a power-of-two shift standing for the real
+rescale ``s_in * s_w / s_out``. Choosing these the way the TFLite reference does keeps a
+model compiled here interchangeable with one converted by TFLite (same integers for the
+same float ranges), and the rounding of each choice is what the kernels were tested with.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+#: Symmetric weights leave -128 unused so that -w is representable (TFLite int8 spec).
+WEIGHT_MAX = 127
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: A multiplier's shift below this shifts every bit out: TFLite flushes it to zero.
+MIN_SHIFT = -31
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """real = scale * (q - zero_point), q in int8."""
+
+    scale: float
+    zero_point: int
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        q = round_half_away(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """std::round, which TFLite uses everywhere (numpy's round is half to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(multiplier, shift) with real = multiplier * 2**(shift - 31), multiplier in [2**30, 2**31).
+
+    TFLite's QuantizeMultiplier: frexp, round the mantissa to 31 bits, a mantissa that
+    rounds up to 2**31 halves and bumps the shift, and a shift below -31 (every bit
+    shifted out) becomes multiplier 0, shift 0.
+    """
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"multiplier {real!r} must be finite and positive")
+    mantissa, shift = math.frexp(real)
+    fixed = int(round_half_away(mantissa * 2.0**31))
+    if fixed == 2**31:
+        fixed //= 2
+        shift += 1
+    if shift < MIN_SHIFT:
+        return 0, 0
+    return fixed, shift
+
+
+def activation_quant(lo: float, hi: float) -> TensorQuant:
+    """Asymmetric int8 for a calibrated range [lo, hi], nudged so that 0.0 is exact.
+
+    TFLite's ChooseQuantizationParams: the range is widened to include zero, the zero
+    point is taken from whichever end gives the smaller error, rounded and clamped.
+    """
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi == lo:
+        return TensorQuant(scale=1.0, zero_point=0)
+    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+    from_min, from_max = INT8_MIN - lo / scale, INT8_MAX - hi / scale
+    error_min = abs(INT8_MIN) + abs(lo / scale)
+    error_max = abs(INT8_MAX) + abs(hi / scale)
+    zero = from_min if error_min < error_max else from_max
+    zero_point = int(min(max(round_half_away(zero), INT8_MIN), INT8_MAX))
+    return TensorQuant(scale=scale, zero_point=zero_point)
+
+
+def weight_scales(weights: np.ndarray) -> np.ndarray:
+    """Symmetric per-output-channel scales (axis 0), max |w| onto 127; 1.0 for an all-zero channel."""
+    w = np.asarray(weights, dtype=np.float64).reshape(len(weights), -1)
+    peak = np.abs(w).max(axis=1, initial=0.0)
+    return np.where(peak > 0, peak / WEIGHT_MAX, 1.0)
+
+
+def quantize_weights(weights: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int8 weights in -127..127 at one scale per output channel (axis 0)."""
+    shape = (len(weights),) + (1,) * (np.ndim(weights) - 1)
+    q = round_half_away(np.asarray(weights, dtype=np.float64) / scales.reshape(shape))
+    return np.clip(q, -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+
+
+def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
+    """int32 bias at scale s_in * s_w per channel, the accumulator's own resolution."""
+    q = round_half_away(np.asarray(bias, dtype=np.float64) / (input_scale * scales))
+    return np.clip(q, INT32_MIN, INT32_MAX).astype(np.int32)
+
+
+def channel_multipliers(input_scale: float, scales: np.ndarray,
+                        output_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier, shift) int32 arrays for s_in * s_w[c] / s_out."""
+    pairs = [quantize_multiplier(input_scale * float(s) / output_scale) for s in scales]
+    return (np.array([m for m, _ in pairs], dtype=np.int32),
+            np.array([s for _, s in pairs], dtype=np.int32))
