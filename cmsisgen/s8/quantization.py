@@ -107,3 +107,35 @@ def channel_multipliers(input_scale: float, scales: np.ndarray,
     pairs = [quantize_multiplier(input_scale * float(s) / output_scale) for s in scales]
     return (np.array([m for m, _ in pairs], dtype=np.int32),
             np.array([s for _, s in pairs], dtype=np.int32))
+
+
+#: Integer bits of the scaled input differences the int8 softmax exponentiates (Q5.26).
+SOFTMAX_DIFF_INTEGER_BITS = 5
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    """arm_softmax_s8's ``mult``, ``shift`` and ``diff_min``."""
+
+    mult: int
+    shift: int
+    diff_min: int
+
+
+def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams:
+    """TFLite (Micro)'s int8 softmax preparation, which CMSIS-NN's arm_softmax_s8 expects.
+
+    PreprocessSoftmaxScaling: beta * s_in * 2**26, capped at 2**31 - 1, as a multiplier
+    >= 1 (frexp as :func:`quantize_multiplier`, shift >= 0). CalculateInputRadius: the
+    largest input difference whose scaled value stays below 32, floored; its negation is
+    diff_min (differences to the row maximum below it give exp = 0). TFLite holds scales
+    as float32: pass ``float(np.float32(scale))`` to reproduce a converted model exactly.
+    """
+    integer_bits = SOFTMAX_DIFF_INTEGER_BITS
+    real = min(beta * input_scale * float(1 << (31 - integer_bits)), float(2**31 - 1))
+    if not real > 1.0:
+        raise ValueError(f"softmax input scale {input_scale!r} (beta {beta!r}) is too small: "
+                         f"beta * scale * 2**26 must exceed 1")
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits)) / float(1 << shift))
+    return SoftmaxParams(mult=mult, shift=shift, diff_min=-radius)
