@@ -178,10 +178,15 @@ def dw_cases() -> list[Expect]:
 # ----------------------------------------------------------------------------- fully connected
 
 
-def fc_case(rng, *, n=1, depth=13, rows=7, zp=(3, -4), act=(-128, 127), filter_offset=0, bias=True) -> Expect:
-    x, wt = rand8(rng, n, depth), rand8(rng, rows, depth, lo=-127)
-    b = rng.integers(-20000, 20000, rows).astype(np.int32)
-    (m,), (s,) = multipliers(rng, 1, depth)
+def fc_case(rng, *, n=1, depth=13, rows=7, zp=(3, -4), act=(-128, 127), filter_offset=0, bias=True,
+            real=None, span=128, bias_base=0, bias_span=20000) -> Expect:
+    """``real``: the rescale (default: one fitting the accumulators); ``span``: inputs and weights
+    within +-span of the zero point; ``bias_base``: added to every bias (to reach the wrap)."""
+    x = np.clip(rng.integers(-span, span + 1, (n, depth)) + zp[0], -128, 127).astype(np.int8)
+    wt = rand8(rng, rows, depth, lo=max(-127, -span), hi=min(127, span))
+    b = (rng.integers(-bias_span, bias_span + 1, rows) + bias_base).astype(np.int32)
+    (m,), (s,) = multipliers(rng, 1, depth) if real is None else ([quantize_multiplier(real)[0]],
+                                                                 [quantize_multiplier(real)[1]])
     (in_zp, out_zp), (amin, amax) = zp, act
     call = (f"cmsis_nn_fc_params p = {{{-in_zp}, {filter_offset}, {out_zp}, {{{amin}, {amax}}}}};\n"
             f"  cmsis_nn_per_tensor_quant_params q = {{{m}, {s}}};\n"
@@ -199,7 +204,9 @@ def fc_cases() -> list[Expect]:
     return [fc_case(rng), fc_case(rng, n=3, depth=64, rows=10), fc_case(rng, depth=1, rows=1),
             fc_case(rng, depth=7, rows=2, zp=(-128, 127)), fc_case(rng, depth=17, rows=5, zp=(127, -128)),
             fc_case(rng, depth=9, rows=3, act=(-20, 20)), fc_case(rng, depth=6, rows=4, filter_offset=3),
-            fc_case(rng, depth=5, rows=9, bias=False)]
+            fc_case(rng, depth=5, rows=9, bias=False),
+            fc_case(rng, depth=11, rows=6, real=3.7, span=2, bias_span=5),       # multiplier > 1: left shift
+            fc_case(rng, depth=40, rows=6, real=2.0**-25, bias_base=2**31 - 30000)]  # accumulator wraps
 
 
 # ----------------------------------------------------------------------------- pooling
@@ -339,8 +346,31 @@ def concat_cases(rng) -> list[Expect]:
     return cases
 
 
+def random_cases(count: int = 24) -> list[Expect]:
+    """Random shapes through every dispatch path: odd channel counts, strides, paddings, dilations."""
+    rng = np.random.default_rng(160)
+    cases = []
+    for _ in range(count):
+        k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        stride, dil = (int(rng.integers(1, 3)), int(rng.integers(1, 3))), (int(rng.integers(1, 3)), 1)
+        pad = (int(rng.integers(0, k[0])), int(rng.integers(0, k[1])))
+        h, w = int(rng.integers(k[0] * dil[0], 9)), int(rng.integers(k[1], 9))
+        zp = (int(rng.integers(-128, 128)), int(rng.integers(-128, 128)))
+        groups = int(rng.choice([1, 1, 2]))
+        cin = groups * int(rng.integers(1, 6))
+        cases.append(conv_case(rng, n=int(rng.integers(1, 3)), h=h, w=w, cin=cin, cout=groups * int(rng.integers(1, 6)),
+                               k=k, stride=stride, pad=pad, dil=dil, groups=groups, zp=zp))
+        cases.append(dw_case(rng, n=int(rng.integers(1, 3)), h=h, w=w, c=int(rng.integers(1, 10)),
+                             ch_mult=int(rng.choice([1, 1, 2, 3])), k=k, stride=stride, pad=pad, dil=dil, zp=zp))
+        mode = str(rng.choice(["max", "avg"]))
+        cases.append(pool_case(rng, mode, n=int(rng.integers(1, 3)), h=h, w=w, c=int(rng.integers(1, 10)), k=k,
+                               stride=stride, pad=pad))
+    return cases
+
+
 def all_cases() -> list[Expect]:
-    return conv_cases() + dw_cases() + fc_cases() + pool_cases() + softmax_cases() + misc_cases()
+    return (conv_cases() + dw_cases() + fc_cases() + pool_cases() + softmax_cases() + misc_cases()
+            + random_cases())
 
 
 # ----------------------------------------------------------------------------- runs
