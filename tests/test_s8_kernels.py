@@ -24,7 +24,7 @@ import pytest
 import s8_harness as H
 from cmsisgen.s8 import kernels as K
 from cmsisgen.s8 import scratch
-from cmsisgen.s8.quantization import quantize_multiplier, softmax_params
+from cmsisgen.s8.quantization import TensorQuant, add_params, mul_params, quantize_multiplier, softmax_params
 
 UNTOUCHED = H.SENTINEL
 
@@ -276,11 +276,15 @@ def _rescale(rng, lo, hi):
     return m, s
 
 
-def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127)) -> Expect:
+def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127), scales=None) -> Expect:
+    """Random rescales, or TFLite's for ``scales`` (s1, s2, s_out)."""
     a, b = rand8(rng, size), rand8(rng, size)
     in1 = (-zps[0], *_rescale(rng, 0.2, 0.5))
     in2 = (-zps[1], *_rescale(rng, 0.2, 0.5))
     out = (zps[2], *quantize_multiplier(2.0 ** -left_shift * rng.uniform(1.0, 4.0)))
+    if scales is not None:
+        p = add_params(*scales)
+        in1, in2, out = (-zps[0], *p.input_1), (-zps[1], *p.input_2), (zps[2], *p.output)
     call = (f"rc = arm_elementwise_add_s8(a, b, {in1[0]}, {in1[1]}, {in1[2]}, {in2[0]}, {in2[1]}, {in2[2]}, "
             f"{left_shift}, out, {out[0]}, {out[1]}, {out[2]}, {act[0]}, {act[1]}, {size});")
     kw = dict(input_1=in1, input_2=in2, output=out, left_shift=left_shift, act=act)
@@ -304,7 +308,8 @@ def misc_cases() -> list[Expect]:
     rng = np.random.default_rng(155)
     cases = [add_case(rng, 1), add_case(rng, 7), add_case(rng, 16), add_case(rng, 13, zps=(-128, 127, -128)),
              add_case(rng, 13, zps=(127, -128, 127), act=(-128, 0)), add_case(rng, 11, left_shift=10),
-             add_case(rng, 9, left_shift=0),
+             add_case(rng, 9, left_shift=0), add_case(rng, 37, scales=(0.05, 0.02, 0.06)),
+             add_case(rng, 12, zps=(-128, -128, -128), scales=(0.1, 0.1, 0.2)),
              mul_case(rng, 1), mul_case(rng, 10), mul_case(rng, 13, zps=(-128, 127, 0)),
              mul_case(rng, 9, zps=(127, -128, 100), act=(0, 127))]
     for shape in [(1, 2, 3, 5), (2, 1, 1, 7)]:
@@ -537,3 +542,26 @@ def test_portable_file_compiles_warning_free(source, compiler, tmp_path):
     subprocess.run([compiler, *arch, "-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
                     "-Wconversion", f"-I{H.PORTABLE_S8 / 'Include'}", "-c", str(source), "-o",
                     str(tmp_path / "x.o")], check=True)
+
+
+def test_add_and_mul_params_as_tflite_prepares_them_give_the_float_result():
+    """With TFLite's parameters the kernels compute a + b and a * b to within one output step."""
+    rng = np.random.default_rng(7)
+    qa, qb, qo = TensorQuant(0.05, -3), TensorQuant(0.02, 10), TensorQuant(0.06, 4)
+    a, b = rand8(rng, 1, 200), rand8(rng, 1, 200)
+    p = add_params(qa.scale, qb.scale, qo.scale)
+    assert p.input_1 == quantize_multiplier(0.5) and p.left_shift == 20
+    assert p.input_2 == quantize_multiplier(0.2)
+    assert p.output == quantize_multiplier(0.1 / (2**20 * 0.06))
+    got = K.elementwise_add_s8(a, b, input_1=(3, *p.input_1), input_2=(-10, *p.input_2), output=(4, *p.output))
+    real = qa.dequantize(a) + qb.dequantize(b)
+    inside = np.abs(real) < 7.0
+    assert np.abs(qo.dequantize(got) - real)[inside].max() <= qo.scale * 1.01
+    m, s = mul_params(qa.scale, qb.scale, qo.scale)
+    assert (m, s) == quantize_multiplier(0.05 * 0.02 / 0.06)
+    got = K.elementwise_mul_s8(a, b, input_1_offset=3, input_2_offset=-10, output=(4, m, s))
+    real = qa.dequantize(a) * qb.dequantize(b)
+    inside = np.abs(real) < 7.0
+    assert np.abs(qo.dequantize(got) - real)[inside].max() <= qo.scale * 0.51
+    with pytest.raises(ValueError, match="add output rescale"):
+        add_params(1.0, 1.0, 2.0**-22)

@@ -19,9 +19,7 @@ import numpy as np
 
 from . import fixedpoint as fx
 from .arith import divide_by_power_of_two, requantize, wrap_int32
-
-#: TFLite's left shift of both addends before their rescale (int8 ADD).
-ADD_LEFT_SHIFT = 20
+from .quantization import ADD_LEFT_SHIFT
 _ACCUM_BITS = 12
 
 

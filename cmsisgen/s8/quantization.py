@@ -139,3 +139,38 @@ def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams:
     mult, shift = quantize_multiplier(real)
     radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits)) / float(1 << shift))
     return SoftmaxParams(mult=mult, shift=shift, diff_min=-radius)
+
+
+#: Left shift of both int8 ADD inputs before their rescale (TFLite: 20 for int8, 15 for int16).
+ADD_LEFT_SHIFT = 20
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """arm_elementwise_add_s8's rescaling: (multiplier, shift) per input and for the output."""
+
+    input_1: tuple[int, int]
+    input_2: tuple[int, int]
+    output: tuple[int, int]
+    left_shift: int = ADD_LEFT_SHIFT
+
+
+def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: 0 < real < 1, shift <= 0."""
+    if not 0.0 < real < 1.0:
+        raise ValueError(f"{what} rescale {real!r} must lie in (0, 1)")
+    return quantize_multiplier(real)
+
+
+def add_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> AddParams:
+    """TFLite (Micro)'s int8 ADD preparation: both inputs onto twice the larger scale, times
+    2**20 for headroom, then the sum onto the output scale."""
+    twice_max = 2.0 * max(input_1_scale, input_2_scale)
+    return AddParams(input_1=_smaller_than_one(input_1_scale / twice_max, "add input 1"),
+                     input_2=_smaller_than_one(input_2_scale / twice_max, "add input 2"),
+                     output=_smaller_than_one(twice_max / (float(1 << ADD_LEFT_SHIFT) * output_scale), "add output"))
+
+
+def mul_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> tuple[int, int]:
+    """TFLite (Micro)'s int8 MUL: one (multiplier, shift) for s1 * s2 / s_out."""
+    return quantize_multiplier(input_1_scale * input_2_scale / output_scale)
