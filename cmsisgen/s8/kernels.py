@@ -21,6 +21,10 @@ from . import fixedpoint as fx
 from .arith import divide_by_power_of_two, requantize, wrap_int32
 from .quantization import ADD_LEFT_SHIFT
 _ACCUM_BITS = 12
+#: Terms of (x + offset) * w (|.| <= 255 * 128) whose sum float32 holds exactly (2**24).
+_FLOAT32_EXACT_TERMS = 2**24 // (255 * 128)
+#: Elements of one im2col block (bounds the model's memory to about 64 MB).
+_IM2COL_CHUNK_ELEMS = 1 << 24
 
 
 def _finish(acc, mult, shift, output_offset: int, act: tuple[int, int]) -> np.ndarray:
@@ -43,19 +47,32 @@ def _taps(x, kernel, stride, pad, dilation, out_hw, fill: int = 0):
             yield ky, kx, padded[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw]
 
 
+def _exact_matmul(patches: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """patches [..., K] @ w [K, C] of integers, exact: float32 BLAS over blocks of K whose sums
+    float32 holds exactly, blocks summed in float64."""
+    flat = patches.reshape(-1, patches.shape[-1])
+    total = np.zeros((len(flat), w.shape[1]), dtype=np.float64)
+    for i in range(0, w.shape[0], _FLOAT32_EXACT_TERMS):
+        block = np.ascontiguousarray(flat[:, i:i + _FLOAT32_EXACT_TERMS])
+        total += block @ np.ascontiguousarray(w[i:i + _FLOAT32_EXACT_TERMS])
+    return total.reshape(patches.shape[:-1] + (w.shape[1],))
+
+
 def conv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int, act=(-128, 127),
             stride=(1, 1), pad=(0, 0), dilation=(1, 1), out_hw) -> np.ndarray:
     """arm_convolve_wrapper_s8 (any path): grouped when w's last axis < C_in (groups = C_in // it)."""
-    x = np.asarray(x, dtype=np.int64) + int(input_offset)
-    w = np.asarray(w, dtype=np.float64)
-    cout, kh, kw, cg = w.shape
+    cout, kh, kw, cg = np.shape(w)
+    x = (np.asarray(x, dtype=np.int16) + int(input_offset)).astype(np.float32)
     groups = x.shape[3] // cg
     per_group = cout // groups
-    acc = np.zeros(x.shape[:1] + tuple(out_hw) + (cout,), dtype=np.float64)
-    for ky, kx, view in _taps(x, (kh, kw), stride, pad, dilation, out_hw):
+    w = np.asarray(w, dtype=np.float32).reshape(groups, per_group, kh * kw * cg)
+    acc = np.empty(x.shape[:1] + tuple(out_hw) + (cout,), dtype=np.float64)
+    chunk = max(1, _IM2COL_CHUNK_ELEMS // max(1, out_hw[0] * out_hw[1] * kh * kw * cg))
+    for b in range(0, len(x), chunk):
+        views = [v for _, _, v in _taps(x[b:b + chunk], (kh, kw), stride, pad, dilation, out_hw)]
         for g in range(groups):
-            outs = slice(g * per_group, (g + 1) * per_group)
-            acc[..., outs] += view[..., g * cg:(g + 1) * cg].astype(np.float64) @ w[outs, ky, kx, :].T
+            patches = np.concatenate([v[..., g * cg:(g + 1) * cg] for v in views], axis=-1)
+            acc[b:b + chunk, ..., g * per_group:(g + 1) * per_group] = _exact_matmul(patches, w[g].T)
     acc = acc.astype(np.int64) + (0 if bias is None else np.asarray(bias, dtype=np.int64))
     return _finish(acc, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
 
