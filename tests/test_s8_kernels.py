@@ -206,7 +206,20 @@ def fc_cases() -> list[Expect]:
             fc_case(rng, depth=9, rows=3, act=(-20, 20)), fc_case(rng, depth=6, rows=4, filter_offset=3),
             fc_case(rng, depth=5, rows=9, bias=False),
             fc_case(rng, depth=11, rows=6, real=3.7, span=2, bias_span=5),       # multiplier > 1: left shift
-            fc_case(rng, depth=40, rows=6, real=2.0**-25, bias_base=2**31 - 30000)]  # accumulator wraps
+            fc_case(rng, depth=40, rows=6, real=2.0**-25, bias_base=2**31 - 30000),  # accumulator wraps
+            *[vector_sum_case(rng, *args) for args in [(9, 5, 3, 0, True), (16, 4, -128, 2, False),
+                                                       (7, 3, 0, 1, True), (300, 2, 127, -1, True)]]]
+
+
+def vector_sum_case(rng, cols: int, rows: int, lhs_offset: int, rhs_offset: int, bias: bool) -> Expect:
+    """arm_vector_sum_s8's int32 sums, compared as their little-endian bytes."""
+    wt, b = rand8(rng, rows, cols), rng.integers(-2**31, 2**31, rows).astype(np.int32)
+    call = (f"int32_t sums[{rows}];\n"
+            f"  rc = arm_vector_sum_s8(sums, {cols}, {rows}, w, {lhs_offset}, {rhs_offset}, {'bias' if bias else 'NULL'});\n"
+            "  memcpy(out, sums, sizeof(sums));")
+    want = K.vector_sum_s8(wt, lhs_offset=lhs_offset, rhs_offset=rhs_offset, bias=b if bias else None)
+    return Expect(H.Case(f"vector_sum {cols}x{rows} lhs{lhs_offset} rhs{rhs_offset}", call, 4 * rows,
+                         {"w": wt, "bias": b}), (0, want.astype("<i4").view(np.int8)))
 
 
 # ----------------------------------------------------------------------------- pooling

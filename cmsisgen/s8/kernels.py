@@ -99,6 +99,15 @@ def fully_connected_s8(x, w, bias, *, mult: int, shift: int, input_offset: int, 
     return _finish(acc, int(mult), int(shift), output_offset, act)
 
 
+def vector_sum_s8(w, *, lhs_offset: int, rhs_offset: int = 0, bias=None) -> np.ndarray:
+    """arm_vector_sum_s8: per row, bias + lhs_offset * (row sum + cols * rhs_offset), int32 wrap
+    (the kernel sums MVE's arm_fully_connected_s8 reads from its context; DSP ignores them)."""
+    w = np.asarray(w, dtype=np.int64)
+    sums = w.sum(axis=1) + w.shape[1] * int(rhs_offset)
+    start = np.zeros(len(w), np.int64) if bias is None else np.asarray(bias, np.int64)
+    return wrap_int32(start + int(lhs_offset) * sums).astype(np.int32)
+
+
 def _windows(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
     """Each output position's [start, end) on one axis, clipped to the image (padding never counts)."""
     starts = [i * stride - pad for i in range(out)]

@@ -1,5 +1,5 @@
 /*
- * Fully connected: arm_fully_connected_s8 and its buffer size.
+ * Fully connected: arm_fully_connected_s8, its buffer size and arm_vector_sum_s8.
  *
  * Row r of the output is bias[r] + sum((x + input_offset) * (w[r] + filter_offset)) in
  * wrapping 32-bit arithmetic, requantized with the one per-tensor multiplier. The DSP build
@@ -47,4 +47,28 @@ int32_t arm_fully_connected_s8_get_buffer_size(const cmsis_nn_dims *filter_dims)
 {
     (void)filter_dims;
     return 0;
+}
+
+arm_cmsis_nn_status arm_vector_sum_s8(int32_t *vector_sum_buf,
+                                      const int32_t vector_cols,
+                                      const int32_t vector_rows,
+                                      const int8_t *vector_data,
+                                      const int32_t lhs_offset,
+                                      const int32_t rhs_offset,
+                                      const int32_t *bias_data)
+{
+    for (int32_t r = 0; r < vector_rows; r++)
+    {
+        uint32_t sum = 0;
+        for (int32_t c = 0; c < vector_cols; c++)
+        {
+            const int32_t v = vector_data[(int64_t)r * vector_cols + c];
+            sum += (uint32_t)v;
+        }
+        sum += (uint32_t)vector_cols * (uint32_t)rhs_offset;
+        const uint32_t start = bias_data ? (uint32_t)bias_data[r] : 0u;
+        /* Without an lhs offset the sums are not needed: only the bias is copied. */
+        vector_sum_buf[r] = pnn_wrap(start + (lhs_offset ? sum * (uint32_t)lhs_offset : 0u));
+    }
+    return ARM_CMSIS_NN_SUCCESS;
 }
