@@ -62,18 +62,21 @@ def out_size(size: int, k: int, pad: int, stride: int, dil: int = 1) -> int:
 # ----------------------------------------------------------------------------- convolution
 
 
-def conv_rc(n, h, cin, cg, kh, kw, cout, stride, pad, dil, has_buf) -> int:
-    """What arm_convolve_wrapper_s8 returns (both builds): see its dispatch."""
-    if pad == (0, 0) and (kh, kw) == (1, 1) and dil == (1, 1) and cin == cg:
+def conv_rc(n, h, cin, cg, kh, kw, cout, stride, pad, dil, has_buf, direct=False) -> int:
+    """What arm_convolve_wrapper_s8 (or, ``direct``, arm_convolve_s8) returns in both builds."""
+    if direct:
+        pass
+    elif pad == (0, 0) and (kh, kw) == (1, 1) and dil == (1, 1) and cin == cg:
         return 0
-    if h == 1 and dil[1] == 1 and kh == 1 and (stride[1] * cin) % 4 == 0 and cin == cg and not has_buf:
+    elif h == 1 and dil[1] == 1 and kh == 1 and (stride[1] * cin) % 4 == 0 and cin == cg and not has_buf:
         return -1
     groups = cin // cg
     return -1 if not has_buf or cin % groups or cout % groups else 0
 
 
 def conv_case(rng, *, n=1, h=6, w=7, cin=3, cout=5, k=(3, 3), stride=(1, 1), pad=(1, 1), dil=(1, 1), groups=1,
-              zp=(-3, 5), act=(-128, 127), has_buf=True, bias=True, spread=60.0) -> Expect:
+              zp=(-3, 5), act=(-128, 127), has_buf=True, bias=True, spread=60.0, direct=False) -> Expect:
+    """arm_convolve_wrapper_s8, or with ``direct`` arm_convolve_s8 (upscale_dims NULL)."""
     cg = cin // groups
     oh, ow = out_size(h, k[0], pad[0], stride[0], dil[0]), out_size(w, k[1], pad[1], stride[1], dil[1])
     x, wt = rand8(rng, n, h, w, cin), rand8(rng, cout, k[0], k[1], cg, lo=-127)
@@ -85,13 +88,14 @@ def conv_case(rng, *, n=1, h=6, w=7, cin=3, cout=5, k=(3, 3), stride=(1, 1), pad
             "  cmsis_nn_per_channel_quant_params q = {mult, shift};\n"
             f"  cmsis_nn_dims id = {{{n}, {h}, {w}, {cin}}}, fd = {{{cout}, {k[0]}, {k[1]}, {cg}}}, "
             f"bd = {{1, 1, 1, {cout}}}, od = {{{n}, {oh}, {ow}, {cout}}};\n"
-            f"  rc = arm_convolve_wrapper_s8(&ctx, &p, &q, &id, x, &fd, w, &bd, {'bias' if bias else 'NULL'}, &od, out);")
-    rc = conv_rc(n, h, cin, cg, k[0], k[1], cout, stride, pad, dil, has_buf)
+            f"  rc = arm_convolve_{'s8' if direct else 'wrapper_s8'}(&ctx, &p, &q, &id, x, &fd, w, &bd, "
+            f"{'bias' if bias else 'NULL'}, {'NULL, ' if direct else ''}&od, out);")
+    rc = conv_rc(n, h, cin, cg, k[0], k[1], cout, stride, pad, dil, has_buf, direct)
     length = n * oh * ow * cout
     want = untouched(length) if rc else K.conv_s8(
         x, wt, b if bias else None, mult=mult, shift=shift, input_offset=-in_zp, output_offset=out_zp, act=act,
         stride=stride, pad=pad, dilation=dil, out_hw=(oh, ow)).reshape(-1)
-    case = H.Case(f"conv n{n} {h}x{w}x{cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups} zp{zp} act{act}",
+    case = H.Case(f"{'direct ' if direct else ''}conv n{n} {h}x{w}x{cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups} zp{zp} act{act}",
                   call, length, {"x": x, "w": wt, "bias": b, "mult": mult, "shift": shift}, scratch=has_buf)
     return Expect(case, (rc, want))
 
@@ -115,6 +119,9 @@ def conv_cases() -> list[Expect]:
         conv_case(rng, h=5, w=5, cin=3, cout=4, zp=(127, -128), act=(-128, -100), spread=400.0),  # saturating
         conv_case(rng, h=5, w=5, cin=3, cout=4, zp=(0, -128), act=(-128, -128 + 6 * 20), bias=False),  # ReLU6-like
         conv_case(rng, h=3, w=3, cin=1, cout=1, k=(3, 3), pad=(0, 0)),
+        conv_case(rng, n=2, h=5, w=6, cin=3, cout=4, direct=True),
+        conv_case(rng, h=5, w=6, cin=8, cout=4, k=(1, 1), pad=(0, 0), direct=True),
+        conv_case(rng, h=5, w=6, cin=8, cout=4, k=(1, 1), pad=(0, 0), direct=True, has_buf=False),
     ]
 
 
@@ -472,6 +479,10 @@ def size_cases() -> list[tuple[str, str, dict]]:
                 "  rc = arm_depthwise_conv_wrapper_s8_get_buffer_size{sfx}(&p, &id, &fd, &od);"
                 % (od[3] // ind[3], pad[1], pad[0], dil[1], dil[0], *ind, *fd, *od))
         out.append((call, "dw", dict(input_dims=ind, filter_dims=fd, output_dims=od, pad=pad, dilation=dil)))
+    # No per-core variants of this one: every build run here (host, Cortex-M7) is non-MVE.
+    out.append(("cmsis_nn_dims id = {1, 9, 9, 7}, fd = {5, 3, 2, 7};\n"
+                "  rc = arm_convolve_s8_get_buffer_size(&id, &fd);", "conv_s8",
+                dict(input_dims=(1, 9, 9, 7), filter_dims=(5, 3, 2, 7))))
     for fd in [(64, 1, 1, 10), (7, 1, 1, 3)]:
         call = "cmsis_nn_dims fd = {%d, %d, %d, %d};\n  rc = arm_fully_connected_s8_get_buffer_size{sfx}(&fd);" % fd
         out.append((call, "fc", dict(filter_dims=fd)))
@@ -482,6 +493,8 @@ def size_cases() -> list[tuple[str, str, dict]]:
 
 
 def expected_size(kind: str, kwargs: dict, core: str) -> int:
+    if kind == "conv_s8":
+        return scratch.convolve_s8(**kwargs, core="dsp")
     fn = {"conv": scratch.convolve_wrapper_s8, "dw": scratch.depthwise_conv_wrapper_s8,
           "fc": scratch.fully_connected_s8, "avg": scratch.avgpool_s8}[kind]
     return fn(**kwargs, core=core)
