@@ -14,6 +14,7 @@ have written exactly what the case expects).
 """
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -591,3 +592,56 @@ def test_add_and_mul_params_as_tflite_prepares_them_give_the_float_result():
     assert np.abs(qo.dequantize(got) - real)[inside].max() <= qo.scale * 0.51
     with pytest.raises(ValueError, match="add output rescale"):
         add_params(1.0, 1.0, 2.0**-22)
+
+
+# ----------------------------------------------------------------------------- the API itself
+
+_STRUCTS = {
+    "cmsis_nn_tile": ["w", "h"], "cmsis_nn_context": ["buf", "size"], "cmsis_nn_dims": ["n", "h", "w", "c"],
+    "cmsis_nn_per_channel_quant_params": ["multiplier", "shift"],
+    "cmsis_nn_per_tensor_quant_params": ["multiplier", "shift"], "cmsis_nn_activation": ["min", "max"],
+    "cmsis_nn_conv_params": ["input_offset", "output_offset", "stride", "padding", "dilation", "activation"],
+    "cmsis_nn_dw_conv_params": ["input_offset", "output_offset", "ch_mult", "stride", "padding", "dilation",
+                                "activation"],
+    "cmsis_nn_pool_params": ["stride", "padding", "activation"],
+    "cmsis_nn_fc_params": ["input_offset", "filter_offset", "output_offset", "activation"],
+}
+
+
+def _portable_functions() -> list[str]:
+    header = (H.PORTABLE_S8 / "Include" / "arm_nnfunctions.h").read_text()
+    return re.findall(r"^\w[\w ]*?\b(arm_\w+)\(", header, flags=re.M)
+
+
+@needs_upstream
+def test_portable_prototypes_are_upstreams(tmp_path):
+    """Upstream's own declarations of every portable function compile after the portable header
+    (gcc refuses conflicting types), and upstream declares each of them."""
+    upstream = (H.upstream_path() / "Include" / "arm_nnfunctions.h").read_text()
+    declarations = []
+    for name in _portable_functions():
+        found = re.search(rf"^[\w ]+\b{name}\([^;]*\);", upstream, flags=re.M)
+        assert found, f"{name} is not declared by upstream"
+        declarations.append(found.group(0))
+    source = tmp_path / "protos.c"
+    source.write_text('#include "arm_nnfunctions.h"\n' + "\n".join(declarations) + "\n")
+    subprocess.run(["gcc", "-std=c99", "-Wall", "-Werror", f"-I{H.PORTABLE_S8 / 'Include'}", "-c", str(source),
+                    "-o", str(tmp_path / "protos.o")], check=True)
+
+
+@needs_upstream
+def test_portable_structs_and_status_codes_are_laid_out_as_upstreams(tmp_path):
+    body = ['#include <stdio.h>', '#include <stddef.h>', '#include "arm_nnfunctions.h"', "int main(void) {"]
+    for struct, members in _STRUCTS.items():
+        body.append(f'  printf("{struct} %zu\\n", sizeof({struct}));')
+        body += [f'  printf("{struct}.{m} %zu\\n", offsetof({struct}, {m}));' for m in members]
+    for code in ["ARM_CMSIS_NN_SUCCESS", "ARM_CMSIS_NN_ARG_ERROR", "ARM_CMSIS_NN_NO_IMPL_ERROR",
+                 "ARM_CMSIS_NN_FAILURE", "NN_Q7_MIN", "NN_Q7_MAX", "NN_Q15_MIN", "NN_Q31_MAX"]:
+        body.append(f'  printf("{code} %ld\\n", (long){code});')
+    (tmp_path / "layout.c").write_text("\n".join(body + ["  return 0; }"]) + "\n")
+    outputs = []
+    for include in (H.PORTABLE_S8 / "Include", H.upstream_path() / "Include"):
+        exe = tmp_path / f"layout_{len(outputs)}"
+        subprocess.run(["gcc", f"-I{include}", str(tmp_path / "layout.c"), "-o", str(exe)], check=True)
+        outputs.append(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout)
+    assert outputs[0] == outputs[1]
