@@ -10,7 +10,8 @@ Why the models can be this plain: the library's convolution, depthwise and fully
 specialisations (1x1, 1xN, 3x3, im2col, SMLAD pairs) all form the same integer
 ``bias + sum((x + input_offset) * w)`` in a wrapping 32-bit accumulator (padding adds
 nothing) before :func:`~cmsisgen.s8.arith.requantize`; the sums are formed exactly here
-(float64 matmuls of integers well below 2**53) and wrapped. Where the DSP build differs from
+(float32 BLAS over blocks short enough to stay below 2**24, blocks summed in float64) and
+wrapped to int32. Where the DSP build differs from
 upstream's plain-C build it is noted and the DSP build is modelled (:func:`elementwise_add_s8`).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from . import fixedpoint as fx
 from .arith import divide_by_power_of_two, requantize, wrap_int32
 from .quantization import ADD_LEFT_SHIFT
+
 _ACCUM_BITS = 12
 #: Terms of (x + offset) * w (|.| <= 255 * 128) whose sum float32 holds exactly (2**24).
 _FLOAT32_EXACT_TERMS = 2**24 // (255 * 128)
@@ -33,13 +35,13 @@ def _finish(acc, mult, shift, output_offset: int, act: tuple[int, int]) -> np.nd
     return np.clip(out, act[0], act[1]).astype(np.int8)
 
 
-def _taps(x, kernel, stride, pad, dilation, out_hw, fill: int = 0):
+def _taps(x, kernel, stride, pad, dilation, out_hw):
     """Yield (ky, kx, view [N, oh, ow, C]) of the zero-padded, offset input for every tap."""
     n, h, w, c = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = kernel, stride, pad, dilation, out_hw
     need_h = max(h + ph, (oh - 1) * sh + (kh - 1) * dh + 1)
     need_w = max(w + pw, (ow - 1) * sw + (kw - 1) * dw + 1)
-    padded = np.full((n, need_h, need_w, c), fill, dtype=x.dtype)
+    padded = np.zeros((n, need_h, need_w, c), dtype=x.dtype)
     padded[:, ph:ph + h, pw:pw + w] = x
     for ky in range(kh):
         for kx in range(kw):
