@@ -196,7 +196,8 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     with _stage("loading and checking the model"):
         loaded = load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
                             input_shape=_input_shape(input_shape),
-                            kernels=click.get_current_context().meta.get(_KERNELS, {}))
+                            kernels=click.get_current_context().meta.get(_KERNELS, {}),
+                            backend=click.get_current_context().meta.get(_BACKEND, "q7"))
     net = loaded.net
     detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, "
            f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
@@ -321,6 +322,22 @@ def _with_kernel_option(command: Callable) -> Callable:
                              "the rule, when the function cannot run the layer.")(run)
 
 
+#: Where a command's --backend is kept in its click context (ctx.meta).
+_BACKEND = "cmsisgen.backend"
+
+
+def _with_backend_option(command: Callable) -> Callable:
+    """Add --backend; the choice goes to the context, where loading the model reads it."""
+    @functools.wraps(command)
+    def run(*args, backend: str = "q7", **kwargs):
+        click.get_current_context().meta[_BACKEND] = backend
+        return command(*args, **kwargs)
+
+    return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
+                        help="CMSIS-NN API to emit: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
+                             "CMSIS-NN v7.0.0, per-channel requantization).")(run)
+
+
 def _common_model_options(command: Callable) -> Callable:
     options = [
         click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
@@ -337,7 +354,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return _with_kernel_option(command)
+    return _with_backend_option(_with_kernel_option(command))
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -524,7 +541,8 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         return
     click.echo(f"images:      {result['n']}")
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
-    click.echo(f"q7 top-1:    {100 * result['q7_top1']:.2f}%")
+    backend = click.get_current_context().meta.get(_BACKEND, "q7")
+    click.echo(f"{backend} top-1:    {100 * result['q7_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
 
 

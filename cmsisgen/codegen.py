@@ -129,12 +129,20 @@ def render(program: Program, plan: BufferPlan, model_name: str,
     env = _environment()
     context["steps"] = _steps(env, program, prefixes, tensor_buf)
     context["input_definition"] = CCode(env.from_string(INPUT_DEFINITION).render(op=program.ops[0]))
-    files = {name: env.get_template(name + ".j2").render(**context) for name in GENERATED_FILES}
+    files = {name: env.get_template(_template(name, program.backend)).render(**context) for name in GENERATED_FILES}
     if vectors is not None:
         files["test_vectors.h"] = env.get_template("test_vectors.h.j2").render(**context)
     check_unique(files)
     files.update(own_kernels.kernel_files(kernels))
     return files
+
+
+#: The files whose frame differs on the s8 backend (CMSIS-NN v4+ has no q7_t, q15_t or arm_status).
+_S8_FRAMES = ("nn.h", "nn.c")
+
+
+def _template(name: str, backend: str) -> str:
+    return f"{name}.s8.j2" if backend == "s8" and name in _S8_FRAMES else f"{name}.j2"
 
 
 def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tuple[list[dict], dict[str, str],
@@ -154,7 +162,7 @@ def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tup
             holds = _holds(p.name, op)
         rows.append({"macro": macro, "region": p.region, "offset": p.offset, "bytes": p.bytes, "holds": holds,
                      "steps": str(p.first) if p.first == p.last else f"{p.first}-{p.last}",
-                     "address": _address(p, macro), "tensor": p.name if p.scratch_of is None else None,
+                     "address": _address(p, macro, program.backend), "tensor": p.name if p.scratch_of is None else None,
                      "scratch_of": p.scratch_of})
     tensor_buf = {row["tensor"]: row["macro"] for row in rows if row["tensor"] is not None}
     scratch = {row["scratch_of"]: row["macro"] for row in rows if row["scratch_of"] is not None}
@@ -170,10 +178,12 @@ def _holds(tensor: str, op: Op) -> str:
     return blob if blob == op.layer or "@" not in tensor else f"{blob} after {op.layer}"
 
 
-def _address(placement: Placement, macro: str) -> str:
+def _address(placement: Placement, macro: str, backend: str = "q7") -> str:
     """C expression of a buffer's first byte inside run_nn() (``image`` is its argument)."""
+    byte, scratch = ("int8_t", "void") if backend == "s8" else ("q7_t", "q15_t")
     if placement.region == IMAGE:
-        return f"((q7_t *)image + {macro}_OFFSET)"
+        return f"(({byte} *)image + {macro}_OFFSET)"
     if placement.scratch_of is not None:
-        return f"((q15_t *)(void *)(nn_arena + {macro}_OFFSET))"
+        return f"(({scratch} *)(void *)(nn_arena + {macro}_OFFSET))" if scratch != "void" \
+            else f"((void *)(nn_arena + {macro}_OFFSET))"
     return f"(nn_arena + {macro}_OFFSET)"

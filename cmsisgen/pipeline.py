@@ -137,6 +137,7 @@ class Model:
     folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
     warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
     kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
+    backend: str = "q7"  # ops.base.BACKENDS: the legacy q7 API or the CMSIS-NN s8 API
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -163,30 +164,30 @@ class Model:
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
-               kernels: Optional[dict[str, str]] = None) -> Model:
-    """Load and check everything that does not need images: files, kernel rules (with the
-    functions forced per layer in ``kernels``), preprocessing."""
+               kernels: Optional[dict[str, str]] = None, backend: str = "q7") -> Model:
+    """Load and check everything that does not need images: files, kernel rules of ``backend``
+    (with the functions forced per layer in ``kernels``), preprocessing."""
     mean_file = parse_mean_option(mean).get("mean_file") if mean is not None else None
     net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None)
     folded = fold_affine(net)
     try:
-        check_supported(net, fc_variant, kernels)
+        check_supported(net, fc_variant, kernels, backend)
     except CmsisgenError as exc:
         raise exc.at(net.source) from None
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
     return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
-                 kernels=dict(kernels or {}))
+                 kernels=dict(kernels or {}), backend=backend)
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
-                  kernels: Optional[dict[str, str]] = None) -> Compiled:
+                  kernels: Optional[dict[str, str]] = None, backend: str = "q7") -> Compiled:
     """Everything up to (not including) rendering C."""
     model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                       input_shape=input_shape, kernels=kernels)
+                       input_shape=input_shape, kernels=kernels, backend=backend)
     return compile_loaded(model, calib_images, progress)
 
 
@@ -210,9 +211,13 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
                 progress(len(batch))
 
     try:
-        ranges = calibrate(net, counted())
-        quant = quantize(net, ranges)
-        program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
+        if model.backend == "s8":
+            from .quantizer_s8 import calibrate_min_max, quantize_s8
+            quant = quantize_s8(net, calibrate_min_max(net, counted()))
+        else:
+            quant = quantize(net, calibrate(net, counted()))
+        program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels,
+                              backend=model.backend)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None

@@ -91,6 +91,10 @@ class Program:
     #: (C, H, W) when the output is spatial: run_nn() then writes it HWC, while Caffe's
     #: output (and the float forward) is in C, H, W order.
     output_hwc: Optional[tuple[int, int, int]] = None
+    #: the CMSIS-NN API the ops call (ops.base.BACKENDS): the code generator's frame follows it
+    backend: str = "q7"
+    #: s8: the output's scale and zero point (cmsisgen.s8.quantization.TensorQuant)
+    output_quant: Any = None
 
     def output_in_caffe_order(self, scores: np.ndarray) -> np.ndarray:
         """(N, K) simulator/firmware scores -> Caffe's element order."""

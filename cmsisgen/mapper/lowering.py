@@ -25,7 +25,7 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
                 forced: Optional[dict[str, str]] = None, backend: str = "q7") -> Program:
     """Build the Program for ``net`` on ``backend``; ``net`` must have passed :func:`check_supported`."""
     (input_name, input_shape), = net.input_shapes.items()
-    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac[name]) for name, shape in net.shapes.items()}
+    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac.get(name, 0)) for name, shape in net.shapes.items()}
     alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
     held = held_layouts(net)
 
@@ -34,7 +34,7 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
             name = alias[name]
         return name
 
-    ops = [lower_input_q7(input_name, input_shape, quant.tensor_frac[input_name], pre)]
+    ops = [_lower_input(backend, input_name, tuple(input_shape), quant, pre)]
     warnings = list(quant.warnings)
     for layer in net.layers:
         kind = kind_of(layer)
@@ -52,7 +52,16 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
     c, h, w = net.shapes[net.outputs[0]]
     output_hwc = held.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
     return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
-                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
+                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc,
+                   backend=backend, output_quant=getattr(quant, "tensors", {}).get(net.outputs[0]))
+
+
+def _lower_input(backend: str, name: str, shape: tuple[int, int, int], quant, pre: Preprocessing):
+    """The conversion of run_nn()'s uint8 image into the backend's input tensor."""
+    if backend == "s8":
+        from ..s8.lowering import lower_input_s8
+        return lower_input_s8(name, shape, quant, pre)
+    return lower_input_q7(name, shape, quant.tensor_frac[name], pre)
 
 
 def _lowering(kind: LayerKind, backend: str):

@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # imported for annotations only: the program imports nothing 
 Shape = tuple[int, int, int]
 
 #: The backends a kind may lower for (a kind without ``lower_<backend>`` does not support it).
-BACKENDS = ("q7",)
+BACKENDS = ("q7", "s8")
 
 
 @dataclass(frozen=True)
@@ -208,6 +208,16 @@ class LayerKind:
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional["Op"]:
         """The q7 call for the layer, or None for an alias (no code)."""
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")
+
+    def check_s8(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
+        """Refuse, before calibration, a layer the s8 backend cannot run (:mod:`cmsisgen.s8.lowering`)."""
+        from ..s8.lowering import check_s8
+        check_s8(self, net, layer, forced)
+
+    def lower_s8(self, layer: ir.Layer, ctx: LoweringContext) -> Optional["Op"]:
+        """The s8 call for the layer (:mod:`cmsisgen.s8.lowering`), or None when it emits no code."""
+        from ..s8.lowering import lower_s8
+        return lower_s8(self, layer, ctx)
 
     # --- evaluation ----------------------------------------------------------------------------
     def class_count(self, net: ir.Net, layer: ir.Layer) -> Optional[int]:

@@ -1,0 +1,120 @@
+"""TFLite int8 quantization for the s8 backend: asymmetric activations, per-channel weights.
+
+Every tensor gets a scale and a zero point (:class:`~cmsisgen.s8.quantization.TensorQuant`)
+from its calibrated [min, max]. Kernels that do not rescale (pooling, aliases, a ReLU fused as
+the activation range of the call before it) need their inputs and outputs at one
+quantization, so, as in the q7 quantizer, those tensors form union-find groups whose range
+is the union of their members'. A tensor whose negative values can never reach the output
+(read only by ReLUs, or by max pooling/aliases whose outputs are) contributes its positive
+side only: a ReLU fused into the call writes ``max(q, zero_point)``, so spending codes on
+negatives would only lose resolution. Softmax writes scale 1/256, zero point -128 whatever
+the range. Weighted layers get symmetric per-output-channel weights (a fully connected
+layer one scale, since arm_fully_connected_s8 takes one multiplier), int32 biases at
+``s_in * s_w`` and the multipliers/shifts TFLite would choose.
+
+Nothing here names a layer type: :mod:`cmsisgen.s8.lowering` says how each kind takes part.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+from . import ir
+from .quantizer import _Groups  # the same union-find over tensor names
+from .s8 import lowering as s8_lowering
+from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
+                              quantize_weights, softmax_params, weight_scales)
+
+#: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
+SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
+
+
+@dataclass(frozen=True)
+class LayerQuantS8:
+    """A weighted layer's integers: int8 weights with the output channel first, int32 bias."""
+
+    weights: np.ndarray
+    bias: np.ndarray
+    weight_scales: np.ndarray
+    mult: np.ndarray
+    shift: np.ndarray
+
+
+@dataclass
+class QuantizationS8:
+    tensors: dict[str, TensorQuant]
+    layers: dict[str, LayerQuantS8]
+    warnings: list[str] = field(default_factory=list)
+    #: other layers' integer parameters (a softmax's mult/shift/diff_min)
+    params: dict[str, Any] = field(default_factory=dict)
+    #: The Q formats of the q7 backend: none here (TensorInfo.frac reads 0).
+    tensor_frac: dict[str, int] = field(default_factory=dict)
+
+
+def calibrate_min_max(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Smallest and largest value of every tensor over float batches (NCHW); the q7
+    quantizer's max |x| of a tensor is ``max(-lo, hi)`` of the same pass."""
+    from .float_forward import forward
+
+    ranges: dict[str, tuple[float, float]] = {}
+    for batch in batches:
+        for name, value in forward(net, batch).items():
+            lo, hi = ranges.get(name, (0.0, 0.0))
+            ranges[name] = (min(lo, float(value.min(initial=0.0))), max(hi, float(value.max(initial=0.0))))
+    return ranges
+
+
+def _lowest_needed(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]]) -> float:
+    """The most negative value of ``name`` that can change the network's output (see the module)."""
+    readers = net.consumers(name)
+    low = ranges.get(name, (0.0, 0.0))[0]
+    if not readers or name in net.outputs:
+        return low
+    if all(s8_lowering.clamps_s8(layer) for layer in readers):
+        return 0.0
+    if all(s8_lowering.commutes_with_relu(layer) for layer in readers):
+        return max(low, min(_lowest_needed(net, top, ranges) for layer in readers for top in layer.tops))
+    return low
+
+
+def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> QuantizationS8:
+    """Every tensor's scale and zero point and every weighted layer's integers."""
+    groups = _Groups()
+    tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
+    for layer in net.layers:
+        if s8_lowering.keeps_quant(layer):
+            for name in layer.bottoms + layer.tops:
+                groups.union(name, layer.tops[0])
+    bounds: dict[str, tuple[float, float]] = {}
+    for name in tensors:
+        root = groups.find(name)
+        lo, hi = bounds.get(root, (0.0, 0.0))
+        bounds[root] = (min(lo, _lowest_needed(net, name, ranges)), max(hi, ranges.get(name, (0.0, 0.0))[1]))
+    group_quant = {root: activation_quant(lo, hi) for root, (lo, hi) in bounds.items()}
+    for layer in net.layers:
+        if s8_lowering.writes_softmax(layer):
+            group_quant[groups.find(layer.tops[0])] = SOFTMAX_OUTPUT
+    quant = {name: group_quant[groups.find(name)] for name in tensors}
+    layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
+                                    s8_lowering.per_tensor_weights(layer))
+              for layer in net.layers if s8_lowering.weighted_s8(layer)}
+    params = {layer.name: softmax_params(quant[layer.bottoms[0]].scale)
+              for layer in net.layers if s8_lowering.writes_softmax(layer)}
+    return QuantizationS8(tensors=quant, layers=layers, params=params)
+
+
+def _weighted(layer: ir.Layer, q_in: TensorQuant, q_out: TensorQuant, per_tensor: bool) -> LayerQuantS8:
+    """Weights with the output channel first (an inner product's transposed matrix turned)."""
+    weights = s8_lowering.weights_out_first(layer)
+    rows = len(weights)
+    bias = (np.asarray(layer.blobs[1], dtype=np.float64) if len(layer.blobs) > 1
+            else np.zeros(rows, dtype=np.float64))
+    if per_tensor:
+        scales = np.full(rows, float(weight_scales(weights.reshape(1, -1))[0]))
+    else:
+        scales = weight_scales(weights.reshape(rows, -1))
+    mult, shift = channel_multipliers(q_in.scale, scales, q_out.scale)
+    return LayerQuantS8(weights=quantize_weights(weights, scales), bias=quantize_bias(bias, q_in.scale, scales),
+                        weight_scales=scales, mult=mult, shift=shift)

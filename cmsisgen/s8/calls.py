@@ -1,0 +1,213 @@
+"""The s8 calls: each kernel's simulator model (:mod:`cmsisgen.s8.kernels`) and its C.
+
+parameters.h gets each call's constant structures as initializer macros (a ``static const``
+in a header every translation unit includes would be an unused variable in most of them);
+run_nn() defines them ``static const`` locally. weights.c gets the int8 weights, the int32
+biases and the per-channel multipliers and shifts, all const (the library's
+``cmsis_nn_per_channel_quant_params`` takes non-const pointers it never writes through:
+the call casts). Every call with scratch checks once, on its first run, that the library's
+``*_get_buffer_size`` asks for no more than the plan gave it (``NN_CHECK_SCRATCH``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..mapper.calls import Op
+from ..ops.base import Kernel
+from ..preprocess import InputFixedPoint
+from . import kernels
+
+
+def _conv(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    return kernels.conv_s8(inputs[0], op.weights, op.bias, mult=p["mult"], shift=p["shift"],
+                           input_offset=p["input_offset"], output_offset=p["output_offset"], act=p["act"],
+                           stride=p["stride"], pad=p["pad"], dilation=p["dilation"], out_hw=p["out_hw"])
+
+
+def _fc(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    n = len(inputs[0])
+    out = kernels.fully_connected_s8(inputs[0].reshape(n, -1), op.weights, op.bias, mult=p["mult"], shift=p["shift"],
+                                     input_offset=p["input_offset"], output_offset=p["output_offset"], act=p["act"])
+    return out.reshape(n, 1, 1, -1)
+
+
+def _pool(model):
+    def simulate(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+        p = op.params
+        return model(inputs[0], kernel=p["kernel"], stride=p["stride"], pad=p["pad"], out_hw=p["out_hw"], act=p["act"])
+    return simulate
+
+
+def _softmax(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    return kernels.softmax_s8(inputs[0], mult=p.mult, shift=p.shift, diff_min=p.diff_min)
+
+
+#: The scratch check and the context of a call, shared by every call with dims.
+_CONTEXT = """\
+        const cmsis_nn_context ctx = { {{ "nn_scratch" if op.scratch_bytes else "NULL" }}, {{ op.scratch_bytes }} };
+{% if op.scratch_bytes %}
+        NN_CHECK_SCRATCH({{ get_size }}, {{ op.scratch_bytes }});
+{% endif %}
+"""
+
+_DIMS = """\
+#define {{ prefix }}_INPUT_DIMS { 1, {{ op.in_shape[0] }}, {{ op.in_shape[1] }}, {{ op.in_shape[2] }} }
+"""
+
+_STATUS = """\
+        if (status != ARM_CMSIS_NN_SUCCESS) {
+            return status;
+        }
+    }
+"""
+
+_ACT = "{ {{ op.params.act[0] }}, {{ op.params.act[1] }} }"
+
+CONV_S8 = Kernel(
+    "conv_s8", _conv,
+    call="""\
+    /* {{ op.layer }} */
+    {
+        static const cmsis_nn_conv_params conv_params = {{ prefix }}_CONV_PARAMS;
+        static const cmsis_nn_dims input_dims = {{ prefix }}_INPUT_DIMS, filter_dims = {{ prefix }}_FILTER_DIMS,
+                                   bias_dims = {{ prefix }}_BIAS_DIMS, output_dims = {{ prefix }}_OUTPUT_DIMS;
+        const cmsis_nn_per_channel_quant_params quant_params = { (int32_t *){{ prefix }}_MULT, (int32_t *){{ prefix }}_SHIFT };
+{% set get_size = "arm_convolve_wrapper_s8_get_buffer_size(&conv_params, &input_dims, &filter_dims, &output_dims)" %}
+""" + _CONTEXT + """\
+        status = arm_convolve_wrapper_s8(&ctx, &conv_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
+                                         &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims,
+                                         {{ out }});
+""" + _STATUS,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, scratch {{ op.scratch_bytes }} bytes */
+#define {{ prefix }}_CONV_PARAMS { {{ op.params.input_offset }}, {{ op.params.output_offset }}, \\
+    { {{ op.params.stride[1] }}, {{ op.params.stride[0] }} }, { {{ op.params.pad[1] }}, {{ op.params.pad[0] }} }, \\
+    { {{ op.params.dilation[1] }}, {{ op.params.dilation[0] }} }, """ + _ACT + """ }
+""" + _DIMS + """\
+#define {{ prefix }}_FILTER_DIMS { {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }
+#define {{ prefix }}_BIAS_DIMS { 1, 1, 1, {{ op.weights.shape[0] }} }
+#define {{ prefix }}_OUTPUT_DIMS { 1, {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }}, {{ op.weights.shape[0] }} }
+#define {{ prefix }}_CHANNELS {{ op.weights.shape[0] }}
+#define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
+""",
+    weights="""\
+/* {{ op.layer }}: {{ op.function }}; int8 weights [out][kernel_y][kernel_x][in], per output channel: int32 bias, multiplier, shift */
+const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
+{{ op.weight_data | c_array }}
+};
+const int32_t {{ prefix }}_BIAS[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.bias | c_array }}
+};
+const int32_t {{ prefix }}_MULT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.params.mult | c_array }}
+};
+const int32_t {{ prefix }}_SHIFT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.params.shift | c_array }}
+};
+""")
+
+FC_S8 = Kernel(
+    "fc_s8", _fc,
+    call="""\
+    /* {{ op.layer }} */
+    {
+        static const cmsis_nn_fc_params fc_params = {{ prefix }}_FC_PARAMS;
+        static const cmsis_nn_per_tensor_quant_params quant_params = { {{ prefix }}_MULT, {{ prefix }}_SHIFT };
+        static const cmsis_nn_dims input_dims = { 1, 1, 1, {{ prefix }}_DEPTH }, filter_dims = { {{ prefix }}_DEPTH, 1, 1, {{ prefix }}_ROWS },
+                                   bias_dims = { 1, 1, 1, {{ prefix }}_ROWS }, output_dims = { 1, 1, 1, {{ prefix }}_ROWS };
+{% set get_size = "arm_fully_connected_s8_get_buffer_size(&filter_dims)" %}
+""" + _CONTEXT + """\
+        status = arm_fully_connected_s8(&ctx, &fc_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
+                                        &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims,
+                                        {{ out }});
+""" + _STATUS,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, columns in the HWC order of its input's bytes */
+#define {{ prefix }}_FC_PARAMS { {{ op.params.input_offset }}, 0, {{ op.params.output_offset }}, """ + _ACT + """ }
+#define {{ prefix }}_MULT {{ op.params.mult }}
+#define {{ prefix }}_SHIFT {{ op.params.shift }}
+#define {{ prefix }}_DEPTH {{ a.depth }}
+#define {{ prefix }}_ROWS {{ a.rows }}
+#define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
+""",
+    weights="""\
+/* {{ op.layer }}: {{ op.function }}; int8 weights [row][column], int32 bias */
+const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
+{{ op.weight_data | c_array }}
+};
+const int32_t {{ prefix }}_BIAS[{{ prefix }}_ROWS] NN_WEIGHT_SECTION = {
+{{ op.bias | c_array }}
+};
+""")
+
+_POOL_CALL = """\
+    /* {{ op.layer }} */
+    {
+        static const cmsis_nn_pool_params pool_params = {{ prefix }}_POOL_PARAMS;
+        static const cmsis_nn_dims input_dims = {{ prefix }}_INPUT_DIMS, filter_dims = {{ prefix }}_FILTER_DIMS,
+                                   output_dims = {{ prefix }}_OUTPUT_DIMS;
+{% set get_size = "arm_avgpool_s8_get_buffer_size(output_dims.w, input_dims.c)" %}
+""" + _CONTEXT + """\
+        status = {{ op.function }}(&ctx, &pool_params, &input_dims, {{ buf[op.inputs[0]] }}, &filter_dims, &output_dims,
+                 {{ out }});
+""" + _STATUS
+
+_POOL_PARAMETERS = """\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, scratch {{ op.scratch_bytes }} bytes */
+#define {{ prefix }}_POOL_PARAMS { { {{ op.params.stride[1] }}, {{ op.params.stride[0] }} }, \\
+    { {{ op.params.pad[1] }}, {{ op.params.pad[0] }} }, """ + _ACT + """ }
+""" + _DIMS + """\
+#define {{ prefix }}_FILTER_DIMS { 1, {{ op.params.kernel[0] }}, {{ op.params.kernel[1] }}, 1 }
+#define {{ prefix }}_OUTPUT_DIMS { 1, {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }}, {{ a.channels }} }
+"""
+
+MAXPOOL_S8 = Kernel("maxpool_s8", _pool(kernels.max_pool_s8), call=_POOL_CALL, parameters=_POOL_PARAMETERS)
+AVGPOOL_S8 = Kernel("avgpool_s8", _pool(kernels.avgpool_s8), call=_POOL_CALL, parameters=_POOL_PARAMETERS)
+
+SOFTMAX_S8 = Kernel(
+    "softmax_s8", _softmax,
+    call="""\
+    /* {{ op.layer }} */
+    arm_softmax_s8({{ buf[op.inputs[0]] }}, {{ prefix }}_ROWS, {{ prefix }}_ROW_SIZE, {{ prefix }}_MULT, {{ prefix }}_SHIFT,
+                   {{ prefix }}_DIFF_MIN, {{ out }});
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; output scale 1/256, zero point -128 */
+#define {{ prefix }}_ROWS {{ a.rows }}
+#define {{ prefix }}_ROW_SIZE {{ a.row_size }}
+#define {{ prefix }}_MULT {{ op.params.mult }}
+#define {{ prefix }}_SHIFT {{ op.params.shift }}
+#define {{ prefix }}_DIFF_MIN {{ op.params.diff_min }}
+""")
+
+
+@dataclass(frozen=True)
+class InputConstantsS8:
+    """The input conversion's constants (the zero point folded into the offsets) and the image
+    channel each model channel reads."""
+
+    fixed_point: InputFixedPoint
+    channel_source: tuple[int, ...]
+
+
+INPUT_S8 = Kernel(
+    "input_s8", lambda op, inputs: op.params.fixed_point.apply(inputs[0]),
+    call="    nn_input_q7(image);\n",
+    parameters="""\
+/* {{ op.layer }}: uint8 HWC image -> int8 at the input's scale and zero point:
+ * q = saturate((pixel * NN_INPUT_MUL - NN_INPUT_OFFSET + 2^(NN_INPUT_SHIFT-1)) >> NN_INPUT_SHIFT) */
+#define NN_INPUT_MUL {{ op.params.fixed_point.mul }}
+#define NN_INPUT_SHIFT {{ op.params.fixed_point.shift }}
+#define NN_INPUT_OFFSET_SIZE {{ op.params.fixed_point.offsets.size }}
+""",
+    weights="""\
+/* Input conversion offsets: round(mean * scale / s_in * 2^NN_INPUT_SHIFT) - zero_point * 2^NN_INPUT_SHIFT{{ ", per pixel, HWC" if op.params.fixed_point.per_pixel else ", per channel" }}. */
+const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
+{{ op.params.fixed_point.offsets | c_array }}
+};
+""")

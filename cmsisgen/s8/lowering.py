@@ -1,0 +1,283 @@
+"""The s8 backend's part of each layer kind: checks, quantization roles and lowering.
+
+Kept beside the q7 kinds rather than inside them (:meth:`LayerKind.check_s8` and
+:meth:`LayerKind.lower_s8` come here), keyed by kind class, so that the s8 backend grows
+one kind at a time without touching the q7 modules. A kind not in :data:`_LOWERINGS` is
+refused before calibration, naming the layer. The calls and their C are in
+:mod:`cmsisgen.s8.calls`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Optional
+
+import numpy as np
+
+from .. import ir
+from ..errors import CmsisgenError
+from ..mapper import layout
+from ..mapper.calls import Op
+from ..ops import kind_of
+from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
+from ..ops.convolution import Convolution
+from ..ops.inner_product import InnerProduct
+from ..ops.pooling import Pooling
+from ..ops.relu import ReLU
+from ..ops.softmax import Softmax
+from ..preprocess import INPUT_SHIFT, InputFixedPoint, Preprocessing
+from . import calls, scratch
+
+if TYPE_CHECKING:
+    from ..quantizer_s8 import QuantizationS8
+
+#: The core whose *_get_buffer_size answers the plan uses (Cortex-M4/M7/M33 with GCC).
+CORE = "dsp"
+#: arm_softmax_s8's rows must be shorter than this (its final shift would pass 31 bits).
+SOFTMAX_MAX_ROW = 511
+
+
+def _error(layer: ir.Layer, what: str) -> CmsisgenError:
+    return CmsisgenError(f"layer '{layer.name}' ({layer.type}): {what}")
+
+
+# --- the roles each kind plays in s8 quantization -------------------------------------------
+def keeps_quant(layer: ir.Layer) -> bool:
+    """Input(s) and output share one scale and zero point (no rescale in the call)."""
+    kind = kind_of(layer)
+    return kind.alias or isinstance(kind, (Pooling, ReLU))
+
+
+def clamps_s8(layer: ir.Layer) -> bool:
+    return isinstance(kind_of(layer), ReLU)
+
+
+def commutes_with_relu(layer: ir.Layer) -> bool:
+    """relu(f(x)) == f(relu(x)): max pooling and aliases, through which a later ReLU makes
+    negative inputs irrelevant."""
+    kind = kind_of(layer)
+    return kind.alias or isinstance(kind, Pooling) and layer.params.method == "max"  # type: ignore[union-attr]
+
+
+def writes_softmax(layer: ir.Layer) -> bool:
+    return isinstance(kind_of(layer), Softmax)
+
+
+def weighted_s8(layer: ir.Layer) -> bool:
+    return isinstance(kind_of(layer), (Convolution, InnerProduct))
+
+
+def per_tensor_weights(layer: ir.Layer) -> bool:
+    """arm_fully_connected_s8 takes one multiplier: one weight scale for the whole matrix."""
+    return isinstance(kind_of(layer), InnerProduct)
+
+
+def weights_out_first(layer: ir.Layer) -> np.ndarray:
+    """The float weights with the output channel on axis 0 (a transposed inner product turned)."""
+    weights = np.asarray(layer.blobs[0], dtype=np.float64)
+    if isinstance(kind_of(layer), InnerProduct) and layer.params.transpose:  # type: ignore[union-attr]
+        return weights.T
+    return weights
+
+
+# --- checks (before calibration) --------------------------------------------------------------
+def _fusing_producer(net: ir.Net, layer: ir.Layer) -> Optional[ir.Layer]:
+    """The call a ReLU is fused into: the convolution, inner product or pooling that writes its
+    input, when the ReLU is that tensor's only reader."""
+    producer = net.producer(layer.bottoms[0])
+    if producer is None or len(net.consumers(layer.bottoms[0])) != 1:
+        return None
+    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling)) else None
+
+
+def fused_relu(net: ir.Net, tensor: str) -> bool:
+    """Whether the call writing ``tensor`` clamps at its zero point (a ReLU fused into it)."""
+    readers = net.consumers(tensor)
+    return len(readers) == 1 and clamps_s8(readers[0])
+
+
+def _check_relu(net: ir.Net, layer: ir.Layer) -> None:
+    if layer.params.negative_slope != 0.0:  # type: ignore[union-attr]
+        raise _error(layer, f"negative_slope {layer.params.negative_slope:g}: a leaky ReLU "  # type: ignore[union-attr]
+                            "is not supported by the s8 backend yet")
+    if _fusing_producer(net, layer) is None:
+        raise _error(layer, "the s8 backend runs a ReLU as the activation range of the convolution, inner "
+                            "product or pooling before it, which must be the only reader of its input")
+
+
+def _check_convolution(net: ir.Net, layer: ir.Layer) -> None:
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    if p.group != 1:
+        raise _error(layer, f"group {p.group}: grouped and depthwise convolutions are not supported by the s8 "
+                            "backend yet")
+
+
+def _check_pooling(net: ir.Net, layer: ir.Layer) -> None:
+    if layer.params.method == "ave" and not ave_divisor_matches_caffe(net, layer):  # type: ignore[union-attr]
+        p: ir.PoolParams = layer.params  # type: ignore[assignment]
+        raise _error(layer, f"pad {p.pad_h},{p.pad_w}: Caffe divides an average by the window clipped to the "
+                            "padded image, arm_avgpool_s8 by the pixels inside the image; they differ here")
+
+
+def _window_sizes(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
+    """(Caffe's divisor, arm_avgpool_s8's divisor) on one axis for every output position."""
+    sizes = []
+    for i in range(out):
+        start = i * stride - pad
+        caffe = min(start + kernel, size + pad) - start
+        inside = min(start + kernel, size) - max(start, 0)
+        sizes.append((caffe, inside))
+    return sizes
+
+
+def ave_divisor_matches_caffe(net: ir.Net, layer: ir.Layer) -> bool:
+    """Every average-pooling window divides by the same count in Caffe and arm_avgpool_s8."""
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    _, h, w = net.shapes[layer.bottoms[0]]
+    _, oh, ow = net.shapes[layer.tops[0]]
+    rows = _window_sizes(h, p.kernel_h, p.stride_h, p.pad_h, oh)
+    cols = _window_sizes(w, p.kernel_w, p.stride_w, p.pad_w, ow)
+    return all(rc * cc == ri * ci and ri > 0 and ci > 0 for rc, ri in rows for cc, ci in cols)
+
+
+def _check_softmax(net: ir.Net, layer: ir.Layer) -> None:
+    c = net.shapes[layer.bottoms[0]][0]
+    if c > SOFTMAX_MAX_ROW:
+        raise _error(layer, f"{c} channels: arm_softmax_s8 takes rows of at most {SOFTMAX_MAX_ROW}")
+    if net.consumers(layer.tops[0]):
+        raise _error(layer, "the s8 backend supports a Softmax only as a network output (it writes scale 1/256)")
+
+
+def check_s8(kind: LayerKind, net: ir.Net, layer: ir.Layer, forced: Optional[str]) -> None:
+    """Refuse a layer the s8 backend cannot run yet, naming it, its type and the backend."""
+    if forced is not None:
+        raise _error(layer, f"kernel {forced}: --kernel is not supported by the s8 backend")
+    if kind.alias:
+        kind.check_q7(net, layer, "opt", None)  # the byte-order rules of Flatten/Reshape hold as in q7
+        return
+    entry = _entry(kind)
+    if entry is None:
+        raise _error(layer, "not supported by the s8 backend yet")
+    entry[0](net, layer)
+
+
+# --- lowering ---------------------------------------------------------------------------------
+def _quant(ctx: LoweringContext) -> "QuantizationS8":
+    return ctx.quant  # type: ignore[return-value]
+
+
+def _act_range(ctx: LoweringContext, tensor: str) -> tuple[int, int]:
+    """The activation range a call clamps to: from its output's zero point when a ReLU is fused."""
+    zero = _quant(ctx).tensors[tensor].zero_point
+    return (max(-128, zero), 127) if fused_relu(ctx.net, tensor) else (-128, 127)
+
+
+def _offsets(ctx: LoweringContext, layer: ir.Layer) -> dict:
+    tensors = _quant(ctx).tensors
+    return {"input_offset": -tensors[layer.bottoms[0]].zero_point,
+            "output_offset": tensors[layer.tops[0]].zero_point}
+
+
+def _lower_convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    lq = _quant(ctx).layers[layer.name]
+    c, h, w = ctx.shape(layer.bottoms[0])
+    oc, oh, ow = ctx.shape(layer.tops[0])
+    weights = layout.conv_weights_hwc(lq.weights)
+    geometry = {"stride": (p.stride_h, p.stride_w), "pad": (p.pad_h, p.pad_w), "dilation": (p.dilation, p.dilation)}
+    need = scratch.convolve_wrapper_s8((1, h, w, c), (oc, p.kernel_h, p.kernel_w, c), (1, oh, ow, oc),
+                                       core=CORE, **geometry)
+    params = dict(_offsets(ctx, layer), act=_act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
+                  out_hw=(oh, ow), **geometry)
+    return Op(**stem(layer), kernel=calls.CONV_S8, function="arm_convolve_wrapper_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args={"kernel_h": p.kernel_h, "kernel_w": p.kernel_w}, weights=weights,
+              bias=lq.bias, weight_data=weights.reshape(-1),
+              weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size),
+              scratch_bytes=need, macs=oh * ow * oc * c * p.kernel_h * p.kernel_w, params=params)
+
+
+def _lower_inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    lq = _quant(ctx).layers[layer.name]
+    matrix = lq.weights
+    c, h, w = ctx.shape(layer.bottoms[0])
+    source = ctx.held or ((c, h, w) if h * w > 1 else None)
+    if source is not None:
+        matrix = layout.fc_columns_chw_to_hwc(matrix, *source)
+    depth, rows = c * h * w, matrix.shape[0]
+    params = dict(_offsets(ctx, layer), act=_act_range(ctx, layer.tops[0]), mult=int(lq.mult[0]),
+                  shift=int(lq.shift[0]))
+    return Op(**stem(layer), kernel=calls.FC_S8, function="arm_fully_connected_s8", inputs=ctx.bottoms,
+              in_shape=(1, 1, depth), args={"depth": depth, "rows": rows}, weights=matrix, bias=lq.bias,
+              weight_data=matrix.reshape(-1), weight_bytes=matrix.size + 4 * lq.bias.size,
+              scratch_bytes=scratch.fully_connected_s8((depth, 1, 1, rows), CORE), macs=depth * rows, params=params)
+
+
+def _lower_pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    c, h, w = ctx.shape(layer.bottoms[0])
+    _, oh, ow = ctx.shape(layer.tops[0])
+    average = p.method == "ave"
+    params = dict(act=_act_range(ctx, layer.tops[0]), kernel=(p.kernel_h, p.kernel_w), stride=(p.stride_h, p.stride_w),
+                  pad=(p.pad_h, p.pad_w), out_hw=(oh, ow))
+    return Op(**stem(layer), kernel=calls.AVGPOOL_S8 if average else calls.MAXPOOL_S8,
+              function="arm_avgpool_s8" if average else "arm_max_pool_s8", inputs=ctx.bottoms, in_shape=(h, w, c),
+              args={"channels": c}, scratch_bytes=scratch.avgpool_s8(ow, c, CORE) if average else 0,
+              macs=oh * ow * c * p.kernel_h * p.kernel_w, params=params)
+
+
+def _lower_softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.bottoms[0])
+    return Op(**stem(layer), kernel=calls.SOFTMAX_S8, function="arm_softmax_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args={"rows": h * w, "row_size": c}, macs=h * w * c,
+              params=_quant(ctx).params[layer.name])
+
+
+def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> None:
+    """Fused into the call before it (checked): its output names that call's bytes."""
+    return None
+
+
+#: kind class -> (check, lower)
+_LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.Layer, LoweringContext], Optional[Op]]]] = {
+    Convolution: (_check_convolution, _lower_convolution),
+    InnerProduct: (lambda net, layer: None, _lower_inner_product),
+    Pooling: (_check_pooling, _lower_pooling),
+    ReLU: (_check_relu, _lower_relu),
+    Softmax: (_check_softmax, _lower_softmax),
+}
+
+
+def _entry(kind: LayerKind):
+    return next((entry for cls, entry in _LOWERINGS.items() if type(kind) is cls), None)
+
+
+def lower_s8(kind: LayerKind, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
+    """The s8 call for ``layer`` (None: an alias or a fused ReLU, no code)."""
+    if kind.alias:
+        return None
+    entry = _entry(kind)
+    if entry is None:
+        raise _error(layer, "not supported by the s8 backend yet")
+    return entry[1](layer, ctx)
+
+
+def input_fixed_point(pre: Preprocessing, scale: float, zero_point: int, shape: Shape) -> InputFixedPoint:
+    """q = saturate((pixel * MUL - OFFSET + 2**(S-1)) >> S) with the zero point folded into OFFSET:
+    ``MUL = round(scale_pre / s_in * 2**S)``, ``OFFSET = round(mean * scale_pre / s_in * 2**S) - zp * 2**S``."""
+    c, h, w = shape
+    factor = pre.scale / scale * 2.0 ** INPUT_SHIFT
+    mean = np.broadcast_to(pre.mean, (c, 1, 1) if pre.mean.shape[1:] == (1, 1) else (c, h, w))
+    offsets = np.round(mean.astype(np.float64) * factor).astype(np.int64) - (int(zero_point) << INPUT_SHIFT)
+    per_pixel = offsets.shape[1:] != (1, 1)
+    flat = offsets.transpose(1, 2, 0).reshape(-1) if per_pixel else offsets.reshape(-1)
+    fp = InputFixedPoint(mul=int(round(factor)), offsets=flat, per_pixel=per_pixel, shift=INPUT_SHIFT)
+    fp.check_range()
+    return fp
+
+
+def lower_input_s8(name: str, shape: Shape, quant: "QuantizationS8", pre: Preprocessing) -> Op:
+    """The first op: run_nn()'s uint8 image -> the int8 network input at its scale and zero point."""
+    c, h, w = shape
+    tq = quant.tensors[name]
+    constants = calls.InputConstantsS8(input_fixed_point(pre, tq.scale, tq.zero_point, shape), pre.channel_source)
+    return Op(layer=name, layer_type="Input", kernel=calls.INPUT_S8, function="nn_input_s8", inputs=[], output=name,
+              in_shape=hwc(shape), args={"size": h * w, "channels": c}, params=constants,
+              weight_bytes=4 * int(constants.fixed_point.offsets.size))
