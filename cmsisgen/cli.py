@@ -446,6 +446,13 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
 
 
+def _portable_kernels(backend: str) -> Optional[Path]:
+    """The project's portable kernels of a backend (None: the q7 default of the build)."""
+    from .verify import firmware_dir
+
+    return firmware_dir() / "cmsis_nn_s8_portable" if backend == "s8" else None
+
+
 def _check_output_folder(out_dir: str) -> None:
     """-o names a folder: not empty, not an existing file, writable (before any long work)."""
     from .output import check_destination
@@ -630,7 +637,8 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
         result = build_and_run(model_dir, target=target, build_dir=root / "build",
                                cmsis_nn_path=Path(cmsis_nn_path) if cmsis_nn_path else None,
                                cmsis_core_path=Path(cmsis_core_path) if cmsis_core_path else None,
-                               cmsis_dsp_include=Path(cmsis_dsp_include) if cmsis_dsp_include else None)
+                               cmsis_dsp_include=Path(cmsis_dsp_include) if cmsis_dsp_include else None,
+                               portable_path=_portable_kernels(compiled.program.backend))
     click.echo(format_result(result))
     if result.passed != result.total or result.total != vectors:
         info(f"generated code and build logs kept in {root}")

@@ -70,10 +70,15 @@ else
     KERNEL_DEFS := -D__GNUC_PYTHON__ -D__RESTRICT=__restrict \
                    -include $(FW_DIR)/host/upstream_host_intrinsics.h
   else
+    # CMSIS-NN v4.1 and later (the s8 API) include no CMSIS-Core header.
+    NEEDS_CORE := $(shell grep -l 'cmsis_compiler.h' $(CMSIS_NN_PATH)/Include/*.h 2>/dev/null)
     ifeq ($(strip $(CMSIS_CORE_PATH)),)
-      $(error CMSIS_CORE_PATH not set and $(CMSIS_NN_PATH)/../Core/Include missing: upstream needs cmsis_compiler.h)
+      ifneq ($(strip $(NEEDS_CORE)),)
+        $(error CMSIS_CORE_PATH not set and $(CMSIS_NN_PATH)/../Core/Include missing: upstream needs cmsis_compiler.h)
+      endif
+    else
+      KERNEL_INC += -isystem $(abspath $(CMSIS_CORE_PATH))
     endif
-    KERNEL_INC += -isystem $(abspath $(CMSIS_CORE_PATH))
     KERNEL_DEFS :=
   endif
 endif
