@@ -1,0 +1,216 @@
+"""The s8 backend end to end: --backend s8 compiles, quantizes to the TFLite int8 spec, and
+its generated C (CMSIS-NN v7.0.0 API) is bit-exact with the simulator on the host and on
+QEMU's Cortex-M7, with the portable s8 kernels and (opt-in, CMSIS_NN_PATH) upstream v7.0.0."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from caffe_models import layer as L
+from caffe_models import write_model
+from cmsisgen.cli import main
+from cmsisgen.pipeline import compile_model
+from cmsisgen.quantizer_s8 import SOFTMAX_OUTPUT, calibrate_min_max
+from cmsisgen.s8 import scratch
+from cmsisgen.simulator.execute import run_program
+from random_nets import write_random_net
+from s8_harness import qemu_available, upstream_path
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "cifar10"
+EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "--mean", EXAMPLE / "mean.binaryproto",
+                "--scale", "0.015625", "--calib", EXAMPLE / "images" / "train-2000.zip", "--calib-limit", "100"]
+#: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
+S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
+                "rgb_ceilpool_fcplain", "square_nonsquare_kernels")
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _verify(args, target: str, vectors: int = 3) -> str:
+    result = run("verify", *args, "--backend", "s8", "--vectors", vectors, "--target", target)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == f"{vectors}/{vectors} vectors bit-exact"
+    assert f"checked: scores and the output checksum of each of" in result.stdout
+    return result.stdout
+
+
+# --- bit-exact ----------------------------------------------------------------------------------
+def test_example_host_portable_bit_exact(monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    _verify(EXAMPLE_ARGS, "host")
+
+
+@pytest.mark.skipif(not qemu_available(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
+def test_example_qemu_portable_bit_exact(monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    out = _verify(EXAMPLE_ARGS, "qemu", vectors=2)
+    assert "instructions per inference: " in out
+
+
+@pytest.mark.skipif(upstream_path() is None or not qemu_available(),
+                    reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
+def test_example_qemu_upstream_bit_exact():
+    out = _verify(EXAMPLE_ARGS, "qemu", vectors=2)
+    assert "instructions per inference: " in out
+
+
+def _catalogue_args(directory: Path, name: str) -> list:
+    files = write_random_net(directory, name)
+    args = [files.prototxt, files.weights, "--calib", files.calib]
+    for key, value in files.spec.extra.items():
+        args += [f"--{key.replace('_', '-')}"] + ([] if value is True else [value])
+    return args
+
+
+@pytest.mark.parametrize("name", S8_CATALOGUE)
+def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    _verify(_catalogue_args(tmp_path, name), "host", vectors=4)
+
+
+@pytest.mark.skipif(upstream_path() is None or not qemu_available(),
+                    reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
+@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray"))
+def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
+    _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
+
+
+# --- the option and the q7 default ----------------------------------------------------------------
+NET = [L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), L("relu1", "ReLU", inplace=True),
+       L("pool1", "Pooling", pool="AVE", kernel_size=2, stride=2), L("ip1", "InnerProduct", num_output=5),
+       L("prob", "Softmax")]
+
+
+def test_q7_is_the_default_and_unchanged(tmp_path):
+    proto, weights = write_model(tmp_path, NET)
+    a = run("-q", "compile", proto, weights, "-o", tmp_path / "a")
+    b = run("-q", "compile", proto, weights, "-o", tmp_path / "b", "--backend", "q7")
+    assert a.exit_code == b.exit_code == 0, a.output + b.output
+    for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+    assert "arm_convolve_HWC_q7" in (tmp_path / "a" / "nn.c").read_text()
+
+
+def test_s8_output_calls_the_s8_api(tmp_path):
+    proto, weights = write_model(tmp_path, NET)
+    result = run("-q", "compile", proto, weights, "-o", tmp_path / "s8", "--backend", "s8")
+    assert result.exit_code == 0, result.output
+    nn_c = (tmp_path / "s8" / "nn.c").read_text()
+    for call in ("arm_convolve_wrapper_s8(", "arm_avgpool_s8(", "arm_fully_connected_s8(", "arm_softmax_s8(",
+                 "arm_convolve_wrapper_s8_get_buffer_size(", "arm_avgpool_s8_get_buffer_size("):
+        assert call in nn_c
+    assert "arm_relu" not in nn_c  # fused into the convolution's activation range
+    assert "const int32_t CONV1_MULT[CONV1_CHANNELS] NN_WEIGHT_SECTION" in (tmp_path / "s8" / "weights.c").read_text()
+
+
+# --- errors -----------------------------------------------------------------------------------------
+def _expect_error(tmp_path, layers, message: str):
+    proto, weights = write_model(tmp_path, layers)
+    result = run("compile", proto, weights, "-o", tmp_path / "out", "--backend", "s8")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"cmsisgen: error: {proto}: {message}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_unsupported_kind_names_layer_type_and_backend(tmp_path):
+    _expect_error(tmp_path, [L("norm1", "LRN", local_size=3), L("ip1", "InnerProduct", num_output=2)],
+                  "layer 'norm1' (LRN): not supported by the s8 backend yet")
+
+
+def test_grouped_convolution_refused(tmp_path):
+    _expect_error(tmp_path, [L("conv1", "Convolution", num_output=3, kernel_size=1, group=3)],
+                  "layer 'conv1' (Convolution): group 3: grouped and depthwise convolutions are not supported by "
+                  "the s8 backend yet")
+
+
+def test_leaky_relu_refused(tmp_path):
+    _expect_error(tmp_path, [L("conv1", "Convolution", num_output=3, kernel_size=1),
+                             L("relu1", "ReLU", inplace=True, negative_slope=0.1)],
+                  "layer 'relu1' (ReLU): negative_slope 0.1: a leaky ReLU is not supported by the s8 backend yet")
+
+
+def test_relu_that_cannot_be_fused_refused(tmp_path):
+    _expect_error(tmp_path, [L("relu1", "ReLU", bottom="data", top="r"), L("ip1", "InnerProduct", num_output=2)],
+                  "layer 'relu1' (ReLU): the s8 backend runs a ReLU as the activation range of the convolution, "
+                  "inner product or pooling before it, which must be the only reader of its input")
+
+
+def test_padded_average_pooling_that_differs_from_caffe_refused(tmp_path):
+    _expect_error(tmp_path, [L("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)],
+                  "layer 'pool1' (Pooling): pad 1,1: Caffe divides an average by the window clipped to the padded "
+                  "image, arm_avgpool_s8 by the pixels inside the image; they differ here")
+
+
+def test_softmax_not_at_the_output_refused(tmp_path):
+    _expect_error(tmp_path, [L("ip1", "InnerProduct", num_output=4), L("prob", "Softmax"),
+                             L("ip2", "InnerProduct", num_output=2)],
+                  "layer 'prob' (Softmax): the s8 backend supports a Softmax only as a network output "
+                  "(it writes scale 1/256)")
+
+
+# --- quantization ------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("s8q")
+    proto, weights = write_model(directory, NET)
+    images = np.random.default_rng(3).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    return compile_model(proto, weights, calib_images=images, backend="s8"), images
+
+
+def test_ranges_keep_min_and_max(compiled):
+    c, images = compiled
+    ranges = calibrate_min_max(c.net, [c.pre.to_float(images)])
+    lo, hi = ranges["conv1"]
+    assert lo < 0 < hi  # the conv output before its ReLU goes negative
+
+
+def test_tensor_quantizations_follow_the_int8_spec(compiled):
+    c, _ = compiled
+    q = c.quant.tensors
+    assert q["prob"] == SOFTMAX_OUTPUT
+    # the fused ReLU: conv1's output holds relu1's values, so zero is its lowest code
+    relu_out = c.net.consumers("conv1")[0].tops[0]
+    assert q["conv1"] == q[relu_out] and q["conv1"].zero_point == -128
+    assert q["pool1"] == q[relu_out]  # pooling keeps its input's quantization
+    conv = next(op for op in c.program.ops if op.layer == "conv1")
+    assert conv.params["act"] == (-128, 127)
+    assert conv.params["input_offset"] == -q["data"].zero_point
+    assert conv.scratch_bytes == scratch.convolve_wrapper_s8((1, 8, 8, 3), (4, 3, 3, 3), (1, 8, 8, 4), pad=(1, 1))
+
+
+def test_input_conversion_is_the_rounded_affine_map(compiled):
+    c, images = compiled
+    expected = c.quant.tensors["data"].quantize(c.pre.to_float(images).transpose(0, 2, 3, 1))
+    got = c.program.ops[0].kernel.simulate(c.program.ops[0], [images])
+    assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+
+
+def test_simulated_scores_follow_the_float_net(compiled):
+    c, images = compiled
+    from cmsisgen.float_forward import forward
+    scores = run_program(c.program, images)
+    probs = forward(c.net, c.pre.to_float(images), keep=["prob"])["prob"].reshape(len(images), -1)
+    assert np.abs((scores.astype(np.float64) + 128) / 256 - probs).max() < 0.08
+
+
+# --- C hygiene --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("compiler", (["gcc"], ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb"]))
+def test_generated_c_is_warning_free(tmp_path, compiler):
+    import shutil
+    import subprocess
+
+    if shutil.which(compiler[0]) is None:
+        pytest.skip(f"{compiler[0]} not installed")
+    proto, weights = write_model(tmp_path, NET)
+    out = tmp_path / "s8"
+    assert run("-q", "compile", proto, weights, "-o", out, "--backend", "s8").exit_code == 0
+    include = ROOT / "firmware" / "cmsis_nn_s8_portable" / "Include"
+    for source in ("nn.c", "weights.c"):
+        subprocess.run([*compiler, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", f"-I{out}", f"-I{include}",
+                        "-c", str(out / source), "-o", str(tmp_path / "x.o")], check=True)
