@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from . import ir
+from .errors import CmsisgenError
 from .quantizer import _Groups  # the same union-find over tensor names
 from .s8 import lowering as s8_lowering
 from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
@@ -100,9 +101,17 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
     layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
                                     s8_lowering.per_tensor_weights(layer))
               for layer in net.layers if s8_lowering.weighted_s8(layer)}
-    params = {layer.name: softmax_params(quant[layer.bottoms[0]].scale)
+    params = {layer.name: _softmax(layer, quant[layer.bottoms[0]])
               for layer in net.layers if s8_lowering.writes_softmax(layer)}
     return QuantizationS8(tensors=quant, layers=layers, params=params)
+
+
+def _softmax(layer: ir.Layer, q_in: TensorQuant):
+    """arm_softmax_s8's parameters; an input range too narrow for them is an error naming the layer."""
+    try:
+        return softmax_params(q_in.scale)
+    except ValueError as exc:
+        raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {exc}") from None
 
 
 def _weighted(layer: ir.Layer, q_in: TensorQuant, q_out: TensorQuant, per_tensor: bool) -> LayerQuantS8:

@@ -214,3 +214,31 @@ def test_generated_c_is_warning_free(tmp_path, compiler):
     for source in ("nn.c", "weights.c"):
         subprocess.run([*compiler, "-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", f"-I{out}", f"-I{include}",
                         "-c", str(out / source), "-o", str(tmp_path / "x.o")], check=True)
+
+
+def test_run_nn_refuses_a_library_that_wants_more_scratch_than_planned(tmp_path):
+    """The plan's scratch for conv1 edited below what arm_convolve_wrapper_s8_get_buffer_size
+    returns: run_nn() fails with ARM_CMSIS_NN_ARG_ERROR (-1) before the call; as planned it runs."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not installed")
+    proto, weights = write_model(tmp_path, NET)
+    out = tmp_path / "s8"
+    assert run("-q", "compile", proto, weights, "-o", out, "--backend", "s8").exit_code == 0
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "nn.h"\nint main(void)\n{\n    static uint8_t image[NN_INPUT_BUFFER_SIZE];\n'
+        '    int8_t scores[NN_OUTPUT_SIZE];\n    printf("%d\\n", (int)run_nn(image, scores));\n    return 0;\n}\n')
+    portable = ROOT / "firmware" / "cmsis_nn_s8_portable"
+    nn_c = (out / "nn.c").read_text()
+    statuses = []
+    for text in (nn_c, re.sub(r"(arm_convolve_wrapper_s8_get_buffer_size\([^;]*\)), \d+\);", r"\1, 1);", nn_c)):
+        (out / "nn.c").write_text(text)
+        program = tmp_path / "run"
+        subprocess.run(["gcc", "-std=c99", f"-I{out}", f"-I{portable / 'Include'}", str(tmp_path / "main.c"),
+                        str(out / "nn.c"), str(out / "weights.c"), *map(str, sorted((portable / "Source").glob("*.c"))),
+                        "-o", str(program)], check=True)
+        statuses.append(subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.strip())
+    assert statuses == ["0", "-1"]
