@@ -26,7 +26,7 @@ from .errors import CmsisgenError
 from .quantizer import _Groups  # the same union-find over tensor names
 from .s8 import lowering as s8_lowering
 from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
-                              quantize_weights, softmax_params, weight_scales)
+                              quantize_weights, weight_scales)
 
 #: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
 SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
@@ -101,15 +101,14 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
     layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
                                     s8_lowering.per_tensor_weights(layer))
               for layer in net.layers if s8_lowering.weighted_s8(layer)}
-    params = {layer.name: _softmax(layer, quant[layer.bottoms[0]])
-              for layer in net.layers if s8_lowering.writes_softmax(layer)}
+    params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
     return QuantizationS8(tensors=quant, layers=layers, params=params)
 
 
-def _softmax(layer: ir.Layer, q_in: TensorQuant):
-    """arm_softmax_s8's parameters; an input range too narrow for them is an error naming the layer."""
+def _params(layer: ir.Layer, quant: dict[str, TensorQuant]) -> Any:
+    """A layer's other integer parameters; ranges that give none are an error naming the layer."""
     try:
-        return softmax_params(q_in.scale)
+        return s8_lowering.quantize_params(layer, quant)
     except ValueError as exc:
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {exc}") from None
 

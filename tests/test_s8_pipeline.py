@@ -25,7 +25,7 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
                 "--scale", "0.015625", "--calib", EXAMPLE / "images" / "train-2000.zip", "--calib-limit", "100"]
 #: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
-                "rgb_ceilpool_fcplain", "square_nonsquare_kernels")
+                "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum")
 
 
 def run(*args):
@@ -76,7 +76,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
-@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray"))
+@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -138,7 +138,33 @@ def test_leaky_relu_refused(tmp_path):
 def test_relu_that_cannot_be_fused_refused(tmp_path):
     _expect_error(tmp_path, [L("relu1", "ReLU", bottom="data", top="r"), L("ip1", "InnerProduct", num_output=2)],
                   "layer 'relu1' (ReLU): the s8 backend runs a ReLU as the activation range of the convolution, "
-                  "inner product or pooling before it, which must be the only reader of its input")
+                  "inner product, pooling or eltwise before it, which must be the only reader of its input")
+
+
+def test_eltwise_max_refused(tmp_path):
+    _expect_error(tmp_path, [L("c1", "Convolution", num_output=3, kernel_size=1),
+                             L("c2", "Convolution", bottom="data", top="c2", num_output=3, kernel_size=1),
+                             L("max", "Eltwise", ["c1", "c2"], "max", operation="MAX")],
+                  "layer 'max' (Eltwise): MAX of 2 inputs: the s8 backend runs SUM and PROD of two inputs only "
+                  "(arm_elementwise_add_s8, arm_elementwise_mul_s8)")
+
+
+def test_eltwise_negative_coefficient_refused(tmp_path):
+    _expect_error(tmp_path, [L("c1", "Convolution", num_output=3, kernel_size=1),
+                             L("c2", "Convolution", bottom="data", top="c2", num_output=3, kernel_size=1),
+                             L("sub", "Eltwise", ["c1", "c2"], "sub", coeff=[1, -1])],
+                  "layer 'sub' (Eltwise): coeff 1, -1: arm_elementwise_add_s8 takes positive coefficients only "
+                  "(folded into its input multipliers)")
+
+
+def test_eltwise_prod_host_bit_exact(tmp_path, monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    proto, weights = write_model(tmp_path, [
+        L("c1", "Convolution", num_output=4, kernel_size=3, pad=1),
+        L("c2", "Convolution", bottom="data", top="c2", num_output=4, kernel_size=1),
+        L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"), L("relu", "ReLU", inplace=True),
+        L("ip", "InnerProduct", num_output=3)])
+    _verify([proto, weights], "host", vectors=3)
 
 
 def test_padded_average_pooling_that_differs_from_caffe_refused(tmp_path):

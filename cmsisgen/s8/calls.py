@@ -211,3 +211,72 @@ const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
 {{ op.params.fixed_point.offsets | c_array }}
 };
 """)
+
+
+def _add(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    r = p["rescale"]
+    return kernels.elementwise_add_s8(inputs[0], inputs[1].reshape(inputs[0].shape),
+                                      input_1=(p["offsets"][0], *r.input_1), input_2=(p["offsets"][1], *r.input_2),
+                                      output=(p["output_offset"], *r.output), left_shift=r.left_shift, act=p["act"])
+
+
+def _mul(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    return kernels.elementwise_mul_s8(inputs[0], inputs[1].reshape(inputs[0].shape), input_1_offset=p["offsets"][0],
+                                      input_2_offset=p["offsets"][1], output=(p["output_offset"], *p["rescale"]),
+                                      act=p["act"])
+
+
+_ELEMENTWISE_STATUS = """\
+    if (status != ARM_CMSIS_NN_SUCCESS) {
+        return status;
+    }
+"""
+
+ADD_S8 = Kernel(
+    "add_s8", _add,
+    call="""\
+    /* {{ op.layer }} */
+    status = arm_elementwise_add_s8({{ buf[op.inputs[0]] }}, {{ buf[op.inputs[1]] }},
+                                    {{ prefix }}_IN1_OFFSET, {{ prefix }}_IN1_MULT, {{ prefix }}_IN1_SHIFT,
+                                    {{ prefix }}_IN2_OFFSET, {{ prefix }}_IN2_MULT, {{ prefix }}_IN2_SHIFT,
+                                    {{ prefix }}_LEFT_SHIFT, {{ out }}, {{ prefix }}_OUTPUT_OFFSET, {{ prefix }}_OUTPUT_MULT,
+                                    {{ prefix }}_OUTPUT_SHIFT, {{ prefix }}_ACT_MIN, {{ prefix }}_ACT_MAX, {{ prefix }}_SIZE);
+""" + _ELEMENTWISE_STATUS,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; both inputs onto twice the larger scale, then the output's */
+#define {{ prefix }}_IN1_OFFSET {{ op.params.offsets[0] }}
+#define {{ prefix }}_IN1_MULT {{ op.params.rescale.input_1[0] }}
+#define {{ prefix }}_IN1_SHIFT {{ op.params.rescale.input_1[1] }}
+#define {{ prefix }}_IN2_OFFSET {{ op.params.offsets[1] }}
+#define {{ prefix }}_IN2_MULT {{ op.params.rescale.input_2[0] }}
+#define {{ prefix }}_IN2_SHIFT {{ op.params.rescale.input_2[1] }}
+#define {{ prefix }}_LEFT_SHIFT {{ op.params.rescale.left_shift }}
+#define {{ prefix }}_OUTPUT_OFFSET {{ op.params.output_offset }}
+#define {{ prefix }}_OUTPUT_MULT {{ op.params.rescale.output[0] }}
+#define {{ prefix }}_OUTPUT_SHIFT {{ op.params.rescale.output[1] }}
+#define {{ prefix }}_ACT_MIN {{ op.params.act[0] }}
+#define {{ prefix }}_ACT_MAX {{ op.params.act[1] }}
+#define {{ prefix }}_SIZE {{ a.size }}
+""")
+
+MUL_S8 = Kernel(
+    "mul_s8", _mul,
+    call="""\
+    /* {{ op.layer }} */
+    status = arm_elementwise_mul_s8({{ buf[op.inputs[0]] }}, {{ buf[op.inputs[1]] }}, {{ prefix }}_IN1_OFFSET,
+                                    {{ prefix }}_IN2_OFFSET, {{ out }}, {{ prefix }}_OUTPUT_OFFSET, {{ prefix }}_OUTPUT_MULT,
+                                    {{ prefix }}_OUTPUT_SHIFT, {{ prefix }}_ACT_MIN, {{ prefix }}_ACT_MAX, {{ prefix }}_SIZE);
+""" + _ELEMENTWISE_STATUS,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }} */
+#define {{ prefix }}_IN1_OFFSET {{ op.params.offsets[0] }}
+#define {{ prefix }}_IN2_OFFSET {{ op.params.offsets[1] }}
+#define {{ prefix }}_OUTPUT_OFFSET {{ op.params.output_offset }}
+#define {{ prefix }}_OUTPUT_MULT {{ op.params.rescale[0] }}
+#define {{ prefix }}_OUTPUT_SHIFT {{ op.params.rescale[1] }}
+#define {{ prefix }}_ACT_MIN {{ op.params.act[0] }}
+#define {{ prefix }}_ACT_MAX {{ op.params.act[1] }}
+#define {{ prefix }}_SIZE {{ a.size }}
+""")

@@ -19,12 +19,14 @@ from ..mapper.calls import Op
 from ..ops import kind_of
 from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
 from ..ops.convolution import Convolution
+from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
 from ..ops.relu import ReLU
 from ..ops.softmax import Softmax
 from ..preprocess import INPUT_SHIFT, InputFixedPoint, Preprocessing
 from . import calls, scratch
+from .quantization import add_params, mul_params, softmax_params
 
 if TYPE_CHECKING:
     from ..quantizer_s8 import QuantizationS8
@@ -80,12 +82,12 @@ def weights_out_first(layer: ir.Layer) -> np.ndarray:
 
 # --- checks (before calibration) --------------------------------------------------------------
 def _fusing_producer(net: ir.Net, layer: ir.Layer) -> Optional[ir.Layer]:
-    """The call a ReLU is fused into: the convolution, inner product or pooling that writes its
-    input, when the ReLU is that tensor's only reader."""
+    """The call a ReLU is fused into: the convolution, inner product, pooling or eltwise that
+    writes its input, when the ReLU is that tensor's only reader."""
     producer = net.producer(layer.bottoms[0])
     if producer is None or len(net.consumers(layer.bottoms[0])) != 1:
         return None
-    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling)) else None
+    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise)) else None
 
 
 def fused_relu(net: ir.Net, tensor: str) -> bool:
@@ -100,7 +102,7 @@ def _check_relu(net: ir.Net, layer: ir.Layer) -> None:
                             "is not supported by the s8 backend yet")
     if _fusing_producer(net, layer) is None:
         raise _error(layer, "the s8 backend runs a ReLU as the activation range of the convolution, inner "
-                            "product or pooling before it, which must be the only reader of its input")
+                            "product, pooling or eltwise before it, which must be the only reader of its input")
 
 
 def _check_convolution(net: ir.Net, layer: ir.Layer) -> None:
@@ -144,6 +146,32 @@ def _check_softmax(net: ir.Net, layer: ir.Layer) -> None:
         raise _error(layer, f"{c} channels: arm_softmax_s8 takes rows of at most {SOFTMAX_MAX_ROW}")
     if net.consumers(layer.tops[0]):
         raise _error(layer, "the s8 backend supports a Softmax only as a network output (it writes scale 1/256)")
+
+
+def _check_eltwise(net: ir.Net, layer: ir.Layer) -> None:
+    p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
+    if p.operation not in ("sum", "prod") or len(layer.bottoms) != 2:
+        raise _error(layer, f"{p.operation.upper()} of {len(layer.bottoms)} inputs: the s8 backend runs SUM and PROD "
+                            "of two inputs only (arm_elementwise_add_s8, arm_elementwise_mul_s8)")
+    if any(c <= 0 for c in p.coeffs):
+        raise _error(layer, f"coeff {', '.join(f'{c:g}' for c in p.coeffs)}: arm_elementwise_add_s8 takes "
+                            "positive coefficients only (folded into its input multipliers)")
+
+
+def quantize_params(layer: ir.Layer, tensors: dict) -> object:
+    """A layer's integer parameters beyond weights once every tensor's quantization is known
+    (None: none); a ValueError says why the ranges give none."""
+    kind = kind_of(layer)
+    if isinstance(kind, Softmax):
+        return softmax_params(tensors[layer.bottoms[0]].scale)
+    if not isinstance(kind, Eltwise):
+        return None
+    p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
+    scales = [tensors[b].scale for b in layer.bottoms]
+    if p.operation == "prod":
+        return mul_params(scales[0], scales[1], tensors[layer.tops[0]].scale)
+    coeffs = p.coeffs or (1.0, 1.0)
+    return add_params(coeffs[0] * scales[0], coeffs[1] * scales[1], tensors[layer.tops[0]].scale)
 
 
 def check_s8(kind: LayerKind, net: ir.Net, layer: ir.Layer, forced: Optional[str]) -> None:
@@ -230,6 +258,18 @@ def _lower_softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
               params=_quant(ctx).params[layer.name])
 
 
+def _lower_eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.bottoms[0])
+    tensors = _quant(ctx).tensors
+    offsets = [-tensors[b].zero_point for b in layer.bottoms]
+    params = dict(rescale=_quant(ctx).params[layer.name], offsets=offsets, act=_act_range(ctx, layer.tops[0]),
+                  output_offset=tensors[layer.tops[0]].zero_point)
+    product = layer.params.operation == "prod"  # type: ignore[union-attr]
+    return Op(**stem(layer), kernel=calls.MUL_S8 if product else calls.ADD_S8,
+              function="arm_elementwise_mul_s8" if product else "arm_elementwise_add_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w, params=params)
+
+
 def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> None:
     """Fused into the call before it (checked): its output names that call's bytes."""
     return None
@@ -242,6 +282,7 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     Pooling: (_check_pooling, _lower_pooling),
     ReLU: (_check_relu, _lower_relu),
     Softmax: (_check_softmax, _lower_softmax),
+    Eltwise: (_check_eltwise, _lower_eltwise),
 }
 
 
