@@ -25,7 +25,8 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
                 "--scale", "0.015625", "--calib", EXAMPLE / "images" / "train-2000.zip", "--calib-limit", "100"]
 #: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
-                "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum")
+                "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
+                "global_pool_nonsquare", "inception")
 
 
 def run(*args):
@@ -76,7 +77,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
-@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum"))
+@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 

@@ -280,3 +280,21 @@ MUL_S8 = Kernel(
 #define {{ prefix }}_ACT_MAX {{ op.params.act[1] }}
 #define {{ prefix }}_SIZE {{ a.size }}
 """)
+
+CONCAT_S8 = Kernel(
+    "concat_s8",
+    lambda op, inputs: np.concatenate([x.reshape(len(x), op.args["height"], op.args["width"], -1) for x in inputs],
+                                      axis=3),
+    call="""\
+    /* {{ op.layer }}: each input's channels at their offset in every pixel */
+{% for tensor in op.inputs %}
+    arm_concatenation_s8_x({{ buf[tensor] }}, {{ op.params.channels[loop.index0] }}, {{ prefix }}_WIDTH, {{ prefix }}_HEIGHT, 1,
+                           {{ out }}, {{ prefix }}_CHANNELS, {{ op.params.offsets[loop.index0] }});
+{% endfor %}
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, one call per input; inputs and output share one quantization */
+#define {{ prefix }}_CHANNELS {{ a.channels }}
+#define {{ prefix }}_HEIGHT {{ a.height }}
+#define {{ prefix }}_WIDTH {{ a.width }}
+""")

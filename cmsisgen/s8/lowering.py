@@ -16,8 +16,10 @@ from .. import ir
 from ..errors import CmsisgenError
 from ..mapper import layout
 from ..mapper.calls import Op
+from ..mapper.rules import UINT16_MAX
 from ..ops import kind_of
 from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
+from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
@@ -45,7 +47,7 @@ def _error(layer: ir.Layer, what: str) -> CmsisgenError:
 def keeps_quant(layer: ir.Layer) -> bool:
     """Input(s) and output share one scale and zero point (no rescale in the call)."""
     kind = kind_of(layer)
-    return kind.alias or isinstance(kind, (Pooling, ReLU))
+    return kind.alias or isinstance(kind, (Pooling, ReLU, Concat))
 
 
 def clamps_s8(layer: ir.Layer) -> bool:
@@ -53,10 +55,11 @@ def clamps_s8(layer: ir.Layer) -> bool:
 
 
 def commutes_with_relu(layer: ir.Layer) -> bool:
-    """relu(f(x)) == f(relu(x)): max pooling and aliases, through which a later ReLU makes
-    negative inputs irrelevant."""
+    """relu(f(x)) == f(relu(x)): max pooling, concatenation and aliases, through which a later
+    ReLU makes negative inputs irrelevant."""
     kind = kind_of(layer)
-    return kind.alias or isinstance(kind, Pooling) and layer.params.method == "max"  # type: ignore[union-attr]
+    return (kind.alias or isinstance(kind, Concat)
+            or isinstance(kind, Pooling) and layer.params.method == "max")  # type: ignore[union-attr]
 
 
 def writes_softmax(layer: ir.Layer) -> bool:
@@ -270,6 +273,21 @@ def _lower_eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
               in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w, params=params)
 
 
+def _check_concat(net: ir.Net, layer: ir.Layer) -> None:
+    c, h, w = net.shapes[layer.tops[0]]
+    if max(c, h, w) > UINT16_MAX:
+        raise _error(layer, f"output {c}x{h}x{w}: arm_concatenation_s8_x takes uint16_t sizes (at most {UINT16_MAX})")
+
+
+def _lower_concat(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.tops[0])
+    channels = [ctx.shape(b)[0] for b in layer.bottoms]
+    first = ctx.shape(layer.bottoms[0])
+    return Op(**stem(layer), kernel=calls.CONCAT_S8, function="arm_concatenation_s8_x", inputs=ctx.bottoms,
+              in_shape=hwc(first), args={"channels": c, "height": h, "width": w},
+              params={"channels": channels, "offsets": [sum(channels[:i]) for i in range(len(channels))]})
+
+
 def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> None:
     """Fused into the call before it (checked): its output names that call's bytes."""
     return None
@@ -283,6 +301,7 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     ReLU: (_check_relu, _lower_relu),
     Softmax: (_check_softmax, _lower_softmax),
     Eltwise: (_check_eltwise, _lower_eltwise),
+    Concat: (_check_concat, _lower_concat),
 }
 
 
