@@ -26,7 +26,7 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
 #: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
-                "global_pool_nonsquare", "inception")
+                "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat")
 
 
 def run(*args):
@@ -77,7 +77,8 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
-@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception"))
+@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
+                                  "branches_concat"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -106,7 +107,7 @@ def test_s8_output_calls_the_s8_api(tmp_path):
     for call in ("arm_convolve_wrapper_s8(", "arm_avgpool_s8(", "arm_fully_connected_s8(", "arm_softmax_s8(",
                  "arm_convolve_wrapper_s8_get_buffer_size(", "arm_avgpool_s8_get_buffer_size("):
         assert call in nn_c
-    assert "arm_relu" not in nn_c  # fused into the convolution's activation range
+    assert "arm_relu" not in nn_c and "arm_maximum_s8" not in nn_c  # fused into the convolution's range
     assert "const int32_t CONV1_MULT[CONV1_CHANNELS] NN_WEIGHT_SECTION" in (tmp_path / "s8" / "weights.c").read_text()
 
 
@@ -134,12 +135,6 @@ def test_leaky_relu_refused(tmp_path):
     _expect_error(tmp_path, [L("conv1", "Convolution", num_output=3, kernel_size=1),
                              L("relu1", "ReLU", inplace=True, negative_slope=0.1)],
                   "layer 'relu1' (ReLU): negative_slope 0.1: a leaky ReLU is not supported by the s8 backend yet")
-
-
-def test_relu_that_cannot_be_fused_refused(tmp_path):
-    _expect_error(tmp_path, [L("relu1", "ReLU", bottom="data", top="r"), L("ip1", "InnerProduct", num_output=2)],
-                  "layer 'relu1' (ReLU): the s8 backend runs a ReLU as the activation range of the convolution, "
-                  "inner product, pooling or eltwise before it, which must be the only reader of its input")
 
 
 def test_eltwise_max_refused(tmp_path):

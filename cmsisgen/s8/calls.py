@@ -298,3 +298,23 @@ CONCAT_S8 = Kernel(
 #define {{ prefix }}_HEIGHT {{ a.height }}
 #define {{ prefix }}_WIDTH {{ a.width }}
 """)
+
+RELU_S8 = Kernel(
+    "relu_s8", lambda op, inputs: kernels.maximum_s8(inputs[0], np.int8(op.params["zero"])),
+    call="""\
+    /* {{ op.layer }}: max(x, zero point) */
+    {
+        static const cmsis_nn_dims input_dims = {{ prefix }}_INPUT_DIMS, zero_dims = { 1, 1, 1, 1 };
+        const cmsis_nn_context ctx = { NULL, 0 };
+        status = arm_maximum_s8(&ctx, {{ buf[op.inputs[0]] }}, &input_dims, {{ prefix }}_ZERO, &zero_dims, {{ out }},
+                                &input_dims);
+""" + _STATUS,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }} with its zero point (not fusable into the call before it) */
+""" + _DIMS,
+    weights="""\
+/* {{ op.layer }}: the zero point of its input and output */
+const int8_t {{ prefix }}_ZERO[1] NN_WEIGHT_SECTION = {
+    {{ op.params.zero }}
+};
+""")

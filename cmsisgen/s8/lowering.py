@@ -103,9 +103,6 @@ def _check_relu(net: ir.Net, layer: ir.Layer) -> None:
     if layer.params.negative_slope != 0.0:  # type: ignore[union-attr]
         raise _error(layer, f"negative_slope {layer.params.negative_slope:g}: a leaky ReLU "  # type: ignore[union-attr]
                             "is not supported by the s8 backend yet")
-    if _fusing_producer(net, layer) is None:
-        raise _error(layer, "the s8 backend runs a ReLU as the activation range of the convolution, inner "
-                            "product, pooling or eltwise before it, which must be the only reader of its input")
 
 
 def _check_convolution(net: ir.Net, layer: ir.Layer) -> None:
@@ -288,9 +285,16 @@ def _lower_concat(layer: ir.Layer, ctx: LoweringContext) -> Op:
               params={"channels": channels, "offsets": [sum(channels[:i]) for i in range(len(channels))]})
 
 
-def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> None:
-    """Fused into the call before it (checked): its output names that call's bytes."""
-    return None
+def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
+    """Fused into the call before it when it can be (its output then names that call's bytes),
+    else arm_maximum_s8 of the input and the one-element tensor {zero point}: max(x, zp) is the
+    ReLU at the input's quantization, which the output shares."""
+    if _fusing_producer(ctx.net, layer) is not None:
+        return None
+    c, h, w = ctx.shape(layer.bottoms[0])
+    zero = _quant(ctx).tensors[layer.tops[0]].zero_point
+    return Op(**stem(layer), kernel=calls.RELU_S8, function="arm_maximum_s8", inputs=ctx.bottoms[:1],
+              in_shape=(h, w, c), args={"size": c * h * w}, weight_bytes=1, macs=c * h * w, params={"zero": zero})
 
 
 #: kind class -> (check, lower)
