@@ -26,7 +26,8 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
 #: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
-                "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat")
+                "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
+                "depthwise_pointwise", "group_convs", "mobilenet_block")
 
 
 def run(*args):
@@ -78,7 +79,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
-                                  "branches_concat"))
+                                  "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -123,12 +124,6 @@ def _expect_error(tmp_path, layers, message: str):
 def test_unsupported_kind_names_layer_type_and_backend(tmp_path):
     _expect_error(tmp_path, [L("norm1", "LRN", local_size=3), L("ip1", "InnerProduct", num_output=2)],
                   "layer 'norm1' (LRN): not supported by the s8 backend yet")
-
-
-def test_grouped_convolution_refused(tmp_path):
-    _expect_error(tmp_path, [L("conv1", "Convolution", num_output=3, kernel_size=1, group=3)],
-                  "layer 'conv1' (Convolution): group 3: grouped and depthwise convolutions are not supported by "
-                  "the s8 backend yet")
 
 
 def test_leaky_relu_refused(tmp_path):

@@ -68,35 +68,37 @@ _STATUS = """\
 
 _ACT = "{ {{ op.params.act[0] }}, {{ op.params.act[1] }} }"
 
-CONV_S8 = Kernel(
-    "conv_s8", _conv,
-    call="""\
+def _conv_kernel(kind: str, simulate, params_type: str, function: str, params_head: str, filter_dims: str,
+                 layout: str) -> Kernel:
+    """A convolution call (dense/grouped or depthwise): the same frame, its own parameter struct."""
+    return Kernel(
+        kind, simulate,
+        call="""\
     /* {{ op.layer }} */
     {
-        static const cmsis_nn_conv_params conv_params = {{ prefix }}_CONV_PARAMS;
+        static const %(type)s conv_params = {{ prefix }}_CONV_PARAMS;
         static const cmsis_nn_dims input_dims = {{ prefix }}_INPUT_DIMS, filter_dims = {{ prefix }}_FILTER_DIMS,
                                    bias_dims = {{ prefix }}_BIAS_DIMS, output_dims = {{ prefix }}_OUTPUT_DIMS;
         const cmsis_nn_per_channel_quant_params quant_params = { (int32_t *){{ prefix }}_MULT, (int32_t *){{ prefix }}_SHIFT };
-{% set get_size = "arm_convolve_wrapper_s8_get_buffer_size(&conv_params, &input_dims, &filter_dims, &output_dims)" %}
-""" + _CONTEXT + """\
-        status = arm_convolve_wrapper_s8(&ctx, &conv_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
-                                         &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims,
-                                         {{ out }});
-""" + _STATUS,
-    parameters="""\
+{%% set get_size = "%(function)s_get_buffer_size(&conv_params, &input_dims, &filter_dims, &output_dims)" %%}
+""" % {"type": params_type, "function": function} + _CONTEXT + """\
+        status = %(function)s(&ctx, &conv_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
+                 &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims, {{ out }});
+""" % {"function": function} + _STATUS,
+        parameters="""\
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, scratch {{ op.scratch_bytes }} bytes */
-#define {{ prefix }}_CONV_PARAMS { {{ op.params.input_offset }}, {{ op.params.output_offset }}, \\
+#define {{ prefix }}_CONV_PARAMS { {{ op.params.input_offset }}, {{ op.params.output_offset }}, """ + params_head + """\\
     { {{ op.params.stride[1] }}, {{ op.params.stride[0] }} }, { {{ op.params.pad[1] }}, {{ op.params.pad[0] }} }, \\
     { {{ op.params.dilation[1] }}, {{ op.params.dilation[0] }} }, """ + _ACT + """ }
 """ + _DIMS + """\
-#define {{ prefix }}_FILTER_DIMS { {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }
-#define {{ prefix }}_BIAS_DIMS { 1, 1, 1, {{ op.weights.shape[0] }} }
-#define {{ prefix }}_OUTPUT_DIMS { 1, {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }}, {{ op.weights.shape[0] }} }
-#define {{ prefix }}_CHANNELS {{ op.weights.shape[0] }}
+#define {{ prefix }}_FILTER_DIMS """ + filter_dims + """
+#define {{ prefix }}_BIAS_DIMS { 1, 1, 1, {{ op.bias.size }} }
+#define {{ prefix }}_OUTPUT_DIMS { 1, {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }}, {{ op.bias.size }} }
+#define {{ prefix }}_CHANNELS {{ op.bias.size }}
 #define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
 """,
-    weights="""\
-/* {{ op.layer }}: {{ op.function }}; int8 weights [out][kernel_y][kernel_x][in], per output channel: int32 bias, multiplier, shift */
+        weights="""\
+/* {{ op.layer }}: {{ op.function }}; int8 weights """ + layout + """, per output channel: int32 bias, multiplier, shift */
 const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
@@ -110,6 +112,25 @@ const int32_t {{ prefix }}_SHIFT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
 {{ op.params.shift | c_array }}
 };
 """)
+
+
+def _depthwise(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    return kernels.depthwise_conv_s8(inputs[0], op.weights, op.bias, mult=p["mult"], shift=p["shift"],
+                                     input_offset=p["input_offset"], output_offset=p["output_offset"], act=p["act"],
+                                     ch_mult=p["ch_mult"], stride=p["stride"], pad=p["pad"], dilation=p["dilation"],
+                                     out_hw=p["out_hw"])
+
+
+CONV_S8 = _conv_kernel(
+    "conv_s8", _conv, "cmsis_nn_conv_params", "arm_convolve_wrapper_s8", "",
+    "{ {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }",
+    "[out][kernel_y][kernel_x][in / group]")
+DEPTHWISE_S8 = _conv_kernel(
+    "depthwise_s8", _depthwise, "cmsis_nn_dw_conv_params", "arm_depthwise_conv_wrapper_s8",
+    "{{ op.params.ch_mult }}, ",
+    "{ 1, {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }} }",
+    "[kernel_y][kernel_x][out]")
 
 FC_S8 = Kernel(
     "fc_s8", _fc,

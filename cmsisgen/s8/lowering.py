@@ -105,11 +105,10 @@ def _check_relu(net: ir.Net, layer: ir.Layer) -> None:
                             "is not supported by the s8 backend yet")
 
 
-def _check_convolution(net: ir.Net, layer: ir.Layer) -> None:
-    p: ir.ConvParams = layer.params  # type: ignore[assignment]
-    if p.group != 1:
-        raise _error(layer, f"group {p.group}: grouped and depthwise convolutions are not supported by the s8 "
-                            "backend yet")
+def depthwise(net: ir.Net, layer: ir.Layer) -> bool:
+    """One group per input channel: arm_depthwise_conv_wrapper_s8 (channel multiplier out / in)."""
+    c = net.shapes[layer.bottoms[0]][0]
+    return layer.params.group == c > 1  # type: ignore[union-attr]
 
 
 def _check_pooling(net: ir.Net, layer: ir.Layer) -> None:
@@ -209,17 +208,26 @@ def _lower_convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
     lq = _quant(ctx).layers[layer.name]
     c, h, w = ctx.shape(layer.bottoms[0])
     oc, oh, ow = ctx.shape(layer.tops[0])
-    weights = layout.conv_weights_hwc(lq.weights)
+    weights = layout.conv_weights_hwc(lq.weights)  # [oc, kh, kw, c / group]
     geometry = {"stride": (p.stride_h, p.stride_w), "pad": (p.pad_h, p.pad_w), "dilation": (p.dilation, p.dilation)}
-    need = scratch.convolve_wrapper_s8((1, h, w, c), (oc, p.kernel_h, p.kernel_w, c), (1, oh, ow, oc),
-                                       core=CORE, **geometry)
+    dims = ((1, h, w, c), (oc, p.kernel_h, p.kernel_w, c // p.group), (1, oh, ow, oc))
     params = dict(_offsets(ctx, layer), act=_act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
                   out_hw=(oh, ow), **geometry)
-    return Op(**stem(layer), kernel=calls.CONV_S8, function="arm_convolve_wrapper_s8", inputs=ctx.bottoms,
-              in_shape=(h, w, c), args={"kernel_h": p.kernel_h, "kernel_w": p.kernel_w}, weights=weights,
-              bias=lq.bias, weight_data=weights.reshape(-1),
-              weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size),
-              scratch_bytes=need, macs=oh * ow * oc * c * p.kernel_h * p.kernel_w, params=params)
+    common = dict(stem(layer), inputs=ctx.bottoms, in_shape=(h, w, c), bias=lq.bias, params=params,
+                  weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size),
+                  macs=oh * ow * oc * (c // p.group) * p.kernel_h * p.kernel_w)
+    if depthwise(ctx.net, layer):
+        dw = np.ascontiguousarray(weights[:, :, :, 0].transpose(1, 2, 0))  # [kh, kw, oc]
+        params["ch_mult"] = oc // c
+        need = scratch.depthwise_conv_wrapper_s8(dims[0], (1, p.kernel_h, p.kernel_w, oc), dims[2], core=CORE,
+                                                 **geometry)
+        return Op(**common, kernel=calls.DEPTHWISE_S8, function="arm_depthwise_conv_wrapper_s8", weights=dw,
+                  weight_data=dw.reshape(-1), scratch_bytes=need)
+    need = scratch.convolve_wrapper_s8(*dims, core=CORE, **geometry)
+    if p.group > 1:  # the wrapper's size ignores groups on its 1x1 path, then runs arm_convolve_s8
+        need = max(need, scratch.convolve_s8(dims[0], dims[1], CORE))
+    return Op(**common, kernel=calls.CONV_S8, function="arm_convolve_wrapper_s8", weights=weights,
+              weight_data=weights.reshape(-1), scratch_bytes=need)
 
 
 def _lower_inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
@@ -299,7 +307,7 @@ def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
 
 #: kind class -> (check, lower)
 _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.Layer, LoweringContext], Optional[Op]]]] = {
-    Convolution: (_check_convolution, _lower_convolution),
+    Convolution: (lambda net, layer: None, _lower_convolution),
     InnerProduct: (lambda net, layer: None, _lower_inner_product),
     Pooling: (_check_pooling, _lower_pooling),
     ReLU: (_check_relu, _lower_relu),
