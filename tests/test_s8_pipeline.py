@@ -27,7 +27,7 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
                 "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
-                "depthwise_pointwise", "group_convs", "mobilenet_block")
+                "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale")
 
 
 def run(*args):
@@ -79,7 +79,8 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
-                                  "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise"))
+                                  "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
+                                  "batchnorm_scale"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 

@@ -25,6 +25,7 @@ from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
 from ..ops.relu import ReLU
+from ..ops.scale import Scale
 from ..ops.softmax import Softmax
 from ..preprocess import INPUT_SHIFT, InputFixedPoint, Preprocessing
 from . import calls, scratch
@@ -67,7 +68,7 @@ def writes_softmax(layer: ir.Layer) -> bool:
 
 
 def weighted_s8(layer: ir.Layer) -> bool:
-    return isinstance(kind_of(layer), (Convolution, InnerProduct))
+    return isinstance(kind_of(layer), (Convolution, InnerProduct, Scale))
 
 
 def per_tensor_weights(layer: ir.Layer) -> bool:
@@ -80,6 +81,8 @@ def weights_out_first(layer: ir.Layer) -> np.ndarray:
     weights = np.asarray(layer.blobs[0], dtype=np.float64)
     if isinstance(kind_of(layer), InnerProduct) and layer.params.transpose:  # type: ignore[union-attr]
         return weights.T
+    if isinstance(kind_of(layer), Scale):  # a 1x1 depthwise convolution's [c, 1, 1, 1]
+        return weights.reshape(-1, 1, 1, 1)
     return weights
 
 
@@ -90,7 +93,7 @@ def _fusing_producer(net: ir.Net, layer: ir.Layer) -> Optional[ir.Layer]:
     producer = net.producer(layer.bottoms[0])
     if producer is None or len(net.consumers(layer.bottoms[0])) != 1:
         return None
-    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise)) else None
+    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise, Scale)) else None
 
 
 def fused_relu(net: ir.Net, tensor: str) -> bool:
@@ -230,6 +233,22 @@ def _lower_convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
               weight_data=weights.reshape(-1), scratch_bytes=need)
 
 
+def _lower_scale(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    """A standing (canonical, after folding) Scale: a 1x1 depthwise convolution, channel
+    multiplier 1, whose weights are the factors and whose bias is the offset."""
+    lq = _quant(ctx).layers[layer.name]
+    c, h, w = ctx.shape(layer.bottoms[0])
+    weights = np.ascontiguousarray(lq.weights.reshape(1, 1, c))
+    geometry = {"stride": (1, 1), "pad": (0, 0), "dilation": (1, 1)}
+    params = dict(_offsets(ctx, layer), act=_act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
+                  out_hw=(h, w), ch_mult=1, **geometry)
+    need = scratch.depthwise_conv_wrapper_s8((1, h, w, c), (1, 1, 1, c), (1, h, w, c), core=CORE, **geometry)
+    return Op(**stem(layer), kernel=calls.DEPTHWISE_S8, function="arm_depthwise_conv_wrapper_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
+              weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size), scratch_bytes=need,
+              macs=c * h * w, params=params)
+
+
 def _lower_inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
     lq = _quant(ctx).layers[layer.name]
     matrix = lq.weights
@@ -314,6 +333,7 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     Softmax: (_check_softmax, _lower_softmax),
     Eltwise: (_check_eltwise, _lower_eltwise),
     Concat: (_check_concat, _lower_concat),
+    Scale: (lambda net, layer: None, _lower_scale),
 }
 
 
