@@ -27,7 +27,8 @@ EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "-
 S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
                 "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
-                "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale")
+                "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale",
+                "eltwise_prod_max")
 
 
 def run(*args):
@@ -80,7 +81,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
                                   "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
-                                  "batchnorm_scale"))
+                                  "batchnorm_scale", "eltwise_prod_max"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -133,11 +134,11 @@ def test_leaky_relu_refused(tmp_path):
                   "layer 'relu1' (ReLU): negative_slope 0.1: a leaky ReLU is not supported by the s8 backend yet")
 
 
-def test_eltwise_max_refused(tmp_path):
+def test_eltwise_sum_of_three_refused(tmp_path):
     _expect_error(tmp_path, [L("c1", "Convolution", num_output=3, kernel_size=1),
                              L("c2", "Convolution", bottom="data", top="c2", num_output=3, kernel_size=1),
-                             L("max", "Eltwise", ["c1", "c2"], "max", operation="MAX")],
-                  "layer 'max' (Eltwise): MAX of 2 inputs: the s8 backend runs SUM and PROD of two inputs only "
+                             L("sum", "Eltwise", ["c1", "c2", "c1"], "sum")],
+                  "layer 'sum' (Eltwise): SUM of 3 inputs: the s8 backend runs SUM and PROD of two inputs only "
                   "(arm_elementwise_add_s8, arm_elementwise_mul_s8)")
 
 

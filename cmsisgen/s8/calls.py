@@ -339,3 +339,31 @@ const int8_t {{ prefix }}_ZERO[1] NN_WEIGHT_SECTION = {
     {{ op.params.zero }}
 };
 """)
+
+
+def _maximum(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    out = inputs[0]
+    for other in inputs[1:]:
+        out = kernels.maximum_s8(out, other.reshape(out.shape))
+    return out
+
+
+MAX_S8 = Kernel(
+    "max_s8", _maximum,
+    call="""\
+    /* {{ op.layer }}: the first two inputs, then each further one with the result so far */
+    {
+        static const cmsis_nn_dims dims = {{ prefix }}_INPUT_DIMS;
+        const cmsis_nn_context ctx = { NULL, 0 };
+{% for tensor in op.inputs[1:] %}
+        status = arm_maximum_s8(&ctx, {{ buf[op.inputs[0]] if loop.first else out }}, &dims, {{ buf[tensor] }}, &dims,
+                                {{ out }}, &dims);
+        if (status != ARM_CMSIS_NN_SUCCESS) {
+            return status;
+        }
+{% endfor %}
+    }
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; inputs and output share one quantization */
+""" + _DIMS)

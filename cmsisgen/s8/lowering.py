@@ -48,7 +48,12 @@ def _error(layer: ir.Layer, what: str) -> CmsisgenError:
 def keeps_quant(layer: ir.Layer) -> bool:
     """Input(s) and output share one scale and zero point (no rescale in the call)."""
     kind = kind_of(layer)
-    return kind.alias or isinstance(kind, (Pooling, ReLU, Concat))
+    return kind.alias or isinstance(kind, (Pooling, ReLU, Concat)) or _eltwise_max(layer)
+
+
+def _eltwise_max(layer: ir.Layer) -> bool:
+    """arm_maximum_s8 does not rescale: its inputs and output share one quantization."""
+    return isinstance(kind_of(layer), Eltwise) and layer.params.operation == "max"  # type: ignore[union-attr]
 
 
 def clamps_s8(layer: ir.Layer) -> bool:
@@ -59,7 +64,7 @@ def commutes_with_relu(layer: ir.Layer) -> bool:
     """relu(f(x)) == f(relu(x)): max pooling, concatenation and aliases, through which a later
     ReLU makes negative inputs irrelevant."""
     kind = kind_of(layer)
-    return (kind.alias or isinstance(kind, Concat)
+    return (kind.alias or isinstance(kind, Concat) or _eltwise_max(layer)
             or isinstance(kind, Pooling) and layer.params.method == "max")  # type: ignore[union-attr]
 
 
@@ -152,7 +157,7 @@ def _check_softmax(net: ir.Net, layer: ir.Layer) -> None:
 
 def _check_eltwise(net: ir.Net, layer: ir.Layer) -> None:
     p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
-    if p.operation not in ("sum", "prod") or len(layer.bottoms) != 2:
+    if p.operation != "max" and len(layer.bottoms) != 2:
         raise _error(layer, f"{p.operation.upper()} of {len(layer.bottoms)} inputs: the s8 backend runs SUM and PROD "
                             "of two inputs only (arm_elementwise_add_s8, arm_elementwise_mul_s8)")
     if any(c <= 0 for c in p.coeffs):
@@ -166,7 +171,7 @@ def quantize_params(layer: ir.Layer, tensors: dict) -> object:
     kind = kind_of(layer)
     if isinstance(kind, Softmax):
         return softmax_params(tensors[layer.bottoms[0]].scale)
-    if not isinstance(kind, Eltwise):
+    if not isinstance(kind, Eltwise) or _eltwise_max(layer):
         return None
     p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
     scales = [tensors[b].scale for b in layer.bottoms]
@@ -287,6 +292,9 @@ def _lower_softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
 
 def _lower_eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
     c, h, w = ctx.shape(layer.bottoms[0])
+    if _eltwise_max(layer):
+        return Op(**stem(layer), kernel=calls.MAX_S8, function="arm_maximum_s8", inputs=ctx.bottoms,
+                  in_shape=(h, w, c), macs=c * h * w * (len(layer.bottoms) - 1))
     tensors = _quant(ctx).tensors
     offsets = [-tensors[b].zero_point for b in layer.bottoms]
     params = dict(rescale=_quant(ctx).params[layer.name], offsets=offsets, act=_act_range(ctx, layer.tops[0]),
