@@ -323,7 +323,7 @@ def test_each_file_compiles_against_upstream_cmsis_nn(tmp_path):
 
 def defined_functions(source: Path) -> set[str]:
     """The functions a C file defines with external linkage."""
-    return set(re.findall(r"(?m)^(?!static)\w[\w ]*\b(nn_\w+_q7)\(", source.read_text()))
+    return set(re.findall(r"(?m)^(?!static)\w[\w ]*\b(nn_\w+_(?:q7|s8))\(", source.read_text()))
 
 
 def test_header_declares_every_kernel_and_every_kernel_names_its_file():

@@ -28,7 +28,7 @@ S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_od
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
                 "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
                 "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale",
-                "eltwise_prod_max")
+                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup")
 
 
 def run(*args):
@@ -81,7 +81,8 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
                                   "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
-                                  "batchnorm_scale", "eltwise_prod_max"))
+                                  "batchnorm_scale", "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh",
+                                  "pointwise_lookup"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -126,38 +127,6 @@ def _expect_error(tmp_path, layers, message: str):
 def test_unsupported_kind_names_layer_type_and_backend(tmp_path):
     _expect_error(tmp_path, [L("norm1", "LRN", local_size=3), L("ip1", "InnerProduct", num_output=2)],
                   "layer 'norm1' (LRN): not supported by the s8 backend yet")
-
-
-def test_leaky_relu_refused(tmp_path):
-    _expect_error(tmp_path, [L("conv1", "Convolution", num_output=3, kernel_size=1),
-                             L("relu1", "ReLU", inplace=True, negative_slope=0.1)],
-                  "layer 'relu1' (ReLU): negative_slope 0.1: a leaky ReLU is not supported by the s8 backend yet")
-
-
-def test_eltwise_sum_of_three_refused(tmp_path):
-    _expect_error(tmp_path, [L("c1", "Convolution", num_output=3, kernel_size=1),
-                             L("c2", "Convolution", bottom="data", top="c2", num_output=3, kernel_size=1),
-                             L("sum", "Eltwise", ["c1", "c2", "c1"], "sum")],
-                  "layer 'sum' (Eltwise): SUM of 3 inputs: the s8 backend runs SUM and PROD of two inputs only "
-                  "(arm_elementwise_add_s8, arm_elementwise_mul_s8)")
-
-
-def test_eltwise_negative_coefficient_refused(tmp_path):
-    _expect_error(tmp_path, [L("c1", "Convolution", num_output=3, kernel_size=1),
-                             L("c2", "Convolution", bottom="data", top="c2", num_output=3, kernel_size=1),
-                             L("sub", "Eltwise", ["c1", "c2"], "sub", coeff=[1, -1])],
-                  "layer 'sub' (Eltwise): coeff 1, -1: arm_elementwise_add_s8 takes positive coefficients only "
-                  "(folded into its input multipliers)")
-
-
-def test_eltwise_prod_host_bit_exact(tmp_path, monkeypatch):
-    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
-    proto, weights = write_model(tmp_path, [
-        L("c1", "Convolution", num_output=4, kernel_size=3, pad=1),
-        L("c2", "Convolution", bottom="data", top="c2", num_output=4, kernel_size=1),
-        L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"), L("relu", "ReLU", inplace=True),
-        L("ip", "InnerProduct", num_output=3)])
-    _verify([proto, weights], "host", vectors=3)
 
 
 def test_padded_average_pooling_that_differs_from_caffe_refused(tmp_path):

@@ -367,3 +367,35 @@ MAX_S8 = Kernel(
     parameters="""\
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; inputs and output share one quantization */
 """ + _DIMS)
+
+
+def _lookup(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    tables = op.params["tables"]
+    index = inputs[0].astype(np.int64) + 128
+    if len(tables) == 1:
+        return tables[0][index]
+    return tables[np.arange(tables.shape[0]), index]
+
+
+LOOKUP_S8 = Kernel(
+    "lookup_s8", _lookup, source="nn_lookup_s8.c",
+    call="""\
+    /* {{ op.layer }} */
+{% if op.function == "nn_lookup_s8" %}
+    nn_lookup_s8({{ buf[op.inputs[0]] }}, {{ prefix }}_TABLE, {{ prefix }}_CHANNELS * {{ prefix }}_PIXELS, {{ out }});
+{% else %}
+    nn_lookup_channels_s8({{ buf[op.inputs[0]] }}, {{ prefix }}_TABLE, {{ prefix }}_CHANNELS, {{ prefix }}_PIXELS, {{ out }});
+{% endif %}
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, a table of the layer's function at its input's and output's quantization */
+#define {{ prefix }}_CHANNELS {{ a.channels }}u
+#define {{ prefix }}_PIXELS {{ a.pixels }}u
+#define {{ prefix }}_TABLE_SIZE {{ op.weight_data.size }}
+""",
+    weights="""\
+/* {{ op.layer }}: {{ op.function }}; table[x + 128]{{ " per channel" if op.function != "nn_lookup_s8" }} */
+const int8_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
+{{ op.weight_data | c_array }}
+};
+""")

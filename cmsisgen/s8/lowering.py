@@ -22,11 +22,14 @@ from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
 from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.eltwise import Eltwise
+from ..ops.lookup_activation import LOOKUP_KINDS
+from ..ops.prelu import PReLU
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
 from ..ops.relu import ReLU
 from ..ops.scale import Scale
 from ..ops.softmax import Softmax
+from ..ops.table_activation import SIGMOID, TANH
 from ..preprocess import INPUT_SHIFT, InputFixedPoint, Preprocessing
 from . import calls, scratch
 from .quantization import add_params, mul_params, softmax_params
@@ -48,7 +51,7 @@ def _error(layer: ir.Layer, what: str) -> CmsisgenError:
 def keeps_quant(layer: ir.Layer) -> bool:
     """Input(s) and output share one scale and zero point (no rescale in the call)."""
     kind = kind_of(layer)
-    return kind.alias or isinstance(kind, (Pooling, ReLU, Concat)) or _eltwise_max(layer)
+    return kind.alias or isinstance(kind, (Pooling, Concat)) or clamps_s8(layer) or _eltwise_max(layer)
 
 
 def _eltwise_max(layer: ir.Layer) -> bool:
@@ -57,7 +60,8 @@ def _eltwise_max(layer: ir.Layer) -> bool:
 
 
 def clamps_s8(layer: ir.Layer) -> bool:
-    return isinstance(kind_of(layer), ReLU)
+    """A plain ReLU: max(x, 0), at its input's quantization."""
+    return isinstance(kind_of(layer), ReLU) and not _leaky(layer)
 
 
 def commutes_with_relu(layer: ir.Layer) -> bool:
@@ -107,10 +111,23 @@ def fused_relu(net: ir.Net, tensor: str) -> bool:
     return len(readers) == 1 and clamps_s8(readers[0])
 
 
-def _check_relu(net: ir.Net, layer: ir.Layer) -> None:
-    if layer.params.negative_slope != 0.0:  # type: ignore[union-attr]
-        raise _error(layer, f"negative_slope {layer.params.negative_slope:g}: a leaky ReLU "  # type: ignore[union-attr]
-                            "is not supported by the s8 backend yet")
+def _leaky(layer: ir.Layer) -> bool:
+    return layer.params.negative_slope != 0.0  # type: ignore[union-attr]
+
+
+def _table_kind(kind: LayerKind) -> bool:
+    """A function of each value alone (per channel at most), run as a table lookup (nn_lookup_s8)."""
+    return kind in LOOKUP_KINDS or kind is SIGMOID or kind is TANH or isinstance(kind, PReLU)
+
+
+def lookup_tables(layer: ir.Layer, q_in, q_out, channels: int) -> np.ndarray:
+    """(channels or 1, 256) int8: the layer's float forward of every int8 input value, quantized
+    to the output; one row when every channel has the same function."""
+    values = q_in.dequantize(np.arange(-128, 128)).astype(np.float32)
+    x = np.broadcast_to(values, (1, channels, 1, 256)).copy()
+    y = kind_of(layer).forward(layer, [x])[0].reshape(channels, 256)
+    tables = q_out.quantize(y)
+    return tables[:1] if np.all(tables == tables[:1]) else tables
 
 
 def depthwise(net: ir.Net, layer: ir.Layer) -> bool:
@@ -324,6 +341,8 @@ def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
     """Fused into the call before it when it can be (its output then names that call's bytes),
     else arm_maximum_s8 of the input and the one-element tensor {zero point}: max(x, zp) is the
     ReLU at the input's quantization, which the output shares."""
+    if _leaky(layer):
+        return _lower_lookup(layer, ctx)
     if _fusing_producer(ctx.net, layer) is not None:
         return None
     c, h, w = ctx.shape(layer.bottoms[0])
@@ -332,12 +351,22 @@ def _lower_relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
               in_shape=(h, w, c), args={"size": c * h * w}, weight_bytes=1, macs=c * h * w, params={"zero": zero})
 
 
+def _lower_lookup(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.bottoms[0])
+    tensors = _quant(ctx).tensors
+    tables = lookup_tables(layer, tensors[layer.bottoms[0]], tensors[layer.tops[0]], c)
+    per_channel = len(tables) > 1
+    return Op(**stem(layer), kernel=calls.LOOKUP_S8, function="nn_lookup_channels_s8" if per_channel else "nn_lookup_s8",
+              inputs=ctx.bottoms[:1], in_shape=(h, w, c), args={"channels": c, "pixels": h * w},
+              weight_data=tables.reshape(-1), weight_bytes=tables.size, macs=c * h * w, params={"tables": tables})
+
+
 #: kind class -> (check, lower)
 _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.Layer, LoweringContext], Optional[Op]]]] = {
     Convolution: (lambda net, layer: None, _lower_convolution),
     InnerProduct: (lambda net, layer: None, _lower_inner_product),
     Pooling: (_check_pooling, _lower_pooling),
-    ReLU: (_check_relu, _lower_relu),
+    ReLU: (lambda net, layer: None, _lower_relu),
     Softmax: (_check_softmax, _lower_softmax),
     Eltwise: (_check_eltwise, _lower_eltwise),
     Concat: (_check_concat, _lower_concat),
@@ -346,7 +375,10 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
 
 
 def _entry(kind: LayerKind):
-    return next((entry for cls, entry in _LOWERINGS.items() if type(kind) is cls), None)
+    entry = next((entry for cls, entry in _LOWERINGS.items() if type(kind) is cls), None)
+    if entry is None and _table_kind(kind):
+        return (lambda net, layer: None, _lower_lookup)
+    return entry
 
 
 def lower_s8(kind: LayerKind, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:

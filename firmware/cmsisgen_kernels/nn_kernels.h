@@ -102,6 +102,11 @@ void nn_lookup_q7(const q7_t *in, const q7_t *table, uint32_t size, q7_t *out);
  * over the whole blob in Caffe's C, H, W order (channel * pixels + pixel), out[0]. */
 void nn_argmax_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, q7_t *out);
 
+/* nn_lookup_s8.c (the s8 backend; int8_t, as its API has no q7_t): out = table[in + 128], or
+ * per channel of an HWC input table[ch * 256 + in + 128] (cmsisgen/s8/lowering.py). Works in place. */
+void nn_lookup_s8(const int8_t *in, const int8_t *table, uint32_t size, int8_t *out);
+void nn_lookup_channels_s8(const int8_t *in, const int8_t *table, uint32_t channels, uint32_t pixels, int8_t *out);
+
 #ifdef __cplusplus
 }
 #endif
