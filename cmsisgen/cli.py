@@ -523,7 +523,7 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
 @click.option("--limit", metavar="N", type=click.IntRange(min=1), help="Evaluate at most N images.")
 @click.option("--json", "json_path", metavar="[FILE]", is_flag=False, flag_value="-", default=None,
               type=click.Path(dir_okay=False),
-              help="Write {n, float_top1, q7_top1, agreement} as JSON to FILE; without FILE or with '-', print it "
+              help="Write {n, float_top1, q7_top1 (s8_top1 with --backend s8), agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
                      json_path) -> None:
@@ -540,6 +540,9 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
         result = evaluate(compiled, dataset, progress=update)
+    backend = click.get_current_context().meta.get(_BACKEND, "q7")
+    if backend != "q7":  # the quantized top-1 under the backend's name
+        result = {(f"{backend}_top1" if key == "q7_top1" else key): value for key, value in result.items()}
     text = json.dumps(result, indent=2) + "\n"
     if files_out:
         write_files({files_out["--json"]: text}, "summary")
@@ -548,8 +551,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         return
     click.echo(f"images:      {result['n']}")
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
-    backend = click.get_current_context().meta.get(_BACKEND, "q7")
-    click.echo(f"{backend} top-1:    {100 * result['q7_top1']:.2f}%")
+    click.echo(f"{backend} top-1:    {100 * result[f'{backend}_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
 
 

@@ -230,3 +230,24 @@ def test_run_nn_refuses_a_library_that_wants_more_scratch_than_planned(tmp_path)
                         "-o", str(program)], check=True)
         statuses.append(subprocess.run([str(program)], capture_output=True, text=True, check=True).stdout.strip())
     assert statuses == ["0", "-1"]
+
+
+def test_kernel_option_refused_on_s8(tmp_path):
+    proto, weights = write_model(tmp_path, NET)
+    result = run("compile", proto, weights, "-o", tmp_path / "out", "--backend", "s8",
+                 "--kernel", "conv1=arm_convolve_HWC_q7_basic")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"cmsisgen: error: {proto}: layer 'conv1' (Convolution): kernel arm_convolve_HWC_q7_basic: --kernel is not "
+        "supported by the s8 backend"]
+
+
+def test_evaluate_names_the_s8_figure(tmp_path):
+    proto, weights = write_model(tmp_path, NET)
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(5)
+    np.savez(data, x=rng.integers(0, 256, size=(6, 8, 8, 3), dtype=np.uint8), y=np.arange(6) % 5)
+    result = run("-q", "evaluate", proto, weights, "--data", data, "--calib", data, "--backend", "s8", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+    assert list(json.loads(result.stdout)) == ["n", "float_top1", "s8_top1", "agreement"]
