@@ -28,8 +28,7 @@ from .s8 import lowering as s8_lowering
 from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
                               quantize_weights, weight_scales)
 
-#: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
-SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
+SOFTMAX_OUTPUT = s8_lowering.SOFTMAX_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -95,8 +94,8 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
         bounds[root] = (min(lo, _lowest_needed(net, name, ranges)), max(hi, ranges.get(name, (0.0, 0.0))[1]))
     group_quant = {root: activation_quant(lo, hi) for root, (lo, hi) in bounds.items()}
     for layer in net.layers:
-        if s8_lowering.writes_softmax(layer):
-            group_quant[groups.find(layer.tops[0])] = SOFTMAX_OUTPUT
+        if (fixed := s8_lowering.fixed_output(layer)) is not None:
+            group_quant[groups.find(layer.tops[0])] = fixed
     quant = {name: group_quant[groups.find(name)] for name in tensors}
     layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
                                     s8_lowering.per_tensor_weights(layer))

@@ -28,7 +28,7 @@ S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_od
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
                 "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
                 "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale",
-                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup")
+                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup", "argmax_pixels", "argmax_whole")
 
 
 def run(*args):
@@ -82,7 +82,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
                                   "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
                                   "batchnorm_scale", "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh",
-                                  "pointwise_lookup"))
+                                  "pointwise_lookup", "argmax_whole"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 

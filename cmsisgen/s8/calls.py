@@ -399,3 +399,23 @@ const int8_t {{ prefix }}_TABLE[{{ prefix }}_TABLE_SIZE] NN_WEIGHT_SECTION = {
 {{ op.weight_data | c_array }}
 };
 """)
+
+
+def _argmax(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    from ..ops.argmax import argmax_q7  # the same arithmetic on int8
+
+    return argmax_q7(inputs[0], not op.args["whole"])
+
+
+ARGMAX_S8 = Kernel(
+    "argmax_s8", _argmax, source="nn_argmax_s8.c",
+    call="""\
+    /* {{ op.layer }} */
+    nn_argmax_s8({{ buf[op.inputs[0]] }}, {{ prefix }}_CH, {{ prefix }}_PIXELS, {{ prefix }}_WHOLE, {{ out }});
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; out: the index itself (scale 1, zero point 0) */
+#define {{ prefix }}_CH {{ a.channels }}u
+#define {{ prefix }}_PIXELS {{ a.pixels }}u
+#define {{ prefix }}_WHOLE {{ a.whole }}u
+""")

@@ -19,6 +19,7 @@ from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX
 from ..ops import kind_of
 from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
+from ..ops.argmax import ArgMax
 from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.eltwise import Eltwise
@@ -32,7 +33,7 @@ from ..ops.softmax import Softmax
 from ..ops.table_activation import SIGMOID, TANH
 from ..preprocess import INPUT_SHIFT, InputFixedPoint, Preprocessing
 from . import calls, scratch
-from .quantization import add_params, mul_params, softmax_params
+from .quantization import TensorQuant, add_params, mul_params, softmax_params
 
 if TYPE_CHECKING:
     from ..quantizer_s8 import QuantizationS8
@@ -72,8 +73,16 @@ def commutes_with_relu(layer: ir.Layer) -> bool:
             or isinstance(kind, Pooling) and layer.params.method == "max")  # type: ignore[union-attr]
 
 
-def writes_softmax(layer: ir.Layer) -> bool:
-    return isinstance(kind_of(layer), Softmax)
+#: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
+SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
+#: An index (ArgMax) is its own value.
+INDEX_OUTPUT = TensorQuant(scale=1.0, zero_point=0)
+
+
+def fixed_output(layer: ir.Layer) -> Optional[TensorQuant]:
+    """The quantization a kernel writes whatever the calibrated range (None: from the range)."""
+    kind = kind_of(layer)
+    return SOFTMAX_OUTPUT if isinstance(kind, Softmax) else INDEX_OUTPUT if isinstance(kind, ArgMax) else None
 
 
 def weighted_s8(layer: ir.Layer) -> bool:
@@ -361,6 +370,15 @@ def _lower_lookup(layer: ir.Layer, ctx: LoweringContext) -> Op:
               weight_data=tables.reshape(-1), weight_bytes=tables.size, macs=c * h * w, params={"tables": tables})
 
 
+def _lower_argmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    """nn_argmax_q7's arithmetic on int8_t: quantization keeps the order of values, so the
+    index of the largest int8 value is Caffe's (ties aside)."""
+    c, h, w = ctx.held or ctx.shape(layer.bottoms[0])
+    whole = int(not layer.params.per_pixel or ctx.held is not None)  # type: ignore[union-attr]
+    return Op(**stem(layer), kernel=calls.ARGMAX_S8, function="nn_argmax_s8", inputs=ctx.bottoms, in_shape=(h, w, c),
+              args={"channels": c, "pixels": h * w, "whole": whole}, macs=c * h * w)
+
+
 #: kind class -> (check, lower)
 _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.Layer, LoweringContext], Optional[Op]]]] = {
     Convolution: (lambda net, layer: None, _lower_convolution),
@@ -371,6 +389,7 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     Eltwise: (_check_eltwise, _lower_eltwise),
     Concat: (_check_concat, _lower_concat),
     Scale: (lambda net, layer: None, _lower_scale),
+    ArgMax: (lambda net, layer: kind_of(layer).check_q7(net, layer, "opt", None), _lower_argmax),
 }
 
 

@@ -106,6 +106,8 @@ void nn_argmax_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t w
  * per channel of an HWC input table[ch * 256 + in + 128] (cmsisgen/s8/lowering.py). Works in place. */
 void nn_lookup_s8(const int8_t *in, const int8_t *table, uint32_t size, int8_t *out);
 void nn_lookup_channels_s8(const int8_t *in, const int8_t *table, uint32_t channels, uint32_t pixels, int8_t *out);
+/* nn_argmax_s8.c: nn_argmax_q7 on int8_t (the s8 backend). */
+void nn_argmax_s8(const int8_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, int8_t *out);
 
 #ifdef __cplusplus
 }
