@@ -28,7 +28,8 @@ S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_od
                 "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
                 "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
                 "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale",
-                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup", "argmax_pixels", "argmax_whole")
+                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup", "argmax_pixels", "argmax_whole",
+                "ave_remainder_padded")
 
 
 def run(*args):
@@ -82,7 +83,7 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
                                   "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
                                   "batchnorm_scale", "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh",
-                                  "pointwise_lookup", "argmax_whole"))
+                                  "pointwise_lookup", "argmax_whole", "ave_remainder_padded"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 
@@ -129,10 +130,15 @@ def test_unsupported_kind_names_layer_type_and_backend(tmp_path):
                   "layer 'norm1' (LRN): not supported by the s8 backend yet")
 
 
-def test_padded_average_pooling_that_differs_from_caffe_refused(tmp_path):
-    _expect_error(tmp_path, [L("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)],
-                  "layer 'pool1' (Pooling): pad 1,1: Caffe divides an average by the window clipped to the padded "
-                  "image, arm_avgpool_s8 by the pixels inside the image; they differ here")
+def test_padded_average_pooling_divides_as_caffe():
+    """Where a window reaches into the padding, nn_avgpool_caffe_s8 divides by Caffe's count
+    (the window clipped to the padded image): a corner of a k3 p1 pool of all-ones covers 4
+    pixels but Caffe divides by 9 -> 4/9 rounds to 0; the centre's 9/9 is 1."""
+    from cmsisgen.s8.own_kernels import avgpool_caffe_s8
+
+    x = np.full((1, 3, 3, 1), 9, dtype=np.int8)
+    out = avgpool_caffe_s8(x, kernel=(3, 3), stride=(1, 1), pad=(1, 1), out_hw=(3, 3))
+    assert out[0, :, :, 0].tolist() == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
 
 
 def test_softmax_not_at_the_output_refused(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 from ..mapper.calls import Op
 from ..ops.base import Kernel
 from ..preprocess import InputFixedPoint
-from . import kernels
+from . import kernels, own_kernels
 
 
 def _conv(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
@@ -418,4 +418,20 @@ ARGMAX_S8 = Kernel(
 #define {{ prefix }}_CH {{ a.channels }}u
 #define {{ prefix }}_PIXELS {{ a.pixels }}u
 #define {{ prefix }}_WHOLE {{ a.whole }}u
+""")
+
+
+AVGPOOL_CAFFE_S8 = Kernel(
+    "avgpool_caffe_s8", _pool(own_kernels.avgpool_caffe_s8), source="nn_avgpool_caffe_s8.c",
+    call="""\
+    /* {{ op.layer }} */
+    {
+        static const uint16_t dims[11] = { {{ op.in_shape[0] }}, {{ op.in_shape[1] }}, {{ op.in_shape[2] }}, {{ op.params.kernel[0] }}, {{ op.params.kernel[1] }},
+                                           {{ op.params.stride[0] }}, {{ op.params.stride[1] }}, {{ op.params.pad[0] }}, {{ op.params.pad[1] }},
+                                           {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }} };
+        nn_avgpool_caffe_s8({{ buf[op.inputs[0]] }}, dims, {{ op.params.act[0] }}, {{ op.params.act[1] }}, {{ out }});
+    }
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: Caffe divides by the window clipped to the padded image (arm_avgpool_s8 would not) */
 """)

@@ -146,10 +146,9 @@ def depthwise(net: ir.Net, layer: ir.Layer) -> bool:
 
 
 def _check_pooling(net: ir.Net, layer: ir.Layer) -> None:
-    if layer.params.method == "ave" and not ave_divisor_matches_caffe(net, layer):  # type: ignore[union-attr]
-        p: ir.PoolParams = layer.params  # type: ignore[assignment]
-        raise _error(layer, f"pad {p.pad_h},{p.pad_w}: Caffe divides an average by the window clipped to the "
-                            "padded image, arm_avgpool_s8 by the pixels inside the image; they differ here")
+    sizes = (*net.shapes[layer.bottoms[0]], *net.shapes[layer.tops[0]])
+    if max(sizes) > UINT16_MAX:
+        raise _error(layer, f"a size above {UINT16_MAX}: the pooling calls take them as uint16_t")
 
 
 def _window_sizes(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
@@ -303,10 +302,13 @@ def _lower_pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
     average = p.method == "ave"
     params = dict(act=_act_range(ctx, layer.tops[0]), kernel=(p.kernel_h, p.kernel_w), stride=(p.stride_h, p.stride_w),
                   pad=(p.pad_h, p.pad_w), out_hw=(oh, ow))
-    return Op(**stem(layer), kernel=calls.AVGPOOL_S8 if average else calls.MAXPOOL_S8,
-              function="arm_avgpool_s8" if average else "arm_max_pool_s8", inputs=ctx.bottoms, in_shape=(h, w, c),
-              args={"channels": c}, scratch_bytes=scratch.avgpool_s8(ow, c, CORE) if average else 0,
-              macs=oh * ow * c * p.kernel_h * p.kernel_w, params=params)
+    common = dict(stem(layer), inputs=ctx.bottoms, in_shape=(h, w, c), args={"channels": c}, params=params,
+                  macs=oh * ow * c * p.kernel_h * p.kernel_w)
+    if not average:
+        return Op(**common, kernel=calls.MAXPOOL_S8, function="arm_max_pool_s8")
+    if not ave_divisor_matches_caffe(ctx.net, layer):
+        return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
+    return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8", scratch_bytes=scratch.avgpool_s8(ow, c, CORE))
 
 
 def _lower_softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:

@@ -108,6 +108,9 @@ void nn_lookup_s8(const int8_t *in, const int8_t *table, uint32_t size, int8_t *
 void nn_lookup_channels_s8(const int8_t *in, const int8_t *table, uint32_t channels, uint32_t pixels, int8_t *out);
 /* nn_argmax_s8.c: nn_argmax_q7 on int8_t (the s8 backend). */
 void nn_argmax_s8(const int8_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, int8_t *out);
+/* nn_avgpool_caffe_s8.c: average pooling dividing by Caffe's window (clipped to the padded image);
+ * dims: in_h, in_w, channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w. */
+void nn_avgpool_caffe_s8(const int8_t *in, const uint16_t *dims, int32_t act_min, int32_t act_max, int8_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,25 @@
+"""Bit-exact models of the project's own s8 kernels (firmware/cmsisgen_kernels/*_s8.c) that
+are not table lookups: where CMSIS-NN v7.0.0 has no call with Caffe's semantics."""
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import _rounded_mean  # arm_avgpool_s8's rounding, which nn_avgpool_caffe_s8 keeps
+
+
+def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127)) -> np.ndarray:
+    """nn_avgpool_caffe_s8: the sum of the window's pixels inside the image divided, rounded
+    half away from zero, by Caffe's count (the window clipped to the padded image)."""
+    x = np.asarray(x)
+    n, h, w, c = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, pad, out_hw
+    out = np.empty((n, oh, ow, c), dtype=np.int64)
+    for oy in range(oh):
+        y0 = oy * sh - ph
+        y1 = min(y0 + kh, h + ph)
+        for ox in range(ow):
+            x0 = ox * sw - pw
+            x1 = min(x0 + kw, w + pw)
+            window = x[:, max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)].astype(np.int64)
+            out[:, oy, ox] = _rounded_mean(window, (y1 - y0) * (x1 - x0))
+    return np.clip(out, act[0], act[1]).astype(np.int8)
