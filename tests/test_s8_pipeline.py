@@ -3,6 +3,7 @@ its generated C (CMSIS-NN v7.0.0 API) is bit-exact with the simulator on the hos
 QEMU's Cortex-M7, with the portable s8 kernels and (opt-in, CMSIS_NN_PATH) upstream v7.0.0."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -257,3 +258,39 @@ def test_evaluate_names_the_s8_figure(tmp_path):
     assert result.exit_code == 0, result.output
     import json
     assert list(json.loads(result.stdout)) == ["n", "float_top1", "s8_top1", "agreement"]
+
+
+#: Nets that between them make every s8 call and own s8 kernel.
+S8_HYGIENE = ("fast_pools_7x7", "branches_concat", "residual_sum", "eltwise_prod_max", "mobilenet_block",
+              "prelu_leaky", "ave_remainder_padded", "argmax_whole", "batchnorm_scale")
+
+
+def _compiled_s8(tmp_path: Path, name: str) -> Path:
+    args = _catalogue_args(tmp_path / "net", name)
+    model = tmp_path / "model"
+    result = run("-q", "compile", *args[:2], "-o", model, "--backend", "s8", "--test-vectors", 3, *args[2:])
+    assert result.exit_code == 0, result.output
+    return model
+
+
+@pytest.mark.parametrize("name", S8_HYGIENE)
+def test_sanitized_werror_host_run_is_clean(tmp_path, monkeypatch, name):
+    import re
+    import shutil
+    import subprocess
+
+    from cmsisgen.verify import build, firmware_dir, parse_output
+
+    if shutil.which("gcc") is None or shutil.which("make") is None:
+        pytest.skip("host gcc and make needed")
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    program = build(_compiled_s8(tmp_path, name), "host", tmp_path / "asan",
+                    portable_path=firmware_dir() / "cmsis_nn_s8_portable",
+                    extra_make_vars={"SANITIZE": "1", "EXTRA_CFLAGS": "-Werror"})
+    assert "warning:" not in (tmp_path / "asan" / "build.log").read_text().lower()
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=0:abort_on_error=0",
+           "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1"}
+    proc = subprocess.run([str(program)], capture_output=True, text=True, timeout=300, env=env)
+    assert not re.findall(r"(?m)^.*(?:runtime error|AddressSanitizer|UndefinedBehaviorSanitizer).*$", proc.stderr)
+    result = parse_output(proc.stdout)
+    assert proc.returncode == 0 and result.total == result.passed == 3, proc.stdout + proc.stderr
