@@ -92,7 +92,10 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
         root = groups.find(name)
         lo, hi = bounds.get(root, (0.0, 0.0))
         bounds[root] = (min(lo, _lowest_needed(net, name, ranges)), max(hi, ranges.get(name, (0.0, 0.0))[1]))
-    group_quant = {root: activation_quant(lo, hi) for root, (lo, hi) in bounds.items()}
+    centred = {groups.find(t) for layer in net.layers if s8_lowering.symmetric(layer)
+               for t in layer.bottoms + layer.tops}
+    group_quant = {root: _symmetric(lo, hi) if root in centred else activation_quant(lo, hi)
+                   for root, (lo, hi) in bounds.items()}
     for layer in net.layers:
         if (fixed := s8_lowering.fixed_output(layer)) is not None:
             group_quant[groups.find(layer.tops[0])] = fixed
@@ -102,6 +105,12 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
               for layer in net.layers if s8_lowering.weighted_s8(layer)}
     params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
     return QuantizationS8(tensors=quant, layers=layers, params=params)
+
+
+def _symmetric(lo: float, hi: float) -> TensorQuant:
+    """Zero point 0, the larger magnitude onto 127 (for kernels that need raw values centred)."""
+    peak = max(-lo, hi)
+    return TensorQuant(scale=peak / 127 if peak > 0 else 1.0, zero_point=0)
 
 
 def _params(layer: ir.Layer, quant: dict[str, TensorQuant]) -> Any:

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..mapper.calls import Op
 from ..ops.base import Kernel
+from ..ops.lrn import LRN_Q7
 from ..preprocess import InputFixedPoint
 from . import kernels, own_kernels
 
@@ -434,4 +435,18 @@ AVGPOOL_CAFFE_S8 = Kernel(
 """,
     parameters="""\
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: Caffe divides by the window clipped to the padded image (arm_avgpool_s8 would not) */
+""")
+
+#: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lowering.lrn_table's.
+LRN_S8 = Kernel(
+    "lrn_s8", LRN_Q7.simulate, call=LRN_Q7.call, weights=LRN_Q7.weights, source=LRN_Q7.source,
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; int8 at zero point 0 in and out, multipliers x 2^{{ f.mul_frac }} (int32, s_in / s_out folded in) */
+#define {{ prefix }}_HEIGHT {{ a.height }}
+#define {{ prefix }}_WIDTH {{ a.width }}
+#define {{ prefix }}_CH {{ a.channels }}
+#define {{ prefix }}_LOCAL_SIZE {{ a.local_size }}
+#define {{ prefix }}_MANTISSA_BITS {{ a.mantissa_bits }}
+#define {{ prefix }}_OUT_RSHIFT {{ f.out_rshift }}
+#define {{ prefix }}_TABLE_SIZE {{ a.table_size }}
 """)

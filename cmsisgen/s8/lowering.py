@@ -8,6 +8,7 @@ refused before calibration, naming the layer. The calls and their C are in
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Callable, Optional
 
 import numpy as np
@@ -24,6 +25,8 @@ from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.eltwise import Eltwise
 from ..ops.lookup_activation import LOOKUP_KINDS
+from ..ops import lrn as lrn_op
+from ..ops.lrn import LRN
 from ..ops.prelu import PReLU
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
@@ -77,6 +80,11 @@ def commutes_with_relu(layer: ir.Layer) -> bool:
 SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
 #: An index (ArgMax) is its own value.
 INDEX_OUTPUT = TensorQuant(scale=1.0, zero_point=0)
+
+
+def symmetric(layer: ir.Layer) -> bool:
+    """Inputs and output at zero point 0: the LRN kernel squares and scales raw int8 values."""
+    return isinstance(kind_of(layer), LRN)
 
 
 def fixed_output(layer: ir.Layer) -> Optional[TensorQuant]:
@@ -381,6 +389,36 @@ def _lower_argmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
               args={"channels": c, "pixels": h * w, "whole": whole}, macs=c * h * w)
 
 
+def lrn_table(layer: ir.Layer, q_in: TensorQuant, q_out: TensorQuant) -> lrn_op.LrnTable:
+    """nn_lrn_q7's table (cmsisgen/ops/lrn.py) for zero-point-0 int8 at any scales: entry =
+    (k + a * S * s_in^2)^-beta * s_in / s_out * 2^mul_frac, out = (x * entry) >> mul_frac."""
+    p: ir.LRNParams = layer.params  # type: ignore[assignment]
+    k, a = lrn_op.coefficients(p)
+    size = int(lrn_op.table_index(np.array([lrn_op.window_size(p) * 128 * 128]))[0]) + 1
+    base = k + a * lrn_op.index_middles(size) * q_in.scale ** 2
+    if np.any(base <= 0):
+        raise _error(layer, f"k + alpha * sum must stay positive (k = {p.k:g})")
+    multiplier = base ** -p.beta * (q_in.scale / q_out.scale)
+    mul_frac = min(lrn_op.MAX_OUT_RSHIFT, math.floor(math.log2(lrn_op.ENTRY_MAX / float(multiplier.max()))))
+    if mul_frac < 0:
+        raise _error(layer, "the output range is too narrow for the input's (the multiplier passes 2^31)")
+    table = np.clip(np.floor(multiplier * 2.0 ** mul_frac + 0.5), 0, lrn_op.ENTRY_MAX).astype(np.int32)
+    return lrn_op.LrnTable(table=table, mantissa_bits=lrn_op.MANTISSA_BITS, mul_frac=mul_frac, out_rshift=mul_frac)
+
+
+def _lower_lrn(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    p: ir.LRNParams = layer.params  # type: ignore[assignment]
+    tensors = _quant(ctx).tensors
+    table = lrn_table(layer, tensors[layer.bottoms[0]], tensors[layer.tops[0]])
+    c, h, w = ctx.shape(layer.bottoms[0])
+    args = {"height": h, "width": w, "channels": c, "local_size": p.local_size,
+            "mantissa_bits": table.mantissa_bits, "table_size": table.table.size}
+    return Op(**stem(layer), kernel=calls.LRN_S8, function=f"nn_lrn_{p.region}_q7", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args=args, weight_data=table.table, weight_bytes=4 * table.table.size,
+              macs=c * h * w * (lrn_op.window_size(p) + 1),
+              formats={"mul_frac": table.mul_frac, "out_rshift": table.out_rshift})
+
+
 #: kind class -> (check, lower)
 _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.Layer, LoweringContext], Optional[Op]]]] = {
     Convolution: (lambda net, layer: None, _lower_convolution),
@@ -392,6 +430,7 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     Concat: (_check_concat, _lower_concat),
     Scale: (lambda net, layer: None, _lower_scale),
     ArgMax: (lambda net, layer: kind_of(layer).check_q7(net, layer, "opt", None), _lower_argmax),
+    LRN: (lambda net, layer: kind_of(layer).check_q7(net, layer, "opt", None), _lower_lrn),
 }
 
 

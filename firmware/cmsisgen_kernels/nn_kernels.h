@@ -16,6 +16,12 @@
 #include <stdint.h>
 /* q7_t: cmsisgen's portable kernels, CMSIS_5 5.9.0 and CMSIS-NN 3.x all name this header. */
 #include "arm_nn_math_types.h"
+/* CMSIS-NN v4 and later (the s8 API, include guard ARM_NN_MATH_TYPES_H) have no q7_t; the
+ * s8 backend calls some q7 kernels here (nn_lrn_q7.c) on int8_t data. */
+#if defined(ARM_NN_MATH_TYPES_H) && !defined(_ARM_MATH_TYPES_H_) && !defined(NN_Q7_T_DEFINED)
+#define NN_Q7_T_DEFINED
+typedef int8_t q7_t;
+#endif
 
 #ifdef __cplusplus
 extern "C" {
