@@ -193,13 +193,18 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     """The model, checked as far as it can be without images (before any image is read)."""
     from .pipeline import load_model
 
+    meta = click.get_current_context().meta
     with _stage("loading and checking the model"):
         loaded = load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                            input_shape=_input_shape(input_shape),
-                            kernels=click.get_current_context().meta.get(_KERNELS, {}))
+                            input_shape=_input_shape(input_shape), kernels=meta.get(_KERNELS, {}),
+                            output=meta.get(_OUTPUTS, ()))
     net = loaded.net
-    detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, "
-           f"output {'x'.join(map(str, net.shapes[net.outputs[0]]))}")
+    shapes = ", ".join(f"{name.split('@')[0]} {'x'.join(map(str, net.shapes[name]))}" for name in net.outputs)
+    if len(net.outputs) == 1:
+        shapes = "output " + "x".join(map(str, net.shapes[net.outputs[0]]))
+    else:
+        shapes = "outputs " + shapes
+    detail(f"{model}: {len(net.layers)} layers, input {'x'.join(map(str, loaded.input_shape))}, {shapes}")
     for note in loaded.folded:
         detail(f"{model}: {note}")
     for note in loaded.warnings:
@@ -281,7 +286,7 @@ def located_notes(compiled) -> list[str]:
 
 #: The option of each library setting a message may name (errors.SettingError).
 OPTION_OF_SETTING = {"mean": "--mean", "scale": "--scale", "bgr": "--bgr", "input_shape": "--input-shape",
-                     "calib_images": "--calib", "test_vectors": "--test-vectors"}
+                     "calib_images": "--calib", "test_vectors": "--test-vectors", "output": "--output"}
 
 
 def _named(message):
@@ -321,6 +326,23 @@ def _with_kernel_option(command: Callable) -> Callable:
                              "the rule, when the function cannot run the layer.")(run)
 
 
+#: Where a command's --output blobs are kept in its click context (ctx.meta).
+_OUTPUTS = "cmsisgen.outputs"
+
+
+def _with_output_option(command: Callable) -> Callable:
+    """Add --output BLOB (repeatable, comma-separated); the blobs go to the context, where
+    loading the model reads them."""
+    @functools.wraps(command)
+    def run(*args, output_blobs: tuple[str, ...] = (), **kwargs):
+        click.get_current_context().meta[_OUTPUTS] = output_blobs
+        return command(*args, **kwargs)
+
+    return click.option("--output", "output_blobs", metavar="BLOB", multiple=True,
+                        help="Stop the network at BLOB: keep only the layers it needs, and make it an output "
+                             "(repeatable or comma-separated for several heads).")(run)
+
+
 def _common_model_options(command: Callable) -> Callable:
     options = [
         click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
@@ -337,7 +359,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return _with_kernel_option(command)
+    return _with_output_option(_with_kernel_option(command))
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -354,7 +376,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 @main.command("compile")
 @click.argument("model", type=click.Path())
 @click.argument("weights", type=click.Path())
-@click.option("-o", "--output", "out_dir", metavar="OUT", required=True, type=click.Path(),
+@click.option("-o", "--out", "out_dir", metavar="OUT", required=True, type=click.Path(),
               help="Output folder (created if needed).")
 @_common_model_options
 @click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False),
@@ -413,7 +435,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     summary = {"model": str(model), "weights": str(weights), "output": str(out_dir),
                "files": [str(Path(out_dir) / name) for name in sorted(files)],
                "report": None if report_path in (None, "-") else str(report_path),
-               "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings}
+               "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
+               "outputs": report["outputs"]}
     texts = {"--report": to_json(report), "--json": json.dumps(summary, indent=2) + "\n"}
     with _stage("writing the output"):
         removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()},
@@ -504,18 +527,20 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
                      json_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
-    from .evaluate import evaluate
+    from .evaluate import evaluate, scored_output
     from .output import write_files
 
     files_out = _file_options(("--json", json_path, "summary"))
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     dataset = _load_images(data, limit, "evaluation images", loaded, resize)
-    _check_labels(dataset, data, loaded)
+    scored = scored_output(loaded.net)
+    _check_labels(dataset, data, loaded, scored)
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
-        result = evaluate(compiled, dataset, progress=update)
+        result = evaluate(compiled, dataset, progress=update, output=scored)
     text = json.dumps(result, indent=2) + "\n"
     if files_out:
         write_files({files_out["--json"]: text}, "summary")
@@ -528,10 +553,10 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
 
 
-def _check_labels(dataset, path: str, model) -> None:
-    """Evaluation labels must index the network's outputs."""
+def _check_labels(dataset, path: str, model, output: str) -> None:
+    """Evaluation labels must index the values of the scored output."""
     net = model.net
-    outputs = int(np.prod(net.shapes[net.outputs[0]]))
+    outputs = int(np.prod(net.shapes[output]))
     label = int(dataset.y.max()) if len(dataset.y) else 0
     if label >= outputs:
         name = dataset.classes[label] if label < len(dataset.classes) else str(label)
@@ -543,11 +568,14 @@ def _check_labels(dataset, path: str, model) -> None:
 @click.argument("model", type=click.Path())
 @click.argument("weights", required=False, type=click.Path())
 @click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) says.")
+@_with_output_option
 def inspect_command(model, weights, input_shape) -> None:
     """Print the graph with its shapes (and blob shapes when WEIGHTS is given)."""
     from .loader import load_net
+    from .loader.heads import split_outputs
 
-    net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape))
+    net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape),
+                   outputs=split_outputs(click.get_current_context().meta.get(_OUTPUTS, ())))
     for note in net.warnings:
         warn(_named(note))
     click.echo(f"net {net.name or '(unnamed)'}")

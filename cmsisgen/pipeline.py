@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from . import ir
 from .errors import SETTING, CmsisgenError, SettingError, SettingNote
 from .fold import fold_affine
 from .loader import load_net
+from .loader.heads import split_outputs
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
@@ -163,11 +164,13 @@ class Model:
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
-               kernels: Optional[dict[str, str]] = None) -> Model:
+               kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Model:
     """Load and check everything that does not need images: files, kernel rules (with the
-    functions forced per layer in ``kernels``), preprocessing."""
+    functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
+    string of them comma-separated) cuts the net where they are computed: they are its outputs."""
     mean_file = parse_mean_option(mean).get("mean_file") if mean is not None else None
-    net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None)
+    net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None,
+                   outputs=split_outputs(output))
     folded = fold_affine(net)
     try:
         check_supported(net, fc_variant, kernels)
@@ -183,10 +186,10 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
-                  kernels: Optional[dict[str, str]] = None) -> Compiled:
+                  kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Compiled:
     """Everything up to (not including) rendering C."""
     model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                       input_shape=input_shape, kernels=kernels)
+                       input_shape=input_shape, kernels=kernels, output=output)
     return compile_loaded(model, calib_images, progress)
 
 

@@ -419,6 +419,45 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (1, 7, 7), {"nn_eltwise_prod_q7", "nn_eltwise_max_q7"},
         "Eltwise PROD of two branches, MAX of three inputs in different formats"),
+    # Several network outputs (issue 12, item 2): run_nn() writes each to its own pointer.
+    _spec("face_pnet_2heads", [
+        # MTCNN P-Net-like: a conv trunk and two spatial 1x1 conv heads (face score, box), HWC outputs
+        L("conv1", "Convolution", num_output=10, kernel_size=3, stride=2),
+        L("prelu1", "PReLU", inplace=True, weights=[np.linspace(0.1, 0.4, 10)]),
+        L("conv2", "Convolution", num_output=16, kernel_size=3),
+        L("relu2", "ReLU", inplace=True),
+        L("conv4-1", "Convolution", "conv2", "conv4-1", num_output=2, kernel_size=1),
+        L("conv4-2", "Convolution", "conv2", "conv4-2", num_output=4, kernel_size=1),
+    ], (3, 14, 12), {"nn_prelu_q7"},
+        "two spatial heads (score and box maps) of a conv trunk: two outputs in HWC order"),
+    _spec("face_onet_3heads", [
+        # MTCNN O-Net-like: conv trunk, FC trunk, three heads: class (Softmax), box and landmarks
+        L("conv1", "Convolution", num_output=8, kernel_size=3),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2),
+        L("conv2", "Convolution", num_output=12, kernel_size=3),
+        L("relu2", "ReLU", inplace=True),
+        L("fc5", "InnerProduct", num_output=24),
+        L("relu5", "ReLU", inplace=True),
+        L("conv6-1", "InnerProduct", "fc5", "conv6-1", num_output=2),
+        L("prob1", "Softmax", "conv6-1", "prob1"),
+        L("conv6-2", "InnerProduct", "fc5", "conv6-2", num_output=4),
+        L("conv6-3", "InnerProduct", "fc5", "conv6-3", num_output=10),
+    ], (3, 12, 12), {"arm_fully_connected_q7_opt", "arm_softmax_q7", "arm_relu_q7"},
+        "three heads of an FC trunk: class (Softmax), box and landmarks; outputs named with dashes"),
+    _spec("output_read_later", [
+        # --output names a blob that later layers read (and a ReLU would overwrite in place):
+        # the planner copies it for the ReLU and keeps it to the end; the softmax is the other output
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu2", "ReLU", "conv2", "relu2"),
+        L("pool2", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=6),
+        L("prob", "Softmax"),
+    ], (3, 8, 8), {"memcpy", "arm_relu_q7", "arm_softmax_q7"},
+        "an output (--output conv2,prob) that later layers also read, a ReLU on it works on a copy",
+        extra={"output": "conv2,prob"}),
 ]}
 
 #: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).

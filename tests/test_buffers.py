@@ -125,8 +125,9 @@ def replay(program, plan):
                 memory[region][b] = None
         for b in out[1]:
             memory[out[0]][b] = op.output
-    region, cells = span(program.output)
-    assert all(memory[region][b] == program.output for b in cells)
+    for output in program.outputs:  # every output intact at the end, where run_nn() copies it out
+        region, cells = span(output.tensor)
+        assert all(memory[region][b] == output.tensor for b in cells), output.blob
 
 
 def check_plan(compiled):

@@ -253,7 +253,7 @@ def test_usage_errors_are_one_line(tmp_path, model):
     for args, message in [
         (["compile", proto, weights, "-o", tmp_path / "file"],
          f"cmsisgen: error: {tmp_path / 'file'}: exists and is not a folder (-o names the output folder)"),
-        (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--output'"),
+        (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--out'"),
         (["verify", proto, weights, "--vectors", "0"], "cmsisgen: error: verify: Invalid value for '--vectors'"),
         (["inspect"], "cmsisgen: error: inspect: Missing argument 'MODEL'"),
         (["nosuch"], "cmsisgen: error: command line: No such command 'nosuch'"),
@@ -270,9 +270,6 @@ def test_no_command_prints_the_help():
 
 
 @pytest.mark.parametrize("layers, message", [
-    ([layer("c", "Convolution", num_output=4, kernel_size=3),
-      layer("ip1", "InnerProduct", "c", "ip1", num_output=3), layer("ip2", "InnerProduct", "c", "ip2", num_output=3)],
-     "model.prototxt: cmsisgen supports one network output, found 2: ip1, ip2"),
     ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
      "model.prototxt: layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
@@ -322,7 +319,7 @@ def test_table_marks_the_copies(tmp_path):
 
 def test_help_names_the_values():
     text = run("compile", "--help").output
-    for usage in ("-o, --output OUT", "--calib-limit N", "--test-vectors N", "--report FILE.json"):
+    for usage in ("-o, --out OUT", "--calib-limit N", "--test-vectors N", "--report FILE.json"):
         assert usage in text, usage
     assert "INTEGER RANGE" not in text and "DIRECTORY" not in run("verify", "--help").output
 
@@ -388,11 +385,15 @@ def test_compile_json_summary(tmp_path, model):
     result = run("compile", proto, weights, "-o", out, "--json", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
-    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings"}
+    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings",
+                            "outputs"}
     assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     assert summary["layers"] == report["layers"] and summary["totals"] == report["totals"]
+    assert summary["outputs"] == report["outputs"] == [{
+        "name": "ip1", "argument": "scores", "shape": [10, 1, 1], "bytes": 10, "format": "Q3.4", "order": "vector",
+        "tensor": "ip1", "region": "arena", "offset": 128}]
     memory = summary["memory"]
     assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
     assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)

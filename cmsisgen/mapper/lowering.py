@@ -18,7 +18,7 @@ from ..ops.base import BACKENDS, LayerKind, LoweringContext, advisories
 from ..ops.network_input import lower_input_q7
 from ..preprocess import Preprocessing
 from ..quantizer import Quantization
-from .calls import Program, TensorInfo
+from .calls import NetworkOutput, Program, TensorInfo
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt",
@@ -48,11 +48,18 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
             if op.function in choice.functions():
                 warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
         ops.append(op)
-    output = storage(net.outputs[0])
-    c, h, w = net.shapes[net.outputs[0]]
-    output_hwc = held.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
-    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
-                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
+    outputs = [_network_output(net, name, storage(name), held, quant) for name in net.outputs]
+    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, outputs=outputs,
+                   input_shape=tuple(input_shape), warnings=warnings)
+
+
+def _network_output(net: ir.Net, name: str, tensor: str, held: dict, quant: Quantization) -> NetworkOutput:
+    """An output of the net as run_nn() writes it: named after its Caffe blob, its bytes those
+    of ``tensor`` (the alias's source), HWC when spatial."""
+    c, h, w = net.shapes[name]
+    hwc = held.get(name) or ((c, h, w) if h * w > 1 else None)
+    return NetworkOutput(blob=name.split("@")[0], tensor=tensor, size=c * h * w, frac=quant.tensor_frac[tensor],
+                         hwc=hwc)
 
 
 def _lowering(kind: LayerKind, backend: str):
@@ -62,13 +69,12 @@ def _lowering(kind: LayerKind, backend: str):
 
 def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[str, str]] = None,
                     backend: str = "q7") -> None:
-    """Fail fast, before calibration: one input, one output, every layer with a function whose
+    """Fail fast, before calibration: one input, an output computed by a layer, every layer with a function whose
     rules hold (the forced ones included), and every forced layer in the net."""
     if len(net.input_shapes) != 1:
         raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
-    if len(net.outputs) != 1:
-        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
-                            + ", ".join(net.outputs))
+    if not net.outputs:
+        raise CmsisgenError(f"{net.source}: the network has no output computed by a layer")
     if backend not in BACKENDS:
         raise CmsisgenError(f"backend {backend}: not one of {', '.join(BACKENDS)}")
     forced = forced or {}
