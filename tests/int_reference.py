@@ -344,10 +344,11 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run(compiled, images: np.ndarray) -> np.ndarray:
-    """Raw uint8 images (N, H, W, C) as run_nn() receives them -> int8 (N, K), K in HWC order."""
-    output = compiled.net.outputs[0]
+    """Raw uint8 images (N, H, W, C) as run_nn() receives them -> int8 (N, K): every output in
+    HWC order, side by side in the net's output order (as the simulator returns them)."""
     rows = []
     for image in images:
-        value = run_image(compiled, image)[output]
-        rows.append(value.transpose(1, 2, 0).reshape(-1))
+        values = run_image(compiled, image)
+        rows.append(np.concatenate([values[output].transpose(1, 2, 0).reshape(-1)
+                                    for output in compiled.net.outputs]))
     return np.array(rows, dtype=np.int64).astype(np.int8)

@@ -285,6 +285,12 @@ NETS = {
         L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"),
         L("cat", "Concat", ["prod", "c3"], "cat"),
     ], (3, 4, 4), {}, {"nn_eltwise_prod_q7"}),
+    # several outputs (issue 12, item 2): spatial heads, three heads with a Softmax, and an
+    # output that later layers read (--output), each compared output by output
+    "face_pnet_2heads": (CATALOGUE["face_pnet_2heads"].layers, (3, 14, 12), {}, {"nn_prelu_q7"}),
+    "face_onet_3heads": (CATALOGUE["face_onet_3heads"].layers, (3, 12, 12), {}, {"arm_softmax_q7"}),
+    "output_read_later": (CATALOGUE["output_read_later"].layers, (3, 8, 8), {"output": "conv2,prob"},
+                          {"memcpy", "arm_relu_q7"}),
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]
@@ -399,14 +405,14 @@ MAIN_C = r"""
 int main(void)
 {
     int i, k, bad = 0;
-    q7_t out[NN_OUTPUT_SIZE];
+    q7_t out[NN_TEST_OUTPUT_SIZE];  /* every output side by side (one pointer into it each) */
     static uint8_t image[NN_INPUT_BUFFER_SIZE];
 
     for (i = 0; i < NN_TEST_VECTOR_COUNT; i++) {
         memcpy(image, nn_test_inputs[i], NN_INPUT_SIZE);  /* run_nn() overwrites it */
-        arm_status status = run_nn(image, out);
+        arm_status status = NN_TEST_RUN(image, out);
         printf("%d %d", (int)status, (int)nn_test_labels[i]);
-        for (k = 0; k < NN_OUTPUT_SIZE; k++) {
+        for (k = 0; k < NN_TEST_OUTPUT_SIZE; k++) {
             printf(" %d", (int)out[k]);
             if (status != ARM_MATH_SUCCESS || out[k] != nn_test_expected[i][k]) {
                 bad++;
