@@ -3,6 +3,8 @@ what run_nn() writes, and the errors on the way (exact messages)."""
 from __future__ import annotations
 
 import json
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -14,7 +16,7 @@ from random_nets import CATALOGUE, write_random_net
 from cmsisgen.loader import load_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.simulator.execute import run_program
-from cmsisgen.verify import format_result, parse_output
+from cmsisgen.verify import build_and_run, format_result, parse_output
 
 TRUNK = [
     L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
@@ -189,3 +191,23 @@ def test_verify_says_every_output_was_compared():
 
 def test_catalogue_has_nets_with_several_outputs():
     assert {"face_pnet_2heads", "face_onet_3heads", "output_read_later"} <= set(CATALOGUE)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None, reason="needs gcc and make")
+def test_the_self_test_checks_the_last_output_and_names_it(tmp_path):
+    """A wrong value in the last element of the last output fails its vector, naming the output."""
+    files = write_random_net(tmp_path, "face_onet_3heads", seed=2)
+    out = tmp_path / "model"
+    result = run("compile", files.prototxt, files.weights, "-o", out, "--test-vectors", "2", *files.options())
+    assert result.exit_code == 0, result.output
+    path = out / "test_vectors.h"
+    text = path.read_text()
+    start = text.index("static const q7_t nn_test_expected[NN_TEST_VECTOR_COUNT][NN_TEST_OUTPUT_SIZE] = {")
+    rows = list(re.finditer(r"\{ ([^{}]*) \}", text[start:]))
+    values = rows[1][1].split(", ")
+    want = int(values[-1])
+    values[-1] = str(want - 1 if want > -128 else want + 1)
+    path.write_text(text[:start + rows[1].start(1)] + ", ".join(values) + text[start + rows[1].end(1):])
+    verdict = build_and_run(out, "host", tmp_path / "build")
+    assert [v.passed for v in verdict.vectors] == [True, False]
+    assert verdict.vectors[1].detail.endswith(f'mismatch 15 got {want} want {values[-1]} in output "conv6-3" element 9')
