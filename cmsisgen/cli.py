@@ -189,15 +189,24 @@ def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
 
 
 def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[float], bgr: bool, fc: str,
-                input_shape: Optional[str]):
-    """The model, checked as far as it can be without images (before any image is read)."""
-    from .pipeline import load_model
+                input_shape: Optional[str], calib: Optional[str] = None):
+    """The model, checked as far as it can be without images (before any image is read; only
+    a data layer that gives no size, with no mean file, reads the first calibration image)."""
+    from .pipeline import load_model, needs_input_shape
 
     meta = click.get_current_context().meta
+
+    def load(shape: Optional[tuple[int, int, int]]):
+        return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
+                          input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()))
+
     with _stage("loading and checking the model"):
-        loaded = load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                            input_shape=_input_shape(input_shape), kernels=meta.get(_KERNELS, {}),
-                            output=meta.get(_OUTPUTS, ()))
+        try:
+            loaded = load(_input_shape(input_shape))
+        except SettingError as exc:
+            if not needs_input_shape(exc, _input_shape(input_shape)) or calib is None:
+                raise
+            loaded = load(_calibration_input_shape(model, calib))
     net = loaded.net
     shapes = ", ".join(f"{name.split('@')[0]} {'x'.join(map(str, net.shapes[name]))}" for name in net.outputs)
     if len(net.outputs) == 1:
@@ -211,6 +220,18 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
         warn(_named(note))
     detail(loaded.pre.describe())
     return loaded
+
+
+def _calibration_input_shape(model: str, calib: str) -> tuple[int, int, int]:
+    """(C, H, W) of the calibration images, for a data layer that gives no size (with a warning)."""
+    from .dataset import load_dataset
+    from .pipeline import images_input_shape
+
+    first = load_dataset(calib, limit=1)
+    shape = images_input_shape(first.x, grey=first.grey)
+    warn(f"{model}: the data layer gives no input size and there is no mean file: using "
+         f"{','.join(map(str, shape))} (C,H,W) from the calibration images {calib} (--input-shape sets it)")
+    return shape
 
 
 def _load_images(path: Optional[str], limit: Optional[int], label: str, model, resize: bool = False):
@@ -355,7 +376,7 @@ def _common_model_options(command: Callable) -> Callable:
         click.option("--bgr", is_flag=True, help="The model expects BGR channel order (images are read as RGB)."),
         click.option("--fc", type=click.Choice(["opt", "plain"]), default="opt", show_default=True,
                      help="Inner-product kernel: arm_fully_connected_q7_opt (interleaved weights) or arm_fully_connected_q7."),
-        click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) says."),
+        click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) nor the --calib images say."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -410,7 +431,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
     _check_output_folder(out_dir)
     files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     source = (_vector_images(data, test_vectors, "--test-vectors", calib, calib_set, loaded, resize)
@@ -531,7 +552,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     from .output import write_files
 
     files_out = _file_options(("--json", json_path, "summary"))
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
@@ -623,7 +644,7 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
 
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     source = _vector_images(data, vectors, "--vectors", calib, calib_set, loaded, resize)
     compiled = _calibrate(loaded, calib_set)
