@@ -12,10 +12,14 @@ from __future__ import annotations
 from .c_names import c_identifier, unique_prefixes
 from .mapper.calls import Program
 
-#: C keywords and the names run_nn()'s body uses (its locals, the arena, the C library).
+#: C keywords, C++ keywords (nn.h is included from C++ too) and the names run_nn()'s body uses
+#: (its locals, the arena, the C library).
 TAKEN = frozenset("""auto break case char const continue default do double else enum extern float for goto if
 inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
-volatile while image status nn_scratch nn_arena memcpy memset scores""".split())
+volatile while bool true false class new delete this template typename namespace operator private protected
+public virtual friend try catch throw using explicit export mutable and or not xor and_eq or_eq not_eq xor_eq
+bitand bitor compl asm alignas alignof constexpr decltype noexcept nullptr static_assert thread_local
+image status nn_scratch nn_arena memcpy memset scores""".split())
 
 
 def _argument(macro: str, functions: set[str]) -> str:

@@ -211,3 +211,35 @@ def test_the_self_test_checks_the_last_output_and_names_it(tmp_path):
     verdict = build_and_run(out, "host", tmp_path / "build")
     assert [v.passed for v in verdict.vectors] == [True, False]
     assert verdict.vectors[1].detail.endswith(f'mismatch 15 got {want} want {values[-1]} in output "conv6-3" element 9')
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("g++") is None, reason="needs gcc and g++")
+def test_awkward_output_names_compile_in_c_and_cpp(tmp_path):
+    """Blobs named like a run_nn() argument, a C++ keyword, or two names with one C spelling:
+    each output still gets its own argument and macros, and nn.c / nn.h compile."""
+    import subprocess
+
+    from cmsisgen.codegen import render
+    from cmsisgen.verify import firmware_dir
+
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=3),
+              L("a", "Convolution", "conv1", "image", num_output=2, kernel_size=1),
+              L("b", "Convolution", "conv1", "class", num_output=2, kernel_size=1),
+              L("c", "Convolution", "conv1", "conv-1", num_output=2, kernel_size=1),
+              L("d", "Convolution", "conv1", "conv_1", num_output=2, kernel_size=1)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 6, 6))
+    compiled = compile_model(proto, weights)
+    files = render(compiled.program, compiled.plan, "model.prototxt")
+    assert "arm_status run_nn(uint8_t *image, q7_t *image_out, q7_t *class_out, q7_t *conv_1, q7_t *conv1);" \
+        in files["nn.h"]
+    assert '#define NN_OUTPUT_CONV1_NAME "conv_1"' in files["nn.h"]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    include = ["-I", str(tmp_path), "-I", str(firmware_dir() / "cmsis_nn_portable" / "Include")]
+    c = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", *include, "-c", str(tmp_path / "nn.c"),
+                        "-o", str(tmp_path / "nn.o")], capture_output=True, text=True)
+    assert c.returncode == 0, c.stderr
+    (tmp_path / "user.cpp").write_text('#include "nn.h"\nint main() { return NN_OUTPUT_COUNT == 4 ? 0 : 1; }\n')
+    cpp = subprocess.run(["g++", "-Wall", "-Wextra", "-Werror", *include, "-fsyntax-only", str(tmp_path / "user.cpp")],
+                         capture_output=True, text=True)
+    assert cpp.returncode == 0, cpp.stderr
