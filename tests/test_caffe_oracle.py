@@ -412,3 +412,47 @@ def test_cifar10_v1_example_matches_caffe_upgrade(pycaffe, tmp_path):
                                          tmp_path / "run", upgraded=True)
     assert _ir_view(load_net(upgraded, weights)) == _ir_view(net_v1)
     assert _ir_view(load_net(EXAMPLE / "cifar10.prototxt", weights)) == _ir_view(net_v1)
+
+
+# --------------------------------------------------------------------------- detection heads
+
+SSD_HEAD = """
+layer { name: "priorbox" type: "PriorBox" bottom: "conv1" bottom: "data" top: "priorbox"
+  prior_box_param { min_size: 4.0 variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_flat"
+  bottom: "priorbox" top: "detection_out"
+  detection_output_param { num_classes: 2 share_location: true background_label_id: 0
+    nms_param { nms_threshold: 0.45 top_k: 10 } code_type: CENTER_SIZE keep_top_k: 10
+    confidence_threshold: 0.01 } }
+"""
+
+
+def test_output_cuts_a_real_ssd_head_where_caffe_computes_the_same_blobs(pycaffe, tmp_path):
+    """Real Caffe runs the whole SSD-like net (PriorBox, DetectionOutput); the net cut with
+    --output at what DetectionOutput reads computes those blobs (and every blob before them,
+    conv1 after its in-place ReLU) as Caffe does."""
+    from cmsisgen.float_forward import forward
+    from cmsisgen.loader import load_net
+
+    trunk = [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1, stride=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("loc", "Convolution", "conv1", "loc", num_output=4, kernel_size=1),
+        layer("loc_flat", "Flatten", "loc", "loc_flat"),
+        layer("conf", "Convolution", "conv1", "conf", num_output=2, kernel_size=1),
+        layer("conf_flat", "Flatten", "conf", "conf_flat"),
+    ]
+    proto, weights = write_model(tmp_path, trunk, input_shape=(3, 8, 8), seed=3)
+    ssd = tmp_path / "ssd.prototxt"
+    ssd.write_text(proto.read_text() + SSD_HEAD)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    blobs, meta, _ = run_caffe(pycaffe, ssd, weights, {"data": x}, tmp_path / "caffe")
+    assert {"PriorBox", "DetectionOutput"} <= {d["type"] for d in meta["layers"]}
+    net = load_net(ssd, weights, outputs=["loc_flat", "conf_flat"])
+    assert net.outputs == ["loc_flat", "conf_flat"]
+    ours = forward(net, x)
+    latest = _latest_tensors(net)
+    assert set(latest) == {"data", "conv1", "loc", "loc_flat", "conf", "conf_flat"}
+    for name, tensor in latest.items():
+        np.testing.assert_allclose(ours[tensor].reshape(blobs[name].shape), blobs[name], rtol=RTOL, atol=ATOL,
+                                   err_msg=name)

@@ -28,13 +28,25 @@ HEAD = [
     L("mbox_priorbox", "PriorBox", ["conv1", "data"], "mbox_priorbox"),
     L("detection_out", "DetectionOutput", ["mbox_loc", "mbox_conf", "mbox_priorbox"], "detection_out"),
 ]
+#: The same heads as an SSD prototxt writes them, with the fork's parameters.
+SSD_HEAD = """
+layer { name: "mbox_priorbox" type: "PriorBox" bottom: "conv1" bottom: "data" top: "mbox_priorbox"
+  prior_box_param { min_size: 4.0 aspect_ratio: 2.0 flip: true clip: false
+    variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 step: 1.0 offset: 0.5 } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "mbox_loc" bottom: "mbox_conf"
+  bottom: "mbox_priorbox" top: "detection_out" include { phase: TEST }
+  detection_output_param { num_classes: 2 share_location: true background_label_id: 0
+    nms_param { nms_threshold: 0.45 top_k: 400 } code_type: CENTER_SIZE keep_top_k: 200
+    confidence_threshold: 0.01 save_output_param { label_map_file: "labelmap.prototxt" } } }
+"""
 
 
 @pytest.fixture
 def ssd(tmp_path):
     """An SSD-like net: trained trunk and heads, then PriorBox and DetectionOutput."""
-    _, weights = write_model(tmp_path, TRUNK, input_shape=(3, 8, 8))
-    proto = write_prototxt(tmp_path / "ssd.prototxt", build_net(TRUNK + HEAD, input_shape=(3, 8, 8)))
+    trunk, weights = write_model(tmp_path, TRUNK, input_shape=(3, 8, 8))
+    proto = tmp_path / "ssd.prototxt"
+    proto.write_text(trunk.read_text() + SSD_HEAD)
     return proto, weights
 
 

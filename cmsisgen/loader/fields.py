@@ -43,6 +43,10 @@ FORK_FIELDS = (
     ForkField("PoolingParameter", "ceil_mode", "SSD-era forks (BVLC/caffe PR #3057)",
               "false rounds the output size down (round_mode: FLOOR); true is BVLC's default rounding",
               lambda value: bool(value)),
+    # read so that SSD prototxts parse; their layers are refused by name or cut off (loader/heads.py)
+    ForkField("LayerParameter", "prior_box_param", "SSD-era forks", "PriorBox's anchors", lambda value: False),
+    ForkField("LayerParameter", "detection_output_param", "SSD-era forks", "DetectionOutput's decoding and NMS",
+              lambda value: False),
 )
 
 
