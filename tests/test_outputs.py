@@ -100,6 +100,14 @@ def test_an_unknown_output_blob_lists_the_blobs(ssd):
                                  "(blobs: data, conv1, mbox_loc, mbox_conf, mbox_priorbox, detection_out)\n"), command
 
 
+def test_the_input_is_no_output(ssd):
+    proto, weights = ssd
+    result = run("inspect", proto, weights, "--output", "data")
+    assert result.exit_code == 2
+    assert result.output == (f"cmsisgen: error: {proto}: --output data: 'data' is an input of the network; "
+                             "name a blob that a layer computes\n")
+
+
 def test_an_empty_output_name_is_refused(ssd):
     proto, weights = ssd
     result = run("inspect", proto, weights, "--output", "mbox_loc,")

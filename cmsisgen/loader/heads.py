@@ -43,6 +43,11 @@ def cut_to_outputs(layers: list[Any], outputs: Sequence[str], source: str, alway
         if name not in blobs:
             raise SettingError("output", f"{source}: {SETTING} {printable(name)}: the network has no blob "
                                           f"'{printable(name)}' (blobs: {printable(', '.join(blobs), 2000)})")
+    computed = {top for layer in layers if not always(layer) for top in layer.top}
+    for name in outputs:
+        if name not in computed:
+            raise SettingError("output", f"{source}: {SETTING} {printable(name)}: '{printable(name)}' is an input "
+                                          "of the network; name a blob that a layer computes")
     needed = set(outputs)
     kept = []
     for layer in reversed(layers):
