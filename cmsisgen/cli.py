@@ -581,8 +581,10 @@ def _check_labels(dataset, path: str, model, output: str) -> None:
     label = int(dataset.y.max()) if len(dataset.y) else 0
     if label >= outputs:
         name = dataset.classes[label] if label < len(dataset.classes) else str(label)
-        raise CmsisgenError(f"{path}: label {label} (class '{name}') is out of range: the network has "
-                            f"{outputs} outputs, so labels must be 0..{outputs - 1}")
+        has = (f"the network has {outputs} outputs" if len(net.outputs) == 1 else
+               f"output '{output.split('@')[0]}' has {outputs} values")
+        raise CmsisgenError(f"{path}: label {label} (class '{name}') is out of range: {has}, so labels must be "
+                            f"0..{outputs - 1}")
 
 
 @main.command("inspect")

@@ -263,3 +263,22 @@ def test_awkward_output_names_compile_in_c_and_cpp(tmp_path):
     cpp = subprocess.run(["g++", "-Wall", "-Wextra", "-Werror", *include, "-fsyntax-only", str(tmp_path / "user.cpp")],
                          capture_output=True, text=True)
     assert cpp.returncode == 0, cpp.stderr
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None, reason="needs gcc and make")
+def test_verify_with_output_checks_every_output(tmp_path):
+    """compile, verify and evaluate all take --output: a blob that later layers read plus the softmax."""
+    files = write_random_net(tmp_path, "output_read_later", seed=1)
+    result = run("-q", "verify", files.prototxt, files.weights, *files.options(), "--vectors", "2")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-2:] == [
+        "checked: the scores of all 2 outputs and the output checksum of each of 9 steps", "2/2 vectors bit-exact"]
+    scored = run("-q", "evaluate", files.prototxt, files.weights, *files.options(), "--data", files.calib, "--json")
+    assert scored.exit_code == 2  # the one classifier (prob) beside conv2 is scored: 6 classes
+    assert scored.output == (f"cmsisgen: error: {files.calib}: label 9 (class '9') is out of range: output 'prob' "
+                             "has 6 values, so labels must be 0..5\n")
+    data = tmp_path / "six.npz"
+    np.savez(data, x=np.load(files.calib)["x"], y=np.arange(16) % 6)
+    scored = run("-q", "evaluate", files.prototxt, files.weights, *files.options(), "--data", data, "--json")
+    assert scored.exit_code == 0, scored.output
+    assert json.loads(scored.stdout)["n"] == 16
