@@ -20,12 +20,15 @@ from .prelu import PReLU
 from .relu import ReLU
 from .scale import SCALE, BatchNorm
 from .softmax import Softmax
+from .convolution_depthwise import ConvolutionDepthwise
+from .deconvolution import Deconvolution
 from .table_activation import SIGMOID, TANH
 
 #: Every supported layer kind, in the order the documentation lists them.
 KINDS: tuple[LayerKind, ...] = (
     Convolution(), Pooling(), InnerProduct(), ReLU(), PReLU(), SIGMOID, TANH, Softmax(), LRN(), Concat(),
     Eltwise(), BatchNorm(), SCALE, DROPOUT, SPLIT, Flatten(), Reshape(),
+    ConvolutionDepthwise(), Deconvolution(),
 )
 _BY_TYPE: dict[str, LayerKind] = {caffe_type: kind for kind in KINDS for caffe_type in kind.types}
 
