@@ -251,6 +251,20 @@ def parse_convolution_param(cp: Any, err: ErrorMaker, num_output_required: bool 
                          pad_w=pw, bias_term=cp.bias_term, group=cp.group, dilation_h=dh, dilation_w=dw)
 
 
+def checked_input(net: ir.Net, layer: ir.Layer) -> tuple[ir.ConvParams, Shape]:
+    """The params and input shape of a convolution-like layer, after the checks they share."""
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    c, h, w = one_input(net, layer)
+    if p.num_output <= 0:
+        raise fail(net, layer, "num_output must be positive")
+    if p.group <= 0 or c % p.group or p.num_output % p.group:
+        raise fail(net, layer, f"group {p.group} does not divide input channels {c} "
+                               f"and num_output {p.num_output}")
+    if p.stride_h <= 0 or p.stride_w <= 0:
+        raise fail(net, layer, "stride must be positive")
+    return p, (c, h, w)
+
+
 class Convolution(LayerKind):
     types = ("Convolution",)
     weighted = True
@@ -260,15 +274,7 @@ class Convolution(LayerKind):
         return parse_convolution_param(layer.convolution_param, err)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        c, h, w = one_input(net, layer)
-        if p.num_output <= 0:
-            raise fail(net, layer, "num_output must be positive")
-        if p.group <= 0 or c % p.group or p.num_output % p.group:
-            raise fail(net, layer, f"group {p.group} does not divide input channels {c} "
-                                   f"and num_output {p.num_output}")
-        if p.stride_h <= 0 or p.stride_w <= 0:
-            raise fail(net, layer, "stride must be positive")
+        p, (c, h, w) = checked_input(net, layer)
         ext_h = p.dilation_h * (p.kernel_h - 1) + 1
         ext_w = p.dilation_w * (p.kernel_w - 1) + 1
         if p.kernel_h <= 0 or p.kernel_w <= 0 or ext_h > h + 2 * p.pad_h or ext_w > w + 2 * p.pad_w:

@@ -18,9 +18,9 @@ import numpy as np
 from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc, one_input, stem
+from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc, stem
 from .caffe_params import ErrorMaker
-from .convolution import parse_convolution_param
+from .convolution import checked_input, parse_convolution_param
 from .own_conv import NN_DECONV, own_conv_args
 from .weighted import absorb_affine, weighted_formats
 
@@ -76,15 +76,7 @@ class Deconvolution(LayerKind):
         return parse_convolution_param(layer.convolution_param, err)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        c, h, w = one_input(net, layer)
-        if p.num_output <= 0:
-            raise fail(net, layer, "num_output must be positive")
-        if p.group <= 0 or c % p.group or p.num_output % p.group:
-            raise fail(net, layer, f"group {p.group} does not divide input channels {c} "
-                                   f"and num_output {p.num_output}")
-        if p.stride_h <= 0 or p.stride_w <= 0:
-            raise fail(net, layer, "stride must be positive")
+        p, (c, h, w) = checked_input(net, layer)
         oh = deconv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
         ow = deconv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)
         if oh <= 0 or ow <= 0:
