@@ -19,7 +19,7 @@ from ..simulator import kernels
 from .caffe_params import ErrorMaker, optional, spatial
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc,
                    one_input, stem)
-from .own_conv import NN_CONV, own_conv_args
+from .own_conv import NN_CONV, own_conv_args, window
 from .weighted import WEIGHT_ARRAYS, absorb_affine, weighted_formats
 
 #: Bytes arm_convolve_HWC_q7_RGB reads beyond the end of its input (one 4-byte read per pixel).
@@ -381,8 +381,8 @@ def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -
 def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it.
 
-    im2col is built in HWC order one kernel tap at a time (strided slices, no Python
-    loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
+    im2col is built in HWC order one kernel tap at a time (index arithmetic, no padded copy
+    and no Python loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
     column matrix stays around 32 M elements.
     """
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
@@ -390,18 +390,17 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     oh = conv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
     ow = conv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)
     kh, kw, sh, sw, dh, dw = p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w
-    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     weights = layer.blobs[0].astype(np.float32)
     in_g, out_g = c // p.group, p.num_output // p.group
     out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
     chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
     for start in range(0, n, chunk):
-        xb = padded[start:start + chunk]
+        xb = xh[start:start + chunk]
         cols = np.empty((xb.shape[0], oh, ow, kh, kw, c), dtype=np.float32)
         for ky in range(kh):
             for kx in range(kw):
-                y, x0 = ky * dh, kx * dw
-                cols[:, :, :, ky, kx, :] = xb[:, y:y + sh * (oh - 1) + 1:sh, x0:x0 + sw * (ow - 1) + 1:sw, :]
+                cols[:, :, :, ky, kx, :] = window(xb, (oh, ow), (ky * dh, kx * dw), (sh, sw), (p.pad_h, p.pad_w))
         for g in range(p.group):
             wg = weights[g * out_g:(g + 1) * out_g].transpose(0, 2, 3, 1).reshape(out_g, -1)
             cg = cols[..., g * in_g:(g + 1) * in_g].reshape(-1, kh * kw * in_g)

@@ -21,7 +21,7 @@ from ..mapper.rules import Site
 from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc, stem
 from .caffe_params import ErrorMaker
 from .convolution import checked_input, parse_convolution_param
-from .own_conv import NN_DECONV, own_conv_args
+from .own_conv import NN_DECONV, own_conv_args, reads
 from .weighted import absorb_affine, weighted_formats
 
 CHOICE = Choice("Deconvolution", (Candidate("nn_deconv_q7", ()),),
@@ -36,8 +36,8 @@ def deconv_out(size: int, kernel: int, stride: int, pad: int, dilation: int) -> 
 
 def deconvolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     """Float32 NCHW transposed convolution: per kernel tap, the input times that tap's
-    (C_in -> C_out) matrix is added at the tap's strided output positions; then the padding
-    is cropped and the bias added."""
+    (C_in -> C_out) matrix is added at the tap's strided output positions inside the cropped
+    output (Caffe's col2im), then the bias."""
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
     n, c, h, w = x.shape
     oh = deconv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
@@ -46,14 +46,15 @@ def deconvolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     weights = layer.blobs[0].astype(np.float32)
     in_g, out_g = c // p.group, p.num_output // p.group
     xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    full = np.zeros((n, oh + 2 * p.pad_h, ow + 2 * p.pad_w, p.num_output), dtype=np.float32)
-    for g in range(p.group):
-        xg, wg = xh[..., g * in_g:(g + 1) * in_g], weights[g * in_g:(g + 1) * in_g]
-        for ky in range(p.kernel_h):
-            for kx in range(p.kernel_w):
-                full[:, ky * dh:ky * dh + sh * (h - 1) + 1:sh, kx * dw:kx * dw + sw * (w - 1) + 1:sw,
-                     g * out_g:(g + 1) * out_g] += xg @ wg[:, :, ky, kx]
-    out = full[:, p.pad_h:p.pad_h + oh, p.pad_w:p.pad_w + ow, :]
+    out = np.zeros((n, oh, ow, p.num_output), dtype=np.float32)
+    for ky in range(p.kernel_h):
+        iy, oy = reads(h, ky * dh, sh, p.pad_h, oh)
+        for kx in range(p.kernel_w):
+            ix, ox = reads(w, kx * dw, sw, p.pad_w, ow)
+            part = xh[:, iy[:, None], ix[None, :]]
+            for g in range(p.group):
+                out[:, oy[:, None], ox[None, :], g * out_g:(g + 1) * out_g] += \
+                    part[..., g * in_g:(g + 1) * in_g] @ weights[g * in_g:(g + 1) * in_g, :, ky, kx]
     if p.bias_term:
         out = out + layer.blobs[1].astype(np.float32)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
@@ -80,8 +81,9 @@ class Deconvolution(LayerKind):
         oh = deconv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
         ow = deconv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)
         if oh <= 0 or ow <= 0:
-            raise fail(net, layer, f"padding {p.pad_h}x{p.pad_w} crops the whole {h}x{w} output away "
-                                   f"(kernel {p.kernel_h}x{p.kernel_w}, stride {p.stride_h}x{p.stride_w})")
+            raise fail(net, layer, f"padding {p.pad_h}x{p.pad_w} crops away all of the {oh + 2 * p.pad_h}x"
+                                   f"{ow + 2 * p.pad_w} output (kernel {p.kernel_h}x{p.kernel_w}, stride "
+                                   f"{p.stride_h}x{p.stride_w} on the {h}x{w} input)")
         return p.num_output, oh, ow
 
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:

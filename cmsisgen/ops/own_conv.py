@@ -61,23 +61,36 @@ def _taps(x: np.ndarray, w: np.ndarray, groups: int, ky: int, kx: int) -> np.nda
     return np.einsum("...gi,goi->...go", xg, wg).reshape(*x.shape[:-1], groups * out_g)
 
 
+def reads(out: int, tap: int, stride: int, pad: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Along one axis, the output positions ``o`` whose input position ``o * stride - pad + tap``
+    is inside ``[0, size)``, and those input positions. (For a transposed convolution, call it
+    with the input and output sizes swapped: input ``i`` adds to output ``i * stride - pad + tap``.)
+    Index arithmetic, never a padded copy: the padding may be far larger than the image."""
+    pos = np.arange(out) * stride - pad + tap
+    keep = (pos >= 0) & (pos < size)
+    return np.nonzero(keep)[0], pos[keep]
+
+
+def window(x: np.ndarray, out_hw: Pair, tap: Pair, stride: Pair, pad: Pair) -> np.ndarray:
+    """NHWC ``x`` at rows ``oy * sh - ph + tap_y`` and columns alike, zero in the padding."""
+    oy, iy = reads(out_hw[0], tap[0], stride[0], pad[0], x.shape[1])
+    ox, ix = reads(out_hw[1], tap[1], stride[1], pad[1], x.shape[2])
+    win = np.zeros((x.shape[0], *out_hw, x.shape[3]), dtype=x.dtype)
+    win[:, oy[:, None], ox[None, :]] = x[:, iy[:, None], ix[None, :]]
+    return win
+
+
 def conv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, stride: Pair, pad: Pair,
             dilation: Pair, out_hw: Pair, bias_lshift: int, out_rshift: int) -> np.ndarray:
     """``nn_conv_q7`` on int8 NHWC ``x`` with ``w`` int8[O, kh, kw, C/groups]: output (oy, ox)
     reads input row ``oy*sh - ph + ky*dh`` and column ``ox*sw - pw + kx*dw``, taps outside
     the image adding nothing; returns int8[N, oh, ow, O]."""
-    n, h, wd, c = x.shape
     _, kh, kw, in_g = w.shape
-    (sh, sw), (ph, pw), (dh, dw), (oh, ow) = stride, pad, dilation, out_hw
-    hp = max(h + 2 * ph, (oh - 1) * sh + dh * (kh - 1) + 1)
-    wp = max(wd + 2 * pw, (ow - 1) * sw + dw * (kw - 1) + 1)
-    xp = np.zeros((n, hp, wp, c), dtype=np.float64)
-    xp[:, ph:ph + h, pw:pw + wd, :] = x
-    acc = np.zeros((n, oh, ow, w.shape[0]), dtype=np.float64)
+    xf = x.astype(np.float64)
+    acc = np.zeros((x.shape[0], *out_hw, w.shape[0]), dtype=np.float64)
     for ky in range(kh):
         for kx in range(kw):
-            window = xp[:, ky * dh:ky * dh + sh * (oh - 1) + 1:sh, kx * dw:kx * dw + sw * (ow - 1) + 1:sw, :]
-            acc += _taps(window, w, groups, ky, kx)
+            acc += _taps(window(xf, out_hw, (ky * dilation[0], kx * dilation[1]), stride, pad), w, groups, ky, kx)
     return _requantize(acc, bias, bias_lshift, out_rshift, kh * kw * in_g)
 
 
@@ -86,17 +99,16 @@ def deconv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, st
     """``nn_deconv_q7``: input pixel (iy, ix) adds ``x * w[o, ky, kx]`` to output
     ``(iy*sh - ph + ky*dh, ix*sw - pw + kx*dw)`` (Caffe's col2im); the C gathers the same
     products per output pixel, and integer sums do not depend on their order."""
-    n, h, wd, c = x.shape
+    n, h, wd, _ = x.shape
     _, kh, kw, in_g = w.shape
-    (sh, sw), (ph, pw), (dh, dw), (oh, ow) = stride, pad, dilation, out_hw
-    full = np.zeros((n, max((h - 1) * sh + dh * (kh - 1) + 1, ph + oh),
-                     max((wd - 1) * sw + dw * (kw - 1) + 1, pw + ow), w.shape[0]), dtype=np.float64)
+    acc = np.zeros((n, *out_hw, w.shape[0]), dtype=np.float64)
     xf = x.astype(np.float64)
     for ky in range(kh):
+        iy, oy = reads(h, ky * dilation[0], stride[0], pad[0], out_hw[0])
         for kx in range(kw):
-            full[:, ky * dh:ky * dh + (h - 1) * sh + 1:sh, kx * dw:kx * dw + (wd - 1) * sw + 1:sw, :] += \
-                _taps(xf, w, groups, ky, kx)
-    acc = np.ascontiguousarray(full[:, ph:ph + oh, pw:pw + ow, :])
+            ix, ox = reads(wd, kx * dilation[1], stride[1], pad[1], out_hw[1])
+            # one tap sends distinct input pixels to distinct output pixels: no index repeats
+            acc[:, oy[:, None], ox[None, :]] += _taps(xf[:, iy[:, None], ix[None, :]], w, groups, ky, kx)
     return _requantize(acc, bias, bias_lshift, out_rshift, kh * kw * in_g)
 
 
