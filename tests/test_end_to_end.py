@@ -285,6 +285,10 @@ NETS = {
         L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"),
         L("cat", "Concat", ["prod", "c3"], "cat"),
     ], (3, 4, 4), {}, {"nn_eltwise_prod_q7"}),
+    # the convolution family of issue 12: ConvolutionDepthwise with BatchNorm/Scale folded and a dilated
+    # depthwise one, DeepLab-style dilated (per-axis, grouped) convolutions, FCN-style Deconvolutions
+    **{name: (CATALOGUE[name].layers, CATALOGUE[name].input_shape, {}, CATALOGUE[name].functions)
+       for name in ("mobilenet_dw_fork", "dilated_deeplab", "fcn_deconv")},
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]
