@@ -127,3 +127,22 @@ def test_simulated_program_follows_the_float_forward(tmp_path):
     want = forward(compiled.net, images.transpose(0, 3, 1, 2).astype(np.float32))[compiled.net.outputs[0]]
     want = want.transpose(0, 2, 3, 1).reshape(got.shape)
     assert np.abs(got - want).max() < 0.1 * np.abs(want).max()
+
+
+def test_positions_beyond_uint32_are_refused(tmp_path):
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, [layer("c", "Deconvolution", num_output=2, kernel_size=1, stride=1 << 30)], (3, 3, 3))
+    assert str(info.value) == (
+        f"{tmp_path / 'model.prototxt'}: layer 'c' (Deconvolution): no CMSIS-NN function fits: nn_deconv_q7: "
+        "nn_conv_q7 and nn_deconv_q7 compute image positions (position * stride + dilation * kernel offset, plus "
+        "padding) in uint32_t: they must stay below 2^31 (input 3x3, output 2147483649x2147483649, kernel 1x1, "
+        "stride 1073741824x1073741824, padding 0x0, dilation 1x1).")
+
+
+def test_deconvolution_kernel_override_names_its_function(tmp_path):
+    layers = [layer("c", "Deconvolution", num_output=2, kernel_size=2, stride=2)]
+    assert op_of(compile_layers(tmp_path, layers, kernels={"c": "nn_deconv_q7"}), "c").function == "nn_deconv_q7"
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers, kernels={"c": "nn_conv_q7"})
+    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'c' (Deconvolution): kernel nn_conv_q7 is not "
+                               "a function for this layer (candidates: nn_deconv_q7)")

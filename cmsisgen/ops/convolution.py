@@ -19,7 +19,7 @@ from ..simulator import kernels
 from .caffe_params import ErrorMaker, optional, spatial
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc,
                    one_input, stem)
-from .own_conv import NN_CONV, own_conv_args, window
+from .own_conv import NN_CONV, own_conv_args, positions_fit_uint32, window
 from .weighted import WEIGHT_ARRAYS, absorb_affine, weighted_formats
 
 #: Bytes arm_convolve_HWC_q7_RGB reads beyond the end of its input (one 4-byte read per pixel).
@@ -93,7 +93,7 @@ DENSE = Choice("Convolution", (
                                                               padding_within_output)),
     Candidate("arm_convolve_HWC_q7_basic_nonsquare", _DENSE),
     Candidate("arm_convolve_HWC_q7_basic", _DENSE + (square_geometry,)),
-    Candidate(OWN_CONV, (dense,)),
+    Candidate(OWN_CONV, (dense, positions_fit_uint32)),
 ), note=f"{OWN_CONV} (the project's own kernel, CMSIS-NN's q7 arithmetic) runs what no CMSIS-NN function can: "
         "dilation, sizes beyond their uint16/int16 counters.")
 #: The "Convolution/group" entry that runs one dense convolution per group.
@@ -104,7 +104,7 @@ GROUPED = Choice("Convolution/group", (
     Candidate(PER_GROUP, (undilated, sizes_fit_int16)),
     Candidate("arm_depthwise_separable_conv_HWC_q7", (depthwise, undilated, sizes_fit_int16,
                                                       depthwise_column_fits_uint16, square_geometry)),
-    Candidate(OWN_CONV, ()),
+    Candidate(OWN_CONV, (positions_fit_uint32,)),
 ), note="group > 1: a depthwise function, else one dense convolution per group (on a gathered channel slice) "
         "with the function the Convolution list picks for one group's channels; "
         f"{OWN_CONV} (all groups in one call) where none of these fits, or the Convolution list picks it for a group.")

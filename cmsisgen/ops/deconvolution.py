@@ -21,10 +21,10 @@ from ..mapper.rules import Site
 from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc, stem
 from .caffe_params import ErrorMaker
 from .convolution import checked_input, parse_convolution_param
-from .own_conv import NN_DECONV, own_conv_args, reads
+from .own_conv import NN_DECONV, own_conv_args, positions_fit_uint32, reads
 from .weighted import absorb_affine, weighted_formats
 
-CHOICE = Choice("Deconvolution", (Candidate("nn_deconv_q7", ()),),
+CHOICE = Choice("Deconvolution", (Candidate("nn_deconv_q7", (positions_fit_uint32,)),),
                 note="the project's own kernel, with CMSIS-NN's q7 arithmetic; any kernel, stride, padding, "
                      "dilation and group")
 

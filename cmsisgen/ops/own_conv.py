@@ -18,10 +18,26 @@ from typing import Any
 import numpy as np
 
 from ..mapper.calls import Op
+from ..mapper.rules import Site, rule
 from ..simulator.kernels import _requantize
 from .base import Kernel
 
 Pair = tuple[int, int]
+#: nn_conv_q7.c computes positions (output * stride + kernel offset, input + padding) in uint32_t.
+POSITION_LIMIT = 1 << 31
+
+
+def _reach(size: int, kernel: int, stride: int, pad: int, dilation: int) -> int:
+    return size + 2 * pad + (size - 1) * stride + dilation * (kernel - 1)
+
+
+@rule("input {in_h}x{in_w}, output {out_h}x{out_w}, kernel {kernel_h}x{kernel_w}, stride {stride_h}x{stride_w}, "
+      "padding {pad_h}x{pad_w}, dilation {dilation_h}x{dilation_w}")
+def positions_fit_uint32(site: Site) -> bool:
+    """nn_conv_q7 and nn_deconv_q7 compute image positions (position * stride + dilation * kernel offset, plus padding) in uint32_t: they must stay below 2^31."""
+    return all(_reach(max(i, o), k, s, p, d) < POSITION_LIMIT for i, o, k, s, p, d in (
+        (site.in_h, site.out_h, site.kernel_h, site.stride_h, site.pad_h, site.dilation_h),
+        (site.in_w, site.out_w, site.kernel_w, site.stride_w, site.pad_w, site.dilation_w)))
 
 #: parameters.h: the geometry the call puts in one nn_conv_shape_q7.
 PARAMETERS = """\
