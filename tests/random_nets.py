@@ -69,6 +69,12 @@ def _spec(name, layers, shape, functions, about, **kw) -> NetSpec:
 BN8 = [np.linspace(-0.4, 0.4, 8) * 4, np.linspace(0.05, 0.5, 8) * 4, np.array([4.0])]
 SCALE8 = [np.linspace(1.5, -0.5, 8), np.linspace(-0.2, 0.3, 8)]
 
+
+def _bn_scale_relu(i: int) -> list:
+    """BatchNorm + Scale (8 channels, in place, folded into the layer before them) + ReLU."""
+    return [L(f"bn{i}", "BatchNorm", inplace=True, weights=BN8),
+            L(f"scale{i}", "Scale", inplace=True, bias_term=True, weights=SCALE8), L(f"relu{i}", "ReLU", inplace=True)]
+
 CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     _spec("rgb_ceilpool_fcplain", [
         # 9x9 RGB, k3 s2 p1, odd output channels -> 5x5x5; max pool k2 s2 on 5 (ceil remainder)
@@ -424,18 +430,12 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         # ConvolutionDepthwise (the forks' type, no num_output/group) with BatchNorm + Scale folded,
         # stride 2 then a non-square dilated one (nn_conv_q7), pointwise, global pool
         L("conv1", "Convolution", num_output=8, kernel_size=3, stride=2, pad=1, bias_term=False),
-        L("bn1", "BatchNorm", inplace=True, weights=BN8),
-        L("scale1", "Scale", inplace=True, bias_term=True, weights=SCALE8),
-        L("relu1", "ReLU", inplace=True),
+        *_bn_scale_relu(1),
         L("dw2", "ConvolutionDepthwise", kernel_size=3, stride=2, pad=1, bias_term=False),
-        L("bn2", "BatchNorm", inplace=True, weights=BN8),
-        L("scale2", "Scale", inplace=True, bias_term=True, weights=SCALE8),
-        L("relu2", "ReLU", inplace=True),
+        *_bn_scale_relu(2),
         L("dw3", "ConvolutionDepthwise", num_output=8, kernel_h=3, kernel_w=1, pad_h=2, pad_w=0, dilation=2),
         L("pw3", "Convolution", num_output=8, kernel_size=1, bias_term=False),
-        L("bn3", "BatchNorm", inplace=True, weights=BN8),
-        L("scale3", "Scale", inplace=True, bias_term=True, weights=SCALE8),
-        L("relu3", "ReLU", inplace=True),
+        *_bn_scale_relu(3),
         L("pool", "Pooling", pool="AVE", global_pooling=True),
         L("fc", "InnerProduct", num_output=5),
     ], (3, 13, 11), {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_conv_q7"},

@@ -265,13 +265,25 @@ def checked_input(net: ir.Net, layer: ir.Layer) -> tuple[ir.ConvParams, Shape]:
     return p, (c, h, w)
 
 
-class Convolution(LayerKind):
-    types = ("Convolution",)
+class ConvolutionParamKind(LayerKind):
+    """What the kinds read from a convolution_param share: weights and bias quantized as a
+    convolution's, BatchNorm/Scale folded in, the parameters and the Site."""
+
     weighted = True
     absorbs_affine = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> ir.ConvParams:
         return parse_convolution_param(layer.convolution_param, err)
+
+    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
+        p: ir.ConvParams = layer.params  # type: ignore[assignment]
+        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
+                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group,
+                            dilation_h=p.dilation_h, dilation_w=p.dilation_w)
+
+
+class Convolution(ConvolutionParamKind):
+    types = ("Convolution",)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         p, (c, h, w) = checked_input(net, layer)
@@ -295,11 +307,6 @@ class Convolution(LayerKind):
     def absorb_affine(self, layer: ir.Layer, factor: np.ndarray, offset: np.ndarray) -> None:
         absorb_affine(layer, factor.reshape(-1, 1, 1, 1), factor, offset)
 
-    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
-                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group,
-                            dilation_h=p.dilation_h, dilation_w=p.dilation_w)
 
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
         return (DENSE, GROUPED)

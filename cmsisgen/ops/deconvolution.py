@@ -11,16 +11,12 @@ input spread out with zeros in scratch (stride^2 times the input) for the same p
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from ..mapper.rules import Site
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc, stem
-from .caffe_params import ErrorMaker
-from .convolution import checked_input, parse_convolution_param
+from .base import Candidate, Choice, LoweringContext, Shape, choose, fail, hwc, stem
+from .convolution import ConvolutionParamKind, checked_input
 from .own_conv import NN_DECONV, own_conv_args, positions_fit_uint32, reads
 from .weighted import absorb_affine, weighted_formats
 
@@ -67,14 +63,9 @@ def kernel_weights(weights: np.ndarray, group: int) -> np.ndarray:
     return np.ascontiguousarray(split.transpose(0, 2, 3, 4, 1).reshape(group * out_g, kh, kw, c_in // group))
 
 
-class Deconvolution(LayerKind):
+class Deconvolution(ConvolutionParamKind):
     types = ("Deconvolution",)
     choice = CHOICE
-    weighted = True
-    absorbs_affine = True
-
-    def parse(self, layer: Any, err: ErrorMaker) -> ir.ConvParams:
-        return parse_convolution_param(layer.convolution_param, err)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         p, (c, h, w) = checked_input(net, layer)
@@ -101,12 +92,6 @@ class Deconvolution(LayerKind):
         # output channel g * out_g + j is column j of the rows of group g
         per_row = np.repeat(factor.reshape(p.group, 1, out_g), c_in // p.group, axis=1)
         absorb_affine(layer, per_row.reshape(c_in, out_g, 1, 1), factor, offset)
-
-    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
-                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group,
-                            dilation_h=p.dilation_h, dilation_w=p.dilation_w)
 
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
         site = self.site(ctx.net, layer)
