@@ -146,3 +146,14 @@ def test_deconvolution_kernel_override_names_its_function(tmp_path):
         compile_layers(tmp_path, layers, kernels={"c": "nn_conv_q7"})
     assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'c' (Deconvolution): kernel nn_conv_q7 is not "
                                "a function for this layer (candidates: nn_deconv_q7)")
+
+
+def test_convolution_past_the_q7_counters_runs_on_nn_conv_q7(tmp_path):
+    """in_ch * kernel_h * kernel_w = 67500 overflows the q7 convolutions' uint16 im2col counter."""
+    compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=2, kernel_size=150)], (3, 150, 150))
+    op = op_of(compiled, "c")
+    assert (op.function, compiled.net.shapes["c"]) == ("nn_conv_q7", (2, 1, 1))
+    with pytest.raises(CmsisgenError, match=r"arm_convolve_HWC_q7_basic_nonsquare cannot run it: The q7 convolutions "
+                                            r"count one im2col column .* \(3 channels x 150x150 kernel\)"):
+        compile_layers(tmp_path, [layer("c", "Convolution", num_output=2, kernel_size=150)], (3, 150, 150),
+                       kernels={"c": "arm_convolve_HWC_q7_basic_nonsquare"})
