@@ -42,6 +42,7 @@ def positions_fit_uint32(site: Site) -> bool:
 #: parameters.h: the geometry the call puts in one nn_conv_shape_q7.
 PARAMETERS = """\
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; in Q{{ 7 - f.in_frac }}.{{ f.in_frac }}, weights Q{{ 7 - f.weight_frac }}.{{ f.weight_frac }}, bias Q{{ 7 - f.bias_frac }}.{{ f.bias_frac }}, out Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
+/* nn_conv_shape_q7: input HxWxC, output HxWxC, kernel, stride, padding, dilation (each HxW), groups, shifts */
 #define {{ prefix }}_SHAPE { {{ a.in_h }}, {{ a.in_w }}, {{ a.in_ch }}, {{ a.out_h }}, {{ a.out_w }}, {{ a.out_ch }}, \\
         {{ a.kernel_h }}, {{ a.kernel_w }}, {{ a.stride_h }}, {{ a.stride_w }}, {{ a.pad_h }}, {{ a.pad_w }}, \\
         {{ a.dilation_h }}, {{ a.dilation_w }}, {{ a.groups }}, {{ f.bias_lshift }}, {{ f.out_rshift }} }
