@@ -20,9 +20,9 @@ from .prelu import PReLU
 from .relu import ReLU
 from .scale import SCALE, BatchNorm
 from .softmax import Softmax
+from .table_activation import SIGMOID, TANH
 from .convolution_depthwise import ConvolutionDepthwise
 from .deconvolution import Deconvolution
-from .table_activation import SIGMOID, TANH
 
 #: Every supported layer kind, in the order the documentation lists them.
 KINDS: tuple[LayerKind, ...] = (
