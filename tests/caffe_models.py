@@ -37,6 +37,7 @@ PARAM_FIELD = {
     "Reshape": "reshape_param",
     "ReLU6": "relu6_param", "Clip": "clip_param", "Power": "power_param", "ELU": "elu_param",
     "Threshold": "threshold_param", "ArgMax": "argmax_param",
+    "ConvolutionDepthwise": "convolution_param", "Deconvolution": "convolution_param",
 }
 V1_ENUM = {v: k for k, v in V1_TYPES.items()}
 

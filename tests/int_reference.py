@@ -68,14 +68,15 @@ def input_q7(image_hwc: np.ndarray, pre, frac: int) -> np.ndarray:
 
 
 def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad, out_hw, bias_shift: int,
-         out_shift: int) -> np.ndarray:
+         out_shift: int, dilation=(1, 1)) -> np.ndarray:
     """x (C, H, W), w (O, C, kh, kw) Caffe layout, b (O,)."""
     c, h, wd = x.shape
     o, _, kh, kw = w.shape
     sh, sw = stride
     ph, pw = pad
+    dh, dw = dilation
     oh, ow = out_hw
-    padded = np.zeros((c, h + 2 * ph + kh, wd + 2 * pw + kw), dtype=np.int64)
+    padded = np.zeros((c, h + 2 * ph + dh * kh, wd + 2 * pw + dw * kw), dtype=np.int64)
     padded[:, ph:ph + h, pw:pw + wd] = x
     w64 = w.astype(np.int64)
     out = np.zeros((o, oh, ow), dtype=np.int64)
@@ -83,10 +84,46 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad, out_hw, bias_
         start = (int(b[oc]) << bias_shift) + nn_round(out_shift)
         for oy in range(oh):
             for ox in range(ow):
-                window = padded[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+                window = padded[:, oy * sh:oy * sh + dh * (kh - 1) + 1:dh, ox * sw:ox * sw + dw * (kw - 1) + 1:dw]
                 acc = wrap32(start + int((window * w64[oc]).sum()))
                 out[oc, oy, ox] = sat8(acc >> out_shift)
     return out
+
+
+def deconv(x: np.ndarray, w: np.ndarray, b: np.ndarray, p, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
+    """Caffe's Deconvolution (col2im of the weights times each input pixel): x (C, H, W),
+    w (C, O / group, kh, kw) Caffe layout, b (O,)."""
+    c, h, wd = x.shape
+    _, out_g, kh, kw = w.shape
+    in_g = c // p.group
+    full = np.zeros((out_g * p.group, (h - 1) * p.stride_h + p.dilation_h * (kh - 1) + 1,
+                     (wd - 1) * p.stride_w + p.dilation_w * (kw - 1) + 1), dtype=np.int64)
+    for i in range(c):
+        g = i // in_g
+        for iy in range(h):
+            for ix in range(wd):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        y, z = iy * p.stride_h + ky * p.dilation_h, ix * p.stride_w + kx * p.dilation_w
+                        full[g * out_g:(g + 1) * out_g, y, z] += int(x[i, iy, ix]) * w[i, :, ky, kx].astype(np.int64)
+    oh, ow = out_hw
+    acc = full[:, p.pad_h:p.pad_h + oh, p.pad_w:p.pad_w + ow]
+    start = (b.astype(np.int64) << bias_shift) + nn_round(out_shift)
+    total = np.vectorize(wrap32)(acc + start[:, None, None])
+    return np.clip(total >> out_shift, -128, 127)
+
+
+def convolution(layer, x: np.ndarray, lq, out_shape) -> np.ndarray:
+    """Convolution (any group, dilation) and ConvolutionDepthwise (group = channels) by Caffe's
+    definition: each group's filters see only its input channels."""
+    p = layer.params
+    oc, oh, ow = out_shape
+    group = x.shape[0] if layer.type == "ConvolutionDepthwise" else p.group
+    in_g, out_g = x.shape[0] // group, oc // group
+    return np.concatenate([
+        conv(x[g * in_g:(g + 1) * in_g], lq.weights[g * out_g:(g + 1) * out_g], lq.bias[g * out_g:(g + 1) * out_g],
+             (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow), lq.bias_lshift, lq.out_rshift,
+             (p.dilation_h, p.dilation_w)) for g in range(group)])
 
 
 def fully_connected(vec: np.ndarray, w: np.ndarray, b: np.ndarray, bias_shift: int, out_shift: int) -> np.ndarray:
@@ -339,14 +376,12 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             for t in layer.tops:
                 values[t] = ins[0].reshape(net.shapes[t])
             continue
-        if layer.type == "Convolution":
+        if layer.type in ("Convolution", "ConvolutionDepthwise"):
+            out = convolution(layer, ins[0], quant.layers[layer.name], (oc, oh, ow))
+        elif layer.type == "Deconvolution":
             lq = quant.layers[layer.name]
-            # group > 1: Caffe's definition, each group's filters see only its input channels
-            in_g, out_g = ins[0].shape[0] // p.group, oc // p.group
-            out = np.concatenate([
-                conv(ins[0][g * in_g:(g + 1) * in_g], lq.weights[g * out_g:(g + 1) * out_g],
-                     lq.bias[g * out_g:(g + 1) * out_g], (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow),
-                     lq.bias_lshift, lq.out_rshift) for g in range(p.group)])
+            bias = lq.bias if p.bias_term else np.zeros(oc, dtype=np.int8)
+            out = deconv(ins[0], lq.weights, bias, p, (oh, ow), lq.bias_lshift, lq.out_rshift)
         elif layer.type == "InnerProduct":
             lq = quant.layers[layer.name]
             w = lq.weights.T if p.transpose else lq.weights

@@ -295,6 +295,10 @@ NETS = {
         L("sum", "Eltwise", ["ip1", "th"], "sum"),
         L("am", "ArgMax"),
     ], (3, 5, 5), {}, {"nn_argmax_q7", "nn_lookup_q7", "nn_eltwise_sum_q7"}),
+    # the convolution family of issue 12: ConvolutionDepthwise with BatchNorm/Scale folded and a dilated
+    # depthwise one, DeepLab-style dilated (per-axis, grouped) convolutions, FCN-style Deconvolutions
+    **{name: (CATALOGUE[name].layers, CATALOGUE[name].input_shape, {}, CATALOGUE[name].functions)
+       for name in ("mobilenet_dw_fork", "dilated_deeplab", "fcn_deconv")},
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]
