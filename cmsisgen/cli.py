@@ -575,9 +575,11 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
 
 
 def _check_labels(dataset, path: str, model, output: str) -> None:
-    """Evaluation labels must index the values of the scored output."""
+    """Evaluation labels must index the classes of the scored output."""
+    from .evaluate import class_count
+
     net = model.net
-    outputs = int(np.prod(net.shapes[output]))
+    outputs = class_count(net, output) or int(np.prod(net.shapes[output]))
     label = int(dataset.y.max()) if len(dataset.y) else 0
     if label >= outputs:
         name = dataset.classes[label] if label < len(dataset.classes) else str(label)

@@ -178,7 +178,7 @@ def test_evaluate_without_a_classifier_names_the_outputs(tmp_path):
     result = run("evaluate", files.prototxt, files.weights, "--data", files.calib, "--mean", "0,0,0")
     assert result.exit_code == 2
     assert result.output == (f"cmsisgen: error: {files.prototxt}: the network has 2 outputs (conv4-1, conv4-2) and "
-                             "no classifier (Softmax) among them; name the one to score with --output NAME\n")
+                             "no classifier (Softmax, ArgMax) among them; name the one to score with --output NAME\n")
 
 
 def test_compile_report_lists_every_output(tmp_path):
