@@ -6,7 +6,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from . import ir
-from .errors import SETTING, SettingError
+from .errors import SETTING, CmsisgenError, SettingError
 from .float_forward import forward
 from .ops import kind_of
 from .ops.softmax import Softmax
@@ -22,14 +22,23 @@ def scored_output(net: ir.Net) -> str:
     outputs (``--output NAME`` picks one)."""
     if len(net.outputs) == 1:
         return net.outputs[0]
-    classifiers = [name for name in net.outputs if class_count(net, name) is not None or (
-        net.shapes[name][1:] == (1, 1) and isinstance(kind_of(net.producer(name)), Softmax))]
+    classifiers = [name for name in net.outputs if _classifier(net, name)]
     if len(classifiers) == 1:
         return classifiers[0]
     names = ", ".join(name.split("@")[0] for name in net.outputs)
     raise SettingError("output", f"{net.source}: the network has {len(net.outputs)} outputs ({names}) and "
                                  f"{'no' if not classifiers else 'more than one'} classifier (Softmax, ArgMax) among "
                                  f"them; name the one to score with {SETTING} NAME")
+
+
+def _classifier(net: ir.Net, output: str) -> bool:
+    """A Softmax giving a vector, or an output that is one class per image (not per pixel)."""
+    if net.shapes[output][1:] == (1, 1) and isinstance(kind_of(net.producer(output)), Softmax):
+        return True
+    try:
+        return class_count(net, output) is not None
+    except CmsisgenError:  # a per-pixel class map: no class per image
+        return False
 
 
 def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None,

@@ -13,6 +13,7 @@ from caffe_models import build_net, layer as L, write_model, write_prototxt
 from cli_run import run
 from random_nets import CATALOGUE, write_random_net
 
+from cmsisgen.errors import SettingError
 from cmsisgen.loader import load_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.simulator.execute import run_program
@@ -282,3 +283,17 @@ def test_verify_with_output_checks_every_output(tmp_path):
     scored = run("-q", "evaluate", files.prototxt, files.weights, *files.options(), "--data", data, "--json")
     assert scored.exit_code == 0, scored.output
     assert json.loads(scored.stdout)["n"] == 16
+
+
+def test_an_argmax_head_is_the_classifier_a_per_pixel_one_is_not(tmp_path):
+    from cmsisgen.evaluate import scored_output
+
+    trunk = [L("conv1", "Convolution", num_output=5, kernel_size=3),
+             L("box", "Convolution", "conv1", "box", num_output=4, kernel_size=1)]
+    proto, _ = write_model(tmp_path, trunk + [L("cls", "ArgMax", "conv1", "cls")], input_shape=(3, 6, 6))
+    assert scored_output(load_net(proto)) == "cls"
+    proto, _ = write_model(tmp_path, trunk + [L("seg", "ArgMax", "conv1", "seg", axis=1)], input_shape=(3, 6, 6))
+    with pytest.raises(SettingError) as error:
+        scored_output(load_net(proto))
+    assert str(error.value).endswith("the network has 2 outputs (box, seg) and no classifier (Softmax, ArgMax) "
+                                     "among them; name the one to score with output NAME")
