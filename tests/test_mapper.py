@@ -89,6 +89,9 @@ def test_convolution_variant(tmp_path, layers, shape, function):
 SQUARE = ("The square variants take one size for input, kernel, stride and padding: "
           "height and width must match in each ({}).")
 UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2)."
+OUTSIDE = ("Every pooling window must start inside the image: without padding, a kernel smaller than the stride can "
+           "leave Caffe's last ceil-mode window outside it, where Caffe writes -FLT_MAX (MAX) or NaN (AVE); "
+           "round_mode: FLOOR (ceil_mode: false) drops that window ({}).")
 
 
 @pytest.mark.parametrize("layers, shape, message", [
@@ -102,15 +105,13 @@ UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dila
      f"count (group 2, 4 input and 4 output channels).; per-group dense convolution: {UNDILATED}; "
      "arm_depthwise_separable_conv_HWC_q7: The depthwise functions filter each channel on its own: group must equal "
      "both the input and the output channel count (group 2, 4 input and 4 output channels)."),
-    ([layer("p", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride=2)], (3, 8, 8),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
-     + SQUARE.format("input 8x8, kernel 2x3, stride 2x2, padding 0x0")),
-    ([layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2)], (3, 8, 6),
+    ([layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], (3, 8, 8),  # Caffe: 5x5, the last row outside
+     "layer 'p' (Pooling): no CMSIS-NN function fits: " + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, "
+                                                                         "padding 0x0")),  # said once for both
+    ([layer("p", "Pooling", pool="AVE", kernel_h=2, kernel_w=1, stride_h=2, stride_w=3)], (3, 6, 6),
      "layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: "
-     + SQUARE.format("input 8x6, kernel 2x2, stride 2x2, padding 0x0")),
-    ([layer("p", "Pooling", pool="MAX", kernel_size=2, stride_h=1, stride_w=2)], (3, 8, 8),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
-     + SQUARE.format("input 8x8, kernel 2x2, stride 1x2, padding 0x0")),
+     + SQUARE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0") + "; nn_pool_q7: "
+     + OUTSIDE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0")),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("prob", "Softmax")], (3, 8, 8),
      "layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
      "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor) (input 6x6x4)."),
@@ -121,14 +122,24 @@ def test_unmappable_layer_message(tmp_path, layers, shape, message):
     assert str(info.value) == f"{tmp_path / 'model.prototxt'}: {message}"  # located at the prototxt
 
 
-def test_padded_average_pooling_warns(tmp_path):
-    compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)])
+def test_padded_average_pooling_runs_as_caffe_divides(tmp_path):
+    """arm_avepool_q7_HWC could run it, but divides border windows by the cells inside the image:
+    nn_pool_q7 is taken, without a warning; forced, the CMSIS-NN function runs with the warning."""
+    padded = [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)]
+    compiled = compile_layers(tmp_path, padded)
     op = op_of(compiled, "p")
+    assert (op.function, op.kind, op.scratch_bytes, op.clobbers_input, op.in_place) == ("nn_pool_q7", "pool", 0,
+                                                                                        False, False)
+    # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
+    assert (op.args["out_h"], op.args["out_w"], op.args["pad_h"], op.args["average"]) == (5, 5, 1, 1)
+    assert not any("Caffe divides" in note for note in compiled.notes)
+    forced = compile_layers(tmp_path, padded, kernels={"p": "arm_avepool_q7_HWC"})
+    op = op_of(forced, "p")
     assert op.function == "arm_avepool_q7_HWC"
     assert ("layer 'p': Caffe divides a padded border window by its size including padding, CMSIS-NN by "
-            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe (padding 1x1)."
-            ) in compiled.notes
-    # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
+            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe "
+            "(nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does) "
+            "(padding 1x1).") in forced.notes
     assert op.args == {"dim_im_in": 8, "ch_im_in": 3, "dim_kernel": 3, "padding": 1, "stride": 2, "dim_im_out": 5}
     assert op.scratch_bytes == 2 * 5 * 3
 
@@ -310,16 +321,20 @@ PAD_BELOW_STRIDE = ("The Cortex-M DSP pooling kernels pool rows in place: with p
                     "output a single column) (padding {pad} >= stride {stride}).")
 
 
-@pytest.mark.parametrize("pool, kernel, stride, pad", [("MAX", 2, 1, 1), ("AVE", 3, 1, 1), ("MAX", 3, 2, 2)])
-def test_pooling_padding_not_below_stride_is_refused(tmp_path, pool, kernel, stride, pad):
-    """Also covers k2 s1 p1, whose Caffe output (9x9) is larger than its 8x8 input."""
+@pytest.mark.parametrize("pool, kernel, stride, pad, out", [("MAX", 2, 1, 1, 9), ("AVE", 3, 1, 1, 8),
+                                                            ("MAX", 3, 2, 2, 5)])
+def test_pooling_padding_not_below_stride_runs_as_nn_pool_q7(tmp_path, pool, kernel, stride, pad, out):
+    """The CMSIS-NN functions cannot (k2 s1 p1's Caffe output, 9x9, is even larger than its 8x8
+    input): nn_pool_q7 runs it, and forcing the CMSIS-NN function names the rule it breaks."""
     layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
               layer("p", "Pooling", pool=pool, kernel_size=kernel, stride=stride, pad=pad)]
-    with pytest.raises(CmsisgenError) as info:
-        compile_layers(tmp_path, layers)
+    op = op_of(compile_layers(tmp_path, layers), "p")
+    assert (op.function, op.args["out_h"], op.args["out_w"]) == ("nn_pool_q7", out, out)
     function = "arm_maxpool_q7_HWC" if pool == "MAX" else "arm_avepool_q7_HWC"
-    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): no CMSIS-NN function fits: "
-                               f"{function}: {PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers, kernels={"p": function})
+    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): {function} cannot run it: "
+                               f"{PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
 
 
 def test_padded_pooling_below_stride_is_fine(tmp_path):

@@ -11,6 +11,7 @@ Cortex-M7, with the portable kernels' headers and (CMSIS_NN_PATH set) upstream's
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import os
 import re
 import shutil
@@ -24,9 +25,11 @@ from caffe_models import layer, write_model
 from test_kernels import PORTABLE, P, compile_for_cortex_m7, rand8, run_conv_c, shared_library
 from cmsisgen import ir, own_kernels
 from cmsisgen.cli import main
+from cmsisgen.mapper.rules import Site
 from cmsisgen.ops import lrn
 from cmsisgen.ops.eltwise import PROD_MAX_RSHIFT, eltwise_max_q7, eltwise_prod_q7, eltwise_sum_q7
-from cmsisgen.ops.pooling import global_pool_q7
+from cmsisgen.ops.pooling import pool_out_hw, pooling, pooling_windows_start_inside
+from cmsisgen.ops.pooling_nn import pool_q7
 from cmsisgen.ops.prelu import MAX_SLOPE_FRAC, prelu_q7
 from cmsisgen.ops.scale import scale_q7
 from cmsisgen.quantizer import MAX_BIAS_LSHIFT, MAX_OUT_RSHIFT
@@ -253,22 +256,105 @@ def test_eltwise_prod(own, out_rshift):
 # ----------------------------------------------------------------------------- per-channel kernels
 
 
+#: nn_pool_q7 geometries (h, w, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode): the
+#: real nets' non-square images (30x14, 66x16), inception's 3x3/s1/p1, padding >= stride, kernels
+#: smaller than the stride, one-pixel images and windows, a whole-image window, floor mode, and
+#: more than one block of 16 channels.
+POOL_GEOMETRIES = [
+    (30, 14, 3, 2, 2, 2, 2, 0, 0, True),
+    (66, 16, 5, 3, 3, 2, 2, 0, 0, True),
+    (9, 9, 4, 3, 3, 1, 1, 1, 1, True),
+    (7, 5, 17, 3, 3, 1, 1, 1, 1, True),
+    (8, 6, 2, 3, 2, 1, 2, 2, 1, True),
+    (5, 5, 3, 3, 3, 2, 2, 2, 2, True),
+    (6, 7, 3, 1, 1, 2, 2, 0, 0, False),
+    (7, 10, 2, 1, 2, 3, 3, 0, 0, True),
+    (10, 3, 6, 4, 3, 3, 1, 1, 0, True),
+    (11, 8, 33, 3, 2, 2, 3, 1, 1, False),
+    (1, 1, 1, 1, 1, 1, 1, 0, 0, True),
+    (1, 9, 2, 1, 3, 1, 2, 0, 1, True),
+    (6, 11, 8, 6, 11, 1, 1, 0, 0, True),
+    (4, 4, 3, 4, 4, 3, 3, 3, 3, True),
+]
+
+
+def pool_geometry(h, w, c, kh, kw, sh, sw, ph, pw, ceil_mode):
+    params = ir.PoolParams(method="max", kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                           ceil_mode=ceil_mode)
+    oh, ow = pool_out_hw(h, w, params)
+    site = Site(layer="p", type="Pooling", in_ch=c, in_h=h, in_w=w, out_ch=c, out_h=oh, out_w=ow, kernel_h=kh,
+                kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw)
+    assert pooling_windows_start_inside(site), "a geometry nn_pool_q7 is never asked to run"
+    return params, (oh, ow)
+
+
+def run_pool(own, x, params, out_hw, average):
+    _, h, w, c = x.shape
+    out = np.full((1, *out_hw, c), 0x55, dtype=np.int8)
+    own.nn_pool_q7(P(np.ascontiguousarray(x)), u32(h), u32(w), u32(c), u32(params.kernel_h), u32(params.kernel_w),
+                   u32(params.stride_h), u32(params.stride_w), u32(params.pad_h), u32(params.pad_w), u32(out_hw[0]),
+                   u32(out_hw[1]), u32(average), P(out))
+    return out
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=lambda g: "x".join(map(str, g[:3])) + "_k%dx%d_s%dx%d_p%dx%d" % g[3:9])
+@pytest.mark.parametrize("average", [0, 1])
+def test_pool_matches_model(own, geometry, average):
+    """nn_pool_q7 against pool_q7 on random and extreme inputs; its model against Caffe's float
+    pooling (cmsisgen's forward, checked against pycaffe): the same maximum, and the float
+    average rounded half away from zero."""
+    params, out_hw = pool_geometry(*geometry)
+    h, w, c = geometry[:3]
+    rng = np.random.default_rng(sum(geometry) + average)
+    kernel, stride, pad = (params.kernel_h, params.kernel_w), (params.stride_h, params.stride_w), (params.pad_h,
+                                                                                                  params.pad_w)
+    for x in [rand8(rng, 1, h, w, c), *edges((1, h, w, c))]:
+        want = pool_q7(x, kernel, stride, pad, out_hw, bool(average))
+        np.testing.assert_array_equal(run_pool(own, x, params, out_hw, average), want)
+        caffe = pooling(x.transpose(0, 3, 1, 2).astype(np.float64),
+                        dataclasses.replace(params, method="ave" if average else "max")).transpose(0, 2, 3, 1)
+        if not average:
+            np.testing.assert_array_equal(want, caffe)
+        else:
+            away = np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9)
+            np.testing.assert_array_equal(want, away)
+
+
+def test_pool_average_divides_by_the_padded_window(own):
+    """2x2 image, kernel 2, stride 2, pad 1: each window holds one pixel and three padding
+    cells, so Caffe divides by 4; 2/4 and -2/4 round away from zero, 1/4 and 6/4 to nearest."""
+    params = ir.PoolParams(method="ave", kernel_h=2, kernel_w=2, stride_h=2, stride_w=2, pad_h=1, pad_w=1)
+    assert pool_out_hw(2, 2, params) == (2, 2)
+    x = np.array([2, -2, 1, 6], dtype=np.int8).reshape(1, 2, 2, 1)
+    got = run_pool(own, x, params, (2, 2), 1)
+    assert got.reshape(-1).tolist() == [1, -1, 0, 2]
+    np.testing.assert_array_equal(got, pool_q7(x, (2, 2), (2, 2), (1, 1), (2, 2), True))
+
+
+def run_global_pool(own, x, average):
+    """nn_pool_q7 with one window covering the image (what global pooling compiles to)."""
+    _, h, w, c = x.shape
+    return run_pool(own, x, ir.PoolParams(method="max", kernel_h=h, kernel_w=w), (1, 1), average).reshape(-1)
+
+
 @pytest.mark.parametrize("h, w, c", [(1, 1, 1), (1, 1, 6), (1, 13, 1), (9, 7, 5), (40, 40, 3)])
 @pytest.mark.parametrize("average", [0, 1])
 def test_global_pool(own, h, w, c, average):
+    """Each channel's maximum, or its sum divided by the pixel count rounded half away from zero."""
     rng = np.random.default_rng(h * w * c + average)
     for x in [rand8(rng, 1, h, w, c), *edges((1, h, w, c))]:
-        out = np.full(c, 0x55, dtype=np.int8)
-        own.nn_global_pool_q7(P(np.ascontiguousarray(x)), u32(c), u32(h * w), u32(average), P(out))
-        np.testing.assert_array_equal(out, global_pool_q7(x, bool(average)).reshape(-1))
+        flat = x.reshape(-1, c).astype(np.int64)
+        total, count = flat.sum(axis=0), h * w
+        want = flat.max(axis=0) if not average else [int(np.sign(t) * ((abs(t) + count // 2) // count)) for t in total]
+        np.testing.assert_array_equal(run_global_pool(own, x, average), want)
+        np.testing.assert_array_equal(pool_q7(x, (h, w), (1, 1), (0, 0), (1, 1), bool(average)).reshape(-1), want)
 
 
 def test_global_average_rounds_half_away_from_zero(own):
     for values, want in [([1, 0], 1), ([-1, 0], -1), ([1, 0, 0], 0), ([-2, 0, 0], -1), ([3, 0, 0, 0], 1)]:
-        x = np.array(values, dtype=np.int8)
-        out = np.zeros(1, dtype=np.int8)
-        own.nn_global_pool_q7(P(x), u32(1), u32(len(values)), u32(1), P(out))
-        assert out[0] == want == global_pool_q7(x.reshape(1, 1, -1, 1), True).item()
+        x = np.array(values, dtype=np.int8).reshape(1, 1, -1, 1)
+        assert run_global_pool(own, x, 1).item() == want == pool_q7(x, (1, len(values)), (1, 1), (0, 0), (1, 1),
+                                                                     True).item()
 
 
 @pytest.mark.parametrize("slope_shift", [0, 1, 7, 13, MAX_SLOPE_FRAC])
@@ -333,9 +419,9 @@ def test_header_declares_every_kernel_and_every_kernel_names_its_file():
         for function in defined_functions(source):
             assert re.search(rf"\b{function}\(", header), function
     assert set(own_kernels.ALL_FILES) == {p.name for p in OWN.iterdir() if p.suffix in (".c", ".h")}
-    from cmsisgen.ops import concat, convolution, eltwise, lrn as lrn_op, pooling, prelu, scale
+    from cmsisgen.ops import concat, convolution, eltwise, lrn as lrn_op, pooling_nn, prelu, scale
 
-    for kernel in (concat.CONCAT, convolution.GROUP_CONV, eltwise.ELTWISE, lrn_op.LRN_Q7, pooling.GLOBAL_POOL,
+    for kernel in (concat.CONCAT, convolution.GROUP_CONV, eltwise.ELTWISE, lrn_op.LRN_Q7, pooling_nn.POOL,
                    prelu.PRELU, scale.SCALE_Q7):
         assert (OWN / kernel.source).is_file(), kernel.kind
 
