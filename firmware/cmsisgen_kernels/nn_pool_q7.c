@@ -2,6 +2,9 @@
  * cmsisgen kernels: max or average pooling of an HWC image with Caffe's geometry (any height
  * and width; kernel, stride and padding per axis; ceil-mode sizes with the clipped last
  * window), for what CMSIS-NN's q7 pooling cannot run or runs differently. See nn_kernels.h.
+ * The average rounds half away from zero rather than NN_ROUND's half up, so that averaging a
+ * negated input gives the negated average: signed activations get no upward bias at ties.
+ * Bit-exact model: pool_q7 in cmsisgen/ops/pooling_nn.py.
  */
 #include "nn_kernels.h"
 
