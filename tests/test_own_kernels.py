@@ -297,7 +297,11 @@ def run_pool(own, x, params, out_hw, average):
     return out
 
 
-@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=lambda g: "x".join(map(str, g[:3])) + "_k%dx%d_s%dx%d_p%dx%d" % g[3:9])
+def geometry_id(g) -> str:
+    return "x".join(map(str, g[:3])) + "_k%dx%d_s%dx%d_p%dx%d" % g[3:9] + ("" if g[9] else "_floor")
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=geometry_id)
 @pytest.mark.parametrize("average", [0, 1])
 def test_pool_matches_model(own, geometry, average):
     """nn_pool_q7 against pool_q7 on random and extreme inputs; its model against Caffe's float

@@ -33,7 +33,7 @@ AVEPOOL_MAX_WINDOW = 256
 
 @rule("pooling {method}")
 def max_or_average(site: Site) -> bool:
-    """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
+    """Max and average pooling only: STOCHASTIC pooling is not supported."""
     return site.method in ("max", "ave")
 
 
@@ -165,6 +165,8 @@ MAXPOOL = Kernel("maxpool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "NULL")
                  over_input=_pool_over_input)
 AVEPOOL = Kernel("avepool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "(q7_t *)nn_scratch"), DSP_PARAMETERS,
                  over_input=_pool_over_input)
+
+
 class Pooling(LayerKind):
     types = ("Pooling",)
     keeps_format = True
