@@ -337,6 +337,30 @@ def test_pooling_padding_not_below_stride_runs_as_nn_pool_q7(tmp_path, pool, ker
                                f"{PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
 
 
+def test_kernel_option_forces_nn_pool_q7(tmp_path):
+    """--kernel LAYER=nn_pool_q7 on a layer arm_maxpool_q7_HWC would run (CIFAR-10's pool1 shape):
+    the own kernel, out of place, bit-exact with its model; forced where a window lies outside the
+    image, it is refused with its rule."""
+    from cmsisgen.ops.pooling_nn import pool_q7
+    from cmsisgen.simulator.execute import run_program
+
+    layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
+              layer("p", "Pooling", pool="MAX", kernel_size=3, stride=2)]
+    assert op_of(compile_layers(tmp_path, layers), "p").function == "arm_maxpool_q7_HWC"
+    compiled = compile_layers(tmp_path, layers, kernels={"p": "nn_pool_q7"})
+    op = op_of(compiled, "p")
+    assert (op.function, op.in_place, op.clobbers_input) == ("nn_pool_q7", False, False)
+    assert (op.args["out_h"], op.args["out_w"]) == (4, 4)  # ceil((8 - 3) / 2) + 1
+    x = np.random.default_rng(3).integers(-128, 128, size=(2, 8, 8, 4), dtype=np.int8)
+    np.testing.assert_array_equal(op.kernel.simulate(op, [x]), pool_q7(x, (3, 3), (2, 2), (0, 0), (4, 4), False))
+    assert run_program(compiled.program, np.zeros((1, 8, 8, 3), np.int8)).shape == (1, 64)
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=1, stride=2)],
+                       kernels={"p": "nn_pool_q7"})
+    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): nn_pool_q7 cannot run it: "
+                               + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, padding 0x0"))
+
+
 def test_padded_pooling_below_stride_is_fine(tmp_path):
     compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=1),
                                          layer("p", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import itertools
 import os
 import re
 import shutil
@@ -324,6 +325,42 @@ def test_pool_matches_model(own, geometry, average):
             np.testing.assert_array_equal(want, away)
 
 
+def sweep_geometries(count: int, seed: int) -> list[tuple]:
+    """``count`` seeded geometries from every combination of small sizes, kernels, strides and
+    pads per axis (pad < kernel <= size + 2 * pad, as Caffe requires), ceil and floor mode,
+    that leave no window outside the image."""
+    axes = [(size, k, s, p) for size in (1, 2, 3, 5, 8) for k in (1, 2, 3, 4) for s in (1, 2, 3) for p in range(k)
+            if k <= size + 2 * p]
+    every = []
+    for (h, kh, sh, ph), (w, kw, sw, pw) in itertools.product(axes, axes):
+        for ceil_mode in (True, False):
+            params = ir.PoolParams(method="max", kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
+                                   pad_w=pw, ceil_mode=ceil_mode)
+            oh, ow = pool_out_hw(h, w, params)
+            if oh >= 1 and ow >= 1 and (oh - 1) * sh - ph < h and (ow - 1) * sw - pw < w:
+                every.append((h, w, 3, kh, kw, sh, sw, ph, pw, ceil_mode))
+    rng = np.random.default_rng(seed)
+    return [every[i] for i in rng.choice(len(every), size=count, replace=False)]
+
+
+def test_pool_sweep_of_small_geometries(own):
+    """400 of the small geometries, both methods: C == model, and the model is Caffe's float pooling
+    (the maximum; the average rounded half away from zero)."""
+    rng = np.random.default_rng(12)
+    for geometry in sweep_geometries(400, seed=12):
+        params, out_hw = pool_geometry(*geometry)
+        x = rand8(rng, 1, *geometry[:3])
+        floats = x.transpose(0, 3, 1, 2).astype(np.float64)
+        for average in (0, 1):
+            want = pool_q7(x, (params.kernel_h, params.kernel_w), (params.stride_h, params.stride_w),
+                           (params.pad_h, params.pad_w), out_hw, bool(average))
+            np.testing.assert_array_equal(run_pool(own, x, params, out_hw, average), want, err_msg=str(geometry))
+            caffe = pooling(floats, dataclasses.replace(params, method="ave" if average else "max"))
+            caffe = caffe.transpose(0, 2, 3, 1)
+            expected = np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9) if average else caffe
+            np.testing.assert_array_equal(want, expected, err_msg=str(geometry))
+
+
 def test_pool_average_divides_by_the_padded_window(own):
     """2x2 image, kernel 2, stride 2, pad 1: each window holds one pixel and three padding
     cells, so Caffe divides by 4; 2/4 and -2/4 round away from zero, 1/4 and 6/4 to nearest."""
@@ -486,6 +523,24 @@ def test_a_later_compile_removes_kernels_no_longer_called(tmp_path):
         manifest.write("nn_scale_q7.c\n")
     result = CliRunner().invoke(main, check)
     assert result.exit_code != 0 and "generated files are stale: nn_scale_q7.c " in result.output
+
+
+def test_kernel_option_names_nn_pool_q7(tmp_path):
+    """`compile --kernel pool=nn_pool_q7` on a pooling arm_maxpool_q7_HWC would run: nn.c calls the
+    own kernel with its parameters, and nn_pool_q7.c is copied; without the option it is not."""
+    out = tmp_path / "out"
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+              layer("pool", "Pooling", pool="MAX", kernel_size=2, stride=2), layer("ip", "InnerProduct", num_output=3)]
+    prototxt, weights = compile_net(tmp_path / "model", layers, out, "--kernel", "pool=nn_pool_q7")
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("nn_")) == ["nn_kernels.h", "nn_pool_q7.c"]
+    nn_c, parameters = (out / "nn.c").read_text(), (out / "parameters.h").read_text()
+    assert re.search(r"nn_pool_q7\(CONV1_OUT, POOL_IN_H, POOL_IN_W, POOL_CH,\s+POOL_KERNEL_H, POOL_KERNEL_W, "
+                     r"POOL_STRIDE_H, POOL_STRIDE_W,\s+POOL_PAD_H, POOL_PAD_W, POOL_OUT_H, POOL_OUT_W, 0u, POOL_OUT\);",
+                     nn_c), nn_c
+    assert "#define POOL_OUT_H 4\n#define POOL_OUT_W 4\n" in parameters
+    result = CliRunner().invoke(main, ["compile", str(prototxt), str(weights), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "arm_maxpool_q7_HWC(" in (out / "nn.c").read_text() and not (out / "nn_pool_q7.c").exists()
 
 
 def test_size_report_counts_the_kernels_in_out_as_model_code(tmp_path):
