@@ -137,8 +137,8 @@ def test_padded_average_pooling_runs_as_caffe_divides(tmp_path):
     op = op_of(forced, "p")
     assert op.function == "arm_avepool_q7_HWC"
     assert ("layer 'p': Caffe divides a padded border window by its size including padding, CMSIS-NN by "
-            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe "
-            "(nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does) "
+            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe; "
+            "nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does "
             "(padding 1x1).") in forced.notes
     assert op.args == {"dim_im_in": 8, "ch_im_in": 3, "dim_kernel": 3, "padding": 1, "stride": 2, "dim_im_out": 5}
     assert op.scratch_bytes == 2 * 5 * 3

@@ -92,7 +92,7 @@ def _pool_window_rows(i: int, dim_in: int, kernel: int, pad: int, stride: int) -
 
 @rule("padding {pad_h}x{pad_w}")
 def avepool_matches_caffe(site: Site) -> bool:
-    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe (nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does)."""
+    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe; nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does."""
     return site.pad_h == 0 and site.pad_w == 0
 
 
