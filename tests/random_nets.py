@@ -97,7 +97,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
                    "arm_fully_connected_q7_opt"},
         "fast convs, 7x7 k3 s2 max pool, 3x3 k2 s2 average pool remainder, FC after the stack"),
     _spec("ave_remainder_padded", [
-        # 8x8, average k3 s2 (ceil remainder: 4x4), then a padded average pool k3 s2 p1
+        # 8x8, average k3 s2 (ceil remainder: 4x4), then a padded average pool k3 s2 p1 (nn_pool_q7)
         L("conv1", "Convolution", num_output=12, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
         L("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2),
@@ -108,7 +108,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("prob", "Softmax"),
     ], (3, 8, 8), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC",
                    "arm_softmax_q7"},
-        "average pools with a ceil remainder, with padding (pad < stride), global, softmax on 1x1"),
+        "average pools with a ceil remainder, with padding (nn_pool_q7), global, softmax on 1x1"),
     _spec("nonsquare", [
         # 7x10 input: every layer non-square; fast_nonsquare with non-square kernel/stride/pad
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
