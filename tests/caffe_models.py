@@ -35,6 +35,8 @@ PARAM_FIELD = {
     "MemoryData": "memory_data_param", "Input": "input_param", "Eltwise": "eltwise_param", "LRN": "lrn_param",
     "BatchNorm": "batch_norm_param", "Scale": "scale_param", "PReLU": "prelu_param",
     "Reshape": "reshape_param",
+    "ReLU6": "relu6_param", "Clip": "clip_param", "Power": "power_param", "ELU": "elu_param",
+    "Threshold": "threshold_param", "ArgMax": "argmax_param",
 }
 V1_ENUM = {v: k for k, v in V1_TYPES.items()}
 

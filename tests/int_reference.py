@@ -21,6 +21,8 @@ and the buffer plan's copies, which it does not need. Plain Python/numpy integer
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ALIASES = ("Dropout", "Flatten", "Split", "Reshape")
@@ -293,6 +295,48 @@ def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- network
 
 
+def _power(x: float, p) -> float:
+    if p.power * p.scale == 0:
+        return 1.0 if p.power == 0 else p.shift ** p.power
+    base = p.shift + p.scale * x
+    if base < 0 and not float(p.power).is_integer():
+        return math.nan
+    if base == 0 and p.power < 0:
+        return math.inf
+    return base ** p.power
+
+
+POINTWISE = {
+    "ReLU6": lambda x, p: min(max(x, 0.0), p.threshold) + p.negative_slope * min(x, 0.0),
+    "Clip": lambda x, p: max(p.low, min(x, p.high)),
+    "Power": _power,
+    "AbsVal": lambda x, p: abs(x),
+    "ELU": lambda x, p: max(x, 0.0) + p.alpha * (math.exp(min(x, 0.0)) - 1.0),
+    "BNLL": lambda x, p: x + math.log(1.0 + math.exp(-x)) if x > 0 else math.log(1.0 + math.exp(x)),
+    "Threshold": lambda x, p: 1.0 if x > p.threshold else 0.0,
+}
+
+
+def pointwise(x: np.ndarray, kind: str, p, in_frac: int, out_frac: int) -> np.ndarray:
+    """The function of each value (in Q(7-in_frac).in_frac) as a real number, scaled to the
+    output's format, rounded half away from zero and saturated; no value (NaN) gives 0."""
+    out = np.zeros_like(x)
+    for idx, value in np.ndenumerate(x):
+        y = POINTWISE[kind](int(value) * 2.0 ** -in_frac, p) * 2.0 ** out_frac
+        out[idx] = 0 if math.isnan(y) else -128 if y == -math.inf else 127 if y == math.inf else \
+            sat8(int(math.copysign(math.floor(abs(y) + 0.5), y)))
+    return out
+
+
+def argmax(x: np.ndarray, per_pixel: bool) -> np.ndarray:
+    """Caffe's ArgMax: the index of the largest value, the highest index among equals;
+    per pixel over channels, else over the whole CHW blob in C, H, W order."""
+    c, h, w = x.shape
+    groups = [x[:, i, j].tolist() for i in range(h) for j in range(w)] if per_pixel else [x.reshape(-1).tolist()]
+    best = [max(range(len(g)), key=lambda k: (g[k], k)) for g in groups]
+    return np.array(best).reshape((1, h, w) if per_pixel else (1, 1, 1))
+
+
 def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor (CHW ints) of the network for one raw image."""
     net, quant = compiled.net, compiled.quant
@@ -351,6 +395,10 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
         elif layer.type == "Eltwise":
             out = eltwise(ins, [quant.tensor_frac[b] for b in layer.bottoms], quant.tensor_frac[top],
                           p.operation, p.coeffs)
+        elif layer.type in POINTWISE:
+            out = pointwise(ins[0], layer.type, p, quant.tensor_frac[layer.bottoms[0]], quant.tensor_frac[top])
+        elif layer.type == "ArgMax":
+            out = argmax(ins[0], p.per_pixel)
         else:
             raise AssertionError(f"no reference for {layer.type}")
         values[top] = np.asarray(out, dtype=np.int64).reshape(oc, oh, ow)

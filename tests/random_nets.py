@@ -44,6 +44,7 @@ ALL_FUNCTIONS = frozenset({
     "nn_prelu_q7", "arm_nn_activations_direct_q7",
     "arm_convolve_1x1_HWC_q7_fast_nonsquare",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
+    "nn_lookup_q7", "nn_argmax_q7",
     # pooling of any geometry (issue 12): the project's own kernel
     "nn_pool_q7",
 })
@@ -421,6 +422,39 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (1, 7, 7), {"nn_eltwise_prod_q7", "nn_eltwise_max_q7"},
         "Eltwise PROD of two branches, MAX of three inputs in different formats"),
+    _spec("pointwise_lookup", [
+        # every nn_lookup_q7 type: on a tensor other layers still read (copies), in place, chained
+        # (BNLL of AbsVal, Power of BNLL), brocolli's relu6_param, after an inner product, as the output
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("r6", "ReLU6", "conv1", "r6"),
+        L("abs", "AbsVal", "conv1", "abs"),
+        L("elu", "ELU", "conv1", "elu", alpha=0.5),
+        L("clip", "Clip", "elu", "elu", min=-0.25, max=0.8),
+        L("bnll", "BNLL", "abs", "bnll"),
+        L("th", "Threshold", "conv1", "th", threshold=0.2),
+        L("pw", "Power", "bnll", "pw", power=2.0, scale=0.5, shift=-0.5),
+        L("cat", "Concat", ["r6", "elu", "th", "pw"], "cat"),
+        L("conv2", "Convolution", num_output=4, kernel_size=3, stride=2),
+        L("r6b", "ReLU6", inplace=True, threshold=3.0, negative_slope=0.1),
+        L("ip1", "InnerProduct", num_output=8),
+        L("cube", "Power", inplace=True, power=3.0, scale=0.5),
+        L("ip2", "InnerProduct", num_output=5),
+        L("abs_out", "AbsVal", inplace=True),
+    ], (3, 8, 7), {"nn_lookup_q7", "memcpy", "nn_concat_channels_q7"},
+        "ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold by table (nn_lookup_q7): copies, in place, as output"),
+    _spec("argmax_pixels", [
+        # a segmentation head: per-pixel ArgMax over 5 class channels of a non-square image
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("elu1", "ELU", inplace=True),
+        L("conv2", "Convolution", num_output=5, kernel_size=1),
+        L("seg", "ArgMax", axis=1),
+    ], (3, 9, 8), {"nn_argmax_q7", "nn_lookup_q7"}, "per-pixel ArgMax (axis 1) as the network output"),
+    _spec("argmax_whole", [
+        # ArgMax without axis over a spatial blob (3x4x5 = 60 values, Caffe's C, H, W order), gray
+        L("conv1", "Convolution", num_output=3, kernel_size=3, stride=2, pad=1),
+        L("r6", "ReLU6", inplace=True),
+        L("am", "ArgMax"),
+    ], (1, 7, 9), {"nn_argmax_q7"}, "ArgMax over a whole spatial blob (the index in C, H, W order)"),
     # --- pooling of any geometry (issue 12): nn_pool_q7 where the square, in-place CMSIS-NN
     # pooling cannot run the layer or divides differently from Caffe
     _spec("pool_chars_30x14", [

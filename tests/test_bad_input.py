@@ -259,10 +259,10 @@ def test_unknown_layer_type():
     proto, weights = write_net([layer("conv1", "Convolution", num_output=4, kernel_size=3),
                                 dict(layer("warp", "Convolution"), type="Warp")])
     expect_error(compile_args(proto, weights),
-                 "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: BatchNorm, "
-                 "Concat, Convolution, Dropout, Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, "
-                 "Scale, Sigmoid, Softmax, Split, TanH (plus Input and data layers; Accuracy and loss layers are "
-                 "dropped)")
+                 "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: AbsVal, "
+                 "ArgMax, BNLL, BatchNorm, Clip, Concat, Convolution, Dropout, ELU, Eltwise, Flatten, InnerProduct, "
+                 "LRN, PReLU, Pooling, Power, ReLU, ReLU6, Reshape, Scale, Sigmoid, Softmax, Split, TanH, Threshold "
+                 "(plus Input and data layers; Accuracy and loss layers are dropped)")
 
 
 def test_dangling_bottom():

@@ -23,9 +23,10 @@ W2 = RNG.standard_normal((10, 64)).astype(np.float32)
 B2 = RNG.standard_normal(10).astype(np.float32)
 
 #: The loader's reason for a layer type without a kernel: every supported type, by name.
-UNSUPPORTED = ("not supported by cmsisgen; supported layer types: BatchNorm, Concat, Convolution, Dropout, "
-               "Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, Scale, Sigmoid, Softmax, "
-               "Split, TanH (plus Input and data layers; Accuracy and loss layers are dropped)")
+UNSUPPORTED = ("not supported by cmsisgen; supported layer types: AbsVal, ArgMax, BNLL, BatchNorm, Clip, Concat, "
+               "Convolution, Dropout, ELU, Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, Power, ReLU, ReLU6, "
+               "Reshape, Scale, Sigmoid, Softmax, Split, TanH, Threshold (plus Input and data layers; Accuracy and "
+               "loss layers are dropped)")
 
 
 def small_net():
@@ -356,19 +357,19 @@ def test_every_unsupported_layer_type_at_once(tmp_path, monkeypatch):
         'layer { name: "norm1" type: "MVN" bottom: "conv1" top: "norm1" }\n'
         'layer { name: "up2" type: "Deconvolution" bottom: "norm1" top: "up2" '
         'convolution_param { num_output: 3 kernel_size: 2 stride: 2 } }\n'
-        'layer { name: "abs" type: "AbsVal" bottom: "up2" top: "up2" }\n')
+        'layer { name: "exp" type: "Exp" bottom: "up2" top: "up2" }\n')
     with pytest.raises(CmsisgenError) as e:
         load_net("model.prototxt")
     assert str(e.value) == ("model.prototxt: 3 layer types are " + UNSUPPORTED.replace(
-        "cmsisgen;", "cmsisgen (layer 'up' (Deconvolution), layer 'norm1' (MVN), layer 'abs' (AbsVal));"))
+        "cmsisgen;", "cmsisgen (layer 'up' (Deconvolution), layer 'norm1' (MVN), layer 'exp' (Exp));"))
 
 
 def test_unsupported_v1_layer_message(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
-            'layers { name: "abs" type: ABSVAL bottom: "data" top: "abs" }\n')
+            'layers { name: "exp" type: EXP bottom: "data" top: "exp" }\n')
     Path("v1.prototxt").write_text(text)
-    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'abs' \(AbsVal\): not supported"):
+    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'exp' \(Exp\): not supported"):
         load_net("v1.prototxt")
 
 

@@ -49,6 +49,8 @@ class Site:
     out_frac: Optional[int] = None
     #: the layers reading the output ("'ip2', 'relu3'"), for the rules about readers
     readers: str = ""
+    #: an element-wise table (ReLU6, Clip) that is max(x, 0) in the quantized formats (None before)
+    table_is_relu: Optional[bool] = None
 
 
 Rule = Callable[[Site], bool]

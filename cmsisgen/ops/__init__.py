@@ -21,11 +21,14 @@ from .relu import ReLU
 from .scale import SCALE, BatchNorm
 from .softmax import Softmax
 from .table_activation import SIGMOID, TANH
+from .argmax import ArgMax
+from .lookup_activation import LOOKUP_KINDS
 
 #: Every supported layer kind, in the order the documentation lists them.
 KINDS: tuple[LayerKind, ...] = (
     Convolution(), Pooling(), InnerProduct(), ReLU(), PReLU(), SIGMOID, TANH, Softmax(), LRN(), Concat(),
     Eltwise(), BatchNorm(), SCALE, DROPOUT, SPLIT, Flatten(), Reshape(),
+    *LOOKUP_KINDS, ArgMax(),
 )
 _BY_TYPE: dict[str, LayerKind] = {caffe_type: kind for kind in KINDS for caffe_type in kind.types}
 

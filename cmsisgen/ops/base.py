@@ -209,6 +209,12 @@ class LayerKind:
         """The q7 call for the layer, or None for an alias (no code)."""
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")
 
+    # --- evaluation ----------------------------------------------------------------------------
+    def class_count(self, net: ir.Net, layer: ir.Layer) -> Optional[int]:
+        """For a layer whose output is the predicted class itself (ArgMax): how many classes it
+        picks from, and evaluate's top-1 is that value; None: the output holds one score per class."""
+        return None
+
 
 def fail(net: ir.Net, layer: ir.Layer, message: str) -> CmsisgenError:
     """A shape-rule error naming the prototxt and the layer."""

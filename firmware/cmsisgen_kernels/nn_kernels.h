@@ -82,6 +82,19 @@ void nn_prelu_q7(const q7_t *in, const q7_t *slope, uint32_t channels, uint32_t 
 void nn_scale_q7(const q7_t *in, const q7_t *mult, const q7_t *bias, uint32_t channels, uint32_t pixels,
                  uint32_t bias_lshift, uint32_t out_rshift, q7_t *out);
 
+/* nn_lookup_q7.c */
+
+/* Any function of one q7 input: out[i] = table[(uint8_t)in[i]], the 256 entries made at compile time
+ * (cmsisgen/ops/lookup_activation.py). Works in place. */
+void nn_lookup_q7(const q7_t *in, const q7_t *table, uint32_t size, q7_t *out);
+
+/* nn_argmax_q7.c */
+
+/* ArgMax of an HWC input as the network output, the index (< 128) as a q7 value; ties go to the
+ * highest index, as in Caffe. whole == 0: per pixel over the channels, out[pixel]; else one index
+ * over the whole blob in Caffe's C, H, W order (channel * pixels + pixel), out[0]. */
+void nn_argmax_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, q7_t *out);
+
 /* nn_pool_q7.c */
 
 /* Caffe Pooling of an in_h x in_w HWC image into out_h x out_w (Caffe's ceil- or floor-mode
