@@ -1,6 +1,8 @@
 """Mapper: kernel choice per rule, exact refusals, advisories, weight layouts, scratch."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -359,6 +361,40 @@ def test_kernel_option_forces_nn_pool_q7(tmp_path):
                        kernels={"p": "nn_pool_q7"})
     assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): nn_pool_q7 cannot run it: "
                                + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, padding 0x0"))
+
+
+def test_cmsis_pooling_is_chosen_only_where_it_pools_as_caffe():
+    """Over every square geometry up to 10x10 (kernel <= 4, stride <= 3, pad < kernel, ceil and
+    floor): where the rules take arm_maxpool_q7_HWC it gives nn_pool_q7's bytes (Caffe's maximum)
+    exactly; where they take arm_avepool_q7_HWC its windows and divisors are Caffe's, and only
+    its two-step truncation differs from nn_pool_q7's rounding (by at most 1)."""
+    from cmsisgen import ir
+    from cmsisgen.mapper.rules import Site
+    from cmsisgen.ops.pooling import _choose_q7, pool_out_hw
+    from cmsisgen.ops.pooling_nn import pool_q7
+    from cmsisgen.simulator import kernels
+
+    rng = np.random.default_rng(4)
+    taken = {"arm_maxpool_q7_HWC": 0, "arm_avepool_q7_HWC": 0}
+    for d, k, st, pad, ceil_mode in itertools.product(range(1, 11), range(1, 5), range(1, 4), range(4), (True, False)):
+        if pad >= k or k > d + 2 * pad:
+            continue
+        oh, ow = pool_out_hw(d, d, ir.PoolParams("max", k, k, st, st, pad, pad, ceil_mode=ceil_mode))
+        x = rng.integers(-128, 128, size=(2, d, d, 3), dtype=np.int8)
+        for method, model in (("max", kernels.maxpool_q7_hwc), ("ave", kernels.avepool_q7_hwc)):
+            site = Site(layer="p", type="Pooling", in_ch=3, in_h=d, in_w=d, out_ch=3, out_h=oh, out_w=ow, kernel_h=k,
+                        kernel_w=k, stride_h=st, stride_w=st, pad_h=pad, pad_w=pad, method=method)
+            try:
+                _, function = _choose_q7(site, None)
+            except CmsisgenError:
+                continue  # a window outside the image: refused by every function
+            if function == "nn_pool_q7":
+                continue
+            taken[function] += 1
+            got = model(x.copy(), kernel=k, pad=pad, stride=st, out_dim=oh).astype(int)
+            caffe = pool_q7(x, (k, k), (st, st), (pad, pad), (oh, ow), method == "ave").astype(int)
+            assert np.abs(got - caffe).max() <= (1 if method == "ave" else 0), (method, d, k, st, pad, ceil_mode)
+    assert min(taken.values()) > 50, taken
 
 
 def test_padded_pooling_below_stride_is_fine(tmp_path):
