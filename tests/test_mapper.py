@@ -356,6 +356,10 @@ def test_kernel_option_forces_nn_pool_q7(tmp_path):
     x = np.random.default_rng(3).integers(-128, 128, size=(2, 8, 8, 4), dtype=np.int8)
     np.testing.assert_array_equal(op.kernel.simulate(op, [x]), pool_q7(x, (3, 3), (2, 2), (0, 0), (4, 4), False))
     assert run_program(compiled.program, np.zeros((1, 8, 8, 3), np.int8)).shape == (1, 64)
+    with pytest.raises(CmsisgenError) as info:  # the removed global kernel: every candidate named once
+        compile_layers(tmp_path, layers, kernels={"p": "nn_global_pool_q7"})
+    assert str(info.value).endswith("layer 'p' (Pooling): kernel nn_global_pool_q7 is not a function for this layer "
+                                    "(candidates: arm_maxpool_q7_HWC, nn_pool_q7, arm_avepool_q7_HWC)")
     with pytest.raises(CmsisgenError) as info:
         compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=1, stride=2)],
                        kernels={"p": "nn_pool_q7"})
