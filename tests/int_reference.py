@@ -14,7 +14,9 @@ and the buffer plan's copies, which it does not need. Plain Python/numpy integer
   ``arm_{max,ave}pool_q7_HWC``: an x pass in place over each input row (the window
   from ``i*stride - pad`` clipped to the row, starting at the target column when that is
   negative, always taking its first element), then a y pass over the rows; the average
-  divides each pass by its own clipped count with C (truncating) division;
+  divides each pass by its own clipped count with C (truncating) division; where the program
+  calls nn_pool_q7 instead, Caffe's own loops (the divisor clipped to the padded image), rounded
+  half away from zero;
 * relu: ``max(x, 0)``; softmax: upstream's base-2 integer arm_softmax_q7.
 """
 from __future__ import annotations
@@ -204,16 +206,26 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def global_pool(x: np.ndarray, method: str) -> np.ndarray:
-    """Each channel's max, or its sum divided by the pixel count rounded half away from zero."""
-    out = np.zeros((x.shape[0], 1, 1), dtype=np.int64)
-    for ch in range(x.shape[0]):
-        values = [int(v) for v in x[ch].reshape(-1)]
-        if method == "max":
-            out[ch] = max(values)
-        else:
-            total, count = sum(values), len(values)
-            out[ch] = sat8(c_div(total + count // 2 if total >= 0 else total - count // 2, count))
+def pool_caffe(x: np.ndarray, kernel, stride, pad, out_hw, method: str) -> np.ndarray:
+    """nn_pool_q7, a transliteration of Caffe's PoolingLayer::Forward_cpu on ints: each window
+    clipped to the image; the average's divisor is the window clipped to the padded image
+    (before the image clip), the quotient rounded half away from zero."""
+    c, h, w = x.shape
+    out = np.zeros((c, *out_hw), dtype=np.int64)
+    for ch in range(c):
+        for ph in range(out_hw[0]):
+            for pw in range(out_hw[1]):
+                hstart, wstart = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+                hend, wend = min(hstart + kernel[0], h + pad[0]), min(wstart + kernel[1], w + pad[1])
+                pool_size = (hend - hstart) * (wend - wstart)
+                hstart, wstart, hend, wend = max(hstart, 0), max(wstart, 0), min(hend, h), min(wend, w)
+                values = [int(x[ch, y, xx]) for y in range(hstart, hend) for xx in range(wstart, wend)]
+                if method == "max":
+                    out[ch, ph, pw] = max(values)
+                else:
+                    total = sum(values)
+                    half = pool_size // 2
+                    out[ch, ph, pw] = sat8(c_div(total + half if total >= 0 else total - half, pool_size))
     return out
 
 
@@ -367,6 +379,7 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
     net, quant = compiled.net, compiled.quant
     (input_name, _), = net.input_shapes.items()
     values = {input_name: input_q7(image_hwc, compiled.pre, quant.tensor_frac[input_name])}
+    functions = {op.layer: op.function for op in compiled.program.ops}  # which pooling kernel runs a layer
     for layer in net.layers:
         ins = [values[b] for b in layer.bottoms]
         top = layer.tops[0]
@@ -388,9 +401,10 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             out = fully_connected(ins[0].reshape(-1), w, lq.bias, lq.bias_lshift, lq.out_rshift)
         elif layer.type == "Pooling":
             c, h, w = ins[0].shape
-            if h != w:  # the generated nn_global_pool_q7 (the square CMSIS-NN kernels cannot)
-                assert p.global_pooling or (p.kernel_h, p.kernel_w) == (h, w)
-                values[top] = global_pool(ins[0], p.method)
+            if functions[layer.name] == "nn_pool_q7":  # Caffe's pooling, the project's own kernel
+                out = pool_caffe(ins[0], (p.kernel_h, p.kernel_w), (p.stride_h, p.stride_w), (p.pad_h, p.pad_w),
+                                 (oh, ow), p.method)
+                values[top] = out
                 continue
             if p.global_pooling:
                 k, pad, stride = h, 0, 1

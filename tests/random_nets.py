@@ -9,13 +9,14 @@ Together the entries cover every function in :data:`ALL_FUNCTIONS`:
   ``_basic_nonsquare``;
 * ``arm_maxpool_q7_HWC``, ``arm_avepool_q7_HWC``, ``arm_relu_q7``,
   ``arm_fully_connected_q7_opt`` and (fc_variant "plain") ``arm_fully_connected_q7``,
-  ``arm_softmax_q7``, the generated ``nn_concat_channels_q7`` and the ``memcpy`` copies the
+  ``arm_softmax_q7``, the project's own ``nn_pool_q7``, ``nn_concat_channels_q7`` and the ``memcpy`` copies the
   buffer planner inserts (ReLU on a tensor read later, pooling of a tensor read later);
 
 and awkward shapes: odd sizes, channel counts that are not multiples of 4, odd output
 channels, non-square inputs, kernels, strides and padding, ceil-mode pooling remainders,
-padded pooling (always pad < stride: the mapper refuses pad >= stride because the DSP
-kernels pool rows in place), global average pooling straight into a softmax, an inner
+padded pooling (pad < stride for the CMSIS-NN kernels; nn_pool_q7 for pad >= stride, padded
+average pooling, non-square images and windows, kernels smaller than the stride, floor
+mode), global average pooling straight into a softmax, an inner
 product after conv/pool stacks and straight on the image, branches concatenated, a ReLU
 whose input another branch still reads, Split / Dropout / Flatten aliases.
 
@@ -41,11 +42,12 @@ ALL_FUNCTIONS = frozenset({
     "nn_concat_channels_q7", "memcpy",
     "nn_eltwise_sum_q7", "nn_eltwise_prod_q7", "nn_eltwise_max_q7", "nn_scale_q7",
     "nn_prelu_q7", "arm_nn_activations_direct_q7",
-    "nn_global_pool_q7",
     "arm_convolve_1x1_HWC_q7_fast_nonsquare",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
     "nn_lookup_q7", "nn_argmax_q7",
     "nn_conv_q7", "nn_deconv_q7",
+    # pooling of any geometry (issue 12): the project's own kernel
+    "nn_pool_q7",
 })
 
 
@@ -103,7 +105,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
                    "arm_fully_connected_q7_opt"},
         "fast convs, 7x7 k3 s2 max pool, 3x3 k2 s2 average pool remainder, FC after the stack"),
     _spec("ave_remainder_padded", [
-        # 8x8, average k3 s2 (ceil remainder: 4x4), then a padded average pool k3 s2 p1
+        # 8x8, average k3 s2 (ceil remainder: 4x4), then a padded average pool k3 s2 p1 (nn_pool_q7)
         L("conv1", "Convolution", num_output=12, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
         L("pool1", "Pooling", pool="AVE", kernel_size=3, stride=2),
@@ -114,7 +116,7 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("prob", "Softmax"),
     ], (3, 8, 8), {"arm_convolve_HWC_q7_RGB", "arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC",
                    "arm_softmax_q7"},
-        "average pools with a ceil remainder, with padding (pad < stride), global, softmax on 1x1"),
+        "average pools with a ceil remainder, with padding (nn_pool_q7), global, softmax on 1x1"),
     _spec("nonsquare", [
         # 7x10 input: every layer non-square; fast_nonsquare with non-square kernel/stride/pad
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
@@ -394,8 +396,8 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("gmax", "Pooling", "add", "gmax", pool="MAX", global_pooling=True),
         L("cat", "Concat", ["gave", "gmax"], "cat"),
         L("ip1", "InnerProduct", num_output=5),
-    ], (3, 6, 11), {"nn_global_pool_q7", "nn_eltwise_sum_q7"},
-        "global max and average pooling of a non-square image (nn_global_pool_q7)"),
+    ], (3, 6, 11), {"nn_pool_q7", "nn_eltwise_sum_q7"},
+        "global max and average pooling of a non-square image (nn_pool_q7, one window over the image)"),
     _spec("mobilenet_block", [
         # MobileNet v1 style: conv/dw/pw each followed by in-place BatchNorm + Scale (all folded,
         # into the depthwise convolution too) and ReLU, global average pooling, FC, softmax
@@ -502,6 +504,55 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (3, 7, 9), {"nn_deconv_q7"},
         "FCN-style Deconvolution upsampling: stride 2, grouped with BatchNorm/Scale folded, dilated"),
+    # --- pooling of any geometry (issue 12): nn_pool_q7 where the square, in-place CMSIS-NN
+    # pooling cannot run the layer or divides differently from Caffe
+    _spec("pool_chars_30x14", [
+        # a 30x14 character image: max 2x2 s2 of a non-square image (15x7), padded average
+        # 3x3 s2 p1 (border windows divided as Caffe does: 8x4), a 3x2 window with stride 2x1
+        # and a clipped last row (4x3)
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        L("conv2", "Convolution", num_output=12, kernel_size=3, pad=1),
+        L("relu2", "ReLU", inplace=True),
+        L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
+        L("pool3", "Pooling", pool="MAX", kernel_h=3, kernel_w=2, stride_h=2, stride_w=1),
+        L("ip1", "InnerProduct", num_output=10),
+        L("prob", "Softmax"),
+    ], (1, 30, 14), {"nn_pool_q7", "arm_convolve_HWC_q7_basic_nonsquare", "arm_softmax_q7"},
+        "30x14 gray character image: non-square max, padded average and 3x2-window pooling (nn_pool_q7)"),
+    _spec("pool_plate_66x16", [
+        # a 66x16 plate image: stride-2 conv to 33x8, average 3x2 s3x2 p1 (non-square window,
+        # stride and border padding: 12x5), max kernel 1 < stride 2 in floor mode (6x3), average
+        # 2x2 s2 of 6x3 (a clipped last column, no padding: 3x2)
+        L("conv1", "Convolution", num_output=6, kernel_size=3, stride=2, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("pool1", "Pooling", pool="AVE", kernel_h=3, kernel_w=2, stride_h=3, stride_w=2, pad_h=1, pad_w=1),
+        L("pool2", "Pooling", pool="MAX", kernel_size=1, stride=2, ceil_mode=False),
+        L("conv2", "Convolution", num_output=8, kernel_size=1),
+        L("pool3", "Pooling", pool="AVE", kernel_size=2, stride=2),
+        L("ip1", "InnerProduct", num_output=7),
+    ], (3, 66, 16), {"nn_pool_q7", "arm_convolve_HWC_q7_basic_nonsquare"},
+        "66x16 RGB plate image: non-square windows and strides, padded average, kernel < stride, floor mode"),
+    _spec("pool_inception", [
+        # a GoogLeNet-style inception block on 9x9: 1x1, 1x1 -> 3x3 and 3x3/s1/p1 max pool -> 1x1
+        # branches of one tensor (the pool reads it out of place: no copy), concatenated; then
+        # max 3x3 s2 p2 (padding >= stride: 6x6) and global average pooling (arm_avepool_q7_HWC)
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("b1", "Convolution", "conv1", "b1", num_output=4, kernel_size=1),
+        L("b2a", "Convolution", "conv1", "b2a", num_output=4, kernel_size=1),
+        L("relu_b2a", "ReLU", "b2a", "b2a"),
+        L("b2", "Convolution", "b2a", "b2", num_output=6, kernel_size=3, pad=1),
+        L("b3a", "Pooling", "conv1", "b3a", pool="MAX", kernel_size=3, stride=1, pad=1),
+        L("b3", "Convolution", "b3a", "b3", num_output=4, kernel_size=1),
+        L("cat", "Concat", ["b1", "b2", "b3"], "cat"),
+        L("pool2", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=2),
+        L("gap", "Pooling", pool="AVE", global_pooling=True),
+        L("ip1", "InnerProduct", num_output=5),
+        L("prob", "Softmax"),
+    ], (3, 9, 9), {"nn_pool_q7", "nn_concat_channels_q7", "arm_avepool_q7_HWC"},
+        "inception block: 3x3/s1/p1 max pool branch beside 1x1 and 3x3 convs, max pool with pad >= stride"),
     # Several network outputs (issue 12, item 2): run_nn() writes each to its own pointer.
     _spec("face_pnet_2heads", [
         # MTCNN P-Net-like: a conv trunk and two spatial 1x1 conv heads (face score, box), HWC outputs

@@ -11,7 +11,10 @@ pycaffe is looked up in ``$CMSISGEN_PYCAFFE`` (an install PREFIX, containing
 ``bash ../shared/pycaffe/build.sh PREFIX``. Without it the tests skip.
 
 The Caffe used is an SSD-era fork: pooling takes ``ceil_mode: false`` where BVLC has
-``round_mode: FLOOR``, so only the ceil_mode spelling is exercised here.
+``round_mode: FLOOR``, so only the ceil_mode spelling is exercised here. Pooling of any
+geometry (non-square images and windows, padding >= stride, kernels smaller than the stride,
+ceil and floor mode) is compared here in float; nn_pool_q7 computes the same windows and
+divisors in integers (tests/test_own_kernels.py checks it against this float forward).
 """
 from __future__ import annotations
 
@@ -294,6 +297,30 @@ MODELS = {
         layer("ip2", "InnerProduct", bottom="regroup", top="ip2", num_output=4),
         layer("sum", "Eltwise", bottom=["ip1", "ip2"], top="sum"),
     ]),
+    # pooling of any geometry (what nn_pool_q7 runs), each on the 30x14 input, read by an IP:
+    # non-square image, padded average, 3x3/s1/p1 max (pad >= stride, GoogLeNet), a 3x2
+    # average with pad >= stride on both axes (Caffe clips its last row), kernel 2 < stride 3
+    # with padding (clipped last column), kernel 1 < stride 2 without padding.
+    "pool_any_geometry": ((2, 30, 14), [
+        layer("p1", "Pooling", bottom="data", top="p1", pool="MAX", kernel_size=2, stride=2),
+        layer("p2", "Pooling", bottom="data", top="p2", pool="AVE", kernel_size=3, stride=2, pad=1),
+        layer("p3", "Pooling", bottom="data", top="p3", pool="MAX", kernel_size=3, stride=1, pad=1),
+        layer("p4", "Pooling", bottom="data", top="p4", pool="AVE", kernel_h=3, kernel_w=2, stride_h=2, stride_w=1,
+              pad_h=2, pad_w=1),
+        layer("p5", "Pooling", bottom="data", top="p5", pool="AVE", kernel_size=2, stride=3, pad=1),
+        layer("p6", "Pooling", bottom="p1", top="p6", pool="MAX", kernel_size=1, stride=2),
+        *[layer(f"ip{i}", "InnerProduct", bottom=f"p{i}", top=f"ip{i}", num_output=3) for i in range(2, 7)],
+        layer("sum", "Eltwise", bottom=[f"ip{i}" for i in range(2, 7)], top="sum"),
+    ]),
+    # the same kinds in floor mode (this fork's ceil_mode: false) on a 66x16 plate image.
+    "pool_any_geometry_floor": ((3, 66, 16), [
+        layer("f1", "Pooling", bottom="data", top="f1", pool="MAX", kernel_size=1, stride=2, ceil_mode=False),
+        layer("f2", "Pooling", bottom="data", top="f2", pool="AVE", kernel_h=3, kernel_w=2, stride_h=3, stride_w=2,
+              pad=1, ceil_mode=False),
+        layer("f3", "Pooling", bottom="data", top="f3", pool="MAX", kernel_size=3, stride=2, pad=2, ceil_mode=False),
+        *[layer(f"ip{i}", "InnerProduct", bottom=f"f{i}", top=f"ip{i}", num_output=3) for i in range(1, 4)],
+        layer("sum", "Eltwise", bottom=[f"ip{i}" for i in range(1, 4)], top="sum"),
+    ]),
     # the CIFAR-10 example topology in miniature (ceil pooling 3/2 chain down to 1x1... 2x2).
     "cifar_like": ((3, 16, 16), [
         layer("conv1", "Convolution", num_output=8, kernel_size=5, pad=2),
@@ -343,6 +370,11 @@ def test_random_model_matches_caffe(pycaffe, tmp_path, model, weights_format):
         assert net.shapes["pool1"] == (2, 4, 4) and net.shapes["pool2"] == (3, 2, 2)
     if model == "conv_stride_pool_ceil":  # ceil mode: 5x6 -> 2x3 with a clipped last window
         assert net.shapes["pool1"] == (5, 2, 3) and net.shapes["pool2"] == (5, 2, 3)
+    if model == "pool_any_geometry":  # Caffe agreed on every size, the clipped ones included
+        assert [net.shapes[f"p{i}"][1:] for i in range(1, 7)] == [(15, 7), (16, 8), (30, 14), (16, 15), (11, 5),
+                                                                  (8, 4)]
+    if model == "pool_any_geometry_floor":
+        assert [net.shapes[f"f{i}"][1:] for i in range(1, 4)] == [(33, 8), (22, 9), (34, 9)]
 
 
 @pytest.mark.parametrize("input_style", ["input_dim", "input_shape"])

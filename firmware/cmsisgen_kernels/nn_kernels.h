@@ -6,7 +6,7 @@
  * arithmetic: an int32 (LRN: int64) accumulator, NN_ROUND(s) = (1 << s) >> 1 added before
  * an arithmetic right shift by s (round half up), then saturation to [-128, 127].
  * Each function's bit-exact numpy model is in its op module (cmsisgen/ops/concat.py,
- * eltwise.py, lrn.py, pooling.py, prelu.py, scale.py, own_conv.py).
+ * eltwise.py, lrn.py, pooling_nn.py, prelu.py, scale.py, own_conv.py).
  * Plain C99, no intrinsics; the right shift of a negative int is arithmetic on every
  * compiler this code targets, as CMSIS-NN itself assumes.
  */
@@ -67,13 +67,6 @@ void nn_eltwise_max_q7(const q7_t *const *in, const uint8_t *lshift, uint32_t in
 /* PROD of two inputs: out = sat8((a * b + NN_ROUND(out_rshift)) >> out_rshift), out_rshift < 31. */
 void nn_eltwise_prod_q7(const q7_t *a, const q7_t *b, uint32_t out_rshift, q7_t *out, uint32_t size);
 
-/* nn_global_pool_q7.c */
-
-/* Global pooling of an HWC image of `pixels` pixels to one value per channel: the maximum
- * (average == 0), or the int32 sum divided by pixels rounded half away from zero and
- * saturated (average != 0). */
-void nn_global_pool_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t average, q7_t *out);
-
 /* nn_prelu_q7.c */
 
 /* PReLU / leaky ReLU: x >= 0 unchanged, else sat8((x * slope[ch] + NN_ROUND(slope_shift)) >> slope_shift)
@@ -127,6 +120,21 @@ void nn_conv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, c
 /* Transposed convolution (Caffe Deconvolution), same arithmetic and weight layout: input pixel
  * (iy, ix) contributes to output row iy * stride_h - pad_h + ky * dilation_h (columns alike). */
 void nn_deconv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
+
+/* nn_pool_q7.c */
+
+/* Caffe Pooling of an in_h x in_w HWC image into out_h x out_w (Caffe's ceil- or floor-mode
+ * sizes, computed by the caller): output (oy, ox) pools the window that starts at
+ * (oy * stride_h - pad_h, ox * stride_w - pad_w), kernel_h x kernel_w, clipped to the image.
+ * average == 0: the maximum of the clipped window, which must hold a pixel (Caffe's
+ * windows do unless a kernel smaller than the stride leaves the last one outside an
+ * unpadded image). average != 0: the int32 sum of the clipped window divided by the
+ * window clipped to the *padded* image, rounded half away from zero, as Caffe divides
+ * (the padding counts as zeros). Sizes at most 65535, kernel_h * kernel_w at most 2^24.
+ * out must not overlap in. */
+void nn_pool_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t kernel_h,
+                uint32_t kernel_w, uint32_t stride_h, uint32_t stride_w, uint32_t pad_h, uint32_t pad_w,
+                uint32_t out_h, uint32_t out_w, uint32_t average, q7_t *out);
 
 #ifdef __cplusplus
 }
