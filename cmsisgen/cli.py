@@ -364,6 +364,14 @@ def _with_output_option(command: Callable) -> Callable:
                              "(repeatable or comma-separated for several heads).")(run)
 
 
+def _missing_out_folder() -> str:
+    """compile without -o. Before 0.2, --output named the folder: a CI script still passing
+    it gets told where the folder option went instead of a bare missing-option line."""
+    moved = (" (--output names a blob where the network stops; the output folder is -o/--out, "
+             "which --output was before cmsisgen 0.2)" if click.get_current_context().meta.get(_OUTPUTS) else "")
+    return f"compile: Missing option '-o' / '--out'{moved} (see 'cmsisgen compile --help')"
+
+
 def _common_model_options(command: Callable) -> Callable:
     options = [
         click.option("--calib", "calib", metavar="DATA", help="Calibration images: image-folder tree, zip of one, or .npz."),
@@ -397,8 +405,8 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 @main.command("compile")
 @click.argument("model", type=click.Path())
 @click.argument("weights", type=click.Path())
-@click.option("-o", "--out", "out_dir", metavar="OUT", required=True, type=click.Path(),
-              help="Output folder (created if needed).")
+@click.option("-o", "--out", "out_dir", metavar="OUT", type=click.Path(),
+              help="Output folder (created if needed; required).")
 @_common_model_options
 @click.option("--report", "report_path", metavar="FILE.json", type=click.Path(dir_okay=False),
               help="Also write the per-layer report as JSON ('-': on stdout, instead of the table).")
@@ -425,6 +433,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     from .report import build_report, format_table, to_json
     from .vectors import make_test_vectors
 
+    if out_dir is None:
+        raise CmsisgenError(_missing_out_folder())
     if data and not test_vectors:
         raise CmsisgenError("--data: only used with --test-vectors N")
     if report_path == "-" and json_path == "-":

@@ -254,6 +254,9 @@ def test_usage_errors_are_one_line(tmp_path, model):
         (["compile", proto, weights, "-o", tmp_path / "file"],
          f"cmsisgen: error: {tmp_path / 'file'}: exists and is not a folder (-o names the output folder)"),
         (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--out'"),
+        (["compile", proto, weights, "--output", tmp_path / "out"],
+         "cmsisgen: error: compile: Missing option '-o' / '--out' (--output names a blob where the network stops; "
+         "the output folder is -o/--out, which --output was before cmsisgen 0.2) (see 'cmsisgen compile --help')"),
         (["verify", proto, weights, "--vectors", "0"], "cmsisgen: error: verify: Invalid value for '--vectors'"),
         (["inspect"], "cmsisgen: error: inspect: Missing argument 'MODEL'"),
         (["nosuch"], "cmsisgen: error: command line: No such command 'nosuch'"),
@@ -345,7 +348,7 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, model, npz):
 
 def test_version():
     result = run("--version")
-    assert result.exit_code == 0 and result.output == "cmsisgen, version 0.1.0\n"
+    assert result.exit_code == 0 and result.output == "cmsisgen, version 0.2.0\n"
 
 
 def test_quiet_prints_nothing_on_success(tmp_path, model):
