@@ -40,14 +40,15 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
         kind = kind_of(layer)
         ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
                               held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
-        op = _lowering(kind, backend)(layer, ctx)
-        if op is None:
+        lowered = _lowering(kind, backend)(layer, ctx)
+        if lowered is None:
             alias.update((top, layer.bottoms[0]) for top in layer.tops)
             continue
-        for choice in kind.choices(layer, fc_variant):
-            if op.function in choice.functions():
-                warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
-        ops.append(op)
+        for op in lowered if isinstance(lowered, list) else [lowered]:  # (a Slice: one call per top)
+            for choice in kind.choices(layer, fc_variant):
+                if op.function in choice.functions():
+                    warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
+            ops.append(op)
     output = storage(net.outputs[0])
     c, h, w = net.shapes[net.outputs[0]]
     output_hwc = held.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
