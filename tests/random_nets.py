@@ -44,6 +44,7 @@ ALL_FUNCTIONS = frozenset({
     "nn_global_pool_q7",
     "arm_convolve_1x1_HWC_q7_fast_nonsquare",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
+    "nn_copy_strided_q7", "nn_upsample_nearest_q7",
 })
 
 
@@ -419,6 +420,51 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (1, 7, 7), {"nn_eltwise_prod_q7", "nn_eltwise_max_q7"},
         "Eltwise PROD of two branches, MAX of three inputs in different formats"),
+    _spec("shufflenet_unit", [
+        # ShuffleNet v2 style: channel split (Slice), a branch on one half, Concat, ShuffleChannel;
+        # then a Slice of rows into two tops of three parts, each read by its own layer
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("split", "Slice", "conv1", ["left", "right"]),
+        L("conv2", "Convolution", "right", "conv2", num_output=4, kernel_size=1),
+        L("relu2", "ReLU", inplace=True),
+        L("dw", "Convolution", "conv2", "dw", num_output=4, group=4, kernel_size=3, pad=1),
+        L("cat", "Concat", ["left", "dw"], "cat"),
+        L("shuffle", "ShuffleChannel", "cat", "shuffle", group=2),
+        L("rows", "Slice", "shuffle", ["r0", "r1", "r2"], slice_dim=2, slice_point=[1, 4]),
+        L("pool", "Convolution", "r1", "pool", num_output=4, kernel_size=3, stride=3),
+        L("conv3", "Convolution", "r2", "conv3", num_output=8, kernel_h=2, kernel_w=1),
+        L("cat2", "Concat", ["r0", "conv3"], "cat2"),
+        L("ip1", "InnerProduct", "cat2", "ip1", num_output=6),
+        L("ip2", "InnerProduct", "pool", "ip2", num_output=6),
+        L("sum", "Eltwise", ["ip1", "ip2"], "sum"),
+    ], (3, 6, 6), {"nn_copy_strided_q7", "nn_concat_channels_q7"},
+        "ShuffleNet-style unit: channel Slice, branch, Concat, ShuffleChannel, a Slice of rows"),
+    _spec("fcn_upsample_crop", [
+        # FCN/ENet style: downsample, nearest Upsample x2 and x3, Crop to the image's size (and
+        # a channel crop), a score map as the network output (spatial, HWC)
+        L("conv1", "Convolution", num_output=6, kernel_size=3, stride=2),
+        L("relu1", "ReLU", inplace=True),
+        L("up", "Upsample", "conv1", "up", scale=3),
+        L("crop", "Crop", ["up", "data"], "crop", offset=[1, 1]),
+        L("up2", "Upsample", "crop", "up2", scale=2),
+        L("score", "Crop", ["up2", "data"], "score", axis=1, offset=[1, 3, 0]),
+    ], (3, 7, 5), {"nn_upsample_nearest_q7", "nn_copy_strided_q7"},
+        "FCN-style nearest Upsample and Crop to the input's size, a spatial score map as output"),
+    _spec("ssd_permute_flatten", [
+        # SSD style: Permute to NHWC, Flatten, inner product; a second Permute (order 0,3,2,1)
+        # read by a convolution; Flatten of axes 2-3 kept spatial
+        L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
+        L("perm", "Permute", "conv1", "perm", order=[0, 2, 3, 1]),
+        L("flat", "Flatten", "perm", "flat"),
+        L("ip1", "InnerProduct", "flat", "ip1", num_output=4),
+        L("perm2", "Permute", "conv1", "perm2", order=[0, 3, 2, 1]),
+        L("conv2", "Convolution", "perm2", "conv2", num_output=3, kernel_size=1),
+        L("flat2", "Flatten", "conv2", "flat2", axis=2),
+        L("ip2", "InnerProduct", "flat2", "ip2", num_output=4),
+        L("sum", "Eltwise", ["ip1", "ip2"], "sum"),
+    ], (3, 5, 7), {"nn_copy_strided_q7", "arm_fully_connected_q7_opt"},
+        "SSD-style Permute + Flatten before an inner product; a Permute read by a convolution"),
 ]}
 
 #: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).

@@ -1,0 +1,115 @@
+"""Slice, Crop, ShuffleChannel, Permute, Flatten and Upsample: what compiles to what, and the
+one-line refusals of settings that move bytes in a way cmsisgen does not compile.
+
+The float forward of each is checked against pycaffe in tests/test_caffe_oracle.py (model
+byte_movers; pycaffe has no ShuffleChannel), the kernels in tests/test_copy_kernels.py and
+whole networks bit-exact on host and QEMU through the catalogue (tests/random_nets.py:
+shufflenet_unit, fcn_upsample_crop, ssd_permute_flatten).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caffe_models import build_net, write_model, write_prototxt
+from caffe_models import layer as L
+from cmsisgen import pipeline
+from cmsisgen.errors import CmsisgenError
+from cmsisgen.loader import load_net
+
+
+def _error(tmp_path, layers, shape=(4, 6, 5)) -> str:
+    """The error loading a prototxt of ``layers`` (no weights needed), with its path as model.prototxt."""
+    proto = write_prototxt(tmp_path / "model.prototxt", build_net(layers, shape))
+    with pytest.raises(CmsisgenError) as caught:
+        load_net(proto)
+    return str(caught.value).replace(str(proto), "model.prototxt")
+
+
+REFUSED = [
+    ([L("s", "Slice", top=["a", "b"], axis=0)],
+     "layer 's' (Slice): slicing along axis 0 is not supported (only 1, 2 or 3: channels, height, width; "
+     "axis 0 is the batch)"),
+    ([L("s", "Slice", top=["a", "b"], axis=1, slice_dim=1)], "layer 's' (Slice): slice_param: give axis or "
+                                                             "slice_dim, not both"),
+    ([L("s", "Slice", top=["a", "b", "c"], slice_point=[2])],
+     "layer 's' (Slice): 1 slice_point values for 3 tops (Caffe needs one fewer than the tops)"),
+    ([L("s", "Slice", top=["a", "b"], slice_point=[4])],
+     "layer 's' (Slice): slice_point [4] must increase strictly inside the input's 4 channels"),
+    ([L("s", "Slice", top=["a", "b", "c"], axis=2, slice_point=[3, 3])],
+     "layer 's' (Slice): slice_point [3, 3] must increase strictly inside the input's height 6"),
+    ([L("s", "Slice", top=["a", "b", "c"], axis=-1)],
+     "layer 's' (Slice): 3 tops do not divide the input's width 5 evenly (give slice_point)"),
+    ([L("c", "Crop", ["data", "data"], "c", offset=[1])],
+     "layer 'c' (Crop): cannot crop 6 at offset 1 from 6 along axis 2 ('data' (4, 6, 5), 'data' (4, 6, 5))"),
+    ([L("c", "Crop", ["data"], "c")],
+     "layer 'c' (Crop): expects 2 inputs (the blob to crop and the blob whose shape it takes), got 1"),
+    ([L("c", "Crop", ["data", "data"], "c", axis=1, offset=[0, 1])],
+     "layer 'c' (Crop): crop_param has 2 offsets: give none, one, or one per axis from axis 1 (3)"),
+    ([L("c", "Crop", ["data", "data"], "c", axis=4)],
+     "layer 'c' (Crop): crop_param.axis 4 is not an axis of an (N, C, H, W) blob"),
+    ([L("p", "Permute", order=[1, 0, 2, 3])],
+     "layer 'p' (Permute): Permute with order [1, 0, 2, 3] moves the batch axis: not supported (axis 0 must "
+     "stay first)"),
+    ([L("p", "Permute", order=[0, 2, 2])],
+     "layer 'p' (Permute): permute_param.order [0, 2, 2] must name distinct axes of an (N, C, H, W) blob (0-3)"),
+    ([L("p", "Permute", order=[4])],
+     "layer 'p' (Permute): permute_param.order [4] must name distinct axes of an (N, C, H, W) blob (0-3)"),
+    ([L("g", "ShuffleChannel", group=3)], "layer 'g' (ShuffleChannel): group 3 does not divide the 4 input "
+                                          "channels"),
+    ([L("g", "ShuffleChannel", group=0)], "layer 'g' (ShuffleChannel): shuffle_channel_param.group must be at "
+                                          "least 1"),
+    ([L("u", "Upsample", scale=0)], "layer 'u' (Upsample): upsample_param.scale must be at least 1 (got 0)"),
+    ([L("u", "Upsample", scale=2, dims_num=3)],
+     "layer 'u' (Upsample): upsample_param.dims_num 3 is not supported (only 4: an (N, C, H, W) blob)"),
+    ([L("f", "Flatten", axis=0)],
+     "layer 'f' (Flatten): Flatten from axis 0 to end_axis -1 is not supported (only axes 1-3 of an "
+     "(N, C, H, W) blob, axis <= end_axis: the batch stays)"),
+    ([L("f", "Flatten", axis=3, end_axis=2)],
+     "layer 'f' (Flatten): Flatten from axis 3 to end_axis 2 is not supported (only axes 1-3 of an "
+     "(N, C, H, W) blob, axis <= end_axis: the batch stays)"),
+]
+
+
+@pytest.mark.parametrize("layers, message", REFUSED, ids=[m.split(":")[1][:40] for _, m in REFUSED])
+def test_refusals_are_one_line(tmp_path, layers, message):
+    got = _error(tmp_path, layers)
+    assert got.endswith(message), got
+    assert got.startswith("model.prototxt") and "\n" not in got
+
+
+def _program(tmp_path, layers, shape=(3, 6, 5)):
+    proto, weights = write_model(tmp_path, layers, input_shape=shape)
+    images = np.random.default_rng(0).integers(0, 256, size=(8, shape[1], shape[2], 3), dtype=np.uint8)
+    return pipeline.compile_model(proto, weights, calib_images=images).program
+
+
+def test_what_changes_no_byte_is_an_alias(tmp_path):
+    program = _program(tmp_path, [
+        L("conv1", "Convolution", num_output=4, kernel_size=1),
+        L("one", "Slice", top="one", slice_dim=1),
+        L("same", "Permute", order=[0, 1]),
+        L("whole", "Crop", ["same", "data"], "whole"),
+        L("g1", "ShuffleChannel", group=1),
+        L("g4", "ShuffleChannel", group=4),
+        L("x1", "Upsample", scale=1),
+        L("ip", "InnerProduct", num_output=3),
+    ])
+    assert [(op.layer, op.function) for op in program.ops[1:]] == [
+        ("conv1", "arm_convolve_HWC_q7_basic_nonsquare"), ("ip", "arm_fully_connected_q7_opt")]
+
+
+def test_slice_is_one_call_per_top_in_one_format(tmp_path):
+    program = _program(tmp_path, [
+        L("conv1", "Convolution", num_output=6, kernel_size=1),
+        L("parts", "Slice", top=["a", "b", "c"], slice_point=[1, 4]),
+        L("cat", "Concat", ["c", "a", "b"], "cat"),
+        L("ip", "InnerProduct", num_output=3),
+    ])
+    copies = [op for op in program.ops if op.function == "nn_copy_strided_q7"]
+    assert [(op.layer, op.output, op.args) for op in copies] == [
+        ("parts/a", "a", {"offset": 0, "n0": 1, "s0": 0, "n1": 1, "s1": 0, "n2": 30, "s2": 6}),  # byte by byte
+        ("parts/b", "b", {"offset": 1, "n0": 1, "s0": 0, "n1": 30, "s1": 6, "n2": 3, "s2": 1}),  # a run per pixel
+        ("parts/c", "c", {"offset": 4, "n0": 1, "s0": 0, "n1": 30, "s1": 6, "n2": 2, "s2": 1}),
+    ]
+    assert len({program.tensors[t].frac for t in ("conv1", "a", "b", "c", "cat")}) == 1
