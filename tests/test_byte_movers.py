@@ -113,3 +113,11 @@ def test_slice_is_one_call_per_top_in_one_format(tmp_path):
         ("parts/c", "c", {"offset": 4, "n0": 1, "s0": 0, "n1": 30, "s1": 6, "n2": 2, "s2": 1}),
     ]
     assert len({program.tensors[t].frac for t in ("conv1", "a", "b", "c", "cat")}) == 1
+
+
+def test_interp_is_refused_by_name(tmp_path):
+    """Interp (DeepLab, PSPNet) is bilinear: its interp_param parses, and the type is refused."""
+    got = _error(tmp_path, [L("conv1", "Convolution", num_output=4, kernel_size=1),
+                            L("zoom", "Interp", zoom_factor=2)])
+    assert got.startswith("model.prototxt: layer 'zoom' (Interp): not supported by cmsisgen; supported layer "
+                          "types: "), got

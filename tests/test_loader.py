@@ -23,9 +23,10 @@ W2 = RNG.standard_normal((10, 64)).astype(np.float32)
 B2 = RNG.standard_normal(10).astype(np.float32)
 
 #: The loader's reason for a layer type without a kernel: every supported type, by name.
-UNSUPPORTED = ("not supported by cmsisgen; supported layer types: BatchNorm, Concat, Convolution, Dropout, "
-               "Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, Scale, Sigmoid, Softmax, "
-               "Split, TanH (plus Input and data layers; Accuracy and loss layers are dropped)")
+UNSUPPORTED = ("not supported by cmsisgen; supported layer types: BatchNorm, Concat, Convolution, Crop, Dropout, "
+               "Eltwise, Flatten, InnerProduct, LRN, PReLU, Permute, Pooling, ReLU, Reshape, Scale, ShuffleChannel, "
+               "Sigmoid, Slice, Softmax, Split, TanH, Upsample (plus Input and data layers; Accuracy and loss layers "
+               "are dropped)")
 
 
 def small_net():
@@ -476,7 +477,7 @@ def test_memory_data_shape(tmp_path):
      "either as kernel or as kernel_h/kernel_w"),
     (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[1, 2]), "different dilations"),
     (layer("ip", "InnerProduct", num_output=2, axis=2), r"'ip' \(InnerProduct\): inner product axis 2"),
-    (layer("f", "Flatten", axis=2), r"'f' \(Flatten\): Flatten is supported only"),
+    (layer("f", "Flatten", axis=0), r"'f' \(Flatten\): Flatten from axis 0 to end_axis -1 is not supported"),
     (layer("d", "Deconvolution"), r"'d' \(Deconvolution\): not supported by cmsisgen"),
 ])
 def test_param_errors(tmp_path, lay, msg):

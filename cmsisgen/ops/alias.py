@@ -85,11 +85,11 @@ class Flatten(Alias):
         return ir.ReshapeParams(dims=(0,) * axis + (-1,) + (0,) * (3 - end))
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
-        return _flattened(one_input(net, layer), layer.params.dims)  # type: ignore[union-attr]
+        return _flattened(one_input(net, layer), _dims(layer))
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         x = inputs[0]
-        return [x.reshape(x.shape[0], *_flattened(x.shape[1:], layer.params.dims))]  # type: ignore[union-attr]
+        return [x.reshape(x.shape[0], *_flattened(x.shape[1:], _dims(layer)))]
 
     def held_layout(self, net: ir.Net, layer: ir.Layer, held: dict[str, Shape]) -> Optional[Shape]:
         """A vector holds its source's HWC bytes under Caffe's C, H, W order (the source: the
@@ -101,6 +101,12 @@ class Flatten(Alias):
         if out[1] * out[2] == 1:
             return source if source[1] * source[2] > 1 else None
         return None if _reshape_keeps_bytes(source, out) else source
+
+
+def _dims(layer: ir.Layer) -> tuple[int, ...]:
+    """A Flatten's parameters as :meth:`Flatten.parse` writes them (Caffe's default for a layer
+    built without them)."""
+    return getattr(layer.params, "dims", (0, -1))
 
 
 def _flattened(shape: Sequence[int], dims: tuple[int, ...]) -> Shape:

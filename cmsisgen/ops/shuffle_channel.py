@@ -26,6 +26,8 @@ CHOICE = Choice("ShuffleChannel", (Candidate("nn_copy_strided_q7", ()),),
 
 @dataclass(frozen=True)
 class ShuffleChannelParams:
+    """The fork's ShuffleChannelParameter: ``group`` divides the channels."""
+
     group: int = 1
 
 

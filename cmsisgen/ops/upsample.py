@@ -23,14 +23,17 @@ from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, hwc, one
 from .caffe_params import ErrorMaker
 from .copy_kernels import UPSAMPLE
 
-CHOICE = Choice("Upsample", (Candidate("nn_upsample_nearest_q7", ()),),
-                note="nearest neighbour by an integer scale (the fork's upsample_param.scale, dims_num 4); scale 1 "
-                     "is an alias; the output keeps the input's Q format")
-
 
 @dataclass(frozen=True)
 class UpsampleParams:
+    """The fork's UpsampleParameter: ``scale`` >= 1, the same along height and width."""
+
     scale: int = 1
+
+
+CHOICE = Choice("Upsample", (Candidate("nn_upsample_nearest_q7", ()),),
+                note="nearest neighbour by an integer scale (the fork's upsample_param.scale, dims_num 4); scale 1 "
+                     "is an alias; the output keeps the input's Q format")
 
 
 class Upsample(LayerKind):
