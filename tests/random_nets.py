@@ -452,12 +452,17 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     ], (3, 7, 5), {"nn_upsample_nearest_q7", "nn_copy_strided_q7"},
         "FCN-style nearest Upsample and Crop to the input's size, a spatial score map as output"),
     _spec("ssd_permute_flatten", [
-        # SSD style: Permute to NHWC, Flatten, inner product; a second Permute (order 0,3,2,1)
-        # read by a convolution; Flatten of axes 2-3 kept spatial
+        # SSD style: two heads Permuted to NHWC (aliases: the HWC bytes are in place), Flattened and
+        # concatenated, an inner product; a Permute (order 0,3,2,1) read by a convolution (a copy);
+        # Flatten of axes 2-3 kept spatial
         L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
         L("perm", "Permute", "conv1", "perm", order=[0, 2, 3, 1]),
         L("flat", "Flatten", "perm", "flat"),
-        L("ip1", "InnerProduct", "flat", "ip1", num_output=4),
+        L("conv1b", "Convolution", "data", "conv1b", num_output=2, kernel_size=3, stride=2),
+        L("perm_b", "Permute", "conv1b", "perm_b", order=[0, 2, 3, 1]),
+        L("flat_b", "Flatten", "perm_b", "flat_b"),
+        L("mbox", "Concat", ["flat", "flat_b"], "mbox"),
+        L("ip1", "InnerProduct", "mbox", "ip1", num_output=4),
         L("perm2", "Permute", "conv1", "perm2", order=[0, 3, 2, 1]),
         L("conv2", "Convolution", "perm2", "conv2", num_output=3, kernel_size=1),
         L("flat2", "Flatten", "conv2", "flat2", axis=2),

@@ -15,7 +15,9 @@ from caffe_models import build_net, write_model, write_prototxt
 from caffe_models import layer as L
 from cmsisgen import pipeline
 from cmsisgen.errors import CmsisgenError
+from cmsisgen.float_forward import forward
 from cmsisgen.loader import load_net
+from cmsisgen.simulator.execute import run_program
 
 
 def _error(tmp_path, layers, shape=(4, 6, 5)) -> str:
@@ -121,3 +123,52 @@ def test_interp_is_refused_by_name(tmp_path):
                             L("zoom", "Interp", zoom_factor=2)])
     assert got.startswith("model.prototxt: layer 'zoom' (Interp): not supported by cmsisgen; supported layer "
                           "types: "), got
+
+
+SCALE = 1 / 128  # images 0..255 -> [0, 2): the input fits q7
+
+
+def _float_and_q7(tmp_path, layers, shape=(3, 6, 5)):
+    """The network output as the float forward computes it and as the simulator does, dequantized,
+    both in Caffe's order, for eight random images."""
+    proto, weights = write_model(tmp_path, layers, input_shape=shape, seed=5)
+    images = np.random.default_rng(1).integers(0, 256, size=(8, shape[1], shape[2], 3), dtype=np.uint8)
+    compiled = pipeline.compile_model(proto, weights, calib_images=images, scale=SCALE)
+    program = compiled.program
+    ref = forward(compiled.net, images.transpose(0, 3, 1, 2).astype(np.float32) * SCALE)[compiled.net.outputs[0]]
+    q7 = program.output_in_caffe_order(run_program(program, images))
+    return ref.reshape(len(images), -1), q7 * 2.0 ** -program.tensors[program.output].frac, program
+
+
+MOVERS = {  # each ends in a layer whose output depends on where every byte went
+    "ssd_heads": [L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
+                  L("perm", "Permute", order=[0, 2, 3, 1]), L("flat", "Flatten"),
+                  L("conv2", "Convolution", "data", "conv2", num_output=3, kernel_size=1),
+                  L("perm2", "Permute", order=[0, 2, 3, 1]), L("flat2", "Flatten"),
+                  L("cat", "Concat", ["flat", "flat2"], "cat"), L("ip", "InnerProduct", num_output=6)],
+    "ssd_output": [L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
+                   L("perm", "Permute", order=[0, 2, 3, 1])],
+    "permute_copy": [L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
+                     L("perm", "Permute", order=[0, 3, 1, 2]), L("conv2", "Convolution", num_output=4, kernel_size=3),
+                     L("ip", "InnerProduct", num_output=6)],
+    "shuffle_slice": [L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+                      L("shuffle", "ShuffleChannel", group=3), L("parts", "Slice", top=["a", "b"], slice_point=[4]),
+                      L("cat", "Concat", ["b", "a"], "cat"), L("ip", "InnerProduct", num_output=6)],
+    "upsample_crop": [L("conv1", "Convolution", num_output=4, kernel_size=3, stride=2),
+                      L("up", "Upsample", scale=3), L("crop", "Crop", ["up", "data"], "crop", offset=[0, 1])],
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOVERS))
+def test_q7_output_follows_the_float_forward(tmp_path, name):
+    """The bytes land where Caffe's blob has them: the dequantized simulator output is the float
+    forward's within the quantization error (a byte moved to the wrong place would be far off)."""
+    ref, q7, _ = _float_and_q7(tmp_path, MOVERS[name])
+    assert np.abs(q7 - ref).max() <= 0.05 * np.abs(ref).max(), np.abs(q7 - ref).max() / np.abs(ref).max()
+
+
+def test_ssd_permute_is_an_alias_read_as_caffe_order(tmp_path):
+    *_, program = _float_and_q7(tmp_path, MOVERS["ssd_heads"])
+    assert [op.layer for op in program.ops[1:]] == ["conv1", "conv2", "cat", "ip"]
+    *_, program = _float_and_q7(tmp_path, MOVERS["permute_copy"])
+    assert [op.function for op in program.ops[1:3]] == ["arm_convolve_HWC_q7_basic_nonsquare", "nn_copy_strided_q7"]

@@ -98,8 +98,8 @@ class Flatten(Alias):
         c, h, w = net.shapes[layer.bottoms[0]]
         out = net.shapes[layer.tops[0]]
         source = held.get(layer.bottoms[0]) or (c, h, w)
-        if out[1] * out[2] == 1:
-            return source if source[1] * source[2] > 1 else None
+        if out[1] * out[2] == 1:  # (a one-channel source's HWC bytes are its Caffe order)
+            return source if source[0] > 1 and source[1] * source[2] > 1 else None
         return None if _reshape_keeps_bytes(source, out) else source
 
 
@@ -176,8 +176,9 @@ def held_layouts(net: ir.Net) -> dict[str, Shape]:
     held: dict[str, Shape] = {}
     for layer in net.layers:
         kind = kind_of(layer)
-        if isinstance(kind, Alias):
-            spatial = kind.held_layout(net, layer, held)
+        layout = getattr(kind, "held_layout", None)  # (aliases, and kinds that are aliases at times)
+        if layout is not None:
+            spatial = layout(net, layer, held)
         elif kind.keeps_bytes:
             spatial = held.get(layer.bottoms[0])
         else:
