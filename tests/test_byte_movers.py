@@ -15,6 +15,7 @@ from caffe_models import build_net, write_model, write_prototxt
 from caffe_models import layer as L
 from cmsisgen import pipeline
 from cmsisgen.errors import CmsisgenError
+from cmsisgen.proto import schema
 from cmsisgen.float_forward import forward
 from cmsisgen.loader import load_net
 from cmsisgen.simulator.execute import run_program
@@ -154,6 +155,8 @@ MOVERS = {  # each ends in a layer whose output depends on where every byte went
     "shuffle_slice": [L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
                       L("shuffle", "ShuffleChannel", group=3), L("parts", "Slice", top=["a", "b"], slice_point=[4]),
                       L("cat", "Concat", ["b", "a"], "cat"), L("ip", "InnerProduct", num_output=6)],
+    "shuffle_ip": [L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+                   L("shuffle", "ShuffleChannel", group=2), L("ip", "InnerProduct", num_output=6)],
     "upsample_crop": [L("conv1", "Convolution", num_output=4, kernel_size=3, stride=2),
                       L("up", "Upsample", scale=3), L("crop", "Crop", ["up", "data"], "crop", offset=[0, 1])],
 }
@@ -172,3 +175,18 @@ def test_ssd_permute_is_an_alias_read_as_caffe_order(tmp_path):
     assert [op.layer for op in program.ops[1:]] == ["conv1", "conv2", "cat", "ip"]
     *_, program = _float_and_q7(tmp_path, MOVERS["permute_copy"])
     assert [op.function for op in program.ops[1:3]] == ["arm_convolve_HWC_q7_basic_nonsquare", "nn_copy_strided_q7"]
+
+
+def test_yolo_fork_upsample_param_number_in_a_binary_file_is_skipped(tmp_path):
+    """YOLOv3 forks number upsample_param 149 (this schema: 500, as the tests' pycaffe): their
+    .caffemodel still loads, the field skipped with a warning naming the layer."""
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=1), L("up", "Upsample", scale=2)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 4, 4))
+    net = schema.NetParameter.FromString(weights.read_bytes())
+    (up,) = [lay for lay in net.layer if lay.name == "up"]
+    up.ClearField("upsample_param")
+    up.MergeFromString(b"\xaa\x09\x02\x08\x02")  # field 149 (length-delimited): { scale: 2 }
+    weights.write_bytes(net.SerializeToString())
+    loaded = load_net(proto, weights)
+    assert loaded.shapes["up"] == (4, 8, 8)
+    assert any("'up'" in w and "149" in w for w in loaded.warnings), loaded.warnings
