@@ -260,9 +260,9 @@ def test_unknown_layer_type():
                                 dict(layer("warp", "Convolution"), type="Warp")])
     expect_error(compile_args(proto, weights),
                  "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: BatchNorm, "
-                 "Concat, Convolution, Dropout, Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, "
-                 "Scale, Sigmoid, Softmax, Split, TanH (plus Input and data layers; Accuracy and loss layers are "
-                 "dropped)")
+                 "Concat, Convolution, Crop, Dropout, Eltwise, Flatten, InnerProduct, LRN, PReLU, Permute, Pooling, "
+                 "ReLU, Reshape, Scale, ShuffleChannel, Sigmoid, Slice, Softmax, Split, TanH, Upsample (plus Input "
+                 "and data layers; Accuracy and loss layers are dropped)")
 
 
 def test_dangling_bottom():
