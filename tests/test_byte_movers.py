@@ -190,3 +190,14 @@ def test_yolo_fork_upsample_param_number_in_a_binary_file_is_skipped(tmp_path):
     loaded = load_net(proto, weights)
     assert loaded.shapes["up"] == (4, 8, 8)
     assert any("'up'" in w and "149" in w for w in loaded.warnings), loaded.warnings
+
+
+def test_v1_slice_and_flatten(tmp_path):
+    """A V1 net's SLICE (slice_dim, slice_point) and FLATTEN (no parameters in V1) load as the
+    current layers do."""
+    layers = [L("conv1", "Convolution", num_output=5, kernel_size=1),
+              L("parts", "Slice", top=["a", "b"], slice_dim=1, slice_point=[2]),
+              L("flat", "Flatten", "b", "flat"), L("ip", "InnerProduct", num_output=3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 4, 4), generation="v1")
+    net = load_net(proto, weights)
+    assert [net.shapes[t] for t in ("a", "b", "flat")] == [(2, 4, 4), (3, 4, 4), (48, 1, 1)]
