@@ -201,3 +201,14 @@ def test_v1_slice_and_flatten(tmp_path):
     proto, weights = write_model(tmp_path, layers, input_shape=(3, 4, 4), generation="v1")
     net = load_net(proto, weights)
     assert [net.shapes[t] for t in ("a", "b", "flat")] == [(2, 4, 4), (3, 4, 4), (48, 1, 1)]
+
+
+def test_crop_reference_keeps_its_own_format(tmp_path):
+    """Crop reads its second input for the shape only: the image keeps its Q format while the
+    cropped score map has the upsampled one's."""
+    big = [np.full((4, 3, 3, 3), 1.0, np.float32), np.zeros(4, np.float32)]  # outputs up to 54
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=3, stride=2, weights=big),
+              L("up", "Upsample", scale=3), L("crop", "Crop", ["up", "data"], "crop", offset=[0, 1])]
+    *_, program = _float_and_q7(tmp_path, layers)
+    frac = {name: info.frac for name, info in program.tensors.items()}
+    assert frac["crop"] == frac["up"] == frac["conv1"] == 1 and frac["data"] > 1
