@@ -17,7 +17,9 @@ channels, non-square inputs, kernels, strides and padding, ceil-mode pooling rem
 padded pooling (always pad < stride: the mapper refuses pad >= stride because the DSP
 kernels pool rows in place), global average pooling straight into a softmax, an inner
 product after conv/pool stacks and straight on the image, branches concatenated, a ReLU
-whose input another branch still reads, Split / Dropout / Flatten aliases.
+whose input another branch still reads, Split / Dropout / Flatten aliases; the byte movers
+(``nn_copy_strided_q7``: Slice of channels and rows, Crop, ShuffleChannel, Permute;
+``nn_upsample_nearest_q7``; SSD's Permute + Flatten heads as aliases).
 
 :func:`write_random_net` writes one entry with random weights and a random calibration
 .npz (``x`` uint8 NHWC, ``y`` labels) and returns the paths.
