@@ -1,23 +1,35 @@
 """The byte-moving kernels (firmware nn_copy_q7.c) against their simulator models and numpy.
 
-nn_copy_strided_q7 and nn_upsample_nearest_q7 are built with the other own kernels (plain and
-with UBSan, the ``own`` fixture of tests/test_own_kernels.py; that file also compiles every
-kernel file for the Cortex-M7) and called through ctypes on the gathers the layers emit:
+nn_copy_strided_q7 and nn_upsample_nearest_q7 are built with host gcc, plain and with UBSan
+(tests/test_own_kernels.py compiles every kernel file for the Cortex-M7, against the portable
+and the upstream CMSIS-NN headers) and called through ctypes on the gathers the layers emit:
 Slice windows along each axis, Crop windows, ShuffleChannel, every Permute order, upsampling
 by several factors. Each result must equal the simulator model, and the model must equal the
 numpy indexing that says what the layer means.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from test_kernels import P, rand8
-from test_own_kernels import own, u32  # noqa: F401  (own: the compiled kernels, a fixture)
+from test_kernels import PORTABLE, P, rand8, shared_library
 from cmsisgen.ops.copy_kernels import (copy_strided_q7, merge_axes, upsample_nearest_q7, window_axes,
                                        window_offset)
+
+OWN = Path(__file__).resolve().parents[1] / "firmware" / "cmsisgen_kernels"
+u32 = ctypes.c_uint32
+
+
+@pytest.fixture(scope="module", params=["plain", "ubsan"])
+def own(request, tmp_path_factory):
+    """nn_copy_q7.c alone, plain and with UBSan trapping on undefined behaviour."""
+    flags = ("-fsanitize=undefined", "-fsanitize-undefined-trap-on-error") if request.param == "ubsan" else ()
+    out = tmp_path_factory.mktemp("copy") / f"libcopy_{request.param}.so"
+    return shared_library(out, [OWN / "nn_copy_q7.c"], [OWN, PORTABLE / "Include"], flags)
 
 
 def run_strided(lib, x: np.ndarray, offset: int, axes) -> np.ndarray:
@@ -45,7 +57,7 @@ WINDOWS = [  # (C, H, W) input, (c, y, x) start, (C, H, W) window
 
 
 @pytest.mark.parametrize("shape, start, size", WINDOWS)
-def test_window_copy(own, shape, start, size):  # noqa: F811
+def test_window_copy(own, shape, start, size):
     c, h, w = shape
     x = rand8(np.random.default_rng(c * h * w), h, w, c)
     got = run_strided(own, x, window_offset(shape, start), window_axes(shape, size))
@@ -54,7 +66,7 @@ def test_window_copy(own, shape, start, size):  # noqa: F811
 
 
 @pytest.mark.parametrize("channels, group", [(8, 2), (12, 3), (12, 4), (6, 6), (2, 1)])
-def test_shuffle_channel(own, channels, group):  # noqa: F811
+def test_shuffle_channel(own, channels, group):
     h, w = 3, 2
     x = rand8(np.random.default_rng(channels + group), h, w, channels)
     got = run_strided(own, x, 0, [(h * w, channels), (channels // group, 1), (group, channels // group)])
@@ -63,7 +75,7 @@ def test_shuffle_channel(own, channels, group):  # noqa: F811
 
 
 @pytest.mark.parametrize("order", [o for o in itertools.permutations((1, 2, 3))])
-def test_permute_every_order(own, order):  # noqa: F811
+def test_permute_every_order(own, order):
     c, h, w = 3, 4, 5
     x = rand8(np.random.default_rng(sum(order)), h, w, c)
     count, stride = {1: c, 2: h, 3: w}, {1: 1, 2: w * c, 3: c}
@@ -81,7 +93,7 @@ def test_merge_axes_makes_runs_as_long_as_the_bytes_allow():
 
 @pytest.mark.parametrize("h, w, c, scale_h, scale_w", [(2, 3, 4, 2, 2), (1, 1, 1, 3, 3), (3, 1, 5, 1, 4),
                                                        (2, 2, 1, 5, 1), (4, 3, 7, 1, 1)])
-def test_upsample_nearest(own, h, w, c, scale_h, scale_w):  # noqa: F811
+def test_upsample_nearest(own, h, w, c, scale_h, scale_w):
     x = rand8(np.random.default_rng(h * w * c), h, w, c)
     size = h * scale_h * w * scale_w * c
     out = np.full(size + 4, 0x55, dtype=np.int8)
@@ -93,7 +105,7 @@ def test_upsample_nearest(own, h, w, c, scale_h, scale_w):  # noqa: F811
                                   .transpose(1, 2, 0))
 
 
-def test_edges_move_unchanged(own):  # noqa: F811
+def test_edges_move_unchanged(own):
     for value in (-128, 127):
         x = np.full((3, 3, 4), value, np.int8)
         assert (run_strided(own, x, 5, [(2, 12), (2, 4), (3, 1)]) == value).all()
