@@ -3,8 +3,9 @@
 Per layer it asks the layer's kind (:mod:`cmsisgen.ops`) for the call: the kind picks the
 function by its rule predicates (or the one the user forced with ``--kernel``), lays the
 weights out the way that function reads them and records the exact scratch it needs.
-Aliases (Dropout, Split, Flatten, Reshape) emit nothing: their outputs name their inputs'
-bytes.
+Aliases (Dropout, Split, Flatten, Reshape, and a byte mover whose setting moves nothing, such
+as a Slice with one top) emit nothing: their outputs name their inputs' bytes. A Slice emits
+one call per top.
 """
 from __future__ import annotations
 
