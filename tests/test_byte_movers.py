@@ -212,3 +212,14 @@ def test_crop_reference_keeps_its_own_format(tmp_path):
     *_, program = _float_and_q7(tmp_path, layers)
     frac = {name: info.frac for name, info in program.tensors.items()}
     assert frac["crop"] == frac["up"] == frac["conv1"] == 1 and frac["data"] > 1
+
+
+def test_kernel_forced_on_a_byte_mover_that_emits_no_call_is_refused(tmp_path):
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=1), L("g", "ShuffleChannel", group=1),
+              L("ip", "InnerProduct", num_output=3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 4, 4))
+    with pytest.raises(CmsisgenError) as caught:
+        pipeline.load_model(proto, weights, kernels={"g": "nn_copy_strided_q7"})
+    assert str(caught.value) == (f"{proto}: layer 'g' (ShuffleChannel): kernel nn_copy_strided_q7: the layer "
+                                 "emits no call (its output is its input's bytes)")
+    pipeline.load_model(proto, weights, kernels={"ip": "arm_fully_connected_q7"})  # (a call: fine)

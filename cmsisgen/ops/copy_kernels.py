@@ -9,13 +9,14 @@ change a value, so every output keeps its input's Q format (``keeps_format``).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from .. import ir
+from ..errors import CmsisgenError
 from ..mapper.calls import Op
-from .base import Kernel, LoweringContext, hwc
+from .base import Kernel, LayerKind, LoweringContext, hwc
 
 #: (count, stride in bytes) of one axis of a gather, outermost first.
 Axis = tuple[int, int]
@@ -85,6 +86,24 @@ UPSAMPLE = Kernel(
 #define {{ prefix }}_SCALE_H {{ op.args.scale_h }}u
 #define {{ prefix }}_SCALE_W {{ op.args.scale_w }}u
 """, source="nn_copy_q7.c")
+
+
+class ByteMover(LayerKind):
+    """A layer that only moves bytes: its output keeps its input's Q format, and where its
+    setting leaves the bytes where they are it emits no call (an alias)."""
+
+    keeps_format = True
+
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        """Whether the output is the input's bytes as they are (a kind's trivial settings)."""
+        return False
+
+    def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
+        """A function forced for a layer that emits no call is refused, as for the other aliases."""
+        if forced is not None and self.emits_no_call(net, layer):
+            raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): kernel {forced}: the layer emits no call "
+                                "(its output is its input's bytes)")
+        super().check_q7(net, layer, fc_variant, forced)
 
 
 def _axes(op: Op) -> list[Axis]:

@@ -14,9 +14,9 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, fail
+from .base import Candidate, Choice, LoweringContext, Shape, fail
 from .caffe_params import ErrorMaker
-from .copy_kernels import strided_op, window_axes, window_offset
+from .copy_kernels import ByteMover, strided_op, window_axes, window_offset
 
 CHOICE = Choice("Crop", (Candidate("nn_copy_strided_q7", ()),),
                 note="the first input cut to the second input's shape from axis on (Caffe's offsets); the output "
@@ -31,10 +31,9 @@ class CropParams:
     offsets: tuple[int, ...] = ()
 
 
-class Crop(LayerKind):
+class Crop(ByteMover):
     types = ("Crop",)
     choice = CHOICE
-    keeps_format = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> CropParams:
         cp = layer.crop_param
@@ -78,11 +77,14 @@ class Crop(LayerKind):
             index[i] = slice(offset, offset + reference.shape[i])
         return [x[tuple(index)].copy()]
 
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        return self.window(net, layer)[1] == net.shapes[layer.bottoms[0]]  # nothing cut away
+
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
+        if self.emits_no_call(ctx.net, layer):
+            return None
         start, size = self.window(ctx.net, layer)
         shape = ctx.shape(layer.bottoms[0])
-        if size == shape:
-            return None  # nothing cut away: the output is the input's bytes
         return strided_op(layer, ctx, layer.tops[0], window_offset(shape, start), window_axes(shape, size),
                           f"window of {size[0]} channels x {size[1]} x {size[2]} from channel {start[0]}, "
                           f"row {start[1]}, column {start[2]}")

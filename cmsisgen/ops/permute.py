@@ -17,10 +17,10 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, one_input
-from .alias import Flatten
+from .base import Candidate, Choice, LoweringContext, Shape, one_input
+from .alias import Flatten, held_layouts
 from .caffe_params import ErrorMaker
-from .copy_kernels import strided_op
+from .copy_kernels import ByteMover, strided_op
 
 CHOICE = Choice("Permute", (Candidate("nn_copy_strided_q7", ()),),
                 note="any order that keeps the batch as axis 0 (a byte gather into the permuted blob's HWC "
@@ -37,10 +37,9 @@ class PermuteParams:
     order: tuple[int, ...] = (0, 1, 2, 3)
 
 
-class Permute(LayerKind):
+class Permute(ByteMover):
     types = ("Permute",)
     choice = CHOICE
-    keeps_format = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> PermuteParams:
         given = [int(o) for o in layer.permute_param.order]
@@ -75,6 +74,9 @@ class Permute(LayerKind):
         order = layer.params.order  # type: ignore[union-attr]
         return order == (0, 1, 2, 3) or (order == (0, 2, 3, 1) and input_note is None
                                          and _read_in_caffe_order(net, layer.tops[0]))
+
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        return self.is_alias(net, layer, held_layouts(net).get(layer.bottoms[0]))
 
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
         order = layer.params.order  # type: ignore[union-attr]

@@ -15,9 +15,9 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, fail, one_input
+from .base import Candidate, Choice, LoweringContext, Shape, fail, one_input
 from .caffe_params import ErrorMaker
-from .copy_kernels import strided_op
+from .copy_kernels import ByteMover, strided_op
 
 CHOICE = Choice("ShuffleChannel", (Candidate("nn_copy_strided_q7", ()),),
                 note="group must divide the channels; group 1 or group = channels is an alias; the output keeps "
@@ -31,10 +31,9 @@ class ShuffleChannelParams:
     group: int = 1
 
 
-class ShuffleChannel(LayerKind):
+class ShuffleChannel(ByteMover):
     types = ("ShuffleChannel",)
     choice = CHOICE
-    keeps_format = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> ShuffleChannelParams:
         group = layer.shuffle_channel_param.group
@@ -55,10 +54,13 @@ class ShuffleChannel(LayerKind):
         group = layer.params.group  # type: ignore[union-attr]
         return [x.reshape(n, group, c // group, h, w).transpose(0, 2, 1, 3, 4).reshape(n, c, h, w).copy()]
 
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        return layer.params.group in (1, net.shapes[layer.bottoms[0]][0])  # type: ignore[union-attr]
+
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
+        if self.emits_no_call(ctx.net, layer):
+            return None
         c, h, w = ctx.shape(layer.bottoms[0])
         group = layer.params.group  # type: ignore[union-attr]
-        if group in (1, c):
-            return None
         return strided_op(layer, ctx, layer.tops[0], 0, [(h * w, c), (c // group, 1), (group, c // group)],
                           f"{c} channels as {group} groups of {c // group}, transposed")

@@ -14,9 +14,9 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, fail, one_input
+from .base import Candidate, Choice, LoweringContext, Shape, fail, one_input
 from .caffe_params import ErrorMaker
-from .copy_kernels import strided_op, window_axes, window_offset
+from .copy_kernels import ByteMover, strided_op, window_axes, window_offset
 
 CHOICE = Choice("Slice", (Candidate("nn_copy_strided_q7", ()),),
                 note="along channels, height or width (axis 1, 2 or 3), at slice_point or in equal parts: one "
@@ -33,10 +33,9 @@ class SliceParams:
     points: tuple[int, ...] = ()
 
 
-class Slice(LayerKind):
+class Slice(ByteMover):
     types = ("Slice",)
     choice = CHOICE
-    keeps_format = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> SliceParams:
         sp = layer.slice_param
@@ -83,9 +82,12 @@ class Slice(LayerKind):
                                          for i in range(1, len(layer.tops))]
         return [part.copy() for part in np.split(x, list(points), axis=axis)]
 
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        return len(layer.tops) == 1  # Caffe shares the blob
+
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional[list[Op]]:
-        if len(layer.tops) == 1:
-            return None  # Caffe shares the blob
+        if self.emits_no_call(ctx.net, layer):
+            return None
         axis = layer.params.axis  # type: ignore[union-attr]
         shape = ctx.shape(layer.bottoms[0])
         ops = []

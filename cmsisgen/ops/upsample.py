@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import ir
 from ..mapper.calls import Op
-from .base import Candidate, Choice, LayerKind, LoweringContext, Shape, hwc, one_input
+from .base import Candidate, Choice, LoweringContext, Shape, hwc, one_input
 from .caffe_params import ErrorMaker
-from .copy_kernels import UPSAMPLE
+from .copy_kernels import UPSAMPLE, ByteMover
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,9 @@ CHOICE = Choice("Upsample", (Candidate("nn_upsample_nearest_q7", ()),),
                      "is an alias; the output keeps the input's Q format")
 
 
-class Upsample(LayerKind):
+class Upsample(ByteMover):
     types = ("Upsample",)
     choice = CHOICE
-    keeps_format = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> UpsampleParams:
         up = layer.upsample_param
@@ -58,10 +57,13 @@ class Upsample(LayerKind):
         scale = layer.params.scale  # type: ignore[union-attr]
         return [inputs[0].repeat(scale, axis=2).repeat(scale, axis=3)]
 
+    def emits_no_call(self, net: ir.Net, layer: ir.Layer) -> bool:
+        return layer.params.scale == 1  # type: ignore[union-attr]
+
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
-        scale = layer.params.scale  # type: ignore[union-attr]
-        if scale == 1:
+        if self.emits_no_call(ctx.net, layer):
             return None
+        scale = layer.params.scale  # type: ignore[union-attr]
         c, h, w = ctx.shape(layer.bottoms[0])
         return Op(layer=layer.name, layer_type=layer.type, output=layer.tops[0], kernel=UPSAMPLE,
                   function="nn_upsample_nearest_q7", inputs=ctx.bottoms[:1], in_shape=hwc((c, h, w)),
