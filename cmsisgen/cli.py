@@ -530,8 +530,10 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
 
 def _check_labels(dataset, path: str, model) -> None:
     """Evaluation labels must index the network's outputs."""
+    from .evaluate import class_count
+
     net = model.net
-    outputs = int(np.prod(net.shapes[net.outputs[0]]))
+    outputs = class_count(net, net.outputs[0]) or int(np.prod(net.shapes[net.outputs[0]]))
     label = int(dataset.y.max()) if len(dataset.y) else 0
     if label >= outputs:
         name = dataset.classes[label] if label < len(dataset.classes) else str(label)

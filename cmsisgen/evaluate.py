@@ -5,7 +5,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import ir
 from .float_forward import forward
+from .ops import kind_of
 from .pipeline import Compiled
 from .simulator.execute import run_program
 
@@ -16,7 +18,8 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1.
 
     Top-1 is the argmax of the network output; ties go to the first maximum, as a
-    firmware loop with a strict ``>`` would pick.
+    firmware loop with a strict ``>`` would pick. An output that is the class itself (an
+    ArgMax layer: ``class_count``) is the prediction as it stands.
     """
     net, program = compiled.net, compiled.program
     shape = next(iter(net.input_shapes.values()))
@@ -26,9 +29,9 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     for start in range(0, len(dataset.x), BATCH):
         images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
         scores = forward(net, compiled.pre.to_float(images), keep=[output])[output]
-        float_pred.append(np.argmax(scores.reshape(len(images), -1), axis=1))
         q7 = program.output_in_caffe_order(run_program(program, images, batch_size=BATCH))
-        q7_pred.append(np.argmax(q7, axis=1))
+        float_pred.append(top1(net, output, scores.reshape(len(images), -1)))
+        q7_pred.append(top1(net, output, q7))
         if progress:
             progress(len(images))
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
@@ -38,3 +41,16 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
         return {"n": 0, "float_top1": 0.0, "q7_top1": 0.0, "agreement": 0.0}
     return {"n": int(n), "float_top1": float(np.mean(fp == dataset.y)), "q7_top1": float(np.mean(qp == dataset.y)),
             "agreement": float(np.mean(fp == qp))}
+
+
+def class_count(net: ir.Net, output: str) -> Optional[int]:
+    """How many classes an output that is itself the predicted class picks from (None: scores)."""
+    producer = net.producer(output)
+    return None if producer is None else kind_of(producer).class_count(net, producer)
+
+
+def top1(net: ir.Net, output: str, values: np.ndarray) -> np.ndarray:
+    """The predicted class of every row of ``values`` (N, K), in Caffe's order."""
+    if class_count(net, output) is not None:
+        return values[:, 0].astype(np.int64)
+    return np.argmax(values, axis=1)

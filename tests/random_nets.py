@@ -46,6 +46,8 @@ ALL_FUNCTIONS = frozenset({
     "nn_global_pool_q7",
     "arm_convolve_1x1_HWC_q7_fast_nonsquare",
     "arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_lrn_across_q7", "nn_lrn_within_q7",
+    "nn_lookup_q7", "nn_argmax_q7",
+    "nn_conv_q7", "nn_deconv_q7",
     "nn_copy_strided_q7", "nn_upsample_nearest_q7",
 })
 
@@ -70,6 +72,12 @@ def _spec(name, layers, shape, functions, about, **kw) -> NetSpec:
 #: BatchNorm blobs for 8 channels (mean, variance, moving-average count 4) and Scale blobs.
 BN8 = [np.linspace(-0.4, 0.4, 8) * 4, np.linspace(0.05, 0.5, 8) * 4, np.array([4.0])]
 SCALE8 = [np.linspace(1.5, -0.5, 8), np.linspace(-0.2, 0.3, 8)]
+
+
+def _bn_scale_relu(i: int) -> list:
+    """BatchNorm + Scale (8 channels, in place, folded into the layer before them) + ReLU."""
+    return [L(f"bn{i}", "BatchNorm", inplace=True, weights=BN8),
+            L(f"scale{i}", "Scale", inplace=True, bias_term=True, weights=SCALE8), L(f"relu{i}", "ReLU", inplace=True)]
 
 CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     _spec("rgb_ceilpool_fcplain", [
@@ -422,6 +430,81 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("ip1", "InnerProduct", num_output=5),
     ], (1, 7, 7), {"nn_eltwise_prod_q7", "nn_eltwise_max_q7"},
         "Eltwise PROD of two branches, MAX of three inputs in different formats"),
+    _spec("pointwise_lookup", [
+        # every nn_lookup_q7 type: on a tensor other layers still read (copies), in place, chained
+        # (BNLL of AbsVal, Power of BNLL), brocolli's relu6_param, after an inner product, as the output
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("r6", "ReLU6", "conv1", "r6"),
+        L("abs", "AbsVal", "conv1", "abs"),
+        L("elu", "ELU", "conv1", "elu", alpha=0.5),
+        L("clip", "Clip", "elu", "elu", min=-0.25, max=0.8),
+        L("bnll", "BNLL", "abs", "bnll"),
+        L("th", "Threshold", "conv1", "th", threshold=0.2),
+        L("pw", "Power", "bnll", "pw", power=2.0, scale=0.5, shift=-0.5),
+        L("cat", "Concat", ["r6", "elu", "th", "pw"], "cat"),
+        L("conv2", "Convolution", num_output=4, kernel_size=3, stride=2),
+        L("r6b", "ReLU6", inplace=True, threshold=3.0, negative_slope=0.1),
+        L("ip1", "InnerProduct", num_output=8),
+        L("cube", "Power", inplace=True, power=3.0, scale=0.5),
+        L("ip2", "InnerProduct", num_output=5),
+        L("abs_out", "AbsVal", inplace=True),
+    ], (3, 8, 7), {"nn_lookup_q7", "memcpy", "nn_concat_channels_q7"},
+        "ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold by table (nn_lookup_q7): copies, in place, as output"),
+    _spec("argmax_pixels", [
+        # a segmentation head: per-pixel ArgMax over 5 class channels of a non-square image
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("elu1", "ELU", inplace=True),
+        L("conv2", "Convolution", num_output=5, kernel_size=1),
+        L("seg", "ArgMax", axis=1),
+    ], (3, 9, 8), {"nn_argmax_q7", "nn_lookup_q7"}, "per-pixel ArgMax (axis 1) as the network output"),
+    _spec("argmax_whole", [
+        # ArgMax without axis over a spatial blob (3x4x5 = 60 values, Caffe's C, H, W order), gray
+        L("conv1", "Convolution", num_output=3, kernel_size=3, stride=2, pad=1),
+        L("r6", "ReLU6", inplace=True),
+        L("am", "ArgMax"),
+    ], (1, 7, 9), {"nn_argmax_q7"}, "ArgMax over a whole spatial blob (the index in C, H, W order)"),
+    _spec("mobilenet_dw_fork", [
+        # ConvolutionDepthwise (the forks' type, no num_output/group) with BatchNorm + Scale folded,
+        # stride 2 then a non-square dilated one (nn_conv_q7), pointwise, global pool
+        L("conv1", "Convolution", num_output=8, kernel_size=3, stride=2, pad=1, bias_term=False),
+        *_bn_scale_relu(1),
+        L("dw2", "ConvolutionDepthwise", kernel_size=3, stride=2, pad=1, bias_term=False),
+        *_bn_scale_relu(2),
+        L("dw3", "ConvolutionDepthwise", num_output=8, kernel_h=3, kernel_w=1, pad_h=2, pad_w=0, dilation=2),
+        L("pw3", "Convolution", num_output=8, kernel_size=1, bias_term=False),
+        *_bn_scale_relu(3),
+        L("pool", "Pooling", pool="AVE", global_pooling=True),
+        L("fc", "InnerProduct", num_output=5),
+    ], (3, 13, 11), {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "nn_conv_q7"},
+        "MobileNet-style ConvolutionDepthwise (fork type) + BatchNorm/Scale folded, a dilated depthwise"),
+    _spec("dilated_deeplab", [
+        # DeepLab-style atrous convolutions: dilation 2 and per-axis 3x1, a branch at rate 4, concat
+        L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("atrous2", "Convolution", num_output=5, kernel_size=3, pad=2, dilation=2),
+        L("atrous3", "Convolution", "conv1", "atrous3", num_output=4, kernel_size=3,
+          pad=[4, 1], dilation=[4, 1]),
+        L("cat", "Concat", ["atrous2", "atrous3"], "cat"),
+        L("relu2", "ReLU", inplace=True),
+        L("atrous4", "Convolution", num_output=6, kernel_size=3, dilation=2, group=3, stride=2),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 12, 10), {"nn_conv_q7"},
+        "DeepLab-style dilated convolutions: rate 2, per-axis rates 4x1, grouped and strided rate 2"),
+    _spec("fcn_deconv", [
+        # FCN-style learned upsampling: stride 2 Deconvolution (k4 p1), grouped (per-class bilinear
+        # style) Deconvolution with BatchNorm + Scale folded, a dilated one without bias
+        L("conv1", "Convolution", num_output=6, kernel_size=3, stride=2, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("up1", "Deconvolution", num_output=4, kernel_size=4, stride=2, pad=1),
+        L("up2", "Deconvolution", num_output=8, kernel_size=4, stride=2, pad=1, group=4, bias_term=False),
+        L("bn2", "BatchNorm", inplace=True, weights=BN8),
+        L("scale2", "Scale", inplace=True, bias_term=True, weights=SCALE8),
+        L("relu2", "ReLU", inplace=True),
+        L("up3", "Deconvolution", num_output=3, kernel_h=3, kernel_w=2, stride_h=1, stride_w=3, pad_h=2,
+          pad_w=0, dilation=2, bias_term=False),
+        L("ip1", "InnerProduct", num_output=5),
+    ], (3, 7, 9), {"nn_deconv_q7"},
+        "FCN-style Deconvolution upsampling: stride 2, grouped with BatchNorm/Scale folded, dilated"),
     _spec("shufflenet_unit", [
         # ShuffleNet v2 style: channel split (Slice), a branch on one half, Concat, ShuffleChannel;
         # then a Slice of rows into two tops of three parts, each read by its own layer

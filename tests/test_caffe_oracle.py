@@ -307,6 +307,24 @@ MODELS = {
         layer("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
         layer("ip1", "InnerProduct", num_output=10),
     ]),
+    # dilated convolutions: one rate, per-axis rates with a stride, grouped with a rate.
+    "dilated_conv": ((4, 13, 11), [
+        layer("conv1", "Convolution", num_output=5, kernel_size=3, pad=2, dilation=2),
+        layer("conv2", "Convolution", num_output=6, kernel_h=3, kernel_w=2, pad_h=3, pad_w=1, stride_h=2, stride_w=1,
+              dilation=[3, 2]),
+        layer("relu2", "ReLU", inplace=True),
+        layer("conv3", "Convolution", num_output=4, kernel_size=3, group=2, dilation=[1, 3], bias_term=False),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # Deconvolution: FCN's stride 2 upsampling, grouped, per-axis kernel/stride/pad with dilation.
+    "deconvolution": ((4, 5, 6), [
+        layer("up1", "Deconvolution", num_output=6, kernel_size=4, stride=2, pad=1),
+        layer("relu1", "ReLU", inplace=True),
+        layer("up2", "Deconvolution", num_output=4, kernel_size=3, stride=2, group=2, bias_term=False),
+        layer("up3", "Deconvolution", num_output=3, kernel_h=3, kernel_w=2, stride_h=1, stride_w=3, pad_h=2,
+              pad_w=1, dilation=2),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
     # layers that only move bytes: Slice of channels (slice_point, 3 tops) and of height (equal
     # parts, legacy slice_dim), Crop (FCN-style to a reference blob; per-axis offsets from axis 1),
     # Upsample (nearest, scale 2 and 3), Permute (SSD's NHWC order, and another) + Flatten into an
@@ -433,3 +451,33 @@ def test_cifar10_v1_example_matches_caffe_upgrade(pycaffe, tmp_path):
                                          tmp_path / "run", upgraded=True)
     assert _ir_view(load_net(upgraded, weights)) == _ir_view(net_v1)
     assert _ir_view(load_net(EXAMPLE / "cifar10.prototxt", weights)) == _ir_view(net_v1)
+
+
+def test_convolution_depthwise_is_caffe_grouped_convolution(pycaffe, tmp_path):
+    """This Caffe has no ConvolutionDepthwise: the same weights in a Convolution with group ==
+    channels (what the forks compute) run in Caffe, blob for blob against our forward of the
+    ConvolutionDepthwise net."""
+    from cmsisgen.float_forward import forward
+    from cmsisgen.loader import load_net
+
+    def layers(depthwise: bool) -> list:
+        dw = (dict(type="ConvolutionDepthwise") if depthwise else dict(type="Convolution", num_output=6, group=6))
+        kind = dw.pop("type")
+        return [layer("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+                layer("dw1", kind, kernel_size=3, stride=2, pad=1, **dw),
+                layer("relu1", "ReLU", inplace=True),
+                layer("dw2", kind, kernel_h=3, kernel_w=1, pad=[2, 0], dilation=2, bias_term=False, **dw),
+                layer("ip1", "InnerProduct", num_output=5)]
+
+    (tmp_path / "dw").mkdir()
+    (tmp_path / "grouped").mkdir()
+    proto, weights = write_model(tmp_path / "dw", layers(True), input_shape=(3, 9, 8), seed=4)
+    twin, twin_weights = write_model(tmp_path / "grouped", layers(False), input_shape=(3, 9, 8), seed=4)
+    x = _inputs((3, 9, 8))
+    blobs, meta, _ = run_caffe(pycaffe, twin, twin_weights, {"data": x}, tmp_path / "run")
+    net = load_net(proto, weights)
+    ours = forward(net, x)
+    latest = _latest_tensors(net)
+    assert set(blobs) == set(latest)
+    for name, value in blobs.items():
+        np.testing.assert_allclose(ours[latest[name]].reshape(value.shape), value, rtol=RTOL, atol=ATOL, err_msg=name)

@@ -105,9 +105,9 @@ def test_unsupported_layer_leaves_no_output(tmp_path):
         layer("conv2", "Convolution", num_output=4, kernel_size=2, dilation=2),
     ], input_shape=(3, 8, 8))
     out = tmp_path / "out"
-    result = run("compile", proto, weights, "-o", out)
+    result = run("compile", proto, weights, "-o", out, "--kernel", "conv2=arm_convolve_HWC_q7_basic")
     assert result.exit_code == 2
-    assert f"cmsisgen: error: {proto}: layer 'conv2' (Convolution): no CMSIS-NN function fits" in result.output
+    assert f"cmsisgen: error: {proto}: layer 'conv2' (Convolution): arm_convolve_HWC_q7_basic cannot run" in result.output
     assert "dilation must be 1" in result.output
     assert not out.exists()
 

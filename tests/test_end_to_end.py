@@ -285,6 +285,20 @@ NETS = {
         L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"),
         L("cat", "Concat", ["prod", "c3"], "cat"),
     ], (3, 4, 4), {}, {"nn_eltwise_prod_q7"}),
+    # element-wise tables and ArgMax (catalogue nets), and ArgMax over an inner product's scores
+    "pointwise_lookup": (CATALOGUE["pointwise_lookup"].layers, (3, 8, 7), {}, {"nn_lookup_q7"}),
+    "argmax_pixels": (CATALOGUE["argmax_pixels"].layers, (3, 9, 8), {}, {"nn_argmax_q7"}),
+    "argmax_whole": (CATALOGUE["argmax_whole"].layers, (1, 7, 9), {}, {"nn_argmax_q7"}),
+    "argmax_classifier": ([
+        L("ip1", "InnerProduct", num_output=12),
+        L("th", "Threshold", "ip1", "th", threshold=-0.1),
+        L("sum", "Eltwise", ["ip1", "th"], "sum"),
+        L("am", "ArgMax"),
+    ], (3, 5, 5), {}, {"nn_argmax_q7", "nn_lookup_q7", "nn_eltwise_sum_q7"}),
+    # the convolution family of issue 12: ConvolutionDepthwise with BatchNorm/Scale folded and a dilated
+    # depthwise one, DeepLab-style dilated (per-axis, grouped) convolutions, FCN-style Deconvolutions
+    **{name: (CATALOGUE[name].layers, CATALOGUE[name].input_shape, {}, CATALOGUE[name].functions)
+       for name in ("mobilenet_dw_fork", "dilated_deeplab", "fcn_deconv")},
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]

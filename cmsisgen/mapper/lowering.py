@@ -90,7 +90,7 @@ def _check_forced(layer: Optional[ir.Layer], name: str, function: str) -> None:
     if kind.alias:
         raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function}: the layer emits no call "
                             "(its output is its input's bytes)")
-    functions = [f for choice in kind.choices() for f in choice.functions()]
+    functions = list(dict.fromkeys(f for choice in kind.choices() for f in choice.functions()))
     if function not in functions:
         raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function} is not a function for this layer "
                             f"(candidates: {', '.join(functions)})")

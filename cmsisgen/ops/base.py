@@ -209,6 +209,11 @@ class LayerKind:
         """The q7 call for the layer (a list: one call per top, in order), or None for an alias (no code)."""
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")
 
+    # --- evaluation ----------------------------------------------------------------------------
+    def class_count(self, net: ir.Net, layer: ir.Layer) -> Optional[int]:
+        """For a layer whose output is the predicted class itself (ArgMax): how many classes it
+        picks from, and evaluate's top-1 is that value; None: the output holds one score per class."""
+        return None
     # --- layers with several different tops, or inputs read for their shape only ---------------
     def output_shapes(self, net: ir.Net, layer: ir.Layer) -> list[Shape]:
         """Caffe's shape rule for each top (a kind whose tops differ, such as Slice, overrides it)."""

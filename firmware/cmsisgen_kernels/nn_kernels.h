@@ -6,7 +6,7 @@
  * arithmetic: an int32 (LRN: int64) accumulator, NN_ROUND(s) = (1 << s) >> 1 added before
  * an arithmetic right shift by s (round half up), then saturation to [-128, 127].
  * Each function's bit-exact numpy model is in its op module (cmsisgen/ops/concat.py,
- * eltwise.py, lrn.py, pooling.py, prelu.py, scale.py).
+ * eltwise.py, lrn.py, pooling.py, prelu.py, scale.py, own_conv.py).
  * Plain C99, no intrinsics; the right shift of a negative int is arithmetic on every
  * compiler this code targets, as CMSIS-NN itself assumes.
  */
@@ -89,6 +89,44 @@ void nn_prelu_q7(const q7_t *in, const q7_t *slope, uint32_t channels, uint32_t 
 void nn_scale_q7(const q7_t *in, const q7_t *mult, const q7_t *bias, uint32_t channels, uint32_t pixels,
                  uint32_t bias_lshift, uint32_t out_rshift, q7_t *out);
 
+/* nn_lookup_q7.c */
+
+/* Any function of one q7 input: out[i] = table[(uint8_t)in[i]], the 256 entries made at compile time
+ * (cmsisgen/ops/lookup_activation.py). Works in place. */
+void nn_lookup_q7(const q7_t *in, const q7_t *table, uint32_t size, q7_t *out);
+
+/* nn_argmax_q7.c */
+
+/* ArgMax of an HWC input as the network output, the index (< 128) as a q7 value; ties go to the
+ * highest index, as in Caffe. whole == 0: per pixel over the channels, out[pixel]; else one index
+ * over the whole blob in Caffe's C, H, W order (channel * pixels + pixel), out[0]. */
+void nn_argmax_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, q7_t *out);
+
+/* nn_conv_q7.c: convolutions no CMSIS-NN q7 function runs, and Caffe's Deconvolution. */
+
+/* The geometry of one call: HWC input and output, kernel, stride, padding and dilation per
+ * axis, groups (dividing in_ch and out_ch), and the two shifts (< 31, as for CMSIS-NN). */
+typedef struct {
+    uint32_t in_h, in_w, in_ch;
+    uint32_t out_h, out_w, out_ch;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride_h, stride_w;
+    uint32_t pad_h, pad_w;
+    uint32_t dilation_h, dilation_w;
+    uint32_t groups;
+    uint32_t bias_lshift, out_rshift;
+} nn_conv_shape_q7;
+
+/* Convolution with CMSIS-NN's q7 arithmetic: output (oy, ox, o) =
+ * sat8(((bias[o] << bias_lshift) + NN_ROUND(out_rshift) + sum x * w) >> out_rshift), summed over
+ * the taps inside the image at row oy * stride_h - pad_h + ky * dilation_h (columns alike) and the
+ * input channels of o's group; the sum wraps modulo 2^32 as CMSIS-NN's does. wt is
+ * [out_ch][kernel_h][kernel_w][in_ch / groups]. in and out must not overlap. */
+void nn_conv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
+
+/* Transposed convolution (Caffe Deconvolution), same arithmetic and weight layout: input pixel
+ * (iy, ix) contributes to output row iy * stride_h - pad_h + ky * dilation_h (columns alike). */
+void nn_deconv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
 /* nn_copy_q7.c */
 
 /* out[(i0 * n1 + i1) * n2 + i2] = in[i0 * s0 + i1 * s1 + i2 * s2] (Slice, Crop, ShuffleChannel,
