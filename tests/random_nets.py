@@ -18,7 +18,9 @@ padded pooling (pad < stride for the CMSIS-NN kernels; nn_pool_q7 for pad >= str
 average pooling, non-square images and windows, kernels smaller than the stride, floor
 mode), global average pooling straight into a softmax, an inner
 product after conv/pool stacks and straight on the image, branches concatenated, a ReLU
-whose input another branch still reads, Split / Dropout / Flatten aliases.
+whose input another branch still reads, Split / Dropout / Flatten aliases; the byte movers
+(``nn_copy_strided_q7``: Slice of channels and rows, Crop, ShuffleChannel, Permute;
+``nn_upsample_nearest_q7``; SSD's Permute + Flatten heads as aliases).
 
 :func:`write_random_net` writes one entry with random weights and a random calibration
 .npz (``x`` uint8 NHWC, ``y`` labels) and returns the paths.
@@ -48,6 +50,7 @@ ALL_FUNCTIONS = frozenset({
     "nn_conv_q7", "nn_deconv_q7",
     # pooling of any geometry (issue 12): the project's own kernel
     "nn_pool_q7",
+    "nn_copy_strided_q7", "nn_upsample_nearest_q7",
 })
 
 
@@ -592,6 +595,56 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
     ], (3, 8, 8), {"memcpy", "arm_relu_q7", "arm_softmax_q7"},
         "an output (--output conv2,prob) that later layers also read, a ReLU on it works on a copy",
         extra={"output": "conv2,prob"}),
+    _spec("shufflenet_unit", [
+        # ShuffleNet v2 style: channel split (Slice), a branch on one half, Concat, ShuffleChannel;
+        # then a Slice of rows into two tops of three parts, each read by its own layer
+        L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
+        L("relu1", "ReLU", inplace=True),
+        L("split", "Slice", "conv1", ["left", "right"]),
+        L("conv2", "Convolution", "right", "conv2", num_output=4, kernel_size=1),
+        L("relu2", "ReLU", inplace=True),
+        L("dw", "Convolution", "conv2", "dw", num_output=4, group=4, kernel_size=3, pad=1),
+        L("cat", "Concat", ["left", "dw"], "cat"),
+        L("shuffle", "ShuffleChannel", "cat", "shuffle", group=2),
+        L("rows", "Slice", "shuffle", ["r0", "r1", "r2"], slice_dim=2, slice_point=[1, 4]),
+        L("pool", "Convolution", "r1", "pool", num_output=4, kernel_size=3, stride=3),
+        L("conv3", "Convolution", "r2", "conv3", num_output=8, kernel_h=2, kernel_w=1),
+        L("cat2", "Concat", ["r0", "conv3"], "cat2"),
+        L("ip1", "InnerProduct", "cat2", "ip1", num_output=6),
+        L("ip2", "InnerProduct", "pool", "ip2", num_output=6),
+        L("sum", "Eltwise", ["ip1", "ip2"], "sum"),
+    ], (3, 6, 6), {"nn_copy_strided_q7", "nn_concat_channels_q7"},
+        "ShuffleNet-style unit: channel Slice, branch, Concat, ShuffleChannel, a Slice of rows"),
+    _spec("fcn_upsample_crop", [
+        # FCN/ENet style: downsample, nearest Upsample x2 and x3, Crop to the image's size (and
+        # a channel crop), a score map as the network output (spatial, HWC)
+        L("conv1", "Convolution", num_output=6, kernel_size=3, stride=2),
+        L("relu1", "ReLU", inplace=True),
+        L("up", "Upsample", "conv1", "up", scale=3),
+        L("crop", "Crop", ["up", "data"], "crop", offset=[1, 1]),
+        L("up2", "Upsample", "crop", "up2", scale=2),
+        L("score", "Crop", ["up2", "data"], "score", axis=1, offset=[1, 3, 0]),
+    ], (3, 7, 5), {"nn_upsample_nearest_q7", "nn_copy_strided_q7"},
+        "FCN-style nearest Upsample and Crop to the input's size, a spatial score map as output"),
+    _spec("ssd_permute_flatten", [
+        # SSD style: two heads Permuted to NHWC (aliases: the HWC bytes are in place), Flattened and
+        # concatenated, an inner product; a Permute (order 0,3,2,1) read by a convolution (a copy);
+        # Flatten of axes 2-3 kept spatial
+        L("conv1", "Convolution", num_output=5, kernel_size=3, pad=1),
+        L("perm", "Permute", "conv1", "perm", order=[0, 2, 3, 1]),
+        L("flat", "Flatten", "perm", "flat"),
+        L("conv1b", "Convolution", "data", "conv1b", num_output=2, kernel_size=3, stride=2),
+        L("perm_b", "Permute", "conv1b", "perm_b", order=[0, 2, 3, 1]),
+        L("flat_b", "Flatten", "perm_b", "flat_b"),
+        L("mbox", "Concat", ["flat", "flat_b"], "mbox"),
+        L("ip1", "InnerProduct", "mbox", "ip1", num_output=4),
+        L("perm2", "Permute", "conv1", "perm2", order=[0, 3, 2, 1]),
+        L("conv2", "Convolution", "perm2", "conv2", num_output=3, kernel_size=1),
+        L("flat2", "Flatten", "conv2", "flat2", axis=2),
+        L("ip2", "InnerProduct", "flat2", "ip2", num_output=4),
+        L("sum", "Eltwise", ["ip1", "ip2"], "sum"),
+    ], (3, 5, 7), {"nn_copy_strided_q7", "arm_fully_connected_q7_opt"},
+        "SSD-style Permute + Flatten before an inner product; a Permute read by a convolution"),
 ]}
 
 #: Input of the STM32 build check: the CMSIS-NN CIFAR-10 demo topology (examples/cifar10).

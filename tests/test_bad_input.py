@@ -260,10 +260,10 @@ def test_unknown_layer_type():
                                 dict(layer("warp", "Convolution"), type="Warp")])
     expect_error(compile_args(proto, weights),
                  "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: AbsVal, "
-                 "ArgMax, BNLL, BatchNorm, Clip, Concat, Convolution, ConvolutionDepthwise, Deconvolution, Dropout, "
-                 "ELU, Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, Power, ReLU, ReLU6, Reshape, Scale, "
-                 "Sigmoid, Softmax, Split, TanH, Threshold (plus Input and data layers; Accuracy and loss layers are "
-                 "dropped)")
+                 "ArgMax, BNLL, BatchNorm, Clip, Concat, Convolution, ConvolutionDepthwise, Crop, Deconvolution, "
+                 "Dropout, ELU, Eltwise, Flatten, InnerProduct, LRN, PReLU, Permute, Pooling, Power, ReLU, ReLU6, "
+                 "Reshape, Scale, ShuffleChannel, Sigmoid, Slice, Softmax, Split, TanH, Threshold, Upsample (plus "
+                 "Input and data layers; Accuracy and loss layers are dropped)")
 
 
 def test_dangling_bottom():

@@ -352,6 +352,27 @@ MODELS = {
               pad_w=1, dilation=2),
         layer("ip1", "InnerProduct", num_output=5),
     ]),
+    # layers that only move bytes: Slice of channels (slice_point, 3 tops) and of height (equal
+    # parts, legacy slice_dim), Crop (FCN-style to a reference blob; per-axis offsets from axis 1),
+    # Upsample (nearest, scale 2 and 3), Permute (SSD's NHWC order, and another) + Flatten into an
+    # inner product, Flatten of axes 2-3 and of axes 1-2.
+    "byte_movers": ((3, 6, 5), [
+        layer("conv1", "Convolution", num_output=9, kernel_size=3, pad=1),
+        layer("slice", "Slice", bottom="conv1", top=["a", "b", "c"], slice_point=[2, 7]),
+        layer("rows", "Slice", bottom="c", top=["top_rows", "bottom_rows"], slice_dim=2),
+        layer("up", "Upsample", bottom="a", top="up", scale=2),
+        layer("crop", "Crop", bottom=["up", "data"], top="crop", offset=[3, 2]),
+        layer("crop_c", "Crop", bottom=["b", "top_rows"], top="crop_c", axis=1, offset=[1, 2, 0]),
+        layer("up3", "Upsample", bottom="crop_c", top="up3", scale=3),
+        layer("perm", "Permute", bottom="crop", top="perm", order=[0, 2, 3, 1]),
+        layer("flat", "Flatten", bottom="perm", top="flat"),
+        layer("ip1", "InnerProduct", bottom="flat", top="ip1", num_output=4),
+        layer("perm2", "Permute", bottom="bottom_rows", top="perm2", order=[0, 3, 1]),
+        layer("flat2", "Flatten", bottom="perm2", top="flat2", axis=2),
+        layer("flat3", "Flatten", bottom="up3", top="flat3", axis=1, end_axis=2),
+        layer("ip2", "InnerProduct", bottom="flat2", top="ip2", num_output=3),
+        layer("ip3", "InnerProduct", bottom="flat3", top="ip3", num_output=3),
+    ]),
 }
 
 

@@ -352,7 +352,8 @@ def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
         quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
     assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
                             "shares one format (through Pooling, ReLU, PReLU, Concat, Dropout, Split, Flatten, "
-                            "Reshape) with 'conv2', whose values reach 20")
+                            "Reshape, Slice, Crop, ShuffleChannel, Permute, Upsample) with 'conv2', whose values "
+                            "reach 20")
 
 
 # --------------------------------------------------------------------------- Reshape

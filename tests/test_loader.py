@@ -24,9 +24,10 @@ B2 = RNG.standard_normal(10).astype(np.float32)
 
 #: The loader's reason for a layer type without a kernel: every supported type, by name.
 UNSUPPORTED = ("not supported by cmsisgen; supported layer types: AbsVal, ArgMax, BNLL, BatchNorm, Clip, Concat, "
-               "Convolution, ConvolutionDepthwise, Deconvolution, Dropout, ELU, Eltwise, Flatten, InnerProduct, LRN, "
-               "PReLU, Pooling, Power, ReLU, ReLU6, Reshape, Scale, Sigmoid, Softmax, Split, TanH, Threshold (plus "
-               "Input and data layers; Accuracy and loss layers are dropped)")
+               "Convolution, ConvolutionDepthwise, Crop, Deconvolution, Dropout, ELU, Eltwise, Flatten, InnerProduct, "
+               "LRN, PReLU, Permute, Pooling, Power, ReLU, ReLU6, Reshape, Scale, ShuffleChannel, Sigmoid, Slice, "
+               "Softmax, Split, TanH, Threshold, Upsample (plus Input and data layers; Accuracy and loss layers are "
+               "dropped)")
 
 
 def small_net():
@@ -476,7 +477,7 @@ def test_memory_data_shape(tmp_path):
     (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[1, 2, 3]), "dilation has 3 values"),
     (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[2, 0]), r"dilation must be positive, got 2x0"),
     (layer("ip", "InnerProduct", num_output=2, axis=2), r"'ip' \(InnerProduct\): inner product axis 2"),
-    (layer("f", "Flatten", axis=2), r"'f' \(Flatten\): Flatten is supported only"),
+    (layer("f", "Flatten", axis=0), r"'f' \(Flatten\): Flatten from axis 0 to end_axis -1 is not supported"),
     (layer("d", "Deconvolution"), r"'d' \(Deconvolution\): convolution_param.num_output is required"),
     (layer("d", "ConvolutionDepthwise"), r"'d' \(ConvolutionDepthwise\): convolution_param needs kernel_size"),
 ])

@@ -3,8 +3,9 @@
 Per layer it asks the layer's kind (:mod:`cmsisgen.ops`) for the call: the kind picks the
 function by its rule predicates (or the one the user forced with ``--kernel``), lays the
 weights out the way that function reads them and records the exact scratch it needs.
-Aliases (Dropout, Split, Flatten, Reshape) emit nothing: their outputs name their inputs'
-bytes.
+Aliases (Dropout, Split, Flatten, Reshape, and a byte mover whose setting moves nothing, such
+as a Slice with one top) emit nothing: their outputs name their inputs' bytes. A Slice emits
+one call per top.
 """
 from __future__ import annotations
 
@@ -40,14 +41,15 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
         kind = kind_of(layer)
         ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
                               held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
-        op = _lowering(kind, backend)(layer, ctx)
-        if op is None:
+        lowered = _lowering(kind, backend)(layer, ctx)
+        if lowered is None:
             alias.update((top, layer.bottoms[0]) for top in layer.tops)
             continue
-        for choice in kind.choices(layer, fc_variant):
-            if op.function in choice.functions():
-                warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
-        ops.append(op)
+        for op in lowered if isinstance(lowered, list) else [lowered]:  # (a Slice: one call per top)
+            for choice in kind.choices(layer, fc_variant):
+                if op.function in choice.functions():
+                    warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
+            ops.append(op)
     outputs = [_network_output(net, name, storage(name), held, quant) for name in net.outputs]
     return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, outputs=outputs,
                    input_shape=tuple(input_shape), warnings=warnings)

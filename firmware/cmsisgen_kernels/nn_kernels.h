@@ -120,6 +120,17 @@ void nn_conv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, c
 /* Transposed convolution (Caffe Deconvolution), same arithmetic and weight layout: input pixel
  * (iy, ix) contributes to output row iy * stride_h - pad_h + ky * dilation_h (columns alike). */
 void nn_deconv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
+/* nn_copy_q7.c */
+
+/* out[(i0 * n1 + i1) * n2 + i2] = in[i0 * s0 + i1 * s1 + i2 * s2] (Slice, Crop, ShuffleChannel,
+ * Permute of an HWC tensor); runs with s2 == 1 are copied with memcpy. in and out must not overlap. */
+void nn_copy_strided_q7(const q7_t *in, uint32_t n0, uint32_t s0, uint32_t n1, uint32_t s1, uint32_t n2,
+                        uint32_t s2, q7_t *out);
+
+/* Nearest-neighbour upsampling of an HWC image by integer factors: every pixel repeated
+ * scale_w times along the row and every row scale_h times. in and out must not overlap. */
+void nn_upsample_nearest_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t scale_h,
+                            uint32_t scale_w, q7_t *out);
 
 /* nn_pool_q7.c */
 
