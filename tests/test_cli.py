@@ -215,7 +215,7 @@ def test_softmax_must_be_the_output(tmp_path):
         layer("ip2", "InnerProduct", num_output=3)], input_shape=(3, 4, 4))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
     assert result.exit_code == 2
-    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): no CMSIS-NN function fits: "
+    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): no kernel fits: "
                              "arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax is supported "
                              "only as a network output: no layer may read it (read by 'ip2').\n")
 
@@ -226,7 +226,7 @@ def test_pooling_window_outside_the_image_is_refused(tmp_path):
         layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], input_shape=(3, 8, 8))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
     assert result.exit_code == 2
-    assert (f"cmsisgen: error: {proto}: layer 'p' (Pooling): no CMSIS-NN function fits: "
+    assert (f"cmsisgen: error: {proto}: layer 'p' (Pooling): no kernel fits: "
             "Every pooling window must start inside the image") in result.output
     assert "Traceback" not in result.output
 
@@ -274,7 +274,7 @@ def test_no_command_prints_the_help():
 
 @pytest.mark.parametrize("layers, message", [
     ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
-     "model.prototxt: layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
+     "model.prototxt: layer 'prob' (Softmax): no kernel fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
       layer("cat", "Concat", ["flat", "flat"], "cat")],
      "model.prototxt: layer 'flat' (Flatten): A Flatten output, or a Reshape that reorders the HWC bytes"),

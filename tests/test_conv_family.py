@@ -133,7 +133,7 @@ def test_positions_beyond_uint32_are_refused(tmp_path):
     with pytest.raises(CmsisgenError) as info:
         compile_layers(tmp_path, [layer("c", "Deconvolution", num_output=2, kernel_size=1, stride=1 << 30)], (3, 3, 3))
     assert str(info.value) == (
-        f"{tmp_path / 'model.prototxt'}: layer 'c' (Deconvolution): no CMSIS-NN function fits: nn_deconv_q7: "
+        f"{tmp_path / 'model.prototxt'}: layer 'c' (Deconvolution): no kernel fits: nn_deconv_q7: "
         "nn_conv_q7 and nn_deconv_q7 compute image positions (position * stride + dilation * kernel offset, plus "
         "padding) in uint32_t: they must stay below 2^31 (input 3x3, output 2147483649x2147483649, kernel 1x1, "
         "stride 1073741824x1073741824, padding 0x0, dilation 1x1).")

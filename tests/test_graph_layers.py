@@ -595,7 +595,7 @@ def test_eltwise_prod_of_three_inputs_refused(tmp_path):
     proto, weights = write_model(tmp_path, layers, input_shape=(1, 3, 3))
     with pytest.raises(CmsisgenError) as e:
         compile_model(proto, weights)
-    assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no CMSIS-NN function fits: nn_eltwise_prod_q7: "
+    assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no kernel fits: nn_eltwise_prod_q7: "
                             "nn_eltwise_prod_q7 (the project's own kernel) multiplies two q7 inputs into one int32 "
                             "product: an Eltwise PROD must have exactly 2 inputs (3 inputs).")
 

@@ -97,14 +97,14 @@ OUTSIDE = ("Every pooling window must start inside the image: without padding, a
 
 @pytest.mark.parametrize("layers, shape, message", [
     ([layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], (3, 8, 8),  # Caffe: 5x5, the last row outside
-     "layer 'p' (Pooling): no CMSIS-NN function fits: " + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, "
+     "layer 'p' (Pooling): no kernel fits: " + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, "
                                                                          "padding 0x0")),  # said once for both
     ([layer("p", "Pooling", pool="AVE", kernel_h=2, kernel_w=1, stride_h=2, stride_w=3)], (3, 6, 6),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: "
+     "layer 'p' (Pooling): no kernel fits: arm_avepool_q7_HWC: "
      + SQUARE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0") + "; nn_pool_q7: "
      + OUTSIDE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0")),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("prob", "Softmax")], (3, 8, 8),
-     "layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
+     "layer 'prob' (Softmax): no kernel fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
      "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor) (input 6x6x4)."),
 ])
 def test_unmappable_layer_message(tmp_path, layers, shape, message):

@@ -101,7 +101,7 @@ def choose(key: str, candidates: Sequence[tuple[str, Sequence[Rule]]], site: Sit
     # A reason every candidate shares (no dilation, ...) is said once, not once per function.
     text = (reasons.pop() if len(failures) > 1 and len(reasons) == 1
             else "; ".join(f"{function}: {why}" for function, why in failures))
-    raise CmsisgenError(f"{where}: no CMSIS-NN function fits: {text}")
+    raise CmsisgenError(f"{where}: no kernel fits: {text}")
 
 
 @rule("group {group}")
