@@ -94,7 +94,7 @@ DENSE = Choice("Convolution", (
     Candidate("arm_convolve_HWC_q7_basic_nonsquare", _DENSE),
     Candidate("arm_convolve_HWC_q7_basic", _DENSE + (square_geometry,)),
     Candidate(OWN_CONV, (dense, positions_fit_uint32)),
-), note=f"{OWN_CONV} (the project's own kernel, CMSIS-NN's q7 arithmetic) runs what no CMSIS-NN function can: "
+), note=f"The project's own kernel {OWN_CONV} (CMSIS-NN's q7 arithmetic) runs what no CMSIS-NN function can: "
         "dilation, sizes beyond their uint16/int16 counters.")
 #: The "Convolution/group" entry that runs one dense convolution per group.
 PER_GROUP = "per-group dense convolution"
