@@ -155,7 +155,7 @@ def test_argmax_must_be_the_last_layer(tmp_path):
     line = _refused_by_cli(tmp_path, [layer("conv1", "Convolution", num_output=4, kernel_size=1),
                                       layer("am", "ArgMax", axis=1),
                                       layer("ip", "InnerProduct", num_output=3)], (3, 4, 4))
-    assert line == (f"cmsisgen: error: {tmp_path / 'model.prototxt'}: layer 'am' (ArgMax): no CMSIS-NN function "
+    assert line == (f"cmsisgen: error: {tmp_path / 'model.prototxt'}: layer 'am' (ArgMax): no kernel "
                     "fits: nn_argmax_q7: The index of the largest value (Q7.0) is the network output: ArgMax must be "
                     "the last layer, its output read by no other layer (read by 'ip' (InnerProduct)).")
     assert not (tmp_path / "out").exists()
@@ -164,7 +164,7 @@ def test_argmax_must_be_the_last_layer(tmp_path):
 def test_argmax_of_more_than_128_values_is_refused(tmp_path):
     line = _refused_by_cli(tmp_path, [layer("conv1", "Convolution", num_output=129, kernel_size=1),
                                       layer("am", "ArgMax", axis=1)], (3, 2, 2))
-    assert line == (f"cmsisgen: error: {tmp_path / 'model.prototxt'}: layer 'am' (ArgMax): no CMSIS-NN function "
+    assert line == (f"cmsisgen: error: {tmp_path / 'model.prototxt'}: layer 'am' (ArgMax): no kernel "
                     "fits: nn_argmax_q7: Each index is written as a q7 value (0..127): at most 128 values may compete "
                     "(the channels with axis 1, the whole blob without axis) (2x2x129 input, 2x2 output).")
     line = _refused_by_cli(tmp_path / "whole", [layer("conv1", "Convolution", num_output=9, kernel_size=1),

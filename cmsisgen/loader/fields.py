@@ -48,6 +48,10 @@ FORK_FIELDS = (
     ForkField("ReLU6Parameter", "negative_slope", "brocolli-caffe (ReLU6 with parameters)",
               "negative inputs are multiplied by it; 0 is the ReLU6 of the forks without parameters",
               lambda value: value == 0),
+    # read so that SSD prototxts parse; their layers are refused by name or cut off (loader/heads.py)
+    ForkField("LayerParameter", "prior_box_param", "SSD-era forks", "PriorBox's anchors", lambda value: False),
+    ForkField("LayerParameter", "detection_output_param", "SSD-era forks", "DetectionOutput's decoding and NMS",
+              lambda value: False),
 )
 
 

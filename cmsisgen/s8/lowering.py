@@ -250,7 +250,7 @@ def _lower_convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
     c, h, w = ctx.shape(layer.bottoms[0])
     oc, oh, ow = ctx.shape(layer.tops[0])
     weights = layout.conv_weights_hwc(lq.weights)  # [oc, kh, kw, c / group]
-    geometry = {"stride": (p.stride_h, p.stride_w), "pad": (p.pad_h, p.pad_w), "dilation": (p.dilation, p.dilation)}
+    geometry = {"stride": (p.stride_h, p.stride_w), "pad": (p.pad_h, p.pad_w), "dilation": (p.dilation_h, p.dilation_w)}
     dims = ((1, h, w, c), (oc, p.kernel_h, p.kernel_w, c // p.group), (1, oh, ow, oc))
     params = dict(_offsets(ctx, layer), act=_act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
                   out_hw=(oh, ow), **geometry)
