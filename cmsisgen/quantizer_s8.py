@@ -49,7 +49,8 @@ class QuantizationS8:
     warnings: list[str] = field(default_factory=list)
     #: other layers' integer parameters (a softmax's mult/shift/diff_min)
     params: dict[str, Any] = field(default_factory=dict)
-    #: The Q formats of the q7 backend: none here (TensorInfo.frac reads 0).
+    #: The Q formats of the q7 backend: 0 for every tensor (TensorInfo.frac; the q7 byte movers
+    #: the s8 backend reuses read it, for a comment only).
     tensor_frac: dict[str, int] = field(default_factory=dict)
 
 
@@ -84,9 +85,8 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
     groups = _Groups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
-        if s8_lowering.keeps_quant(layer):
-            for name in layer.bottoms + layer.tops:
-                groups.union(name, layer.tops[0])
+        for name in s8_lowering.shared_quant(layer):
+            groups.union(name, layer.tops[0])
     bounds: dict[str, tuple[float, float]] = {}
     for name in tensors:
         root = groups.find(name)
@@ -104,7 +104,8 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
                                     s8_lowering.per_tensor_weights(layer))
               for layer in net.layers if s8_lowering.weighted_s8(layer)}
     params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
-    return QuantizationS8(tensors=quant, layers=layers, params=params)
+    # tensor_frac: 0 for every tensor, as the q7 byte movers the s8 backend reuses read one
+    return QuantizationS8(tensors=quant, layers=layers, params=params, tensor_frac=dict.fromkeys(quant, 0))
 
 
 def _symmetric(lo: float, hi: float) -> TensorQuant:

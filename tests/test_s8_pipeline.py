@@ -17,20 +17,22 @@ from cmsisgen.pipeline import compile_model
 from cmsisgen.quantizer_s8 import SOFTMAX_OUTPUT, calibrate_min_max
 from cmsisgen.s8 import scratch
 from cmsisgen.simulator.execute import run_program
-from random_nets import write_random_net
+from random_nets import CATALOGUE, write_random_net
 from s8_harness import qemu_available, upstream_path
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10"
 EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "--mean", EXAMPLE / "mean.binaryproto",
                 "--scale", "0.015625", "--calib", EXAMPLE / "images" / "train-2000.zip", "--calib-limit", "100"]
-#: Catalogue nets whose kinds the s8 backend runs (tests/random_nets.py).
-S8_CATALOGUE = ("fast_pools_7x7", "fc_only_opt", "fc_only_plain", "gray_basic_odd", "lenet_gray", "nonsquare",
-                "rgb_ceilpool_fcplain", "square_nonsquare_kernels", "reshape_aliases", "residual_sum",
-                "global_pool_nonsquare", "inception", "split_inplace_relu", "branches_concat",
-                "depthwise_pointwise", "group_convs", "mobilenet_block", "batchnorm_scale",
-                "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh", "pointwise_lookup", "argmax_pixels", "argmax_whole",
-                "ave_remainder_padded", "lrn_across", "cifar10_full_style")
+#: Catalogue nets the s8 backend refuses, with the exact error (after "cmsisgen: error: PROTOTXT: ").
+S8_REFUSED = {
+    # no s8 kernel for a transposed convolution yet: CMSIS-NN v7.0.0's arm_transpose_conv_s8 is not
+    # modelled in the simulator, and the q7 backend's own nn_deconv_q7 has no s8 twin
+    # (a Deconvolution with requantization per output channel)
+    "fcn_deconv": "layer 'up1' (Deconvolution): not supported by the s8 backend yet",
+}
+#: Every other catalogue net (tests/random_nets.py) compiles with --backend s8 and verifies bit-exact.
+S8_CATALOGUE = tuple(sorted(set(CATALOGUE) - set(S8_REFUSED)))
 
 
 def run(*args):
@@ -41,7 +43,7 @@ def _verify(args, target: str, vectors: int = 3) -> str:
     result = run("verify", *args, "--backend", "s8", "--vectors", vectors, "--target", target)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == f"{vectors}/{vectors} vectors bit-exact"
-    assert f"checked: scores and the output checksum of each of" in result.stdout
+    assert "and the output checksum of each of" in result.stdout  # (of all K outputs, with several)
     return result.stdout
 
 
@@ -79,13 +81,23 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
     _verify(_catalogue_args(tmp_path, name), "host", vectors=4)
 
 
+@pytest.mark.parametrize("name", sorted(S8_REFUSED))
+def test_catalogue_refusals_are_exact(tmp_path, name):
+    args = _catalogue_args(tmp_path, name)
+    result = run("-q", "compile", *args[:2], "-o", tmp_path / "out", "--backend", "s8", *args[2:])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [f"cmsisgen: error: {args[0]}: {S8_REFUSED[name]}"]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 @pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
                                   "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
                                   "batchnorm_scale", "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh",
                                   "pointwise_lookup", "argmax_whole", "ave_remainder_padded",
-                                  "lrn_across", "cifar10_full_style"))
+                                  "lrn_across", "cifar10_full_style", "dilated_deeplab", "mobilenet_dw_fork",
+                                  "shufflenet_unit", "fcn_upsample_crop", "face_onet_3heads"))
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 

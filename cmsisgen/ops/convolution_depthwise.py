@@ -25,7 +25,7 @@ CHOICE = Choice("ConvolutionDepthwise", GROUPED.candidates,
                 note="as a Convolution with group equal to its channels (the Convolution/group list)")
 
 
-def _resolved(layer: ir.Layer, channels: int) -> ir.Layer:
+def resolved_depthwise(layer: ir.Layer, channels: int) -> ir.Layer:
     """The layer as the equivalent Convolution: num_output and group are its channel count."""
     params = dataclasses.replace(layer.params, num_output=channels, group=channels)  # type: ignore[type-var]
     return dataclasses.replace(layer, params=params)
@@ -48,16 +48,16 @@ class ConvolutionDepthwise(Convolution):
             if value not in (0, c):
                 raise fail(net, layer, f"{what} {value} is not the input's {c} channels: ConvolutionDepthwise "
                                        f"filters each input channel on its own")
-        return super().output_shape(net, _resolved(layer, c))
+        return super().output_shape(net, resolved_depthwise(layer, c))
 
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
-        return super().blob_shapes(net, _resolved(layer, net.shapes[layer.bottoms[0]][0]))
+        return super().blob_shapes(net, resolved_depthwise(layer, net.shapes[layer.bottoms[0]][0]))
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return super().forward(_resolved(layer, inputs[0].shape[1]), inputs)
+        return super().forward(resolved_depthwise(layer, inputs[0].shape[1]), inputs)
 
     def site(self, net: ir.Net, layer: ir.Layer) -> Site:
-        return super().site(net, _resolved(layer, net.shapes[layer.bottoms[0]][0]))
+        return super().site(net, resolved_depthwise(layer, net.shapes[layer.bottoms[0]][0]))
 
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
         return (CHOICE,)

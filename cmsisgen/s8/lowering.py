@@ -23,6 +23,8 @@ from ..ops.base import LayerKind, LoweringContext, Shape, hwc, stem
 from ..ops.argmax import ArgMax
 from ..ops.concat import Concat
 from ..ops.convolution import Convolution
+from ..ops.convolution_depthwise import ConvolutionDepthwise, resolved_depthwise
+from ..ops.copy_kernels import ByteMover
 from ..ops.eltwise import Eltwise
 from ..ops.lookup_activation import LOOKUP_KINDS
 from ..ops import lrn as lrn_op
@@ -55,7 +57,16 @@ def _error(layer: ir.Layer, what: str) -> CmsisgenError:
 def keeps_quant(layer: ir.Layer) -> bool:
     """Input(s) and output share one scale and zero point (no rescale in the call)."""
     kind = kind_of(layer)
-    return kind.alias or isinstance(kind, (Pooling, Concat)) or clamps_s8(layer) or _eltwise_max(layer)
+    return (kind.alias or isinstance(kind, (Pooling, Concat, ByteMover)) or clamps_s8(layer)
+            or _eltwise_max(layer))
+
+
+def shared_quant(layer: ir.Layer) -> list[str]:
+    """The tensors that must share one quantization because of ``layer`` (none: it rescales).
+    A Crop's second input only gives the size: its values are never read."""
+    if not keeps_quant(layer):
+        return []
+    return (layer.bottoms[:1] if isinstance(kind_of(layer), ByteMover) else layer.bottoms) + layer.tops
 
 
 def _eltwise_max(layer: ir.Layer) -> bool:
@@ -72,7 +83,7 @@ def commutes_with_relu(layer: ir.Layer) -> bool:
     """relu(f(x)) == f(relu(x)): max pooling, concatenation and aliases, through which a later
     ReLU makes negative inputs irrelevant."""
     kind = kind_of(layer)
-    return (kind.alias or isinstance(kind, Concat) or _eltwise_max(layer)
+    return (kind.alias or isinstance(kind, (Concat, ByteMover)) or _eltwise_max(layer)
             or isinstance(kind, Pooling) and layer.params.method == "max")  # type: ignore[union-attr]
 
 
@@ -271,6 +282,18 @@ def _lower_convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
               weight_data=weights.reshape(-1), scratch_bytes=need)
 
 
+def _lower_convolution_depthwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    """ConvolutionDepthwise as the Convolution with group equal to its channels it is."""
+    return _lower_convolution(resolved_depthwise(layer, ctx.shape(layer.bottoms[0])[0]), ctx)
+
+
+def _lower_byte_mover(layer: ir.Layer, ctx: LoweringContext):
+    """Slice, Crop, ShuffleChannel, Permute, Upsample: the q7 backend's byte copies
+    (nn_copy_q7.c), which move int8 bytes whatever they mean; input and output share one
+    quantization (:func:`shared_quant`), so nothing is rescaled."""
+    return kind_of(layer).lower_q7(layer, ctx)
+
+
 def _lower_scale(layer: ir.Layer, ctx: LoweringContext) -> Op:
     """A standing (canonical, after folding) Scale: a 1x1 depthwise convolution, channel
     multiplier 1, whose weights are the factors and whose bias is the offset."""
@@ -431,14 +454,22 @@ _LOWERINGS: dict[type, tuple[Callable[[ir.Net, ir.Layer], None], Callable[[ir.La
     Scale: (lambda net, layer: None, _lower_scale),
     ArgMax: (lambda net, layer: kind_of(layer).check_q7(net, layer, "opt", None), _lower_argmax),
     LRN: (lambda net, layer: kind_of(layer).check_q7(net, layer, "opt", None), _lower_lrn),
+    ConvolutionDepthwise: (lambda net, layer: None, _lower_convolution_depthwise),
 }
+
+
+def _entry_of_subclass(kind: LayerKind):
+    """Kinds that share one s8 lowering by their base class: the byte movers (same checks as q7)."""
+    if isinstance(kind, ByteMover):
+        return (lambda net, layer: kind.check_q7(net, layer, "opt", None), _lower_byte_mover)
+    return None
 
 
 def _entry(kind: LayerKind):
     entry = next((entry for cls, entry in _LOWERINGS.items() if type(kind) is cls), None)
     if entry is None and _table_kind(kind):
         return (lambda net, layer: None, _lower_lookup)
-    return entry
+    return entry or _entry_of_subclass(kind)
 
 
 def lower_s8(kind: LayerKind, layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
