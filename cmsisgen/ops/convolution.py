@@ -359,7 +359,9 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
 
     im2col is built in HWC order one kernel tap at a time (strided slices, no Python
     loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
-    column matrix stays around 32 M elements.
+    column matrix stays around 32 M elements; the groups of a grouped convolution are one
+    batched product. A depthwise convolution (one channel per group) sums its taps as
+    whole-tensor products instead: no columns, no per-channel Python loop.
     """
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
     if p.dilation != 1:
@@ -367,22 +369,51 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     n, c, h, w = x.shape
     oh = (h + 2 * p.pad_h - p.kernel_h) // p.stride_h + 1
     ow = (w + 2 * p.pad_w - p.kernel_w) // p.stride_w + 1
-    kh, kw, sh, sw = p.kernel_h, p.kernel_w, p.stride_h, p.stride_w
     padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
     weights = layer.blobs[0].astype(np.float32)
-    in_g, out_g = c // p.group, p.num_output // p.group
-    out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
-    chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
-    for start in range(0, n, chunk):
-        xb = padded[start:start + chunk]
-        cols = np.empty((xb.shape[0], oh, ow, kh, kw, c), dtype=np.float32)
-        for ky in range(kh):
-            for kx in range(kw):
-                cols[:, :, :, ky, kx, :] = xb[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
-        for g in range(p.group):
-            wg = weights[g * out_g:(g + 1) * out_g].transpose(0, 2, 3, 1).reshape(out_g, -1)
-            cg = cols[..., g * in_g:(g + 1) * in_g].reshape(-1, kh * kw * in_g)
-            out[start:start + chunk, :, :, g * out_g:(g + 1) * out_g] = (cg @ wg.T).reshape(xb.shape[0], oh, ow, out_g)
+    if p.group == c == p.num_output:
+        out = _depthwise(padded, weights, p, oh, ow)
+    else:
+        out = _im2col_gemm(padded, weights, p, oh, ow)
     if p.bias_term:
         out += layer.blobs[1].astype(np.float32)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _taps(padded: np.ndarray, p: ir.ConvParams, oh: int, ow: int):
+    """(ky, kx, the input pixels every output pixel reads at that tap): strided NHWC views."""
+    sh, sw = p.stride_h, p.stride_w
+    for ky in range(p.kernel_h):
+        for kx in range(p.kernel_w):
+            yield ky, kx, padded[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+
+
+def _depthwise(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: int, ow: int) -> np.ndarray:
+    """NHWC output of a convolution with one input and one output channel per group."""
+    out = np.zeros((padded.shape[0], oh, ow, padded.shape[3]), dtype=np.float32)
+    for ky, kx, pixels in _taps(padded, p, oh, ow):
+        out += pixels * weights[:, 0, ky, kx]
+    return out
+
+
+def _im2col_gemm(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: int, ow: int) -> np.ndarray:
+    """NHWC output: im2col columns (HWC tap order) times the filters, one GEMM per chunk of images."""
+    n, c = padded.shape[0], padded.shape[3]
+    kh, kw, groups = p.kernel_h, p.kernel_w, p.group
+    in_g, out_g = c // groups, p.num_output // groups
+    # (groups, out_g, kh*kw*in_g): each group's filters as GEMM rows, taps in HWC order
+    filters = weights.reshape(groups, out_g, in_g, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, out_g, -1)
+    out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
+    chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
+    for start in range(0, n, chunk):
+        cols = np.empty((min(chunk, n - start), oh, ow, kh, kw, c), dtype=np.float32)
+        for ky, kx, pixels in _taps(padded[start:start + chunk], p, oh, ow):
+            cols[:, :, :, ky, kx, :] = pixels
+        rows = cols.shape[0] * oh * ow
+        if groups == 1:
+            product = cols.reshape(rows, -1) @ filters[0].T
+        else:  # (groups, rows, taps) @ (groups, taps, out_g) -> (rows, groups, out_g)
+            grouped = cols.reshape(rows, kh * kw, groups, in_g).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
+            product = np.matmul(grouped, filters.transpose(0, 2, 1)).transpose(1, 0, 2)
+        out[start:start + chunk] = product.reshape(cols.shape[0], oh, ow, p.num_output)
+    return out
