@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import ir
 from ..errors import CmsisgenError
+from ..im2col import im2col, images_per_chunk
 from ..mapper import layout
 from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX, Site, dense, rule, sizes_fit_int16, square_geometry, undilated
@@ -401,19 +402,18 @@ def _im2col_gemm(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: 
     n, c = padded.shape[0], padded.shape[3]
     kh, kw, groups = p.kernel_h, p.kernel_w, p.group
     in_g, out_g = c // groups, p.num_output // groups
-    # (groups, out_g, kh*kw*in_g): each group's filters as GEMM rows, taps in HWC order
-    filters = weights.reshape(groups, out_g, in_g, kh, kw).transpose(0, 1, 3, 4, 2).reshape(groups, out_g, -1)
+    # (groups, kh*kw*in_g, out_g): each group's filters as contiguous GEMM columns, taps in HWC order
+    filters = np.ascontiguousarray(weights.reshape(groups, out_g, in_g, kh, kw).transpose(0, 3, 4, 2, 1)
+                                   .reshape(groups, -1, out_g))
     out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
-    chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
+    chunk = images_per_chunk(oh * ow * kh * kw * c)
     for start in range(0, n, chunk):
-        cols = np.empty((min(chunk, n - start), oh, ow, kh, kw, c), dtype=np.float32)
-        for ky, kx, pixels in _taps(padded[start:start + chunk], p, oh, ow):
-            cols[:, :, :, ky, kx, :] = pixels
+        cols = im2col(padded[start:start + chunk], kh, kw, p.stride_h, p.stride_w, oh, ow)
         rows = cols.shape[0] * oh * ow
         if groups == 1:
-            product = cols.reshape(rows, -1) @ filters[0].T
+            product = cols.reshape(rows, -1) @ filters[0]
         else:  # (groups, rows, taps) @ (groups, taps, out_g) -> (rows, groups, out_g)
             grouped = cols.reshape(rows, kh * kw, groups, in_g).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
-            product = np.matmul(grouped, filters.transpose(0, 2, 1)).transpose(1, 0, 2)
+            product = np.matmul(grouped, filters).transpose(1, 0, 2)
         out[start:start + chunk] = product.reshape(cols.shape[0], oh, ow, p.num_output)
     return out
