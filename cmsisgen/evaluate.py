@@ -7,6 +7,7 @@ numpy releases the GIL in every product and copy that matters.
 from __future__ import annotations
 
 import os
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -18,6 +19,8 @@ from .pipeline import Compiled
 from .simulator.execute import run_program
 
 BATCH = 100
+#: Batches queued ahead of the one being collected.
+IN_FLIGHT = 2
 
 
 def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None) -> dict:
@@ -38,14 +41,23 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
         return np.argmax(program.output_in_caffe_order(run_program(program, images, batch_size=BATCH)), axis=1)
 
     float_pred, q7_pred = [], []
+    pending: deque = deque()  # (images in the batch, float job, q7 job), oldest first
+
+    def collect() -> None:
+        count, float_job, q7_job = pending.popleft()
+        float_pred.append(float_job.result())
+        q7_pred.append(q7_job.result())
+        if progress:
+            progress(count)
+
     with blas_threads(max(1, (os.cpu_count() or 2) // 2)), ThreadPoolExecutor(max_workers=2) as pool:
         for start in range(0, len(dataset.x), BATCH):
             images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
-            passes = pool.submit(float_top, images), pool.submit(q7_top, images)
-            float_pred.append(passes[0].result())
-            q7_pred.append(passes[1].result())
-            if progress:
-                progress(len(images))
+            pending.append((len(images), pool.submit(float_top, images), pool.submit(q7_top, images)))
+            if len(pending) > IN_FLIGHT:  # neither pass waits for the other at every batch
+                collect()
+        while pending:
+            collect()
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
     qp = np.concatenate(q7_pred) if q7_pred else np.zeros(0, dtype=np.int64)
     n = len(dataset.y)
