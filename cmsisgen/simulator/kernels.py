@@ -197,10 +197,11 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift
     wmat = np.ascontiguousarray(w.reshape(cout, k).astype(ftype).T)  # [K, Cout]
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
     chunk = images_per_chunk(oh * ow * k)
+    buffer = np.empty((min(chunk, n) * oh * ow, cout), dtype=ftype)  # reused: no fresh pages per chunk
     for b0 in range(0, n, chunk):
         cols = im2col(xp[b0 : b0 + chunk], kh, kw, sh, sw, oh, ow, dtype=ftype)
         nb = cols.shape[0]
-        acc = cols.reshape(nb * oh * ow, k) @ wmat
+        acc = np.matmul(cols.reshape(nb * oh * ow, k), wmat, out=buffer[: nb * oh * ow])
         out[b0 : b0 + nb] = _requantize(acc, bias, bias_lshift, out_rshift, k).reshape(nb, oh, ow, cout)
     return out
 
