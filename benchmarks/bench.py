@@ -97,21 +97,26 @@ def machine() -> str:
             f"QEMU {_version(['qemu-system-arm', '--version'])}")
 
 
+#: Runs a command and prints its peak RSS (kilobytes). A child's ru_maxrss starts from the
+#: peak of the process it was forked (vfork-ed) from -- Linux keeps the high-water mark
+#: across exec -- so the command is started from this small process, not from the bench
+#: process, which by then holds data sets and compiled models.
+_PEAK_RSS = ("import resource, subprocess, sys\n"
+             "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+             "sys.exit(code)\n")
+
+
 def timed_command(args: list[str]) -> tuple[float, int, str]:
     """(wall seconds, peak RSS bytes, stderr) of `cmsisgen ARGS` in a fresh process."""
     command = ([shutil.which("cmsisgen")] if shutil.which("cmsisgen")
                else [sys.executable, "-c", "from cmsisgen.cli import main; main()"])
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command + args, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        stderr = err.read().decode(errors="replace")
-        if proc.returncode != 0:
-            raise SystemExit(f"bench: cmsisgen {args[0]} failed:\n{stderr}")
-    return seconds, usage.ru_maxrss * 1024, stderr  # Linux reports kilobytes
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *command, *args], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: cmsisgen {args[0]} failed:\n{proc.stderr}")
+    return seconds, int(proc.stdout.split()[-1]) * 1024, proc.stderr  # Linux reports kilobytes
 
 
 def blas_seconds() -> float:

@@ -392,8 +392,10 @@ def _taps(padded: np.ndarray, p: ir.ConvParams, oh: int, ow: int):
 def _depthwise(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: int, ow: int) -> np.ndarray:
     """NHWC output of a convolution with one input and one output channel per group."""
     out = np.zeros((padded.shape[0], oh, ow, padded.shape[3]), dtype=np.float32)
+    term = np.empty_like(out)  # one buffer for every tap's products: no fresh pages per tap
     for ky, kx, pixels in _taps(padded, p, oh, ow):
-        out += pixels * weights[:, 0, ky, kx]
+        np.multiply(pixels, weights[:, 0, ky, kx], out=term)
+        out += term
     return out
 
 
