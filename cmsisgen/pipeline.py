@@ -25,7 +25,8 @@ from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
 from .preprocess import Preprocessing, build_preprocessing
-from .quantizer import Quantization, calibrate, quantize
+from .calibration import batch_size, calibrate
+from .quantizer import Quantization, quantize
 
 #: Images pushed through the float net to estimate ranges when no --calib is given.
 SYNTHETIC_CALIBRATION_IMAGES = 64
@@ -234,7 +235,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
                                  "real images for a better quantization"))
 
     def counted():
-        for batch in float_batches(pre, calib_images, shape):
+        for batch in float_batches(pre, calib_images, shape, batch_size(net)):
             yield batch
             if progress is not None:
                 progress(len(batch))
