@@ -77,12 +77,19 @@ def calibrate(net: ir.Net, batches: Iterable[np.ndarray],
               statistic: Callable[[], TensorStatistic] = MaxAbs) -> dict[str, float]:
     """The range of every tensor over float batches (NCHW) of calibration inputs; no
     activation outlives its last reader (see the module docstring)."""
+    return running_statistics(net, batches, statistic).ranges()
+
+
+def running_statistics(net: ir.Net, batches: Iterable[np.ndarray],
+                       statistic: Callable[[], TensorStatistic] = MaxAbs) -> RunningStatistics:
+    """Every tensor's statistic over float batches (NCHW), for quantizers that need more than
+    :meth:`TensorStatistic.range` (the s8 backend's :class:`MinMax` bounds)."""
     from .float_forward import forward
 
     stats = RunningStatistics(statistic)
     for batch in batches:
         forward(net, batch, keep=(), observe=stats.observe)
-    return stats.ranges()
+    return stats
 
 
 def batch_size(net: ir.Net, memory: int = BATCH_MEMORY, largest: int = MAX_BATCH) -> int:
@@ -107,3 +114,23 @@ def image_bytes(net: ir.Net) -> int:
             if last.get(name) == index:
                 live.pop(name, None)
     return 4 * peak
+
+
+class MinMax:
+    """The smallest and largest value seen, 0 included: the s8 backend's asymmetric int8 range
+    (a zero point puts both ends on codes, and 0 exactly on one)."""
+
+    def __init__(self) -> None:
+        self.low = 0.0
+        self.high = 0.0
+
+    def update(self, values: np.ndarray) -> None:
+        if values.size:
+            self.low = min(self.low, float(np.min(values)))
+            self.high = max(self.high, float(np.max(values)))
+
+    def range(self) -> float:
+        return max(-self.low, self.high)
+
+    def bounds(self) -> tuple[float, float]:
+        return self.low, self.high

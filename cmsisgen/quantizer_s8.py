@@ -55,16 +55,13 @@ class QuantizationS8:
 
 
 def calibrate_min_max(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
-    """Smallest and largest value of every tensor over float batches (NCHW); the q7
-    quantizer's max |x| of a tensor is ``max(-lo, hi)`` of the same pass."""
-    from .float_forward import forward
+    """Smallest and largest value of every tensor over float batches (NCHW), streamed as the
+    q7 calibration is (:class:`cmsisgen.calibration.MinMax`); the q7 quantizer's max |x| of a
+    tensor is ``max(-lo, hi)`` of the same pass."""
+    from .calibration import MinMax, running_statistics
 
-    ranges: dict[str, tuple[float, float]] = {}
-    for batch in batches:
-        for name, value in forward(net, batch).items():
-            lo, hi = ranges.get(name, (0.0, 0.0))
-            ranges[name] = (min(lo, float(value.min(initial=0.0))), max(hi, float(value.max(initial=0.0))))
-    return ranges
+    stats = running_statistics(net, batches, MinMax)
+    return {name: stat.bounds() for name, stat in stats.tensors.items()}  # type: ignore[attr-defined]
 
 
 def _lowest_needed(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]]) -> float:
