@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from random_nets import CIFAR10, write_random_net
+from s8_harness import upstream_path
 
 from cmsisgen.verify import firmware_dir
 
@@ -163,3 +164,49 @@ def test_stm32f746_builds_a_net_with_several_outputs(tmp_path):
     assert proc.returncode == 0, log
     assert not [line for line in log.splitlines() if "warning:" in line.lower()], log
     assert (build_dir / "nn_selftest.elf").is_file() and (build_dir / "nn_selftest.bin").is_file()
+
+
+S8_KERNELS = [
+    pytest.param("portable", id="s8-portable"),
+    pytest.param("upstream", id="s8-upstream", marks=pytest.mark.skipif(
+        upstream_path() is None, reason="opt-in: set CMSIS_NN_PATH to upstream CMSIS-NN v4.1+ (v7.0.0)")),
+]
+
+
+@pytest.mark.parametrize("kernels", S8_KERNELS)
+def test_stm32f746_builds_an_s8_output(tmp_path, kernels):
+    """--backend s8 (issue 15): the example (or the CIFAR-10 topology with random weights)
+    builds for the board warning-free with the portable s8 kernels (upstream CMSIS-NN v7.0.0
+    when CMSIS_NN_PATH points at it: no CMSIS-Core headers) and fits the part."""
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    trained = EXAMPLE / "cifar10.caffemodel"
+    if trained.is_file():
+        args = [str(EXAMPLE / "cifar10.prototxt"), str(trained), "--mean", str(EXAMPLE / "mean.binaryproto"),
+                "--scale", "0.015625", "--calib", str(EXAMPLE / "images" / "train-2000.zip"), "--calib-limit", "50"]
+    else:
+        files = write_random_net(tmp_path, CIFAR10, seed=3)
+        args = [str(files.prototxt), str(files.weights), *files.options()]
+    model_dir = tmp_path / "model"
+    result = CliRunner().invoke(main, ["-q", "compile", *args, "-o", str(model_dir), "--backend", "s8",
+                                       "--test-vectors", str(VECTORS)])
+    assert result.exit_code == 0, result.output
+    assert "arm_cmsis_nn_status run_nn(uint8_t *image, int8_t *scores);" in (model_dir / "nn.h").read_text()
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    variables = [f"MODEL_DIR={model_dir}", f"BUILD_DIR={tmp_path / 'stm32f7'}"]
+    if kernels == "portable":
+        variables.append(f"CMSIS_NN_PORTABLE={firmware_dir() / 'cmsis_nn_s8_portable'}")
+    else:
+        variables.append(f"CMSIS_NN_PATH={upstream_path()}")
+    logs = []
+    for target in ((), ("size",)):
+        proc = _make(*target, *variables, env=env)
+        logs.append(proc.stdout + proc.stderr)
+        assert proc.returncode == 0, logs[-1]
+        assert not [line for line in logs[-1].splitlines() if "warning:" in line.lower()], logs[-1]
+    build_log, log = logs
+    assert ("cmsis_nn_s8_portable" if kernels == "portable" else str(upstream_path())) in build_log, build_log
+    totals = _totals(log)
+    assert 0 < totals["Flash"][0] <= FLASH_BYTES and 0 < totals["RAM"][0] <= RAM_BYTES, log
