@@ -3,7 +3,7 @@
 
     python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR] [--no-firmware]
         [--big-nets mobilenet_v1,squeezenet_v1_1,alexnet]
-        [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...]
+        [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...] [--s8-cmsis-nn-path .../CMSIS-NN]
 
 Prints, as one Markdown table (copy it into the README):
 
@@ -26,7 +26,10 @@ Prints, as one Markdown table (copy it into the README):
   arena `run_nn()` uses, the caller's image buffer);
 - QEMU Cortex-M7 (mps2-an500) instructions per inference, with the portable kernels and,
   when --cmsis-nn-path is given, with upstream CMSIS-NN; and per layer (the self test's
-  profile of vector 0).
+  profile of vector 0);
+- the same for `--backend s8` (benchmarks/bench_s8.py): compile time, STM32F746 sizes and QEMU
+  instructions with the portable s8 kernels and, with --s8-cmsis-nn-path, upstream CMSIS-NN
+  v7.0.0; the step table aligns the q7 and s8 steps by name.
 
 Needs arm-none-eabi-gcc and qemu-system-arm. Images: the full CIFAR-10 zips in
 ../shared/data/cifar10 when present (the README's figures), else the example's own
@@ -59,6 +62,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from cmsisgen.errors import CmsisgenError  # noqa: E402
 from cmsisgen.sizereport import size_report  # noqa: E402
 from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa: E402
+from bench_s8 import s8_rows, step_table  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "cifar10"
 MODELS = REPO / "benchmarks" / "models"
@@ -246,6 +250,8 @@ def main() -> int:
     ap.add_argument("--cmsis-nn-path", type=Path, default=os.environ.get("CMSIS_NN_PATH"))
     ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
     ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
+    ap.add_argument("--s8-cmsis-nn-path", type=Path, default=None,
+                    help="upstream CMSIS-NN v7.0.0 for the s8 QEMU row (benchmarks/bench_s8.py)")
     args = ap.parse_args()
     calib_zip, test_zip = image_sets(args.calib_images)
 
@@ -275,7 +281,10 @@ def main() -> int:
     rows.append(("evaluate / BLAS yardstick", f"{both_s / blas_s:.1f}x"))
     rows.extend(big_net_rows(root, [name for name in args.big_nets.split(",") if name], compile_s))
     profiles = [] if args.no_firmware else firmware_rows(args, model_dir, root, totals, rows)
-    return _print_table(rows, profiles, root)
+    s8, s8_profiles = s8_rows([*MODEL_ARGS, "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
+                               "--test-vectors", str(args.vectors), "--data", str(test_zip)], root, timed_command,
+                              args.s8_cmsis_nn_path, not args.no_firmware)
+    return _print_table(rows + s8, profiles + s8_profiles, root)
 
 
 def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path) -> int:
@@ -284,10 +293,7 @@ def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path) -> int
         print(f"| {name} | {value} |")
     print()
     if profiles:
-        header = "| step | " + " | ".join(f"instructions, {label}" for label, _ in profiles) + " |"
-        print(header + "\n|---|" + "---:|" * len(profiles))
-        for i, (name, _) in enumerate(profiles[0][1]):
-            print(f"| {i} {name} | " + " | ".join(f"{p[i][1]:,}" for _, p in profiles) + " |")
+        print("\n".join(step_table(profiles)))
     print(f"\n(build folder: {root})")
     return 0
 
