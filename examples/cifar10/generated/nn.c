@@ -141,29 +141,63 @@ NN_STATIC_ASSERT(nn_plan_CONV2_SCRATCH_fits, CONV2_SCRATCH_OFFSET + CONV2_SCRATC
 NN_STATIC_ASSERT(nn_plan_CONV1_SCRATCH_fits, CONV1_SCRATCH_OFFSET + CONV1_SCRATCH_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_scratch_fits, NN_SCRATCH_BYTES <= NN_ARENA_BYTES);
 
+/* saturate(acc >> NN_INPUT_SHIFT) to [-128, 127]: one SSAT where the core has it. */
+static inline int32_t nn_input_saturate(int32_t acc)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SAT)
+    int32_t q;
+    __asm__("ssat %0, #8, %1, asr #1" : "=r"(q) : "r"(acc));
+    return q;
+#else
+    const int32_t q = acc >> NN_INPUT_SHIFT;
+    return q < -128 ? -128 : (q > 127 ? 127 : q);
+#endif
+}
+
 /*
- * uint8 pixels -> q7 network input, in place in the caller's buffer. A pixel's channels
- * are read (as uint8: a q7_t read would turn every value >= 128 negative) before any of
- * them is written, since the channel order may change. Right shifts of negative int32
- * are arithmetic on every Arm and host compiler this code targets (as CMSIS-NN itself
- * assumes).
+ * uint8 pixels -> q7 network input, in place in the caller's buffer, 12 bytes an iteration.
+ * The bytes are read as uint8 (a q7_t read would turn every value >= 128 negative), all
+ * of a pixel's before any is written, since the channel order may change.
+ * Right shifts of negative int32 are arithmetic on every Arm and host compiler this code
+ * targets (as CMSIS-NN itself assumes).
  */
 static void nn_input_q7(uint8_t *image)
 {
-    static const uint8_t channel_source[NN_INPUT_CHANNELS] = { 0, 1, 2 };
     q7_t *const out = (q7_t *)image;
-    uint8_t pixel_in[NN_INPUT_CHANNELS];
-    uint32_t pixel;
-    uint32_t ch;
+    uint32_t i;
 
-    for (pixel = 0; pixel < (uint32_t)(NN_INPUT_HEIGHT * NN_INPUT_WIDTH); pixel++) {
-        memcpy(pixel_in, image + pixel * NN_INPUT_CHANNELS, NN_INPUT_CHANNELS);
-        for (ch = 0; ch < NN_INPUT_CHANNELS; ch++) {
-            const uint32_t index = pixel * NN_INPUT_CHANNELS + ch;
-            int32_t acc = (int32_t)pixel_in[channel_source[ch]] * NN_INPUT_MUL
-                          - NN_INPUT_OFFSET[index] + (1 << (NN_INPUT_SHIFT - 1));
-            acc >>= NN_INPUT_SHIFT;
-            out[index] = (q7_t)(acc < -128 ? -128 : (acc > 127 ? 127 : acc));
+    for (i = 0; i < (uint32_t)NN_INPUT_SIZE; i += 12u) {
+        {
+            const int32_t p0 = image[i];
+            const int32_t p1 = image[i + 1u];
+            const int32_t p2 = image[i + 2u];
+            out[i] = (q7_t)nn_input_saturate(p0 * NN_INPUT_MUL + NN_INPUT_OFFSET[i]);
+            out[i + 1u] = (q7_t)nn_input_saturate(p1 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 1u]);
+            out[i + 2u] = (q7_t)nn_input_saturate(p2 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 2u]);
+        }
+        {
+            const int32_t p3 = image[i + 3u];
+            const int32_t p4 = image[i + 4u];
+            const int32_t p5 = image[i + 5u];
+            out[i + 3u] = (q7_t)nn_input_saturate(p3 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 3u]);
+            out[i + 4u] = (q7_t)nn_input_saturate(p4 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 4u]);
+            out[i + 5u] = (q7_t)nn_input_saturate(p5 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 5u]);
+        }
+        {
+            const int32_t p6 = image[i + 6u];
+            const int32_t p7 = image[i + 7u];
+            const int32_t p8 = image[i + 8u];
+            out[i + 6u] = (q7_t)nn_input_saturate(p6 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 6u]);
+            out[i + 7u] = (q7_t)nn_input_saturate(p7 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 7u]);
+            out[i + 8u] = (q7_t)nn_input_saturate(p8 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 8u]);
+        }
+        {
+            const int32_t p9 = image[i + 9u];
+            const int32_t p10 = image[i + 10u];
+            const int32_t p11 = image[i + 11u];
+            out[i + 9u] = (q7_t)nn_input_saturate(p9 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 9u]);
+            out[i + 10u] = (q7_t)nn_input_saturate(p10 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 10u]);
+            out[i + 11u] = (q7_t)nn_input_saturate(p11 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 11u]);
         }
     }
 }
