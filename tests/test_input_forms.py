@@ -9,6 +9,7 @@ compare the generated C's form with it, value by value, for every preprocessing 
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from cmsisgen.errors import CmsisgenError
 from cmsisgen.input_forms import AffineForm, TableForm, affine_form, input_form, table_form
 from cmsisgen.ops.network_input import InputConstants
 from cmsisgen.preprocess import build_preprocessing
+from cmsisgen.verify import firmware_dir
 
 ALL = np.arange(256, dtype=np.uint8)
 SCALES = (1.0, 0.5, 1 / 64, 1 / 255, 0.017, 1 / 58.395, 0.0078125, 2.0)
@@ -116,7 +118,8 @@ def test_a_form_that_changes_a_bit_is_an_internal_error(monkeypatch):
 
 #: name -> (channels, --mean (values, "image": a mean image, "small": one below 100), --scale, --bgr,
 #: input H x W: pixels an iteration of the C loop, 3 channels: 36 pixels make 4, 10 make 2, 25 make 1;
-#: 1 channel: 64 pixels make 16, 25 make 1)
+#: 1 channel: 64 pixels make 16, 25 make 1; "middle": a mean image near 127.5 at scale 1, calibrated on
+#: pixels 64..192, gives Q7.0: q = saturate(pixel + offset), no shift, and every vector saturates)
 C_FORMS = {
     "per_channel_rgb": (3, "104,117,123", 0.017, False, (6, 6)),
     "per_channel_bgr": (3, "104,117,123", 0.017, True, (5, 2)),
@@ -126,6 +129,7 @@ C_FORMS = {
     "per_pixel_bgr_int32": (3, "image", 0.017, True, (5, 5)),
     "per_pixel_small_int8": (3, "small", 1.0, False, (5, 2)),
     "gray_per_pixel": (1, "image", 1 / 64, False, (5, 5)),
+    "per_pixel_no_shift": (3, "middle", 1.0, False, (6, 6)),
 }
 TARGETS = [("host", "gcc"), ("qemu", "qemu-system-arm")]
 
@@ -137,10 +141,14 @@ def c_form_args(tmp: Path, name: str) -> list:
     images = every_value(channels, *hw)
     data = tmp / "every_value.npz"
     np.savez(data, x=images if channels == 3 else images[..., 0], y=np.zeros(len(images), dtype=np.int64))
-    args = [proto, weights, "--calib", data, "--data", data, "--scale", scale]
-    if mean in ("image", "small"):
-        top = 255 if mean == "image" else 100
-        values = np.random.default_rng(3).uniform(0, top, size=(channels, *hw)).astype(np.float32)
+    calib = data
+    if mean == "middle":
+        calib = tmp / "middle.npz"
+        np.savez(calib, x=np.clip(images, 64, 192), y=np.zeros(len(images), dtype=np.int64))
+    args = [proto, weights, "--calib", calib, "--data", data, "--scale", scale]
+    if mean in ("image", "small", "middle"):
+        low, high = {"image": (0, 255), "small": (0, 100), "middle": (127.3, 127.7)}[mean]
+        values = np.random.default_rng(3).uniform(low, high, size=(channels, *hw)).astype(np.float32)
         args += ["--mean", write_mean_binaryproto(tmp / "mean.binaryproto", values)]
     elif mean is not None:
         args += ["--mean", mean]
@@ -160,8 +168,18 @@ def test_generated_input_step_is_bit_exact_for_every_value(tmp_path, name, targe
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "256/256 vectors bit-exact"
     nn_c = (tmp_path / "out" / "model" / "nn.c").read_text()
-    table = C_FORMS[name][1] not in ("image", "small")
+    table = C_FORMS[name][1] not in ("image", "small", "middle")
     assert ("NN_INPUT_TABLE +" in nn_c) == table and ("nn_input_saturate(" in nn_c) == (not table)
     channels, hw = C_FORMS[name][0], C_FORMS[name][4]
     per_iteration = {(3, 36): 4, (3, 10): 2, (3, 25): 1, (1, 64): 16, (1, 25): 1}[channels, hw[0] * hw[1]]
     assert f"i += {channels * per_iteration}u)" in nn_c
+    if name == "per_pixel_no_shift":  # pixel - mean saturated: no shift at all (SSAT without asr)
+        assert '__asm__("ssat %0, #8, %1" :' in nn_c
+    # warning-free on the target's compiler (the SSAT path on Arm, the C clamp on the host)
+    compiler = ["gcc"] if target == "host" else ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb",
+                                                 "-mfloat-abi=hard", "-mfpu=fpv5-d16"]
+    model = tmp_path / "out" / "model"
+    cmd = [*compiler, "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(model), "-I",
+           str(firmware_dir() / "cmsis_nn_portable" / "Include"), "-c", str(model / "nn.c"), "-o", str(tmp_path / "nn.o")]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
