@@ -23,7 +23,7 @@ from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
-from .mapper.commute import relu_after_max_pool
+from .mapper.commute import drop_idle_relus, relu_after_max_pool
 from .preprocess import Preprocessing, build_preprocessing
 from .quantizer import Quantization, calibrate, quantize
 
@@ -215,7 +215,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
         ranges = calibrate(net, counted())
         quant = quantize(net, ranges)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
-        rewrites = relu_after_max_pool(program)
+        rewrites = relu_after_max_pool(program) + drop_idle_relus(program)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None

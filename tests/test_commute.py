@@ -1,5 +1,5 @@
-"""A ReLU before a max pool runs after it (cmsisgen/mapper/commute.py, issue 14 item 1): the
-outputs do not change by a bit, the ReLU reads fewer values. Every catalogue net where the
+"""A ReLU before a max pool runs after it, and a ReLU of values that cannot be negative is
+dropped (cmsisgen/mapper/commute.py, issue 14 item 1): the outputs do not change by a bit. Every catalogue net where the
 rewrite applies is simulated with and without it; the generated C of those nets is checked
 against the (rewritten) simulator by tests/test_generated_qemu.py as for every catalogue net.
 """
@@ -24,6 +24,7 @@ def compile_both(monkeypatch, compile_args):
     rewritten = compile_model(*compile_args[0], **compile_args[1])
     with monkeypatch.context() as m:
         m.setattr(pipeline, "relu_after_max_pool", lambda program: [])
+        m.setattr(pipeline, "drop_idle_relus", lambda program: [])
         plain = compile_model(*compile_args[0], **compile_args[1])
     return rewritten, plain
 
@@ -107,3 +108,57 @@ def test_no_move(tmp_path, monkeypatch, why, extra, relu, pool):
     rewritten, plain = compile_both(monkeypatch, relu_pool_net(tmp_path, extra, relu, pool))
     assert rewritten.rewrites == [], why
     assert [op.layer for op in rewritten.program.ops] == [op.layer for op in plain.program.ops]
+
+
+@pytest.mark.parametrize("middle, dropped", [
+    # relu1 moves after pool1; relu2 then reads relu1's output
+    ([layer("relu1", "ReLU", inplace=True), layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2),
+      layer("relu2", "ReLU", inplace=True)], ["relu2"]),
+    # twice in a row, and after an average pool of ReLU'd values
+    ([layer("relu1", "ReLU", inplace=True), layer("relu2", "ReLU", inplace=True),
+      layer("pool1", "Pooling", pool="AVE", kernel_size=2, stride=2), layer("relu3", "ReLU", inplace=True)],
+     ["relu2", "relu3"]),
+    # an average pool of a convolution can be negative; a leaky ReLU is not the identity there
+    ([layer("pool1", "Pooling", pool="AVE", kernel_size=2, stride=2), layer("relu1", "ReLU", inplace=True)], []),
+    ([layer("relu1", "ReLU", inplace=True), layer("leaky", "ReLU", inplace=True, negative_slope=0.1)], []),
+])
+def test_relu_of_non_negative_values_is_dropped(tmp_path, monkeypatch, middle, dropped):
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), *middle,
+              layer("ip1", "InnerProduct", num_output=3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    calib = np.random.default_rng(1).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    rewritten, plain = compile_both(monkeypatch, ((proto, weights), dict(calib_images=calib)))
+    assert [note.split()[0] for note in rewritten.rewrites if "dropped" in note] == dropped
+    assert sorted(op.layer for op in rewritten.program.ops) == sorted(op.layer for op in plain.program.ops
+                                                                      if op.layer not in dropped)
+    assert_same_outputs(rewritten, plain)
+
+
+def test_a_relu_that_is_the_network_output_stays(tmp_path, monkeypatch):
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+              layer("relu1", "ReLU", inplace=True), layer("relu2", "ReLU", inplace=True)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    calib = np.random.default_rng(1).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    rewritten, plain = compile_both(monkeypatch, ((proto, weights), dict(calib_images=calib)))
+    assert rewritten.rewrites == [] and rewritten.program.ops[-1].layer == "relu2"
+
+
+@pytest.mark.parametrize("target, tool", [("host", "gcc"), ("qemu", "qemu-system-arm")])
+def test_rewritten_program_is_bit_exact_in_c(tmp_path, target, tool):
+    """A net where both rewrites apply (relu1 after pool1, relu2 and relu3 dropped): the
+    generated C matches the simulator step by step on the host and on the Cortex-M7."""
+    import shutil
+
+    from cli_run import run
+
+    if shutil.which(tool) is None or shutil.which("make") is None:
+        pytest.skip(f"{tool} not installed")
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), layer("relu1", "ReLU", inplace=True),
+              layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2), layer("relu2", "ReLU", inplace=True),
+              layer("pool2", "Pooling", pool="AVE", kernel_size=2, stride=2), layer("relu3", "ReLU", inplace=True),
+              layer("ip1", "InnerProduct", num_output=3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    result = run("-v", "verify", proto, weights, "--vectors", "8", "--target", target, "--scale", "1")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1] == "8/8 vectors bit-exact"
+    assert "relu1 runs after pool1" in result.stderr and "relu3 dropped" in result.stderr

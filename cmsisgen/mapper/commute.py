@@ -1,4 +1,5 @@
-"""Program rewrites that change no bit of any output: a ReLU before a max pool runs after it.
+"""Program rewrites that change no bit of any output: a ReLU before a max pool runs after it,
+and a ReLU of values that cannot be negative is dropped.
 
 Max pooling and a plain ReLU commute exactly, in q7 as in float: ReLU is non-decreasing, so
 the largest of a window's ReLU'd values is the ReLU of its largest value (padding, where a
@@ -9,12 +10,18 @@ Q format stays as the Caffe order chose it (both steps keep their input's format
 Only when the ReLU's output is read by the max pool alone and is not the network output. The
 ReLU then writes the pool's tensor (the name downstream steps, the float net and the evaluation
 know it by) and the pool a new one, ``<pool output>@before_<relu>``.
+
+A plain ReLU whose input comes from a plain ReLU, or from a pooling step or a planner copy of
+such values (the max or the truncated or rounded average of non-negative values is never
+negative), is the identity: its readers read its input instead. Not when its output is the
+network output.
 """
 from __future__ import annotations
 
 import dataclasses
 
-from ..ops.pooling import GLOBAL_POOL, MAXPOOL
+from ..ops.buffer_copy import COPY
+from ..ops.pooling import AVEPOOL, GLOBAL_POOL, MAXPOOL
 from ..ops.relu import RELU
 from .calls import Op, Program, TensorInfo
 
@@ -58,4 +65,31 @@ def relu_after_max_pool(program: Program) -> list[str]:
         _swap(program, r, readers[0])
         notes.append(f"{relu.layer} runs after {pool.layer} (max pooling and ReLU commute; the ReLU "
                      f"reads {program.tensors[pool.output].size} values instead of {relu.args['size']})")
+    return notes
+
+
+def _non_negative(program: Program, tensor: str) -> bool:
+    """Whether every value of ``tensor`` is >= 0 whatever the image: a plain ReLU's output, or a
+    pooling step's or copy's output of such values."""
+    producer = next((op for op in program.ops if op.output == tensor), None)
+    if producer is None:
+        return False
+    if producer.kernel is RELU:
+        return True
+    return producer.kernel in (MAXPOOL, AVEPOOL, GLOBAL_POOL, COPY) and _non_negative(program, producer.inputs[0])
+
+
+def drop_idle_relus(program: Program) -> list[str]:
+    """Remove every plain ReLU whose input cannot be negative (see the module docstring), in
+    place; returns one note per ReLU dropped."""
+    notes = []
+    for relu in list(program.ops):
+        if relu.kernel is not RELU or relu.output == program.output or not _non_negative(program, relu.inputs[0]):
+            continue
+        source = relu.inputs[0]
+        program.ops.remove(relu)
+        for op in program.ops:
+            op.inputs = [source if name == relu.output else name for name in op.inputs]
+        del program.tensors[relu.output]
+        notes.append(f"{relu.layer} dropped (its input {source.split('@')[0]} is never negative)")
     return notes
