@@ -25,6 +25,8 @@ import numpy as np
 from .preprocess import InputFixedPoint
 
 ALL_PIXELS = np.arange(256, dtype=np.uint8)
+#: Pixel values checked at once (images of the input's size in memory during the check).
+CHECK_VALUES = 16
 #: C integer types for the per-pixel offsets, narrowest first.
 OFFSET_TYPES = (("int8_t", np.int8), ("int16_t", np.int16), ("int32_t", np.int32))
 
@@ -104,8 +106,10 @@ def input_form(fp: InputFixedPoint, shape_chw: tuple[int, int, int]) -> InputFor
     all 256 pixel values at every channel or position."""
     c, h, w = shape_chw
     form: InputForm = affine_form(fp) if fp.per_pixel else table_form(fp, c)
-    every = np.broadcast_to(ALL_PIXELS[:, None, None, None], (256, h if fp.per_pixel else 1,
-                                                                w if fp.per_pixel else 1, c))
-    if not np.array_equal(form.apply(every), fp.apply(every)):
-        raise AssertionError("the input conversion's C form differs from its fixed-point definition")
+    positions = (h, w) if fp.per_pixel else (1, 1)
+    for first in range(0, 256, CHECK_VALUES):  # a few values at a time: bounded memory on big inputs
+        values = ALL_PIXELS[first:first + CHECK_VALUES, None, None, None]
+        every = np.broadcast_to(values, (len(values), *positions, c))
+        if not np.array_equal(form.apply(every), fp.apply(every)):
+            raise AssertionError("the input conversion's C form differs from its fixed-point definition")
     return form
