@@ -116,21 +116,28 @@ def test_a_form_that_changes_a_bit_is_an_internal_error(monkeypatch):
 
 # ------------------------------------------------------------------- generated C, host and QEMU
 
-#: name -> (channels, --mean (values, "image": a mean image, "small": one below 100), --scale, --bgr,
+#: name -> (channels, --mean (values, "image": a mean image, "small": one below 100, "inner": one in
+#: 20..235, which at scale 1/64 gives the example's Q2.5, (p + offset) >> 1), --scale, --bgr,
 #: input H x W: pixels an iteration of the C loop, 3 channels: 36 pixels make 4, 10 make 2, 25 make 1;
-#: 1 channel: 64 pixels make 16, 25 make 1; "middle": a mean image near 127.5 at scale 1, calibrated on
-#: pixels 64..192, gives Q7.0: q = saturate(pixel + offset), no shift, and every vector saturates)
+#: 1 channel: 64 pixels make 16, 25 make 1 (SIMD forms: see SIMD); "high": a mean image near 200 at scale 1, calibrated on
+#: pixels 136..255, gives Q7.0: q = saturate(pixel + offset) with int16 offsets and no shift, and
+#: the vectors saturate)
 C_FORMS = {
     "per_channel_rgb": (3, "104,117,123", 0.017, False, (6, 6)),
     "per_channel_bgr": (3, "104,117,123", 0.017, True, (5, 2)),
     "scale_only": (3, None, 1 / 255, False, (5, 5)),
     "gray_per_channel": (1, "128", 1 / 128, False, (8, 8)),
-    "per_pixel_rgb": (3, "image", 1 / 64, False, (6, 6)),
+    "per_pixel_rgb": (3, "inner", 1 / 64, False, (6, 6)),
     "per_pixel_bgr_int32": (3, "image", 0.017, True, (5, 5)),
     "per_pixel_small_int8": (3, "small", 1.0, False, (5, 2)),
     "gray_per_pixel": (1, "image", 1 / 64, False, (5, 5)),
-    "per_pixel_no_shift": (3, "middle", 1.0, False, (6, 6)),
+    "per_pixel_no_shift": (3, "high", 1.0, False, (6, 6)),
+    "gray_per_pixel_4_bytes": (1, "image", 1 / 64, False, (4, 1)),
 }
+#: Forms the SIMD loop runs (MUL 1, SHIFT 0 or 1, int16 offsets, image channel order, size a
+#: multiple of 4), with its bytes an iteration; per_pixel_bgr_int32 and gray_per_pixel (25 bytes)
+#: take the byte loop.
+SIMD = {"per_pixel_rgb": 12, "per_pixel_no_shift": 12, "gray_per_pixel_4_bytes": 4}
 TARGETS = [("host", "gcc"), ("qemu", "qemu-system-arm")]
 
 
@@ -142,12 +149,12 @@ def c_form_args(tmp: Path, name: str) -> list:
     data = tmp / "every_value.npz"
     np.savez(data, x=images if channels == 3 else images[..., 0], y=np.zeros(len(images), dtype=np.int64))
     calib = data
-    if mean == "middle":
-        calib = tmp / "middle.npz"
-        np.savez(calib, x=np.clip(images, 64, 192), y=np.zeros(len(images), dtype=np.int64))
+    if mean == "high":
+        calib = tmp / "high.npz"
+        np.savez(calib, x=np.clip(images, 136, 255), y=np.zeros(len(images), dtype=np.int64))
     args = [proto, weights, "--calib", calib, "--data", data, "--scale", scale]
-    if mean in ("image", "small", "middle"):
-        low, high = {"image": (0, 255), "small": (0, 100), "middle": (127.3, 127.7)}[mean]
+    if mean in ("image", "small", "high", "inner"):
+        low, high = {"image": (0, 255), "small": (0, 100), "high": (199.7, 200.3), "inner": (20, 235)}[mean]
         values = np.random.default_rng(3).uniform(low, high, size=(channels, *hw)).astype(np.float32)
         args += ["--mean", write_mean_binaryproto(tmp / "mean.binaryproto", values)]
     elif mean is not None:
@@ -168,13 +175,15 @@ def test_generated_input_step_is_bit_exact_for_every_value(tmp_path, name, targe
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "256/256 vectors bit-exact"
     nn_c = (tmp_path / "out" / "model" / "nn.c").read_text()
-    table = C_FORMS[name][1] not in ("image", "small", "middle")
-    assert ("NN_INPUT_TABLE +" in nn_c) == table and ("nn_input_saturate(" in nn_c) == (not table)
+    table = C_FORMS[name][1] not in ("image", "small", "high", "inner")
+    simd = SIMD.get(name, 0)
+    assert ("NN_INPUT_TABLE +" in nn_c) == table and ("nn_input_pair(" in nn_c) == bool(simd)
+    assert ("nn_input_saturate(" in nn_c) == (not table and not simd)
     channels, hw = C_FORMS[name][0], C_FORMS[name][4]
-    per_iteration = {(3, 36): 4, (3, 10): 2, (3, 25): 1, (1, 64): 16, (1, 25): 1}[channels, hw[0] * hw[1]]
-    assert f"i += {channels * per_iteration}u)" in nn_c
-    if name == "per_pixel_no_shift":  # pixel - mean saturated: no shift at all (SSAT without asr)
-        assert '__asm__("ssat %0, #8, %1" :' in nn_c
+    per_iteration = {(3, 36): 4, (3, 10): 2, (3, 25): 1, (1, 64): 16, (1, 25): 1}.get((channels, hw[0] * hw[1]))
+    assert f"i += {simd or channels * per_iteration}u)" in nn_c
+    if name == "per_pixel_no_shift":  # pixel + offset saturated: no shift at all (QADD16, not SHADD16)
+        assert '__asm__("qadd16 %0, %1, %2"' in nn_c
     # warning-free on the target's compiler (the SSAT path on Arm, the C clamp on the host)
     compiler = ["gcc"] if target == "host" else ["arm-none-eabi-gcc", "-mcpu=cortex-m7", "-mthumb",
                                                  "-mfloat-abi=hard", "-mfpu=fpv5-d16"]

@@ -2,7 +2,9 @@
 
 The arithmetic is :class:`cmsisgen.preprocess.InputFixedPoint`'s (the simulator's model);
 the C below computes exactly it in the cheaper form :mod:`cmsisgen.input_forms` derives (a
-q7 table per channel, or per-pixel offsets with the common power of two divided out). The
+q7 table per channel, or per-pixel offsets with the common power of two divided out, byte by
+byte with SSAT or, for (pixel + offset) >> 0 or 1 with int16 offsets in image channel order,
+four bytes at a time with SHADD16/QADD16 and SSAT16). The
 conversion is the one body nn.c keeps, since it is specialised to the network (channel
 order, form, bytes per iteration) at compile time.
 """
@@ -59,7 +61,7 @@ const q7_t NN_INPUT_TABLE[NN_INPUT_TABLE_SIZE] NN_WEIGHT_SECTION = {
 {% else %}
 /* Input conversion offsets per pixel, HWC (see parameters.h). */
 const {{ op.params.form.c_type }} NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
-{{ op.params.form.offsets | c_array }}
+{{ op.params.offsets_in_c_order() | c_array }}
 };
 {% endif %}
 """
@@ -82,8 +84,8 @@ static inline int32_t nn_input_saturate(int32_t acc)
 
 """
 
-#: The conversion function, emitted once into nn.c (see the module docstring).
-DEFINITION = '{% if op.params.form.kind == "affine" %}\n' + SATURATE + """{% endif %}
+#: The conversion function, one byte at a time (see the module docstring).
+_SCALAR = '{% if op.params.form.kind == "affine" %}\n' + SATURATE + """{% endif %}
 /*
  * uint8 pixels -> q7 network input, in place in the caller's buffer, {{ op.params.pixels | sum(start=[]) | length }} bytes an iteration.
  * The bytes are read as uint8 (a q7_t read would turn every value >= 128 negative), all
@@ -124,6 +126,79 @@ static void nn_input_q7(uint8_t *image)
 }
 """
 
+#: The affine form with MUL 1 and SHIFT 0 or 1, channels in image order and int16 offsets: four
+#: bytes at a time as two pairs of halfwords (the even bytes and the odd bytes), one halving (or
+#: saturating) add and one SSAT16 a pair; the same values in plain C where the core lacks SIMD.
+_SIMD = """\
+/*
+ * Four pixel bytes (+ their int16 offsets) -> four q7 values: bytes 0 and 2 and bytes 1 and 3
+ * as pairs of halfwords, each pair {{ "(p + offset) >> 1 (SHADD16, exact)" if op.params.form.shift else "p + offset (QADD16)" }}, saturated to
+ * [-128, 127] (SSAT16), packed back. NN_INPUT_OFFSET holds each group of four bytes' offsets as
+ * 0, 2, 1, 3 (the two pairs).
+ */
+{% for name, ror in (("even", 0), ("odd", 8)) %}
+/* bytes {{ "0 and 2" if ror == 0 else "1 and 3" }} of x, zero-extended to halfwords: one UXTB16 */
+static inline uint32_t nn_input_{{ name }}_bytes(uint32_t x)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t b;
+    __asm__("uxtb16 %0, %1{{ ", ror #8" if ror else "" }}" : "=r"(b) : "r"(x));
+    return b;
+#else
+    return {{ "(x >> 8)" if ror else "x" }} & 0x00FF00FFu;
+#endif
+}
+
+{% endfor %}
+static inline uint32_t nn_input_pair(uint32_t pixels, uint32_t offsets)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t q;
+    __asm__("{{ "shadd16" if op.params.form.shift else "qadd16" }} %0, %1, %2" : "=r"(q) : "r"(pixels), "r"(offsets));
+    __asm__("ssat16 %0, #8, %1" : "=r"(q) : "r"(q));
+    return q;
+#else
+    uint32_t q = 0;
+    uint32_t half;
+    for (half = 0; half < 32u; half += 16u) {
+        const int32_t sum = (int32_t)((pixels >> half) & 0xFFFFu) + (int16_t)(uint16_t)(offsets >> half);
+        const int32_t v = sum >> NN_INPUT_SHIFT;
+        q |= ((uint32_t)(v < -128 ? -128 : (v > 127 ? 127 : v)) & 0xFFFFu) << half;
+    }
+    return q;
+#endif
+}
+
+/*
+ * uint8 pixels -> q7 network input, in place in the caller's buffer, {{ op.params.simd_bytes }} bytes an iteration
+ * where the size allows (the bytes are read as uint8: never wrapped to negative).
+ */
+static void nn_input_q7(uint8_t *image)
+{
+    uint32_t i;
+
+    for (i = 0; i < (uint32_t)NN_INPUT_SIZE; i += {{ op.params.simd_bytes }}u) {
+{% for k in range(0, op.params.simd_bytes, 4) %}
+        {
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i{{ " + %du" % k if k else "" }}, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i{{ " + %du" % k if k else "" }}, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + {{ k + 2 }}u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i{{ " + %du" % k if k else "" }}, &x, 4);
+        }
+{% endfor %}
+    }
+}
+"""
+
+#: The conversion function, emitted once into nn.c (see the module docstring).
+DEFINITION = "{% if op.params.simd_bytes %}" + _SIMD + "{% else %}" + _SCALAR + "{% endif %}"
+
 INPUT_Q7 = Kernel(kind="input", simulate=_simulate, call="    nn_input_q7(image);\n", parameters=PARAMETERS,
                   weights=WEIGHTS)
 
@@ -151,6 +226,16 @@ class InputConstants:
         count = next(n for n in PIXELS_PER_ITERATION[c] if (h * w) % n == 0)
         self.pixels = [[Lane(index=k, channel=k - first, source=first + pre.channel_source[k - first])
                         for k in range(first, first + c)] for first in range(0, count * c, c)]
+        form = self.form
+        simd = (form.kind == "affine" and form.mul == 1 and form.shift in (0, 1) and form.c_type == "int16_t"
+                and tuple(pre.channel_source) == tuple(range(c)))
+        #: bytes an iteration of the SIMD loop (0: the byte-wise loop): 16, 12, 8 or 4, dividing the size
+        self.simd_bytes = next((n for n in (16, 12, 8, 4) if (c * h * w) % n == 0), 0) if simd else 0
+
+    def offsets_in_c_order(self) -> np.ndarray:
+        """NN_INPUT_OFFSET as the C reads it: the SIMD loop takes each group of four as 0, 2, 1, 3."""
+        offsets = self.form.offsets
+        return offsets.reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1) if self.simd_bytes else offsets
 
 
 def lower_input_q7(name: str, shape: Shape, frac: int, pre: Preprocessing) -> Op:

@@ -141,63 +141,111 @@ NN_STATIC_ASSERT(nn_plan_CONV2_SCRATCH_fits, CONV2_SCRATCH_OFFSET + CONV2_SCRATC
 NN_STATIC_ASSERT(nn_plan_CONV1_SCRATCH_fits, CONV1_SCRATCH_OFFSET + CONV1_SCRATCH_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_scratch_fits, NN_SCRATCH_BYTES <= NN_ARENA_BYTES);
 
-/* saturate(acc >> NN_INPUT_SHIFT) to [-128, 127]: one SSAT where the core has it. */
-static inline int32_t nn_input_saturate(int32_t acc)
+/*
+ * Four pixel bytes (+ their int16 offsets) -> four q7 values: bytes 0 and 2 and bytes 1 and 3
+ * as pairs of halfwords, each pair (p + offset) >> 1 (SHADD16, exact), saturated to
+ * [-128, 127] (SSAT16), packed back. NN_INPUT_OFFSET holds each group of four bytes' offsets as
+ * 0, 2, 1, 3 (the two pairs).
+ */
+/* bytes 0 and 2 of x, zero-extended to halfwords: one UXTB16 */
+static inline uint32_t nn_input_even_bytes(uint32_t x)
 {
-#if defined(__GNUC__) && defined(__ARM_FEATURE_SAT)
-    int32_t q;
-    __asm__("ssat %0, #8, %1, asr #1" : "=r"(q) : "r"(acc));
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t b;
+    __asm__("uxtb16 %0, %1" : "=r"(b) : "r"(x));
+    return b;
+#else
+    return x & 0x00FF00FFu;
+#endif
+}
+
+/* bytes 1 and 3 of x, zero-extended to halfwords: one UXTB16 */
+static inline uint32_t nn_input_odd_bytes(uint32_t x)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t b;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(b) : "r"(x));
+    return b;
+#else
+    return (x >> 8) & 0x00FF00FFu;
+#endif
+}
+
+static inline uint32_t nn_input_pair(uint32_t pixels, uint32_t offsets)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t q;
+    __asm__("shadd16 %0, %1, %2" : "=r"(q) : "r"(pixels), "r"(offsets));
+    __asm__("ssat16 %0, #8, %1" : "=r"(q) : "r"(q));
     return q;
 #else
-    const int32_t q = acc >> NN_INPUT_SHIFT;
-    return q < -128 ? -128 : (q > 127 ? 127 : q);
+    uint32_t q = 0;
+    uint32_t half;
+    for (half = 0; half < 32u; half += 16u) {
+        const int32_t sum = (int32_t)((pixels >> half) & 0xFFFFu) + (int16_t)(uint16_t)(offsets >> half);
+        const int32_t v = sum >> NN_INPUT_SHIFT;
+        q |= ((uint32_t)(v < -128 ? -128 : (v > 127 ? 127 : v)) & 0xFFFFu) << half;
+    }
+    return q;
 #endif
 }
 
 /*
- * uint8 pixels -> q7 network input, in place in the caller's buffer, 12 bytes an iteration.
- * The bytes are read as uint8 (a q7_t read would turn every value >= 128 negative), all
- * of a pixel's before any is written, since the channel order may change.
- * Right shifts of negative int32 are arithmetic on every Arm and host compiler this code
- * targets (as CMSIS-NN itself assumes).
+ * uint8 pixels -> q7 network input, in place in the caller's buffer, 16 bytes an iteration
+ * where the size allows (the bytes are read as uint8: never wrapped to negative).
  */
 static void nn_input_q7(uint8_t *image)
 {
-    q7_t *const out = (q7_t *)image;
     uint32_t i;
 
-    for (i = 0; i < (uint32_t)NN_INPUT_SIZE; i += 12u) {
+    for (i = 0; i < (uint32_t)NN_INPUT_SIZE; i += 16u) {
         {
-            const int32_t p0 = image[i];
-            const int32_t p1 = image[i + 1u];
-            const int32_t p2 = image[i + 2u];
-            out[i] = (q7_t)nn_input_saturate(p0 * NN_INPUT_MUL + NN_INPUT_OFFSET[i]);
-            out[i + 1u] = (q7_t)nn_input_saturate(p1 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 1u]);
-            out[i + 2u] = (q7_t)nn_input_saturate(p2 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 2u]);
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 2u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i, &x, 4);
         }
         {
-            const int32_t p3 = image[i + 3u];
-            const int32_t p4 = image[i + 4u];
-            const int32_t p5 = image[i + 5u];
-            out[i + 3u] = (q7_t)nn_input_saturate(p3 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 3u]);
-            out[i + 4u] = (q7_t)nn_input_saturate(p4 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 4u]);
-            out[i + 5u] = (q7_t)nn_input_saturate(p5 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 5u]);
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 4u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 4u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 6u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 4u, &x, 4);
         }
         {
-            const int32_t p6 = image[i + 6u];
-            const int32_t p7 = image[i + 7u];
-            const int32_t p8 = image[i + 8u];
-            out[i + 6u] = (q7_t)nn_input_saturate(p6 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 6u]);
-            out[i + 7u] = (q7_t)nn_input_saturate(p7 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 7u]);
-            out[i + 8u] = (q7_t)nn_input_saturate(p8 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 8u]);
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 8u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 8u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 10u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 8u, &x, 4);
         }
         {
-            const int32_t p9 = image[i + 9u];
-            const int32_t p10 = image[i + 10u];
-            const int32_t p11 = image[i + 11u];
-            out[i + 9u] = (q7_t)nn_input_saturate(p9 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 9u]);
-            out[i + 10u] = (q7_t)nn_input_saturate(p10 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 10u]);
-            out[i + 11u] = (q7_t)nn_input_saturate(p11 * NN_INPUT_MUL + NN_INPUT_OFFSET[i + 11u]);
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 12u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 12u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 14u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 12u, &x, 4);
         }
     }
 }
