@@ -14,7 +14,7 @@ from random_nets import CATALOGUE, write_random_net
 from cmsisgen.pipeline import compile_model
 from cmsisgen.simulator.execute import run_program
 
-#: Catalogue nets with a plain ReLU whose only reader is a max pool.
+#: Catalogue nets with a plain ReLU whose only reader is a max pool (the ReLUs that move).
 REWRITTEN = {"batchnorm_scale": ["relu1"], "branches_concat": ["relu1"], "fast_pools_7x7": ["relu2"],
              "rgb_ceilpool_fcplain": ["relu1"]}
 
@@ -51,8 +51,9 @@ def test_catalogue_outputs_do_not_change(tmp_path, monkeypatch, name):
     files = write_random_net(tmp_path, name, seed=sum(map(ord, name)) % 97)
     kwargs = dict(calib_images=np.load(files.calib)["x"], fc_variant=files.spec.fc_variant, **files.spec.extra)
     rewritten, plain = compile_both(monkeypatch, ((files.prototxt, files.weights), kwargs))
-    moved = [note.split()[0] for note in rewritten.rewrites]
-    assert moved == REWRITTEN.get(name, [])
+    moved = [note.split()[0] for note in rewritten.rewrites if " runs after " in note]
+    if name in REWRITTEN:
+        assert moved == REWRITTEN[name]
     assert_same_outputs(rewritten, plain)
     relus = {op.layer: op for op in rewritten.program.ops if op.layer in moved}
     order = [op.layer for op in rewritten.program.ops]
@@ -60,7 +61,7 @@ def test_catalogue_outputs_do_not_change(tmp_path, monkeypatch, name):
         before = next(op for op in plain.program.ops if op.layer == relu_name)
         assert relu.args["size"] < before.args["size"]
         pool = next(op for op in rewritten.program.ops if op.output == relu.inputs[0])
-        assert pool.function in ("arm_maxpool_q7_HWC", "nn_global_pool_q7")
+        assert pool.function in ("arm_maxpool_q7_HWC", "nn_global_pool_q7", "nn_pool_q7")
         assert order.index(pool.layer) < order.index(relu_name)
 
 

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from ..ops.buffer_copy import COPY
-from ..ops.pooling import AVEPOOL, GLOBAL_POOL, MAXPOOL
 from ..ops.relu import RELU
 from .calls import Op, Program, TensorInfo
 
+#: Pooling kernels (by kind) that take max or average from an ``average`` argument.
+_EITHER_POOL = ("global_pool", "pool")
+#: Kernels whose output is never negative when their input is not: pooling of any kind, a copy.
+_KEEP_SIGN = ("maxpool", "avepool", "copy") + _EITHER_POOL
+
 
 def _is_max_pool(op: Op) -> bool:
-    return op.kernel is MAXPOOL or (op.kernel is GLOBAL_POOL and op.args.get("average") == 0)
+    return op.kind == "maxpool" or (op.kind in _EITHER_POOL and op.args.get("average") == 0)
 
 
 def _readers(program: Program, tensor: str) -> list[int]:
@@ -76,7 +79,7 @@ def _non_negative(program: Program, tensor: str) -> bool:
         return False
     if producer.kernel is RELU:
         return True
-    return producer.kernel in (MAXPOOL, AVEPOOL, GLOBAL_POOL, COPY) and _non_negative(program, producer.inputs[0])
+    return producer.kind in _KEEP_SIGN and _non_negative(program, producer.inputs[0])
 
 
 def drop_idle_relus(program: Program) -> list[str]:
