@@ -17,6 +17,7 @@ from . import __version__, own_kernels
 from .c_names import c_comment, c_identifier, c_string, check_unique, unique_prefixes
 from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.calls import Op, Program
+from .network_outputs import describe_outputs
 from .ops.buffer_copy import COPY
 from .ops.network_input import DEFINITION as INPUT_DEFINITION
 
@@ -121,8 +122,9 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "buf": tensor_buf,
         "scratch": scratch,
         "input": {"c": c, "h": h, "w": w, "size": c * h * w},
-        "output_size": program.tensors[program.output].size,
-        "output_frac": program.tensors[program.output].frac,
+        "output_size": program.outputs[0].size,
+        "output_frac": program.outputs[0].frac,
+        "outputs": describe_outputs(program),
         "own_kernels_header": own_kernels.HEADER if kernels else None,
         "vectors": vectors,
     }

@@ -5,30 +5,63 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from . import ir
+from .errors import SETTING, CmsisgenError, SettingError
 from .float_forward import forward
+from .ops import kind_of
+from .ops.softmax import Softmax
 from .pipeline import Compiled
 from .simulator.execute import run_program
 
 BATCH = 500
 
 
-def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None) -> dict:
+def scored_output(net: ir.Net) -> str:
+    """The output top-1 is measured on: the only one, else the only classifier (a Softmax
+    giving a vector, or an output that is the class itself), else an error listing the
+    outputs (``--output NAME`` picks one)."""
+    if len(net.outputs) == 1:
+        return net.outputs[0]
+    classifiers = [name for name in net.outputs if _classifier(net, name)]
+    if len(classifiers) == 1:
+        return classifiers[0]
+    names = ", ".join(name.split("@")[0] for name in net.outputs)
+    raise SettingError("output", f"{net.source}: the network has {len(net.outputs)} outputs ({names}) and "
+                                 f"{'no' if not classifiers else 'more than one'} classifier (Softmax, ArgMax) among "
+                                 f"them; name the one to score with {SETTING} NAME")
+
+
+def _classifier(net: ir.Net, output: str) -> bool:
+    """A Softmax giving a vector, or an output that is one class per image (not per pixel)."""
+    if net.shapes[output][1:] == (1, 1) and isinstance(kind_of(net.producer(output)), Softmax):
+        return True
+    try:
+        return class_count(net, output) is not None
+    except CmsisgenError:  # a per-pixel class map: no class per image
+        return False
+
+
+def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None,
+             output: Optional[str] = None) -> dict:
     """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1.
 
-    Top-1 is the argmax of the network output; ties go to the first maximum, as a
-    firmware loop with a strict ``>`` would pick.
+    Top-1 is the argmax of ``output`` (a tensor of ``net.outputs``; default
+    :func:`scored_output`); ties go to the first maximum, as a firmware loop with a strict
+    ``>`` would pick. An output that is the class itself (an ArgMax layer: ``class_count``)
+    is the prediction as it stands.
     """
     net, program = compiled.net, compiled.program
     shape = next(iter(net.input_shapes.values()))
     _, h, w = shape
-    output = net.outputs[0]
+    output = output or scored_output(net)
+    blob = program.outputs[net.outputs.index(output)].blob
     float_pred, q7_pred = [], []
     for start in range(0, len(dataset.x), BATCH):
         images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
         scores = forward(net, compiled.pre.to_float(images), keep=[output])[output]
-        float_pred.append(np.argmax(scores.reshape(len(images), -1), axis=1))
-        q7 = program.output_in_caffe_order(run_program(program, images, batch_size=BATCH))
-        q7_pred.append(np.argmax(q7, axis=1))
+        q7 = program.split_outputs(run_program(program, images, batch_size=BATCH))[blob]
+        float_pred.append(top1(net, output, scores.reshape(len(images), -1)))
+        q7_pred.append(top1(net, output, q7))
         if progress:
             progress(len(images))
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
@@ -38,3 +71,16 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
         return {"n": 0, "float_top1": 0.0, "q7_top1": 0.0, "agreement": 0.0}
     return {"n": int(n), "float_top1": float(np.mean(fp == dataset.y)), "q7_top1": float(np.mean(qp == dataset.y)),
             "agreement": float(np.mean(fp == qp))}
+
+
+def class_count(net: ir.Net, output: str) -> Optional[int]:
+    """How many classes an output that is itself the predicted class picks from (None: scores)."""
+    producer = net.producer(output)
+    return None if producer is None else kind_of(producer).class_count(net, producer)
+
+
+def top1(net: ir.Net, output: str, values: np.ndarray) -> np.ndarray:
+    """The predicted class of every row of ``values`` (N, K), in Caffe's order."""
+    if class_count(net, output) is not None:
+        return values[:, 0].astype(np.int64)
+    return np.argmax(values, axis=1)

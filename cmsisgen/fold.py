@@ -2,7 +2,7 @@
 
 At inference both layers are a per-channel affine map ``y = x * factor + offset``. Folded
 into the layer that produces their input (a kind that ``absorbs_affine``: Convolution,
-InnerProduct), they cost nothing and lose no precision to an extra q7 rounding, so that is
+ConvolutionDepthwise, Deconvolution, InnerProduct), they cost nothing and lose no precision to an extra q7 rounding, so that is
 done whenever the producer's output has no other reader (and is not a network output).
 What cannot be folded (a BatchNorm after a pooling layer, on the network input, or on a
 tensor that a branch also reads) stays as one canonical Scale layer with blobs

@@ -25,7 +25,8 @@ class ConvParams:
     pad_w: int = 0
     bias_term: bool = True
     group: int = 1
-    dilation: int = 1
+    dilation_h: int = 1
+    dilation_w: int = 1
 
 
 @dataclass(frozen=True)

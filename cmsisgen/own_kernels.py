@@ -1,7 +1,8 @@
 """The project's own q7 kernels: C files that `compile` copies into OUT beside nn.c.
 
 CMSIS-NN's q7 API has no function for some layers (LRN, PReLU, per-channel scale, Eltwise,
-global pooling, channel slices for Concat and grouped convolution). Their C lives in
+pooling of any geometry, channel slices for Concat and grouped convolution, dilated convolution
+and Deconvolution). Their C lives in
 firmware/cmsisgen_kernels (installed as ``cmsisgen.firmware``), one file per family, where it
 is compiled and unit-tested on its own (tests/test_own_kernels.py); nn.c only calls them.
 OUT must build with nothing but a CMSIS-NN, so the files a network calls are copied into

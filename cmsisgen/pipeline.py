@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from . import ir
 from .errors import SETTING, CmsisgenError, SettingError, SettingNote
 from .fold import fold_affine
 from .loader import load_net
+from .loader.heads import split_outputs
 from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
@@ -165,11 +166,13 @@ class Model:
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
-               kernels: Optional[dict[str, str]] = None) -> Model:
+               kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Model:
     """Load and check everything that does not need images: files, kernel rules (with the
-    functions forced per layer in ``kernels``), preprocessing."""
+    functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
+    string of them comma-separated) cuts the net where they are computed: they are its outputs."""
     mean_file = parse_mean_option(mean).get("mean_file") if mean is not None else None
-    net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None)
+    net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None,
+                   outputs=split_outputs(output))
     folded = fold_affine(net)
     try:
         check_supported(net, fc_variant, kernels)
@@ -185,11 +188,35 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
-                  kernels: Optional[dict[str, str]] = None) -> Compiled:
-    """Everything up to (not including) rendering C."""
-    model = load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                       input_shape=input_shape, kernels=kernels)
+                  kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Compiled:
+    """Everything up to (not including) rendering C. A data layer that gives no size and has
+    no mean file takes it from ``calib_images`` (:func:`images_input_shape`)."""
+    def load(shape: Optional[tuple[int, int, int]]) -> Model:
+        return load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
+                          input_shape=shape, kernels=kernels, output=output)
+
+    try:
+        model = load(input_shape)
+    except SettingError as exc:
+        if not needs_input_shape(exc, input_shape) or calib_images is None:
+            raise
+        model = load(images_input_shape(calib_images))
     return compile_loaded(model, calib_images, progress)
+
+
+def needs_input_shape(error: SettingError, input_shape: Optional[tuple[int, int, int]]) -> bool:
+    """The error says only that the net gives no input size (no input_shape setting was given)."""
+    return error.setting == "input_shape" and input_shape is None
+
+
+def images_input_shape(images: np.ndarray, grey: Optional[bool] = None) -> tuple[int, int, int]:
+    """(C, H, W) of uint8 NHWC images, for a data layer whose size neither the prototxt nor a
+    mean file gives: Caffe sizes such a layer by the data it reads, and the calibration images
+    stand for that data. One channel when the images are greyscale (``grey``; by default when
+    they have one channel), else three."""
+    _, h, w = images.shape[:3]
+    grey = images.ndim == 3 or images.shape[-1] == 1 if grey is None else grey
+    return (1 if grey else 3), int(h), int(w)
 
 
 def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,

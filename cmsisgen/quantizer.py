@@ -95,8 +95,9 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     groups = _Groups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
-        if kind_of(layer).keeps_format:
-            for name in layer.bottoms + layer.tops:
+        kind = kind_of(layer)
+        if kind.keeps_format:
+            for name in kind.format_bottoms(layer) + layer.tops:
                 groups.union(name, layer.tops[0])
     group_frac: dict[str, int] = {}
     for name in tensors:

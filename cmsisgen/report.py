@@ -6,6 +6,7 @@ from typing import Any
 
 from .mapper.buffers import BufferPlan
 from .mapper.calls import Program
+from .network_outputs import describe_outputs
 from .qformat import q_format
 
 
@@ -55,7 +56,17 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
         "arena_bytes": plan.arena_bytes,
         "input_buffer_bytes": plan.input_buffer_bytes,
     }
-    return {"layers": layers, "buffers": buffers, "totals": totals}
+    return {"layers": layers, "buffers": buffers, "totals": totals, "outputs": report_outputs(program, plan)}
+
+
+def report_outputs(program: Program, plan: BufferPlan) -> list[dict[str, Any]]:
+    """run_nn()'s outputs in its argument order: the blob, the argument that receives it,
+    Caffe's (C, H, W), bytes, Q format, element order ("HWC" for a spatial output) and the
+    buffer run_nn() copies it from."""
+    return [{"name": out["blob"], "argument": out["argument"], "shape": list(program.tensors[out["tensor"]].shape),
+             "bytes": out["size"], "format": q_format(out["frac"]), "order": "HWC" if out["hwc"] else "vector",
+             "tensor": out["tensor"], "region": plan.tensors[out["tensor"]].region,
+             "offset": plan.tensors[out["tensor"]].offset} for out in describe_outputs(program)]
 
 
 def format_table(report: dict[str, Any]) -> str:
@@ -78,6 +89,10 @@ def format_table(report: dict[str, Any]) -> str:
     lines.append(f"total: {t['macs']} MACs, {t['weight_bytes']} weight bytes (flash), "
                  f"{t['arena_bytes']} arena bytes (RAM: activations and scratch, largest scratch "
                  f"{t['scratch_bytes']}) + the caller's {t['input_buffer_bytes']}-byte image buffer")
+    if report.get("outputs"):
+        lines.append("run_nn() output" + ("s, in argument order: " if len(report["outputs"]) > 1 else ": ") + ", ".join(
+            f"{out['name']} ({out['argument']}, {'x'.join(map(str, out['shape']))}, {out['bytes']} bytes, "
+            f"{out['format']}{', HWC' if out['order'] == 'HWC' else ''})" for out in report["outputs"]))
     if report.get("buffers"):
         lines += ["", "buffer plan (steps: first-last step the bytes are live):", *format_plan(report["buffers"])]
     return "\n".join(lines)

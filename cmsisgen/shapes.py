@@ -17,7 +17,7 @@ def layer_output_shapes(net: ir.Net, layer: ir.Layer) -> list[Shape]:
     for b in layer.bottoms:
         if b not in net.shapes:
             raise fail(net, layer, f"input '{b}' has no known shape")
-    return [kind_of(layer).output_shape(net, layer)] * len(layer.tops)
+    return kind_of(layer).output_shapes(net, layer)
 
 
 def infer_shapes(net: ir.Net) -> None:

@@ -63,6 +63,6 @@ def _simulate(compiled: "Compiled", raw: np.ndarray) -> tuple[np.ndarray, np.nda
         expected.append(run_program(program, images))
         checksums.append(step_checksums(program, images))
     if not expected:
-        return (np.zeros((0, program.tensors[program.output].size), dtype=np.int8),
+        return (np.zeros((0, program.output_size), dtype=np.int8),
                 np.zeros((0, len(program.ops)), dtype=np.uint32))
     return np.concatenate(expected), np.concatenate(checksums)

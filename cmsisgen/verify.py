@@ -49,6 +49,7 @@ _HEADER_RE = re.compile(r"^cmsisgen selftest: (\d+) vectors,.*?(?:, steps checke
 _STEP_RE = re.compile(r'\bstep (\d+) (?:"([^"]*)" checksum 0x([0-9a-fA-F]+) want 0x([0-9a-fA-F]+)'
                       r'|out of range|out of order)')
 _TRACED_RE = re.compile(r"\btraced (\d+) of (\d+) steps\b")
+_OUTPUTS_RE = re.compile(r", outputs (\d+),")
 _PROFILE_RE = re.compile(r'^profile step (\d+) "([^"]*)" (\w+) (\d+)\s*$')
 
 
@@ -81,6 +82,7 @@ class VerifyResult:
     header_vectors: int | None = None           # vector count announced by the header line
     #: (step name, count) per step of one inference of vector 0, when steps are checked
     profile: list[tuple[str, int]] = field(default_factory=list)
+    outputs: int = 1                            # network outputs compared (header ", outputs K")
 
     @property
     def all_passed(self) -> bool:
@@ -109,6 +111,7 @@ def parse_output(text: str) -> VerifyResult:
     summary = None
     steps_checked = None
     header_vectors = None
+    outputs = 1
     profile: list[tuple[str, int]] = []
     for line in text.splitlines():
         line = line.strip()
@@ -134,6 +137,8 @@ def parse_output(text: str) -> VerifyResult:
         if m:
             header_vectors = int(m[1])
             steps_checked = int(m[2]) if m[2] is not None else None
+            several = _OUTPUTS_RE.search(line)
+            outputs = int(several[1]) if several else 1
             continue
         m = _SUMMARY_RE.match(line)
         if m:
@@ -148,7 +153,7 @@ def parse_output(text: str) -> VerifyResult:
         passed=int(summary[1]), total=int(summary[2]),
         instructions_per_inference=per_inference if unit == "instructions" else None,
         output=text, counter_unit=unit, vectors=vectors, steps_checked=steps_checked,
-        header_vectors=header_vectors, profile=profile)
+        header_vectors=header_vectors, profile=profile, outputs=outputs)
 
 
 def check_consistency(result: VerifyResult) -> str | None:
@@ -360,9 +365,10 @@ def format_result(result: VerifyResult) -> str:
                      f"{'PASS' if v.passed else 'FAIL'}{count}{extra}")
     if result.instructions_per_inference is not None:
         lines.append(f"instructions per inference: {result.instructions_per_inference:.0f}")
+    scores = "scores" if result.outputs == 1 else f"the scores of all {result.outputs} outputs"
     if result.steps_checked:
-        lines.append(f"checked: scores and the output checksum of each of {result.steps_checked} steps")
+        lines.append(f"checked: {scores} and the output checksum of each of {result.steps_checked} steps")
     elif result.steps_checked == 0:
-        lines.append("checked: scores only (test_vectors.h has no per-step checksums)")
+        lines.append(f"checked: {scores} only (test_vectors.h has no per-step checksums)")
     lines.append(f"{result.passed}/{result.total} vectors bit-exact")
     return "\n".join(lines)

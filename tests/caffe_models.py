@@ -35,6 +35,11 @@ PARAM_FIELD = {
     "MemoryData": "memory_data_param", "Input": "input_param", "Eltwise": "eltwise_param", "LRN": "lrn_param",
     "BatchNorm": "batch_norm_param", "Scale": "scale_param", "PReLU": "prelu_param",
     "Reshape": "reshape_param",
+    "ReLU6": "relu6_param", "Clip": "clip_param", "Power": "power_param", "ELU": "elu_param",
+    "Threshold": "threshold_param", "ArgMax": "argmax_param",
+    "ConvolutionDepthwise": "convolution_param", "Deconvolution": "convolution_param",
+    "Slice": "slice_param", "Crop": "crop_param", "ShuffleChannel": "shuffle_channel_param",
+    "Permute": "permute_param", "Upsample": "upsample_param", "Interp": "interp_param",
 }
 V1_ENUM = {v: k for k, v in V1_TYPES.items()}
 

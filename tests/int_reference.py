@@ -14,10 +14,14 @@ and the buffer plan's copies, which it does not need. Plain Python/numpy integer
   ``arm_{max,ave}pool_q7_HWC``: an x pass in place over each input row (the window
   from ``i*stride - pad`` clipped to the row, starting at the target column when that is
   negative, always taking its first element), then a y pass over the rows; the average
-  divides each pass by its own clipped count with C (truncating) division;
+  divides each pass by its own clipped count with C (truncating) division; where the program
+  calls nn_pool_q7 instead, Caffe's own loops (the divisor clipped to the padded image), rounded
+  half away from zero;
 * relu: ``max(x, 0)``; softmax: upstream's base-2 integer arm_softmax_q7.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -66,14 +70,15 @@ def input_q7(image_hwc: np.ndarray, pre, frac: int) -> np.ndarray:
 
 
 def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad, out_hw, bias_shift: int,
-         out_shift: int) -> np.ndarray:
+         out_shift: int, dilation=(1, 1)) -> np.ndarray:
     """x (C, H, W), w (O, C, kh, kw) Caffe layout, b (O,)."""
     c, h, wd = x.shape
     o, _, kh, kw = w.shape
     sh, sw = stride
     ph, pw = pad
+    dh, dw = dilation
     oh, ow = out_hw
-    padded = np.zeros((c, h + 2 * ph + kh, wd + 2 * pw + kw), dtype=np.int64)
+    padded = np.zeros((c, h + 2 * ph + dh * kh, wd + 2 * pw + dw * kw), dtype=np.int64)
     padded[:, ph:ph + h, pw:pw + wd] = x
     w64 = w.astype(np.int64)
     out = np.zeros((o, oh, ow), dtype=np.int64)
@@ -81,10 +86,46 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride, pad, out_hw, bias_
         start = (int(b[oc]) << bias_shift) + nn_round(out_shift)
         for oy in range(oh):
             for ox in range(ow):
-                window = padded[:, oy * sh:oy * sh + kh, ox * sw:ox * sw + kw]
+                window = padded[:, oy * sh:oy * sh + dh * (kh - 1) + 1:dh, ox * sw:ox * sw + dw * (kw - 1) + 1:dw]
                 acc = wrap32(start + int((window * w64[oc]).sum()))
                 out[oc, oy, ox] = sat8(acc >> out_shift)
     return out
+
+
+def deconv(x: np.ndarray, w: np.ndarray, b: np.ndarray, p, out_hw, bias_shift: int, out_shift: int) -> np.ndarray:
+    """Caffe's Deconvolution (col2im of the weights times each input pixel): x (C, H, W),
+    w (C, O / group, kh, kw) Caffe layout, b (O,)."""
+    c, h, wd = x.shape
+    _, out_g, kh, kw = w.shape
+    in_g = c // p.group
+    full = np.zeros((out_g * p.group, (h - 1) * p.stride_h + p.dilation_h * (kh - 1) + 1,
+                     (wd - 1) * p.stride_w + p.dilation_w * (kw - 1) + 1), dtype=np.int64)
+    for i in range(c):
+        g = i // in_g
+        for iy in range(h):
+            for ix in range(wd):
+                for ky in range(kh):
+                    for kx in range(kw):
+                        y, z = iy * p.stride_h + ky * p.dilation_h, ix * p.stride_w + kx * p.dilation_w
+                        full[g * out_g:(g + 1) * out_g, y, z] += int(x[i, iy, ix]) * w[i, :, ky, kx].astype(np.int64)
+    oh, ow = out_hw
+    acc = full[:, p.pad_h:p.pad_h + oh, p.pad_w:p.pad_w + ow]
+    start = (b.astype(np.int64) << bias_shift) + nn_round(out_shift)
+    total = np.vectorize(wrap32)(acc + start[:, None, None])
+    return np.clip(total >> out_shift, -128, 127)
+
+
+def convolution(layer, x: np.ndarray, lq, out_shape) -> np.ndarray:
+    """Convolution (any group, dilation) and ConvolutionDepthwise (group = channels) by Caffe's
+    definition: each group's filters see only its input channels."""
+    p = layer.params
+    oc, oh, ow = out_shape
+    group = x.shape[0] if layer.type == "ConvolutionDepthwise" else p.group
+    in_g, out_g = x.shape[0] // group, oc // group
+    return np.concatenate([
+        conv(x[g * in_g:(g + 1) * in_g], lq.weights[g * out_g:(g + 1) * out_g], lq.bias[g * out_g:(g + 1) * out_g],
+             (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow), lq.bias_lshift, lq.out_rshift,
+             (p.dilation_h, p.dilation_w)) for g in range(group)])
 
 
 def fully_connected(vec: np.ndarray, w: np.ndarray, b: np.ndarray, bias_shift: int, out_shift: int) -> np.ndarray:
@@ -165,16 +206,26 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def global_pool(x: np.ndarray, method: str) -> np.ndarray:
-    """Each channel's max, or its sum divided by the pixel count rounded half away from zero."""
-    out = np.zeros((x.shape[0], 1, 1), dtype=np.int64)
-    for ch in range(x.shape[0]):
-        values = [int(v) for v in x[ch].reshape(-1)]
-        if method == "max":
-            out[ch] = max(values)
-        else:
-            total, count = sum(values), len(values)
-            out[ch] = sat8(c_div(total + count // 2 if total >= 0 else total - count // 2, count))
+def pool_caffe(x: np.ndarray, kernel, stride, pad, out_hw, method: str) -> np.ndarray:
+    """nn_pool_q7, a transliteration of Caffe's PoolingLayer::Forward_cpu on ints: each window
+    clipped to the image; the average's divisor is the window clipped to the padded image
+    (before the image clip), the quotient rounded half away from zero."""
+    c, h, w = x.shape
+    out = np.zeros((c, *out_hw), dtype=np.int64)
+    for ch in range(c):
+        for ph in range(out_hw[0]):
+            for pw in range(out_hw[1]):
+                hstart, wstart = ph * stride[0] - pad[0], pw * stride[1] - pad[1]
+                hend, wend = min(hstart + kernel[0], h + pad[0]), min(wstart + kernel[1], w + pad[1])
+                pool_size = (hend - hstart) * (wend - wstart)
+                hstart, wstart, hend, wend = max(hstart, 0), max(wstart, 0), min(hend, h), min(wend, w)
+                values = [int(x[ch, y, xx]) for y in range(hstart, hend) for xx in range(wstart, wend)]
+                if method == "max":
+                    out[ch, ph, pw] = max(values)
+                else:
+                    total = sum(values)
+                    half = pool_size // 2
+                    out[ch, ph, pw] = sat8(c_div(total + half if total >= 0 else total - half, pool_size))
     return out
 
 
@@ -281,11 +332,54 @@ def lrn(x: np.ndarray, p, in_frac: int, out_frac: int, name: str) -> np.ndarray:
 # --------------------------------------------------------------------------- network
 
 
+def _power(x: float, p) -> float:
+    if p.power * p.scale == 0:
+        return 1.0 if p.power == 0 else p.shift ** p.power
+    base = p.shift + p.scale * x
+    if base < 0 and not float(p.power).is_integer():
+        return math.nan
+    if base == 0 and p.power < 0:
+        return math.inf
+    return base ** p.power
+
+
+POINTWISE = {
+    "ReLU6": lambda x, p: min(max(x, 0.0), p.threshold) + p.negative_slope * min(x, 0.0),
+    "Clip": lambda x, p: max(p.low, min(x, p.high)),
+    "Power": _power,
+    "AbsVal": lambda x, p: abs(x),
+    "ELU": lambda x, p: max(x, 0.0) + p.alpha * (math.exp(min(x, 0.0)) - 1.0),
+    "BNLL": lambda x, p: x + math.log(1.0 + math.exp(-x)) if x > 0 else math.log(1.0 + math.exp(x)),
+    "Threshold": lambda x, p: 1.0 if x > p.threshold else 0.0,
+}
+
+
+def pointwise(x: np.ndarray, kind: str, p, in_frac: int, out_frac: int) -> np.ndarray:
+    """The function of each value (in Q(7-in_frac).in_frac) as a real number, scaled to the
+    output's format, rounded half away from zero and saturated; no value (NaN) gives 0."""
+    out = np.zeros_like(x)
+    for idx, value in np.ndenumerate(x):
+        y = POINTWISE[kind](int(value) * 2.0 ** -in_frac, p) * 2.0 ** out_frac
+        out[idx] = 0 if math.isnan(y) else -128 if y == -math.inf else 127 if y == math.inf else \
+            sat8(int(math.copysign(math.floor(abs(y) + 0.5), y)))
+    return out
+
+
+def argmax(x: np.ndarray, per_pixel: bool) -> np.ndarray:
+    """Caffe's ArgMax: the index of the largest value, the highest index among equals;
+    per pixel over channels, else over the whole CHW blob in C, H, W order."""
+    c, h, w = x.shape
+    groups = [x[:, i, j].tolist() for i in range(h) for j in range(w)] if per_pixel else [x.reshape(-1).tolist()]
+    best = [max(range(len(g)), key=lambda k: (g[k], k)) for g in groups]
+    return np.array(best).reshape((1, h, w) if per_pixel else (1, 1, 1))
+
+
 def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
     """Every tensor (CHW ints) of the network for one raw image."""
     net, quant = compiled.net, compiled.quant
     (input_name, _), = net.input_shapes.items()
     values = {input_name: input_q7(image_hwc, compiled.pre, quant.tensor_frac[input_name])}
+    functions = {op.layer: op.function for op in compiled.program.ops}  # which pooling kernel runs a layer
     for layer in net.layers:
         ins = [values[b] for b in layer.bottoms]
         top = layer.tops[0]
@@ -295,23 +389,22 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             for t in layer.tops:
                 values[t] = ins[0].reshape(net.shapes[t])
             continue
-        if layer.type == "Convolution":
+        if layer.type in ("Convolution", "ConvolutionDepthwise"):
+            out = convolution(layer, ins[0], quant.layers[layer.name], (oc, oh, ow))
+        elif layer.type == "Deconvolution":
             lq = quant.layers[layer.name]
-            # group > 1: Caffe's definition, each group's filters see only its input channels
-            in_g, out_g = ins[0].shape[0] // p.group, oc // p.group
-            out = np.concatenate([
-                conv(ins[0][g * in_g:(g + 1) * in_g], lq.weights[g * out_g:(g + 1) * out_g],
-                     lq.bias[g * out_g:(g + 1) * out_g], (p.stride_h, p.stride_w), (p.pad_h, p.pad_w), (oh, ow),
-                     lq.bias_lshift, lq.out_rshift) for g in range(p.group)])
+            bias = lq.bias if p.bias_term else np.zeros(oc, dtype=np.int8)
+            out = deconv(ins[0], lq.weights, bias, p, (oh, ow), lq.bias_lshift, lq.out_rshift)
         elif layer.type == "InnerProduct":
             lq = quant.layers[layer.name]
             w = lq.weights.T if p.transpose else lq.weights
             out = fully_connected(ins[0].reshape(-1), w, lq.bias, lq.bias_lshift, lq.out_rshift)
         elif layer.type == "Pooling":
             c, h, w = ins[0].shape
-            if h != w:  # the generated nn_global_pool_q7 (the square CMSIS-NN kernels cannot)
-                assert p.global_pooling or (p.kernel_h, p.kernel_w) == (h, w)
-                values[top] = global_pool(ins[0], p.method)
+            if functions[layer.name] == "nn_pool_q7":  # Caffe's pooling, the project's own kernel
+                out = pool_caffe(ins[0], (p.kernel_h, p.kernel_w), (p.stride_h, p.stride_w), (p.pad_h, p.pad_w),
+                                 (oh, ow), p.method)
+                values[top] = out
                 continue
             if p.global_pooling:
                 k, pad, stride = h, 0, 1
@@ -337,6 +430,10 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
         elif layer.type == "Eltwise":
             out = eltwise(ins, [quant.tensor_frac[b] for b in layer.bottoms], quant.tensor_frac[top],
                           p.operation, p.coeffs)
+        elif layer.type in POINTWISE:
+            out = pointwise(ins[0], layer.type, p, quant.tensor_frac[layer.bottoms[0]], quant.tensor_frac[top])
+        elif layer.type == "ArgMax":
+            out = argmax(ins[0], p.per_pixel)
         else:
             raise AssertionError(f"no reference for {layer.type}")
         values[top] = np.asarray(out, dtype=np.int64).reshape(oc, oh, ow)
@@ -344,10 +441,11 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def run(compiled, images: np.ndarray) -> np.ndarray:
-    """Raw uint8 images (N, H, W, C) as run_nn() receives them -> int8 (N, K), K in HWC order."""
-    output = compiled.net.outputs[0]
+    """Raw uint8 images (N, H, W, C) as run_nn() receives them -> int8 (N, K): every output in
+    HWC order, side by side in the net's output order (as the simulator returns them)."""
     rows = []
     for image in images:
-        value = run_image(compiled, image)[output]
-        rows.append(value.transpose(1, 2, 0).reshape(-1))
+        values = run_image(compiled, image)
+        rows.append(np.concatenate([values[output].transpose(1, 2, 0).reshape(-1)
+                                    for output in compiled.net.outputs]))
     return np.array(rows, dtype=np.int64).astype(np.int8)

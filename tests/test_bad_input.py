@@ -259,10 +259,11 @@ def test_unknown_layer_type():
     proto, weights = write_net([layer("conv1", "Convolution", num_output=4, kernel_size=3),
                                 dict(layer("warp", "Convolution"), type="Warp")])
     expect_error(compile_args(proto, weights),
-                 "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: BatchNorm, "
-                 "Concat, Convolution, Dropout, Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, "
-                 "Scale, Sigmoid, Softmax, Split, TanH (plus Input and data layers; Accuracy and loss layers are "
-                 "dropped)")
+                 "net.prototxt: layer 'warp' (Warp): not supported by cmsisgen; supported layer types: AbsVal, "
+                 "ArgMax, BNLL, BatchNorm, Clip, Concat, Convolution, ConvolutionDepthwise, Crop, Deconvolution, "
+                 "Dropout, ELU, Eltwise, Flatten, InnerProduct, LRN, PReLU, Permute, Pooling, Power, ReLU, ReLU6, "
+                 "Reshape, Scale, ShuffleChannel, Sigmoid, Slice, Softmax, Split, TanH, Threshold, Upsample (plus "
+                 "Input and data layers; Accuracy and loss layers are dropped)")
 
 
 def test_dangling_bottom():
@@ -291,21 +292,27 @@ def test_layer_reading_its_own_output():
 # ----------------------------------------------------------------------------- parameters
 
 
-def test_dilation_is_refused():
-    proto, weights = write_model(Path("."), [layer("conv1", "Convolution", num_output=4, kernel_size=3, dilation=2),
+def test_dilation_is_refused_by_the_cmsis_nn_functions():
+    """A dilated convolution runs on nn_conv_q7; forced onto a CMSIS-NN function, it is refused."""
+    proto, weights = write_model(Path("."), [layer("conv1", "Convolution", num_output=4, kernel_size=3,
+                                                   dilation=[2, 1]),
                                              layer("ip1", "InnerProduct", num_output=10)], input_shape=(3, 8, 8))
-    expect_error(compile_args(proto, weights),
-                 "model.prototxt: layer 'conv1' (Convolution): no CMSIS-NN function fits: "
-                 "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2).")
+    expect_error(compile_args(proto, weights, "--kernel", "conv1=arm_convolve_HWC_q7_basic_nonsquare"),
+                 "model.prototxt: layer 'conv1' (Convolution): arm_convolve_HWC_q7_basic_nonsquare cannot run it: "
+                 "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2x1).")
 
 
 def test_padding_beyond_what_cmsis_nn_can_take():
-    """Caffe allows any padding; CMSIS-NN takes it as uint16_t (and loops in int16_t)."""
+    """Caffe allows any padding; CMSIS-NN takes it as uint16_t (and loops in int16_t), so such a
+    layer runs on nn_conv_q7, and forced onto a CMSIS-NN function it is refused."""
     proto, weights = write_model(Path("."), [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=40000,
                                                    stride=40000), layer("ip1", "InnerProduct", num_output=10)],
                                  input_shape=(3, 8, 8))
-    expect_error(compile_args(proto, weights),
-                 "model.prototxt: layer 'conv1' (Convolution): no CMSIS-NN function fits: CMSIS-NN passes sizes, kernel, "
+    assert run(*compile_args(proto, weights)).exit_code == 0
+    assert "nn_conv_q7(" in Path("out/nn.c").read_text()
+    expect_error(compile_args(proto, weights, "--kernel", "conv1=arm_convolve_HWC_q7_basic_nonsquare"),
+                 "model.prototxt: layer 'conv1' (Convolution): arm_convolve_HWC_q7_basic_nonsquare cannot run it: "
+                 "CMSIS-NN passes sizes, kernel, "
                  "stride and padding as uint16_t and counts some loops in int16_t: each must be at most 32767 (input "
                  "8x8x3, output 3x3x4, kernel 3x3, stride 40000x40000, padding 40000x40000).")
 
@@ -325,11 +332,13 @@ def test_group_not_dividing_the_channels():
 
 
 def test_non_square_input_to_a_square_only_function():
+    """Pooled by nn_pool_q7 unless the square CMSIS-NN function is forced, which is refused with its rule."""
     proto, weights = write_model(Path("."), [layer("conv1", "Convolution", num_output=4, kernel_size=3),
                                              layer("pool", "Pooling", pool="MAX", kernel_size=2, stride=2),
                                              layer("ip1", "InnerProduct", num_output=10)], input_shape=(3, 8, 12))
-    expect_error(compile_args(proto, weights),
-                 "model.prototxt: layer 'pool' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: The square "
+    assert run(*compile_args(proto, weights)).exit_code == 0
+    expect_error([*compile_args(proto, weights), "--kernel", "pool=arm_maxpool_q7_HWC"],
+                 "model.prototxt: layer 'pool' (Pooling): arm_maxpool_q7_HWC cannot run it: The square "
                  "variants take one size for input, kernel, stride and padding: height and width must match in each "
                  "(input 6x10, kernel 2x2, stride 2x2, padding 0x0).")
 

@@ -125,8 +125,9 @@ def replay(program, plan):
                 memory[region][b] = None
         for b in out[1]:
             memory[out[0]][b] = op.output
-    region, cells = span(program.output)
-    assert all(memory[region][b] == program.output for b in cells)
+    for output in program.outputs:  # every output intact at the end, where run_nn() copies it out
+        region, cells = span(output.tensor)
+        assert all(memory[region][b] == output.tensor for b in cells), output.blob
 
 
 def check_plan(compiled):
@@ -468,7 +469,7 @@ def pool_site(dim, kernel, stride, pad):
 
 def supported(site):
     """Every rule of arm_avepool_q7_HWC (a superset of arm_maxpool_q7_HWC's) holds."""
-    candidate, = pooling.AVE.candidates
+    candidate = pooling.AVE.candidate("arm_avepool_q7_HWC")
     return all(rule(site) for rule in candidate.rules)
 
 
@@ -478,7 +479,7 @@ def kernel_runs(site):
 
 
 #: Pooling geometries with inputs up to 12x12, kernels up to 5, strides up to 4, padding up
-#: to 2 that the kernels can run (padding >= stride included, which the pooling rules refuse).
+#: to 2 that the kernels can run (padding >= stride included, which the arm_*pool_q7_HWC rules refuse).
 GEOMETRIES = [(d, k, s, p) for d, k, s, p in itertools.product(range(1, 13), range(1, 6), range(1, 5), range(0, 3))
               if k <= d + 2 * p and kernel_runs(pool_site(d, k, s, p))]
 

@@ -11,7 +11,10 @@ pycaffe is looked up in ``$CMSISGEN_PYCAFFE`` (an install PREFIX, containing
 ``bash ../shared/pycaffe/build.sh PREFIX``. Without it the tests skip.
 
 The Caffe used is an SSD-era fork: pooling takes ``ceil_mode: false`` where BVLC has
-``round_mode: FLOOR``, so only the ceil_mode spelling is exercised here.
+``round_mode: FLOOR``, so only the ceil_mode spelling is exercised here. Pooling of any
+geometry (non-square images and windows, padding >= stride, kernels smaller than the stride,
+ceil and floor mode) is compared here in float; nn_pool_q7 computes the same windows and
+divisors in integers (tests/test_own_kernels.py checks it against this float forward).
 """
 from __future__ import annotations
 
@@ -294,6 +297,30 @@ MODELS = {
         layer("ip2", "InnerProduct", bottom="regroup", top="ip2", num_output=4),
         layer("sum", "Eltwise", bottom=["ip1", "ip2"], top="sum"),
     ]),
+    # pooling of any geometry (what nn_pool_q7 runs), each on the 30x14 input, read by an IP:
+    # non-square image, padded average, 3x3/s1/p1 max (pad >= stride, GoogLeNet), a 3x2
+    # average with pad >= stride on both axes (Caffe clips its last row), kernel 2 < stride 3
+    # with padding (clipped last column), kernel 1 < stride 2 without padding.
+    "pool_any_geometry": ((2, 30, 14), [
+        layer("p1", "Pooling", bottom="data", top="p1", pool="MAX", kernel_size=2, stride=2),
+        layer("p2", "Pooling", bottom="data", top="p2", pool="AVE", kernel_size=3, stride=2, pad=1),
+        layer("p3", "Pooling", bottom="data", top="p3", pool="MAX", kernel_size=3, stride=1, pad=1),
+        layer("p4", "Pooling", bottom="data", top="p4", pool="AVE", kernel_h=3, kernel_w=2, stride_h=2, stride_w=1,
+              pad_h=2, pad_w=1),
+        layer("p5", "Pooling", bottom="data", top="p5", pool="AVE", kernel_size=2, stride=3, pad=1),
+        layer("p6", "Pooling", bottom="p1", top="p6", pool="MAX", kernel_size=1, stride=2),
+        *[layer(f"ip{i}", "InnerProduct", bottom=f"p{i}", top=f"ip{i}", num_output=3) for i in range(2, 7)],
+        layer("sum", "Eltwise", bottom=[f"ip{i}" for i in range(2, 7)], top="sum"),
+    ]),
+    # the same kinds in floor mode (this fork's ceil_mode: false) on a 66x16 plate image.
+    "pool_any_geometry_floor": ((3, 66, 16), [
+        layer("f1", "Pooling", bottom="data", top="f1", pool="MAX", kernel_size=1, stride=2, ceil_mode=False),
+        layer("f2", "Pooling", bottom="data", top="f2", pool="AVE", kernel_h=3, kernel_w=2, stride_h=3, stride_w=2,
+              pad=1, ceil_mode=False),
+        layer("f3", "Pooling", bottom="data", top="f3", pool="MAX", kernel_size=3, stride=2, pad=2, ceil_mode=False),
+        *[layer(f"ip{i}", "InnerProduct", bottom=f"f{i}", top=f"ip{i}", num_output=3) for i in range(1, 4)],
+        layer("sum", "Eltwise", bottom=[f"ip{i}" for i in range(1, 4)], top="sum"),
+    ]),
     # the CIFAR-10 example topology in miniature (ceil pooling 3/2 chain down to 1x1... 2x2).
     "cifar_like": ((3, 16, 16), [
         layer("conv1", "Convolution", num_output=8, kernel_size=5, pad=2),
@@ -306,6 +333,45 @@ MODELS = {
         layer("relu3", "ReLU", inplace=True),
         layer("pool3", "Pooling", pool="AVE", kernel_size=3, stride=2),
         layer("ip1", "InnerProduct", num_output=10),
+    ]),
+    # dilated convolutions: one rate, per-axis rates with a stride, grouped with a rate.
+    "dilated_conv": ((4, 13, 11), [
+        layer("conv1", "Convolution", num_output=5, kernel_size=3, pad=2, dilation=2),
+        layer("conv2", "Convolution", num_output=6, kernel_h=3, kernel_w=2, pad_h=3, pad_w=1, stride_h=2, stride_w=1,
+              dilation=[3, 2]),
+        layer("relu2", "ReLU", inplace=True),
+        layer("conv3", "Convolution", num_output=4, kernel_size=3, group=2, dilation=[1, 3], bias_term=False),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # Deconvolution: FCN's stride 2 upsampling, grouped, per-axis kernel/stride/pad with dilation.
+    "deconvolution": ((4, 5, 6), [
+        layer("up1", "Deconvolution", num_output=6, kernel_size=4, stride=2, pad=1),
+        layer("relu1", "ReLU", inplace=True),
+        layer("up2", "Deconvolution", num_output=4, kernel_size=3, stride=2, group=2, bias_term=False),
+        layer("up3", "Deconvolution", num_output=3, kernel_h=3, kernel_w=2, stride_h=1, stride_w=3, pad_h=2,
+              pad_w=1, dilation=2),
+        layer("ip1", "InnerProduct", num_output=5),
+    ]),
+    # layers that only move bytes: Slice of channels (slice_point, 3 tops) and of height (equal
+    # parts, legacy slice_dim), Crop (FCN-style to a reference blob; per-axis offsets from axis 1),
+    # Upsample (nearest, scale 2 and 3), Permute (SSD's NHWC order, and another) + Flatten into an
+    # inner product, Flatten of axes 2-3 and of axes 1-2.
+    "byte_movers": ((3, 6, 5), [
+        layer("conv1", "Convolution", num_output=9, kernel_size=3, pad=1),
+        layer("slice", "Slice", bottom="conv1", top=["a", "b", "c"], slice_point=[2, 7]),
+        layer("rows", "Slice", bottom="c", top=["top_rows", "bottom_rows"], slice_dim=2),
+        layer("up", "Upsample", bottom="a", top="up", scale=2),
+        layer("crop", "Crop", bottom=["up", "data"], top="crop", offset=[3, 2]),
+        layer("crop_c", "Crop", bottom=["b", "top_rows"], top="crop_c", axis=1, offset=[1, 2, 0]),
+        layer("up3", "Upsample", bottom="crop_c", top="up3", scale=3),
+        layer("perm", "Permute", bottom="crop", top="perm", order=[0, 2, 3, 1]),
+        layer("flat", "Flatten", bottom="perm", top="flat"),
+        layer("ip1", "InnerProduct", bottom="flat", top="ip1", num_output=4),
+        layer("perm2", "Permute", bottom="bottom_rows", top="perm2", order=[0, 3, 1]),
+        layer("flat2", "Flatten", bottom="perm2", top="flat2", axis=2),
+        layer("flat3", "Flatten", bottom="up3", top="flat3", axis=1, end_axis=2),
+        layer("ip2", "InnerProduct", bottom="flat2", top="ip2", num_output=3),
+        layer("ip3", "InnerProduct", bottom="flat3", top="ip3", num_output=3),
     ]),
 }
 
@@ -325,6 +391,11 @@ def test_random_model_matches_caffe(pycaffe, tmp_path, model, weights_format):
         assert net.shapes["pool1"] == (2, 4, 4) and net.shapes["pool2"] == (3, 2, 2)
     if model == "conv_stride_pool_ceil":  # ceil mode: 5x6 -> 2x3 with a clipped last window
         assert net.shapes["pool1"] == (5, 2, 3) and net.shapes["pool2"] == (5, 2, 3)
+    if model == "pool_any_geometry":  # Caffe agreed on every size, the clipped ones included
+        assert [net.shapes[f"p{i}"][1:] for i in range(1, 7)] == [(15, 7), (16, 8), (30, 14), (16, 15), (11, 5),
+                                                                  (8, 4)]
+    if model == "pool_any_geometry_floor":
+        assert [net.shapes[f"f{i}"][1:] for i in range(1, 4)] == [(33, 8), (22, 9), (34, 9)]
 
 
 @pytest.mark.parametrize("input_style", ["input_dim", "input_shape"])
@@ -412,3 +483,77 @@ def test_cifar10_v1_example_matches_caffe_upgrade(pycaffe, tmp_path):
                                          tmp_path / "run", upgraded=True)
     assert _ir_view(load_net(upgraded, weights)) == _ir_view(net_v1)
     assert _ir_view(load_net(EXAMPLE / "cifar10.prototxt", weights)) == _ir_view(net_v1)
+
+
+def test_convolution_depthwise_is_caffe_grouped_convolution(pycaffe, tmp_path):
+    """This Caffe has no ConvolutionDepthwise: the same weights in a Convolution with group ==
+    channels (what the forks compute) run in Caffe, blob for blob against our forward of the
+    ConvolutionDepthwise net."""
+    from cmsisgen.float_forward import forward
+    from cmsisgen.loader import load_net
+
+    def layers(depthwise: bool) -> list:
+        dw = (dict(type="ConvolutionDepthwise") if depthwise else dict(type="Convolution", num_output=6, group=6))
+        kind = dw.pop("type")
+        return [layer("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+                layer("dw1", kind, kernel_size=3, stride=2, pad=1, **dw),
+                layer("relu1", "ReLU", inplace=True),
+                layer("dw2", kind, kernel_h=3, kernel_w=1, pad=[2, 0], dilation=2, bias_term=False, **dw),
+                layer("ip1", "InnerProduct", num_output=5)]
+
+    (tmp_path / "dw").mkdir()
+    (tmp_path / "grouped").mkdir()
+    proto, weights = write_model(tmp_path / "dw", layers(True), input_shape=(3, 9, 8), seed=4)
+    twin, twin_weights = write_model(tmp_path / "grouped", layers(False), input_shape=(3, 9, 8), seed=4)
+    x = _inputs((3, 9, 8))
+    blobs, meta, _ = run_caffe(pycaffe, twin, twin_weights, {"data": x}, tmp_path / "run")
+    net = load_net(proto, weights)
+    ours = forward(net, x)
+    latest = _latest_tensors(net)
+    assert set(blobs) == set(latest)
+    for name, value in blobs.items():
+        np.testing.assert_allclose(ours[latest[name]].reshape(value.shape), value, rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+# --------------------------------------------------------------------------- detection heads
+
+SSD_HEAD = """
+layer { name: "priorbox" type: "PriorBox" bottom: "conv1" bottom: "data" top: "priorbox"
+  prior_box_param { min_size: 4.0 variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 } }
+layer { name: "detection_out" type: "DetectionOutput" bottom: "loc_flat" bottom: "conf_flat"
+  bottom: "priorbox" top: "detection_out"
+  detection_output_param { num_classes: 2 share_location: true background_label_id: 0
+    nms_param { nms_threshold: 0.45 top_k: 10 } code_type: CENTER_SIZE keep_top_k: 10
+    confidence_threshold: 0.01 } }
+"""
+
+
+def test_output_cuts_a_real_ssd_head_where_caffe_computes_the_same_blobs(pycaffe, tmp_path):
+    """Real Caffe runs the whole SSD-like net (PriorBox, DetectionOutput); the net cut with
+    --output at what DetectionOutput reads computes those blobs (and every blob before them,
+    conv1 after its in-place ReLU) as Caffe does."""
+    from cmsisgen.float_forward import forward
+    from cmsisgen.loader import load_net
+
+    trunk = [
+        layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1, stride=2),
+        layer("relu1", "ReLU", inplace=True),
+        layer("loc", "Convolution", "conv1", "loc", num_output=4, kernel_size=1),
+        layer("loc_flat", "Flatten", "loc", "loc_flat"),
+        layer("conf", "Convolution", "conv1", "conf", num_output=2, kernel_size=1),
+        layer("conf_flat", "Flatten", "conf", "conf_flat"),
+    ]
+    proto, weights = write_model(tmp_path, trunk, input_shape=(3, 8, 8), seed=3)
+    ssd = tmp_path / "ssd.prototxt"
+    ssd.write_text(proto.read_text() + SSD_HEAD)
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3, 8, 8)).astype(np.float32)
+    blobs, meta, _ = run_caffe(pycaffe, ssd, weights, {"data": x}, tmp_path / "caffe")
+    assert {"PriorBox", "DetectionOutput"} <= {d["type"] for d in meta["layers"]}
+    net = load_net(ssd, weights, outputs=["loc_flat", "conf_flat"])
+    assert net.outputs == ["loc_flat", "conf_flat"]
+    ours = forward(net, x)
+    latest = _latest_tensors(net)
+    assert set(latest) == {"data", "conv1", "loc", "loc_flat", "conf", "conf_flat"}
+    for name, tensor in latest.items():
+        np.testing.assert_allclose(ours[tensor].reshape(blobs[name].shape), blobs[name], rtol=RTOL, atol=ATOL,
+                                   err_msg=name)

@@ -106,9 +106,9 @@ def test_unsupported_layer_leaves_no_output(tmp_path):
         layer("conv2", "Convolution", num_output=4, kernel_size=2, dilation=2),
     ], input_shape=(3, 8, 8))
     out = tmp_path / "out"
-    result = run("compile", proto, weights, "-o", out)
+    result = run("compile", proto, weights, "-o", out, "--kernel", "conv2=arm_convolve_HWC_q7_basic")
     assert result.exit_code == 2
-    assert f"cmsisgen: error: {proto}: layer 'conv2' (Convolution): no CMSIS-NN function fits" in result.output
+    assert f"cmsisgen: error: {proto}: layer 'conv2' (Convolution): arm_convolve_HWC_q7_basic cannot run" in result.output
     assert "dilation must be 1" in result.output
     assert not out.exists()
 
@@ -216,7 +216,7 @@ def test_softmax_must_be_the_output(tmp_path):
         layer("ip2", "InnerProduct", num_output=3)], input_shape=(3, 4, 4))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
     assert result.exit_code == 2
-    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): no CMSIS-NN function fits: "
+    assert result.stderr == (f"cmsisgen: error: {proto}: layer 'prob' (Softmax): no kernel fits: "
                              "arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows, so a Softmax is supported "
                              "only as a network output: no layer may read it (read by 'ip2').\n")
 
@@ -227,8 +227,8 @@ def test_pooling_window_outside_the_image_is_refused(tmp_path):
         layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], input_shape=(3, 8, 8))
     result = run("compile", proto, weights, "-o", tmp_path / "o")
     assert result.exit_code == 2
-    assert (f"cmsisgen: error: {proto}: layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
-            "Every pooling window") in result.output
+    assert (f"cmsisgen: error: {proto}: layer 'p' (Pooling): no kernel fits: "
+            "Every pooling window must start inside the image") in result.output
     assert "Traceback" not in result.output
 
 
@@ -254,7 +254,10 @@ def test_usage_errors_are_one_line(tmp_path, model):
     for args, message in [
         (["compile", proto, weights, "-o", tmp_path / "file"],
          f"cmsisgen: error: {tmp_path / 'file'}: exists and is not a folder (-o names the output folder)"),
-        (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--output'"),
+        (["compile", proto, weights], "cmsisgen: error: compile: Missing option '-o' / '--out'"),
+        (["compile", proto, weights, "--output", tmp_path / "out"],
+         "cmsisgen: error: compile: Missing option '-o' / '--out' (--output names a blob where the network stops; "
+         "the output folder is -o/--out, which --output was before cmsisgen 0.2) (see 'cmsisgen compile --help')"),
         (["verify", proto, weights, "--vectors", "0"], "cmsisgen: error: verify: Invalid value for '--vectors'"),
         (["inspect"], "cmsisgen: error: inspect: Missing argument 'MODEL'"),
         (["nosuch"], "cmsisgen: error: command line: No such command 'nosuch'"),
@@ -271,11 +274,8 @@ def test_no_command_prints_the_help():
 
 
 @pytest.mark.parametrize("layers, message", [
-    ([layer("c", "Convolution", num_output=4, kernel_size=3),
-      layer("ip1", "InnerProduct", "c", "ip1", num_output=3), layer("ip2", "InnerProduct", "c", "ip2", num_output=3)],
-     "model.prototxt: cmsisgen supports one network output, found 2: ip1, ip2"),
     ([layer("ip1", "InnerProduct", num_output=4), layer("prob", "Softmax"), layer("ip2", "InnerProduct", num_output=3)],
-     "model.prototxt: layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
+     "model.prototxt: layer 'prob' (Softmax): no kernel fits: arm_softmax_q7: arm_softmax_q7 writes Q0.7 whatever follows"),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("flat", "Flatten"),
       layer("cat", "Concat", ["flat", "flat"], "cat")],
      "model.prototxt: layer 'flat' (Flatten): A Flatten output, or a Reshape that reorders the HWC bytes"),
@@ -323,7 +323,7 @@ def test_table_marks_the_copies(tmp_path):
 
 def test_help_names_the_values():
     text = run("compile", "--help").output
-    for usage in ("-o, --output OUT", "--calib-limit N", "--test-vectors N", "--report FILE.json"):
+    for usage in ("-o, --out OUT", "--calib-limit N", "--test-vectors N", "--report FILE.json"):
         assert usage in text, usage
     assert "INTEGER RANGE" not in text and "DIRECTORY" not in run("verify", "--help").output
 
@@ -349,7 +349,7 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, model, npz):
 
 def test_version():
     result = run("--version")
-    assert result.exit_code == 0 and result.output == "cmsisgen, version 0.1.0\n"
+    assert result.exit_code == 0 and result.output == "cmsisgen, version 0.2.0\n"
 
 
 def test_quiet_prints_nothing_on_success(tmp_path, model):
@@ -389,11 +389,15 @@ def test_compile_json_summary(tmp_path, model):
     result = run("compile", proto, weights, "-o", out, "--json", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
-    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings"}
+    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings",
+                            "outputs"}
     assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     assert summary["layers"] == report["layers"] and summary["totals"] == report["totals"]
+    assert summary["outputs"] == report["outputs"] == [{
+        "name": "ip1", "argument": "scores", "shape": [10, 1, 1], "bytes": 10, "format": "Q3.4", "order": "vector",
+        "tensor": "ip1", "region": "arena", "offset": 128}]
     memory = summary["memory"]
     assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
     assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)
@@ -441,7 +445,7 @@ def test_layer_warnings_name_the_prototxt(tmp_path):
     """A warning about a layer is located like an error: the prototxt, then the layer."""
     proto, weights = write_model(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
                                             layer("ip1", "InnerProduct", num_output=3)], input_shape=(3, 8, 8))
-    result = run("compile", proto, weights, "-o", tmp_path / "o", "--json")
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--kernel", "p=arm_avepool_q7_HWC", "--json")
     assert result.exit_code == 0, result.output
     warnings = json.loads(result.stdout)["warnings"]
     padded = [w for w in warnings if "Caffe divides a padded border window" in w]

@@ -101,11 +101,19 @@ NETS = {
     ], (1, 9, 9), {}, {"arm_convolve_HWC_q7_basic_nonsquare"}),
     # the network output is a pooled spatial tensor (HWC order) straight from padded pools,
     # so clipped windows and the average's two-step truncation reach the output unfiltered
+    # (the padded average forced onto arm_avepool_q7_HWC; unforced it runs as nn_pool_q7)
     "pool_output": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3),
         L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=2, pad=1),
         L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1),
-    ], (3, 15, 15), {}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
+    ], (3, 15, 15), {"kernels": {"pool2": "arm_avepool_q7_HWC"}}, {"arm_maxpool_q7_HWC", "arm_avepool_q7_HWC"}),
+    # the same with nn_pool_q7 on a non-square image: 3x3/s1/p1 max (pad >= stride), then an
+    # average 3x2 s2 with padding 2x1 whose border windows Caffe divides by their padded size
+    "pool_output_any": ([
+        L("conv1", "Convolution", num_output=4, kernel_size=3),
+        L("pool1", "Pooling", pool="MAX", kernel_size=3, stride=1, pad=1),
+        L("pool2", "Pooling", pool="AVE", kernel_h=3, kernel_w=2, stride=2, pad_h=2, pad_w=1),
+    ], (3, 13, 9), {}, {"nn_pool_q7"}),
     # BGR, per-channel mean and scale, padded average pool, 1x1 convs (RGB, then the 1x1
     # kernel), FC after FC with rows and columns not multiples of 4
     "bgr_mean_scale": ([
@@ -231,7 +239,7 @@ NETS = {
         L("ip4", "InnerProduct", "odd", "ip4", num_output=6),
         L("sum2", "Eltwise", ["sum", "ip4"], "sum2"),
     ], (3, 8, 8), {}, {"arm_fully_connected_q7_opt"}),
-    # global max and average pooling on a non-square image (the generated nn_global_pool_q7)
+    # global max and average pooling on a non-square image (nn_pool_q7, one window over the image)
     "global_nonsquare": ([
         L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
@@ -241,7 +249,7 @@ NETS = {
         L("cat", "Concat", ["gmax", "gave"], "cat"),
         L("ip1", "InnerProduct", num_output=4),
         L("prob", "Softmax"),
-    ], (3, 5, 9), {}, {"nn_global_pool_q7"}),
+    ], (3, 5, 9), {}, {"nn_pool_q7"}),
     # MobileNet-style block: BatchNorm + Scale folded into the conv, depthwise and pointwise convs
     "mobilenet_block": (CATALOGUE["mobilenet_block"].layers[:-1], (3, 10, 10), {},  # without the softmax
                         {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare"}),
@@ -285,6 +293,26 @@ NETS = {
         L("prod", "Eltwise", ["c1", "c2"], "prod", operation="PROD"),
         L("cat", "Concat", ["prod", "c3"], "cat"),
     ], (3, 4, 4), {}, {"nn_eltwise_prod_q7"}),
+    # element-wise tables and ArgMax (catalogue nets), and ArgMax over an inner product's scores
+    "pointwise_lookup": (CATALOGUE["pointwise_lookup"].layers, (3, 8, 7), {}, {"nn_lookup_q7"}),
+    "argmax_pixels": (CATALOGUE["argmax_pixels"].layers, (3, 9, 8), {}, {"nn_argmax_q7"}),
+    "argmax_whole": (CATALOGUE["argmax_whole"].layers, (1, 7, 9), {}, {"nn_argmax_q7"}),
+    "argmax_classifier": ([
+        L("ip1", "InnerProduct", num_output=12),
+        L("th", "Threshold", "ip1", "th", threshold=-0.1),
+        L("sum", "Eltwise", ["ip1", "th"], "sum"),
+        L("am", "ArgMax"),
+    ], (3, 5, 5), {}, {"nn_argmax_q7", "nn_lookup_q7", "nn_eltwise_sum_q7"}),
+    # the convolution family of issue 12: ConvolutionDepthwise with BatchNorm/Scale folded and a dilated
+    # depthwise one, DeepLab-style dilated (per-axis, grouped) convolutions, FCN-style Deconvolutions
+    **{name: (CATALOGUE[name].layers, CATALOGUE[name].input_shape, {}, CATALOGUE[name].functions)
+       for name in ("mobilenet_dw_fork", "dilated_deeplab", "fcn_deconv")},
+    # several outputs (issue 12, item 2): spatial heads, three heads with a Softmax, and an
+    # output that later layers read (--output), each compared output by output
+    "face_pnet_2heads": (CATALOGUE["face_pnet_2heads"].layers, (3, 14, 12), {}, {"nn_prelu_q7"}),
+    "face_onet_3heads": (CATALOGUE["face_onet_3heads"].layers, (3, 12, 12), {}, {"arm_softmax_q7"}),
+    "output_read_later": (CATALOGUE["output_read_later"].layers, (3, 8, 8), {"output": "conv2,prob"},
+                          {"memcpy", "arm_relu_q7"}),
 }
 
 FLAVOURS = [("current", "binary"), ("current", "h5"), ("v1", "binary"), ("v1", "h5")]
@@ -402,14 +430,14 @@ MAIN_C = r"""
 int main(void)
 {
     int i, k, bad = 0;
-    q7_t out[NN_OUTPUT_SIZE];
+    q7_t out[NN_TEST_OUTPUT_SIZE];  /* every output side by side (one pointer into it each) */
     static uint8_t image[NN_INPUT_BUFFER_SIZE];
 
     for (i = 0; i < NN_TEST_VECTOR_COUNT; i++) {
         memcpy(image, nn_test_inputs[i], NN_INPUT_SIZE);  /* run_nn() overwrites it */
-        arm_status status = run_nn(image, out);
+        arm_status status = NN_TEST_RUN(image, out);
         printf("%d %d", (int)status, (int)nn_test_labels[i]);
-        for (k = 0; k < NN_OUTPUT_SIZE; k++) {
+        for (k = 0; k < NN_TEST_OUTPUT_SIZE; k++) {
             printf(" %d", (int)out[k]);
             if (status != ARM_MATH_SUCCESS || out[k] != nn_test_expected[i][k]) {
                 bad++;

@@ -137,8 +137,10 @@ def portable_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def assert_bit_exact(result, name: str, build_dir: Path) -> None:
+def assert_bit_exact(result, name: str, build_dir: Path, nets: "CompiledNets") -> None:
     summary = format_result(result)
+    # the scores of every output were compared (the header's ", outputs K" with several)
+    assert result.outputs == len(nets.reports[name]["outputs"]), f"{name}: outputs compared\n{result.output}"
     assert result.passed == result.total == VECTORS, f"{name} on {result.target}:\n{summary}\n{result.output}"
     assert result.exit_code == 0, f"{name}: exit status {result.exit_code}\n{result.output}"
     assert [v.index for v in result.vectors] == list(range(VECTORS))
@@ -175,7 +177,7 @@ def test_catalogue_covers_every_kernel(nets):
 def test_qemu_portable_bit_exact(nets, kernel_cache, portable_env, tmp_path, name):
     build_dir = tmp_path / "qemu"
     result = kernel_cache.build_and_run(nets.get(name), "qemu", build_dir, PORTABLE)
-    assert_bit_exact(result, name, build_dir)
+    assert_bit_exact(result, name, build_dir, nets)
     assert result.counter_unit == "instructions" and result.instructions_per_inference > 0
 
 
@@ -184,7 +186,7 @@ def test_qemu_portable_bit_exact(nets, kernel_cache, portable_env, tmp_path, nam
 def test_host_portable_bit_exact(nets, kernel_cache, portable_env, tmp_path, name):
     build_dir = tmp_path / "host"
     result = kernel_cache.build_and_run(nets.get(name), "host", build_dir, PORTABLE)
-    assert_bit_exact(result, name, build_dir)
+    assert_bit_exact(result, name, build_dir, nets)
 
 
 @pytest.mark.parametrize("name", NETS)
@@ -199,7 +201,7 @@ def test_qemu_upstream_bit_exact(nets, kernel_cache, tmp_path, name):
         nets.get(name), "qemu", build_dir, upstream, cmsis_nn_path=upstream,
         cmsis_core_path=Path(UPSTREAM_CORE) if UPSTREAM_CORE else None,
         cmsis_dsp_include=Path(UPSTREAM_DSP) if UPSTREAM_DSP else None)
-    assert_bit_exact(result, name, build_dir)
+    assert_bit_exact(result, name, build_dir, nets)
 
 
 # ----------------------------------------------------------------------- -Werror compile only

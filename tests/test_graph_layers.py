@@ -19,7 +19,7 @@ from cmsisgen.errors import CmsisgenError
 from cmsisgen.float_forward import forward
 from cmsisgen.loader import load_net
 from cmsisgen.ops.eltwise import eltwise_coefficients, eltwise_max_q7, eltwise_prod_q7, eltwise_sum_q7
-from cmsisgen.ops.pooling import global_pool_q7
+from cmsisgen.ops.pooling_nn import pool_q7
 from cmsisgen.ops.prelu import prelu_q7, quantize_slopes
 from cmsisgen.ops.scale import scale_q7
 from cmsisgen.quantizer import quantize
@@ -352,7 +352,8 @@ def test_sigmoid_output_tied_to_wide_values_refused(tmp_path):
         quantize(net, {"data": 1.0, "conv": 3.0, "sig": 0.9, "conv2": 20.0, "cat": 20.0})
     assert str(e.value) == ("layer 'sig' (Sigmoid): arm_nn_activations_direct_q7 writes Q0.7, but its output "
                             "shares one format (through Pooling, ReLU, PReLU, Concat, Dropout, Split, Flatten, "
-                            "Reshape) with 'conv2', whose values reach 20")
+                            "Reshape, Slice, Crop, ShuffleChannel, Permute, Upsample) with 'conv2', whose values "
+                            "reach 20")
 
 
 # --------------------------------------------------------------------------- Reshape
@@ -410,9 +411,10 @@ def test_reshape_that_reorders_hwc_bytes_may_only_feed_inner_products(tmp_path):
 
 def test_global_pool_model():
     x = np.array([[[[3, -7]], [[-4, 2]], [[2, -2]]]], dtype=np.int8)  # N=1, H=3, W=1, C=2
-    assert global_pool_q7(x, average=False).tolist() == [[[[3, 2]]]]
+    whole = dict(kernel=(3, 1), stride=(1, 1), pad=(0, 0), out_hw=(1, 1))  # the window covers the image
+    assert pool_q7(x, average=False, **whole).tolist() == [[[[3, 2]]]]
     # sums 1 and -7 over 3 pixels: (1 + 1) / 3 = 0, (-7 - 1) / 3 = -2 (half away from zero)
-    assert global_pool_q7(x, average=True).tolist() == [[[[0, -2]]]]
+    assert pool_q7(x, average=True, **whole).tolist() == [[[[0, -2]]]]
 
 
 def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
@@ -424,8 +426,11 @@ def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
               L("cat", "Concat", ["gap", "sq"], "cat")]
     proto, weights = write_model(tmp_path, layers, input_shape=(1, 3, 5))
     ops = {op.layer: op for op in compile_model(proto, weights).program.ops}
-    assert (ops["gap"].function, ops["gap"].args) == ("nn_global_pool_q7", {"channels": 2, "pixels": 15, "average": 1})
-    assert (ops["sq"].function, ops["sq"].args["average"]) == ("nn_global_pool_q7", 0)
+    assert (ops["gap"].function, ops["gap"].args) == ("nn_pool_q7", {
+        "in_h": 3, "in_w": 5, "channels": 2, "kernel_h": 3, "kernel_w": 5, "stride_h": 1, "stride_w": 1, "pad_h": 0,
+        "pad_w": 0, "out_h": 1, "out_w": 1, "average": 1})
+    assert (ops["sq"].function, ops["sq"].args["average"]) == ("nn_pool_q7", 0)
+    assert not ops["gap"].clobbers_input and not ops["gap"].in_place and ops["gap"].scratch_bytes == 0
 
 
 # --------------------------------------------------------------------------- a ResNet-style prototxt
@@ -590,7 +595,7 @@ def test_eltwise_prod_of_three_inputs_refused(tmp_path):
     proto, weights = write_model(tmp_path, layers, input_shape=(1, 3, 3))
     with pytest.raises(CmsisgenError) as e:
         compile_model(proto, weights)
-    assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no CMSIS-NN function fits: nn_eltwise_prod_q7: "
+    assert str(e.value) == (f"{proto}: layer 'p' (Eltwise): no kernel fits: nn_eltwise_prod_q7: "
                             "nn_eltwise_prod_q7 (the project's own kernel) multiplies two q7 inputs into one int32 "
                             "product: an Eltwise PROD must have exactly 2 inputs (3 inputs).")
 

@@ -61,12 +61,12 @@ def test_forced_kernel_is_used_and_computes_the_same_layer(model, kernels, expec
      "layer 'a' (Convolution): kernel arm_relu_q7 is not a function for this layer (candidates: "
      "arm_convolve_1x1_HWC_q7_fast_nonsquare, arm_convolve_HWC_q7_RGB, arm_convolve_HWC_q7_fast, "
      "arm_convolve_HWC_q7_fast_nonsquare, arm_convolve_HWC_q7_basic_nonsquare, arm_convolve_HWC_q7_basic, "
-     "arm_depthwise_separable_conv_HWC_q7_nonsquare, per-group dense convolution, "
+     "nn_conv_q7, arm_depthwise_separable_conv_HWC_q7_nonsquare, per-group dense convolution, "
      "arm_depthwise_separable_conv_HWC_q7)"),
     ({"c": "arm_depthwise_separable_conv_HWC_q7_nonsquare"},
      "layer 'c' (Convolution): kernel arm_depthwise_separable_conv_HWC_q7_nonsquare is not a function for this "
      "layer (candidates: arm_convolve_1x1_HWC_q7_fast_nonsquare, arm_convolve_HWC_q7_RGB, arm_convolve_HWC_q7_fast, "
-     "arm_convolve_HWC_q7_fast_nonsquare, arm_convolve_HWC_q7_basic_nonsquare, arm_convolve_HWC_q7_basic)"),
+     "arm_convolve_HWC_q7_fast_nonsquare, arm_convolve_HWC_q7_basic_nonsquare, arm_convolve_HWC_q7_basic, nn_conv_q7)"),
     ({"nope": "arm_relu_q7"}, "kernel nope=arm_relu_q7: the network has no layer 'nope'"),
 ])
 def test_unfit_forced_kernel_is_refused_naming_layer_function_and_rule(model, kernels, message):

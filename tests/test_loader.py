@@ -23,9 +23,11 @@ W2 = RNG.standard_normal((10, 64)).astype(np.float32)
 B2 = RNG.standard_normal(10).astype(np.float32)
 
 #: The loader's reason for a layer type without a kernel: every supported type, by name.
-UNSUPPORTED = ("not supported by cmsisgen; supported layer types: BatchNorm, Concat, Convolution, Dropout, "
-               "Eltwise, Flatten, InnerProduct, LRN, PReLU, Pooling, ReLU, Reshape, Scale, Sigmoid, Softmax, "
-               "Split, TanH (plus Input and data layers; Accuracy and loss layers are dropped)")
+UNSUPPORTED = ("not supported by cmsisgen; supported layer types: AbsVal, ArgMax, BNLL, BatchNorm, Clip, Concat, "
+               "Convolution, ConvolutionDepthwise, Crop, Deconvolution, Dropout, ELU, Eltwise, Flatten, InnerProduct, "
+               "LRN, PReLU, Permute, Pooling, Power, ReLU, ReLU6, Reshape, Scale, ShuffleChannel, Sigmoid, Slice, "
+               "Softmax, Split, TanH, Threshold, Upsample (plus Input and data layers; Accuracy and loss layers are "
+               "dropped)")
 
 
 def small_net():
@@ -349,26 +351,24 @@ def test_every_unsupported_layer_type_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("model.prototxt").write_text(
         'input: "data" input_shape { dim: 1 dim: 3 dim: 8 dim: 8 }\n'
-        'layer { name: "up" type: "Deconvolution" bottom: "data" top: "up" '
-        'convolution_param { num_output: 3 kernel_size: 2 stride: 2 } }\n'
+        'layer { name: "up" type: "SPP" bottom: "data" top: "up" }\n'
         'layer { name: "conv1" type: "Convolution" bottom: "up" top: "conv1" '
         'convolution_param { num_output: 4 kernel_size: 3 } }\n'
         'layer { name: "norm1" type: "MVN" bottom: "conv1" top: "norm1" }\n'
-        'layer { name: "up2" type: "Deconvolution" bottom: "norm1" top: "up2" '
-        'convolution_param { num_output: 3 kernel_size: 2 stride: 2 } }\n'
-        'layer { name: "abs" type: "AbsVal" bottom: "up2" top: "up2" }\n')
+        'layer { name: "up2" type: "SPP" bottom: "norm1" top: "up2" }\n'
+        'layer { name: "exp" type: "Exp" bottom: "up2" top: "up2" }\n')
     with pytest.raises(CmsisgenError) as e:
         load_net("model.prototxt")
     assert str(e.value) == ("model.prototxt: 3 layer types are " + UNSUPPORTED.replace(
-        "cmsisgen;", "cmsisgen (layer 'up' (Deconvolution), layer 'norm1' (MVN), layer 'abs' (AbsVal));"))
+        "cmsisgen;", "cmsisgen (layer 'up' (SPP), layer 'norm1' (MVN), layer 'exp' (Exp));"))
 
 
 def test_unsupported_v1_layer_message(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text = ('input: "data" input_dim: 1 input_dim: 3 input_dim: 4 input_dim: 4\n'
-            'layers { name: "abs" type: ABSVAL bottom: "data" top: "abs" }\n')
+            'layers { name: "exp" type: EXP bottom: "data" top: "exp" }\n')
     Path("v1.prototxt").write_text(text)
-    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'abs' \(AbsVal\): not supported"):
+    with pytest.raises(CmsisgenError, match=r"^v1.prototxt: layer 'exp' \(Exp\): not supported"):
         load_net("v1.prototxt")
 
 
@@ -474,10 +474,12 @@ def test_memory_data_shape(tmp_path):
     (layer("c", "Convolution", kernel_size=3), r"'c' \(Convolution\): convolution_param.num_output"),
     (layer("c", "Convolution", num_output=2, kernel_size=3, kernel_h=3, kernel_w=3),
      "either as kernel or as kernel_h/kernel_w"),
-    (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[1, 2]), "different dilations"),
+    (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[1, 2, 3]), "dilation has 3 values"),
+    (layer("c", "Convolution", num_output=2, kernel_size=3, dilation=[2, 0]), r"dilation must be positive, got 2x0"),
     (layer("ip", "InnerProduct", num_output=2, axis=2), r"'ip' \(InnerProduct\): inner product axis 2"),
-    (layer("f", "Flatten", axis=2), r"'f' \(Flatten\): Flatten is supported only"),
-    (layer("d", "Deconvolution"), r"'d' \(Deconvolution\): not supported by cmsisgen"),
+    (layer("f", "Flatten", axis=0), r"'f' \(Flatten\): Flatten from axis 0 to end_axis -1 is not supported"),
+    (layer("d", "Deconvolution"), r"'d' \(Deconvolution\): convolution_param.num_output is required"),
+    (layer("d", "ConvolutionDepthwise"), r"'d' \(ConvolutionDepthwise\): convolution_param needs kernel_size"),
 ])
 def test_param_errors(tmp_path, lay, msg):
     p = write_prototxt(tmp_path / "m.prototxt", build_net([lay]))

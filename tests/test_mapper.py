@@ -1,6 +1,8 @@
 """Mapper: kernel choice per rule, exact refusals, advisories, weight layouts, scratch."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -88,31 +90,21 @@ def test_convolution_variant(tmp_path, layers, shape, function):
 
 SQUARE = ("The square variants take one size for input, kernel, stride and padding: "
           "height and width must match in each ({}).")
-UNDILATED = "CMSIS-NN q7 convolutions have no dilation: dilation must be 1 (dilation 2)."
+OUTSIDE = ("Every pooling window must start inside the image: without padding, a kernel smaller than the stride can "
+           "leave Caffe's last ceil-mode window outside it, where Caffe writes -FLT_MAX (MAX) or NaN (AVE); "
+           "round_mode: FLOOR (ceil_mode: false) drops that window ({}).")
 
 
 @pytest.mark.parametrize("layers, shape, message", [
-    ([layer("a", "Convolution", num_output=4, kernel_size=1),
-      layer("c", "Convolution", num_output=4, kernel_size=3, dilation=2)], (3, 8, 8),
-     f"layer 'c' (Convolution): no CMSIS-NN function fits: {UNDILATED}"),  # said once for all candidates
-    ([layer("a", "Convolution", num_output=4, kernel_size=1),
-      layer("c", "Convolution", num_output=4, kernel_size=3, group=2, dilation=2)], (3, 8, 8),
-     "layer 'c' (Convolution): no CMSIS-NN function fits: arm_depthwise_separable_conv_HWC_q7_nonsquare: The "
-     "depthwise functions filter each channel on its own: group must equal both the input and the output channel "
-     f"count (group 2, 4 input and 4 output channels).; per-group dense convolution: {UNDILATED}; "
-     "arm_depthwise_separable_conv_HWC_q7: The depthwise functions filter each channel on its own: group must equal "
-     "both the input and the output channel count (group 2, 4 input and 4 output channels)."),
-    ([layer("p", "Pooling", pool="MAX", kernel_h=2, kernel_w=3, stride=2)], (3, 8, 8),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
-     + SQUARE.format("input 8x8, kernel 2x3, stride 2x2, padding 0x0")),
-    ([layer("p", "Pooling", pool="AVE", kernel_size=2, stride=2)], (3, 8, 6),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_avepool_q7_HWC: "
-     + SQUARE.format("input 8x6, kernel 2x2, stride 2x2, padding 0x0")),
-    ([layer("p", "Pooling", pool="MAX", kernel_size=2, stride_h=1, stride_w=2)], (3, 8, 8),
-     "layer 'p' (Pooling): no CMSIS-NN function fits: arm_maxpool_q7_HWC: "
-     + SQUARE.format("input 8x8, kernel 2x2, stride 1x2, padding 0x0")),
+    ([layer("p", "Pooling", pool="MAX", kernel_size=1, stride=2)], (3, 8, 8),  # Caffe: 5x5, the last row outside
+     "layer 'p' (Pooling): no kernel fits: " + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, "
+                                                                         "padding 0x0")),  # said once for both
+    ([layer("p", "Pooling", pool="AVE", kernel_h=2, kernel_w=1, stride_h=2, stride_w=3)], (3, 6, 6),
+     "layer 'p' (Pooling): no kernel fits: arm_avepool_q7_HWC: "
+     + SQUARE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0") + "; nn_pool_q7: "
+     + OUTSIDE.format("input 6x6, kernel 2x1, stride 2x3, padding 0x0")),
     ([layer("c", "Convolution", num_output=4, kernel_size=3), layer("prob", "Softmax")], (3, 8, 8),
-     "layer 'prob' (Softmax): no CMSIS-NN function fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
+     "layer 'prob' (Softmax): no kernel fits: arm_softmax_q7: arm_softmax_q7 works on a vector: "
      "its input must be 1x1 spatially (a softmax over channels of a 1x1 tensor) (input 6x6x4)."),
 ])
 def test_unmappable_layer_message(tmp_path, layers, shape, message):
@@ -121,14 +113,24 @@ def test_unmappable_layer_message(tmp_path, layers, shape, message):
     assert str(info.value) == f"{tmp_path / 'model.prototxt'}: {message}"  # located at the prototxt
 
 
-def test_padded_average_pooling_warns(tmp_path):
-    compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)])
+def test_padded_average_pooling_runs_as_caffe_divides(tmp_path):
+    """arm_avepool_q7_HWC could run it, but divides border windows by the cells inside the image:
+    nn_pool_q7 is taken, without a warning; forced, the CMSIS-NN function runs with the warning."""
+    padded = [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2, pad=1)]
+    compiled = compile_layers(tmp_path, padded)
     op = op_of(compiled, "p")
+    assert (op.function, op.kind, op.scratch_bytes, op.clobbers_input, op.in_place) == ("nn_pool_q7", "pool", 0,
+                                                                                        False, False)
+    # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
+    assert (op.args["out_h"], op.args["out_w"], op.args["pad_h"], op.args["average"]) == (5, 5, 1, 1)
+    assert not any("Caffe divides" in note for note in compiled.notes)
+    forced = compile_layers(tmp_path, padded, kernels={"p": "arm_avepool_q7_HWC"})
+    op = op_of(forced, "p")
     assert op.function == "arm_avepool_q7_HWC"
     assert ("layer 'p': Caffe divides a padded border window by its size including padding, CMSIS-NN by "
-            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe (padding 1x1)."
-            ) in compiled.notes
-    # Caffe's ceil mode: ceil((8 + 2 - 3) / 2) + 1 = 5
+            "the cells inside the image: with padding, border outputs of average pooling differ from Caffe; "
+            "nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does "
+            "(padding 1x1).") in forced.notes
     assert op.args == {"dim_im_in": 8, "ch_im_in": 3, "dim_kernel": 3, "padding": 1, "stride": 2, "dim_im_out": 5}
     assert op.scratch_bytes == 2 * 5 * 3
 
@@ -310,16 +312,82 @@ PAD_BELOW_STRIDE = ("The Cortex-M DSP pooling kernels pool rows in place: with p
                     "output a single column) (padding {pad} >= stride {stride}).")
 
 
-@pytest.mark.parametrize("pool, kernel, stride, pad", [("MAX", 2, 1, 1), ("AVE", 3, 1, 1), ("MAX", 3, 2, 2)])
-def test_pooling_padding_not_below_stride_is_refused(tmp_path, pool, kernel, stride, pad):
-    """Also covers k2 s1 p1, whose Caffe output (9x9) is larger than its 8x8 input."""
+@pytest.mark.parametrize("pool, kernel, stride, pad, out", [("MAX", 2, 1, 1, 9), ("AVE", 3, 1, 1, 8),
+                                                            ("MAX", 3, 2, 2, 5)])
+def test_pooling_padding_not_below_stride_runs_as_nn_pool_q7(tmp_path, pool, kernel, stride, pad, out):
+    """The CMSIS-NN functions cannot (k2 s1 p1's Caffe output, 9x9, is even larger than its 8x8
+    input): nn_pool_q7 runs it, and forcing the CMSIS-NN function names the rule it breaks."""
     layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
               layer("p", "Pooling", pool=pool, kernel_size=kernel, stride=stride, pad=pad)]
-    with pytest.raises(CmsisgenError) as info:
-        compile_layers(tmp_path, layers)
+    op = op_of(compile_layers(tmp_path, layers), "p")
+    assert (op.function, op.args["out_h"], op.args["out_w"]) == ("nn_pool_q7", out, out)
     function = "arm_maxpool_q7_HWC" if pool == "MAX" else "arm_avepool_q7_HWC"
-    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): no CMSIS-NN function fits: "
-                               f"{function}: {PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, layers, kernels={"p": function})
+    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): {function} cannot run it: "
+                               f"{PAD_BELOW_STRIDE.format(pad=pad, stride=stride)}")
+
+
+def test_kernel_option_forces_nn_pool_q7(tmp_path):
+    """--kernel LAYER=nn_pool_q7 on a layer arm_maxpool_q7_HWC would run (CIFAR-10's pool1 shape):
+    the own kernel, out of place, bit-exact with its model; forced where a window lies outside the
+    image, it is refused with its rule."""
+    from cmsisgen.ops.pooling_nn import pool_q7
+    from cmsisgen.simulator.execute import run_program
+
+    layers = [layer("c", "Convolution", num_output=4, kernel_size=1),
+              layer("p", "Pooling", pool="MAX", kernel_size=3, stride=2)]
+    assert op_of(compile_layers(tmp_path, layers), "p").function == "arm_maxpool_q7_HWC"
+    compiled = compile_layers(tmp_path, layers, kernels={"p": "nn_pool_q7"})
+    op = op_of(compiled, "p")
+    assert (op.function, op.in_place, op.clobbers_input) == ("nn_pool_q7", False, False)
+    assert (op.args["out_h"], op.args["out_w"]) == (4, 4)  # ceil((8 - 3) / 2) + 1
+    x = np.random.default_rng(3).integers(-128, 128, size=(2, 8, 8, 4), dtype=np.int8)
+    np.testing.assert_array_equal(op.kernel.simulate(op, [x]), pool_q7(x, (3, 3), (2, 2), (0, 0), (4, 4), False))
+    assert run_program(compiled.program, np.zeros((1, 8, 8, 3), np.int8)).shape == (1, 64)
+    with pytest.raises(CmsisgenError) as info:  # the removed global kernel: every candidate named once
+        compile_layers(tmp_path, layers, kernels={"p": "nn_global_pool_q7"})
+    assert str(info.value).endswith("layer 'p' (Pooling): kernel nn_global_pool_q7 is not a function for this layer "
+                                    "(candidates: arm_maxpool_q7_HWC, nn_pool_q7, arm_avepool_q7_HWC)")
+    with pytest.raises(CmsisgenError) as info:
+        compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=1, stride=2)],
+                       kernels={"p": "nn_pool_q7"})
+    assert str(info.value) == (f"{tmp_path / 'model.prototxt'}: layer 'p' (Pooling): nn_pool_q7 cannot run it: "
+                               + OUTSIDE.format("input 8x8, kernel 1x1, stride 2x2, padding 0x0"))
+
+
+def test_cmsis_pooling_is_chosen_only_where_it_pools_as_caffe():
+    """Over every square geometry up to 10x10 (kernel <= 4, stride <= 3, pad < kernel, ceil and
+    floor): where the rules take arm_maxpool_q7_HWC it gives nn_pool_q7's bytes (Caffe's maximum)
+    exactly; where they take arm_avepool_q7_HWC its windows and divisors are Caffe's, and only
+    its two-step truncation differs from nn_pool_q7's rounding (by at most 1)."""
+    from cmsisgen import ir
+    from cmsisgen.mapper.rules import Site
+    from cmsisgen.ops.pooling import _choose_q7, pool_out_hw
+    from cmsisgen.ops.pooling_nn import pool_q7
+    from cmsisgen.simulator import kernels
+
+    rng = np.random.default_rng(4)
+    taken = {"arm_maxpool_q7_HWC": 0, "arm_avepool_q7_HWC": 0}
+    for d, k, st, pad, ceil_mode in itertools.product(range(1, 11), range(1, 5), range(1, 4), range(4), (True, False)):
+        if pad >= k or k > d + 2 * pad:
+            continue
+        oh, ow = pool_out_hw(d, d, ir.PoolParams("max", k, k, st, st, pad, pad, ceil_mode=ceil_mode))
+        x = rng.integers(-128, 128, size=(2, d, d, 3), dtype=np.int8)
+        for method, model in (("max", kernels.maxpool_q7_hwc), ("ave", kernels.avepool_q7_hwc)):
+            site = Site(layer="p", type="Pooling", in_ch=3, in_h=d, in_w=d, out_ch=3, out_h=oh, out_w=ow, kernel_h=k,
+                        kernel_w=k, stride_h=st, stride_w=st, pad_h=pad, pad_w=pad, method=method)
+            try:
+                _, function = _choose_q7(site, None)
+            except CmsisgenError:
+                continue  # a window outside the image: refused by every function
+            if function == "nn_pool_q7":
+                continue
+            taken[function] += 1
+            got = model(x.copy(), kernel=k, pad=pad, stride=st, out_dim=oh).astype(int)
+            caffe = pool_q7(x, (k, k), (st, st), (pad, pad), (oh, ow), method == "ave").astype(int)
+            assert np.abs(got - caffe).max() <= (1 if method == "ave" else 0), (method, d, k, st, pad, ceil_mode)
+    assert min(taken.values()) > 50, taken
 
 
 def test_padded_pooling_below_stride_is_fine(tmp_path):

@@ -11,6 +11,8 @@ Cortex-M7, with the portable kernels' headers and (CMSIS_NN_PATH set) upstream's
 from __future__ import annotations
 
 import ctypes
+import dataclasses
+import itertools
 import os
 import re
 import shutil
@@ -24,9 +26,11 @@ from caffe_models import layer, write_model
 from test_kernels import PORTABLE, P, compile_for_cortex_m7, rand8, run_conv_c, shared_library
 from cmsisgen import ir, own_kernels
 from cmsisgen.cli import main
+from cmsisgen.mapper.rules import Site
 from cmsisgen.ops import lrn
 from cmsisgen.ops.eltwise import PROD_MAX_RSHIFT, eltwise_max_q7, eltwise_prod_q7, eltwise_sum_q7
-from cmsisgen.ops.pooling import global_pool_q7
+from cmsisgen.ops.pooling import pool_out_hw, pooling, pooling_windows_start_inside
+from cmsisgen.ops.pooling_nn import pool_q7
 from cmsisgen.ops.prelu import MAX_SLOPE_FRAC, prelu_q7
 from cmsisgen.ops.scale import scale_q7
 from cmsisgen.quantizer import MAX_BIAS_LSHIFT, MAX_OUT_RSHIFT
@@ -253,22 +257,145 @@ def test_eltwise_prod(own, out_rshift):
 # ----------------------------------------------------------------------------- per-channel kernels
 
 
+#: nn_pool_q7 geometries (h, w, c, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, ceil_mode): the
+#: real nets' non-square images (30x14, 66x16), inception's 3x3/s1/p1, padding >= stride, kernels
+#: smaller than the stride, one-pixel images and windows, a whole-image window, floor mode, and
+#: more than one block of 16 channels.
+POOL_GEOMETRIES = [
+    (30, 14, 3, 2, 2, 2, 2, 0, 0, True),
+    (66, 16, 5, 3, 3, 2, 2, 0, 0, True),
+    (9, 9, 4, 3, 3, 1, 1, 1, 1, True),
+    (7, 5, 17, 3, 3, 1, 1, 1, 1, True),
+    (8, 6, 2, 3, 2, 1, 2, 2, 1, True),
+    (5, 5, 3, 3, 3, 2, 2, 2, 2, True),
+    (6, 7, 3, 1, 1, 2, 2, 0, 0, False),
+    (7, 10, 2, 1, 2, 3, 3, 0, 0, True),
+    (10, 3, 6, 4, 3, 3, 1, 1, 0, True),
+    (11, 8, 33, 3, 2, 2, 3, 1, 1, False),
+    (1, 1, 1, 1, 1, 1, 1, 0, 0, True),
+    (1, 9, 2, 1, 3, 1, 2, 0, 1, True),
+    (6, 11, 8, 6, 11, 1, 1, 0, 0, True),
+    (4, 4, 3, 4, 4, 3, 3, 3, 3, True),
+]
+
+
+def pool_geometry(h, w, c, kh, kw, sh, sw, ph, pw, ceil_mode):
+    params = ir.PoolParams(method="max", kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw,
+                           ceil_mode=ceil_mode)
+    oh, ow = pool_out_hw(h, w, params)
+    site = Site(layer="p", type="Pooling", in_ch=c, in_h=h, in_w=w, out_ch=c, out_h=oh, out_w=ow, kernel_h=kh,
+                kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph, pad_w=pw)
+    assert pooling_windows_start_inside(site), "a geometry nn_pool_q7 is never asked to run"
+    return params, (oh, ow)
+
+
+def run_pool(own, x, params, out_hw, average):
+    _, h, w, c = x.shape
+    out = np.full((1, *out_hw, c), 0x55, dtype=np.int8)
+    own.nn_pool_q7(P(np.ascontiguousarray(x)), u32(h), u32(w), u32(c), u32(params.kernel_h), u32(params.kernel_w),
+                   u32(params.stride_h), u32(params.stride_w), u32(params.pad_h), u32(params.pad_w), u32(out_hw[0]),
+                   u32(out_hw[1]), u32(average), P(out))
+    return out
+
+
+def geometry_id(g) -> str:
+    return "x".join(map(str, g[:3])) + "_k%dx%d_s%dx%d_p%dx%d" % g[3:9] + ("" if g[9] else "_floor")
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=geometry_id)
+@pytest.mark.parametrize("average", [0, 1])
+def test_pool_matches_model(own, geometry, average):
+    """nn_pool_q7 against pool_q7 on random and extreme inputs; its model against Caffe's float
+    pooling (cmsisgen's forward, checked against pycaffe): the same maximum, and the float
+    average rounded half away from zero."""
+    params, out_hw = pool_geometry(*geometry)
+    h, w, c = geometry[:3]
+    rng = np.random.default_rng(sum(geometry) + average)
+    kernel, stride, pad = (params.kernel_h, params.kernel_w), (params.stride_h, params.stride_w), (params.pad_h,
+                                                                                                  params.pad_w)
+    for x in [rand8(rng, 1, h, w, c), *edges((1, h, w, c))]:
+        want = pool_q7(x, kernel, stride, pad, out_hw, bool(average))
+        np.testing.assert_array_equal(run_pool(own, x, params, out_hw, average), want)
+        caffe = pooling(x.transpose(0, 3, 1, 2).astype(np.float64),
+                        dataclasses.replace(params, method="ave" if average else "max")).transpose(0, 2, 3, 1)
+        if not average:
+            np.testing.assert_array_equal(want, caffe)
+        else:
+            away = np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9)
+            np.testing.assert_array_equal(want, away)
+
+
+def sweep_geometries(count: int, seed: int) -> list[tuple]:
+    """``count`` seeded geometries from every combination of small sizes, kernels, strides and
+    pads per axis (pad < kernel <= size + 2 * pad, as Caffe requires), ceil and floor mode,
+    that leave no window outside the image."""
+    axes = [(size, k, s, p) for size in (1, 2, 3, 5, 8) for k in (1, 2, 3, 4) for s in (1, 2, 3) for p in range(k)
+            if k <= size + 2 * p]
+    every = []
+    for (h, kh, sh, ph), (w, kw, sw, pw) in itertools.product(axes, axes):
+        for ceil_mode in (True, False):
+            params = ir.PoolParams(method="max", kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
+                                   pad_w=pw, ceil_mode=ceil_mode)
+            oh, ow = pool_out_hw(h, w, params)
+            if oh >= 1 and ow >= 1 and (oh - 1) * sh - ph < h and (ow - 1) * sw - pw < w:
+                every.append((h, w, 3, kh, kw, sh, sw, ph, pw, ceil_mode))
+    rng = np.random.default_rng(seed)
+    return [every[i] for i in rng.choice(len(every), size=count, replace=False)]
+
+
+def test_pool_sweep_of_small_geometries(own):
+    """400 of the small geometries, both methods: C == model, and the model is Caffe's float pooling
+    (the maximum; the average rounded half away from zero)."""
+    rng = np.random.default_rng(12)
+    for geometry in sweep_geometries(400, seed=12):
+        params, out_hw = pool_geometry(*geometry)
+        x = rand8(rng, 1, *geometry[:3])
+        floats = x.transpose(0, 3, 1, 2).astype(np.float64)
+        for average in (0, 1):
+            want = pool_q7(x, (params.kernel_h, params.kernel_w), (params.stride_h, params.stride_w),
+                           (params.pad_h, params.pad_w), out_hw, bool(average))
+            np.testing.assert_array_equal(run_pool(own, x, params, out_hw, average), want, err_msg=str(geometry))
+            caffe = pooling(floats, dataclasses.replace(params, method="ave" if average else "max"))
+            caffe = caffe.transpose(0, 2, 3, 1)
+            expected = np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9) if average else caffe
+            np.testing.assert_array_equal(want, expected, err_msg=str(geometry))
+
+
+def test_pool_average_divides_by_the_padded_window(own):
+    """2x2 image, kernel 2, stride 2, pad 1: each window holds one pixel and three padding
+    cells, so Caffe divides by 4; 2/4 and -2/4 round away from zero, 1/4 and 6/4 to nearest."""
+    params = ir.PoolParams(method="ave", kernel_h=2, kernel_w=2, stride_h=2, stride_w=2, pad_h=1, pad_w=1)
+    assert pool_out_hw(2, 2, params) == (2, 2)
+    x = np.array([2, -2, 1, 6], dtype=np.int8).reshape(1, 2, 2, 1)
+    got = run_pool(own, x, params, (2, 2), 1)
+    assert got.reshape(-1).tolist() == [1, -1, 0, 2]
+    np.testing.assert_array_equal(got, pool_q7(x, (2, 2), (2, 2), (1, 1), (2, 2), True))
+
+
+def run_global_pool(own, x, average):
+    """nn_pool_q7 with one window covering the image (what global pooling compiles to)."""
+    _, h, w, c = x.shape
+    return run_pool(own, x, ir.PoolParams(method="max", kernel_h=h, kernel_w=w), (1, 1), average).reshape(-1)
+
+
 @pytest.mark.parametrize("h, w, c", [(1, 1, 1), (1, 1, 6), (1, 13, 1), (9, 7, 5), (40, 40, 3)])
 @pytest.mark.parametrize("average", [0, 1])
 def test_global_pool(own, h, w, c, average):
+    """Each channel's maximum, or its sum divided by the pixel count rounded half away from zero."""
     rng = np.random.default_rng(h * w * c + average)
     for x in [rand8(rng, 1, h, w, c), *edges((1, h, w, c))]:
-        out = np.full(c, 0x55, dtype=np.int8)
-        own.nn_global_pool_q7(P(np.ascontiguousarray(x)), u32(c), u32(h * w), u32(average), P(out))
-        np.testing.assert_array_equal(out, global_pool_q7(x, bool(average)).reshape(-1))
+        flat = x.reshape(-1, c).astype(np.int64)
+        total, count = flat.sum(axis=0), h * w
+        want = flat.max(axis=0) if not average else [int(np.sign(t) * ((abs(t) + count // 2) // count)) for t in total]
+        np.testing.assert_array_equal(run_global_pool(own, x, average), want)
+        np.testing.assert_array_equal(pool_q7(x, (h, w), (1, 1), (0, 0), (1, 1), bool(average)).reshape(-1), want)
 
 
 def test_global_average_rounds_half_away_from_zero(own):
     for values, want in [([1, 0], 1), ([-1, 0], -1), ([1, 0, 0], 0), ([-2, 0, 0], -1), ([3, 0, 0, 0], 1)]:
-        x = np.array(values, dtype=np.int8)
-        out = np.zeros(1, dtype=np.int8)
-        own.nn_global_pool_q7(P(x), u32(1), u32(len(values)), u32(1), P(out))
-        assert out[0] == want == global_pool_q7(x.reshape(1, 1, -1, 1), True).item()
+        x = np.array(values, dtype=np.int8).reshape(1, 1, -1, 1)
+        assert run_global_pool(own, x, 1).item() == want == pool_q7(x, (1, len(values)), (1, 1), (0, 0), (1, 1),
+                                                                     True).item()
 
 
 @pytest.mark.parametrize("slope_shift", [0, 1, 7, 13, MAX_SLOPE_FRAC])
@@ -333,9 +460,9 @@ def test_header_declares_every_kernel_and_every_kernel_names_its_file():
         for function in defined_functions(source):
             assert re.search(rf"\b{function}\(", header), function
     assert set(own_kernels.ALL_FILES) == {p.name for p in OWN.iterdir() if p.suffix in (".c", ".h")}
-    from cmsisgen.ops import concat, convolution, eltwise, lrn as lrn_op, pooling, prelu, scale
+    from cmsisgen.ops import concat, convolution, eltwise, lrn as lrn_op, pooling_nn, prelu, scale
 
-    for kernel in (concat.CONCAT, convolution.GROUP_CONV, eltwise.ELTWISE, lrn_op.LRN_Q7, pooling.GLOBAL_POOL,
+    for kernel in (concat.CONCAT, convolution.GROUP_CONV, eltwise.ELTWISE, lrn_op.LRN_Q7, pooling_nn.POOL,
                    prelu.PRELU, scale.SCALE_Q7):
         assert (OWN / kernel.source).is_file(), kernel.kind
 
@@ -396,6 +523,24 @@ def test_a_later_compile_removes_kernels_no_longer_called(tmp_path):
         manifest.write("nn_scale_q7.c\n")
     result = CliRunner().invoke(main, check)
     assert result.exit_code != 0 and "generated files are stale: nn_scale_q7.c " in result.output
+
+
+def test_kernel_option_names_nn_pool_q7(tmp_path):
+    """`compile --kernel pool=nn_pool_q7` on a pooling arm_maxpool_q7_HWC would run: nn.c calls the
+    own kernel with its parameters, and nn_pool_q7.c is copied; without the option it is not."""
+    out = tmp_path / "out"
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+              layer("pool", "Pooling", pool="MAX", kernel_size=2, stride=2), layer("ip", "InnerProduct", num_output=3)]
+    prototxt, weights = compile_net(tmp_path / "model", layers, out, "--kernel", "pool=nn_pool_q7")
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("nn_")) == ["nn_kernels.h", "nn_pool_q7.c"]
+    nn_c, parameters = (out / "nn.c").read_text(), (out / "parameters.h").read_text()
+    assert re.search(r"nn_pool_q7\(CONV1_OUT, POOL_IN_H, POOL_IN_W, POOL_CH,\s+POOL_KERNEL_H, POOL_KERNEL_W, "
+                     r"POOL_STRIDE_H, POOL_STRIDE_W,\s+POOL_PAD_H, POOL_PAD_W, POOL_OUT_H, POOL_OUT_W, 0u, POOL_OUT\);",
+                     nn_c), nn_c
+    assert "#define POOL_OUT_H 4\n#define POOL_OUT_W 4\n" in parameters
+    result = CliRunner().invoke(main, ["compile", str(prototxt), str(weights), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "arm_maxpool_q7_HWC(" in (out / "nn.c").read_text() and not (out / "nn_pool_q7.c").exists()
 
 
 def test_size_report_counts_the_kernels_in_out_as_model_code(tmp_path):

@@ -122,7 +122,7 @@ def test_concat_other_axis_rejected():
 def test_kernel_too_large():
     conv = ir.Layer("conv1", "Convolution", ["data"], ["c"], ir.ConvParams(4, 5, 5, pad_h=1, pad_w=1))
     with pytest.raises(CmsisgenError, match=r"layer 'conv1' \(Convolution\): kernel 5x5 "
-                                            r"\(dilation 1\) does not fit the padded input 2x2"):
+                                            r"\(dilation 1x1\) does not fit the padded input 2x2"):
         infer_shapes(_net([conv], (3, 2, 2)))
     pool = ir.Layer("pool1", "Pooling", ["data"], ["p"], _pool(kernel_h=3, kernel_w=3))
     with pytest.raises(CmsisgenError, match=r"layer 'pool1' \(Pooling\): kernel 3x3"):

@@ -141,3 +141,25 @@ def test_stm32f746_build_warning_free_and_fits(cifar_model, tmp_path, kernels):
     assert berkeley, out
     text, data, bss = (int(v) for v in berkeley.groups())
     assert flash == text + data and ram == data + bss, out
+
+
+def test_stm32f746_builds_a_net_with_several_outputs(tmp_path):
+    """A face-detection-like net with three heads (issue 12, item 2): the self test calls
+    run_nn() with one pointer per output (test_vectors.h's NN_TEST_RUN) and links warning-free."""
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    files = write_random_net(tmp_path, "face_onet_3heads", seed=4)
+    model_dir = tmp_path / "model"
+    result = CliRunner().invoke(main, ["compile", str(files.prototxt), str(files.weights), *files.options(),
+                                       "-o", str(model_dir), "--test-vectors", str(VECTORS)])
+    assert result.exit_code == 0, result.output
+    assert "q7_t *prob1, q7_t *conv6_2, q7_t *conv6_3);" in (model_dir / "nn.h").read_text()
+    env = {k: v for k, v in os.environ.items() if k not in KERNEL_ENV}
+    build_dir = tmp_path / "stm32f7"
+    proc = _make(f"MODEL_DIR={model_dir}", f"BUILD_DIR={build_dir}", env=env)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log
+    assert not [line for line in log.splitlines() if "warning:" in line.lower()], log
+    assert (build_dir / "nn_selftest.elf").is_file() and (build_dir / "nn_selftest.bin").is_file()

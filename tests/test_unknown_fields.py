@@ -148,16 +148,22 @@ layer { name: "acc" type: "Accuracy" bottom: "ip1" bottom: "label" top: "acc" ac
 
 def test_schema_has_every_bvlc_message():
     """The embedded schema is all of BVLC Caffe's caffe.proto (63 messages), plus the fork
-    field ceil_mode; spot checks of fields no cmsisgen stage reads."""
+    fields (ceil_mode, brocolli-caffe's ReLU6Parameter, the SSD forks' detection head
+    parameters) and fork messages of the byte movers; spot checks of fields no cmsisgen stage reads."""
     from google.protobuf import descriptor_pb2
 
+    fork_messages = {"ReLU6Parameter", "PriorBoxParameter", "NonMaximumSuppressionParameter", "SaveOutputParameter",
+                     "DetectionOutputParameter", "PermuteParameter", "ShuffleChannelParameter",
+                     "UpsampleParameter", "InterpParameter"}
     fdp = descriptor_pb2.FileDescriptorProto.FromString(schema.SERIALIZED_DESCRIPTOR)
-    assert len(fdp.message_type) == 63
+    assert len([m for m in fdp.message_type if m.name not in fork_messages]) == 63
+    assert fork_messages <= {m.name for m in fdp.message_type}
     layer_fields = schema.LayerParameter.DESCRIPTOR.fields_by_name
     for name in ("param", "propagate_down", "loss_param", "accuracy_param", "power_param", "spp_param",
                  "recurrent_param", "swish_param", "clip_param", "embed_param", "tile_param"):
         assert name in layer_fields
     assert schema.PoolingParameter.DESCRIPTOR.fields_by_name["ceil_mode"].number == 1013
+    assert (layer_fields["prior_box_param"].number, layer_fields["detection_output_param"].number) == (203, 204)
     assert schema.SolverParameter.DESCRIPTOR.fields_by_name["base_lr"].number == 5
 
 

@@ -55,14 +55,16 @@ def attach_weights(net: ir.Net, blobs: dict[str, list[np.ndarray]], source: str)
 
 
 def load_net(prototxt: str | Path, weights: str | Path | None = None,
-             input_shape: Optional[Sequence[int]] = None, mean_file: Optional[Path] = None) -> ir.Net:
+             input_shape: Optional[Sequence[int]] = None, mean_file: Optional[Path] = None,
+             outputs: Sequence[str] = ()) -> ir.Net:
     """Parse ``prototxt`` (TEST phase), infer shapes, and attach ``weights`` if given.
 
     ``input_shape`` (C, H, W) is needed only when a data layer's size is not in the
     prototxt (no crop_size) nor in ``mean_file`` or the data layer's own mean file; without
-    weights the layers' ``blobs`` stay empty.
+    weights the layers' ``blobs`` stay empty. ``outputs`` (blob names) cuts the net where
+    they are computed (:mod:`cmsisgen.loader.heads`).
     """
-    net = parse_prototxt(prototxt, input_shape=input_shape, mean_file=mean_file)
+    net = parse_prototxt(prototxt, input_shape=input_shape, mean_file=mean_file, outputs=outputs)
     infer_shapes(net)
     if weights is not None:
         attach_weights(net, read_weights(weights, net.warnings), str(weights))

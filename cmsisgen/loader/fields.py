@@ -43,6 +43,15 @@ FORK_FIELDS = (
     ForkField("PoolingParameter", "ceil_mode", "SSD-era forks (BVLC/caffe PR #3057)",
               "false rounds the output size down (round_mode: FLOOR); true is BVLC's default rounding",
               lambda value: bool(value)),
+    ForkField("ReLU6Parameter", "threshold", "brocolli-caffe (ReLU6 with parameters)",
+              "ReLU6 clamps at threshold; 6 is the ReLU6 of the forks without parameters", lambda value: value == 6),
+    ForkField("ReLU6Parameter", "negative_slope", "brocolli-caffe (ReLU6 with parameters)",
+              "negative inputs are multiplied by it; 0 is the ReLU6 of the forks without parameters",
+              lambda value: value == 0),
+    # read so that SSD prototxts parse; their layers are refused by name or cut off (loader/heads.py)
+    ForkField("LayerParameter", "prior_box_param", "SSD-era forks", "PriorBox's anchors", lambda value: False),
+    ForkField("LayerParameter", "detection_output_param", "SSD-era forks", "DetectionOutput's decoding and NMS",
+              lambda value: False),
 )
 
 

@@ -16,6 +16,7 @@ from google.protobuf import text_format
 from cmsisgen import ir
 from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 from cmsisgen.loader.fields import describe_parse_error, fork_field_warnings, non_finite
+from cmsisgen.loader.heads import DETECTION_TYPES, cut_to_outputs, detection_error
 from cmsisgen.ops import kind_of_type, supported_types
 from cmsisgen.proto import schema
 
@@ -412,20 +413,29 @@ class _Reader:
         self.layers.append(ir.Layer(name=name, type=type_, bottoms=bottoms, tops=tops, params=params))
 
 
-def _refuse_unsupported(source: str, unsupported: dict[str, str]) -> None:
-    """One line for every unsupported layer type of the net (with the first layer of each)."""
-    if len(unsupported) == 1:
-        (owner,) = unsupported.values()
-        raise CmsisgenError(f"{source}: {owner}: {unsupported_message()}")
-    if unsupported:
-        raise CmsisgenError(f"{source}: {len(unsupported)} layer types are " + unsupported_message().replace(
-            "not supported by cmsisgen;", "not supported by cmsisgen (" + ", ".join(unsupported.values()) + ");"))
+def _refuse_unsupported(source: str, unsupported: dict[str, str], layers: list[Any]) -> None:
+    """One line for every unsupported layer type of the net (with the first layer of each);
+    detection heads are named first, with the way around them (heads.py)."""
+    others = {kind: owner for kind, owner in unsupported.items() if kind not in DETECTION_TYPES}
+    message = ""
+    if len(others) == 1:
+        (owner,) = others.values()
+        message = f"{owner}: {unsupported_message()}"
+    elif others:
+        message = f"{len(others)} layer types are " + unsupported_message().replace(
+            "not supported by cmsisgen;", "not supported by cmsisgen (" + ", ".join(others.values()) + ");")
+    if len(others) < len(unsupported):
+        raise detection_error(source, unsupported, layers, layer_type, message)
+    if message:
+        raise CmsisgenError(f"{source}: {message}")
 
 
 def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None,
-                   mean_file: Optional[Path] = None) -> ir.Net:
+                   mean_file: Optional[Path] = None, outputs: Sequence[str] = ()) -> ir.Net:
     """Build the IR (without shapes or weights) from a prototxt file; a data layer that does not
-    say its size takes ``input_shape``, else the shape of ``mean_file`` or of its own mean file."""
+    say its size takes ``input_shape``, else the shape of ``mean_file`` or of its own mean file.
+    ``outputs`` (Caffe blob names) cuts the net to the layers they need; they are then its
+    outputs (in the order of their layers), whether later layers read them or not."""
     source = str(path)
     netp = read_net_parameter(path)
     if len(netp.layer) and len(netp.layers):
@@ -438,9 +448,12 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     reader = _Reader(source, _check_input_shape(input_shape, source), mean_file)
     reader.net_inputs(netp)
     test_layers = [cl for cl in caffe_layers if in_test_phase(cl)]
+    if outputs:
+        test_layers = cut_to_outputs(test_layers, outputs, source, printable=printable,
+                                     always=lambda cl: layer_type(cl) == "Input" or layer_type(cl) in DATA_TYPES)
     for cl in test_layers:
         reader.layer(cl)
-    _refuse_unsupported(source, reader.unsupported)
+    _refuse_unsupported(source, reader.unsupported, test_layers)
     if not reader.inputs:
         raise reader.net_err("no network input (expected input:/input_shape, an Input layer "
                              "or a TEST-phase data layer)")
@@ -448,7 +461,8 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
         raise reader.net_err("no supported layers in the TEST phase")
     layers = reader.layers
     consumed = {t for layer in layers for t in layer.bottoms}
-    outputs = [t for layer in layers for t in layer.tops if t not in consumed]
+    named = {reader.blobs.current.get(blob, blob) for blob in outputs}
+    outputs = [t for layer in layers for t in layer.tops if (t in named if named else t not in consumed)]
     return ir.Net(name=netp.name, input_shapes=reader.inputs, layers=layers, outputs=outputs,
                   transform=reader.transform, source=source,
                   warnings=fork_field_warnings(test_layers, source, lambda cl: printable(cl.name)))

@@ -13,7 +13,8 @@ The plan follows what each :class:`~cmsisgen.mapper.calls.Op` declares, never it
 function name, so a new kind of op only has to set those properties:
 
 - a tensor's bytes are free for reuse once its last reader has run (first fit by live
-  range, largest buffers first);
+  range, largest buffers first); every network output lives to the end, where run_nn()
+  copies it to its caller's pointer (so an output that later layers also read stays intact);
 - a call's output and scratch never overlap its inputs, except an ``in_place`` op's output,
   which starts at input 0's first byte (both get one offset);
 - an op that is ``in_place`` or ``clobbers_input`` on a tensor that is read later works on
@@ -43,7 +44,7 @@ class Placement:
     offset: int
     bytes: int  # reserved: the tensor plus bytes read past its end (a multiple of ALIGN in the arena)
     first: int  # step (op index, as NN_TRACE numbers them) that writes it
-    last: int  # last step that reads it (the network output: the last step)
+    last: int  # last step that reads it (a network output: the last step)
     root: str  # first tensor of its in-place chain (itself when not written in place)
     scratch_of: Optional[int] = None  # the step whose scratch this is
 
@@ -90,7 +91,8 @@ def plan_buffers(program: Program) -> BufferPlan:
         last[op.output] = max(last.get(op.output, index), index)
         if op.reads_past_end and op.inputs:
             extra[op.inputs[0]] = max(extra.get(op.inputs[0], 0), op.reads_past_end)
-    last[program.output] = max(last[program.output], len(ops) - 1)
+    for out in program.outputs:  # run_nn() copies every output to its caller's pointer at the end
+        last[out.tensor] = len(ops) - 1
 
     in_image = {name for name in first if root[name] == root[program.input]}
     image_bytes = max(program.tensors[n].size + extra.get(n, 0) for n in in_image)
@@ -164,11 +166,12 @@ def _insert_copies(program: Program) -> None:
     """A call that writes over input 0 (``in_place``, ``clobbers_input``) while that tensor
     is still read later (or is the network output) gets a copy of it to work on."""
     last_read = last_reads(op.inputs for op in program.ops)
+    outputs = {out.tensor for out in program.outputs}
     ops: list[Op] = []
     for index, op in enumerate(program.ops):
         source = op.inputs[0] if op.inputs else op.output
         needs_copy = ((op.in_place or op.clobbers_input) and source != op.output
-                      and (source == program.output or last_read.get(source, -1) > index))
+                      and (source in outputs or last_read.get(source, -1) > index))
         if needs_copy:
             copy_name = f"{op.layer}/input"
             info = program.tensors[source]

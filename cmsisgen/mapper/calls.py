@@ -79,22 +79,57 @@ class Op:
         return self.kernel.kind
 
 
+@dataclass(frozen=True)
+class NetworkOutput:
+    """One output of the network, as run_nn() writes it to the caller's pointer."""
+
+    blob: str  # the Caffe blob name: run_nn()'s argument and the NN_OUTPUT_<BLOB>_* macros are named after it
+    tensor: str  # the tensor whose bytes hold it (an alias's source tensor)
+    size: int
+    frac: int
+    #: (C, H, W) when the output is spatial: run_nn() then writes it HWC, while Caffe's
+    #: output (and the float forward) is in C, H, W order.
+    hwc: Optional[tuple[int, int, int]] = None
+
+    def in_caffe_order(self, scores: np.ndarray) -> np.ndarray:
+        """(N, K) simulator/firmware values of this output -> Caffe's element order."""
+        if self.hwc is None:
+            return scores
+        c, h, w = self.hwc
+        return scores.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(scores), -1)
+
+
 @dataclass
 class Program:
     name: str
     ops: list[Op]
     tensors: dict[str, TensorInfo]
     input: str
-    output: str
+    #: run_nn()'s outputs in its argument order: the order of the layers that compute them
+    #: in the prototxt. The simulator returns them side by side in this order.
+    outputs: list[NetworkOutput]
     input_shape: tuple[int, int, int]  # (C, H, W) of the raw image run_nn() takes
     warnings: list[str] = field(default_factory=list)
-    #: (C, H, W) when the output is spatial: run_nn() then writes it HWC, while Caffe's
-    #: output (and the float forward) is in C, H, W order.
-    output_hwc: Optional[tuple[int, int, int]] = None
+
+    @property
+    def output(self) -> str:
+        """The tensor of the first output (the only one of a single-output net)."""
+        return self.outputs[0].tensor
+
+    @property
+    def output_size(self) -> int:
+        """Bytes of every output together (the simulator's row)."""
+        return sum(out.size for out in self.outputs)
+
+    def split_outputs(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """(N, output_size) simulator/firmware rows -> {blob: (N, K) in Caffe's element order}."""
+        parts, start = {}, 0
+        for out in self.outputs:
+            parts[out.blob] = out.in_caffe_order(scores[:, start:start + out.size])
+            start += out.size
+        return parts
 
     def output_in_caffe_order(self, scores: np.ndarray) -> np.ndarray:
-        """(N, K) simulator/firmware scores -> Caffe's element order."""
-        if self.output_hwc is None:
-            return scores
-        c, h, w = self.output_hwc
-        return scores.reshape(-1, h, w, c).transpose(0, 3, 1, 2).reshape(len(scores), -1)
+        """(N, K) rows of a single-output program -> Caffe's element order."""
+        (out,) = self.outputs
+        return out.in_caffe_order(scores)

@@ -3,8 +3,9 @@
 Per layer it asks the layer's kind (:mod:`cmsisgen.ops`) for the call: the kind picks the
 function by its rule predicates (or the one the user forced with ``--kernel``), lays the
 weights out the way that function reads them and records the exact scratch it needs.
-Aliases (Dropout, Split, Flatten, Reshape) emit nothing: their outputs name their inputs'
-bytes.
+Aliases (Dropout, Split, Flatten, Reshape, and a byte mover whose setting moves nothing, such
+as a Slice with one top) emit nothing: their outputs name their inputs' bytes. A Slice emits
+one call per top.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from ..ops.base import BACKENDS, LayerKind, LoweringContext, advisories
 from ..ops.network_input import lower_input_q7
 from ..preprocess import Preprocessing
 from ..quantizer import Quantization
-from .calls import Program, TensorInfo
+from .calls import NetworkOutput, Program, TensorInfo
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt",
@@ -40,19 +41,27 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
         kind = kind_of(layer)
         ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
                               held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
-        op = _lowering(kind, backend)(layer, ctx)
-        if op is None:
+        lowered = _lowering(kind, backend)(layer, ctx)
+        if lowered is None:
             alias.update((top, layer.bottoms[0]) for top in layer.tops)
             continue
-        for choice in kind.choices(layer, fc_variant):
-            if op.function in choice.functions():
-                warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
-        ops.append(op)
-    output = storage(net.outputs[0])
-    c, h, w = net.shapes[net.outputs[0]]
-    output_hwc = held.get(net.outputs[0]) or ((c, h, w) if h * w > 1 else None)
-    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, output=output,
-                   input_shape=tuple(input_shape), warnings=warnings, output_hwc=output_hwc)
+        for op in lowered if isinstance(lowered, list) else [lowered]:  # (a Slice: one call per top)
+            for choice in kind.choices(layer, fc_variant):
+                if op.function in choice.functions():
+                    warnings.extend(advisories(choice, op.function, kind.site(net, layer)))
+            ops.append(op)
+    outputs = [_network_output(net, name, storage(name), held, quant) for name in net.outputs]
+    return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, outputs=outputs,
+                   input_shape=tuple(input_shape), warnings=warnings)
+
+
+def _network_output(net: ir.Net, name: str, tensor: str, held: dict, quant: Quantization) -> NetworkOutput:
+    """An output of the net as run_nn() writes it: named after its Caffe blob, its bytes those
+    of ``tensor`` (the alias's source), HWC when spatial."""
+    c, h, w = net.shapes[name]
+    hwc = held.get(name) or ((c, h, w) if h * w > 1 else None)
+    return NetworkOutput(blob=name.split("@")[0], tensor=tensor, size=c * h * w, frac=quant.tensor_frac[tensor],
+                         hwc=hwc)
 
 
 def _lowering(kind: LayerKind, backend: str):
@@ -62,13 +71,12 @@ def _lowering(kind: LayerKind, backend: str):
 
 def check_supported(net: ir.Net, fc_variant: str = "opt", forced: Optional[dict[str, str]] = None,
                     backend: str = "q7") -> None:
-    """Fail fast, before calibration: one input, one output, every layer with a function whose
+    """Fail fast, before calibration: one input, an output computed by a layer, every layer with a function whose
     rules hold (the forced ones included), and every forced layer in the net."""
     if len(net.input_shapes) != 1:
         raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
-    if len(net.outputs) != 1:
-        raise CmsisgenError(f"{net.source}: cmsisgen supports one network output, found {len(net.outputs)}: "
-                            + ", ".join(net.outputs))
+    if not net.outputs:
+        raise CmsisgenError(f"{net.source}: the network has no output computed by a layer")
     if backend not in BACKENDS:
         raise CmsisgenError(f"backend {backend}: not one of {', '.join(BACKENDS)}")
     forced = forced or {}
@@ -88,7 +96,7 @@ def _check_forced(layer: Optional[ir.Layer], name: str, function: str) -> None:
     if kind.alias:
         raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function}: the layer emits no call "
                             "(its output is its input's bytes)")
-    functions = [f for choice in kind.choices() for f in choice.functions()]
+    functions = list(dict.fromkeys(f for choice in kind.choices() for f in choice.functions()))  # each once
     if function not in functions:
         raise CmsisgenError(f"layer '{name}' ({layer.type}): kernel {function} is not a function for this layer "
                             f"(candidates: {', '.join(functions)})")

@@ -39,7 +39,8 @@ class Site:
     pad_h: int = 0
     pad_w: int = 0
     group: int = 1
-    dilation: int = 1
+    dilation_h: int = 1
+    dilation_w: int = 1
     method: str = ""
     negative_slope: float = 0.0
     slope_max: float = 0.0  # largest |negative slope| of a leaky ReLU / PReLU
@@ -49,6 +50,8 @@ class Site:
     out_frac: Optional[int] = None
     #: the layers reading the output ("'ip2', 'relu3'"), for the rules about readers
     readers: str = ""
+    #: an element-wise table (ReLU6, Clip) that is max(x, 0) in the quantized formats (None before)
+    table_is_relu: Optional[bool] = None
 
 
 Rule = Callable[[Site], bool]
@@ -98,7 +101,7 @@ def choose(key: str, candidates: Sequence[tuple[str, Sequence[Rule]]], site: Sit
     # A reason every candidate shares (no dilation, ...) is said once, not once per function.
     text = (reasons.pop() if len(failures) > 1 and len(reasons) == 1
             else "; ".join(f"{function}: {why}" for function, why in failures))
-    raise CmsisgenError(f"{where}: no CMSIS-NN function fits: {text}")
+    raise CmsisgenError(f"{where}: no kernel fits: {text}")
 
 
 @rule("group {group}")
@@ -107,10 +110,10 @@ def dense(site: Site) -> bool:
     return site.group == 1
 
 
-@rule("dilation {dilation}")
+@rule("dilation {dilation_h}x{dilation_w}")
 def undilated(site: Site) -> bool:
     """CMSIS-NN q7 convolutions have no dilation: dilation must be 1."""
-    return site.dilation == 1
+    return site.dilation_h == site.dilation_w == 1
 
 
 @rule("input {in_h}x{in_w}x{in_ch}, output {out_h}x{out_w}x{out_ch}, kernel {kernel_h}x{kernel_w}, "

@@ -21,11 +21,23 @@ from .relu import ReLU
 from .scale import SCALE, BatchNorm
 from .softmax import Softmax
 from .table_activation import SIGMOID, TANH
+from .argmax import ArgMax
+from .lookup_activation import LOOKUP_KINDS
+from .convolution_depthwise import ConvolutionDepthwise
+from .deconvolution import Deconvolution
+from .crop import Crop
+from .permute import Permute
+from .shuffle_channel import ShuffleChannel
+from .slice import Slice
+from .upsample import Upsample
 
 #: Every supported layer kind, in the order the documentation lists them.
 KINDS: tuple[LayerKind, ...] = (
     Convolution(), Pooling(), InnerProduct(), ReLU(), PReLU(), SIGMOID, TANH, Softmax(), LRN(), Concat(),
     Eltwise(), BatchNorm(), SCALE, DROPOUT, SPLIT, Flatten(), Reshape(),
+    *LOOKUP_KINDS, ArgMax(),
+    ConvolutionDepthwise(), Deconvolution(),
+    Slice(), Crop(), ShuffleChannel(), Permute(), Upsample(),
 )
 _BY_TYPE: dict[str, LayerKind] = {caffe_type: kind for kind in KINDS for caffe_type in kind.types}
 

@@ -10,7 +10,7 @@ anything.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -72,23 +72,50 @@ class Flatten(Alias):
             if not readers_take_any_byte_order(site):
                 raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {reason(readers_take_any_byte_order, site)}")
 
-    def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
-        if hasattr(layer, "flatten_param"):  # (a V1 layer has none)
-            fp = layer.flatten_param
-            if fp.axis != 1 or fp.end_axis not in (-1, 3):
-                raise err("Flatten is supported only with axis 1 and end_axis -1")
-        return ir.NoParams()
+    def parse(self, layer: Any, err: ErrorMaker) -> ir.ReshapeParams:
+        """Caffe FlattenLayer on (N, C, H, W): axes axis..end_axis become one; kept as the Reshape
+        it is (0 copies a dimension, -1 takes the flattened ones)."""
+        if not hasattr(layer, "flatten_param"):  # (a V1 layer has none: Caffe's defaults)
+            return ir.ReshapeParams(dims=(0, -1))
+        fp = layer.flatten_param
+        axis, end = (a + 4 if a < 0 else a for a in (fp.axis, fp.end_axis))
+        if not 1 <= axis <= end <= 3:
+            raise err(f"Flatten from axis {fp.axis} to end_axis {fp.end_axis} is not supported (only axes 1-3 of "
+                      "an (N, C, H, W) blob, axis <= end_axis: the batch stays)")
+        return ir.ReshapeParams(dims=(0,) * axis + (-1,) + (0,) * (3 - end))
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
-        c, h, w = one_input(net, layer)
-        return c * h * w, 1, 1
+        return _flattened(one_input(net, layer), _dims(layer))
 
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        return [inputs[0].reshape(inputs[0].shape[0], -1, 1, 1)]
+        x = inputs[0]
+        return [x.reshape(x.shape[0], *_flattened(x.shape[1:], _dims(layer)))]
 
     def held_layout(self, net: ir.Net, layer: ir.Layer, held: dict[str, Shape]) -> Optional[Shape]:
+        """A vector holds its source's HWC bytes under Caffe's C, H, W order (the source: the
+        input, or the spatial tensor whose bytes the input already holds); a spatial output
+        also holds its own HWC bytes unless the reshape reorders them."""
         c, h, w = net.shapes[layer.bottoms[0]]
-        return (c, h, w) if h * w > 1 else held.get(layer.bottoms[0])
+        out = net.shapes[layer.tops[0]]
+        source = held.get(layer.bottoms[0]) or (c, h, w)
+        if out[1] * out[2] == 1:  # (a one-channel source's HWC bytes are its Caffe order)
+            return source if source[0] > 1 and source[1] * source[2] > 1 else None
+        return None if _reshape_keeps_bytes(source, out) else source
+
+
+def _dims(layer: ir.Layer) -> tuple[int, ...]:
+    """A Flatten's parameters as :meth:`Flatten.parse` writes them (Caffe's default for a layer
+    built without them)."""
+    return getattr(layer.params, "dims", (0, -1))
+
+
+def _flattened(shape: Sequence[int], dims: tuple[int, ...]) -> Shape:
+    """(C, H, W) after a Flatten whose parameters :meth:`Flatten.parse` wrote as ``dims``."""
+    full = [1, *shape]
+    axis = dims.index(-1)
+    end = axis + 4 - len(dims)
+    out = full[:axis] + [int(np.prod(full[axis:end + 1]))] + full[end + 1:]
+    return tuple(out[1:]) + (1,) * (4 - len(out))  # type: ignore[return-value]
 
 
 def _reshape_keeps_bytes(held: Shape, out: Shape) -> bool:
@@ -140,18 +167,6 @@ class Reshape(Flatten):
         out = x.reshape(x.shape[0], *dims)
         return [out.reshape(out.shape + (1,) * (4 - out.ndim))]
 
-    def held_layout(self, net: ir.Net, layer: ir.Layer, held: dict[str, Shape]) -> Optional[Shape]:
-        c, h, w = net.shapes[layer.bottoms[0]]
-        out = net.shapes[layer.tops[0]]
-        if h * w > 1 and out[1] * out[2] == 1:
-            return c, h, w
-        if out[1] * out[2] > 1:
-            # a spatial output: its own shape describes its bytes, unless the reshape reorders
-            # them (then, like a Flatten output, only inner products may read it)
-            source = held.get(layer.bottoms[0]) or (c, h, w)
-            return None if _reshape_keeps_bytes(source, out) else source
-        return held.get(layer.bottoms[0])
-
 
 def held_layouts(net: ir.Net) -> dict[str, Shape]:
     """Tensors that hold a spatial tensor's HWC bytes under another shape (a Flatten output,
@@ -161,8 +176,9 @@ def held_layouts(net: ir.Net) -> dict[str, Shape]:
     held: dict[str, Shape] = {}
     for layer in net.layers:
         kind = kind_of(layer)
-        if isinstance(kind, Alias):
-            spatial = kind.held_layout(net, layer, held)
+        layout = getattr(kind, "held_layout", None)  # (aliases, and kinds that are aliases at times)
+        if layout is not None:
+            spatial = layout(net, layer, held)
         elif kind.keeps_bytes:
             spatial = held.get(layer.bottoms[0])
         else:

@@ -16,7 +16,7 @@ kernels next to the q7 ones, in the same module, without touching any stage.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -205,9 +205,24 @@ class LayerKind:
         for choice in self.choices(layer, fc_variant):
             choose(choice, self.site(net, layer), forced)
 
-    def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Optional["Op"]:
-        """The q7 call for the layer, or None for an alias (no code)."""
+    def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Union["Op", list["Op"], None]:
+        """The q7 call for the layer (a list: one call per top, in order), or None for an alias (no code)."""
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): not supported by cmsisgen")
+
+    # --- evaluation ----------------------------------------------------------------------------
+    def class_count(self, net: ir.Net, layer: ir.Layer) -> Optional[int]:
+        """For a layer whose output is the predicted class itself (ArgMax): how many classes it
+        picks from, and evaluate's top-1 is that value; None: the output holds one score per class."""
+        return None
+    # --- layers with several different tops, or inputs read for their shape only ---------------
+    def output_shapes(self, net: ir.Net, layer: ir.Layer) -> list[Shape]:
+        """Caffe's shape rule for each top (a kind whose tops differ, such as Slice, overrides it)."""
+        return [self.output_shape(net, layer)] * len(layer.tops)
+
+    def format_bottoms(self, layer: ir.Layer) -> list[str]:
+        """The inputs a ``keeps_format`` kind ties to its output's format (Crop reads its second
+        input for its shape only)."""
+        return list(layer.bottoms)
 
 
 def fail(net: ir.Net, layer: ir.Layer, message: str) -> CmsisgenError:

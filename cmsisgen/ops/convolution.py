@@ -12,7 +12,6 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import ir
-from ..errors import CmsisgenError
 from ..mapper import layout
 from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX, Site, dense, rule, sizes_fit_int16, square_geometry, undilated
@@ -20,6 +19,7 @@ from ..simulator import kernels
 from .caffe_params import ErrorMaker, optional, spatial
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, generic_site, hwc,
                    one_input, stem)
+from .own_conv import NN_CONV, own_conv_args, positions_fit_uint32, window
 from .weighted import WEIGHT_ARRAYS, absorb_affine, weighted_formats
 
 #: Bytes arm_convolve_HWC_q7_RGB reads beyond the end of its input (one 4-byte read per pixel).
@@ -75,6 +75,8 @@ def padding_within_output(site: Site) -> bool:
     return site.pad_h <= site.out_h and site.pad_w <= site.out_w
 
 
+#: The project's own convolution (cmsisgen.ops.own_conv), after every CMSIS-NN function.
+OWN_CONV = "nn_conv_q7"
 _DENSE = (dense, undilated, sizes_fit_int16, im2col_column_fits_uint16)
 #: Where two fit, the one that ran fewer instructions on the emulated Cortex-M7 comes first
 #: (benchmarks/kernel_choice.py; table in docs/design.md). arm_convolve_HWC_q7_basic and
@@ -91,7 +93,9 @@ DENSE = Choice("Convolution", (
                                                               padding_within_output)),
     Candidate("arm_convolve_HWC_q7_basic_nonsquare", _DENSE),
     Candidate("arm_convolve_HWC_q7_basic", _DENSE + (square_geometry,)),
-))
+    Candidate(OWN_CONV, (dense, positions_fit_uint32)),
+), note=f"The project's own kernel {OWN_CONV} (CMSIS-NN's q7 arithmetic) runs what no CMSIS-NN function can: "
+        "dilation, sizes beyond their uint16/int16 counters.")
 #: The "Convolution/group" entry that runs one dense convolution per group.
 PER_GROUP = "per-group dense convolution"
 GROUPED = Choice("Convolution/group", (
@@ -100,8 +104,10 @@ GROUPED = Choice("Convolution/group", (
     Candidate(PER_GROUP, (undilated, sizes_fit_int16)),
     Candidate("arm_depthwise_separable_conv_HWC_q7", (depthwise, undilated, sizes_fit_int16,
                                                       depthwise_column_fits_uint16, square_geometry)),
+    Candidate(OWN_CONV, (positions_fit_uint32,)),
 ), note="group > 1: a depthwise function, else one dense convolution per group (on a gathered channel slice) "
-        "with the function the Convolution list picks for one group's channels.")
+        "with the function the Convolution list picks for one group's channels; "
+        f"{OWN_CONV} (all groups in one call) where none of these fits, or the Convolution list picks it for a group.")
 
 
 def _simulate_conv(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
@@ -225,47 +231,69 @@ GROUP_CONV = Kernel("group_conv", lambda op, inputs: kernels.group_conv_hwc_q7(
     source="nn_concat_q7.c")
 
 
-class Convolution(LayerKind):
-    types = ("Convolution",)
+def parse_convolution_param(cp: Any, err: ErrorMaker, num_output_required: bool = True) -> ir.ConvParams:
+    """A convolution_param (Convolution, ConvolutionDepthwise, Deconvolution) with Caffe's defaults."""
+    if num_output_required and not cp.HasField("num_output"):
+        raise err("convolution_param.num_output is required")
+    kh, kw = spatial(list(cp.kernel_size), optional(cp, "kernel_h"), optional(cp, "kernel_w"), 0, "kernel", err)
+    if kh == 0 or kw == 0:
+        raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
+    # Caffe: pad_h/pad_w have defaults, so giving only one of them is legal (the other is 0).
+    either = cp.HasField("pad_h") or cp.HasField("pad_w")
+    ph, pw = spatial(list(cp.pad), cp.pad_h if either else None, cp.pad_w if either else None, 0, "pad", err)
+    sh, sw = spatial(list(cp.stride), optional(cp, "stride_h"), optional(cp, "stride_w"), 1, "stride", err)
+    dh, dw = spatial(list(cp.dilation), None, None, 1, "dilation", err)
+    if dh <= 0 or dw <= 0:
+        raise err(f"dilation must be positive, got {dh}x{dw}")
+    if cp.axis != 1:
+        raise err(f"convolution axis {cp.axis} is not supported (only 1)")
+    return ir.ConvParams(num_output=cp.num_output, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
+                         pad_w=pw, bias_term=cp.bias_term, group=cp.group, dilation_h=dh, dilation_w=dw)
+
+
+def checked_input(net: ir.Net, layer: ir.Layer) -> tuple[ir.ConvParams, Shape]:
+    """The params and input shape of a convolution-like layer, after the checks they share."""
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    c, h, w = one_input(net, layer)
+    if p.num_output <= 0:
+        raise fail(net, layer, "num_output must be positive")
+    if p.group <= 0 or c % p.group or p.num_output % p.group:
+        raise fail(net, layer, f"group {p.group} does not divide input channels {c} "
+                               f"and num_output {p.num_output}")
+    if p.stride_h <= 0 or p.stride_w <= 0:
+        raise fail(net, layer, "stride must be positive")
+    return p, (c, h, w)
+
+
+class ConvolutionParamKind(LayerKind):
+    """What the kinds read from a convolution_param share: weights and bias quantized as a
+    convolution's, BatchNorm/Scale folded in, the parameters and the Site."""
+
     weighted = True
     absorbs_affine = True
 
     def parse(self, layer: Any, err: ErrorMaker) -> ir.ConvParams:
-        cp = layer.convolution_param
-        if not cp.HasField("num_output"):
-            raise err("convolution_param.num_output is required")
-        kh, kw = spatial(list(cp.kernel_size), optional(cp, "kernel_h"), optional(cp, "kernel_w"), 0, "kernel", err)
-        if kh == 0 or kw == 0:
-            raise err("convolution_param needs kernel_size or kernel_h/kernel_w")
-        # Caffe: pad_h/pad_w have defaults, so giving only one of them is legal (the other is 0).
-        either = cp.HasField("pad_h") or cp.HasField("pad_w")
-        ph, pw = spatial(list(cp.pad), cp.pad_h if either else None, cp.pad_w if either else None, 0, "pad", err)
-        sh, sw = spatial(list(cp.stride), optional(cp, "stride_h"), optional(cp, "stride_w"), 1, "stride", err)
-        dil = list(cp.dilation) or [1]
-        if len(set(dil)) != 1:
-            raise err(f"different dilations per axis {tuple(dil)} are not supported")
-        if cp.axis != 1:
-            raise err(f"convolution axis {cp.axis} is not supported (only 1)")
-        return ir.ConvParams(num_output=cp.num_output, kernel_h=kh, kernel_w=kw, stride_h=sh, stride_w=sw, pad_h=ph,
-                             pad_w=pw, bias_term=cp.bias_term, group=cp.group, dilation=dil[0])
+        return parse_convolution_param(layer.convolution_param, err)
+
+    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
+        p: ir.ConvParams = layer.params  # type: ignore[assignment]
+        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
+                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group,
+                            dilation_h=p.dilation_h, dilation_w=p.dilation_w)
+
+
+class Convolution(ConvolutionParamKind):
+    types = ("Convolution",)
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        c, h, w = one_input(net, layer)
-        if p.num_output <= 0:
-            raise fail(net, layer, "num_output must be positive")
-        if p.group <= 0 or c % p.group or p.num_output % p.group:
-            raise fail(net, layer, f"group {p.group} does not divide input channels {c} "
-                                   f"and num_output {p.num_output}")
-        if p.stride_h <= 0 or p.stride_w <= 0:
-            raise fail(net, layer, "stride must be positive")
-        ext_h = p.dilation * (p.kernel_h - 1) + 1
-        ext_w = p.dilation * (p.kernel_w - 1) + 1
+        p, (c, h, w) = checked_input(net, layer)
+        ext_h = p.dilation_h * (p.kernel_h - 1) + 1
+        ext_w = p.dilation_w * (p.kernel_w - 1) + 1
         if p.kernel_h <= 0 or p.kernel_w <= 0 or ext_h > h + 2 * p.pad_h or ext_w > w + 2 * p.pad_w:
-            raise fail(net, layer, f"kernel {p.kernel_h}x{p.kernel_w} (dilation {p.dilation}) "
+            raise fail(net, layer, f"kernel {p.kernel_h}x{p.kernel_w} (dilation {p.dilation_h}x{p.dilation_w}) "
                                    f"does not fit the padded input {h}x{w} (pad {p.pad_h},{p.pad_w})")
-        return (p.num_output, conv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation),
-                conv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation))
+        return (p.num_output, conv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h),
+                conv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w))
 
     def blob_shapes(self, net: ir.Net, layer: ir.Layer) -> list[tuple[int, ...]]:
         p: ir.ConvParams = layer.params  # type: ignore[assignment]
@@ -279,10 +307,6 @@ class Convolution(LayerKind):
     def absorb_affine(self, layer: ir.Layer, factor: np.ndarray, offset: np.ndarray) -> None:
         absorb_affine(layer, factor.reshape(-1, 1, 1, 1), factor, offset)
 
-    def site(self, net: ir.Net, layer: ir.Layer) -> Site:
-        p: ir.ConvParams = layer.params  # type: ignore[assignment]
-        return generic_site(net, layer, kernel_h=p.kernel_h, kernel_w=p.kernel_w, stride_h=p.stride_h,
-                            stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, group=p.group, dilation=p.dilation)
 
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
         return (DENSE, GROUPED)
@@ -303,6 +327,9 @@ class Convolution(LayerKind):
         common = dict(stem(layer), kernel=kernel, function=function, inputs=ctx.bottoms,
                       in_shape=hwc(ctx.shape(layer.bottoms[0])), bias=lq.bias, formats=weighted_formats(ctx, layer, lq),
                       macs=site.out_h * site.out_w * site.out_ch * (site.in_ch // site.group) * taps)
+        if kernel is NN_CONV:
+            return Op(**common, args=own_conv_args(site), weights=weights, weight_data=weights.reshape(-1),
+                      weight_bytes=weights.size + lq.bias.size)
         if kernel is CONV:
             return Op(**common, args=args, weights=weights, weight_data=weights.reshape(-1),
                       weight_bytes=weights.size + lq.bias.size, scratch_bytes=2 * 2 * site.in_ch * taps,
@@ -320,13 +347,17 @@ def _choose_q7(site: Site, forced: Optional[str]) -> tuple[Kernel, str]:
     function the dense list picks for one group's channel slice. ``forced`` (--kernel) may
     name a grouped candidate or, for the per-group calls, a dense function."""
     if site.group == 1:
-        return CONV, choose(DENSE, site, forced)
+        function = choose(DENSE, site, forced)
+        return (NN_CONV if function == OWN_CONV else CONV), function
     per_group_function = forced if forced is not None and forced not in GROUPED.functions() else None
     function = choose(GROUPED, site, PER_GROUP if per_group_function else forced)
+    if function == OWN_CONV:
+        return NN_CONV, function
     if function != PER_GROUP:
         return DEPTHWISE, function
     one_group = dataclasses.replace(site, in_ch=site.in_ch // site.group, out_ch=site.out_ch // site.group, group=1)
-    return GROUP_CONV, choose(DENSE, one_group, per_group_function)
+    function = choose(DENSE, one_group, per_group_function)
+    return (NN_CONV if function == OWN_CONV else GROUP_CONV), function
 
 
 def _group_op(common: dict, site: Site, args: dict, weights: np.ndarray, bias_size: int) -> Op:
@@ -357,28 +388,26 @@ def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -
 def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it.
 
-    im2col is built in HWC order one kernel tap at a time (strided slices, no Python
-    loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
+    im2col is built in HWC order one kernel tap at a time (index arithmetic, no padded copy
+    and no Python loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
     column matrix stays around 32 M elements.
     """
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
-    if p.dilation != 1:
-        raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): dilation {p.dilation} is not supported")
     n, c, h, w = x.shape
-    oh = (h + 2 * p.pad_h - p.kernel_h) // p.stride_h + 1
-    ow = (w + 2 * p.pad_w - p.kernel_w) // p.stride_w + 1
-    kh, kw, sh, sw = p.kernel_h, p.kernel_w, p.stride_h, p.stride_w
-    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
+    oh = conv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
+    ow = conv_out(w, p.kernel_w, p.stride_w, p.pad_w, p.dilation_w)
+    kh, kw, sh, sw, dh, dw = p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.dilation_h, p.dilation_w
+    xh = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     weights = layer.blobs[0].astype(np.float32)
     in_g, out_g = c // p.group, p.num_output // p.group
     out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
     chunk = max(1, (32 << 20) // max(1, oh * ow * kh * kw * c))
     for start in range(0, n, chunk):
-        xb = padded[start:start + chunk]
+        xb = xh[start:start + chunk]
         cols = np.empty((xb.shape[0], oh, ow, kh, kw, c), dtype=np.float32)
         for ky in range(kh):
             for kx in range(kw):
-                cols[:, :, :, ky, kx, :] = xb[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+                cols[:, :, :, ky, kx, :] = window(xb, (oh, ow), (ky * dh, kx * dw), (sh, sw), (p.pad_h, p.pad_w))
         for g in range(p.group):
             wg = weights[g * out_g:(g + 1) * out_g].transpose(0, 2, 3, 1).reshape(out_g, -1)
             cg = cols[..., g * in_g:(g + 1) * in_g].reshape(-1, kh * kw * in_g)

@@ -1,10 +1,14 @@
-"""Caffe Pooling (MAX, AVE, global) onto arm_maxpool_q7_HWC / arm_avepool_q7_HWC, or the
-project's own nn_global_pool_q7 for a window covering an image those cannot take.
+"""Caffe Pooling (MAX, AVE, global) onto arm_maxpool_q7_HWC / arm_avepool_q7_HWC where they
+run the layer as Caffe does, else the project's own nn_pool_q7 (:mod:`cmsisgen.ops.pooling_nn`),
+which pools any geometry (global pooling of a non-square image included).
 
-Caffe's semantics: ceil-mode output sizes, a last window that would start in the padding
-clipped, and AVE dividing by the window clipped to the *padded* image. The CMSIS-NN DSP
-build pools rows in place and divides by the cells inside the image (an advisory warns
-where that departs from Caffe).
+Caffe's semantics: ceil-mode output sizes (floor with ``round_mode: FLOOR`` / the fork's
+``ceil_mode: false``), a last window that would start in the padding clipped, and AVE
+dividing by the window clipped to the *padded* image. The CMSIS-NN DSP build pools rows in
+place (square images and windows, padding < stride) and divides by the cells inside the
+image: an average pooling with padding therefore runs as nn_pool_q7 unless
+``--kernel`` forces arm_avepool_q7_HWC (then an advisory warns that border outputs depart
+from Caffe).
 """
 from __future__ import annotations
 
@@ -14,14 +18,14 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import ir
-from ..errors import CmsisgenError
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule, sizes_fit_int16, square_geometry
 from ..simulator import kernels
-from ..simulator.kernels import saturate_q7
-from .caffe_params import ErrorMaker, optional, spatial
+from . import pooling_nn
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, formats,
                    generic_site, in_place, one_input, stem)
+from .caffe_params import ErrorMaker, optional, spatial
+from .pooling_nn import pool_windows
 
 #: The DSP average pool sums a row window in saturating q15: at most 256 cells wide.
 AVEPOOL_MAX_WINDOW = 256
@@ -29,7 +33,7 @@ AVEPOOL_MAX_WINDOW = 256
 
 @rule("pooling {method}")
 def max_or_average(site: Site) -> bool:
-    """CMSIS-NN has q7 max and average pooling only: STOCHASTIC pooling is not supported."""
+    """Max and average pooling only: STOCHASTIC pooling is not supported."""
     return site.method in ("max", "ave")
 
 
@@ -47,7 +51,7 @@ def pooling_output_within_input(site: Site) -> bool:
 
 @rule("input {in_h}x{in_w}, kernel {kernel_h}x{kernel_w}, stride {stride_h}x{stride_w}, padding {pad_h}x{pad_w}")
 def pooling_windows_start_inside(site: Site) -> bool:
-    """Every pooling window must start inside the image (a kernel smaller than the stride leaves Caffe's last ceil-mode window outside it)."""
+    """Every pooling window must start inside the image: without padding, a kernel smaller than the stride can leave Caffe's last ceil-mode window outside it, where Caffe writes -FLT_MAX (MAX) or NaN (AVE); round_mode: FLOOR (ceil_mode: false) drops that window."""
     return ((site.out_h - 1) * site.stride_h - site.pad_h < site.in_h
             and (site.out_w - 1) * site.stride_w - site.pad_w < site.in_w)
 
@@ -88,39 +92,21 @@ def _pool_window_rows(i: int, dim_in: int, kernel: int, pad: int, stride: int) -
 
 @rule("padding {pad_h}x{pad_w}")
 def avepool_matches_caffe(site: Site) -> bool:
-    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe."""
+    """Caffe divides a padded border window by its size including padding, CMSIS-NN by the cells inside the image: with padding, border outputs of average pooling differ from Caffe; nn_pool_q7, taken for such a layer unless --kernel says otherwise, divides as Caffe does."""
     return site.pad_h == 0 and site.pad_w == 0
-
-
-@rule("input {in_h}x{in_w}, kernel {kernel_h}x{kernel_w}, padding {pad_h}x{pad_w}, output {out_h}x{out_w}")
-def whole_image_window(site: Site) -> bool:
-    """nn_global_pool_q7 (the project's own kernel) pools each channel's whole image, of any height and width (global pooling, or one window covering the image without padding); the average is rounded to nearest."""
-    return (site.kernel_h == site.in_h and site.kernel_w == site.in_w and site.pad_h == 0 and site.pad_w == 0
-            and site.out_h == 1 and site.out_w == 1)
 
 
 _DSP_POOLING = (max_or_average, sizes_fit_int16, square_geometry, pooling_padding_below_stride,
                 pooling_windows_start_inside, pooling_output_within_input)
-MAX = Choice("Pooling/max", (Candidate("arm_maxpool_q7_HWC", _DSP_POOLING,
-                                       in_place=pooling_output_fits_over_input),))
+_ANY = Candidate("nn_pool_q7", (max_or_average, pooling_windows_start_inside, pooling_nn.any_geometry))
+MAX = Choice("Pooling/max", (Candidate("arm_maxpool_q7_HWC", _DSP_POOLING, in_place=pooling_output_fits_over_input),
+                             _ANY))
 AVE = Choice("Pooling/ave", (Candidate("arm_avepool_q7_HWC", _DSP_POOLING + (avepool_window_fits_q15,),
-                                       advisories=(avepool_matches_caffe,), in_place=pooling_output_fits_over_input),))
-GLOBAL = Choice("Pooling/global", (Candidate("nn_global_pool_q7", (max_or_average, whole_image_window)),),
-                note="a pooling window covering the whole image that the CMSIS-NN kernels above cannot take")
-
-
-def global_pool_q7(x: np.ndarray, average: bool) -> np.ndarray:
-    """``nn_global_pool_q7`` on NHWC ``x`` -> (N, 1, 1, C): the maximum of each channel, or its
-    int32 sum divided by the pixel count rounded half away from zero (C: ``(sum +- count/2) / count``)."""
-    n, c = len(x), x.shape[-1]
-    flat = x.reshape(n, -1, c).astype(np.int64)
-    if not average:
-        return flat.max(axis=1).astype(np.int8).reshape(n, 1, 1, c)
-    count = flat.shape[1]
-    total = flat.sum(axis=1)
-    rounded = np.where(total >= 0, total + count // 2, total - count // 2)
-    quotient = np.sign(rounded) * (np.abs(rounded) // count)  # C division truncates towards zero
-    return saturate_q7(quotient).reshape(n, 1, 1, c)
+                                       advisories=(avepool_matches_caffe,), in_place=pooling_output_fits_over_input),
+                             _ANY),
+             note="a function whose warning applies is passed over for the next one that runs the layer as Caffe "
+                  "does: with padding, average pooling runs as nn_pool_q7 unless --kernel forces "
+                  "arm_avepool_q7_HWC")
 
 
 def _simulate_dsp(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
@@ -179,17 +165,6 @@ MAXPOOL = Kernel("maxpool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "NULL")
                  over_input=_pool_over_input)
 AVEPOOL = Kernel("avepool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "(q7_t *)nn_scratch"), DSP_PARAMETERS,
                  over_input=_pool_over_input)
-GLOBAL_POOL = Kernel(
-    "global_pool", lambda op, inputs: global_pool_q7(inputs[0], bool(op.args["average"])),
-    call="""\
-    /* {{ op.layer }} */
-    nn_global_pool_q7({{ buf[op.inputs[0]] }}, {{ prefix }}_CH, {{ prefix }}_PIXELS, {{ op.args.average }}u, {{ out }});
-""",
-    parameters="""\
-/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, {{ "average" if op.args.average else "maximum" }} over each channel's whole image; Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
-#define {{ prefix }}_CH {{ op.args.channels }}
-#define {{ prefix }}_PIXELS {{ op.args.pixels }}
-""", source="nn_global_pool_q7.c")
 
 
 class Pooling(LayerKind):
@@ -245,7 +220,7 @@ class Pooling(LayerKind):
                             stride_w=p.stride_w, pad_h=p.pad_h, pad_w=p.pad_w, method=p.method)
 
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
-        return (MAX, AVE, GLOBAL)
+        return (MAX, AVE)
 
     def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
         _choose_q7(self.site(net, layer), forced)
@@ -256,29 +231,26 @@ class Pooling(LayerKind):
         c, h, w = ctx.shape(layer.bottoms[0])
         common = dict(stem(layer), function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
                       formats=formats(ctx, layer))
-        if choice is GLOBAL:
-            return Op(**common, kernel=GLOBAL_POOL, args={"channels": c, "pixels": h * w,
-                                                          "average": int(site.method == "ave")}, macs=h * w * c)
+        macs = site.out_h * site.out_w * c * site.kernel_h * site.kernel_w
+        if function == _ANY.function:
+            return Op(**common, kernel=pooling_nn.POOL, args=pooling_nn.pool_args(site), macs=macs)
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": site.out_h}
         return Op(**common, kernel=MAXPOOL if choice is MAX else AVEPOOL, args=args,
                   scratch_bytes=2 * site.out_h * c if choice is AVE else 0, clobbers_input=True,
-                  in_place=in_place(choice, function, site),
-                  macs=site.out_h * site.out_w * c * site.kernel_h * site.kernel_w)
+                  in_place=in_place(choice, function, site), macs=macs)
 
 
 def _choose_q7(site: Site, forced: Optional[str]) -> tuple[Choice, str]:
-    """The CMSIS-NN pooling function when one fits; else, for a window covering the whole
-    image (global pooling of a non-square image, say), the project's nn_global_pool_q7."""
-    dsp = AVE if site.method == "ave" else MAX
-    if forced is not None and forced in GLOBAL.functions():
-        return GLOBAL, choose(GLOBAL, site, forced)
-    try:
-        return dsp, choose(dsp, site, forced)
-    except CmsisgenError:
-        if forced is not None or not whole_image_window(site):
-            raise
-        return GLOBAL, choose(GLOBAL, site)
+    """The forced function (checked), else the first one that runs the layer as Caffe does
+    (its rules and its advisories hold), else the first one that runs it at all (with the
+    advisories' warnings), else an error naming each function's failed rule."""
+    choice = AVE if site.method == "ave" else MAX
+    if forced is None:
+        for candidate in choice.candidates:
+            if all(r(site) for r in candidate.rules + candidate.advisories):
+                return choice, candidate.function
+    return choice, choose(choice, site, forced)
 
 
 def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool = True) -> int:
@@ -298,15 +270,6 @@ def pool_out_hw(h: int, w: int, p: ir.PoolParams) -> tuple[int, int]:
         if (ow - 1) * p.stride_w >= w + p.pad_w:
             ow -= 1
     return oh, ow
-
-
-def pool_windows(in_size: int, out_size: int, kernel: int, stride: int, pad: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Caffe's window per output index: (start, end) clipped to the image, and the divisor
-    size that average pooling uses (clipped to the padded image, not to the image)."""
-    start = np.arange(out_size) * stride - pad
-    end_padded = np.minimum(start + kernel, in_size + pad)
-    size = end_padded - start
-    return np.maximum(start, 0), np.minimum(end_padded, in_size), size
 
 
 def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:

@@ -17,7 +17,9 @@ def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
                 batch_size: int = 1000, progress: Optional[Callable[[int], None]] = None) -> dict[str, np.ndarray] | np.ndarray:
     """``images``: uint8 (N, H, W, C) exactly as ``run_nn()`` receives them.
 
-    Returns the output as int8 (N, K) (K = output size, HWC order), or with ``keep_all``
+    Returns the outputs as int8 (N, K) (K = ``program.output_size``: every output in HWC order,
+    side by side in ``program.outputs`` order, as the self test's buffer holds them;
+    :meth:`~cmsisgen.mapper.calls.Program.split_outputs` separates them), or with ``keep_all``
     every tensor as int8 NHWC (only sensible for small batches).
     """
     if keep_all:
@@ -28,24 +30,24 @@ def run_program(program: Program, images: np.ndarray, keep_all: bool = False,
         if progress is not None:
             progress(min(batch_size, len(images) - start))
     if not outputs:
-        return np.zeros((0, program.tensors[program.output].size), dtype=np.int8)
+        return np.zeros((0, program.output_size), dtype=np.int8)
     return np.concatenate(outputs)
 
 
 def _run_batch(program: Program, images: np.ndarray, keep_all: bool):
     values: dict[str, np.ndarray] = {}
     last_read = last_reads(op.inputs for op in program.ops)
+    outputs = {out.tensor for out in program.outputs}
     for index, op in enumerate(program.ops):
         values[op.output] = _run_op(op, [values[name] for name in op.inputs], program, images)
         if not keep_all:
             # set(): an op may read one tensor twice (a Concat of x with x)
             for name in set(op.inputs):
-                if last_read[name] == index and name != program.output:
+                if last_read[name] == index and name not in outputs:
                     del values[name]
     if keep_all:
         return values
-    out = values[program.output]
-    return out.reshape(out.shape[0], -1)
+    return np.concatenate([values[out.tensor].reshape(len(images), -1) for out in program.outputs], axis=1)
 
 
 def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@
  * arithmetic: an int32 (LRN: int64) accumulator, NN_ROUND(s) = (1 << s) >> 1 added before
  * an arithmetic right shift by s (round half up), then saturation to [-128, 127].
  * Each function's bit-exact numpy model is in its op module (cmsisgen/ops/concat.py,
- * eltwise.py, lrn.py, pooling.py, prelu.py, scale.py).
+ * eltwise.py, lrn.py, pooling_nn.py, prelu.py, scale.py, own_conv.py).
  * Plain C99, no intrinsics; the right shift of a negative int is arithmetic on every
  * compiler this code targets, as CMSIS-NN itself assumes.
  */
@@ -67,13 +67,6 @@ void nn_eltwise_max_q7(const q7_t *const *in, const uint8_t *lshift, uint32_t in
 /* PROD of two inputs: out = sat8((a * b + NN_ROUND(out_rshift)) >> out_rshift), out_rshift < 31. */
 void nn_eltwise_prod_q7(const q7_t *a, const q7_t *b, uint32_t out_rshift, q7_t *out, uint32_t size);
 
-/* nn_global_pool_q7.c */
-
-/* Global pooling of an HWC image of `pixels` pixels to one value per channel: the maximum
- * (average == 0), or the int32 sum divided by pixels rounded half away from zero and
- * saturated (average != 0). */
-void nn_global_pool_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t average, q7_t *out);
-
 /* nn_prelu_q7.c */
 
 /* PReLU / leaky ReLU: x >= 0 unchanged, else sat8((x * slope[ch] + NN_ROUND(slope_shift)) >> slope_shift)
@@ -88,6 +81,71 @@ void nn_prelu_q7(const q7_t *in, const q7_t *slope, uint32_t channels, uint32_t 
  * + x * mult[ch]) >> out_rshift), shifts < 31 and the sum inside int32. Works in place. */
 void nn_scale_q7(const q7_t *in, const q7_t *mult, const q7_t *bias, uint32_t channels, uint32_t pixels,
                  uint32_t bias_lshift, uint32_t out_rshift, q7_t *out);
+
+/* nn_lookup_q7.c */
+
+/* Any function of one q7 input: out[i] = table[(uint8_t)in[i]], the 256 entries made at compile time
+ * (cmsisgen/ops/lookup_activation.py). Works in place. */
+void nn_lookup_q7(const q7_t *in, const q7_t *table, uint32_t size, q7_t *out);
+
+/* nn_argmax_q7.c */
+
+/* ArgMax of an HWC input as the network output, the index (< 128) as a q7 value; ties go to the
+ * highest index, as in Caffe. whole == 0: per pixel over the channels, out[pixel]; else one index
+ * over the whole blob in Caffe's C, H, W order (channel * pixels + pixel), out[0]. */
+void nn_argmax_q7(const q7_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, q7_t *out);
+
+/* nn_conv_q7.c: convolutions no CMSIS-NN q7 function runs, and Caffe's Deconvolution. */
+
+/* The geometry of one call: HWC input and output, kernel, stride, padding and dilation per
+ * axis, groups (dividing in_ch and out_ch), and the two shifts (< 31, as for CMSIS-NN). */
+typedef struct {
+    uint32_t in_h, in_w, in_ch;
+    uint32_t out_h, out_w, out_ch;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride_h, stride_w;
+    uint32_t pad_h, pad_w;
+    uint32_t dilation_h, dilation_w;
+    uint32_t groups;
+    uint32_t bias_lshift, out_rshift;
+} nn_conv_shape_q7;
+
+/* Convolution with CMSIS-NN's q7 arithmetic: output (oy, ox, o) =
+ * sat8(((bias[o] << bias_lshift) + NN_ROUND(out_rshift) + sum x * w) >> out_rshift), summed over
+ * the taps inside the image at row oy * stride_h - pad_h + ky * dilation_h (columns alike) and the
+ * input channels of o's group; the sum wraps modulo 2^32 as CMSIS-NN's does. wt is
+ * [out_ch][kernel_h][kernel_w][in_ch / groups]. in and out must not overlap. */
+void nn_conv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
+
+/* Transposed convolution (Caffe Deconvolution), same arithmetic and weight layout: input pixel
+ * (iy, ix) contributes to output row iy * stride_h - pad_h + ky * dilation_h (columns alike). */
+void nn_deconv_q7(const q7_t *in, const nn_conv_shape_q7 *shape, const q7_t *wt, const q7_t *bias, q7_t *out);
+/* nn_copy_q7.c */
+
+/* out[(i0 * n1 + i1) * n2 + i2] = in[i0 * s0 + i1 * s1 + i2 * s2] (Slice, Crop, ShuffleChannel,
+ * Permute of an HWC tensor); runs with s2 == 1 are copied with memcpy. in and out must not overlap. */
+void nn_copy_strided_q7(const q7_t *in, uint32_t n0, uint32_t s0, uint32_t n1, uint32_t s1, uint32_t n2,
+                        uint32_t s2, q7_t *out);
+
+/* Nearest-neighbour upsampling of an HWC image by integer factors: every pixel repeated
+ * scale_w times along the row and every row scale_h times. in and out must not overlap. */
+void nn_upsample_nearest_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t scale_h,
+                            uint32_t scale_w, q7_t *out);
+
+/* nn_pool_q7.c */
+
+/* Caffe Pooling of an in_h x in_w HWC image into out_h x out_w (Caffe's ceil- or floor-mode
+ * sizes, computed by the caller): output (oy, ox) pools the window that starts at
+ * (oy * stride_h - pad_h, ox * stride_w - pad_w), kernel_h x kernel_w, clipped to the image.
+ * average == 0: the maximum of the clipped window, which must hold a pixel (Caffe's
+ * windows do unless a kernel smaller than the stride leaves the last one outside an
+ * unpadded image). average != 0: the int32 sum of the clipped window divided by the
+ * window clipped to the *padded* image, rounded half away from zero, as Caffe divides
+ * (the padding counts as zeros). Sizes at most 65535, kernel_h * kernel_w at most 2^24.
+ * out must not overlap in. */
+void nn_pool_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t kernel_h,
+                uint32_t kernel_w, uint32_t stride_h, uint32_t stride_w, uint32_t pad_h, uint32_t pad_w,
+                uint32_t out_h, uint32_t out_w, uint32_t average, q7_t *out);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /*
  * Known-answer self test: runs run_nn() on every vector of the model's test_vectors.h and
- * compares the q7 scores with nn_test_expected bit for bit and, when test_vectors.h has
+ * compares the q7 scores of every output with nn_test_expected bit for bit and, when test_vectors.h has
  * NN_TEST_STEP_COUNT, the checksum of every step's output with nn_test_step_checksums.
  * See selftest.h for the output.
  *
@@ -20,7 +20,21 @@
 #include "selftest.h"
 #include "test_vectors.h"
 
-static q7_t scores[NN_OUTPUT_SIZE];
+/*
+ * Every output of run_nn() side by side in one buffer (test_vectors.h's NN_TEST_RUN passes a
+ * pointer into it for each output). A test_vectors.h of an older cmsisgen has one output.
+ */
+#ifdef NN_TEST_OUTPUT_COUNT
+#define SELFTEST_OUTPUT_SIZE ((int)NN_TEST_OUTPUT_SIZE)
+#define SELFTEST_RUN(image, outputs) NN_TEST_RUN(image, outputs)
+#define SELFTEST_CLASS_SIZE ((int)nn_test_output_sizes[0])
+#else
+#define SELFTEST_OUTPUT_SIZE ((int)NN_OUTPUT_SIZE)
+#define SELFTEST_RUN(image, outputs) run_nn(image, outputs)
+#define SELFTEST_CLASS_SIZE ((int)NN_OUTPUT_SIZE)
+#endif
+
+static q7_t scores[SELFTEST_OUTPUT_SIZE];
 static uint8_t image[NN_INPUT_BUFFER_SIZE] __attribute__((aligned(4)));
 
 #ifdef NN_TEST_STEP_COUNT
@@ -108,7 +122,7 @@ static int argmax_q7(const q7_t *v, int n)
 /* Index of the first score differing from vector v's expected scores, or -1. */
 static int first_mismatch(int v)
 {
-    for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
+    for (int i = 0; i < SELFTEST_OUTPUT_SIZE; i++) {
         if (scores[i] != nn_test_expected[v][i]) {
             return i;
         }
@@ -118,9 +132,25 @@ static int first_mismatch(int v)
 
 static void clear_scores(void)
 {
-    for (int i = 0; i < NN_OUTPUT_SIZE; i++) {
+    for (int i = 0; i < SELFTEST_OUTPUT_SIZE; i++) {
         scores[i] = 0;
     }
+}
+
+/* With several outputs: which output (and which of its elements) a buffer index is. */
+static void print_output_of(int index)
+{
+#ifdef NN_TEST_OUTPUT_COUNT
+    int k = 0;
+    while (k + 1 < (int)NN_TEST_OUTPUT_COUNT && (uint32_t)index >= nn_test_output_offsets[k + 1]) {
+        k++;
+    }
+    if (NN_TEST_OUTPUT_COUNT > 1) {
+        printf(" in output \"%s\" element %d", nn_test_output_names[k], index - (int)nn_test_output_offsets[k]);
+    }
+#else
+    (void)index;
+#endif
 }
 
 /* Vector v into the image buffer; the bytes past the image are set too (never used). */
@@ -135,20 +165,25 @@ int nn_selftest(void)
     int passed = 0;
     uint64_t total_count = 0;
 
-    printf("cmsisgen selftest: %d vectors, input %dx%dx%d, output %d, steps checked %d, "
-           "counter %s\n",
+    printf("cmsisgen selftest: %d vectors, input %dx%dx%d, output %d, ",
            (int)NN_TEST_VECTOR_COUNT, (int)NN_INPUT_HEIGHT, (int)NN_INPUT_WIDTH,
-           (int)NN_INPUT_CHANNELS, (int)NN_OUTPUT_SIZE, SELFTEST_STEPS, platform_counter_unit);
+           (int)NN_INPUT_CHANNELS, SELFTEST_OUTPUT_SIZE);
+#ifdef NN_TEST_OUTPUT_COUNT
+    if (NN_TEST_OUTPUT_COUNT > 1) {
+        printf("outputs %d, ", (int)NN_TEST_OUTPUT_COUNT);
+    }
+#endif
+    printf("steps checked %d, counter %s\n", SELFTEST_STEPS, platform_counter_unit);
 
     for (int v = 0; v < (int)NN_TEST_VECTOR_COUNT; v++) {
         /* Timed run: trace hook off. */
         clear_scores();
         load_image(v);
         platform_counter_start();
-        arm_status status = run_nn(image, scores);
+        arm_status status = SELFTEST_RUN(image, scores);
         uint32_t count = platform_counter_elapsed();
         total_count += count;
-        int predicted = argmax_q7(scores, NN_OUTPUT_SIZE);
+        int predicted = argmax_q7(scores, SELFTEST_CLASS_SIZE);
         int mismatch = first_mismatch(v);
         q7_t mismatch_got = mismatch >= 0 ? scores[mismatch] : 0;
 
@@ -161,7 +196,7 @@ int nn_selftest(void)
         trace_bad_order = 0;
         clear_scores();
         load_image(v);
-        arm_status checked_status = run_nn(image, scores);
+        arm_status checked_status = SELFTEST_RUN(image, scores);
         trace_vector = -1;
         if (status == ARM_MATH_SUCCESS) {
             status = checked_status;
@@ -176,7 +211,7 @@ int nn_selftest(void)
         passed += ok;
 
         printf("vector %d: class %d expected %d label %d %s %s %lu", v, predicted,
-               argmax_q7(nn_test_expected[v], NN_OUTPUT_SIZE), (int)nn_test_labels[v],
+               argmax_q7(nn_test_expected[v], SELFTEST_CLASS_SIZE), (int)nn_test_labels[v],
                ok ? "PASS" : "FAIL", platform_counter_unit, (unsigned long)count);
         if (status != ARM_MATH_SUCCESS) {
             printf(" status %d", (int)status);
@@ -198,6 +233,7 @@ int nn_selftest(void)
         if (mismatch >= 0) {
             printf(" mismatch %d got %d want %d", mismatch, (int)mismatch_got,
                    (int)nn_test_expected[v][mismatch]);
+            print_output_of(mismatch);
         }
         printf("\n");
     }
@@ -209,7 +245,7 @@ int nn_selftest(void)
         load_image(0);
         profiling = 1;
         platform_counter_start();
-        (void)run_nn(image, scores);
+        (void)SELFTEST_RUN(image, scores);
         profiling = 0;
         uint32_t previous = 0u;
         for (int step = 0; step < SELFTEST_STEPS; step++) {

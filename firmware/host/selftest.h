@@ -20,6 +20,10 @@
  * " traced N of K steps" (NN_TRACE called N times, not K), " mismatch I got G want W" (first
  * differing score).
  * "steps checked 0" in the header: test_vectors.h has no step checksums (scores only).
+ * A network with several outputs: "output N" in the header is the bytes of all of them, followed
+ * by ", outputs K"; "class" is the argmax of the first output; the scores compared are every
+ * output's, and a mismatch names its output: " mismatch I got G want W in output \"NAME\" element J"
+ * (I indexes the outputs side by side, J the element of that output).
  *
  * Each vector runs twice when steps are checked: timed with the trace hook off, then untimed
  * with every step checksummed (the count is that of the timed run). With step checksums,

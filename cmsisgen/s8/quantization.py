@@ -1,0 +1,176 @@
+"""Scales, zero points and fixed-point multipliers as the TFLite int8 specification sets them.
+
+CMSIS-NN's s8 kernels are the TFLite Micro kernels: they take each tensor's zero point and,
+per output channel, an int32 multiplier with a power-of-two shift standing for the real
+rescale ``s_in * s_w / s_out``. Choosing these the way the TFLite reference does keeps a
+model compiled here interchangeable with one converted by TFLite (same integers for the
+same float ranges), and the rounding of each choice is what the kernels were tested with.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+#: Symmetric weights leave -128 unused so that -w is representable (TFLite int8 spec).
+WEIGHT_MAX = 127
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+#: A multiplier's shift below this shifts every bit out: TFLite flushes it to zero.
+MIN_SHIFT = -31
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """real = scale * (q - zero_point), q in int8."""
+
+    scale: float
+    zero_point: int
+
+    def quantize(self, values: np.ndarray) -> np.ndarray:
+        q = round_half_away(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
+        return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
+
+    def dequantize(self, q: np.ndarray) -> np.ndarray:
+        return (np.asarray(q, dtype=np.float64) - self.zero_point) * self.scale
+
+
+def round_half_away(x: np.ndarray) -> np.ndarray:
+    """std::round, which TFLite uses everywhere (numpy's round is half to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(multiplier, shift) with real = multiplier * 2**(shift - 31), multiplier in [2**30, 2**31).
+
+    TFLite's QuantizeMultiplier: frexp, round the mantissa to 31 bits, a mantissa that
+    rounds up to 2**31 halves and bumps the shift, and a shift below -31 (every bit
+    shifted out) becomes multiplier 0, shift 0.
+    """
+    if real == 0.0:
+        return 0, 0
+    if not math.isfinite(real) or real < 0:
+        raise ValueError(f"multiplier {real!r} must be finite and positive")
+    mantissa, shift = math.frexp(real)
+    fixed = int(round_half_away(mantissa * 2.0**31))
+    if fixed == 2**31:
+        fixed //= 2
+        shift += 1
+    if shift < MIN_SHIFT:
+        return 0, 0
+    return fixed, shift
+
+
+def activation_quant(lo: float, hi: float) -> TensorQuant:
+    """Asymmetric int8 for a calibrated range [lo, hi], nudged so that 0.0 is exact.
+
+    TFLite's ChooseQuantizationParams: the range is widened to include zero, the zero
+    point is taken from whichever end gives the smaller error, rounded and clamped.
+    """
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi == lo:
+        return TensorQuant(scale=1.0, zero_point=0)
+    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+    from_min, from_max = INT8_MIN - lo / scale, INT8_MAX - hi / scale
+    error_min = abs(INT8_MIN) + abs(lo / scale)
+    error_max = abs(INT8_MAX) + abs(hi / scale)
+    zero = from_min if error_min < error_max else from_max
+    zero_point = int(min(max(round_half_away(zero), INT8_MIN), INT8_MAX))
+    return TensorQuant(scale=scale, zero_point=zero_point)
+
+
+def weight_scales(weights: np.ndarray) -> np.ndarray:
+    """Symmetric per-output-channel scales (axis 0), max |w| onto 127; 1.0 for an all-zero channel."""
+    w = np.asarray(weights, dtype=np.float64).reshape(len(weights), -1)
+    peak = np.abs(w).max(axis=1, initial=0.0)
+    return np.where(peak > 0, peak / WEIGHT_MAX, 1.0)
+
+
+def quantize_weights(weights: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """int8 weights in -127..127 at one scale per output channel (axis 0)."""
+    shape = (len(weights),) + (1,) * (np.ndim(weights) - 1)
+    q = round_half_away(np.asarray(weights, dtype=np.float64) / scales.reshape(shape))
+    return np.clip(q, -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+
+
+def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
+    """int32 bias at scale s_in * s_w per channel, the accumulator's own resolution."""
+    q = round_half_away(np.asarray(bias, dtype=np.float64) / (input_scale * scales))
+    return np.clip(q, INT32_MIN, INT32_MAX).astype(np.int32)
+
+
+def channel_multipliers(input_scale: float, scales: np.ndarray,
+                        output_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (multiplier, shift) int32 arrays for s_in * s_w[c] / s_out."""
+    pairs = [quantize_multiplier(input_scale * float(s) / output_scale) for s in scales]
+    return (np.array([m for m, _ in pairs], dtype=np.int32),
+            np.array([s for _, s in pairs], dtype=np.int32))
+
+
+#: Integer bits of the scaled input differences the int8 softmax exponentiates (Q5.26).
+SOFTMAX_DIFF_INTEGER_BITS = 5
+
+
+@dataclass(frozen=True)
+class SoftmaxParams:
+    """arm_softmax_s8's ``mult``, ``shift`` and ``diff_min``."""
+
+    mult: int
+    shift: int
+    diff_min: int
+
+
+def softmax_params(input_scale: float, beta: float = 1.0) -> SoftmaxParams:
+    """TFLite (Micro)'s int8 softmax preparation, which CMSIS-NN's arm_softmax_s8 expects.
+
+    PreprocessSoftmaxScaling: beta * s_in * 2**26, capped at 2**31 - 1, as a multiplier
+    >= 1 (frexp as :func:`quantize_multiplier`, shift >= 0). CalculateInputRadius: the
+    largest input difference whose scaled value stays below 32, floored; its negation is
+    diff_min (differences to the row maximum below it give exp = 0). TFLite holds scales
+    as float32: pass ``float(np.float32(scale))`` to reproduce a converted model exactly.
+    """
+    integer_bits = SOFTMAX_DIFF_INTEGER_BITS
+    real = min(beta * input_scale * float(1 << (31 - integer_bits)), float(2**31 - 1))
+    if not real > 1.0:
+        raise ValueError(f"softmax input scale {input_scale!r} (beta {beta!r}) is too small: "
+                         f"beta * scale * 2**26 must exceed 1")
+    mult, shift = quantize_multiplier(real)
+    radius = math.floor(((1 << integer_bits) - 1) * float(1 << (31 - integer_bits)) / float(1 << shift))
+    return SoftmaxParams(mult=mult, shift=shift, diff_min=-radius)
+
+
+#: Left shift of both int8 ADD inputs before their rescale (TFLite: 20 for int8, 15 for int16).
+ADD_LEFT_SHIFT = 20
+
+
+@dataclass(frozen=True)
+class AddParams:
+    """arm_elementwise_add_s8's rescaling: (multiplier, shift) per input and for the output."""
+
+    input_1: tuple[int, int]
+    input_2: tuple[int, int]
+    output: tuple[int, int]
+    left_shift: int = ADD_LEFT_SHIFT
+
+
+def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: 0 < real < 1, shift <= 0."""
+    if not 0.0 < real < 1.0:
+        raise ValueError(f"{what} rescale {real!r} must lie in (0, 1)")
+    return quantize_multiplier(real)
+
+
+def add_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> AddParams:
+    """TFLite (Micro)'s int8 ADD preparation: both inputs onto twice the larger scale, times
+    2**20 for headroom, then the sum onto the output scale."""
+    twice_max = 2.0 * max(input_1_scale, input_2_scale)
+    return AddParams(input_1=_smaller_than_one(input_1_scale / twice_max, "add input 1"),
+                     input_2=_smaller_than_one(input_2_scale / twice_max, "add input 2"),
+                     output=_smaller_than_one(twice_max / (float(1 << ADD_LEFT_SHIFT) * output_scale), "add output"))
+
+
+def mul_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> tuple[int, int]:
+    """TFLite (Micro)'s int8 MUL: one (multiplier, shift) for s1 * s2 / s_out."""
+    return quantize_multiplier(input_1_scale * input_2_scale / output_scale)
