@@ -24,6 +24,7 @@ from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
+from .mapper.commute import drop_idle_relus, relu_after_max_pool
 from .preprocess import Preprocessing, build_preprocessing
 from .calibration import batch_size, calibrate
 from .quantizer import Quantization, quantize
@@ -41,6 +42,7 @@ class Compiled:
     program: Program
     plan: BufferPlan
     notes: list[str]
+    rewrites: list[str] = field(default_factory=list)  # steps moved without changing a bit (mapper/commute.py)
 
 
 def _mean_file(net: ir.Net, name: str, from_option: bool, warnings: list[str]) -> Path:
@@ -248,8 +250,9 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
             quant = quantize(net, calibrate(net, counted()))
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels,
                               backend=model.backend)
+        rewrites = relu_after_max_pool(program) + drop_idle_relus(program)  # (q7's ReLU steps; none on s8)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None
     notes.extend(program.warnings)
-    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes)
+    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes, rewrites=rewrites)

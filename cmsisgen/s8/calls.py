@@ -16,8 +16,8 @@ import numpy as np
 
 from ..mapper.calls import Op
 from ..ops.base import Kernel
+from ..ops import network_input
 from ..ops.lrn import LRN_Q7
-from ..preprocess import InputFixedPoint
 from . import kernels, own_kernels
 
 
@@ -208,31 +208,17 @@ SOFTMAX_S8 = Kernel(
 """)
 
 
-@dataclass(frozen=True)
-class InputConstantsS8:
-    """The input conversion's constants (the zero point folded into the offsets) and the image
-    channel each model channel reads."""
-
-    fixed_point: InputFixedPoint
-    channel_source: tuple[int, ...]
-
-
-INPUT_S8 = Kernel(
-    "input_s8", lambda op, inputs: op.params.fixed_point.apply(inputs[0]),
-    call="    nn_input_q7(image);\n",
-    parameters="""\
-/* {{ op.layer }}: uint8 HWC image -> int8 at the input's scale and zero point:
- * q = saturate((pixel * NN_INPUT_MUL - NN_INPUT_OFFSET + 2^(NN_INPUT_SHIFT-1)) >> NN_INPUT_SHIFT) */
-#define NN_INPUT_MUL {{ op.params.fixed_point.mul }}
-#define NN_INPUT_SHIFT {{ op.params.fixed_point.shift }}
-#define NN_INPUT_OFFSET_SIZE {{ op.params.fixed_point.offsets.size }}
-""",
-    weights="""\
-/* Input conversion offsets: round(mean * scale / s_in * 2^NN_INPUT_SHIFT) - zero_point * 2^NN_INPUT_SHIFT{{ ", per pixel, HWC" if op.params.fixed_point.per_pixel else ", per channel" }}. */
-const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE] NN_WEIGHT_SECTION = {
-{{ op.params.fixed_point.offsets | c_array }}
-};
-""")
+#: The q7 backend's input step (nn_input_q7, the cheaper form of the same fixed point) at the
+#: s8 input's constants: only the header comment and the table's type (weights.h) differ.
+_INPUT_HEAD = """\
+/* {{ op.layer }}: uint8 HWC image -> int8 at the input's scale and zero point. The simulator's definition,
+ *   q = saturate((pixel * {{ op.params.fixed_point.mul }} - offset + 2^{{ op.params.fixed_point.shift - 1 }}) >> {{ op.params.fixed_point.shift }}), offset = round(mean * scale / s_in * 2^{{ op.params.fixed_point.shift }}) - zero_point * 2^{{ op.params.fixed_point.shift }}{{ " per pixel" if op.params.fixed_point.per_pixel else " per channel" }},
+"""
+assert network_input.PARAMETERS.split("\n", 2)[2].startswith("{% if op.params.form.kind")  # (after 2 comment lines)
+INPUT_S8 = Kernel("input_s8", lambda op, inputs: op.params.fixed_point.apply(inputs[0]), call="    nn_input_q7(image);\n",
+                  parameters=_INPUT_HEAD + network_input.PARAMETERS.split("\n", 2)[2],
+                  weights=network_input.WEIGHTS.replace("const q7_t ", "const int8_t "))  # (v4+ has no q7_t)
+assert "const int8_t NN_INPUT_TABLE" in INPUT_S8.weights
 
 
 def _add(op: Op, inputs: list[np.ndarray]) -> np.ndarray:

@@ -29,6 +29,7 @@ from ..ops.eltwise import Eltwise
 from ..ops.lookup_activation import LOOKUP_KINDS
 from ..ops import lrn as lrn_op
 from ..ops.lrn import LRN
+from ..ops.network_input import InputConstants
 from ..ops.prelu import PReLU
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
@@ -500,7 +501,7 @@ def lower_input_s8(name: str, shape: Shape, quant: "QuantizationS8", pre: Prepro
     """The first op: run_nn()'s uint8 image -> the int8 network input at its scale and zero point."""
     c, h, w = shape
     tq = quant.tensors[name]
-    constants = calls.InputConstantsS8(input_fixed_point(pre, tq.scale, tq.zero_point, shape), pre.channel_source)
-    return Op(layer=name, layer_type="Input", kernel=calls.INPUT_S8, function="nn_input_s8", inputs=[], output=name,
+    constants = InputConstants(pre, 0, shape, fixed_point=input_fixed_point(pre, tq.scale, tq.zero_point, shape))
+    return Op(layer=name, layer_type="Input", kernel=calls.INPUT_S8, function="nn_input_q7", inputs=[], output=name,
               in_shape=hwc(shape), args={"size": h * w, "channels": c}, params=constants,
-              weight_bytes=4 * int(constants.fixed_point.offsets.size))
+              weight_bytes=constants.form.flash_bytes, formats={"out_frac": 0})
