@@ -8,6 +8,7 @@ refused before calibration, naming the layer. The calls and their C are in
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -24,6 +25,7 @@ from ..ops.argmax import ArgMax
 from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.convolution_depthwise import ConvolutionDepthwise, resolved_depthwise
+from ..ops import copy_kernels
 from ..ops.copy_kernels import ByteMover
 from ..ops.eltwise import Eltwise
 from ..ops.lookup_activation import LOOKUP_KINDS
@@ -288,11 +290,21 @@ def _lower_convolution_depthwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
     return _lower_convolution(resolved_depthwise(layer, ctx.shape(layer.bottoms[0])[0]), ctx)
 
 
+#: The q7 byte copies' comments name the Q format kept; on s8 it is the scale and zero point.
+_Q_KEPT = "Q{{ 7 - f.out_frac }}.{{ f.out_frac }} kept"
+_S8_MOVERS = {kernel.kind: dataclasses.replace(kernel, parameters=kernel.parameters.replace(
+    _Q_KEPT, "the input's scale and zero point kept")) for kernel in (copy_kernels.STRIDED, copy_kernels.UPSAMPLE)}
+assert all(_Q_KEPT not in kernel.parameters for kernel in _S8_MOVERS.values())
+
+
 def _lower_byte_mover(layer: ir.Layer, ctx: LoweringContext):
     """Slice, Crop, ShuffleChannel, Permute, Upsample: the q7 backend's byte copies
     (nn_copy_q7.c), which move int8 bytes whatever they mean; input and output share one
     quantization (:func:`shared_quant`), so nothing is rescaled."""
-    return kind_of(layer).lower_q7(layer, ctx)
+    lowered = kind_of(layer).lower_q7(layer, ctx)
+    for op in lowered if isinstance(lowered, list) else [lowered] if lowered is not None else []:
+        op.kernel = _S8_MOVERS[op.kernel.kind]
+    return lowered
 
 
 def _lower_scale(layer: ir.Layer, ctx: LoweringContext) -> Op:
