@@ -539,7 +539,7 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
     protected = list(inputs)
     if out_dir is not None:
         protected += [(f"the generated {name}", Path(out_dir) / name) for name in (*ALL_OUTPUT_FILES, MANIFEST)]
-    whats = {"--report": "report", "--json": "summary"}
+    whats = {"--report": "report", "--json": "summary", "--plot": "plot"}
     for option, path in files_out.items():
         refuse_overwriting(path, whats[option], protected)
         protected.append((f"the {whats[option]}", path))
@@ -555,13 +555,22 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
               type=click.Path(dir_okay=False),
               help="Write {n, float_top1, q7_top1, agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
+@click.option("--per-layer", is_flag=True,
+              help="Also report, per layer output, its format, the SQNR and cosine of the q7 tensor against the "
+                   "float one, the share of values clipped and the count saturated (JSON: 'layers').")
+@click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
+              help="Draw the per-layer report (float range against the format's, SQNR) into FILE.png; implies "
+                   "--per-layer; needs matplotlib (the 'plot' extra).")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
-                     json_path) -> None:
+                     json_path, per_layer, plot_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate, scored_output
-    from .output import write_files
 
-    files_out = _file_options(("--json", json_path, "summary"))
+    files_out = _file_options(("--json", json_path, "summary"), ("--plot", plot_path, "plot"))
+    if plot_path is not None:
+        from .layer_plot import require_matplotlib
+
+        require_matplotlib()
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
@@ -571,9 +580,20 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     _check_labels(dataset, data, loaded, scored)
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
-        result = evaluate(compiled, dataset, progress=update, output=scored)
+        result = evaluate(compiled, dataset, progress=update, output=scored, per_layer=per_layer or bool(plot_path))
+    if plot_path is not None:
+        from .layer_plot import plot_layers
+
+        plot_layers(result["layers"], files_out["--plot"], f"{Path(model).name}: {result['n']} images")
+    _print_evaluation(result, json_path, files_out)
+
+
+def _print_evaluation(result: dict, json_path: Optional[str], files_out: dict[str, Path]) -> None:
+    from .layer_error import format_rows
+    from .output import write_files
+
     text = json.dumps(result, indent=2) + "\n"
-    if files_out:
+    if "--json" in files_out:
         write_files({files_out["--json"]: text}, "summary")
     if json_path == "-":
         click.echo(text, nl=False)
@@ -582,6 +602,10 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
     click.echo(f"q7 top-1:    {100 * result['q7_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
+    if "layers" in result:
+        click.echo("")
+        for line in format_rows(result["layers"]):
+            click.echo(line)
 
 
 def _check_labels(dataset, path: str, model, output: str) -> None:

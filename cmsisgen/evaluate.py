@@ -8,12 +8,15 @@ import numpy as np
 from . import ir
 from .errors import SETTING, CmsisgenError, SettingError
 from .float_forward import forward
+from .layer_error import LayerErrors
 from .ops import kind_of
 from .ops.softmax import Softmax
 from .pipeline import Compiled
-from .simulator.execute import run_program
+from .simulator.execute import output_rows, run_program
 
 BATCH = 500
+#: Every tensor of a batch is held at once with --per-layer: smaller batches.
+PER_LAYER_BATCH = 100
 
 
 def scored_output(net: ir.Net) -> str:
@@ -42,8 +45,9 @@ def _classifier(net: ir.Net, output: str) -> bool:
 
 
 def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None,
-             output: Optional[str] = None) -> dict:
-    """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1.
+             output: Optional[str] = None, per_layer: bool = False) -> dict:
+    """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1, and with
+    ``per_layer`` a ``layers`` list (:mod:`cmsisgen.layer_error`).
 
     Top-1 is the argmax of ``output`` (a tensor of ``net.outputs``; default
     :func:`scored_output`); ties go to the first maximum, as a firmware loop with a strict
@@ -51,25 +55,39 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     is the prediction as it stands.
     """
     net, program = compiled.net, compiled.program
-    shape = next(iter(net.input_shapes.values()))
-    _, h, w = shape
+    _, h, w = next(iter(net.input_shapes.values()))
     output = output or scored_output(net)
     blob = program.outputs[net.outputs.index(output)].blob
+    errors = LayerErrors(program, net) if per_layer else None
+    batch = PER_LAYER_BATCH if per_layer else BATCH
     float_pred, q7_pred = [], []
-    for start in range(0, len(dataset.x), BATCH):
-        images = compiled.pre.prepare_images(dataset.x[start:start + BATCH], h, w)
-        scores = forward(net, compiled.pre.to_float(images), keep=[output])[output]
-        q7 = program.split_outputs(run_program(program, images, batch_size=BATCH))[blob]
+    for start in range(0, len(dataset.x), batch):
+        images = compiled.pre.prepare_images(dataset.x[start:start + batch], h, w)
+        floats = forward(net, compiled.pre.to_float(images), keep=None if errors else [output])
+        scores = floats[output]
+        if errors is None:
+            q7 = program.split_outputs(run_program(program, images, batch_size=batch))[blob]
+        else:
+            values = run_program(program, images, keep_all=True)
+            errors.add(floats, values)
+            q7 = program.split_outputs(output_rows(program, values))[blob]
         float_pred.append(top1(net, output, scores.reshape(len(images), -1)))
         q7_pred.append(top1(net, output, q7))
         if progress:
             progress(len(images))
+    result = _scores(dataset.y, float_pred, q7_pred)
+    if errors is not None:
+        result["layers"] = errors.rows()
+    return result
+
+
+def _scores(labels: np.ndarray, float_pred: list, q7_pred: list) -> dict:
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
     qp = np.concatenate(q7_pred) if q7_pred else np.zeros(0, dtype=np.int64)
-    n = len(dataset.y)
+    n = len(labels)
     if n == 0:
         return {"n": 0, "float_top1": 0.0, "q7_top1": 0.0, "agreement": 0.0}
-    return {"n": int(n), "float_top1": float(np.mean(fp == dataset.y)), "q7_top1": float(np.mean(qp == dataset.y)),
+    return {"n": int(n), "float_top1": float(np.mean(fp == labels)), "q7_top1": float(np.mean(qp == labels)),
             "agreement": float(np.mean(fp == qp))}
 
 
