@@ -40,6 +40,20 @@ POINTS_PER_BIN = 8
 LEVELS = 128
 
 
+class MaxAbs:
+    """The largest magnitude (no histogram: the default costs nothing more than before)."""
+
+    def __init__(self) -> None:
+        self.max_abs = 0.0
+
+    def update(self, values: np.ndarray) -> None:
+        if values.size:
+            self.max_abs = max(self.max_abs, float(np.max(values)), -float(np.min(values)))
+
+    def range(self) -> float:
+        return self.max_abs
+
+
 class AbsHistogram:
     """A histogram of ``|x|`` over [0, BINS * width), widened (pairs of bins merged) when a
     batch holds a larger magnitude; also the exact largest magnitude."""
@@ -149,7 +163,7 @@ def statistic_for(method: str) -> Callable[[], object]:
     if argument or name not in METHODS:
         raise CmsisgenError(f"--calib-method {method}: expected one of max, percentile[=P] (0 < P <= 100, "
                             f"default {DEFAULT_PERCENTILE}), mse, kl")
-    return {"max": AbsHistogram, "mse": MinMse, "kl": MinKl}[name]
+    return {"max": MaxAbs, "mse": MinMse, "kl": MinKl}[name]
 
 
 def _percent(method: str, text: str) -> float:

@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .calibration_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
@@ -198,7 +199,8 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
 
     def load(shape: Optional[tuple[int, int, int]]):
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                          input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()))
+                          input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()),
+                          calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD))
 
     with _stage("loading and checking the model"):
         try:
@@ -347,6 +349,24 @@ def _with_kernel_option(command: Callable) -> Callable:
                              "the rule, when the function cannot run the layer.")(run)
 
 
+#: Where a command's --calib-method is kept in its click context (ctx.meta).
+_CALIB_METHOD = "cmsisgen.calib_method"
+
+
+def _with_calib_method_option(command: Callable) -> Callable:
+    """Add --calib-method; the method goes to the context, where loading the model reads it."""
+    @functools.wraps(command)
+    def run(*args, calib_method: str = DEFAULT_METHOD, **kwargs):
+        click.get_current_context().meta[_CALIB_METHOD] = calib_method
+        return command(*args, **kwargs)
+
+    return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
+                        help="How each activation's Q format is chosen from the calibration images: max (holds "
+                             "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
+                             f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
+                             "TensorRT-style).")(run)
+
+
 #: Where a command's --output blobs are kept in its click context (ctx.meta).
 _OUTPUTS = "cmsisgen.outputs"
 
@@ -388,7 +408,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return _with_output_option(_with_kernel_option(command))
+    return _with_output_option(_with_kernel_option(_with_calib_method_option(command)))
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -26,6 +26,7 @@ from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
 from .preprocess import Preprocessing, build_preprocessing
 from .quantizer import Quantization, calibrate, quantize
+from .calibration_methods import DEFAULT_METHOD, statistic_for
 
 #: Images pushed through the float net to estimate ranges when no --calib is given.
 SYNTHETIC_CALIBRATION_IMAGES = 64
@@ -138,6 +139,7 @@ class Model:
     folded: list[str] = field(default_factory=list)  # "bn1 folded into conv1", from fold.fold_affine
     warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
     kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
+    calib_method: str = DEFAULT_METHOD  # --calib-method (cmsisgen.calibration_methods)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -164,7 +166,8 @@ class Model:
 def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, scale: Optional[float] = None,
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
-               kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Model:
+               kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
+               calib_method: str = DEFAULT_METHOD) -> Model:
     """Load and check everything that does not need images: files, kernel rules (with the
     functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
     string of them comma-separated) cuts the net where they are computed: they are its outputs."""
@@ -178,20 +181,22 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
         raise exc.at(net.source) from None
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
+    statistic_for(calib_method)  # a bad --calib-method is refused before anything is read
     return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
-                 kernels=dict(kernels or {}))
+                 kernels=dict(kernels or {}), calib_method=calib_method)
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
                   mean: Optional[str] = None, scale: Optional[float] = None, bgr: bool = False,
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
-                  kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None) -> Compiled:
+                  kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
+                  calib_method: str = DEFAULT_METHOD) -> Compiled:
     """Everything up to (not including) rendering C. A data layer that gives no size and has
     no mean file takes it from ``calib_images`` (:func:`images_input_shape`)."""
     def load(shape: Optional[tuple[int, int, int]]) -> Model:
         return load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                          input_shape=shape, kernels=kernels, output=output)
+                          input_shape=shape, kernels=kernels, output=output, calib_method=calib_method)
 
     try:
         model = load(input_shape)
@@ -237,7 +242,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
                 progress(len(batch))
 
     try:
-        ranges = calibrate(net, counted())
+        ranges = calibrate(net, counted(), statistic_for(model.calib_method))
         quant = quantize(net, ranges)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
         plan = plan_buffers(program)

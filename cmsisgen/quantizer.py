@@ -57,10 +57,18 @@ class Quantization:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def calibrate(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, float]:
-    """Largest magnitude of every tensor over float batches (NCHW) of calibration inputs."""
+def calibrate(net: ir.Net, batches: Iterable[np.ndarray], statistic: Optional[Callable[[], Any]] = None
+              ) -> dict[str, float]:
+    """The range of every tensor over float batches (NCHW) of calibration inputs: its
+    largest magnitude, or what a ``statistic`` (:mod:`cmsisgen.calibration_methods`) says."""
     from .float_forward import forward
 
+    if statistic is not None:
+        stats: dict[str, Any] = {}
+        for batch in batches:
+            for name, value in forward(net, batch).items():
+                stats.setdefault(name, statistic()).update(value)
+        return {name: stat.range() for name, stat in stats.items()}
     ranges: dict[str, float] = {}
     for batch in batches:
         for name, value in forward(net, batch).items():

@@ -1,12 +1,18 @@
 """--calib-method statistics (issue 13, item 1): the |x| histogram and the format each method picks."""
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
+
+from random_nets import write_random_net
 
 from cmsisgen.calibration_methods import BINS, AbsHistogram, MinMse, statistic_for
 from cmsisgen.errors import CmsisgenError
 from cmsisgen.qformat import frac_bits_for
+from cmsisgen.verify import build_and_run
 
 
 def _gaussian_with_outlier() -> np.ndarray:
@@ -71,3 +77,55 @@ def test_mse_prefers_resolution_when_nothing_is_far_out():
     statistic = MinMse()
     statistic.update(x)
     assert frac_bits_for(statistic.range()) == frac_bits_for(float(np.abs(x).max()))
+
+
+# ----------------------------------------------------------------------- whole nets
+
+BIT_EXACT_NET = "inception"  # branches, concat (tied formats), pooling, 1x1 and 3x3 convolutions, softmax
+
+
+def _compile(tmp_path, method: str, name: str = BIT_EXACT_NET):
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    files = write_random_net(tmp_path / "net", name, calib_images=48)
+    out = tmp_path / method.replace("=", "_")
+    report = tmp_path / f"{out.name}.json"
+    result = CliRunner().invoke(main, ["-q", "compile", str(files.prototxt), str(files.weights), "-o", str(out),
+                                       "--test-vectors", "4", "--report", str(report), "--calib-method", method,
+                                       *files.options()])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(report.read_text())
+
+
+def _formats(report: dict) -> list:
+    return [(row["name"], row["output_format"]) for row in report["layers"]]
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None, reason="host gcc and make needed")
+@pytest.mark.parametrize("method", ["max", "percentile=99", "mse", "kl"])
+def test_every_method_stays_bit_exact_on_the_host(tmp_path, monkeypatch, method):
+    """The method changes formats, never kernels: simulator == host C, every step checksummed."""
+    for name in ("CMSIS_NN_PATH", "CMSIS_CORE_PATH", "CMSIS_DSP_INCLUDE", "CMSIS_NN_PORTABLE"):
+        monkeypatch.delenv(name, raising=False)
+    out, report = _compile(tmp_path, method)
+    if method != "max":
+        _, plain = _compile(tmp_path / "max", "max")
+        assert _formats(report) != _formats(plain)  # the method did change something
+    result = build_and_run(out, target="host", build_dir=tmp_path / "build")
+    assert result.passed == result.total == 4 and result.exit_code == 0, result.output
+    assert result.steps_checked and result.steps_checked >= 2
+
+
+def test_bad_method_is_refused_before_any_image_is_read(tmp_path):
+    from click.testing import CliRunner
+
+    from cmsisgen.cli import main
+
+    files = write_random_net(tmp_path, "fc_only_opt")
+    result = CliRunner().invoke(main, ["compile", str(files.prototxt), str(files.weights), "-o", str(tmp_path / "o"),
+                                       "--calib", str(tmp_path / "missing.npz"), "--calib-method", "median"])
+    assert result.exit_code == 2
+    assert result.output.startswith("cmsisgen: error: --calib-method median: expected one of max, percentile[=P]")
+    assert not (tmp_path / "o").exists()
