@@ -55,29 +55,30 @@ class MaxAbs:
 
 
 class AbsHistogram:
-    """A histogram of ``|x|`` over [0, BINS * width), widened (pairs of bins merged) when a
-    batch holds a larger magnitude; also the exact largest magnitude."""
+    """A histogram of the nonzero ``|x|`` over [0, BINS * width), widened (pairs of bins
+    merged) when a batch holds a larger magnitude; the exact zeros (half of a ReLU's output,
+    exact in every format) counted apart; and the exact largest magnitude."""
 
     def __init__(self) -> None:
         self.counts = np.zeros(BINS, dtype=np.float64)
+        self.zeros = 0
         self.width = 0.0
         self.max_abs = 0.0
 
     def update(self, values: np.ndarray) -> None:
         magnitudes = np.abs(np.asarray(values, dtype=np.float32)).ravel()
-        if not magnitudes.size:
+        nonzero = magnitudes[magnitudes > 0]
+        self.zeros += magnitudes.size - nonzero.size
+        if not nonzero.size:
             return
-        largest = float(magnitudes.max())
+        largest = float(nonzero.max())
         self.max_abs = max(self.max_abs, largest)
-        if largest > 0 and self.width == 0.0:
+        if self.width == 0.0:
             self.width = 2.0 ** math.ceil(math.log2(largest / BINS))
-        while self.width and largest >= BINS * self.width:
+        while largest >= BINS * self.width:
             self.counts = np.concatenate([self.counts.reshape(-1, 2).sum(axis=1), np.zeros(BINS // 2)])
             self.width *= 2
-        if self.width == 0.0:  # only zeros so far
-            self.counts[0] += magnitudes.size
-            return
-        index = np.minimum((magnitudes / self.width).astype(np.int64), BINS - 1)
+        index = np.minimum((nonzero / self.width).astype(np.int64), BINS - 1)
         self.counts += np.bincount(index, minlength=BINS)
 
     def candidates(self) -> list[int]:
@@ -100,10 +101,10 @@ class Percentile(AbsHistogram):
         self.percent = percent
 
     def range(self) -> float:
-        total = self.counts.sum()
-        if self.width == 0.0 or total == 0:
+        total = self.zeros + self.counts.sum()
+        if self.width == 0.0:
             return self.max_abs
-        index = int(np.searchsorted(np.cumsum(self.counts), total * self.percent / 100.0))
+        index = int(np.searchsorted(self.zeros + np.cumsum(self.counts), total * self.percent / 100.0))
         return min(self.max_abs, (index + 1) * self.width)  # the bin's upper edge: no value in it clips
 
 
@@ -134,23 +135,37 @@ class MinKl(AbsHistogram):
 
     def divergence(self, frac: int) -> Optional[float]:
         """KL(P || Q): P the histogram up to the format's range with the clipped values
-        added to its last bin, Q that reference quantized to the format's LEVELS steps
-        (each step's mass spread over its non-empty bins). None when the range covers fewer
-        bins than levels (the histogram cannot tell)."""
+        added to its last bin; Q the same bins without the clipped values, quantized to the
+        format's LEVELS steps (each step's mass spread over its non-empty bins), so that
+        clipping costs as much as lost resolution. None when the range covers fewer bins
+        than levels (the histogram cannot tell)."""
         edge = int(round(LEVELS * 2.0 ** -frac / self.width))
         if edge < LEVELS:
             return None
         counts = np.concatenate([self.counts, np.zeros(max(0, edge - BINS))])
-        reference = counts[:edge].copy()
+        kept = counts[:edge]
+        reference = kept.copy()
         reference[-1] += counts[edge:].sum()
         level = np.minimum((np.arange(edge) * LEVELS) // edge, LEVELS - 1)
-        nonzero = reference > 0
-        mass = np.bincount(level, weights=reference, minlength=LEVELS)
+        nonzero = kept > 0
+        mass = np.bincount(level, weights=kept, minlength=LEVELS)
         used = np.bincount(level, weights=nonzero.astype(np.float64), minlength=LEVELS)
         expanded = np.where(nonzero, mass[level] / np.maximum(used[level], 1), 0.0)
+        if not expanded.sum():
+            return math.inf  # every value clipped
         p = reference / reference.sum()
-        q = expanded / expanded.sum()
-        return float(np.sum(p[nonzero] * np.log(p[nonzero] / q[nonzero])))
+        support = p > 0
+        q = _smoothed(expanded[support] / expanded.sum())
+        return float(np.sum(p[support] * np.log(p[support] / q)))
+
+
+def _smoothed(q: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """``q`` with its zeros (a clipped tail whose last kept bin is empty) raised to ``eps``,
+    taken evenly from the other entries, so that the divergence stays finite."""
+    empty = q == 0
+    if not np.any(empty):
+        return q
+    return np.where(empty, eps, q - eps * empty.sum() / max(1, (~empty).sum()))
 
 
 def statistic_for(method: str) -> Callable[[], object]:
