@@ -160,12 +160,12 @@ class MinKl(AbsHistogram):
 
 
 def _smoothed(q: np.ndarray, eps: float = 1e-4) -> np.ndarray:
-    """``q`` with its zeros (a clipped tail whose last kept bin is empty) raised to ``eps``,
-    taken evenly from the other entries, so that the divergence stays finite."""
+    """``q`` with its zeros (a clipped tail whose last kept bin is empty) raised to ``eps``
+    and renormalised, so that the divergence stays finite."""
     empty = q == 0
     if not np.any(empty):
         return q
-    return np.where(empty, eps, q - eps * empty.sum() / max(1, (~empty).sum()))
+    return (q + eps * empty) / (1.0 + eps * empty.sum())
 
 
 def statistic_for(method: str) -> Callable[[], object]:

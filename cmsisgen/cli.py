@@ -200,7 +200,7 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     def load(shape: Optional[tuple[int, int, int]]):
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
                           input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()),
-                          calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD))
+                          calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD), optimize=meta.get(_OPTIMIZE, False))
 
     with _stage("loading and checking the model"):
         try:
@@ -288,9 +288,13 @@ def _calibrate(model, calib_set):
     from .pipeline import SYNTHETIC_CALIBRATION_IMAGES, compile_loaded
 
     images = calib_set.x if calib_set is not None else None
+    labels = calib_set.y if calib_set is not None else None
     total = len(images) if images is not None else SYNTHETIC_CALIBRATION_IMAGES
     with _stage("calibrating, quantizing, mapping"), _progress(total, "calibrating") as update:
-        compiled = compile_loaded(model, images, progress=update)
+        compiled = compile_loaded(model, images, progress=update, calib_labels=labels)
+    if model.optimize:
+        for line in compiled.optimized or ["no format changed"]:
+            info(f"optimize: {line}")
     for note in located_notes(compiled):
         warn(note)
     plan = compiled.plan
@@ -351,15 +355,21 @@ def _with_kernel_option(command: Callable) -> Callable:
 
 #: Where a command's --calib-method is kept in its click context (ctx.meta).
 _CALIB_METHOD = "cmsisgen.calib_method"
+_OPTIMIZE = "cmsisgen.optimize"
 
 
 def _with_calib_method_option(command: Callable) -> Callable:
     """Add --calib-method; the method goes to the context, where loading the model reads it."""
     @functools.wraps(command)
-    def run(*args, calib_method: str = DEFAULT_METHOD, **kwargs):
+    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, **kwargs):
         click.get_current_context().meta[_CALIB_METHOD] = calib_method
+        click.get_current_context().meta[_OPTIMIZE] = optimize
         return command(*args, **kwargs)
 
+    run = click.option("--optimize", is_flag=True,
+                       help="Hold out the last quarter of the calibration images and adjust each format by one "
+                            "fractional bit where the q7 net then scores better on them (top-1 with labels, "
+                            "else the output error); prints what it changed.")(run)
     return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
                              "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
