@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Speed and size of cmsisgen on the bundled CIFAR-10 example: figures only, one table.
 
-    python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR]
+    python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR] [--no-firmware]
+        [--big-nets mobilenet_v1,squeezenet_v1_1,alexnet]
         [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...]
 
 Prints, as one Markdown table (copy it into the README):
@@ -14,6 +15,13 @@ Prints, as one Markdown table (copy it into the README):
   when the full set is absent; the table says which): wall time and peak memory of the
   command, and the throughput of its two halves measured in-process: the float forward
   (numpy, Caffe semantics) and the q7 simulator (bit-exact kernels), images/s;
+- the host's speed yardstick: 15 float32 2048x2048x2048 matrix products (numpy's BLAS, as
+  many threads as it likes) timed in this process, and `evaluate()` of the test set (both
+  passes, on images decoded beforehand) timed in the same process, and their ratio;
+- ImageNet-size nets (benchmarks/models/, seeded random weights from
+  benchmarks/random_weights.py): `cmsisgen compile` with the default calibration (wall time,
+  peak memory, its time over the example's compile time) and whether it printed the RAM/flash
+  warning;
 - generated flash and RAM: the STM32F746 self-test build's size report (weights, code, the
   arena `run_nn()` uses, the caller's image buffer);
 - QEMU Cortex-M7 (mps2-an500) instructions per inference, with the portable kernels and,
@@ -27,7 +35,8 @@ to 2,000 calibration images give the same program, and test-1000.zip the first 1
 test.zip, so the same test vectors and instruction counts; only the evaluate rows (1,000
 images) and the wall times differ, and the table says which images it used.
 Instruction counts are exact for a given build (QEMU -icount, SysTick in units of 40); wall
-times depend on the machine and its load.
+times depend on the machine and its load. --no-firmware leaves out the STM32F746 and QEMU rows
+(no cross compiler needed).
 """
 from __future__ import annotations
 
@@ -45,12 +54,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from cmsisgen.errors import CmsisgenError  # noqa: E402
 from cmsisgen.sizereport import size_report  # noqa: E402
 from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "cifar10"
+MODELS = REPO / "benchmarks" / "models"
+BIG_NETS = ("mobilenet_v1", "squeezenet_v1_1", "alexnet")
+#: The yardstick for the host's speed: this many float32 products of two 2048x2048 matrices.
+BLAS_PRODUCTS, BLAS_SIZE = 15, 2048
 CIFAR = REPO.parent / "shared" / "data" / "cifar10"
 IMAGES = EXAMPLE / "images"
 BUNDLED_CALIB = 2000  # images in IMAGES / "train-2000.zip"
@@ -83,20 +97,56 @@ def machine() -> str:
             f"QEMU {_version(['qemu-system-arm', '--version'])}")
 
 
-def timed_command(args: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of `cmsisgen ARGS` in a fresh process."""
+#: Runs a command and prints its peak RSS (kilobytes). A child's ru_maxrss starts from the
+#: peak of the process it was forked (vfork-ed) from -- Linux keeps the high-water mark
+#: across exec -- so the command is started from this small process, not from the bench
+#: process, which by then holds data sets and compiled models.
+_PEAK_RSS = ("import resource, subprocess, sys\n"
+             "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+             "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+             "sys.exit(code)\n")
+
+
+def timed_command(args: list[str]) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes, stderr) of `cmsisgen ARGS` in a fresh process."""
     command = ([shutil.which("cmsisgen")] if shutil.which("cmsisgen")
                else [sys.executable, "-c", "from cmsisgen.cli import main; main()"])
-    with tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(command + args, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            err.seek(0)
-            raise SystemExit(f"bench: cmsisgen {args[0]} failed:\n{err.read().decode(errors='replace')}")
-    return seconds, usage.ru_maxrss * 1024  # Linux reports kilobytes
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *command, *args], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: cmsisgen {args[0]} failed:\n{proc.stderr}")
+    return seconds, int(proc.stdout.split()[-1]) * 1024, proc.stderr  # Linux reports kilobytes
+
+
+def blas_seconds() -> float:
+    """Wall time of BLAS_PRODUCTS float32 BLAS_SIZE^3 matrix products (after one warm-up)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((BLAS_SIZE, BLAS_SIZE)).astype(np.float32) for _ in range(2))
+    a @ b
+    start = time.perf_counter()
+    for _ in range(BLAS_PRODUCTS):
+        a @ b
+    return time.perf_counter() - start
+
+
+def big_net_rows(root: Path, names: list[str], example_seconds: float) -> list[tuple[str, str]]:
+    """Compile each benchmark net with seeded random weights and the default calibration."""
+    from random_weights import write_random_weights
+
+    rows = []
+    for name in names:
+        weights = root / f"{name}.caffemodel"
+        count = write_random_weights(MODELS / f"{name}.prototxt", weights)
+        seconds, peak, stderr = timed_command(["compile", str(MODELS / f"{name}.prototxt"), str(weights),
+                                               "-o", str(root / name)])
+        warned = "too big for the target" in stderr
+        rows.append((f"`cmsisgen compile` {name} ({count / 1e6:.1f} M parameters, default calibration)",
+                     f"{seconds:.1f} s ({seconds / example_seconds:.1f}x the example's), {peak / 2**20:,.0f} MiB "
+                     f"peak, {'RAM/flash warning' if warned else 'no RAM/flash warning'}"))
+    return rows
 
 
 def image_sets(calib_images: int) -> tuple[Path, Path]:
@@ -115,9 +165,10 @@ def _which(path: Path) -> str:
     return "" if path.parent == CIFAR else ", the example's own"
 
 
-def throughput(calib_zip: Path, test_zip: Path, calib_images: int) -> tuple[float, float, int]:
-    """(float images/s, q7 images/s, images) of the evaluate halves on the test set."""
+def throughput(calib_zip: Path, test_zip: Path, calib_images: int) -> tuple[float, float, float, int]:
+    """(float images/s, q7 images/s, seconds of evaluate(), images) on the test set."""
     from cmsisgen.dataset import load_dataset
+    from cmsisgen.evaluate import BATCH, evaluate
     from cmsisgen.float_forward import forward
     from cmsisgen.pipeline import compile_model, float_batches
     from cmsisgen.simulator.execute import run_program
@@ -126,15 +177,18 @@ def throughput(calib_zip: Path, test_zip: Path, calib_images: int) -> tuple[floa
     compiled = compile_model(EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", calib_images=calib,
                              mean=str(EXAMPLE / "mean.binaryproto"), scale=0.015625)
     test = load_dataset(test_zip)
+    start = time.perf_counter()
+    evaluate(compiled, test)
+    both_s = time.perf_counter() - start
     images = compiled.pre.prepare_images(test.x, 32, 32)
     start = time.perf_counter()
-    for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=500):
+    for batch in float_batches(compiled.pre, test.x, (3, 32, 32), batch=BATCH):
         forward(compiled.net, batch, keep=[compiled.net.outputs[0]])
     float_s = time.perf_counter() - start
     start = time.perf_counter()
-    run_program(compiled.program, images, batch_size=500)
+    run_program(compiled.program, images, batch_size=BATCH)
     q7_s = time.perf_counter() - start
-    return len(images) / float_s, len(images) / q7_s, len(images)
+    return len(images) / float_s, len(images) / q7_s, both_s, len(images)
 
 
 def stm32_sizes(model_dir: Path, build_dir: Path, kernels: Path) -> dict:
@@ -147,37 +201,9 @@ def stm32_sizes(model_dir: Path, build_dir: Path, kernels: Path) -> dict:
                        flash_size=1 << 20, ram_size=320 * 1024, kernel_dirs=[kernels])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--calib-images", type=int, default=1000)
-    ap.add_argument("--vectors", type=int, default=4, help="known-answer vectors in the firmware builds")
-    ap.add_argument("--build-dir", type=Path, default=None)
-    ap.add_argument("--cmsis-nn-path", type=Path, default=os.environ.get("CMSIS_NN_PATH"))
-    ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
-    ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
-    args = ap.parse_args()
-    calib_zip, test_zip = image_sets(args.calib_images)
-
-    root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
-    model_dir = root / "cifar10"
-    rows: list[tuple[str, str]] = [("machine", machine())]
-
-    seconds, peak = timed_command(["compile", *MODEL_ARGS, "-o", str(model_dir),
-                                      "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
-                                      "--test-vectors", str(args.vectors), "--data", str(test_zip),
-                                      "--report", str(root / "report.json")])
-    totals = json.loads((root / "report.json").read_text())["totals"]
-    rows.append((f"`cmsisgen compile`, {args.calib_images:,} calibration images{_which(calib_zip)}",
-                 f"{seconds:.1f} s"))
-    rows.append(("peak memory of `cmsisgen compile` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
-    seconds, peak = timed_command(["evaluate", *MODEL_ARGS, "--data", str(test_zip),
-                                      "--calib", str(calib_zip), "--calib-limit", str(args.calib_images)])
-    float_rate, q7_rate, n = throughput(calib_zip, test_zip, args.calib_images)
-    rows.append((f"`cmsisgen evaluate`, {n:,} test images{_which(test_zip)} (float + q7)", f"{seconds:.1f} s"))
-    rows.append(("peak memory of `cmsisgen evaluate` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
-    rows.append(("evaluate throughput, float forward (numpy)", f"{float_rate:,.0f} images/s"))
-    rows.append(("evaluate throughput, q7 simulator", f"{q7_rate:,.0f} images/s"))
-
+def firmware_rows(args: argparse.Namespace, model_dir: Path, root: Path, totals: dict,
+                  rows: list[tuple[str, str]]) -> list:
+    """The STM32F746 size rows and the QEMU instruction rows (appended to ``rows``); the profiles."""
     portable = firmware_dir() / "cmsis_nn_portable"
     sizes = stm32_sizes(model_dir, root / "stm32f7", portable)
     flash, ram = sizes["flash"], sizes["ram"]
@@ -206,15 +232,62 @@ def main() -> int:
         rows.append((f"QEMU Cortex-M7 instructions per inference, {label}",
                      f"{result.instructions_per_inference:,.0f} ({result.passed}/{result.total} vectors bit-exact)"))
         profiles.append((label, result.profile))
+    return profiles
 
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--calib-images", type=int, default=1000)
+    ap.add_argument("--vectors", type=int, default=4, help="known-answer vectors in the firmware builds")
+    ap.add_argument("--build-dir", type=Path, default=None)
+    ap.add_argument("--no-firmware", action="store_true", help="leave out the STM32F746 and QEMU rows")
+    ap.add_argument("--big-nets", default=",".join(BIG_NETS),
+                    help="benchmark nets to compile (benchmarks/models/NAME.prototxt), comma-separated; '' for none")
+    ap.add_argument("--cmsis-nn-path", type=Path, default=os.environ.get("CMSIS_NN_PATH"))
+    ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
+    ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
+    args = ap.parse_args()
+    calib_zip, test_zip = image_sets(args.calib_images)
+
+    root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
+    model_dir = root / "cifar10"
+    rows: list[tuple[str, str]] = [("machine", machine())]
+
+    compile_s, peak, _ = timed_command(["compile", *MODEL_ARGS, "-o", str(model_dir),
+                                        "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
+                                        "--test-vectors", str(args.vectors), "--data", str(test_zip),
+                                        "--report", str(root / "report.json")])
+    totals = json.loads((root / "report.json").read_text())["totals"]
+    rows.append((f"`cmsisgen compile`, {args.calib_images:,} calibration images{_which(calib_zip)}",
+                 f"{compile_s:.1f} s"))
+    rows.append(("peak memory of `cmsisgen compile` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
+    seconds, peak, _ = timed_command(["evaluate", *MODEL_ARGS, "--data", str(test_zip),
+                                      "--calib", str(calib_zip), "--calib-limit", str(args.calib_images)])
+    float_rate, q7_rate, both_s, n = throughput(calib_zip, test_zip, args.calib_images)
+    blas_s = blas_seconds()
+    rows.append((f"`cmsisgen evaluate`, {n:,} test images{_which(test_zip)} (float + q7)", f"{seconds:.1f} s"))
+    rows.append(("peak memory of `cmsisgen evaluate` (max RSS)", f"{peak / 2**20:,.0f} MiB"))
+    rows.append(("evaluate throughput, float forward (numpy)", f"{float_rate:,.0f} images/s"))
+    rows.append(("evaluate throughput, q7 simulator", f"{q7_rate:,.0f} images/s"))
+    rows.append((f"`evaluate()` of the {n:,} decoded test images (float + q7 passes), in process", f"{both_s:.1f} s"))
+    rows.append((f"BLAS yardstick: {BLAS_PRODUCTS} float32 {BLAS_SIZE}^3 matrix products, same process",
+                 f"{blas_s:.1f} s"))
+    rows.append(("evaluate / BLAS yardstick", f"{both_s / blas_s:.1f}x"))
+    rows.extend(big_net_rows(root, [name for name in args.big_nets.split(",") if name], compile_s))
+    profiles = [] if args.no_firmware else firmware_rows(args, model_dir, root, totals, rows)
+    return _print_table(rows, profiles, root)
+
+
+def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path) -> int:
     print("| figure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
     print()
-    header = "| step | " + " | ".join(f"instructions, {label}" for label, _ in profiles) + " |"
-    print(header + "\n|---|" + "---:|" * len(profiles))
-    for i, (name, _) in enumerate(profiles[0][1]):
-        print(f"| {i} {name} | " + " | ".join(f"{p[i][1]:,}" for _, p in profiles) + " |")
+    if profiles:
+        header = "| step | " + " | ".join(f"instructions, {label}" for label, _ in profiles) + " |"
+        print(header + "\n|---|" + "---:|" * len(profiles))
+        for i, (name, _) in enumerate(profiles[0][1]):
+            print(f"| {i} {name} | " + " | ".join(f"{p[i][1]:,}" for _, p in profiles) + " |")
     print(f"\n(build folder: {root})")
     return 0
 

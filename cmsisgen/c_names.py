@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Iterator
 
 #: Prefixes that would define names in another owner's namespace: they get ``L_`` in front.
 FOREIGN = re.compile(r"^(NN|ARM|U?INT\d*|U?INT_(LEAST|FAST)\d+|U?INTMAX|U?INTPTR|SIZE|PTRDIFF|SIG_ATOMIC|WCHAR|WINT"
@@ -61,10 +61,29 @@ def check_unique(files: dict[str, str]) -> None:
     """Every identifier the generated ``files`` define is defined once (a bug in cmsisgen otherwise)."""
     defined = Counter(name for file, text in files.items()
                       for pattern in ((_MACRO,) if file.endswith("nn.h") else (_MACRO, _DEFINITION))
-                      for match in pattern.finditer(text) for name in match.groups() if name)
+                      for match in pattern.finditer(_line_starts(text)) for name in match.groups() if name)
     twice = sorted(name for name, count in defined.items() if count > 1 and not name.endswith("_H"))
     if twice:
         raise AssertionError(f"generated C defines {', '.join(twice)} more than once")
+
+
+def _line_starts(text: str) -> str:
+    """The lines that can define something: see :func:`unindented_lines`."""
+    return "\n".join(unindented_lines(text))
+
+
+#: Where an unindented line starts (after its newline).
+_UNINDENTED = re.compile(r"\n(?=[^ \t\n])")
+
+
+def unindented_lines(text: str) -> Iterator[str]:
+    """The non-empty lines that do not start with a blank, in order: a weights.c of tens of
+    millions of values is mostly indented lines, which neither a Python loop over every
+    line nor a line-anchored pattern (tried at every character) should have to visit."""
+    starts = ([0] if text[:1] not in ("", " ", "\t", "\n") else []) + [m.end() for m in _UNINDENTED.finditer(text)]
+    for start in starts:
+        end = text.find("\n", start)
+        yield text[start:end] if end >= 0 else text[start:]
 
 
 def c_comment(text: str) -> str:

@@ -11,6 +11,7 @@ resolution. The others trade a little clipping for resolution, each from a histo
 * ``kl``: the format whose quantized distribution is closest, in KL divergence, to the float
   one (TensorRT's entropy calibration, restricted to power-of-two ranges).
 
+Each is a :class:`cmsisgen.calibration.TensorStatistic` (``max`` is its :class:`MaxAbs`).
 A statistic returns a range whose power-of-two format is the one it chose
 (``127 * 2**-frac``), so the quantizer's own rules (ReLU-read tensors, tied formats, shift
 limits) apply unchanged on top. Only formats change: the kernels and their bit-exactness
@@ -23,6 +24,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .calibration import MaxAbs
 from .errors import CmsisgenError
 from .qformat import frac_bits_for
 
@@ -38,20 +40,6 @@ MAX_EXTRA_FRAC = 8
 POINTS_PER_BIN = 8
 #: Quantization levels of a q7 magnitude (0..127, plus -128 on the negative side).
 LEVELS = 128
-
-
-class MaxAbs:
-    """The largest magnitude (no histogram: the default costs nothing more than before)."""
-
-    def __init__(self) -> None:
-        self.max_abs = 0.0
-
-    def update(self, values: np.ndarray) -> None:
-        if values.size:
-            self.max_abs = max(self.max_abs, float(np.max(values)), -float(np.min(values)))
-
-    def range(self) -> float:
-        return self.max_abs
 
 
 class AbsHistogram:

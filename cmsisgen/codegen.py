@@ -14,7 +14,7 @@ import jinja2
 import numpy as np
 
 from . import __version__, own_kernels
-from .c_names import c_comment, c_identifier, c_string, check_unique, unique_prefixes
+from .c_names import c_comment, c_identifier, c_string, check_unique, unique_prefixes, unindented_lines
 from .mapper.buffers import IMAGE, BufferPlan, Placement
 from .mapper.calls import Op, Program
 from .network_outputs import describe_outputs
@@ -41,11 +41,33 @@ class TestVectors:
     step_checksums: Optional[np.ndarray] = None  # uint32 (N, steps)
 
 
+#: Values formatted at a time by :func:`c_array` (a multiple of ROW).
+C_ARRAY_BLOCK = ROW * 4096
+
+
 def c_array(values: np.ndarray, indent: str = "    ") -> str:
-    """Comma-separated values, ROW per line; deterministic."""
-    flat = [str(int(v)) for v in np.asarray(values).reshape(-1)]
-    lines = [indent + ", ".join(flat[i:i + ROW]) for i in range(0, len(flat), ROW)]
-    return ",\n".join(lines)
+    """Comma-separated values, ROW per line; deterministic.
+
+    A net's weights are tens of millions of values: small integers are formatted by table
+    look-up, each value's text with the separator after it, and joined a block at a time
+    (a Python string or join per value would cost gigabytes and minutes)."""
+    flat = np.asarray(values).reshape(-1)
+    if not (flat.size and flat.dtype.kind in "iub" and flat.dtype.itemsize <= 2):
+        text = [str(int(v)) for v in flat.tolist()]
+        return CCode(",\n".join(indent + ", ".join(text[i:i + ROW]) for i in range(0, len(text), ROW)))
+    low = int(flat.min())
+    words = [str(v) for v in range(low, int(flat.max()) + 1)]
+    in_row = np.array([w + ", " for w in words], dtype=object)
+    row_end = np.array([w + ",\n" + indent for w in words], dtype=object)
+    ends = (np.arange(C_ARRAY_BLOCK) % ROW) == ROW - 1
+    pieces = [indent]
+    for start in range(0, flat.size, C_ARRAY_BLOCK):
+        index = flat[start:start + C_ARRAY_BLOCK].astype(np.int64) - low
+        tokens = np.where(ends[:len(index)], row_end[index], in_row[index])
+        if start + C_ARRAY_BLOCK >= flat.size:
+            tokens[-1] = words[index[-1]]
+        pieces.append("".join(tokens.tolist()))
+    return CCode("".join(pieces))  # numbers: nothing for the template to make comment-safe
 
 
 def _environment() -> jinja2.Environment:
@@ -94,7 +116,7 @@ _ARRAY_DEFINITION = re.compile(r"^const (\w+) (\w+)\[(\w+)\] NN_WEIGHT_SECTION =
 def _declarations(definitions: str) -> str:
     """weights.h's part of a step's weights: its comments and an extern declaration per array."""
     lines = []
-    for line in definitions.splitlines():
+    for line in unindented_lines(definitions):  # not the arrays' values
         array = _ARRAY_DEFINITION.match(line)
         if array:
             lines.append("extern const {} {}[{}];".format(*array.groups()))

@@ -7,7 +7,7 @@ last window clipped, average pooling dividing by the window clipped to the padde
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -16,11 +16,14 @@ from .errors import CmsisgenError
 from .ops import kind_of
 
 
-def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None) -> dict[str, np.ndarray]:
+def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None,
+            observe: Optional[Callable[[str, np.ndarray], None]] = None) -> dict[str, np.ndarray]:
     """Run ``net`` on a batch ``x`` (N, C, H, W) for its single input.
 
     Returns every tensor (or only those in ``keep`` plus the outputs) as float32 NCHW;
-    inner-product outputs are (N, C, 1, 1).
+    inner-product outputs are (N, C, 1, 1). With ``keep``, a tensor is released as soon as
+    its last reader ran; ``observe(name, value)`` sees every tensor (the input first) when it
+    is computed, which is how calibration summarises tensors it does not keep.
     """
     if len(net.input_shapes) != 1:
         raise CmsisgenError(f"{net.source}: cmsisgen supports one network input, found {len(net.input_shapes)}")
@@ -30,13 +33,17 @@ def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None) ->
     wanted = None if keep is None else set(keep) | set(net.outputs)
     last_use = ir.last_reads(layer.bottoms for layer in net.layers)
     values: dict[str, np.ndarray] = {input_name: np.asarray(x, dtype=np.float32)}
+    if observe is not None:
+        observe(input_name, values[input_name])
     for index, layer in enumerate(net.layers):
         outputs = kind_of(layer).forward(layer, [values[name] for name in layer.bottoms])
         for top, value in zip(layer.tops, outputs):
             values[top] = value
+            if observe is not None:
+                observe(top, value)
         if wanted is not None:
-            for name in layer.bottoms:
-                if last_use.get(name) == index and name not in wanted:
+            for name in list(layer.bottoms) + list(layer.tops):
+                if last_use.get(name, index) == index and name not in wanted:
                     values.pop(name, None)
     if wanted is not None:
         return {name: value for name, value in values.items() if name in wanted}

@@ -25,9 +25,10 @@ from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
 from .preprocess import Preprocessing, build_preprocessing
-from .quantizer import Quantization, calibrate, quantize
+from .calibration import batch_size, calibrate
 from .calibration_methods import DEFAULT_METHOD, statistic_for
 from .optimize import held_out, optimize_formats, split
+from .quantizer import Quantization, quantize
 
 #: Images pushed through the float net to estimate ranges when no --calib is given.
 SYNTHETIC_CALIBRATION_IMAGES = 64
@@ -245,7 +246,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
     used = split(len(calib_images)) if model.optimize else len(calib_images)
 
     def counted():
-        for batch in float_batches(pre, calib_images[:used], shape):
+        for batch in float_batches(pre, calib_images[:used], shape, batch_size(net)):
             yield batch
             if progress is not None:
                 progress(len(batch))

@@ -14,11 +14,12 @@ kind's attributes (:mod:`cmsisgen.ops.base`) say what it needs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
 from . import ir
+from .calibration import calibrate
 from .errors import CmsisgenError
 from .ops import KINDS, kind_of
 from .qformat import DEFAULT_FRAC, frac_bits_for, q_format, quantize_array
@@ -55,25 +56,6 @@ class Quantization:
     warnings: list[str] = field(default_factory=list)
     #: other layers' integer parameters (an Eltwise's shifts, a PReLU's slopes), from their kind
     params: dict[str, Any] = field(default_factory=dict)
-
-
-def calibrate(net: ir.Net, batches: Iterable[np.ndarray], statistic: Optional[Callable[[], Any]] = None
-              ) -> dict[str, float]:
-    """The range of every tensor over float batches (NCHW) of calibration inputs: its
-    largest magnitude, or what a ``statistic`` (:mod:`cmsisgen.calibration_methods`) says."""
-    from .float_forward import forward
-
-    if statistic is not None:
-        stats: dict[str, Any] = {}
-        for batch in batches:
-            for name, value in forward(net, batch).items():
-                stats.setdefault(name, statistic()).update(value)
-        return {name: stat.range() for name, stat in stats.items()}
-    ranges: dict[str, float] = {}
-    for batch in batches:
-        for name, value in forward(net, batch).items():
-            ranges[name] = max(ranges.get(name, 0.0), float(np.abs(value).max(initial=0.0)))
-    return ranges
 
 
 class _Groups:

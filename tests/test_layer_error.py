@@ -44,7 +44,7 @@ def _with_range_scaled(files, tensor: str, factor: float, images: np.ndarray) ->
 
 def test_figures_match_a_direct_numpy_computation(tmp_path, monkeypatch):
     """Summed batch by batch (3 images a batch) = computed at once on every activation."""
-    monkeypatch.setattr(evaluate_module, "PER_LAYER_BATCH", 3)
+    monkeypatch.setattr(evaluate_module, "BATCH", 3)
     files, compiled, dataset, _ = _compiled(tmp_path, "cifar10_full_style", images=10)
     rows = evaluate(compiled, dataset, per_layer=True)["layers"]
     c, h, w = compiled.program.input_shape

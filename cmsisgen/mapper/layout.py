@@ -88,7 +88,23 @@ def interleave_fc_opt(w) -> np.ndarray:
     w = np.asarray(w)
     if w.ndim != 2:
         raise ValueError(f"FC weights must be 2-D [dim_out, dim_vec], got shape {w.shape}")
-    return w.reshape(-1)[_fc_opt_order(*w.shape)].copy()
+    dim_out, dim_vec = w.shape
+    full_rows, full_cols = dim_out - dim_out % 4, dim_vec - dim_vec % 4
+    groups = w[:full_rows].reshape(full_rows // 4, 4, dim_vec)  # [group, row, column]
+    # the same order as _fc_opt_order, by slicing the matrix itself (an index array per
+    # weight would take eight times the weights' memory: gigabytes for a 4096-wide layer)
+    blocks = groups[:, :, :full_cols].reshape(full_rows // 4, 4, full_cols // 4, 4)  # [group, row, block, col]
+    rows, cols = _OPT_BLOCK_ORDER
+    interleaved = blocks[:, rows, :, cols].transpose(1, 2, 0).reshape(full_rows // 4, full_cols * 4)
+    tails = groups[:, :, full_cols:].transpose(0, 2, 1).reshape(full_rows // 4, -1 if full_rows else 0)
+    return np.concatenate([np.concatenate([interleaved, tails], axis=1).reshape(-1), w[full_rows:].reshape(-1)])
+
+
+#: (row, column) inside a 4x4 block, in the order of its 16 bytes (see :func:`_fc_opt_order`).
+_OPT_BLOCK_ORDER = (np.array([rr for cpair in ((0, 2), (1, 3)) for rpair in ((0, 1), (2, 3))
+                              for cc in cpair for rr in rpair]),
+                    np.array([cc for cpair in ((0, 2), (1, 3)) for rpair in ((0, 1), (2, 3))
+                              for cc in cpair for rr in rpair]))
 
 
 def deinterleave_fc_opt(flat, dim_out: int, dim_vec: int) -> np.ndarray:

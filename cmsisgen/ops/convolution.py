@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from .. import ir
+from ..im2col import im2col, images_per_chunk
 from ..mapper import layout
 from ..mapper.calls import Op
 from ..mapper.rules import UINT16_MAX, Site, dense, rule, sizes_fit_int16, square_geometry, undilated
@@ -388,10 +389,35 @@ def conv_out(size: int, kernel: int, stride: int, pad: int, dilation: int = 1) -
 def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it.
 
-    im2col is built in HWC order one kernel tap at a time (index arithmetic, no padded copy
-    and no Python loop over pixels) and multiplied in float32 BLAS, in chunks of images so that the
-    column matrix stays around 32 M elements.
+    The columns (HWC tap order, :func:`cmsisgen.im2col.im2col`) are multiplied in float32
+    BLAS a cache-sized chunk of images at a time, each chunk's result turned to NCHW while
+    it is still in cache; the groups of a grouped convolution are one batched product. A
+    depthwise convolution (one channel per group) sums its taps as whole-tensor products
+    instead: no columns, no per-channel Python loop. A dilated convolution, or one padded by
+    as much as its kernel (where a padded copy could be huge), takes the general path
+    (:func:`_general_convolution`).
     """
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    n, c, h, w = x.shape
+    if (p.dilation_h, p.dilation_w) != (1, 1) or p.pad_h >= p.kernel_h or p.pad_w >= p.kernel_w:
+        return _general_convolution(x, layer)
+    oh = conv_out(h, p.kernel_h, p.stride_h, p.pad_h)
+    ow = conv_out(w, p.kernel_w, p.stride_w, p.pad_w)
+    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
+    weights = layer.blobs[0].astype(np.float32)
+    bias = layer.blobs[1].astype(np.float32) if p.bias_term else None
+    if p.group != c or c != p.num_output:
+        return _im2col_gemm(padded, weights, bias, p, oh, ow)
+    out = _depthwise(padded, weights, p, oh, ow)
+    if bias is not None:
+        out += bias
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _general_convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
+    """Any dilation and padding: im2col one kernel tap at a time by index arithmetic (no
+    padded copy, so a padding of tens of thousands costs nothing), in float32 BLAS a chunk
+    of images at a time."""
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
     n, c, h, w = x.shape
     oh = conv_out(h, p.kernel_h, p.stride_h, p.pad_h, p.dilation_h)
@@ -415,3 +441,48 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     if p.bias_term:
         out += layer.blobs[1].astype(np.float32)
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+
+
+def _taps(padded: np.ndarray, p: ir.ConvParams, oh: int, ow: int):
+    """(ky, kx, the input pixels every output pixel reads at that tap): strided NHWC views."""
+    sh, sw = p.stride_h, p.stride_w
+    for ky in range(p.kernel_h):
+        for kx in range(p.kernel_w):
+            yield ky, kx, padded[:, ky:ky + sh * (oh - 1) + 1:sh, kx:kx + sw * (ow - 1) + 1:sw, :]
+
+
+def _depthwise(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: int, ow: int) -> np.ndarray:
+    """NHWC output of a convolution with one input and one output channel per group."""
+    out = np.zeros((padded.shape[0], oh, ow, padded.shape[3]), dtype=np.float32)
+    term = np.empty_like(out)  # one buffer for every tap's products: no fresh pages per tap
+    for ky, kx, pixels in _taps(padded, p, oh, ow):
+        np.multiply(pixels, weights[:, 0, ky, kx], out=term)
+        out += term
+    return out
+
+
+def _im2col_gemm(padded: np.ndarray, weights: np.ndarray, bias: Optional[np.ndarray], p: ir.ConvParams,
+                 oh: int, ow: int) -> np.ndarray:
+    """NCHW output: im2col columns (HWC tap order) times the filters, plus the bias, one GEMM
+    per chunk of images into a reused buffer."""
+    n, c = padded.shape[0], padded.shape[3]
+    kh, kw, groups = p.kernel_h, p.kernel_w, p.group
+    in_g, out_g = c // groups, p.num_output // groups
+    # (groups, kh*kw*in_g, out_g): each group's filters as contiguous GEMM columns, taps in HWC order
+    filters = np.ascontiguousarray(weights.reshape(groups, out_g, in_g, kh, kw).transpose(0, 3, 4, 2, 1)
+                                   .reshape(groups, -1, out_g))
+    out = np.empty((n, p.num_output, oh, ow), dtype=np.float32)
+    chunk = images_per_chunk(oh * ow * kh * kw * c)
+    buffer = np.empty((min(chunk, n) * oh * ow, p.num_output), dtype=np.float32)
+    for start in range(0, n, chunk):
+        cols = im2col(padded[start:start + chunk], kh, kw, p.stride_h, p.stride_w, oh, ow)
+        images, rows = cols.shape[0], cols.shape[0] * oh * ow
+        if groups == 1:
+            product = np.matmul(cols.reshape(rows, -1), filters[0], out=buffer[:rows])
+        else:  # (groups, rows, taps) @ (groups, taps, out_g) -> (rows, groups, out_g)
+            grouped = cols.reshape(rows, kh * kw, groups, in_g).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
+            product = np.matmul(grouped, filters).transpose(1, 0, 2).reshape(rows, p.num_output)
+        if bias is not None:
+            product += bias
+        out[start:start + images] = product.reshape(images, oh, ow, p.num_output).transpose(0, 3, 1, 2)
+    return out

@@ -279,6 +279,52 @@ def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:
         reduce = np.max if p.method == "max" else np.mean
         return reduce(x, axis=(2, 3), keepdims=True).astype(np.float32)
     out_h, out_w = pool_out_hw(h, w, p)
+    if p.kernel_w >= PAIRWISE_SUM_FROM:
+        return _pooling_by_window(x, p, out_h, out_w)
+    padded = _padded(x, p, out_h, out_w)
+    combine = np.maximum if p.method == "max" else np.add
+    rows = _reduce_taps(padded, 2, p.kernel_h, p.stride_h, out_h, combine)
+    out = _reduce_taps(rows, 3, p.kernel_w, p.stride_w, out_w, combine)
+    if p.method != "max":
+        _, _, hsize = pool_windows(h, out_h, p.kernel_h, p.stride_h, p.pad_h)
+        _, _, wsize = pool_windows(w, out_w, p.kernel_w, p.stride_w, p.pad_w)
+        out /= (hsize[:, None] * wsize[None, :]).astype(np.float32)
+    return out
+
+
+#: Window width from which numpy sums a row pairwise (its unrolled blocks of 8), not one by one.
+PAIRWISE_SUM_FROM = 8
+
+
+def _padded(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:
+    """``x`` inside a border that every window fits in: -inf for max (never chosen), 0 for
+    average (adds nothing; the divisor comes from :func:`pool_windows`)."""
+    n, c, h, w = x.shape
+    height = max(p.pad_h + h, (out_h - 1) * p.stride_h + p.kernel_h)
+    width = max(p.pad_w + w, (out_w - 1) * p.stride_w + p.kernel_w)
+    padded = np.full((n, c, height, width), -np.inf if p.method == "max" else 0.0, dtype=np.float32)
+    padded[:, :, p.pad_h:p.pad_h + h, p.pad_w:p.pad_w + w] = x
+    return padded
+
+
+def _reduce_taps(x: np.ndarray, axis: int, kernel: int, stride: int, size: int, combine) -> np.ndarray:
+    """Windows along one axis reduced one tap at a time over whole tensors, first tap first:
+    the order numpy's slice reduction adds in, so sums are the same floats."""
+    def tap(k: int) -> np.ndarray:
+        index = [slice(None)] * x.ndim
+        index[axis] = slice(k, k + stride * (size - 1) + 1, stride)
+        return x[tuple(index)]
+
+    out = tap(0).copy()
+    for k in range(1, kernel):
+        combine(out, tap(k), out=out)
+    return out
+
+
+def _pooling_by_window(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:
+    """Window by window (rows, then columns): for windows wide enough that the tap order
+    would not add as numpy's reduction does."""
+    n, c, h, w = x.shape
     hs, he, hsize = pool_windows(h, out_h, p.kernel_h, p.stride_h, p.pad_h)
     ws, we, wsize = pool_windows(w, out_w, p.kernel_w, p.stride_w, p.pad_w)
     out = np.empty((n, c, out_h, out_w), dtype=np.float32)

@@ -36,7 +36,8 @@ saturation), then store ``__SSAT(acc >> out_rshift, 8)``:
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
+
+from ..im2col import im2col, images_per_chunk
 
 __all__ = [
     "nn_round",
@@ -55,8 +56,6 @@ __all__ = [
     "softmax_q7",
 ]
 
-# Elements of the im2col matrix per batch chunk (bounds memory to ~64-128 MB).
-_IM2COL_CHUNK_ELEMS = 1 << 24
 
 
 def nn_round(out_rshift: int) -> int:
@@ -195,20 +194,14 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift
 
     k = kh * kw * cin
     ftype = _exact_float_type(k)
-    wmat = w.reshape(cout, k).astype(ftype).T  # [K, Cout]
+    wmat = np.ascontiguousarray(w.reshape(cout, k).astype(ftype).T)  # [K, Cout]
     out = np.empty((n, oh, ow, cout), dtype=np.int8)
-    per_image = oh * ow * k
-    chunk = max(1, _IM2COL_CHUNK_ELEMS // max(per_image, 1))
+    chunk = images_per_chunk(oh * ow * k)
+    buffer = np.empty((min(chunk, n) * oh * ow, cout), dtype=ftype)  # reused: no fresh pages per chunk
     for b0 in range(0, n, chunk):
-        xb = xp[b0 : b0 + chunk]
-        nb = xb.shape[0]
-        s0, s1, s2, s3 = xb.strides
-        cols = np.empty((nb, oh, ow, kh, kw * cin), dtype=ftype)
-        for ky in range(kh):
-            # the kw*cin taps of one kernel row are contiguous in an HWC row
-            rows = as_strided(xb[:, ky:], (nb, oh, ow, kw * cin), (s0, s1 * sh, s2 * sw, s3), writeable=False)
-            cols[:, :, :, ky, :] = rows
-        acc = cols.reshape(nb * oh * ow, k) @ wmat
+        cols = im2col(xp[b0 : b0 + chunk], kh, kw, sh, sw, oh, ow, dtype=ftype)
+        nb = cols.shape[0]
+        acc = np.matmul(cols.reshape(nb * oh * ow, k), wmat, out=buffer[: nb * oh * ow])
         out[b0 : b0 + nb] = _requantize(acc, bias, bias_lshift, out_rshift, k).reshape(nb, oh, ow, cout)
     return out
 
