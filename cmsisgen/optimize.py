@@ -70,15 +70,17 @@ def optimize_formats(net: ir.Net, ranges: dict[str, float], held: HeldOut, outpu
     best_score = _score(net, build(best), held, output)
     changes: list[str] = []
     tensors = list(net.input_shapes) + [top for layer in net.layers for top in layer.tops]
+    scores: dict[tuple, tuple[float, float]] = {}  # formats tried -> score (a group's tensors give the same trial)
     for _ in range(MAX_PASSES):
         changed = False
         for name in tensors:
             for step in (1, -1):
                 trial = dict(adjust, **{name: adjust.get(name, 0) + step})
                 quant = quantize(net, ranges, trial)
-                if quant.tensor_frac == best.tensor_frac:
+                key = tuple(sorted(quant.tensor_frac.items()))
+                if quant.tensor_frac == best.tensor_frac or key in scores:
                     continue
-                score = _score(net, build(quant), held, output)
+                score = scores[key] = _score(net, build(quant), held, output)
                 if score > best_score:
                     line = (f"{name.split('@')[0]}: {q_format(best.tensor_frac[name])} -> "
                             f"{q_format(quant.tensor_frac[name])} ({_describe(best_score)} -> {_describe(score)})")
