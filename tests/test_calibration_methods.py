@@ -103,17 +103,25 @@ def _formats(report: dict) -> list:
     return [(row["name"], row["output_format"]) for row in report["layers"]]
 
 
-@pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("make") is None, reason="host gcc and make needed")
+HAVE_HOST = shutil.which("gcc") is not None and shutil.which("make") is not None
+HAVE_QEMU = HAVE_HOST and shutil.which("arm-none-eabi-gcc") is not None and shutil.which("qemu-system-arm") is not None
+TARGETS = [pytest.param("host", marks=pytest.mark.skipif(not HAVE_HOST, reason="host gcc and make needed")),
+           pytest.param("qemu", marks=[pytest.mark.qemu, pytest.mark.skipif(
+               not HAVE_QEMU, reason="arm-none-eabi-gcc and qemu-system-arm needed")])]
+
+
+@pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.parametrize("method", ["max", "percentile=99", "mse", "kl"])
-def test_every_method_stays_bit_exact_on_the_host(tmp_path, monkeypatch, method):
-    """The method changes formats, never kernels: simulator == host C, every step checksummed."""
+def test_every_method_stays_bit_exact(tmp_path, monkeypatch, method, target):
+    """The method changes formats, never kernels: simulator == generated C (host gcc, QEMU
+    Cortex-M7, portable kernels), every step checksummed."""
     for name in ("CMSIS_NN_PATH", "CMSIS_CORE_PATH", "CMSIS_DSP_INCLUDE", "CMSIS_NN_PORTABLE"):
         monkeypatch.delenv(name, raising=False)
     out, report = _compile(tmp_path, method)
     if method != "max":
         _, plain = _compile(tmp_path / "max", "max")
         assert _formats(report) != _formats(plain)  # the method did change something
-    result = build_and_run(out, target="host", build_dir=tmp_path / "build")
+    result = build_and_run(out, target=target, build_dir=tmp_path / "build")
     assert result.passed == result.total == 4 and result.exit_code == 0, result.output
     assert result.steps_checked and result.steps_checked >= 2
 
