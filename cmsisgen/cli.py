@@ -596,6 +596,8 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate, scored_output
 
+    if plot_path == "-":
+        raise CmsisgenError("--plot -: the plot is a PNG image, not text for stdout (name a file)")
     files_out = _file_options(("--json", json_path, "summary"), ("--plot", plot_path, "plot"))
     if plot_path is not None:
         from .layer_plot import require_matplotlib

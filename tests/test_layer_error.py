@@ -153,3 +153,9 @@ def test_cli_plot_writes_a_png(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "largest SQNR drop" in result.output  # --plot implies --per-layer
+
+
+def test_cli_plot_refuses_stdout(tmp_path):
+    result = run("evaluate", *_cli_files(tmp_path), "--plot", "-")
+    assert result.exit_code == 2
+    assert result.output == "cmsisgen: error: --plot -: the plot is a PNG image, not text for stdout (name a file)\n"
