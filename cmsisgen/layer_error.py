@@ -25,6 +25,7 @@ import numpy as np
 
 from . import ir
 from .mapper.calls import Program
+from .ops import kind_of
 from .ops.alias import held_layouts
 from .qformat import q_format
 
@@ -82,6 +83,10 @@ class LayerErrors:
         self.shapes = net.shapes
         self.held = held_layouts(net)  # tensor -> (C, H, W) of the spatial bytes it holds
         self.ops = [op for op in program.ops if op.output in net.shapes]
+        layers = {layer.name: layer for layer in net.layers}
+        #: outputs whose kernel computes another function than the float net (arm_softmax_q7's 2**x)
+        self.unlike_float = {op.output for op in self.ops if op.layer in layers
+                             and not getattr(kind_of(layers[op.layer]), "matches_float", True)}
         self.sums = {op.output: _Sums(program.tensors[op.output].frac) for op in self.ops}
 
     def add(self, floats: dict[str, np.ndarray], q7s: dict[str, np.ndarray]) -> None:
@@ -108,7 +113,7 @@ class LayerErrors:
                 "format_range": [-128 * 2.0 ** -frac, 127 * 2.0 ** -frac],
                 "sqnr_db": sums.sqnr_db(), "clipped": sums.clipped / sums.count if sums.count else 0.0,
                 "saturated": sums.saturated, "cosine": sums.cosine(),
-                "sqnr_drop_db": self._drop(op),
+                "sqnr_drop_db": self._drop(op), "matches_float": op.output not in self.unlike_float,
             })
         return rows
 
@@ -125,8 +130,9 @@ def _capped(sqnr: Optional[float]) -> float:
 
 
 def worst_layer(rows: list[dict]) -> Optional[dict]:
-    """The row whose SQNR drops most (None when no layer loses anything)."""
-    losing = [row for row in rows if row["sqnr_drop_db"] > 0]
+    """The row whose SQNR drops most (None when no layer loses anything); a layer whose kernel
+    computes another function than the float one (``matches_float`` false) is not counted."""
+    losing = [row for row in rows if row["sqnr_drop_db"] > 0 and row["matches_float"]]
     return max(losing, key=lambda row: row["sqnr_drop_db"]) if losing else None
 
 

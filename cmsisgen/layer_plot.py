@@ -62,6 +62,7 @@ def _write_whole(path: Path, data: bytes) -> None:
     """All or nothing: a temporary file beside ``path``, renamed over it once complete."""
     temporary = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as the other written files' folders are
         temporary.write_bytes(data)
         os.replace(temporary, path)
     except OSError as exc:

@@ -159,3 +159,13 @@ def test_cli_plot_refuses_stdout(tmp_path):
     result = run("evaluate", *_cli_files(tmp_path), "--plot", "-")
     assert result.exit_code == 2
     assert result.output == "cmsisgen: error: --plot -: the plot is a PNG image, not text for stdout (name a file)\n"
+
+
+def test_softmax_is_not_blamed(tmp_path):
+    """arm_softmax_q7 computes 2**x: its SQNR says nothing about the formats."""
+    _, compiled, dataset, _ = _compiled(tmp_path, "fc_only_opt")
+    rows = evaluate(compiled, dataset, per_layer=True)["layers"]
+    prob = next(row for row in rows if row["name"] == "prob")
+    assert not prob["matches_float"] and all(row["matches_float"] for row in rows if row is not prob)
+    assert worst_layer(rows) is None or worst_layer(rows)["name"] != "prob"
+    assert worst_layer([dict(prob, sqnr_drop_db=50.0)]) is None
