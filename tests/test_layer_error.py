@@ -163,7 +163,7 @@ def test_cli_plot_refuses_stdout(tmp_path):
 
 def test_softmax_is_not_blamed(tmp_path):
     """arm_softmax_q7 computes 2**x: its SQNR says nothing about the formats."""
-    _, compiled, dataset, _ = _compiled(tmp_path, "fc_only_opt")
+    _, compiled, dataset, _ = _compiled(tmp_path, "fc_only_plain")
     rows = evaluate(compiled, dataset, per_layer=True)["layers"]
     prob = next(row for row in rows if row["name"] == "prob")
     assert not prob["matches_float"] and all(row["matches_float"] for row in rows if row is not prob)
