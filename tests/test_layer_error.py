@@ -83,6 +83,11 @@ def test_worst_layer_is_the_one_given_a_bad_format(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_per_layer_on_every_catalogue_net(tmp_path, name):
+    _checked_rows(tmp_path, name)
+
+
+def _checked_rows(tmp_path, name) -> list:
+    """The per-layer rows of catalogue net ``name``, checked."""
     _, compiled, dataset, x = _compiled(tmp_path, name, images=6)
     output = compiled.net.outputs[0]
     if name == "argmax_pixels":  # a class map has no top-1 (evaluate refuses it): the report alone
@@ -104,19 +109,17 @@ def test_per_layer_on_every_catalogue_net(tmp_path, name):
         assert 0.0 <= row["clipped"] <= 1.0 and row["saturated"] >= 0
         assert -1.0 - 1e-9 <= row["cosine"] <= 1.0 + 1e-9
     json.dumps(result, allow_nan=False)
-    if "matplotlib" in sys.modules or _has_matplotlib():
-        from cmsisgen.layer_plot import plot_layers
-
-        plot_layers(rows, tmp_path / "layers.png", name)
-        assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return rows
 
 
-def _has_matplotlib() -> bool:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_plot_on_every_catalogue_net(tmp_path, name):
+    pytest.importorskip("matplotlib")
+    from cmsisgen.layer_plot import plot_layers
+
+    rows = _checked_rows(tmp_path, name)
+    plot_layers(rows, tmp_path / "layers.png", name)
+    assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def _cli_files(tmp_path):
