@@ -26,7 +26,10 @@ Prints, as one Markdown table (copy it into the README):
   arena `run_nn()` uses, the caller's image buffer);
 - QEMU Cortex-M7 (mps2-an500) instructions per inference, with the portable kernels and,
   when --cmsis-nn-path is given, with upstream CMSIS-NN; and per layer (the self test's
-  profile of vector 0).
+  profile of vector 0);
+- the input step (`nn_input_q7`, uint8 image -> q7) in QEMU instructions per byte of the
+  image, for every preprocessing form (per-channel mean, per-pixel mean, scale only, RGB,
+  BGR, 1 channel) on a 32x32 input, with the flash its table or offsets take.
 
 Needs arm-none-eabi-gcc and qemu-system-arm. Images: the full CIFAR-10 zips in
 ../shared/data/cifar10 when present (the README's figures), else the example's own
@@ -201,6 +204,63 @@ def stm32_sizes(model_dir: Path, build_dir: Path, kernels: Path) -> dict:
                        flash_size=1 << 20, ram_size=320 * 1024, kernel_dirs=[kernels])
 
 
+#: Preprocessing forms of the input step: (what, channels, options; "MEAN_IMAGE" is a random
+#: per-pixel mean file for the channel count, "EXAMPLE_MEAN" the example's mean.binaryproto).
+INPUT_FORMS = [
+    ("per-pixel mean, RGB, scale 1/64 (the example's)", 3, ["--mean", "EXAMPLE_MEAN", "--scale", "0.015625"]),
+    ("per-pixel mean, BGR, scale 0.017", 3, ["--mean", "MEAN_IMAGE", "--scale", "0.017", "--bgr"]),
+    ("per-channel mean, RGB, scale 0.017", 3, ["--mean", "104,117,123", "--scale", "0.017"]),
+    ("per-channel mean, BGR, scale 0.017", 3, ["--mean", "104,117,123", "--scale", "0.017", "--bgr"]),
+    ("scale only (mean 0), RGB, scale 1/255", 3, ["--scale", "0.00392156862745098"]),
+    ("1 channel, per-channel mean 128, scale 1/128", 1, ["--mean", "128", "--scale", "0.0078125"]),
+    ("1 channel, per-pixel mean, scale 1/64", 1, ["--mean", "MEAN_IMAGE", "--scale", "0.015625"]),
+]
+INPUT_HW = 32
+
+
+def _input_model(folder: Path, channels: int) -> tuple[Path, Path, Path]:
+    """A 32x32 net of one max pool (no weights) and a random mean image: what the input step needs."""
+    import numpy as np
+
+    from cmsisgen.proto import schema
+
+    folder.mkdir(parents=True, exist_ok=True)
+    proto = folder / "input.prototxt"
+    proto.write_text(f'name: "input"\ninput: "data"\ninput_shape {{ dim: 1 dim: {channels} dim: {INPUT_HW} '
+                     f'dim: {INPUT_HW} }}\nlayer {{ name: "pool" type: "Pooling" bottom: "data" top: "pool" '
+                     'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n')
+    weights = folder / "input.caffemodel"
+    net = schema.NetParameter(name="input")
+    net.layer.add(name="pool", type="Pooling")
+    weights.write_bytes(net.SerializeToString())
+    blob = schema.BlobProto(num=1, channels=channels, height=INPUT_HW, width=INPUT_HW)
+    blob.data.extend(np.random.default_rng(channels).uniform(0, 255, channels * INPUT_HW**2).tolist())
+    mean = folder / "mean.binaryproto"
+    mean.write_bytes(blob.SerializeToString())
+    return proto, weights, mean
+
+
+def input_step_rows(root: Path) -> list[tuple[str, str]]:
+    """QEMU instructions per byte of the input step, and its flash, for every preprocessing form."""
+    rows = []
+    for i, (what, channels, options) in enumerate(INPUT_FORMS):
+        folder = root / f"input_{i}"
+        proto, weights, mean = _input_model(folder, channels)
+        options = [{"MEAN_IMAGE": str(mean), "EXAMPLE_MEAN": str(EXAMPLE / "mean.binaryproto")}.get(o, o)
+                   for o in options]
+        timed_command(["compile", str(proto), str(weights), "-o", str(folder / "model"), *options,
+                       "--test-vectors", "1", "--report", str(folder / "report.json")])
+        flash = json.loads((folder / "report.json").read_text())["layers"][0]["weight_bytes"]
+        try:
+            result = build_and_run(folder / "model", "qemu", folder / "qemu")
+        except CmsisgenError as exc:
+            raise SystemExit(f"bench: QEMU run failed: {exc}")
+        per_byte = result.profile[0][1] / (channels * INPUT_HW**2)
+        rows.append((f"input step, {what}", f"{per_byte:.2f} instructions/byte, {flash:,} B flash "
+                                            f"({result.passed}/{result.total} vectors bit-exact)"))
+    return rows
+
+
 def firmware_rows(args: argparse.Namespace, model_dir: Path, root: Path, totals: dict,
                   rows: list[tuple[str, str]]) -> list:
     """The STM32F746 size rows and the QEMU instruction rows (appended to ``rows``); the profiles."""
@@ -246,10 +306,16 @@ def main() -> int:
     ap.add_argument("--cmsis-nn-path", type=Path, default=os.environ.get("CMSIS_NN_PATH"))
     ap.add_argument("--cmsis-core-path", type=Path, default=os.environ.get("CMSIS_CORE_PATH"))
     ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
+    ap.add_argument("--input-step-only", action="store_true",
+                    help="only the input step's instructions per byte for every preprocessing form")
     args = ap.parse_args()
+    root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
+    if args.input_step_only:
+        print_input_step(root, [])
+        print(f"\n(build folder: {root})")
+        return 0
     calib_zip, test_zip = image_sets(args.calib_images)
 
-    root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
     model_dir = root / "cifar10"
     rows: list[tuple[str, str]] = [("machine", machine())]
 
@@ -275,10 +341,10 @@ def main() -> int:
     rows.append(("evaluate / BLAS yardstick", f"{both_s / blas_s:.1f}x"))
     rows.extend(big_net_rows(root, [name for name in args.big_nets.split(",") if name], compile_s))
     profiles = [] if args.no_firmware else firmware_rows(args, model_dir, root, totals, rows)
-    return _print_table(rows, profiles, root)
+    return _print_table(rows, profiles, root, input_step=not args.no_firmware)
 
 
-def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path) -> int:
+def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path, input_step: bool) -> int:
     print("| figure | value |\n|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
@@ -288,8 +354,19 @@ def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path) -> int
         print(header + "\n|---|" + "---:|" * len(profiles))
         for i, (name, _) in enumerate(profiles[0][1]):
             print(f"| {i} {name} | " + " | ".join(f"{p[i][1]:,}" for _, p in profiles) + " |")
+    if input_step:
+        print_input_step(root, profiles)
     print(f"\n(build folder: {root})")
     return 0
+
+
+def print_input_step(root: Path, profiles: list) -> None:
+    """The input step's table: the example's runs (profile step 0), then every preprocessing form."""
+    print("\n| input step (`nn_input_q7`), QEMU Cortex-M7 | value |\n|---|---|")
+    for label, profile in profiles:
+        print(f"| input step, the example, {label} | {profile[0][1] / (3 * 32 * 32):.2f} instructions/byte |")
+    for name, value in input_step_rows(root):
+        print(f"| {name} | {value} |")
 
 
 if __name__ == "__main__":

@@ -300,6 +300,8 @@ def _calibrate(model, calib_set):
     plan = compiled.plan
     detail(f"arena {plan.arena_bytes} bytes (activations and scratch, largest scratch {plan.scratch_bytes}), "
            f"image buffer {plan.input_buffer_bytes} bytes")
+    for note in compiled.rewrites:
+        detail(note)
     return compiled
 
 

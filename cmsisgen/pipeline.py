@@ -24,6 +24,7 @@ from .loader.mean import parse_mean_option, read_mean_binaryproto
 from .mapper.buffers import BufferPlan, plan_buffers
 from .mapper.lowering import check_supported, map_network
 from .mapper.calls import Program
+from .mapper.commute import drop_idle_relus, relu_after_max_pool
 from .preprocess import Preprocessing, build_preprocessing
 from .calibration import batch_size, calibrate
 from .calibration_methods import DEFAULT_METHOD, statistic_for
@@ -43,6 +44,7 @@ class Compiled:
     program: Program
     plan: BufferPlan
     notes: list[str]
+    rewrites: list[str] = field(default_factory=list)  # steps moved without changing a bit (mapper/commute.py)
     optimized: list[str] = field(default_factory=list)  # what --optimize changed, one line each
 
 
@@ -260,11 +262,13 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
         else:
             quant = quantize(net, ranges)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels)
+        rewrites = relu_after_max_pool(program) + drop_idle_relus(program)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None
     notes.extend(program.warnings)
-    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes, optimized=optimized)
+    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes, rewrites=rewrites,
+                    optimized=optimized)
 
 
 def _optimized(model: Model, ranges: dict[str, float], images: np.ndarray,

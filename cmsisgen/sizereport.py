@@ -1,7 +1,7 @@
 """Flash and RAM use of a firmware build, from `arm-none-eabi-size -B` and the linker map.
 
 Flash: weights (the arrays weights.h declares, i.e. the model's weights and biases and
-its input offsets; without --model-dir every .rodata array of nn.o), test vectors (nn_test_*
+the input step's table or offsets; without --model-dir every .rodata array of nn.o), test vectors (nn_test_*
 arrays, only in self-test builds), code (model = the code and other constants of nn.o and of
 the cmsisgen kernels copied beside nn.c, i.e. of every object built from the model folder;
 CMSIS-NN kernels = code and constants of every object built from the kernel source folder,
@@ -184,7 +184,7 @@ def _classify(inputs: list[InputSection], kernels: list[str], model_dirs: list[s
                             else not sec.symbol.startswith("str")):
                 add("weights", sec.symbol, sec.size)
             elif model:
-                code["model"] += sec.size  # nn.c's other constants (e.g. channel_source)
+                code["model"] += sec.size  # nn.c's other constants
             elif _is_kernel_obj(sec.obj, kernels):
                 code["kernels"] += sec.size  # kernel tables (upstream arm_nntables.c)
         elif sec.name.startswith((".bss", ".data", "COMMON")) and model:

@@ -589,7 +589,8 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("relu1", "ReLU", inplace=True),
         L("conv2", "Convolution", num_output=8, kernel_size=3, pad=1),
         L("relu2", "ReLU", "conv2", "relu2"),
-        L("pool2", "Pooling", pool="MAX", kernel_size=2, stride=2),
+        # average (not max) pooling: a ReLU before a max pool would move after it, onto the pool's output
+        L("pool2", "Pooling", pool="AVE", kernel_size=2, stride=2),
         L("ip1", "InnerProduct", num_output=6),
         L("prob", "Softmax"),
     ], (3, 8, 8), {"memcpy", "arm_relu_q7", "arm_softmax_q7"},

@@ -260,8 +260,10 @@ def test_chain_relu_and_pool_in_place(tmp_path):
     check_plan(compiled)
     plan = compiled.plan
     assert "copy" not in [op.kind for op in compiled.program.ops]
-    assert plan.storage["conv1@1"] == plan.storage["pool1"] == "conv1"
-    assert plan.offset("conv1@1") == plan.offset("pool1") == plan.offset("conv1")
+    # relu1 runs after pool1 (cmsisgen/mapper/commute.py), in place over the pooled values
+    assert [op.layer for op in compiled.program.ops[1:4]] == ["conv1", "pool1", "relu1"]
+    assert plan.storage["pool1@before_relu1"] == plan.storage["pool1"] == "conv1"
+    assert plan.offset("pool1@before_relu1") == plan.offset("pool1") == plan.offset("conv1")
     assert plan.input_buffer_bytes == 193  # 3*8*8 + RGB's extra byte
     assert plan.tensors["conv1"].bytes == 256 and plan.tensors["pool1"].bytes == 64
     assert plan.scratch_bytes == 2 * 64  # FC: 2 * dim_vec > conv 2*2*3*9 = 108
@@ -308,6 +310,15 @@ def test_extra_byte_of_an_arena_tensor(tmp_path):
     check_plan(compiled)
 
 
+@pytest.fixture()
+def caffe_order(monkeypatch):
+    """The planner on the Caffe order: relu1 stays before the max pool pool_a (which
+    cmsisgen/mapper/commute.py would otherwise run it after)."""
+    import cmsisgen.pipeline
+
+    monkeypatch.setattr(cmsisgen.pipeline, "relu_after_max_pool", lambda program: [])
+
+
 def branch_with_relu_and_pool():
     return [
         layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
@@ -320,7 +331,7 @@ def branch_with_relu_and_pool():
     ]
 
 
-def test_relu_copies_when_its_input_is_read_later(tmp_path):
+def test_relu_copies_when_its_input_is_read_later(tmp_path, caffe_order):
     compiled = compile_layers(tmp_path, branch_with_relu_and_pool())
     program = compiled.program
     ops = kinds(program)
@@ -333,7 +344,7 @@ def test_relu_copies_when_its_input_is_read_later(tmp_path):
     check_plan(compiled)
 
 
-def test_pool_pools_a_copy_when_its_input_is_read_later(tmp_path):
+def test_pool_pools_a_copy_when_its_input_is_read_later(tmp_path, caffe_order):
     compiled = compile_layers(tmp_path, branch_with_relu_and_pool())
     program = compiled.program
     ops = kinds(program)

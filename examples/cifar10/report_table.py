@@ -4,7 +4,7 @@
     cmsisgen compile ... --report report.json && python3 examples/cifar10/report_table.py report.json
 
 Operations are 2 x MACs (a multiply and an add), as the CMSIS-NN guide counts them; weight
-bytes are what the layer keeps in flash (weights + biases; the input stage's mean offsets);
+bytes are what the layer keeps in flash (weights + biases; the input step's per-pixel offsets or q7 table);
 activation bytes are the size of the layer's q7 output tensor (HWC); the totals are the buffer
 plan's: one arena holding every activation and each call's scratch, plus the caller's image
 buffer, which run_nn() converts in place.

@@ -142,28 +142,110 @@ NN_STATIC_ASSERT(nn_plan_CONV1_SCRATCH_fits, CONV1_SCRATCH_OFFSET + CONV1_SCRATC
 NN_STATIC_ASSERT(nn_plan_scratch_fits, NN_SCRATCH_BYTES <= NN_ARENA_BYTES);
 
 /*
- * uint8 pixels -> q7 network input, in place in the caller's buffer. A pixel's channels
- * are read (as uint8: a q7_t read would turn every value >= 128 negative) before any of
- * them is written, since the channel order may change. Right shifts of negative int32
- * are arithmetic on every Arm and host compiler this code targets (as CMSIS-NN itself
- * assumes).
+ * Four pixel bytes (+ their int16 offsets) -> four q7 values: bytes 0 and 2 and bytes 1 and 3
+ * as pairs of halfwords, each pair (p + offset) >> 1 (SHADD16, exact), saturated to
+ * [-128, 127] (SSAT16), packed back. NN_INPUT_OFFSET holds each group of four bytes' offsets as
+ * 0, 2, 1, 3 (the two pairs).
+ */
+/* bytes 0 and 2 of x, zero-extended to halfwords: one UXTB16 */
+static inline uint32_t nn_input_even_bytes(uint32_t x)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t b;
+    __asm__("uxtb16 %0, %1" : "=r"(b) : "r"(x));
+    return b;
+#else
+    return x & 0x00FF00FFu;
+#endif
+}
+
+/* bytes 1 and 3 of x, zero-extended to halfwords: one UXTB16 */
+static inline uint32_t nn_input_odd_bytes(uint32_t x)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t b;
+    __asm__("uxtb16 %0, %1, ror #8" : "=r"(b) : "r"(x));
+    return b;
+#else
+    return (x >> 8) & 0x00FF00FFu;
+#endif
+}
+
+static inline uint32_t nn_input_pair(uint32_t pixels, uint32_t offsets)
+{
+#if defined(__GNUC__) && defined(__ARM_FEATURE_SIMD32)
+    uint32_t q;
+    __asm__("shadd16 %0, %1, %2" : "=r"(q) : "r"(pixels), "r"(offsets));
+    __asm__("ssat16 %0, #8, %1" : "=r"(q) : "r"(q));
+    return q;
+#else
+    uint32_t q = 0;
+    uint32_t half;
+    for (half = 0; half < 32u; half += 16u) {
+        const int32_t sum = (int32_t)((pixels >> half) & 0xFFFFu) + (int16_t)(uint16_t)(offsets >> half);
+        const int32_t v = sum >> NN_INPUT_SHIFT;
+        q |= ((uint32_t)(v < -128 ? -128 : (v > 127 ? 127 : v)) & 0xFFFFu) << half;
+    }
+    return q;
+#endif
+}
+
+/*
+ * uint8 pixels -> q7 network input, in place in the caller's buffer, 16 bytes an iteration
+ * where the size allows (the bytes are read as uint8: never wrapped to negative).
  */
 static void nn_input_q7(uint8_t *image)
 {
-    static const uint8_t channel_source[NN_INPUT_CHANNELS] = { 0, 1, 2 };
-    q7_t *const out = (q7_t *)image;
-    uint8_t pixel_in[NN_INPUT_CHANNELS];
-    uint32_t pixel;
-    uint32_t ch;
+    uint32_t i;
 
-    for (pixel = 0; pixel < (uint32_t)(NN_INPUT_HEIGHT * NN_INPUT_WIDTH); pixel++) {
-        memcpy(pixel_in, image + pixel * NN_INPUT_CHANNELS, NN_INPUT_CHANNELS);
-        for (ch = 0; ch < NN_INPUT_CHANNELS; ch++) {
-            const uint32_t index = pixel * NN_INPUT_CHANNELS + ch;
-            int32_t acc = (int32_t)pixel_in[channel_source[ch]] * NN_INPUT_MUL
-                          - NN_INPUT_OFFSET[index] + (1 << (NN_INPUT_SHIFT - 1));
-            acc >>= NN_INPUT_SHIFT;
-            out[index] = (q7_t)(acc < -128 ? -128 : (acc > 127 ? 127 : acc));
+    for (i = 0; i < (uint32_t)NN_INPUT_SIZE; i += 16u) {
+        {
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 2u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i, &x, 4);
+        }
+        {
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 4u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 4u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 6u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 4u, &x, 4);
+        }
+        {
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 8u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 8u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 10u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 8u, &x, 4);
+        }
+        {
+            uint32_t x;
+            uint32_t even;
+            uint32_t odd;
+            memcpy(&x, image + i + 12u, 4);
+            memcpy(&even, NN_INPUT_OFFSET + i + 12u, 4);
+            memcpy(&odd, NN_INPUT_OFFSET + i + 14u, 4);
+            even = nn_input_pair(nn_input_even_bytes(x), even);
+            odd = nn_input_pair(nn_input_odd_bytes(x), odd);
+            x = nn_input_even_bytes(even) | (nn_input_even_bytes(odd) << 8);
+            memcpy(image + i + 12u, &x, 4);
         }
     }
 }

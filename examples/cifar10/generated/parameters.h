@@ -8,11 +8,14 @@
 #ifndef NN_PARAMETERS_H
 #define NN_PARAMETERS_H
 
-/* data: uint8 HWC image -> q7, Q2.5:
- * q = saturate((pixel * NN_INPUT_MUL - NN_INPUT_OFFSET + 2^(NN_INPUT_SHIFT-1)) >> NN_INPUT_SHIFT) */
+/* data: uint8 HWC image -> q7, Q2.5. The simulator's definition,
+ *   q = saturate((pixel * 32768 - offset + 2^15) >> 16), offset = round(mean * scale * 2^(5 + 16)) per pixel,
+ * computed as q = saturate((pixel * NN_INPUT_MUL + NN_INPUT_OFFSET[i]) >> NN_INPUT_SHIFT), i the HWC index
+ * (the rounding term folded into the offsets, the power of two common to the multiplier and 2^16
+ * divided out). */
 #define NN_INPUT_FRAC_BITS 5
-#define NN_INPUT_MUL 32768
-#define NN_INPUT_SHIFT 16
+#define NN_INPUT_MUL 1
+#define NN_INPUT_SHIFT 1
 #define NN_INPUT_OFFSET_SIZE 3072
 
 /* conv1 (Convolution): arm_convolve_HWC_q7_RGB; in Q2.5, weights Q0.7, bias Q1.6, out Q5.2 */

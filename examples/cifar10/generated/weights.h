@@ -18,8 +18,8 @@
 #define NN_WEIGHT_SECTION
 #endif
 
-/* Input conversion offsets: round(mean * scale * 2^(NN_INPUT_FRAC_BITS + NN_INPUT_SHIFT)), per pixel, HWC. */
-extern const int32_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE];
+/* Input conversion offsets per pixel, HWC (see parameters.h). */
+extern const int16_t NN_INPUT_OFFSET[NN_INPUT_OFFSET_SIZE];
 
 /* conv1: arm_convolve_HWC_q7_RGB */
 extern const q7_t CONV1_WT[CONV1_WT_SIZE];
