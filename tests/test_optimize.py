@@ -50,3 +50,15 @@ def test_compile_optimize_prints_what_it_changed(tmp_path):
     differs = {t.split("@")[0] for t, f in optimized.quant.tensor_frac.items() if plain.quant.tensor_frac[t] != f}
     assert changed <= differs  # what it printed is what changed (the rest of each format group with it)
     assert bool(changed) == bool(differs)
+
+
+def test_nets_without_a_top1_are_scored_by_the_output_error(tmp_path):
+    """A class map (per-pixel ArgMax) or labels the net does not know: the output error alone."""
+    for name in ("argmax_pixels", "face_pnet_2heads"):
+        files = write_random_net(tmp_path / name, name, calib_images=16)
+        data = np.load(files.calib)
+        from cmsisgen.pipeline import compile_loaded
+
+        model = load_model(files.prototxt, files.weights, optimize=True, **files.compile_kwargs())
+        compiled = compile_loaded(model, data["x"], calib_labels=data["y"])
+        assert all("top-1" not in line and "output MSE" in line for line in compiled.optimized)
