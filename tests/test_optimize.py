@@ -7,7 +7,7 @@ from cli_run import run
 from random_nets import write_random_net
 from cmsisgen.mapper.lowering import map_network
 from cmsisgen.optimize import held_out, optimize_formats, split
-from cmsisgen.pipeline import compile_model, float_batches, load_model
+from cmsisgen.pipeline import compile_loaded, compile_model, float_batches, load_model
 from cmsisgen.quantizer import calibrate, quantize
 
 NET = "cifar10_full_style"
@@ -57,8 +57,6 @@ def test_nets_without_a_top1_are_scored_by_the_output_error(tmp_path):
     for name in ("argmax_pixels", "face_pnet_2heads"):
         files = write_random_net(tmp_path / name, name, calib_images=16)
         data = np.load(files.calib)
-        from cmsisgen.pipeline import compile_loaded
-
         model = load_model(files.prototxt, files.weights, optimize=True, **files.compile_kwargs())
         compiled = compile_loaded(model, data["x"], calib_labels=data["y"])
         assert all("top-1" not in line and "output MSE" in line for line in compiled.optimized)
