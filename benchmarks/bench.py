@@ -4,6 +4,7 @@
     python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR] [--no-firmware]
         [--big-nets mobilenet_v1,squeezenet_v1_1,alexnet]
         [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...] [--s8-cmsis-nn-path .../CMSIS-NN]
+        [--arm-code .../cmsisnn-cifar10/code [--arm-models .../models]] [--arm-code-only]
 
 Prints, as one Markdown table (copy it into the README):
 
@@ -32,7 +33,11 @@ Prints, as one Markdown table (copy it into the README):
   v7.0.0; the step table aligns the q7 and s8 steps by name;
 - the input step (`nn_input_q7`, uint8 image -> q7) in QEMU instructions per byte of the
   image, for every preprocessing form (per-channel mean, per-pixel mean, scale only, RGB,
-  BGR, 1 channel) on a 32x32 input, with the flash its table or offsets take.
+  BGR, 1 channel) on a 32x32 input, with the flash its table or offsets take;
+- with --arm-code DIR (or ARM_CODE_DIR) and upstream CMSIS-NN: Arm's own generated code for its
+  CIFAR-10 models (nn.cpp ..., a folder the user gives; benchmarks/arm_code.py) against
+  cmsisgen's code for the same Caffe models, QEMU instructions per inference on the same
+  kernels (skipped with a note without it; --arm-code-only prints these rows alone).
 
 Needs arm-none-eabi-gcc and qemu-system-arm. Images: the full CIFAR-10 zips in
 ../shared/data/cifar10 when present (the README's figures), else the example's own
@@ -312,12 +317,23 @@ def main() -> int:
     ap.add_argument("--cmsis-dsp-include", type=Path, default=os.environ.get("CMSIS_DSP_INCLUDE"))
     ap.add_argument("--s8-cmsis-nn-path", type=Path, default=None,
                     help="upstream CMSIS-NN v7.0.0 for the s8 QEMU row (benchmarks/bench_s8.py)")
+    ap.add_argument("--arm-code", type=Path, default=os.environ.get("ARM_CODE_DIR"),
+                    help="Arm's generated CIFAR-10 code (a folder with nn.cpp, nn.h, parameter.h, weights.h, or one "
+                         "holding such folders: m7, m4) to compare with cmsisgen on QEMU [env: ARM_CODE_DIR]")
+    ap.add_argument("--arm-models", type=Path, default=os.environ.get("ARM_MODELS_DIR"),
+                    help="its Caffe models: *_NAME_*.prototxt and *_NAME_*.caffemodel[.h5] for each code folder "
+                         "NAME (default: the models/ folder beside Arm's code/) [env: ARM_MODELS_DIR]")
+    ap.add_argument("--arm-code-only", action="store_true", help="only the Arm's-code-vs-cmsisgen rows")
     ap.add_argument("--input-step-only", action="store_true",
                     help="only the input step's instructions per byte for every preprocessing form")
     args = ap.parse_args()
     root = args.build_dir or Path(tempfile.mkdtemp(prefix="cmsisgen-bench-"))
     if args.input_step_only:
         print_input_step(root, [])
+        print(f"\n(build folder: {root})")
+        return 0
+    if args.arm_code_only:
+        print_arm_code(args, root)
         print(f"\n(build folder: {root})")
         return 0
     calib_zip, test_zip = image_sets(args.calib_images)
@@ -350,7 +366,11 @@ def main() -> int:
     s8, s8_profiles = s8_rows([*MODEL_ARGS, "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
                                "--test-vectors", str(args.vectors), "--data", str(test_zip)], root, timed_command,
                               args.s8_cmsis_nn_path, not args.no_firmware)
-    return _print_table(rows + s8, profiles + s8_profiles, root, input_step=not args.no_firmware)
+    _print_table(rows + s8, profiles + s8_profiles, root, input_step=not args.no_firmware)
+    if not args.no_firmware:
+        print_arm_code(args, root)
+    print(f"\n(build folder: {root})")
+    return 0
 
 
 def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path, input_step: bool) -> int:
@@ -362,7 +382,6 @@ def _print_table(rows: list[tuple[str, str]], profiles: list, root: Path, input_
         print("\n".join(step_table(profiles)))
     if input_step:
         print_input_step(root, [p for p in profiles if not p[0].startswith("s8")])  # (nn_input_q7 only)
-    print(f"\n(build folder: {root})")
     return 0
 
 
@@ -372,6 +391,21 @@ def print_input_step(root: Path, profiles: list) -> None:
     for label, profile in profiles:
         print(f"| input step, the example, {label} | {profile[0][1] / (3 * 32 * 32):.2f} instructions/byte |")
     for name, value in input_step_rows(root):
+        print(f"| {name} | {value} |")
+
+
+def print_arm_code(args: argparse.Namespace, root: Path) -> None:
+    """Arm's own generated code against cmsisgen's on the same model and kernels (benchmarks/arm_code.py)."""
+    from arm_code import arm_code_rows, cmsis_paths
+
+    if not args.arm_code:
+        print("\n(Arm's generated code vs cmsisgen: skipped; give --arm-code DIR or ARM_CODE_DIR, "
+              "see benchmarks/arm_code.py)")
+        return
+    cmsis = cmsis_paths(args.cmsis_nn_path, args.cmsis_core_path, args.cmsis_dsp_include)
+    rows = arm_code_rows(args.arm_code, args.arm_models, root / "arm_code", image_sets(1000), cmsis)
+    print("\n| Arm's generated code vs cmsisgen, QEMU Cortex-M7 | instructions per inference |\n|---|---|")
+    for name, value in rows:
         print(f"| {name} | {value} |")
 
 

@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from . import __version__
+from .calibration_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
@@ -199,6 +200,7 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     def load(shape: Optional[tuple[int, int, int]]):
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
                           input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()),
+                          calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD), optimize=meta.get(_OPTIMIZE, False),
                           backend=meta.get(_BACKEND, "q7"))
 
     with _stage("loading and checking the model"):
@@ -287,9 +289,13 @@ def _calibrate(model, calib_set):
     from .pipeline import SYNTHETIC_CALIBRATION_IMAGES, compile_loaded
 
     images = calib_set.x if calib_set is not None else None
+    labels = calib_set.y if calib_set is not None else None
     total = len(images) if images is not None else SYNTHETIC_CALIBRATION_IMAGES
     with _stage("calibrating, quantizing, mapping"), _progress(total, "calibrating") as update:
-        compiled = compile_loaded(model, images, progress=update)
+        compiled = compile_loaded(model, images, progress=update, calib_labels=labels)
+    if model.optimize:
+        for line in compiled.optimized or ["no format changed"]:
+            info(f"optimize: {line}")
     for note in located_notes(compiled):
         warn(note)
     plan = compiled.plan
@@ -366,6 +372,30 @@ def _with_backend_option(command: Callable) -> Callable:
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
 
 
+#: Where a command's --calib-method is kept in its click context (ctx.meta).
+_CALIB_METHOD = "cmsisgen.calib_method"
+_OPTIMIZE = "cmsisgen.optimize"
+
+
+def _with_calib_method_option(command: Callable) -> Callable:
+    """Add --calib-method; the method goes to the context, where loading the model reads it."""
+    @functools.wraps(command)
+    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, **kwargs):
+        click.get_current_context().meta[_CALIB_METHOD] = calib_method
+        click.get_current_context().meta[_OPTIMIZE] = optimize
+        return command(*args, **kwargs)
+
+    run = click.option("--optimize", is_flag=True,
+                       help="Hold out the last quarter of the calibration images and adjust each format by one "
+                            "fractional bit where the q7 net then scores better on them (top-1 with labels, "
+                            "else the output error); prints what it changed.")(run)
+    return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
+                        help="How each activation's Q format is chosen from the calibration images: max (holds "
+                             "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
+                             f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
+                             "TensorRT-style).")(run)
+
+
 #: Where a command's --output blobs are kept in its click context (ctx.meta).
 _OUTPUTS = "cmsisgen.outputs"
 
@@ -407,7 +437,7 @@ def _common_model_options(command: Callable) -> Callable:
     ]
     for option in reversed(options):
         command = option(command)
-    return _with_backend_option(_with_output_option(_with_kernel_option(command)))
+    return _with_backend_option(_with_output_option(_with_kernel_option(_with_calib_method_option(command))))
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -565,7 +595,7 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
     protected = list(inputs)
     if out_dir is not None:
         protected += [(f"the generated {name}", Path(out_dir) / name) for name in (*ALL_OUTPUT_FILES, MANIFEST)]
-    whats = {"--report": "report", "--json": "summary"}
+    whats = {"--report": "report", "--json": "summary", "--plot": "plot"}
     for option, path in files_out.items():
         refuse_overwriting(path, whats[option], protected)
         protected.append((f"the {whats[option]}", path))
@@ -581,13 +611,26 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
               type=click.Path(dir_okay=False),
               help="Write {n, float_top1, q7_top1 (s8_top1 with --backend s8), agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
+@click.option("--per-layer", is_flag=True,
+              help="Also report, per layer output, its format, the SQNR and cosine of the q7 tensor against the "
+                   "float one, the share of values clipped and the count saturated (JSON: 'layers').")
+@click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
+              help="Draw the per-layer report (float range against the format's, SQNR) into FILE.png; implies "
+                   "--per-layer; needs matplotlib (the 'plot' extra).")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
-                     json_path) -> None:
+                     json_path, per_layer, plot_path) -> None:
     """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
     from .evaluate import evaluate, scored_output
-    from .output import write_files
 
-    files_out = _file_options(("--json", json_path, "summary"))
+    if plot_path == "-":
+        raise CmsisgenError("--plot -: the plot is a PNG image, not text for stdout (name a file)")
+    files_out = _file_options(("--json", json_path, "summary"), ("--plot", plot_path, "plot"))
+    if plot_path is not None:
+        from .layer_plot import require_matplotlib
+
+        require_matplotlib()
+    if click.get_current_context().meta.get(_BACKEND) == "s8" and (per_layer or plot_path):
+        raise CmsisgenError(f"{'--plot' if plot_path else '--per-layer'}: not supported by the s8 backend yet")
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
@@ -597,12 +640,23 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     _check_labels(dataset, data, loaded, scored)
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
-        result = evaluate(compiled, dataset, progress=update, output=scored)
+        result = evaluate(compiled, dataset, progress=update, output=scored, per_layer=per_layer or bool(plot_path))
     backend = click.get_current_context().meta.get(_BACKEND, "q7")
     if backend != "q7":  # the quantized top-1 under the backend's name
         result = {(f"{backend}_top1" if key == "q7_top1" else key): value for key, value in result.items()}
+    if plot_path is not None:
+        from .layer_plot import plot_layers
+
+        plot_layers(result["layers"], files_out["--plot"], f"{Path(model).name}: {result['n']} images")
+    _print_evaluation(result, json_path, files_out, backend)
+
+
+def _print_evaluation(result: dict, json_path: Optional[str], files_out: dict[str, Path], backend: str) -> None:
+    from .layer_error import format_rows
+    from .output import write_files
+
     text = json.dumps(result, indent=2) + "\n"
-    if files_out:
+    if "--json" in files_out:
         write_files({files_out["--json"]: text}, "summary")
     if json_path == "-":
         click.echo(text, nl=False)
@@ -611,6 +665,10 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     click.echo(f"float top-1: {100 * result['float_top1']:.2f}%")
     click.echo(f"{backend} top-1:    {100 * result[f'{backend}_top1']:.2f}%")
     click.echo(f"agreement:   {100 * result['agreement']:.2f}%")
+    if "layers" in result:
+        click.echo("")
+        for line in format_rows(result["layers"]):
+            click.echo(line)
 
 
 def _check_labels(dataset, path: str, model, output: str) -> None:

@@ -17,10 +17,11 @@ from . import ir
 from .blas import blas_threads
 from .errors import SETTING, CmsisgenError, SettingError
 from .float_forward import forward
+from .layer_error import LayerErrors
 from .ops import kind_of
 from .ops.softmax import Softmax
 from .pipeline import Compiled
-from .simulator.execute import run_program
+from .simulator.execute import output_rows, run_program
 
 BATCH = 100
 #: Batches queued ahead of the one being collected.
@@ -53,8 +54,9 @@ def _classifier(net: ir.Net, output: str) -> bool:
 
 
 def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], None]] = None,
-             output: Optional[str] = None) -> dict:
-    """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1.
+             output: Optional[str] = None, per_layer: bool = False) -> dict:
+    """``{"n", "float_top1", "q7_top1", "agreement"}``, fractions in 0..1, and with
+    ``per_layer`` a ``layers`` list (:mod:`cmsisgen.layer_error`).
 
     Top-1 is the argmax of ``output`` (a tensor of ``net.outputs``; default
     :func:`scored_output`); ties go to the first maximum, as a firmware loop with a strict
@@ -65,21 +67,28 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     _, h, w = next(iter(net.input_shapes.values()))
     output = output or scored_output(net)
     blob = program.outputs[net.outputs.index(output)].blob
+    errors = LayerErrors(program, net) if per_layer else None
 
-    def float_top(images: np.ndarray) -> np.ndarray:
-        scores = forward(net, compiled.pre.to_float(images), keep=[output])[output]
-        return top1(net, output, scores.reshape(len(images), -1))
+    def float_top(images: np.ndarray):
+        floats = forward(net, compiled.pre.to_float(images), keep=None if errors else [output])
+        return top1(net, output, floats[output].reshape(len(images), -1)), floats if errors else None
 
-    def q7_top(images: np.ndarray) -> np.ndarray:
-        return top1(net, output, program.split_outputs(run_program(program, images, batch_size=BATCH))[blob])
+    def q7_top(images: np.ndarray):
+        if errors is None:
+            return top1(net, output, program.split_outputs(run_program(program, images, batch_size=BATCH))[blob]), None
+        values = run_program(program, images, keep_all=True)  # every tensor, for the per-layer sums
+        return top1(net, output, program.split_outputs(output_rows(program, values))[blob]), values
 
     float_pred, q7_pred = [], []
     pending: deque = deque()  # (images in the batch, float job, q7 job), oldest first
 
     def collect() -> None:
         count, float_job, q7_job = pending.popleft()
-        float_pred.append(float_job.result())
-        q7_pred.append(q7_job.result())
+        (float_top1, floats), (q7_top1, values) = float_job.result(), q7_job.result()
+        float_pred.append(float_top1)
+        q7_pred.append(q7_top1)
+        if errors is not None:
+            errors.add(floats, values)
         if progress:
             progress(count)
 
@@ -91,12 +100,19 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
                 collect()
         while pending:
             collect()
+    result = _scores(dataset.y, float_pred, q7_pred)
+    if errors is not None:
+        result["layers"] = errors.rows()
+    return result
+
+
+def _scores(labels: np.ndarray, float_pred: list, q7_pred: list) -> dict:
     fp = np.concatenate(float_pred) if float_pred else np.zeros(0, dtype=np.int64)
     qp = np.concatenate(q7_pred) if q7_pred else np.zeros(0, dtype=np.int64)
-    n = len(dataset.y)
+    n = len(labels)
     if n == 0:
         return {"n": 0, "float_top1": 0.0, "q7_top1": 0.0, "agreement": 0.0}
-    return {"n": int(n), "float_top1": float(np.mean(fp == dataset.y)), "q7_top1": float(np.mean(qp == dataset.y)),
+    return {"n": int(n), "float_top1": float(np.mean(fp == labels)), "q7_top1": float(np.mean(qp == labels)),
             "agreement": float(np.mean(fp == qp))}
 
 

@@ -27,6 +27,8 @@ from .mapper.calls import Program
 from .mapper.commute import drop_idle_relus, relu_after_max_pool
 from .preprocess import Preprocessing, build_preprocessing
 from .calibration import batch_size, calibrate
+from .calibration_methods import DEFAULT_METHOD, statistic_for
+from .optimize import held_out, optimize_formats, split
 from .quantizer import Quantization, quantize
 
 #: Images pushed through the float net to estimate ranges when no --calib is given.
@@ -43,6 +45,7 @@ class Compiled:
     plan: BufferPlan
     notes: list[str]
     rewrites: list[str] = field(default_factory=list)  # steps moved without changing a bit (mapper/commute.py)
+    optimized: list[str] = field(default_factory=list)  # what --optimize changed, one line each
 
 
 def _mean_file(net: ir.Net, name: str, from_option: bool, warnings: list[str]) -> Path:
@@ -142,6 +145,8 @@ class Model:
     warnings: list[str] = field(default_factory=list)  # one line each: loading and preprocessing
     kernels: dict[str, str] = field(default_factory=dict)  # layer -> function the user forced (--kernel)
     backend: str = "q7"  # ops.base.BACKENDS: the legacy q7 API or the CMSIS-NN s8 API
+    calib_method: str = DEFAULT_METHOD  # --calib-method (cmsisgen.calibration_methods)
+    optimize: bool = False  # --optimize (cmsisgen.optimize)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -169,7 +174,7 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
                kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-               backend: str = "q7") -> Model:
+               calib_method: str = DEFAULT_METHOD, optimize: bool = False, backend: str = "q7") -> Model:
     """Load and check everything that does not need images: files, kernel rules of ``backend``
     (with the functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
     string of them comma-separated) cuts the net where they are computed: they are its outputs."""
@@ -183,8 +188,12 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
         raise exc.at(net.source) from None
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
+    statistic_for(calib_method)  # a bad --calib-method is refused before anything is read
+    if backend == "s8" and (calib_method != DEFAULT_METHOD or optimize):
+        raise CmsisgenError(f"{'--optimize' if optimize else '--calib-method ' + calib_method}: not supported by "
+                            "the s8 backend (it quantizes from each tensor's calibrated min and max)")
     return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
-                 kernels=dict(kernels or {}), backend=backend)
+                 kernels=dict(kernels or {}), calib_method=calib_method, optimize=optimize, backend=backend)
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
@@ -192,12 +201,13 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
                   kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-                  backend: str = "q7") -> Compiled:
+                  calib_method: str = DEFAULT_METHOD, optimize: bool = False, backend: str = "q7") -> Compiled:
     """Everything up to (not including) rendering C. A data layer that gives no size and has
     no mean file takes it from ``calib_images`` (:func:`images_input_shape`)."""
     def load(shape: Optional[tuple[int, int, int]]) -> Model:
         return load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
-                          input_shape=shape, kernels=kernels, output=output, backend=backend)
+                          input_shape=shape, kernels=kernels, output=output, calib_method=calib_method,
+                          optimize=optimize, backend=backend)
 
     try:
         model = load(input_shape)
@@ -224,8 +234,11 @@ def images_input_shape(images: np.ndarray, grey: Optional[bool] = None) -> tuple
 
 
 def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
-                   progress: Optional[Callable[[int], None]] = None) -> Compiled:
-    """Calibrate, quantize, map and plan a model from :func:`load_model`."""
+                   progress: Optional[Callable[[int], None]] = None,
+                   calib_labels: Optional[np.ndarray] = None) -> Compiled:
+    """Calibrate, quantize, map and plan a model from :func:`load_model`; with
+    ``model.optimize``, the last quarter of the calibration images (and ``calib_labels``)
+    is held out to adjust the formats (:mod:`cmsisgen.optimize`)."""
     net, pre, shape = model.net, model.pre, model.input_shape
     notes: list[str] = []
     if calib_images is None:
@@ -235,19 +248,27 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
         notes.append(SettingNote("calib_images", f"no {SETTING} given: activation ranges were estimated from "
                                  f"{SYNTHETIC_CALIBRATION_IMAGES} random uniform images; give {SETTING} with "
                                  "real images for a better quantization"))
+        calib_labels = None
+    used = split(len(calib_images)) if model.optimize else len(calib_images)
 
     def counted():
-        for batch in float_batches(pre, calib_images, shape, batch_size(net)):
+        for batch in float_batches(pre, calib_images[:used], shape, batch_size(net)):
             yield batch
             if progress is not None:
                 progress(len(batch))
 
+    optimized: list[str] = []
     try:
         if model.backend == "s8":
             from .quantizer_s8 import calibrate_min_max, quantize_s8
             quant = quantize_s8(net, calibrate_min_max(net, counted()))
         else:
-            quant = quantize(net, calibrate(net, counted()))
+            ranges = calibrate(net, counted(), statistic_for(model.calib_method))
+            if used < len(calib_images):
+                labels = calib_labels[used:] if calib_labels is not None else None
+                quant, optimized = _optimized(model, ranges, calib_images[used:], labels)
+            else:
+                quant = quantize(net, ranges)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels,
                               backend=model.backend)
         rewrites = relu_after_max_pool(program) + drop_idle_relus(program)  # (q7's ReLU steps; none on s8)
@@ -255,4 +276,23 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt
         raise exc.at(net.source) from None
     notes.extend(program.warnings)
-    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes, rewrites=rewrites)
+    return Compiled(net=net, pre=pre, quant=quant, program=program, plan=plan, notes=notes, rewrites=rewrites,
+                    optimized=optimized)
+
+
+def _optimized(model: Model, ranges: dict[str, float], images: np.ndarray,
+               labels: Optional[np.ndarray]) -> tuple[Quantization, list[str]]:
+    """:func:`cmsisgen.optimize.optimize_formats` on the held-out ``images``."""
+    from .evaluate import scored_output
+
+    net = model.net
+    try:
+        output = scored_output(net)
+    except CmsisgenError:  # several outputs, no single classifier: the first output's error
+        output = net.outputs[0]
+    held = held_out(net, model.pre, images, labels, output)
+
+    def build(quant: Quantization) -> Program:
+        return map_network(net, quant, model.pre, fc_variant=model.fc_variant, forced=model.kernels)
+
+    return optimize_formats(net, ranges, held, output, build)

@@ -80,8 +80,9 @@ def _format_keeping_types() -> str:
     return ", ".join(t for kind in KINDS if kind.keeps_format for t in kind.types)
 
 
-def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
-    """Choose every format and shift; see the module docstring for the rules."""
+def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, int]] = None) -> Quantization:
+    """Choose every format and shift; see the module docstring for the rules. ``adjust``
+    adds fractional bits to a tensor's format group before the rules apply (``--optimize``)."""
     groups = _Groups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
@@ -93,6 +94,8 @@ def quantize(net: ir.Net, ranges: dict[str, float]) -> Quantization:
     for name in tensors:
         root = groups.find(name)
         group_frac[root] = min(group_frac.get(root, 99), frac_bits_for(_relevant_range(net, name, ranges)))
+    for name, delta in (adjust or {}).items():
+        group_frac[groups.find(name)] += delta
     weighted = [layer for layer in net.layers if kind_of(layer).weighted]
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0))) for layer in weighted}
     bias_frac = {layer.name: _bias_frac_wanted(layer) for layer in weighted}

@@ -273,6 +273,27 @@ def test_kernel_option_refused_on_s8(tmp_path):
         "supported by the s8 backend"]
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--optimize"], "--optimize: not supported by the s8 backend (it quantizes from each tensor's calibrated "
+                     "min and max)"),
+    (["--calib-method", "mse"], "--calib-method mse: not supported by the s8 backend (it quantizes from each "
+                                "tensor's calibrated min and max)"),
+])
+def test_q7_calibration_options_refused_on_s8(tmp_path, options, message):
+    proto, weights = write_model(tmp_path, NET)
+    result = run("compile", proto, weights, "-o", tmp_path / "out", "--backend", "s8", *options)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"cmsisgen: error: {message}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_per_layer_refused_on_s8(tmp_path):
+    proto, weights = write_model(tmp_path, NET)
+    result = run("evaluate", proto, weights, "--data", tmp_path / "none.npz", "--backend", "s8", "--per-layer")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == ["cmsisgen: error: --per-layer: not supported by the s8 backend yet"]
+
+
 def test_evaluate_names_the_s8_figure(tmp_path):
     proto, weights = write_model(tmp_path, NET)
     data = tmp_path / "data.npz"

@@ -47,7 +47,13 @@ def _run_batch(program: Program, images: np.ndarray, keep_all: bool):
                     del values[name]
     if keep_all:
         return values
-    return np.concatenate([values[out.tensor].reshape(len(images), -1) for out in program.outputs], axis=1)
+    return output_rows(program, values)
+
+
+def output_rows(program: Program, values: dict[str, np.ndarray]) -> np.ndarray:
+    """The (N, output_size) rows run_program() returns, from every tensor (``keep_all``)."""
+    n = len(next(iter(values.values())))
+    return np.concatenate([values[out.tensor].reshape(n, -1) for out in program.outputs], axis=1)
 
 
 def _run_op(op: Op, inputs: list[np.ndarray], program: Program, images: np.ndarray) -> np.ndarray:
