@@ -44,12 +44,17 @@ class Case:
 
 
 def upstream_path() -> Path | None:
-    """CMSIS_NN_PATH when it points at CMSIS-NN v4.1+ (the s8 API with arm_nn_requantize)."""
+    """CMSIS_NN_PATH when it points at CMSIS-NN v4.1+: the s8 API with arm_nn_requantize, and
+    no legacy q7 functions (CMSIS_5 5.9.0's CMSIS/NN has both APIs and older s8 arithmetic,
+    so a CMSIS_NN_PATH set for the q7 tests must not be taken for v7.0.0)."""
     root = os.environ.get("CMSIS_NN_PATH")
-    header = Path(root or "/nonexistent") / "Include" / "arm_nnsupportfunctions.h"
-    if root and header.is_file() and "arm_nn_requantize" in header.read_text(errors="replace"):
-        return Path(root)
-    return None
+    include = Path(root or "/nonexistent") / "Include"
+    support, functions = include / "arm_nnsupportfunctions.h", include / "arm_nnfunctions.h"
+    if not (root and support.is_file() and functions.is_file()):
+        return None
+    s8_api = "arm_nn_requantize" in support.read_text(errors="replace")
+    legacy_q7 = "arm_convolve_HWC_q7_basic" in functions.read_text(errors="replace")
+    return Path(root) if s8_api and not legacy_q7 else None
 
 
 def qemu_available() -> bool:

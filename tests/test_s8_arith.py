@@ -8,7 +8,6 @@ machine, on random and edge inputs.
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -16,16 +15,14 @@ import numpy as np
 import pytest
 
 from cmsisgen.s8 import arith
+from s8_harness import upstream_path
 from cmsisgen.s8.quantization import (activation_quant, channel_multipliers, quantize_bias,
                                       quantize_multiplier, quantize_weights, weight_scales)
 
 
 def _upstream_s8_include() -> Path | None:
-    root = os.environ.get("CMSIS_NN_PATH")
-    header = Path(root or "/nonexistent") / "Include" / "arm_nnsupportfunctions.h"
-    if root and header.is_file() and "arm_nn_requantize" in header.read_text(errors="replace"):
-        return header.parent
-    return None
+    root = upstream_path()
+    return None if root is None else root / "Include"
 
 
 @pytest.mark.parametrize("real, expected", [
