@@ -368,7 +368,7 @@ def _with_backend_option(command: Callable) -> Callable:
         return command(*args, **kwargs)
 
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
-                        help="CMSIS-NN API to emit: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
+                        help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
 
 
@@ -447,7 +447,7 @@ def _common_model_options(command: Callable) -> Callable:
 @click.option("--debug", is_flag=True, help="Print the traceback of an error (for bug reports).")
 @click.pass_context
 def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
-    """Compile a trained Caffe model into CMSIS-NN q7 C code for Cortex-M."""
+    """Compile a trained Caffe model into CMSIS-NN C code for Cortex-M (the q7 or the s8 API)."""
     ctx.obj = _Settings(quiet=quiet, verbose=verbose, debug=debug)
 
 
@@ -475,7 +475,7 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
               help="Write nothing; fail, naming the stale files, unless OUT already holds exactly what this compile produces.")
 def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape,
                     report_path, test_vectors, data, ram_limit, flash_limit, json_path, check) -> None:
-    """Compile MODEL.prototxt + WEIGHTS into OUT/{weights.h,parameters.h,nn.c,nn.h}."""
+    """Compile MODEL.prototxt + WEIGHTS into OUT/{nn.c,nn.h,parameters.h,weights.h,weights.c} (and the kernels it calls)."""
     from .codegen import ALL_OUTPUT_FILES, render
     from .footprint import memory_use, memory_warning
     from .output import stale_files, write_output
@@ -619,7 +619,7 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
                    "--per-layer; needs matplotlib (the 'plot' extra).")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
                      json_path, per_layer, plot_path) -> None:
-    """Float top-1, q7 top-1 (bit-exact simulator) and their agreement on DATA."""
+    """Float top-1, quantized top-1 (bit-exact simulator of the --backend) and their agreement on DATA."""
     from .evaluate import evaluate, scored_output
 
     if plot_path == "-":

@@ -189,6 +189,9 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
     statistic_for(calib_method)  # a bad --calib-method is refused before anything is read
+    if backend == "s8" and fc_variant != "opt":
+        raise CmsisgenError("--fc plain: not supported by the s8 backend (arm_fully_connected_s8 is its one "
+                            "inner-product kernel)")
     if backend == "s8" and (calib_method != DEFAULT_METHOD or optimize):
         raise CmsisgenError(f"{'--optimize' if optimize else '--calib-method ' + calib_method}: not supported by "
                             "the s8 backend (it quantizes from each tensor's calibrated min and max)")

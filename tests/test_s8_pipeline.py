@@ -278,6 +278,8 @@ def test_kernel_option_refused_on_s8(tmp_path):
                      "min and max)"),
     (["--calib-method", "mse"], "--calib-method mse: not supported by the s8 backend (it quantizes from each "
                                 "tensor's calibrated min and max)"),
+    (["--fc", "plain"], "--fc plain: not supported by the s8 backend (arm_fully_connected_s8 is its one "
+                        "inner-product kernel)"),
 ])
 def test_q7_calibration_options_refused_on_s8(tmp_path, options, message):
     proto, weights = write_model(tmp_path, NET)
