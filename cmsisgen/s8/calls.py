@@ -10,8 +10,6 @@ the call casts). Every call with scratch checks once, on its first run, that the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..mapper.calls import Op
