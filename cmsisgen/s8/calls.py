@@ -421,7 +421,7 @@ AVGPOOL_CAFFE_S8 = Kernel(
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: Caffe divides by the window clipped to the padded image (arm_avgpool_s8 would not) */
 """)
 
-#: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lowering.lrn_table's.
+#: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lower_own.lrn_table's.
 LRN_S8 = Kernel(
     "lrn_s8", LRN_Q7.simulate, call=LRN_Q7.call, weights=LRN_Q7.weights, source=LRN_Q7.source,
     parameters="""\
