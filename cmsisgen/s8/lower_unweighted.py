@@ -11,6 +11,7 @@ from ..mapper.calls import Op
 from ..ops import kind_of
 from ..ops.base import LoweringContext, hwc, stem
 from ..ops.convolution import Convolution
+from ..ops.deconvolution import Deconvolution
 from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
@@ -90,12 +91,13 @@ def concat(layer: ir.Layer, ctx: LoweringContext) -> Op:
 
 
 def _fusing_producer(net: ir.Net, layer: ir.Layer) -> Optional[ir.Layer]:
-    """The call a ReLU is fused into: the convolution, inner product, pooling or eltwise that
-    writes its input, when the ReLU is that tensor's only reader."""
+    """The call a ReLU is fused into: the convolution, inner product, pooling, eltwise, scale or
+    deconvolution that writes its input, when the ReLU is that tensor's only reader."""
     producer = net.producer(layer.bottoms[0])
     if producer is None or len(net.consumers(layer.bottoms[0])) != 1:
         return None
-    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise, Scale)) else None
+    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise, Scale,
+                                                                Deconvolution)) else None
 
 
 def relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:

@@ -1,6 +1,8 @@
 """The s8 calls of the weighted kinds: convolutions (grouped, depthwise, dilated), a standing
 Scale as a 1x1 depthwise convolution, and the inner product, each with its per-channel
-multipliers and the scratch its CMSIS-NN v7.0.0 call asks for on the planned core."""
+multipliers and the scratch its CMSIS-NN v7.0.0 call asks for on the planned core; and
+Caffe's Deconvolution on the project's nn_deconv_s8 (CMSIS-NN's arm_transpose_conv_s8 has
+no groups or dilation and places rows as Caffe does only for some paddings)."""
 from __future__ import annotations
 
 import numpy as np
@@ -82,3 +84,19 @@ def inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
               in_shape=(1, 1, depth), args={"depth": depth, "rows": rows}, weights=matrix, bias=lq.bias,
               weight_data=matrix.reshape(-1), weight_bytes=matrix.size + 4 * lq.bias.size,
               scratch_bytes=scratch.fully_connected_s8((depth, 1, 1, rows), CORE), macs=depth * rows, params=params)
+
+
+def deconvolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    """nn_deconv_s8: any kernel, stride, padding, dilation and group, with the convolutions'
+    int32 bias and per-channel multipliers; no scratch."""
+    p: ir.ConvParams = layer.params  # type: ignore[assignment]
+    lq = quant(ctx).layers[layer.name]
+    c, h, w = ctx.shape(layer.bottoms[0])
+    oc, oh, ow = ctx.shape(layer.tops[0])
+    params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
+                  out_hw=(oh, ow), stride=(p.stride_h, p.stride_w), pad=(p.pad_h, p.pad_w),
+                  dilation=(p.dilation_h, p.dilation_w), groups=p.group)
+    return Op(**stem(layer), kernel=calls.DECONV_S8, function="nn_deconv_s8", inputs=ctx.bottoms, in_shape=(h, w, c),
+              weights=lq.weights, bias=lq.bias, weight_data=lq.weights.reshape(-1), params=params,
+              weight_bytes=lq.weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size),
+              macs=h * w * oc * (c // p.group) * p.kernel_h * p.kernel_w)

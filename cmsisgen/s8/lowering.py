@@ -19,6 +19,7 @@ from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.convolution_depthwise import ConvolutionDepthwise
 from ..ops.copy_kernels import ByteMover
+from ..ops.deconvolution import Deconvolution
 from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
 from ..ops.lrn import LRN
@@ -44,6 +45,7 @@ _LOWERINGS: dict[type, tuple[Check, Lower]] = {
     ArgMax: (checks.as_q7, lower_own.argmax),
     LRN: (checks.as_q7, lower_own.lrn),
     ConvolutionDepthwise: (checks.none, lower_weighted.convolution_depthwise),
+    Deconvolution: (checks.as_q7, lower_weighted.deconvolution),
 }
 
 

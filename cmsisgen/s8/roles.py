@@ -16,6 +16,7 @@ from ..ops.argmax import ArgMax
 from ..ops.concat import Concat
 from ..ops.convolution import Convolution
 from ..ops.copy_kernels import ByteMover
+from ..ops.deconvolution import Deconvolution, kernel_weights
 from ..ops.eltwise import Eltwise
 from ..ops.inner_product import InnerProduct
 from ..ops.lrn import LRN
@@ -88,7 +89,7 @@ def fixed_output(layer: ir.Layer) -> Optional[TensorQuant]:
 
 def weighted_s8(layer: ir.Layer) -> bool:
     """Layers whose blobs become int8 weights, an int32 bias and per-channel multipliers."""
-    return isinstance(kind_of(layer), (Convolution, InnerProduct, Scale))
+    return isinstance(kind_of(layer), (Convolution, InnerProduct, Scale, Deconvolution))
 
 
 def per_tensor_weights(layer: ir.Layer) -> bool:
@@ -103,6 +104,8 @@ def weights_out_first(layer: ir.Layer) -> np.ndarray:
         return weights.T
     if isinstance(kind_of(layer), Scale):  # a 1x1 depthwise convolution's [c, 1, 1, 1]
         return weights.reshape(-1, 1, 1, 1)
+    if isinstance(kind_of(layer), Deconvolution):  # Caffe's [c_in, out / group, kh, kw] turned
+        return kernel_weights(weights, layer.params.group)  # type: ignore[union-attr]
     return weights
 
 
