@@ -31,6 +31,7 @@ from .calibration_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
+from .s8.cpu import CPUS, DEFAULT_CPU
 from .vectors import MAX_VECTORS
 
 DEFAULT_CALIB_LIMIT = 2000
@@ -201,7 +202,7 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
                           input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()),
                           calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD), optimize=meta.get(_OPTIMIZE, False),
-                          backend=meta.get(_BACKEND, "q7"))
+                          backend=meta.get(_BACKEND, "q7"), cpu=meta.get(_CPU) or DEFAULT_CPU)
 
     with _stage("loading and checking the model"):
         try:
@@ -356,17 +357,25 @@ def _with_kernel_option(command: Callable) -> Callable:
                              "the rule, when the function cannot run the layer.")(run)
 
 
-#: Where a command's --backend is kept in its click context (ctx.meta).
+#: Where a command's --backend and --cpu are kept in its click context (ctx.meta).
 _BACKEND = "cmsisgen.backend"
+_CPU = "cmsisgen.cpu"
 
 
 def _with_backend_option(command: Callable) -> Callable:
-    """Add --backend; the choice goes to the context, where loading the model reads it."""
+    """Add --backend and --cpu; the choices go to the context, where loading the model reads
+    them (--cpu None: not given, the default or verify's target decides)."""
     @functools.wraps(command)
-    def run(*args, backend: str = "q7", **kwargs):
+    def run(*args, backend: str = "q7", cpu: Optional[str] = None, **kwargs):
         click.get_current_context().meta[_BACKEND] = backend
+        click.get_current_context().meta[_CPU] = cpu
         return command(*args, **kwargs)
 
+    run = click.option("--cpu", type=click.Choice(list(CPUS)), default=None,
+                       help="Core the s8 code is planned for: the scratch sizes of its CMSIS-NN build (DSP on "
+                            "cortex-m7, Helium/MVE on cortex-m55) and, on cortex-m55, the inner products' kernel "
+                            "sums precomputed into flash. Default cortex-m7; verify --target qemu-m55 implies "
+                            "cortex-m55. The q7 code is the same for both.")(run)
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
                         help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
@@ -537,6 +546,21 @@ def _portable_kernels(backend: str) -> Optional[Path]:
     from .verify import firmware_dir
 
     return firmware_dir() / "cmsis_nn_s8_portable" if backend == "s8" else None
+
+
+#: The core each verify target runs the code as: the host build runs the portable kernels,
+#: which answer as CMSIS-NN's DSP (Cortex-M7) build there.
+_TARGET_CPU = {"host": "cortex-m7", "qemu": "cortex-m7", "qemu-m55": "cortex-m55"}
+
+
+def _target_cpu(target: str) -> None:
+    """verify's --target decides --cpu: refuse a --cpu that contradicts it, else set it."""
+    meta = click.get_current_context().meta
+    wanted = _TARGET_CPU[target]
+    if meta.get(_CPU) not in (None, wanted):
+        raise CmsisgenError(f"--cpu {meta[_CPU]}: contradicts --target {target}, which runs the code as on a "
+                            f"{wanted} (give --cpu {wanted} or leave it out)")
+    meta[_CPU] = wanted
 
 
 def _check_target_library(target: str, cmsis_nn_path: Optional[str]) -> None:
@@ -757,6 +781,7 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
     _check_target_library(target, cmsis_nn_path)
+    _target_cpu(target)
 
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)

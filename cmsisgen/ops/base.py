@@ -99,6 +99,7 @@ class LoweringContext:
     held: Optional[Shape]  # the spatial (C, H, W) whose HWC bytes input 0 holds, if not its own shape
     fc_variant: str = "opt"
     forced: dict[str, str] = field(default_factory=dict)  # layer -> function (--kernel)
+    cpu: str = "cortex-m7"  # --cpu: the core the s8 calls are planned for (cmsisgen.s8.cpu)
 
     def shape(self, tensor: str) -> Shape:
         return self.net.shapes[tensor]
