@@ -12,6 +12,8 @@ from click.testing import CliRunner
 
 from cmsisgen.cli import main
 from s8_harness import qemu_available, upstream_path
+from caffe_models import write_model
+from test_s8_cpu import ROW_NET
 from test_s8_pipeline import EXAMPLE_ARGS, S8_CATALOGUE, _catalogue_args
 
 needs_qemu = pytest.mark.skipif(not qemu_available(), reason="arm-none-eabi-gcc / qemu-system-arm not installed")
@@ -53,3 +55,34 @@ def test_q7_upstream_refused_on_m55(tmp_path):
         "cmsisgen: error: --target qemu-m55: the q7 backend runs there with the portable kernels only "
         "(CMSIS_5 5.9.0 built for Cortex-M55 is not verified); unset --cmsis-nn-path/CMSIS_NN_PATH or use "
         "--backend s8"]
+
+
+@needs_qemu
+@pytest.mark.parametrize("name", ("residual_sum", "mobilenet_block", "nonsquare", "face_onet_3heads"))
+def test_catalogue_s8_portable_bit_exact(tmp_path, monkeypatch, name):
+    """A few catalogue nets (depthwise, 1xN and residual adds, several outputs) with the
+    portable kernels built for Helium: the MVE contract (sizes, kernel sums) in CI."""
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    verify_m55(_catalogue_args(tmp_path, name), "--backend", "s8")
+
+
+@needs_upstream
+def test_example_s8_upstream_bit_exact():
+    verify_m55(EXAMPLE_ARGS, "--backend", "s8")
+
+
+@needs_upstream
+@pytest.mark.parametrize("name", S8_CATALOGUE)
+def test_catalogue_s8_upstream_bit_exact(tmp_path, name):
+    """Opt-in (CMSIS_NN_PATH at v7.0.0): every s8 catalogue net against upstream's MVE paths."""
+    verify_m55(_catalogue_args(tmp_path, name), "--backend", "s8")
+
+
+@needs_qemu
+@pytest.mark.parametrize("library", ["portable", pytest.param("upstream", marks=needs_upstream)])
+def test_one_row_convolution_with_caffe_padding(tmp_path, monkeypatch, library):
+    """The MVE arm_convolve_1_x_n_s8 fails for this padding: the code calls arm_convolve_s8."""
+    if library == "portable":
+        monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    proto, weights = write_model(tmp_path, ROW_NET, input_shape=(1, 1, 16))
+    verify_m55([proto, weights], "--backend", "s8", vectors=3)
