@@ -146,3 +146,14 @@ def test_contradicting_cpu_refused_in_one_line(tmp_path, options, message):
     result = run("verify", proto, weights, "--backend", "s8", *options)
     assert result.exit_code == 2, result.output
     assert result.output.strip().splitlines() == [f"cmsisgen: error: {message}"]
+
+
+def test_simulated_add_takes_the_cores_lanes(tmp_path):
+    """arm_elementwise_add_s8: zero-extended 16-bit lanes on the DSP build, sign-extended on MVE
+    (equal for the left shift of 20 cmsisgen emits, so the scores agree)."""
+    layers = [L("conv1", "Convolution", num_output=4, kernel_size=1), L("conv2", "Convolution", num_output=4, kernel_size=1),
+              L("sum", "Eltwise", bottom=["conv1", "conv2"], operation="SUM")]
+    layers[1]["bottom"] = "data"
+    adds = [_op(_compiled(tmp_path / name, layers, name), "sum") for name in ("cortex-m7", "cortex-m55")]
+    assert [op.params["dsp_lanes"] for op in adds] == [True, False]
+    assert all(op.params["rescale"].left_shift == 20 for op in adds)
