@@ -388,12 +388,13 @@ def _with_calib_method_option(command: Callable) -> Callable:
     run = click.option("--optimize", is_flag=True,
                        help="Hold out the last quarter of the calibration images and adjust each format by one "
                             "fractional bit where the q7 net then scores better on them (top-1 with labels, "
-                            "else the output error); prints what it changed.")(run)
+                            "else the output error); prints what it changed. q7 only.")(run)
     return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
                              "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
                              f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
-                             "TensorRT-style).")(run)
+                             "TensorRT-style). On s8 the method picks each tensor's min and max, each side on "
+                             "its own.")(run)
 
 
 #: Where a command's --output blobs are kept in its click context (ctx.meta).
@@ -612,8 +613,9 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
               help="Write {n, float_top1, q7_top1 (s8_top1 with --backend s8), agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
 @click.option("--per-layer", is_flag=True,
-              help="Also report, per layer output, its format, the SQNR and cosine of the q7 tensor against the "
-                   "float one, the share of values clipped and the count saturated (JSON: 'layers').")
+              help="Also report, per layer output, its format (s8: scale and zero point), the SQNR and cosine of the "
+                   "dequantized int8 tensor against the float one, the share of values clipped and the count "
+                   "saturated (JSON: 'layers').")
 @click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="Draw the per-layer report (float range against the format's, SQNR) into FILE.png; implies "
                    "--per-layer; needs matplotlib (the 'plot' extra).")
@@ -629,8 +631,6 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         from .layer_plot import require_matplotlib
 
         require_matplotlib()
-    if click.get_current_context().meta.get(_BACKEND) == "s8" and (per_layer or plot_path):
-        raise CmsisgenError(f"{'--plot' if plot_path else '--per-layer'}: not supported by the s8 backend yet")
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))

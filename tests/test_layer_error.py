@@ -42,17 +42,24 @@ def _with_range_scaled(files, tensor: str, factor: float, images: np.ndarray) ->
     return Compiled(net=model.net, pre=model.pre, quant=quant, program=program, plan=plan_buffers(program), notes=[])
 
 
-def test_figures_match_a_direct_numpy_computation(tmp_path, monkeypatch):
-    """Summed batch by batch (3 images a batch) = computed at once on every activation."""
-    monkeypatch.setattr(evaluate_module, "BATCH", 3)
-    files, compiled, dataset, _ = _compiled(tmp_path, "cifar10_full_style", images=10)
+def side_by_side(compiled: Compiled, dataset: Dataset) -> tuple[list, dict, dict, list]:
+    """The per-layer rows of ``compiled`` on ``dataset``, and what they are computed from at
+    once: every float tensor, every int8 tensor and the reported tensors' names."""
     rows = evaluate(compiled, dataset, per_layer=True)["layers"]
     c, h, w = compiled.program.input_shape
     images = compiled.pre.prepare_images(dataset.x, h, w)
     floats = forward(compiled.net, compiled.pre.to_float(images))
-    q7s = run_program(compiled.program, images, keep_all=True)
+    ints = run_program(compiled.program, images, keep_all=True)
     names = [op.output for op in compiled.program.ops if op.output in compiled.net.shapes]
     assert [row["tensor"] for row in rows] == [name.split("@")[0] for name in names]
+    return rows, floats, ints, names
+
+
+def test_figures_match_a_direct_numpy_computation(tmp_path, monkeypatch):
+    """Summed batch by batch (3 images a batch) = computed at once on every activation."""
+    monkeypatch.setattr(evaluate_module, "BATCH", 3)
+    files, compiled, dataset, _ = _compiled(tmp_path, "cifar10_full_style", images=10)
+    rows, floats, q7s, names = side_by_side(compiled, dataset)
     assert "conv2" in names and "norm1" in names
     for row, name in zip(rows, names):
         frac = compiled.program.tensors[name].frac
