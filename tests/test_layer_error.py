@@ -22,10 +22,11 @@ from cmsisgen.quantizer import calibrate, quantize
 from cmsisgen.simulator.execute import run_program
 
 
-def _compiled(tmp_path, name, images=12):
+def _compiled(tmp_path, name, images=12, backend="q7"):
     files = write_random_net(tmp_path, name, calib_images=images)
     calib = np.load(files.calib)
-    compiled = compile_model(files.prototxt, files.weights, calib_images=calib["x"], **files.compile_kwargs())
+    kwargs = dict(files.compile_kwargs(), **({"backend": "s8", "fc_variant": "opt"} if backend == "s8" else {}))
+    compiled = compile_model(files.prototxt, files.weights, calib_images=calib["x"], **kwargs)
     c = compiled.program.input_shape[0]
     x = calib["x"][..., :1] if c == 1 else calib["x"]
     return files, compiled, Dataset(x=calib["x"], y=calib["y"], classes=tuple("0123456789")), x
@@ -90,15 +91,15 @@ def test_worst_layer_is_the_one_given_a_bad_format(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_per_layer_on_every_catalogue_net(tmp_path, name):
-    _checked_rows(tmp_path, name)
+    checked_rows(tmp_path, name)
 
 
-def _checked_rows(tmp_path, name) -> list:
-    """The per-layer rows of catalogue net ``name``, checked."""
-    _, compiled, dataset, x = _compiled(tmp_path, name, images=6)
+def checked_rows(tmp_path, name, backend="q7") -> list:
+    """The per-layer rows of catalogue net ``name`` on ``backend``, checked."""
+    _, compiled, dataset, x = _compiled(tmp_path, name, images=6, backend=backend)
     output = compiled.net.outputs[0]
     if name == "argmax_pixels":  # a class map has no top-1 (evaluate refuses it): the report alone
-        errors = LayerErrors(compiled.program, compiled.net)
+        errors = LayerErrors(compiled.program, compiled.net, compiled.quant)
         c, h, w = compiled.program.input_shape
         images = compiled.pre.prepare_images(x, h, w)
         errors.add(forward(compiled.net, compiled.pre.to_float(images)),
@@ -124,7 +125,7 @@ def test_plot_on_every_catalogue_net(tmp_path, name):
     pytest.importorskip("matplotlib")
     from cmsisgen.layer_plot import plot_layers
 
-    rows = _checked_rows(tmp_path, name)
+    rows = checked_rows(tmp_path, name)
     plot_layers(rows, tmp_path / "layers.png", name)
     assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from cli_run import run
-from random_nets import write_random_net
-from test_layer_error import side_by_side
+from random_nets import CATALOGUE, write_random_net
+from test_layer_error import checked_rows, side_by_side
 from cmsisgen.calibration import MinMax
 from cmsisgen.calibration_bounds import TwoSided, bounds_statistic_for
 from cmsisgen.calibration_methods import Percentile
@@ -159,3 +159,11 @@ def test_cli_per_layer_on_s8(tmp_path):
                                      "cosine"]
     assert lines[header + 1].split()[0] == "data" and lines[header + 1].split()[1].startswith("s")
     assert lines[-1].startswith("largest SQNR drop: ") or lines[-1] == "no layer loses SQNR"
+
+
+@pytest.mark.parametrize("name", sorted(CATALOGUE))
+def test_per_layer_on_every_catalogue_net_on_s8(tmp_path, name):
+    """Finite figures for every s8 layer output of every catalogue net; the per-layer pass
+    scores as the plain one (checked_rows)."""
+    rows = checked_rows(tmp_path, name, backend="s8")
+    assert all(row["format"].startswith("s") for row in rows)
