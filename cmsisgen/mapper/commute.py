@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ops.relu import RELU
-from .calls import Op, Program, TensorInfo
+from .calls import Op, Program
 
 #: Pooling kernels (by kind) that take max or average from an ``average`` argument.
 _EITHER_POOL = ("global_pool", "pool")
@@ -49,7 +49,7 @@ def _swap(program: Program, r: int, p: int) -> None:
     program.ops[p] = dataclasses.replace(relu, inputs=[before], output=pooled, in_shape=(h, w, c),
                                          args={"size": c * h * w}, macs=c * h * w)
     del program.tensors[relu.output]
-    program.tensors[before] = TensorInfo(name=before, shape=info.shape, frac=info.frac)
+    program.tensors[before] = dataclasses.replace(info, name=before)
 
 
 def relu_after_max_pool(program: Program) -> list[str]:
