@@ -508,7 +508,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
-    summary = {"model": str(model), "weights": str(weights), "output": str(out_dir),
+    # "out": the -o/--out folder ("outputs" below are the network's outputs)
+    summary = {"model": str(model), "weights": str(weights), "out": str(out_dir),
                "files": [str(Path(out_dir) / name) for name in sorted(files)],
                "report": None if report_path in (None, "-") else str(report_path),
                "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
