@@ -105,7 +105,7 @@ def _steps(env: jinja2.Environment, program: Program, prefixes: list[str], tenso
         text = {part: CCode(env.from_string(getattr(op.kernel, part)).render(**names)) if getattr(op.kernel, part)
                 else "" for part in ("call", "parameters", "weights")}
         steps.append(dict(text, declarations=CCode(_declarations(text["weights"])), out=tensor_buf[op.output],
-                          size=program.tensors[op.output].size))
+                          size=program.tensors[op.output].size, comments=op.comments))
     return steps
 
 

@@ -76,6 +76,9 @@ class Op:
     macs: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     params: Any = None
+    #: lines nn.c shows before this step: why the step order departs from the prototxt's (a
+    #: ReLU moved after a max pool, or dropped, by mapper/commute.py)
+    comments: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
