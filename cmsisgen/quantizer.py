@@ -23,6 +23,7 @@ from .calibration import calibrate
 from .errors import CmsisgenError
 from .ops import KINDS, kind_of
 from .qformat import DEFAULT_FRAC, frac_bits_for, q_format, quantize_array
+from .tensor_groups import TensorGroups
 
 __all__ = ["calibrate", "quantize", "frac_bits_for", "quantize_array", "q_format", "LayerQuant", "Quantization"]
 
@@ -58,23 +59,6 @@ class Quantization:
     params: dict[str, Any] = field(default_factory=dict)
 
 
-class _Groups:
-    """Union-find over tensor names: members must share one Q format."""
-
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
-
-    def find(self, name: str) -> str:
-        self.parent.setdefault(name, name)
-        while self.parent[name] != name:
-            self.parent[name] = self.parent[self.parent[name]]
-            name = self.parent[name]
-        return name
-
-    def union(self, a: str, b: str) -> None:
-        self.parent[self.find(a)] = self.find(b)
-
-
 def _format_keeping_types() -> str:
     """The layer types that tie their inputs' and outputs' formats, for messages."""
     return ", ".join(t for kind in KINDS if kind.keeps_format for t in kind.types)
@@ -83,7 +67,7 @@ def _format_keeping_types() -> str:
 def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, int]] = None) -> Quantization:
     """Choose every format and shift; see the module docstring for the rules. ``adjust``
     adds fractional bits to a tensor's format group before the rules apply (``--optimize``)."""
-    groups = _Groups()
+    groups = TensorGroups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
         kind = kind_of(layer)
@@ -115,7 +99,7 @@ def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, i
     return Quantization(tensor_frac=tensor_frac, layers=layers, warnings=warnings, params=params)
 
 
-def _fix_output_formats(net: ir.Net, groups: _Groups, group_frac: dict[str, int], tensors: list[str],
+def _fix_output_formats(net: ir.Net, groups: TensorGroups, group_frac: dict[str, int], tensors: list[str],
                         ranges: dict[str, float]) -> None:
     """Kinds whose kernel writes one format (arm_softmax_q7, the table activations: Q0.7) get it
     whatever the calibrated range says; refuse when a tensor tied to that output's format
@@ -133,7 +117,7 @@ def _fix_output_formats(net: ir.Net, groups: _Groups, group_frac: dict[str, int]
         group_frac[root] = kind.fixed_output_frac  # type: ignore[assignment]
 
 
-def _lower_to_nonnegative_shifts(net: ir.Net, groups: _Groups, group_frac: dict[str, int],
+def _lower_to_nonnegative_shifts(net: ir.Net, groups: TensorGroups, group_frac: dict[str, int],
                                  weight_frac: dict[str, int], bias_frac: dict[str, int]) -> None:
     """Lower output formats until every shift is non-negative: a weighted layer's output has
     at most its accumulator's fractional bits, another kind's at most what its

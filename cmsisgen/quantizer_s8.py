@@ -12,7 +12,7 @@ the range. Weighted layers get symmetric per-output-channel weights (a fully con
 layer one scale, since arm_fully_connected_s8 takes one multiplier), int32 biases at
 ``s_in * s_w`` and the multipliers/shifts TFLite would choose.
 
-Nothing here names a layer type: :mod:`cmsisgen.s8.lowering` says how each kind takes part.
+Nothing here names a layer type: :mod:`cmsisgen.s8.roles` says how each kind takes part.
 """
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ import numpy as np
 
 from . import ir
 from .errors import CmsisgenError
-from .quantizer import _Groups  # the same union-find over tensor names
-from .s8 import lowering as s8_lowering
+from .s8 import roles
 from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
                               quantize_weights, weight_scales)
+from .tensor_groups import TensorGroups
 
-SOFTMAX_OUTPUT = s8_lowering.SOFTMAX_OUTPUT
+SOFTMAX_OUTPUT = roles.SOFTMAX_OUTPUT
 
 
 @dataclass(frozen=True)
@@ -70,36 +70,36 @@ def _lowest_needed(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]
     low = ranges.get(name, (0.0, 0.0))[0]
     if not readers or name in net.outputs:
         return low
-    if all(s8_lowering.clamps_s8(layer) for layer in readers):
+    if all(roles.clamps_s8(layer) for layer in readers):
         return 0.0
-    if all(s8_lowering.commutes_with_relu(layer) for layer in readers):
+    if all(roles.commutes_with_relu(layer) for layer in readers):
         return max(low, min(_lowest_needed(net, top, ranges) for layer in readers for top in layer.tops))
     return low
 
 
 def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> QuantizationS8:
     """Every tensor's scale and zero point and every weighted layer's integers."""
-    groups = _Groups()
+    groups = TensorGroups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
-        for name in s8_lowering.shared_quant(layer):
+        for name in roles.shared_quant(layer):
             groups.union(name, layer.tops[0])
     bounds: dict[str, tuple[float, float]] = {}
     for name in tensors:
         root = groups.find(name)
         lo, hi = bounds.get(root, (0.0, 0.0))
         bounds[root] = (min(lo, _lowest_needed(net, name, ranges)), max(hi, ranges.get(name, (0.0, 0.0))[1]))
-    centred = {groups.find(t) for layer in net.layers if s8_lowering.symmetric(layer)
+    centred = {groups.find(t) for layer in net.layers if roles.symmetric(layer)
                for t in layer.bottoms + layer.tops}
     group_quant = {root: _symmetric(lo, hi) if root in centred else activation_quant(lo, hi)
                    for root, (lo, hi) in bounds.items()}
     for layer in net.layers:
-        if (fixed := s8_lowering.fixed_output(layer)) is not None:
+        if (fixed := roles.fixed_output(layer)) is not None:
             group_quant[groups.find(layer.tops[0])] = fixed
     quant = {name: group_quant[groups.find(name)] for name in tensors}
     layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
-                                    s8_lowering.per_tensor_weights(layer))
-              for layer in net.layers if s8_lowering.weighted_s8(layer)}
+                                    roles.per_tensor_weights(layer))
+              for layer in net.layers if roles.weighted_s8(layer)}
     params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
     # tensor_frac: 0 for every tensor, as the q7 byte movers the s8 backend reuses read one
     return QuantizationS8(tensors=quant, layers=layers, params=params, tensor_frac=dict.fromkeys(quant, 0))
@@ -114,14 +114,14 @@ def _symmetric(lo: float, hi: float) -> TensorQuant:
 def _params(layer: ir.Layer, quant: dict[str, TensorQuant]) -> Any:
     """A layer's other integer parameters; ranges that give none are an error naming the layer."""
     try:
-        return s8_lowering.quantize_params(layer, quant)
+        return roles.quantize_params(layer, quant)
     except ValueError as exc:
         raise CmsisgenError(f"layer '{layer.name}' ({layer.type}): {exc}") from None
 
 
 def _weighted(layer: ir.Layer, q_in: TensorQuant, q_out: TensorQuant, per_tensor: bool) -> LayerQuantS8:
     """Weights with the output channel first (an inner product's transposed matrix turned)."""
-    weights = s8_lowering.weights_out_first(layer)
+    weights = roles.weights_out_first(layer)
     rows = len(weights)
     bias = (np.asarray(layer.blobs[1], dtype=np.float64) if len(layer.blobs) > 1
             else np.zeros(rows, dtype=np.float64))

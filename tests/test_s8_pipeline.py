@@ -24,15 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "cifar10"
 EXAMPLE_ARGS = [EXAMPLE / "cifar10.prototxt", EXAMPLE / "cifar10.caffemodel", "--mean", EXAMPLE / "mean.binaryproto",
                 "--scale", "0.015625", "--calib", EXAMPLE / "images" / "train-2000.zip", "--calib-limit", "100"]
-#: Catalogue nets the s8 backend refuses, with the exact error (after "cmsisgen: error: PROTOTXT: ").
-S8_REFUSED = {
-    # no s8 kernel for a transposed convolution yet: CMSIS-NN v7.0.0's arm_transpose_conv_s8 is not
-    # modelled in the simulator, and the q7 backend's own nn_deconv_q7 has no s8 twin
-    # (a Deconvolution with requantization per output channel)
-    "fcn_deconv": "layer 'up1' (Deconvolution): not supported by the s8 backend yet",
-}
-#: Every other catalogue net (tests/random_nets.py) compiles with --backend s8 and verifies bit-exact.
-S8_CATALOGUE = tuple(sorted(set(CATALOGUE) - set(S8_REFUSED)))
+#: Every catalogue net (tests/random_nets.py) compiles with --backend s8 and verifies bit-exact.
+S8_CATALOGUE = tuple(sorted(CATALOGUE))
 
 
 def run(*args):
@@ -81,23 +74,9 @@ def test_catalogue_host_portable_bit_exact(tmp_path, monkeypatch, name):
     _verify(_catalogue_args(tmp_path, name), "host", vectors=4)
 
 
-@pytest.mark.parametrize("name", sorted(S8_REFUSED))
-def test_catalogue_refusals_are_exact(tmp_path, name):
-    args = _catalogue_args(tmp_path, name)
-    result = run("-q", "compile", *args[:2], "-o", tmp_path / "out", "--backend", "s8", *args[2:])
-    assert result.exit_code == 2, result.output
-    assert result.output.strip().splitlines() == [f"cmsisgen: error: {args[0]}: {S8_REFUSED[name]}"]
-    assert not (tmp_path / "out").exists()
-
-
 @pytest.mark.skipif(upstream_path() is None or not qemu_available(),
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
-@pytest.mark.parametrize("name", ("fast_pools_7x7", "nonsquare", "lenet_gray", "residual_sum", "inception",
-                                  "branches_concat", "mobilenet_block", "group_convs", "depthwise_pointwise",
-                                  "batchnorm_scale", "eltwise_prod_max", "prelu_leaky", "sigmoid_tanh",
-                                  "pointwise_lookup", "argmax_whole", "ave_remainder_padded",
-                                  "lrn_across", "cifar10_full_style", "dilated_deeplab", "mobilenet_dw_fork",
-                                  "shufflenet_unit", "fcn_upsample_crop", "face_onet_3heads"))
+@pytest.mark.parametrize("name", S8_CATALOGUE)
 def test_catalogue_qemu_upstream_bit_exact(tmp_path, name):
     _verify(_catalogue_args(tmp_path, name), "qemu", vectors=2)
 

@@ -69,7 +69,7 @@ def _network_output(net: ir.Net, name: str, tensor: str, held: dict, quant: Quan
 def _lower_input(backend: str, name: str, shape: tuple[int, int, int], quant, pre: Preprocessing):
     """The conversion of run_nn()'s uint8 image into the backend's input tensor."""
     if backend == "s8":
-        from ..s8.lowering import lower_input_s8
+        from ..s8.input_step import lower_input_s8
         return lower_input_s8(name, shape, quant, pre)
     return lower_input_q7(name, shape, quant.tensor_frac[name], pre)
 

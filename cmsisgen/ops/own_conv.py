@@ -111,13 +111,14 @@ def conv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, stri
     return _requantize(acc, bias, bias_lshift, out_rshift, kh * kw * in_g)
 
 
-def deconv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, stride: Pair, pad: Pair,
-              dilation: Pair, out_hw: Pair, bias_lshift: int, out_rshift: int) -> np.ndarray:
-    """``nn_deconv_q7``: input pixel (iy, ix) adds ``x * w[o, ky, kx]`` to output
-    ``(iy*sh - ph + ky*dh, ix*sw - pw + kx*dw)`` (Caffe's col2im); the C gathers the same
-    products per output pixel, and integer sums do not depend on their order."""
+def deconv_sums(x: np.ndarray, w: np.ndarray, *, groups: int, stride: Pair, pad: Pair, dilation: Pair,
+                out_hw: Pair) -> np.ndarray:
+    """The exact float64 sums of a transposed convolution of NHWC ``x`` (any integers) with
+    ``w`` int8[O, kh, kw, C/groups]: input pixel (iy, ix) adds ``x * w[o, ky, kx]`` to output
+    ``(iy*sh - ph + ky*dh, ix*sw - pw + kx*dw)`` (Caffe's col2im). The q7 and s8 kernels gather
+    the same products per output pixel, and integer sums do not depend on their order."""
     n, h, wd, _ = x.shape
-    _, kh, kw, in_g = w.shape
+    _, kh, kw, _ = w.shape
     acc = np.zeros((n, *out_hw, w.shape[0]), dtype=np.float64)
     xf = x.astype(np.float64)
     for ky in range(kh):
@@ -126,7 +127,14 @@ def deconv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, st
             ix, ox = reads(wd, kx * dilation[1], stride[1], pad[1], out_hw[1])
             # one tap sends distinct input pixels to distinct output pixels: no index repeats
             acc[:, oy[:, None], ox[None, :]] += _taps(xf[:, iy[:, None], ix[None, :]], w, groups, ky, kx)
-    return _requantize(acc, bias, bias_lshift, out_rshift, kh * kw * in_g)
+    return acc
+
+
+def deconv_q7(x: np.ndarray, w: np.ndarray, bias: np.ndarray, *, groups: int, stride: Pair, pad: Pair,
+              dilation: Pair, out_hw: Pair, bias_lshift: int, out_rshift: int) -> np.ndarray:
+    """``nn_deconv_q7``: :func:`deconv_sums` with CMSIS-NN's q7 bias, rounding and shift."""
+    acc = deconv_sums(x, w, groups=groups, stride=stride, pad=pad, dilation=dilation, out_hw=out_hw)
+    return _requantize(acc, bias, bias_lshift, out_rshift, int(np.prod(w.shape[1:])))
 
 
 def _model(function):

@@ -19,11 +19,16 @@ from ..ops.lrn import LRN_Q7
 from . import kernels, own_kernels
 
 
-def _conv(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
-    p = op.params
-    return kernels.conv_s8(inputs[0], op.weights, op.bias, mult=p["mult"], shift=p["shift"],
-                           input_offset=p["input_offset"], output_offset=p["output_offset"], act=p["act"],
-                           stride=p["stride"], pad=p["pad"], dilation=p["dilation"], out_hw=p["out_hw"])
+#: The params every call with per-channel requantization passes its model by name.
+_PER_CHANNEL_PARAMS = ("mult", "shift", "input_offset", "output_offset", "act", "stride", "pad", "dilation", "out_hw")
+
+
+def _per_channel(model, *extra: str):
+    """The simulation of a convolution-like call: its model of (input, weights, bias) and the
+    op's params by name (the shared ones and the call's ``extra``)."""
+    def simulate(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+        return model(inputs[0], op.weights, op.bias, **{key: op.params[key] for key in _PER_CHANNEL_PARAMS + extra})
+    return simulate
 
 
 def _fc(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
@@ -67,6 +72,27 @@ _STATUS = """\
 
 _ACT = "{ {{ op.params.act[0] }}, {{ op.params.act[1] }} }"
 
+
+def _per_channel_weights(layout: str) -> str:
+    """weights.c of a call with per-channel requantization: int8 weights in ``layout``, then
+    an int32 bias, multiplier and shift per output channel (the convolutions and nn_deconv_s8)."""
+    return """\
+/* {{ op.layer }}: {{ op.function }}; int8 weights """ + layout + """, per output channel: int32 bias, multiplier, shift */
+const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
+{{ op.weight_data | c_array }}
+};
+const int32_t {{ prefix }}_BIAS[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.bias | c_array }}
+};
+const int32_t {{ prefix }}_MULT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.params.mult | c_array }}
+};
+const int32_t {{ prefix }}_SHIFT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
+{{ op.params.shift | c_array }}
+};
+"""
+
+
 def _conv_kernel(kind: str, simulate, params_type: str, function: str, params_head: str, filter_dims: str,
                  layout: str) -> Kernel:
     """A convolution call (dense/grouped or depthwise): the same frame, its own parameter struct."""
@@ -96,37 +122,16 @@ def _conv_kernel(kind: str, simulate, params_type: str, function: str, params_he
 #define {{ prefix }}_CHANNELS {{ op.bias.size }}
 #define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
 """,
-        weights="""\
-/* {{ op.layer }}: {{ op.function }}; int8 weights """ + layout + """, per output channel: int32 bias, multiplier, shift */
-const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
-{{ op.weight_data | c_array }}
-};
-const int32_t {{ prefix }}_BIAS[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
-{{ op.bias | c_array }}
-};
-const int32_t {{ prefix }}_MULT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
-{{ op.params.mult | c_array }}
-};
-const int32_t {{ prefix }}_SHIFT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
-{{ op.params.shift | c_array }}
-};
-""")
-
-
-def _depthwise(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
-    p = op.params
-    return kernels.depthwise_conv_s8(inputs[0], op.weights, op.bias, mult=p["mult"], shift=p["shift"],
-                                     input_offset=p["input_offset"], output_offset=p["output_offset"], act=p["act"],
-                                     ch_mult=p["ch_mult"], stride=p["stride"], pad=p["pad"], dilation=p["dilation"],
-                                     out_hw=p["out_hw"])
+        weights=_per_channel_weights(layout))
 
 
 CONV_S8 = _conv_kernel(
-    "conv_s8", _conv, "cmsis_nn_conv_params", "arm_convolve_wrapper_s8", "",
+    "conv_s8", _per_channel(kernels.conv_s8), "cmsis_nn_conv_params", "arm_convolve_wrapper_s8", "",
     "{ {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }",
     "[out][kernel_y][kernel_x][in / group]")
 DEPTHWISE_S8 = _conv_kernel(
-    "depthwise_s8", _depthwise, "cmsis_nn_dw_conv_params", "arm_depthwise_conv_wrapper_s8",
+    "depthwise_s8", _per_channel(kernels.depthwise_conv_s8, "ch_mult"), "cmsis_nn_dw_conv_params",
+    "arm_depthwise_conv_wrapper_s8",
     "{{ op.params.ch_mult }}, ",
     "{ 1, {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }} }",
     "[kernel_y][kernel_x][out]")
@@ -430,7 +435,7 @@ AVGPOOL_CAFFE_S8 = Kernel(
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: Caffe divides by the window clipped to the padded image (arm_avgpool_s8 would not) */
 """)
 
-#: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lowering.lrn_table's.
+#: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lower_own.lrn_table's.
 LRN_S8 = Kernel(
     "lrn_s8", LRN_Q7.simulate, call=LRN_Q7.call, weights=LRN_Q7.weights, source=LRN_Q7.source,
     parameters="""\
@@ -443,3 +448,31 @@ LRN_S8 = Kernel(
 #define {{ prefix }}_OUT_RSHIFT {{ f.out_rshift }}
 #define {{ prefix }}_TABLE_SIZE {{ a.table_size }}
 """)
+
+
+#: Caffe's Deconvolution (nn_deconv_s8.c): the geometry as 15 uint32_t, the offsets and range as 4 int32_t.
+DECONV_S8 = Kernel(
+    "deconv_s8", _per_channel(own_kernels.deconv_s8, "groups"), source="nn_deconv_s8.c",
+    call="""\
+    /* {{ op.layer }} */
+    {
+        static const uint32_t dims[15] = {{ prefix }}_DIMS;
+        static const int32_t quant[4] = {{ prefix }}_QUANT;
+
+        nn_deconv_s8({{ buf[op.inputs[0]] }}, dims, quant, {{ prefix }}_WT, {{ prefix }}_BIAS, {{ prefix }}_MULT,
+                     {{ prefix }}_SHIFT, {{ out }});
+    }
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; Caffe's transposed convolution, requantized per output channel */
+/* input HxWxC, output HxWxC, kernel, stride, padding, dilation (each HxW), groups */
+#define {{ prefix }}_DIMS { {{ op.in_shape[0] }}, {{ op.in_shape[1] }}, {{ op.in_shape[2] }}, {{ op.params.out_hw[0] }}, \\
+        {{ op.params.out_hw[1] }}, {{ op.bias.size }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, \\
+        {{ op.params.stride[0] }}, {{ op.params.stride[1] }}, {{ op.params.pad[0] }}, {{ op.params.pad[1] }}, \\
+        {{ op.params.dilation[0] }}, {{ op.params.dilation[1] }}, {{ op.params.groups }} }
+/* input offset (the negated zero point), output offset (zero point), activation min, max */
+#define {{ prefix }}_QUANT { {{ op.params.input_offset }}, {{ op.params.output_offset }}, {{ op.params.act[0] }}, {{ op.params.act[1] }} }
+#define {{ prefix }}_CHANNELS {{ op.bias.size }}
+#define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
+""",
+    weights=_per_channel_weights("[out][kernel_y][kernel_x][in / group]"))

@@ -29,7 +29,7 @@ _FLOAT32_EXACT_TERMS = 2**24 // (255 * 128)
 _IM2COL_CHUNK_ELEMS = 1 << 24
 
 
-def _finish(acc, mult, shift, output_offset: int, act: tuple[int, int]) -> np.ndarray:
+def finish(acc, mult, shift, output_offset: int, act: tuple[int, int]) -> np.ndarray:
     """Requantize, add the output offset, clamp: the tail every rescaling kernel shares."""
     out = requantize(wrap_int32(acc), mult, shift) + int(output_offset)
     return np.clip(out, act[0], act[1]).astype(np.int8)
@@ -76,7 +76,7 @@ def conv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int, a
             patches = np.concatenate([v[..., g * cg:(g + 1) * cg] for v in views], axis=-1)
             acc[b:b + chunk, ..., g * per_group:(g + 1) * per_group] = _exact_matmul(patches, w[g].T)
     acc = acc.astype(np.int64) + (0 if bias is None else np.asarray(bias, dtype=np.int64))
-    return _finish(acc, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
+    return finish(acc, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
 
 
 def depthwise_conv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int, act=(-128, 127),
@@ -89,7 +89,7 @@ def depthwise_conv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offs
     for ky, kx, view in _taps(x, (kh, kw), stride, pad, dilation, out_hw):
         acc += view * w[ky, kx]
     acc = acc + (0 if bias is None else np.asarray(bias, dtype=np.int64))
-    return _finish(acc, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
+    return finish(acc, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
 
 
 def fully_connected_s8(x, w, bias, *, mult: int, shift: int, input_offset: int, output_offset: int,
@@ -98,7 +98,7 @@ def fully_connected_s8(x, w, bias, *, mult: int, shift: int, input_offset: int, 
     xo = np.asarray(x, dtype=np.float64) + int(input_offset)
     wo = np.asarray(w, dtype=np.float64) + int(filter_offset)
     acc = (xo @ wo.T).astype(np.int64) + (0 if bias is None else np.asarray(bias, dtype=np.int64))
-    return _finish(acc, int(mult), int(shift), output_offset, act)
+    return finish(acc, int(mult), int(shift), output_offset, act)
 
 
 def vector_sum_s8(w, *, lhs_offset: int, rhs_offset: int = 0, bias=None) -> np.ndarray:
@@ -201,7 +201,7 @@ def elementwise_add_s8(a, b, *, input_1: tuple[int, int, int], input_2: tuple[in
     (off1, m1, s1), (off2, m2, s2), (off_out, m_out, s_out) = input_1, input_2, output
     total = wrap_int32(requantize(_lane_values(a, off1, left_shift, dsp), m1, s1)
                        + requantize(_lane_values(b, off2, left_shift, dsp), m2, s2))
-    return _finish(total, m_out, s_out, off_out, act)
+    return finish(total, m_out, s_out, off_out, act)
 
 
 def elementwise_mul_s8(a, b, *, input_1_offset: int, input_2_offset: int, output: tuple[int, int, int],
@@ -209,7 +209,7 @@ def elementwise_mul_s8(a, b, *, input_1_offset: int, input_2_offset: int, output
     """arm_elementwise_mul_s8: (a + off1) * (b + off2), requantized (same in DSP and plain C)."""
     product = (np.asarray(a, np.int64) + int(input_1_offset)) * (np.asarray(b, np.int64) + int(input_2_offset))
     off_out, m_out, s_out = output
-    return _finish(product, m_out, s_out, off_out, act)
+    return finish(product, m_out, s_out, off_out, act)
 
 
 def maximum_s8(a, b) -> np.ndarray:

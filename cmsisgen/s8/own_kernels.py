@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..ops.own_conv import deconv_sums
 from .kernels import _rounded_mean  # arm_avgpool_s8's rounding, which nn_avgpool_caffe_s8 keeps
+from .kernels import finish
 
 
 def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127)) -> np.ndarray:
@@ -23,3 +25,14 @@ def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127)) -> np.n
             window = x[:, max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)].astype(np.int64)
             out[:, oy, ox] = _rounded_mean(window, (y1 - y0) * (x1 - x0))
     return np.clip(out, act[0], act[1]).astype(np.int8)
+
+
+def deconv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int, act=(-128, 127), groups: int,
+              stride, pad, dilation, out_hw) -> np.ndarray:
+    """nn_deconv_s8: Caffe's transposed convolution of ``x + input_offset`` (the products
+    nn_deconv_q7 gathers), plus the int32 bias, wrapped to 32 bits and requantized per output
+    channel as the library's convolutions are (default double rounding)."""
+    shifted = np.asarray(x, dtype=np.int64) + int(input_offset)
+    acc = deconv_sums(shifted, np.asarray(w), groups=groups, stride=stride, pad=pad, dilation=dilation, out_hw=out_hw)
+    total = acc.astype(np.int64) + np.asarray(bias, dtype=np.int64)
+    return finish(total, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)

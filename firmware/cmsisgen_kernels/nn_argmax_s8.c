@@ -1,5 +1,5 @@
 /*
- * cmsisgen kernels, s8 backend: ArgMax as the network output (cmsisgen/s8/lowering.py; its
+ * cmsisgen kernels, s8 backend: ArgMax as the network output (cmsisgen/s8/lower_own.py; its
  * model is cmsisgen/ops/argmax.py's, since quantization keeps the order of values). int8_t
  * only: the s8 API has no q7_t.
  */

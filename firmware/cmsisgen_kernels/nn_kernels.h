@@ -162,6 +162,11 @@ void nn_argmax_s8(const int8_t *in, uint32_t channels, uint32_t pixels, uint32_t
 /* nn_avgpool_caffe_s8.c: average pooling dividing by Caffe's window (clipped to the padded image);
  * dims: in_h, in_w, channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w. */
 void nn_avgpool_caffe_s8(const int8_t *in, const uint16_t *dims, int32_t act_min, int32_t act_max, int8_t *out);
+/* nn_deconv_s8.c: Caffe's Deconvolution on int8 with per-channel requantization; dims: in_h, in_w,
+ * in_ch, out_h, out_w, out_ch, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
+ * dilation_w, groups; quant: input_offset, output_offset, act_min, act_max. */
+void nn_deconv_s8(const int8_t *in, const uint32_t *dims, const int32_t *quant, const int8_t *wt,
+                  const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
 
 #ifdef __cplusplus
 }

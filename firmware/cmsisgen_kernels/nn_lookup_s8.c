@@ -1,7 +1,7 @@
 /*
  * cmsisgen kernels, s8 backend: any function of one int8 input by a table made at compile time
  * (leaky ReLU, PReLU, Sigmoid, TanH, ReLU6, Clip, Power, AbsVal, ELU, BNLL, Threshold;
- * cmsisgen/s8/lowering.py computes each table from the layer's float forward at the input's
+ * cmsisgen/s8/lower_own.py computes each table from the layer's float forward at the input's
  * and output's scale and zero point). CMSIS-NN's s8 API has no function for these.
  *
  * Tables are ordered by input value: table[x + 128] for x in -128..127; the per-channel form

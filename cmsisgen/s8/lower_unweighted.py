@@ -1,0 +1,114 @@
+"""The s8 calls of the kinds without weights that CMSIS-NN v7.0.0 runs: pooling, softmax,
+the elementwise add/mul/maximum, concatenation and a standing ReLU (its maximum with the zero
+point); Caffe's padded average pooling where arm_avgpool_s8's divisor differs goes to the
+project's nn_avgpool_caffe_s8."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .. import ir
+from ..mapper.calls import Op
+from ..ops import kind_of
+from ..ops.base import LoweringContext, hwc, stem
+from ..ops.convolution import Convolution
+from ..ops.deconvolution import Deconvolution
+from ..ops.eltwise import Eltwise
+from ..ops.inner_product import InnerProduct
+from ..ops.pooling import Pooling
+from ..ops.scale import Scale
+from . import calls, scratch
+from .context import CORE, act_range, quant
+from .lower_own import lookup
+from .roles import eltwise_max, leaky
+
+
+def _window_sizes(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
+    """(Caffe's divisor, arm_avgpool_s8's divisor) on one axis for every output position."""
+    sizes = []
+    for i in range(out):
+        start = i * stride - pad
+        caffe = min(start + kernel, size + pad) - start
+        inside = min(start + kernel, size) - max(start, 0)
+        sizes.append((caffe, inside))
+    return sizes
+
+
+def ave_divisor_matches_caffe(net: ir.Net, layer: ir.Layer) -> bool:
+    """Every average-pooling window divides by the same count in Caffe and arm_avgpool_s8."""
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    _, h, w = net.shapes[layer.bottoms[0]]
+    _, oh, ow = net.shapes[layer.tops[0]]
+    rows = _window_sizes(h, p.kernel_h, p.stride_h, p.pad_h, oh)
+    cols = _window_sizes(w, p.kernel_w, p.stride_w, p.pad_w, ow)
+    return all(rc * cc == ri * ci and ri > 0 and ci > 0 for rc, ri in rows for cc, ci in cols)
+
+
+def pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    c, h, w = ctx.shape(layer.bottoms[0])
+    _, oh, ow = ctx.shape(layer.tops[0])
+    average = p.method == "ave"
+    params = dict(act=act_range(ctx, layer.tops[0]), kernel=(p.kernel_h, p.kernel_w), stride=(p.stride_h, p.stride_w),
+                  pad=(p.pad_h, p.pad_w), out_hw=(oh, ow))
+    common = dict(stem(layer), inputs=ctx.bottoms, in_shape=(h, w, c), args={"channels": c}, params=params,
+                  macs=oh * ow * c * p.kernel_h * p.kernel_w)
+    if not average:
+        return Op(**common, kernel=calls.MAXPOOL_S8, function="arm_max_pool_s8")
+    if not ave_divisor_matches_caffe(ctx.net, layer):
+        return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
+    return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8", scratch_bytes=scratch.avgpool_s8(ow, c, CORE))
+
+
+def softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.bottoms[0])
+    return Op(**stem(layer), kernel=calls.SOFTMAX_S8, function="arm_softmax_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args={"rows": h * w, "row_size": c}, macs=h * w * c,
+              params=quant(ctx).params[layer.name])
+
+
+def eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.bottoms[0])
+    if eltwise_max(layer):
+        return Op(**stem(layer), kernel=calls.MAX_S8, function="arm_maximum_s8", inputs=ctx.bottoms,
+                  in_shape=(h, w, c), macs=c * h * w * (len(layer.bottoms) - 1))
+    tensors = quant(ctx).tensors
+    offsets = [-tensors[b].zero_point for b in layer.bottoms]
+    params = dict(rescale=quant(ctx).params[layer.name], offsets=offsets, act=act_range(ctx, layer.tops[0]),
+                  output_offset=tensors[layer.tops[0]].zero_point)
+    product = layer.params.operation == "prod"  # type: ignore[union-attr]
+    return Op(**stem(layer), kernel=calls.MUL_S8 if product else calls.ADD_S8,
+              function="arm_elementwise_mul_s8" if product else "arm_elementwise_add_s8", inputs=ctx.bottoms,
+              in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w, params=params)
+
+
+def concat(layer: ir.Layer, ctx: LoweringContext) -> Op:
+    c, h, w = ctx.shape(layer.tops[0])
+    channels = [ctx.shape(b)[0] for b in layer.bottoms]
+    first = ctx.shape(layer.bottoms[0])
+    return Op(**stem(layer), kernel=calls.CONCAT_S8, function="arm_concatenation_s8_x", inputs=ctx.bottoms,
+              in_shape=hwc(first), args={"channels": c, "height": h, "width": w},
+              params={"channels": channels, "offsets": [sum(channels[:i]) for i in range(len(channels))]})
+
+
+def _fusing_producer(net: ir.Net, layer: ir.Layer) -> Optional[ir.Layer]:
+    """The call a ReLU is fused into: the convolution, inner product, pooling, eltwise, scale or
+    deconvolution that writes its input, when the ReLU is that tensor's only reader."""
+    producer = net.producer(layer.bottoms[0])
+    if producer is None or len(net.consumers(layer.bottoms[0])) != 1:
+        return None
+    return producer if isinstance(kind_of(producer), (Convolution, InnerProduct, Pooling, Eltwise, Scale,
+                                                                Deconvolution)) else None
+
+
+def relu(layer: ir.Layer, ctx: LoweringContext) -> Optional[Op]:
+    """Fused into the call before it when it can be (its output then names that call's bytes),
+    else arm_maximum_s8 of the input and the one-element tensor {zero point}: max(x, zp) is the
+    ReLU at the input's quantization, which the output shares."""
+    if leaky(layer):
+        return lookup(layer, ctx)
+    if _fusing_producer(ctx.net, layer) is not None:
+        return None
+    c, h, w = ctx.shape(layer.bottoms[0])
+    zero = quant(ctx).tensors[layer.tops[0]].zero_point
+    return Op(**stem(layer), kernel=calls.RELU_S8, function="arm_maximum_s8", inputs=ctx.bottoms[:1],
+              in_shape=(h, w, c), args={"size": c * h * w}, weight_bytes=1, macs=c * h * w, params={"zero": zero})
