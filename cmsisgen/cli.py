@@ -7,6 +7,7 @@ Every user error (a bad model, bad data or a bad option) is one line on stderr,
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import json
@@ -191,18 +192,16 @@ def _input_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
 
 
 def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[float], bgr: bool, fc: str,
-                input_shape: Optional[str], calib: Optional[str] = None):
+                input_shape: Optional[str], calib: Optional[str], choices: "ModelChoices"):
     """The model, checked as far as it can be without images (before any image is read; only
     a data layer that gives no size, with no mean file, reads the first calibration image)."""
     from .pipeline import load_model, needs_input_shape
 
-    meta = click.get_current_context().meta
-
     def load(shape: Optional[tuple[int, int, int]]):
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
-                          input_shape=shape, kernels=meta.get(_KERNELS, {}), output=meta.get(_OUTPUTS, ()),
-                          calib_method=meta.get(_CALIB_METHOD, DEFAULT_METHOD), optimize=meta.get(_OPTIMIZE, False),
-                          backend=meta.get(_BACKEND, "q7"), cpu=meta.get(_CPU) or DEFAULT_CPU)
+                          input_shape=shape, kernels=choices.kernels, output=choices.outputs,
+                          calib_method=choices.calib_method, optimize=choices.optimize, backend=choices.backend,
+                          cpu=choices.cpu or DEFAULT_CPU)
 
     with _stage("loading and checking the model"):
         try:
@@ -327,8 +326,24 @@ def _named(message):
     return message
 
 
-#: Where a command's --kernel choices are kept in its click context (ctx.meta).
-_KERNELS = "cmsisgen.kernels"
+@dataclass(frozen=True)
+class ModelChoices:
+    """The model options the option decorators below add to a command (--backend, --output,
+    --kernel, --calib-method, --optimize), gathered into the one ``choices`` argument the
+    command receives and hands to :func:`_load_model`: each decorator takes its option's
+    value, fills in its field and passes ``choices`` on, so no command lists them one by one."""
+
+    backend: str = "q7"
+    outputs: tuple[str, ...] = ()
+    kernels: dict[str, str] = dataclasses.field(default_factory=dict)  # layer -> function
+    calib_method: str = DEFAULT_METHOD
+    optimize: bool = False
+    cpu: Optional[str] = None  # --cpu (None: not given; the default, or verify's target, decides)
+
+
+def _chosen(command: Callable, choices: Optional[ModelChoices], **fields) -> Callable:
+    """``command`` with ``choices`` (the outer decorators' fields, or the defaults) plus ``fields``."""
+    return functools.partial(command, choices=dataclasses.replace(choices or ModelChoices(), **fields))
 
 
 def _kernel_choices(values: tuple[str, ...]) -> dict[str, str]:
@@ -346,87 +361,68 @@ def _kernel_choices(values: tuple[str, ...]) -> dict[str, str]:
 
 
 def _with_kernel_option(command: Callable) -> Callable:
-    """Add --kernel; its choices go to the context, where loading the model reads them."""
+    """Add --kernel; its choices go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, kernel: tuple[str, ...] = (), **kwargs):
-        click.get_current_context().meta[_KERNELS] = _kernel_choices(kernel)
-        return command(*args, **kwargs)
+    def run(*args, kernel: tuple[str, ...] = (), choices: Optional[ModelChoices] = None, **kwargs):
+        return _chosen(command, choices, kernels=_kernel_choices(kernel))(*args, **kwargs)
 
     return click.option("--kernel", metavar="LAYER=FUNCTION", multiple=True,
                         help="Use FUNCTION for LAYER instead of the first that fits (repeatable); refused, naming "
                              "the rule, when the function cannot run the layer.")(run)
 
 
-#: Where a command's --backend and --cpu are kept in its click context (ctx.meta).
-_BACKEND = "cmsisgen.backend"
-_CPU = "cmsisgen.cpu"
-
-
 def _with_backend_option(command: Callable) -> Callable:
-    """Add --backend and --cpu; the choices go to the context, where loading the model reads
-    them (--cpu None: not given, the default or verify's target decides)."""
+    """Add --backend and --cpu; the choices go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, backend: str = "q7", cpu: Optional[str] = None, **kwargs):
-        click.get_current_context().meta[_BACKEND] = backend
-        click.get_current_context().meta[_CPU] = cpu
-        return command(*args, **kwargs)
+    def run(*args, backend: str = "q7", cpu: Optional[str] = None, choices: Optional[ModelChoices] = None, **kwargs):
+        return _chosen(command, choices, backend=backend, cpu=cpu)(*args, **kwargs)
 
     run = click.option("--cpu", type=click.Choice(list(CPUS)), default=None,
                        help="Core the s8 code is planned for: the scratch sizes of its CMSIS-NN build (DSP on "
                             "cortex-m7, Helium/MVE on cortex-m55) and, on cortex-m55, the inner products' kernel "
                             "sums precomputed into flash. Default cortex-m7; verify --target qemu-m55 implies "
                             "cortex-m55. The q7 code is the same for both.")(run)
+
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
                         help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
 
 
-#: Where a command's --calib-method is kept in its click context (ctx.meta).
-_CALIB_METHOD = "cmsisgen.calib_method"
-_OPTIMIZE = "cmsisgen.optimize"
-
-
 def _with_calib_method_option(command: Callable) -> Callable:
-    """Add --calib-method; the method goes to the context, where loading the model reads it."""
+    """Add --calib-method and --optimize; they go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, **kwargs):
-        click.get_current_context().meta[_CALIB_METHOD] = calib_method
-        click.get_current_context().meta[_OPTIMIZE] = optimize
-        return command(*args, **kwargs)
+    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, choices: Optional[ModelChoices] = None,
+            **kwargs):
+        return _chosen(command, choices, calib_method=calib_method, optimize=optimize)(*args, **kwargs)
 
     run = click.option("--optimize", is_flag=True,
                        help="Hold out the last quarter of the calibration images and adjust each format by one "
                             "fractional bit where the q7 net then scores better on them (top-1 with labels, "
-                            "else the output error); prints what it changed.")(run)
+                            "else the output error); prints what it changed. q7 only.")(run)
     return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
                              "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
                              f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
-                             "TensorRT-style).")(run)
-
-
-#: Where a command's --output blobs are kept in its click context (ctx.meta).
-_OUTPUTS = "cmsisgen.outputs"
+                             "TensorRT-style). On s8 the method picks each tensor's min and max, each side on "
+                             "its own.")(run)
 
 
 def _with_output_option(command: Callable) -> Callable:
-    """Add --output BLOB (repeatable, comma-separated); the blobs go to the context, where
-    loading the model reads them."""
+    """Add --output BLOB (repeatable, comma-separated); the blobs go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, output_blobs: tuple[str, ...] = (), **kwargs):
-        click.get_current_context().meta[_OUTPUTS] = output_blobs
-        return command(*args, **kwargs)
+    def run(*args, output_blobs: tuple[str, ...] = (), choices: Optional[ModelChoices] = None, **kwargs):
+        return _chosen(command, choices, outputs=tuple(output_blobs))(*args, **kwargs)
 
     return click.option("--output", "output_blobs", metavar="BLOB", multiple=True,
                         help="Stop the network at BLOB: keep only the layers it needs, and make it an output "
                              "(repeatable or comma-separated for several heads).")(run)
 
 
-def _missing_out_folder() -> str:
+def _missing_out_folder(outputs: tuple[str, ...]) -> str:
     """compile without -o. Before 0.2, --output named the folder: a CI script still passing
     it gets told where the folder option went instead of a bare missing-option line."""
     moved = (" (--output names a blob where the network stops; the output folder is -o/--out, "
-             "which --output was before cmsisgen 0.2)" if click.get_current_context().meta.get(_OUTPUTS) else "")
+             "which --output was before cmsisgen 0.2)" if outputs else "")
     return f"compile: Missing option '-o' / '--out'{moved} (see 'cmsisgen compile --help')"
 
 
@@ -483,7 +479,8 @@ def main(ctx: click.Context, quiet: bool, verbose: bool, debug: bool) -> None:
 @click.option("--check", is_flag=True,
               help="Write nothing; fail, naming the stale files, unless OUT already holds exactly what this compile produces.")
 def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape,
-                    report_path, test_vectors, data, ram_limit, flash_limit, json_path, check) -> None:
+                    report_path, test_vectors, data, ram_limit, flash_limit, json_path, check,
+                    choices: ModelChoices) -> None:
     """Compile MODEL.prototxt + WEIGHTS into OUT/{nn.c,nn.h,parameters.h,weights.h,weights.c} (and the kernels it calls)."""
     from .codegen import ALL_OUTPUT_FILES, render
     from .footprint import memory_use, memory_warning
@@ -492,14 +489,14 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     from .vectors import make_test_vectors
 
     if out_dir is None:
-        raise CmsisgenError(_missing_out_folder())
+        raise CmsisgenError(_missing_out_folder(choices.outputs))
     if data and not test_vectors:
         raise CmsisgenError("--data: only used with --test-vectors N")
     if report_path == "-" and json_path == "-":
         raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
     _check_output_folder(out_dir)
     files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     source = (_vector_images(data, test_vectors, "--test-vectors", calib, calib_set, loaded, resize)
@@ -521,7 +518,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
-    summary = {"model": str(model), "weights": str(weights), "output": str(out_dir),
+    # "out": the -o/--out folder ("outputs" below are the network's outputs)
+    summary = {"model": str(model), "weights": str(weights), "out": str(out_dir),
                "files": [str(Path(out_dir) / name) for name in sorted(files)],
                "report": None if report_path in (None, "-") else str(report_path),
                "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
@@ -553,21 +551,19 @@ def _portable_kernels(backend: str) -> Optional[Path]:
 _TARGET_CPU = {"host": "cortex-m7", "qemu": "cortex-m7", "qemu-m55": "cortex-m55"}
 
 
-def _target_cpu(target: str) -> None:
+def _target_cpu(target: str, choices: ModelChoices) -> ModelChoices:
     """verify's --target decides --cpu: refuse a --cpu that contradicts it, else set it."""
-    meta = click.get_current_context().meta
     wanted = _TARGET_CPU[target]
-    if meta.get(_CPU) not in (None, wanted):
-        raise CmsisgenError(f"--cpu {meta[_CPU]}: contradicts --target {target}, which runs the code as on a "
+    if choices.cpu not in (None, wanted):
+        raise CmsisgenError(f"--cpu {choices.cpu}: contradicts --target {target}, which runs the code as on a "
                             f"{wanted} (give --cpu {wanted} or leave it out)")
-    meta[_CPU] = wanted
+    return dataclasses.replace(choices, cpu=wanted)
 
 
-def _check_target_library(target: str, cmsis_nn_path: Optional[str]) -> None:
+def _check_target_library(target: str, cmsis_nn_path: Optional[str], backend: str) -> None:
     """The q7 API on the Cortex-M55 runs with the portable kernels only: CMSIS_5 5.9.0 builds
     its MVE sources there, and arm-none-eabi-gcc 12.2 fails on one of them (an internal
     compiler error in arm_softmax_s8.c), so the upstream q7 build is not verified on it."""
-    backend = click.get_current_context().meta.get(_BACKEND, "q7")
     if target == "qemu-m55" and backend == "q7" and cmsis_nn_path:
         raise CmsisgenError("--target qemu-m55: the q7 backend runs there with the portable kernels only "
                             "(CMSIS_5 5.9.0 built for Cortex-M55 is not verified); unset --cmsis-nn-path/"
@@ -647,13 +643,14 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
               help="Write {n, float_top1, q7_top1 (s8_top1 with --backend s8), agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
 @click.option("--per-layer", is_flag=True,
-              help="Also report, per layer output, its format, the SQNR and cosine of the q7 tensor against the "
-                   "float one, the share of values clipped and the count saturated (JSON: 'layers').")
+              help="Also report, per layer output, its format (s8: scale and zero point), the SQNR and cosine of the "
+                   "dequantized int8 tensor against the float one, the share of values clipped and the count "
+                   "saturated (JSON: 'layers').")
 @click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="Draw the per-layer report (float range against the format's, SQNR) into FILE.png; implies "
                    "--per-layer; needs matplotlib (the 'plot' extra).")
 def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, limit,
-                     json_path, per_layer, plot_path) -> None:
+                     json_path, per_layer, plot_path, choices: ModelChoices) -> None:
     """Float top-1, quantized top-1 (bit-exact simulator of the --backend) and their agreement on DATA."""
     from .evaluate import evaluate, scored_output
 
@@ -664,9 +661,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         from .layer_plot import require_matplotlib
 
         require_matplotlib()
-    if click.get_current_context().meta.get(_BACKEND) == "s8" and (per_layer or plot_path):
-        raise CmsisgenError(f"{'--plot' if plot_path else '--per-layer'}: not supported by the s8 backend yet")
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
@@ -676,7 +671,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     compiled = _calibrate(loaded, calib_set)
     with _stage("evaluating"), _progress(len(dataset.x), "evaluating") as update:
         result = evaluate(compiled, dataset, progress=update, output=scored, per_layer=per_layer or bool(plot_path))
-    backend = click.get_current_context().meta.get(_BACKEND, "q7")
+    backend = choices.backend
     if backend != "q7":  # the quantized top-1 under the backend's name
         result = {(f"{backend}_top1" if key == "q7_top1" else key): value for key, value in result.items()}
     if plot_path is not None:
@@ -726,13 +721,13 @@ def _check_labels(dataset, path: str, model, output: str) -> None:
 @click.argument("weights", required=False, type=click.Path())
 @click.option("--input-shape", metavar="C,H,W", help="Network input shape when neither the prototxt's data layer nor its mean file (or --mean FILE) says.")
 @_with_output_option
-def inspect_command(model, weights, input_shape) -> None:
+def inspect_command(model, weights, input_shape, choices: ModelChoices) -> None:
     """Print the graph with its shapes (and blob shapes when WEIGHTS is given)."""
     from .loader import load_net
     from .loader.heads import split_outputs
 
     net = load_net(Path(model), Path(weights) if weights else None, input_shape=_input_shape(input_shape),
-                   outputs=split_outputs(click.get_current_context().meta.get(_OUTPUTS, ())))
+                   outputs=split_outputs(choices.outputs))
     for note in net.warnings:
         warn(_named(note))
     click.echo(f"net {net.name or '(unnamed)'}")
@@ -771,7 +766,7 @@ def inspect_command(model, weights, input_shape) -> None:
               help="CMSIS-DSP Include folder (arm_math_types.h), needed by CMSIS_5 5.9.0's CMSIS-NN. [env: CMSIS_DSP_INCLUDE]")
 @click.option("--keep", metavar="DIR", type=click.Path(file_okay=False), help="Keep the generated code and build in this folder.")
 def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr, fc, input_shape, data, vectors,
-                   target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep) -> None:
+                   target, cmsis_nn_path, cmsis_core_path, cmsis_dsp_include, keep, choices: ModelChoices) -> None:
     """Compile, build and run the generated code; the last line is 'K/N vectors bit-exact'."""
     from .codegen import render
     from .output import write_output
@@ -780,10 +775,10 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
 
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
-    _check_target_library(target, cmsis_nn_path)
-    _target_cpu(target)
+    _check_target_library(target, cmsis_nn_path, choices.backend)
+    choices = _target_cpu(target, choices)
 
-    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib)
+    loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
     source = _vector_images(data, vectors, "--vectors", calib, calib_set, loaded, resize)
     compiled = _calibrate(loaded, calib_set)

@@ -105,7 +105,7 @@ def _steps(env: jinja2.Environment, program: Program, prefixes: list[str], tenso
         text = {part: CCode(env.from_string(getattr(op.kernel, part)).render(**names)) if getattr(op.kernel, part)
                 else "" for part in ("call", "parameters", "weights")}
         steps.append(dict(text, declarations=CCode(_declarations(text["weights"])), out=tensor_buf[op.output],
-                          size=program.tensors[op.output].size))
+                          size=program.tensors[op.output].size, comments=op.comments))
     return steps
 
 
@@ -149,10 +149,12 @@ def render(program: Program, plan: BufferPlan, model_name: str,
         "outputs": describe_outputs(program),
         "own_kernels_header": own_kernels.HEADER if kernels else None,
         "vectors": vectors,
+        **C_TYPES[program.backend],
     }
     env = _environment()
     context["steps"] = _steps(env, program, prefixes, tensor_buf)
-    context["input_definition"] = CCode(env.from_string(INPUT_DEFINITION).render(op=program.ops[0]))
+    context["input_definition"] = CCode(env.from_string(INPUT_DEFINITION).render(op=program.ops[0],
+                                                                                 **C_TYPES[program.backend]))
     files = {name: env.get_template(_template(name, program.backend)).render(**context) for name in GENERATED_FILES}
     if vectors is not None:
         files["test_vectors.h"] = env.get_template("test_vectors.h.j2").render(**context)
@@ -162,7 +164,12 @@ def render(program: Program, plan: BufferPlan, model_name: str,
 
 
 #: The files whose frame differs on the s8 backend (CMSIS-NN v4+ has no q7_t, q15_t or arm_status).
-_S8_FRAMES = ("nn.h", "nn.c")
+_S8_FRAMES = ("nn.h", "nn.c", "parameters.h")
+#: Each backend's C names of an activation byte and of what a scratch pointer points to, the
+#: byte's name in comments and the converted input's buffer: CMSIS-NN v4+ (s8) has no q7_t or
+#: q15_t, and its int8 bytes are no Q7 fixed point.
+C_TYPES = {"q7": {"byte_t": "q7_t", "scratch_t": "q15_t", "byte_name": "q7", "input_buffer": "NN_INPUT_Q7"},
+           "s8": {"byte_t": "int8_t", "scratch_t": "void", "byte_name": "int8", "input_buffer": "NN_INPUT_S8"}}
 
 
 def _template(name: str, backend: str) -> str:
@@ -174,7 +181,7 @@ def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tup
     """The plan as nn.c shows and uses it: one row (and macro) per buffer, named after what it
     holds -- the output of the step that writes it (``POOL1_OUT``, even where pool1 writes
     over conv1's bytes), a step's scratch (``CONV1_SCRATCH``), the converted image
-    (``NN_INPUT_Q7``) -- then tensor -> macro and step -> scratch macro."""
+    (``NN_INPUT_Q7``, ``NN_INPUT_S8``) -- then tensor -> macro and step -> scratch macro."""
     writer = {op.output: (prefix, op) for prefix, op in zip(prefixes, program.ops)}
     rows = []
     for p in plan.placements():
@@ -182,7 +189,7 @@ def _buffer_plan(plan: BufferPlan, program: Program, prefixes: list[str]) -> tup
             macro, holds = f"{prefixes[p.scratch_of]}_SCRATCH", p.name.replace("/scratch", " scratch")
         else:
             prefix, op = writer[p.name]
-            macro = "NN_INPUT_Q7" if p.name == program.input else f"{prefix}_OUT"
+            macro = C_TYPES[program.backend]["input_buffer"] if p.name == program.input else f"{prefix}_OUT"
             holds = _holds(p.name, op)
         rows.append({"macro": macro, "region": p.region, "offset": p.offset, "bytes": p.bytes, "holds": holds,
                      "steps": str(p.first) if p.first == p.last else f"{p.first}-{p.last}",
@@ -204,7 +211,7 @@ def _holds(tensor: str, op: Op) -> str:
 
 def _address(placement: Placement, macro: str, backend: str = "q7") -> str:
     """C expression of a buffer's first byte inside run_nn() (``image`` is its argument)."""
-    byte, scratch = ("int8_t", "void") if backend == "s8" else ("q7_t", "q15_t")
+    byte, scratch = C_TYPES[backend]["byte_t"], C_TYPES[backend]["scratch_t"]
     if placement.region == IMAGE:
         return f"(({byte} *)image + {macro}_OFFSET)"
     if placement.scratch_of is not None:

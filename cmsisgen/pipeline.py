@@ -195,9 +195,9 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
     if backend == "s8" and fc_variant != "opt":
         raise CmsisgenError("--fc plain: not supported by the s8 backend (arm_fully_connected_s8 is its one "
                             "inner-product kernel)")
-    if backend == "s8" and (calib_method != DEFAULT_METHOD or optimize):
-        raise CmsisgenError(f"{'--optimize' if optimize else '--calib-method ' + calib_method}: not supported by "
-                            "the s8 backend (it quantizes from each tensor's calibrated min and max)")
+    if backend == "s8" and optimize:
+        raise CmsisgenError("--optimize: not supported by the s8 backend (it searches power-of-two formats; "
+                            "s8 scales come from each tensor's calibrated bounds)")
     scratch_core(cpu)  # a bad --cpu is refused before anything is read
     return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
                  kernels=dict(kernels or {}), calib_method=calib_method, optimize=optimize, backend=backend, cpu=cpu)
@@ -268,8 +268,9 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
     optimized: list[str] = []
     try:
         if model.backend == "s8":
-            from .quantizer_s8 import calibrate_min_max, quantize_s8
-            quant = quantize_s8(net, calibrate_min_max(net, counted()))
+            from .calibration_bounds import calibrate_bounds
+            from .quantizer_s8 import quantize_s8
+            quant = quantize_s8(net, calibrate_bounds(net, counted(), model.calib_method))
         else:
             ranges = calibrate(net, counted(), statistic_for(model.calib_method))
             if used < len(calib_images):

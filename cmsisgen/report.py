@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Optional
 
 from .mapper.buffers import BufferPlan
-from .mapper.calls import Program
+from .mapper.calls import Op, Program
 from .network_outputs import describe_outputs
 from .qformat import q_format
 
@@ -19,6 +19,11 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
     numbers). ``totals.arena_bytes`` is all the RAM run_nn() uses beyond the image buffer
     (``totals.activation_bytes`` is the same figure, kept for older readers);
     ``totals.scratch_bytes`` is the largest scratch of one call, inside the arena.
+
+    On the s8 backend the Q formats and shifts are null (int8 tensors have no Q format) and each
+    layer also says its tensors' ``input_quant`` / ``output_quant`` ({scale, zero_point}) and
+    its weights' ``weight_scales`` ({channels, min, max}: one scale per output channel);
+    each output, its ``quant``.
     """
     layers = []
     for step, op in enumerate(program.ops):
@@ -45,6 +50,8 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
             "output_offset": plan.tensors[op.output].offset,
             "scratch_offset": plan.scratch[step].offset if step in plan.scratch else None,
         })
+        if program.backend == "s8":
+            layers[-1].update(_s8_fields(program, op))
     buffers = [{"name": p.name, "region": p.region, "offset": p.offset, "bytes": p.bytes,
                 "first_step": p.first, "last_step": p.last,
                 "kind": "scratch" if p.scratch_of is not None else "tensor"} for p in plan.placements()]
@@ -59,32 +66,74 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
     return {"layers": layers, "buffers": buffers, "totals": totals, "outputs": report_outputs(program, plan)}
 
 
+def _quant(program: Program, tensor: str) -> Optional[dict[str, Any]]:
+    q = program.tensors[tensor].quant
+    return None if q is None else {"scale": float(q.scale), "zero_point": int(q.zero_point)}
+
+
+def _s8_fields(program: Program, op: Op) -> dict[str, Any]:
+    """An s8 layer's quantization instead of Q formats: its first input's and its output's
+    scale and zero point (the input step reads a raw image: none), and its weights' scales
+    (one per output channel, all equal where the layer takes one per tensor)."""
+    scales = op.params.get("weight_scales") if isinstance(op.params, dict) else None
+    q_in = _quant(program, op.inputs[0]) if op.inputs else None
+    return {"bias_format": None, "input_format": None, "weight_format": None, "output_format": None,
+            "input_quant": q_in, "output_quant": _quant(program, op.output),
+            "weight_scales": None if scales is None else {"channels": len(scales), "min": float(min(scales)),
+                                                          "max": float(max(scales))}}
+
+
 def report_outputs(program: Program, plan: BufferPlan) -> list[dict[str, Any]]:
     """run_nn()'s outputs in its argument order: the blob, the argument that receives it,
     Caffe's (C, H, W), bytes, Q format, element order ("HWC" for a spatial output) and the
-    buffer run_nn() copies it from."""
+    buffer run_nn() copies it from; on s8 no Q format but its scale and zero point (``quant``)."""
+    s8 = program.backend == "s8"
     return [{"name": out["blob"], "argument": out["argument"], "shape": list(program.tensors[out["tensor"]].shape),
-             "bytes": out["size"], "format": q_format(out["frac"]), "order": "HWC" if out["hwc"] else "vector",
-             "tensor": out["tensor"], "region": plan.tensors[out["tensor"]].region,
-             "offset": plan.tensors[out["tensor"]].offset} for out in describe_outputs(program)]
+             "bytes": out["size"], "format": None if s8 else q_format(out["frac"]),
+             "order": "HWC" if out["hwc"] else "vector", "tensor": out["tensor"],
+             "region": plan.tensors[out["tensor"]].region, "offset": plan.tensors[out["tensor"]].offset,
+             **({"quant": _quant(program, out["tensor"])} if s8 else {})} for out in describe_outputs(program)]
+
+
+#: The table's columns between the shapes and the MACs: q7's formats and shifts, or s8's
+#: scales and zero points (the left-aligned ones first).
+_Q7_COLUMNS = (("Q in/w/b/out",), ("lsh", "rsh"))
+_S8_COLUMNS = (("in scale/zp", "out scale/zp", "w scales"), ())
+
+
+def _q7_cells(layer: dict[str, Any]) -> tuple[str, ...]:
+    formats = "/".join(f or "-" for f in (layer["input_format"], layer["weight_format"],
+                                            layer["bias_format"], layer["output_format"]))
+    return (formats, "-" if layer["bias_lshift"] is None else str(layer["bias_lshift"]),
+            "-" if layer["out_rshift"] is None else str(layer["out_rshift"]))
+
+
+def quant_text(quant: Optional[dict[str, Any]]) -> str:
+    """An s8 tensor's quantization as the table shows it: scale/zero point, 4 significant digits."""
+    return "-" if quant is None else f"{quant['scale']:.4g}/{quant['zero_point']}"
+
+
+def _s8_cells(layer: dict[str, Any]) -> tuple[str, ...]:
+    w = layer["weight_scales"]
+    weights = "-" if w is None else f"{w['min']:.3g}" if w["min"] == w["max"] else \
+        f"{w['min']:.3g}..{w['max']:.3g} ({w['channels']})"
+    return quant_text(layer["input_quant"]), quant_text(layer["output_quant"]), weights
 
 
 def format_table(report: dict[str, Any]) -> str:
     """Fixed-width text table, one line per call, then totals."""
-    header = ("step", "layer", "function", "in", "out", "Q in/w/b/out", "lsh", "rsh", "MACs", "weights", "act")
+    s8 = bool(report["layers"]) and "output_quant" in report["layers"][0]
+    left, right = _S8_COLUMNS if s8 else _Q7_COLUMNS
+    header = ("step", "layer", "function", "in", "out", *left, *right, "MACs", "weights", "act")
     rows = [header]
     for step, layer in enumerate(report["layers"]):
-        formats = "/".join(f or "-" for f in (layer["input_format"], layer["weight_format"],
-                                                layer["bias_format"], layer["output_format"]))
         name = layer["name"] + (" (copy)" if layer["type"] == "Copy" else "")
         rows.append((str(step), name, layer["function"], "x".join(map(str, layer["input_shape"])),
-                     "x".join(map(str, layer["output_shape"])), formats,
-                     "-" if layer["bias_lshift"] is None else str(layer["bias_lshift"]),
-                     "-" if layer["out_rshift"] is None else str(layer["out_rshift"]),
+                     "x".join(map(str, layer["output_shape"])), *(_s8_cells if s8 else _q7_cells)(layer),
                      str(layer["macs"]), str(layer["weight_bytes"]), str(layer["activation_bytes"])))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if 1 <= i <= 5 else cell.rjust(widths[i]) for i, cell in enumerate(row)).rstrip()
-             for row in rows]
+    lines = ["  ".join(cell.ljust(widths[i]) if 1 <= i <= 4 + len(left) else cell.rjust(widths[i])
+                       for i, cell in enumerate(row)).rstrip() for row in rows]
     t = report["totals"]
     lines.append(f"total: {t['macs']} MACs, {t['weight_bytes']} weight bytes (flash), "
                  f"{t['arena_bytes']} arena bytes (RAM: activations and scratch, largest scratch "
@@ -92,10 +141,17 @@ def format_table(report: dict[str, Any]) -> str:
     if report.get("outputs"):
         lines.append("run_nn() output" + ("s, in argument order: " if len(report["outputs"]) > 1 else ": ") + ", ".join(
             f"{out['name']} ({out['argument']}, {'x'.join(map(str, out['shape']))}, {out['bytes']} bytes, "
-            f"{out['format']}{', HWC' if out['order'] == 'HWC' else ''})" for out in report["outputs"]))
+            f"{_output_format(out)}{', HWC' if out['order'] == 'HWC' else ''})" for out in report["outputs"]))
     if report.get("buffers"):
         lines += ["", "buffer plan (steps: first-last step the bytes are live):", *format_plan(report["buffers"])]
     return "\n".join(lines)
+
+
+def _output_format(out: dict[str, Any]) -> str:
+    """q7: its Q format; s8: its scale and zero point."""
+    if out.get("quant") is None:
+        return out["format"]
+    return f"scale {out['quant']['scale']:.6g}, zero point {out['quant']['zero_point']}"
 
 
 def format_plan(buffers: list[dict[str, Any]]) -> list[str]:

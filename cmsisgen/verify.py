@@ -62,7 +62,7 @@ class VectorResult:
     predicted: int          # argmax of the scores run_nn() produced
     expected: int           # argmax of nn_test_expected
     label: int              # nn_test_labels (-1 when unknown)
-    passed: bool            # bit-exact and ARM_MATH_SUCCESS
+    passed: bool            # bit-exact and run_nn() returned success (0)
     count: int              # in VerifyResult.counter_unit
     detail: str = ""        # e.g. 'step 4 "pool1" checksum 0x1a2b3c4d want 0x1a2b3c4e mismatch 2 got 17 want 18'
     step: int | None = None         # first step whose output checksum differs

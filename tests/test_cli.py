@@ -389,8 +389,9 @@ def test_compile_json_summary(tmp_path, model):
     result = run("compile", proto, weights, "-o", out, "--json", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
-    assert set(summary) == {"model", "weights", "output", "files", "report", "layers", "totals", "memory", "warnings",
+    assert set(summary) == {"model", "weights", "out", "files", "report", "layers", "totals", "memory", "warnings",
                             "outputs"}
+    assert summary["out"] == str(out)  # the -o folder ("outputs": the network's)
     assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())

@@ -168,3 +168,24 @@ def test_rewritten_program_is_bit_exact_in_c(tmp_path, monkeypatch, target, tool
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[-1] == "8/8 vectors bit-exact"
     assert "relu1 runs after pool1" in result.stderr and "relu3 dropped" in result.stderr
+
+
+def test_nn_c_says_which_relu_moved_or_was_dropped(tmp_path):
+    """The generated code tells a reader comparing it with the prototxt why a ReLU is not where
+    Caffe has it: a comment before the moved ReLU's step and before the step that reads a
+    dropped ReLU's input."""
+    from cli_run import run
+
+    layers = [layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), layer("relu1", "ReLU", inplace=True),
+              layer("pool1", "Pooling", pool="MAX", kernel_size=2, stride=2), layer("relu2", "ReLU", inplace=True),
+              layer("pool2", "Pooling", pool="AVE", kernel_size=2, stride=2), layer("relu3", "ReLU", inplace=True),
+              layer("ip1", "InnerProduct", num_output=3)]
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    assert run("-q", "compile", proto, weights, "-o", tmp_path / "out", "--scale", "1").exit_code == 0
+    nn_c = (tmp_path / "out" / "nn.c").read_text()
+    assert ("    /* relu1 runs after pool1, before it in the prototxt: max pooling and ReLU commute, and it reads "
+            "64 values instead of 256 */\n    /* relu1 */\n    arm_relu_q7(") in nn_c
+    comments = [line.strip() for line in nn_c.splitlines() if "dropped" in line]
+    assert comments == ["/* relu2 (ReLU) dropped before this step: its input pool1 is never negative */",
+                        "/* relu3 (ReLU) dropped before this step: its input pool2 is never negative */"]
+    assert nn_c.index(comments[0]) < nn_c.index("/* pool2") < nn_c.index(comments[1]) < nn_c.index("/* ip1")

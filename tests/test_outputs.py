@@ -300,3 +300,19 @@ def test_an_argmax_head_is_the_classifier_a_per_pixel_one_is_not(tmp_path):
         scored_output(load_net(proto))
     assert str(error.value).endswith("the network has 2 outputs (box, seg) and no classifier (Softmax, ArgMax) "
                                      "among them; name the one to score with output NAME")
+
+
+def test_an_input_field_blob_is_no_output(tmp_path):
+    """The example declares its input with `input:` fields (no layer): --output data says it is
+    the network's input, on every command, and writes nothing."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "cifar10"
+    proto, weights = example / "cifar10.prototxt", example / "cifar10.caffemodel"
+    for command in (["inspect", proto, weights], ["compile", proto, weights, "-o", tmp_path / "o"],
+                    ["evaluate", proto, weights, "--data", proto], ["verify", proto, weights]):
+        result = run(*command, "--output", "data")
+        assert result.exit_code == 2, command
+        assert result.output == (f"cmsisgen: error: {proto}: --output data: 'data' is an input of the network; "
+                                 "name a blob that a layer computes\n"), command
+    assert not (tmp_path / "o").exists()

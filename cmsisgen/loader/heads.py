@@ -33,10 +33,12 @@ def split_outputs(values: Union[str, Sequence[str], None]) -> list[str]:
 
 
 def cut_to_outputs(layers: list[Any], outputs: Sequence[str], source: str, always: Callable[[Any], bool],
-                   printable: Callable[[str], str]) -> list[Any]:
+                   printable: Callable[[str], str], inputs: Sequence[str] = ()) -> list[Any]:
     """The Caffe layers (in order) that the blobs ``outputs`` need, plus those ``always``
-    keeps (inputs, data layers). An unknown blob is an error listing the net's blobs."""
-    blobs: list[str] = []
+    keeps (inputs, data layers). An unknown blob is an error listing the net's blobs; a network
+    input (``inputs``: the prototxt's ``input:`` fields, or an Input or data layer's top) is an
+    error saying so."""
+    blobs: list[str] = list(dict.fromkeys(inputs))
     for layer in layers:
         blobs.extend(top for top in layer.top if top not in blobs)
     for name in outputs:

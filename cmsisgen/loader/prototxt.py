@@ -449,7 +449,7 @@ def parse_prototxt(path: str | Path, input_shape: Optional[Sequence[int]] = None
     reader.net_inputs(netp)
     test_layers = [cl for cl in caffe_layers if in_test_phase(cl)]
     if outputs:
-        test_layers = cut_to_outputs(test_layers, outputs, source, printable=printable,
+        test_layers = cut_to_outputs(test_layers, outputs, source, printable=printable, inputs=list(netp.input),
                                      always=lambda cl: layer_type(cl) == "Input" or layer_type(cl) in DATA_TYPES)
     for cl in test_layers:
         reader.layer(cl)

@@ -23,12 +23,13 @@ function name, so a new kind of op only has to set those properties:
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
 from ..ir import last_reads
 from ..ops.buffer_copy import copy_op
-from .calls import Op, Program, TensorInfo
+from .calls import Op, Program
 
 ALIGN = 4
 ARENA = "arena"
@@ -175,7 +176,7 @@ def _insert_copies(program: Program) -> None:
         if needs_copy:
             copy_name = f"{op.layer}/input"
             info = program.tensors[source]
-            program.tensors[copy_name] = TensorInfo(copy_name, info.shape, info.frac)
+            program.tensors[copy_name] = dataclasses.replace(info, name=copy_name)
             ops.append(copy_op(op.layer, info, program.tensors[copy_name]))
             op.inputs = [copy_name] + op.inputs[1:]
         ops.append(op)

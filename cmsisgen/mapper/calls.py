@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """An activation tensor as the generated code holds it: HWC int8 in Q(7-frac).frac."""
+    """An activation tensor as the generated code holds it: HWC int8 in Q(7-frac).frac (q7), or
+    at the scale and zero point of ``quant`` (s8)."""
 
     name: str
     shape: tuple[int, int, int]  # (C, H, W), Caffe order, for reports
     frac: int
+    #: s8: its scale and zero point (cmsisgen.s8.quantization.TensorQuant); None on q7
+    quant: Any = None
 
     @property
     def size(self) -> int:
@@ -73,6 +76,9 @@ class Op:
     macs: int = 0
     formats: dict[str, int] = field(default_factory=dict)
     params: Any = None
+    #: lines nn.c shows before this step: why the step order departs from the prototxt's (a
+    #: ReLU moved after a max pool, or dropped, by mapper/commute.py)
+    comments: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:

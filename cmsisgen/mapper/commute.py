@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 
 from ..ops.relu import RELU
-from .calls import Op, Program, TensorInfo
+from .calls import Op, Program
 
 #: Pooling kernels (by kind) that take max or average from an ``average`` argument.
 _EITHER_POOL = ("global_pool", "pool")
@@ -49,7 +49,7 @@ def _swap(program: Program, r: int, p: int) -> None:
     program.ops[p] = dataclasses.replace(relu, inputs=[before], output=pooled, in_shape=(h, w, c),
                                          args={"size": c * h * w}, macs=c * h * w)
     del program.tensors[relu.output]
-    program.tensors[before] = TensorInfo(name=before, shape=info.shape, frac=info.frac)
+    program.tensors[before] = dataclasses.replace(info, name=before)
 
 
 def relu_after_max_pool(program: Program) -> list[str]:
@@ -66,8 +66,11 @@ def relu_after_max_pool(program: Program) -> list[str]:
         if pool.inputs != [relu.output]:
             continue
         _swap(program, r, readers[0])
-        notes.append(f"{relu.layer} runs after {pool.layer} (max pooling and ReLU commute; the ReLU "
-                     f"reads {program.tensors[pool.output].size} values instead of {relu.args['size']})")
+        reads = f"{program.tensors[pool.output].size} values instead of {relu.args['size']}"
+        notes.append(f"{relu.layer} runs after {pool.layer} (max pooling and ReLU commute; the ReLU reads {reads})")
+        moved = program.ops[readers[0]]
+        moved.comments += (f"{relu.layer} runs after {pool.layer}, before it in the prototxt: max pooling and "
+                           f"ReLU commute, and it reads {reads}",)
     return notes
 
 
@@ -91,8 +94,11 @@ def drop_idle_relus(program: Program) -> list[str]:
             continue
         source = relu.inputs[0]
         program.ops.remove(relu)
-        for op in program.ops:
+        readers = [op for op in program.ops if relu.output in op.inputs]
+        for op in readers:
             op.inputs = [source if name == relu.output else name for name in op.inputs]
+        readers[0].comments += (f"{relu.layer} (ReLU) dropped before this step: its input "
+                                f"{source.split('@')[0]} is never negative",)
         del program.tensors[relu.output]
         notes.append(f"{relu.layer} dropped (its input {source.split('@')[0]} is never negative)")
     return notes

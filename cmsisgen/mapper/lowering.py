@@ -27,7 +27,9 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
     """Build the Program for ``net`` on ``backend`` for the core ``cpu``; ``net`` must have
     passed :func:`check_supported`."""
     (input_name, input_shape), = net.input_shapes.items()
-    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac.get(name, 0)) for name, shape in net.shapes.items()}
+    scales = getattr(quant, "tensors", {})  # (s8: each tensor's scale and zero point)
+    tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac.get(name, 0), scales.get(name))
+               for name, shape in net.shapes.items()}
     alias: dict[str, str] = {}  # alias tensor -> tensor that holds its bytes
     held = held_layouts(net)
 

@@ -11,7 +11,7 @@ order, form, bytes per iteration) at compile time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -88,8 +88,8 @@ static inline int32_t nn_input_saturate(int32_t acc)
 #: The conversion function, one byte at a time (see the module docstring).
 _SCALAR = '{% if op.params.form.kind == "affine" %}\n' + SATURATE + """{% endif %}
 /*
- * uint8 pixels -> q7 network input, in place in the caller's buffer, {{ op.params.pixels | sum(start=[]) | length }} bytes an iteration.
- * The bytes are read as uint8 (a q7_t read would turn every value >= 128 negative), all
+ * uint8 pixels -> {{ byte_name }} network input, in place in the caller's buffer, {{ op.params.pixels | sum(start=[]) | length }} bytes an iteration.
+ * The bytes are read as uint8 ({{ "an" if byte_t == "int8_t" else "a" }} {{ byte_t }} read would turn every value >= 128 negative), all
  * of a pixel's before any is written, since the channel order may change.
 {% if op.params.form.kind == "table" %}
  * Each byte is one load from NN_INPUT_TABLE, which holds the conversion for every value.
@@ -98,12 +98,12 @@ _SCALAR = '{% if op.params.form.kind == "affine" %}\n' + SATURATE + """{% endif 
  * targets (as CMSIS-NN itself assumes).
 {% endif %}
  */
-static void nn_input_q7(uint8_t *image)
+static void {{ op.function }}(uint8_t *image)
 {
-    q7_t *const out = (q7_t *)image;
+    {{ byte_t }} *const out = ({{ byte_t }} *)image;
 {% if op.params.form.kind == "table" %}
 {% for row in op.params.form.row_of_channel %}
-    const q7_t *const table{{ loop.index0 }} = NN_INPUT_TABLE + NN_INPUT_TABLE_ROW_{{ loop.index0 }} * 256;
+    const {{ byte_t }} *const table{{ loop.index0 }} = NN_INPUT_TABLE + NN_INPUT_TABLE_ROW_{{ loop.index0 }} * 256;
 {% endfor %}
 {% endif %}
     uint32_t i;
@@ -118,7 +118,7 @@ static void nn_input_q7(uint8_t *image)
 {% if op.params.form.kind == "table" %}
             out[i{{ " + %du" % lane.index if lane.index else "" }}] = table{{ lane.channel }}[p{{ lane.source }}];
 {% else %}
-            out[i{{ " + %du" % lane.index if lane.index else "" }}] = (q7_t)nn_input_saturate(p{{ lane.source }} * NN_INPUT_MUL + NN_INPUT_OFFSET[i{{ " + %du" % lane.index if lane.index else "" }}]);
+            out[i{{ " + %du" % lane.index if lane.index else "" }}] = ({{ byte_t }})nn_input_saturate(p{{ lane.source }} * NN_INPUT_MUL + NN_INPUT_OFFSET[i{{ " + %du" % lane.index if lane.index else "" }}]);
 {% endif %}
 {% endfor %}
         }
@@ -132,7 +132,7 @@ static void nn_input_q7(uint8_t *image)
 #: saturating) add and one SSAT16 a pair; the same values in plain C where the core lacks SIMD.
 _SIMD = """\
 /*
- * Four pixel bytes (+ their int16 offsets) -> four q7 values: bytes 0 and 2 and bytes 1 and 3
+ * Four pixel bytes (+ their int16 offsets) -> four {{ byte_name }} values: bytes 0 and 2 and bytes 1 and 3
  * as pairs of halfwords, each pair {{ "(p + offset) >> 1 (SHADD16, exact)" if op.params.form.shift else "p + offset (QADD16)" }}, saturated to
  * [-128, 127] (SSAT16), packed back. NN_INPUT_OFFSET holds each group of four bytes' offsets as
  * 0, 2, 1, 3 (the two pairs).
@@ -171,10 +171,10 @@ static inline uint32_t nn_input_pair(uint32_t pixels, uint32_t offsets)
 }
 
 /*
- * uint8 pixels -> q7 network input, in place in the caller's buffer, {{ op.params.simd_bytes }} bytes an iteration
+ * uint8 pixels -> {{ byte_name }} network input, in place in the caller's buffer, {{ op.params.simd_bytes }} bytes an iteration
  * where the size allows (the bytes are read as uint8: never wrapped to negative).
  */
-static void nn_input_q7(uint8_t *image)
+static void {{ op.function }}(uint8_t *image)
 {
     uint32_t i;
 
@@ -197,7 +197,8 @@ static void nn_input_q7(uint8_t *image)
 }
 """
 
-#: The conversion function, emitted once into nn.c (see the module docstring).
+#: The conversion function, emitted once into nn.c (see the module docstring), named after the
+#: op's function; byte_t and byte_name are the backend's (cmsisgen.codegen.C_TYPES).
 DEFINITION = "{% if op.params.simd_bytes %}" + _SIMD + "{% else %}" + _SCALAR + "{% endif %}"
 
 INPUT_Q7 = Kernel(kind="input", simulate=_simulate, call="    nn_input_q7(image);\n", parameters=PARAMETERS,
@@ -220,10 +221,12 @@ class InputConstants:
     (``channel_source``) and the bytes of an iteration of the C loop, pixel by pixel (``pixels``)."""
 
     def __init__(self, pre: Preprocessing, frac: int, shape: Shape,
-                 fixed_point: Optional[InputFixedPoint] = None) -> None:
+                 fixed_point: Optional[InputFixedPoint] = None, quant: Any = None) -> None:
         c, h, w = shape
-        #: (``fixed_point``: given by the s8 backend, whose input has a scale and zero point)
+        #: (``fixed_point``: given by the s8 backend, whose input has a scale and zero point: ``quant``,
+        #: a cmsisgen.s8.quantization.TensorQuant, which parameters.h states)
         self.fixed_point = fixed_point or pre.fixed_point(frac, shape)
+        self.quant = quant
         self.form = input_form(self.fixed_point, shape)
         self.channel_source = pre.channel_source
         count = next(n for n in PIXELS_PER_ITERATION[c] if (h * w) % n == 0)

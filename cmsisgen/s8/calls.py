@@ -233,17 +233,26 @@ SOFTMAX_S8 = Kernel(
 """)
 
 
-#: The q7 backend's input step (nn_input_q7, the cheaper form of the same fixed point) at the
-#: s8 input's constants: only the header comment and the table's type (weights.h) differ.
+#: The q7 backend's input step (the cheaper form of the same fixed point) at the s8 input's
+#: constants, as nn_input_s8: only the header comment, the input's scale and zero point (for
+#: q7's format) and the table's type and comment (weights.h) differ.
 _INPUT_HEAD = """\
 /* {{ op.layer }}: uint8 HWC image -> int8 at the input's scale and zero point. The simulator's definition,
  *   q = saturate((pixel * {{ op.params.fixed_point.mul }} - offset + 2^{{ op.params.fixed_point.shift - 1 }}) >> {{ op.params.fixed_point.shift }}), offset = round(mean * scale / s_in * 2^{{ op.params.fixed_point.shift }}) - zero_point * 2^{{ op.params.fixed_point.shift }}{{ " per pixel" if op.params.fixed_point.per_pixel else " per channel" }},
 """
 assert network_input.PARAMETERS.split("\n", 2)[2].startswith("{% if op.params.form.kind")  # (after 2 comment lines)
-INPUT_S8 = Kernel("input_s8", lambda op, inputs: op.params.fixed_point.apply(inputs[0]), call="    nn_input_q7(image);\n",
-                  parameters=_INPUT_HEAD + network_input.PARAMETERS.split("\n", 2)[2],
-                  weights=network_input.WEIGHTS.replace("const q7_t ", "const int8_t "))  # (v4+ has no q7_t)
-assert "const int8_t NN_INPUT_TABLE" in INPUT_S8.weights
+_INPUT_FORMAT = "#define NN_INPUT_FRAC_BITS {{ f.out_frac }}\n"
+_INPUT_QUANT = """\
+#define NN_INPUT_SCALE {{ "%.17g" | format(op.params.quant.scale) }}
+#define NN_INPUT_ZERO_POINT {{ op.params.quant.zero_point }}
+"""
+INPUT_S8 = Kernel("input_s8", lambda op, inputs: op.params.fixed_point.apply(inputs[0]), call="    nn_input_s8(image);\n",
+                  parameters=_INPUT_HEAD + network_input.PARAMETERS.split("\n", 2)[2].replace(_INPUT_FORMAT,
+                                                                                               _INPUT_QUANT),
+                  weights=network_input.WEIGHTS.replace("const q7_t ", "const int8_t ").replace(  # (v4+: no q7_t)
+                      "the q7 input of every pixel value", "the int8 input of every pixel value"))
+assert "const int8_t NN_INPUT_TABLE" in INPUT_S8.weights and "q7" not in INPUT_S8.weights
+assert "FRAC" not in INPUT_S8.parameters and INPUT_S8.parameters.count("NN_INPUT_ZERO_POINT") == 2
 
 
 def _add(op: Op, inputs: list[np.ndarray]) -> np.ndarray:

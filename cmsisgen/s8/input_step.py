@@ -1,5 +1,5 @@
 """The s8 program's first step: run_nn()'s uint8 image to the int8 network input at its
-calibrated scale and zero point, through the q7 backend's input kernel (nn_input_q7) with the
+calibrated scale and zero point, through the q7 backend's input kernel (as nn_input_s8) with the
 zero point folded into its per-channel offsets."""
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ def lower_input_s8(name: str, shape: Shape, quant: "QuantizationS8", pre: Prepro
     """The first op: run_nn()'s uint8 image -> the int8 network input at its scale and zero point."""
     c, h, w = shape
     tq = quant.tensors[name]
-    constants = InputConstants(pre, 0, shape, fixed_point=input_fixed_point(pre, tq.scale, tq.zero_point, shape))
-    return Op(layer=name, layer_type="Input", kernel=calls.INPUT_S8, function="nn_input_q7", inputs=[], output=name,
+    constants = InputConstants(pre, 0, shape, fixed_point=input_fixed_point(pre, tq.scale, tq.zero_point, shape),
+                               quant=tq)
+    return Op(layer=name, layer_type="Input", kernel=calls.INPUT_S8, function="nn_input_s8", inputs=[], output=name,
               in_shape=hwc(shape), args={"size": h * w, "channels": c}, params=constants,
               weight_bytes=constants.form.flash_bytes, formats={"out_frac": 0})

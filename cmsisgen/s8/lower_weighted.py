@@ -2,7 +2,8 @@
 Scale as a 1x1 depthwise convolution, and the inner product, each with its per-channel
 multipliers and the scratch its CMSIS-NN v7.0.0 call asks for on the planned core; and
 Caffe's Deconvolution on the project's nn_deconv_s8 (CMSIS-NN's arm_transpose_conv_s8 has
-no groups or dilation and places rows as Caffe does only for some paddings)."""
+no groups or dilation and places rows as Caffe does only when the kernel is at least the
+stride and the padding a multiple of it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -33,7 +34,7 @@ def convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
     geometry = {"stride": (p.stride_h, p.stride_w), "pad": (p.pad_h, p.pad_w), "dilation": (p.dilation_h, p.dilation_w)}
     dims = ((1, h, w, c), (oc, p.kernel_h, p.kernel_w, c // p.group), (1, oh, ow, oc))
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
-                  out_hw=(oh, ow), **geometry)
+                  weight_scales=lq.weight_scales, out_hw=(oh, ow), **geometry)
     common = dict(stem(layer), inputs=ctx.bottoms, in_shape=(h, w, c), bias=lq.bias, params=params,
                   weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size),
                   macs=oh * ow * oc * (c // p.group) * p.kernel_h * p.kernel_w)
@@ -75,7 +76,7 @@ def scale(layer: ir.Layer, ctx: LoweringContext) -> Op:
     weights = np.ascontiguousarray(lq.weights.reshape(1, 1, c))
     geometry = {"stride": (1, 1), "pad": (0, 0), "dilation": (1, 1)}
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
-                  out_hw=(h, w), ch_mult=1, **geometry)
+                  weight_scales=lq.weight_scales, out_hw=(h, w), ch_mult=1, **geometry)
     need = scratch.depthwise_conv_wrapper_s8((1, h, w, c), (1, 1, 1, c), (1, h, w, c), core=core(ctx), **geometry)
     return Op(**stem(layer), kernel=calls.DEPTHWISE_S8, function="arm_depthwise_conv_wrapper_s8", inputs=ctx.bottoms,
               in_shape=(h, w, c), weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
@@ -92,7 +93,7 @@ def inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
         matrix = layout.fc_columns_chw_to_hwc(matrix, *source)
     depth, rows = c * h * w, matrix.shape[0]
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=int(lq.mult[0]),
-                  shift=int(lq.shift[0]))
+                  shift=int(lq.shift[0]), weight_scales=lq.weight_scales)
     # On Helium the library reads each row's kernel sum from ctx.buf: computed here, kept in flash.
     sums = fc_kernel_sums(matrix, lq.bias, params["input_offset"]) if has_mve(ctx.cpu) else None
     if sums is not None:
@@ -112,7 +113,8 @@ def deconvolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
     c, h, w = ctx.shape(layer.bottoms[0])
     oc, oh, ow = ctx.shape(layer.tops[0])
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
-                  out_hw=(oh, ow), stride=(p.stride_h, p.stride_w), pad=(p.pad_h, p.pad_w),
+                  weight_scales=lq.weight_scales, out_hw=(oh, ow), stride=(p.stride_h, p.stride_w),
+                  pad=(p.pad_h, p.pad_w),
                   dilation=(p.dilation_h, p.dilation_w), groups=p.group)
     return Op(**stem(layer), kernel=calls.DECONV_S8, function="nn_deconv_s8", inputs=ctx.bottoms, in_shape=(h, w, c),
               weights=lq.weights, bias=lq.bias, weight_data=lq.weights.reshape(-1), params=params,

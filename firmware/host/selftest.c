@@ -1,6 +1,6 @@
 /*
  * Known-answer self test: runs run_nn() on every vector of the model's test_vectors.h and
- * compares the q7 scores of every output with nn_test_expected bit for bit and, when test_vectors.h has
+ * compares the int8 scores of every output with nn_test_expected bit for bit and, when test_vectors.h has
  * NN_TEST_STEP_COUNT, the checksum of every step's output with nn_test_step_checksums.
  * See selftest.h for the output.
  *
@@ -9,7 +9,11 @@
  * run with the trace hook switched off (it returns at once, so the counts stay those of
  * run_nn() itself) and an untimed run that checksums every step.
  *
- * run_nn() converts the image to q7 in place and overwrites its buffer (nn.h), so each run
+ * Both backends build it: the q7 backend's nn.h (q7_t is int8_t, run_nn() returns arm_status)
+ * and the s8 backend's (int8_t, arm_cmsis_nn_status; no legacy names), so this file names
+ * neither backend's types.
+ *
+ * run_nn() converts the image to int8 in place and overwrites its buffer (nn.h), so each run
  * gets a fresh copy of the const test vector in a RAM buffer of NN_INPUT_BUFFER_SIZE bytes
  * (copied before the counter starts).
  */
@@ -34,7 +38,10 @@
 #define SELFTEST_CLASS_SIZE ((int)NN_OUTPUT_SIZE)
 #endif
 
-static q7_t scores[SELFTEST_OUTPUT_SIZE];
+/* run_nn()'s success: ARM_MATH_SUCCESS (q7 backend) and ARM_CMSIS_NN_SUCCESS (s8) are both 0. */
+#define SELFTEST_SUCCESS 0
+
+static int8_t scores[SELFTEST_OUTPUT_SIZE];
 static uint8_t image[NN_INPUT_BUFFER_SIZE] __attribute__((aligned(4)));
 
 #ifdef NN_TEST_STEP_COUNT
@@ -43,7 +50,7 @@ static uint8_t image[NN_INPUT_BUFFER_SIZE] __attribute__((aligned(4)));
 #define SELFTEST_STEPS 0
 #endif
 
-uint32_t nn_selftest_checksum(const q7_t *data, uint32_t size)
+uint32_t nn_selftest_checksum(const int8_t *data, uint32_t size)
 {
     uint32_t h = 0u;
     uint32_t m = 1u;
@@ -66,7 +73,7 @@ static int trace_bad_step = -1;   /* first step whose checksum differs (or out o
 static uint32_t trace_bad_got;
 static int trace_bad_order;       /* trace_bad_step came at the wrong call (not step order) */
 
-void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
+void nn_selftest_trace(uint32_t step, const int8_t *data, uint32_t size)
 {
     if (profiling) {
         if (step < (uint32_t)NN_TEST_STEP_COUNT) {
@@ -100,7 +107,7 @@ void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
 }
 #else
 /* test_vectors.h without step checksums: the hook has nothing to check. */
-void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
+void nn_selftest_trace(uint32_t step, const int8_t *data, uint32_t size)
 {
     (void)step;
     (void)data;
@@ -108,7 +115,7 @@ void nn_selftest_trace(uint32_t step, const q7_t *data, uint32_t size)
 }
 #endif
 
-static int argmax_q7(const q7_t *v, int n)
+static int argmax_int8(const int8_t *v, int n)
 {
     int best = 0;
     for (int i = 1; i < n; i++) {
@@ -180,12 +187,12 @@ int nn_selftest(void)
         clear_scores();
         load_image(v);
         platform_counter_start();
-        arm_status status = SELFTEST_RUN(image, scores);
+        int status = (int)SELFTEST_RUN(image, scores);
         uint32_t count = platform_counter_elapsed();
         total_count += count;
-        int predicted = argmax_q7(scores, SELFTEST_CLASS_SIZE);
+        int predicted = argmax_int8(scores, SELFTEST_CLASS_SIZE);
         int mismatch = first_mismatch(v);
-        q7_t mismatch_got = mismatch >= 0 ? scores[mismatch] : 0;
+        int8_t mismatch_got = mismatch >= 0 ? scores[mismatch] : 0;
 
         int steps_ok = 1;
 #ifdef NN_TEST_STEP_COUNT
@@ -196,9 +203,9 @@ int nn_selftest(void)
         trace_bad_order = 0;
         clear_scores();
         load_image(v);
-        arm_status checked_status = SELFTEST_RUN(image, scores);
+        int checked_status = (int)SELFTEST_RUN(image, scores);
         trace_vector = -1;
-        if (status == ARM_MATH_SUCCESS) {
+        if (status == SELFTEST_SUCCESS) {
             status = checked_status;
         }
         if (mismatch < 0) {
@@ -207,14 +214,14 @@ int nn_selftest(void)
         }
         steps_ok = trace_bad_step < 0 && trace_calls == (uint32_t)NN_TEST_STEP_COUNT;
 #endif
-        int ok = (status == ARM_MATH_SUCCESS) && (mismatch < 0) && steps_ok;
+        int ok = (status == SELFTEST_SUCCESS) && (mismatch < 0) && steps_ok;
         passed += ok;
 
         printf("vector %d: class %d expected %d label %d %s %s %lu", v, predicted,
-               argmax_q7(nn_test_expected[v], SELFTEST_CLASS_SIZE), (int)nn_test_labels[v],
+               argmax_int8(nn_test_expected[v], SELFTEST_CLASS_SIZE), (int)nn_test_labels[v],
                ok ? "PASS" : "FAIL", platform_counter_unit, (unsigned long)count);
-        if (status != ARM_MATH_SUCCESS) {
-            printf(" status %d", (int)status);
+        if (status != SELFTEST_SUCCESS) {
+            printf(" status %d", status);
         }
 #ifdef NN_TEST_STEP_COUNT
         if (trace_bad_step >= (int)NN_TEST_STEP_COUNT) {

@@ -10,7 +10,8 @@
  *   vector 2: class 5 expected 3 label -1 FAIL instructions 1234560 step 7 "ip1" checksum 0x00c0ffee want 0x0badf00d mismatch 2 got 17 want 18
  *   summary: 2/4 PASS, instructions per inference 1234563
  *
- * A vector PASSes when run_nn() returns ARM_MATH_SUCCESS, its scores equal nn_test_expected
+ * A vector PASSes when run_nn() returns success (0: ARM_MATH_SUCCESS on the q7 backend,
+ * ARM_CMSIS_NN_SUCCESS on s8), its scores equal nn_test_expected
  * and, when test_vectors.h defines NN_TEST_STEP_COUNT, run_nn() traced exactly that many
  * steps, in order (the N-th NN_TRACE call is step N), and every step's checksum equals
  * nn_test_step_checksums. A FAIL line carries, in this order and only when they apply:
@@ -50,7 +51,7 @@ void platform_counter_start(void);
 uint32_t platform_counter_elapsed(void);
 
 /* NN_TRACE hook: nn.c is compiled with -DNN_TRACE=nn_selftest_trace, so run_nn() calls this
-   after every step with the step's output (int8_t = q7_t). */
+   after every step with the step's output (int8_t: q7_t on the q7 backend). */
 void nn_selftest_trace(uint32_t step, const int8_t *data, uint32_t size);
 
 /* Checksum of a step's output: h = sum(byte[i] * m[i]) mod 2^32, m[0] = 1,
