@@ -85,24 +85,31 @@ def cmsisgen_logits(prototxt: Path, weights: Path, x: np.ndarray) -> np.ndarray:
 def train_one(name: str, train, test, args) -> dict:
     import torch
     from caffe_torch import CaffeTorch
-    from training import accuracy, fit
+    from training import Diverged, accuracy, fit
 
     out: Path = args.out
     start = time.time()
     prototxt, weights = write_net(out, name)
     x_train, x_test = floats(prototxt, weights, train.x), floats(prototxt, weights, test.x)
     y_train = train.y.astype(np.int64)
-    torch.manual_seed(args.seed)
-    model = CaffeTorch(load_net(prototxt, weights))
-    fit(model, x_train, y_train, epochs=args.epochs, lr=args.lr, weight_decay=5e-4,
-        rng=np.random.default_rng(args.seed), log=lambda line: print(f"{name}: {line}", flush=True),
-        epoch_note=lambda: "")
+    lr = args.lr
+    while True:  # a net without normalisation may diverge at the example's rate: halve it, start again
+        torch.manual_seed(args.seed)
+        model = CaffeTorch(load_net(prototxt, weights))
+        try:
+            fit(model, x_train, y_train, epochs=args.epochs, lr=lr, weight_decay=5e-4,
+                rng=np.random.default_rng(args.seed), log=lambda line: print(f"{name}: {line}", flush=True),
+                epoch_note=lambda: "")
+            break
+        except Diverged as exc:
+            print(f"{name}: {exc} at lr {lr}; again at lr {lr / 2}", flush=True)
+            lr /= 2
     prototxt, weights = write_net(out, name, model.trained_blobs())
     model.eval()
     with torch.no_grad():
         theirs = np.concatenate([model(torch.from_numpy(x_test[i:i + 500])).numpy() for i in range(0, len(x_test), 500)])
     ours = cmsisgen_logits(prototxt, weights, x_test)
-    record = {"net": name, "mean": MEAN, "scale": SCALE, "epochs": args.epochs, "seed": args.seed,
+    record = {"net": name, "mean": MEAN, "scale": SCALE, "epochs": args.epochs, "lr": lr, "seed": args.seed,
               "torch_top1": accuracy(model, x_test, test.y), "cmsisgen_float_top1": float(np.mean(ours.argmax(1) == test.y)),
               "top1_differs": int(np.sum(ours.argmax(1) != theirs.argmax(1))),
               "max_abs_logit_diff": float(np.abs(ours - theirs).max()), "minutes": round((time.time() - start) / 60, 1)}

@@ -9,7 +9,6 @@ functions: the module loads without it.
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Callable
 
@@ -17,6 +16,10 @@ import numpy as np
 
 SCALE = 1.0 / 64.0
 BATCH = 128
+
+
+class Diverged(SystemExit):
+    """The loss became NaN or infinite: uncaught, the script exits with this message."""
 
 
 def compute_mean(x_nhwc_uint8: np.ndarray) -> np.ndarray:
@@ -65,7 +68,7 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: flo
         rng: np.random.Generator, log: Callable[[str], None], epoch_note: Callable[[], str]) -> None:
     """SGD with Nesterov momentum and a one-cycle (cosine) learning rate, cross-entropy on
     augmented batches of ``BATCH``; logs one line per epoch (loss, ``epoch_note()``, minutes).
-    Exits when the loss diverges."""
+    Raises :class:`Diverged` when the loss does."""
     import torch
 
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, nesterov=True)
@@ -87,6 +90,6 @@ def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: flo
             sched.step()
             total += loss.item()
         if not np.isfinite(total):
-            sys.exit(f"training: loss diverged in epoch {epoch + 1}")
+            raise Diverged(f"training: loss diverged in epoch {epoch + 1}")
         log(f"epoch {epoch + 1:3d}  loss {total / steps_per_epoch:.4f}  {epoch_note()}  "
             f"{(time.time() - t_start) / 60:.1f} min")
