@@ -391,8 +391,9 @@ def _with_calib_method_option(command: Callable) -> Callable:
                             "else the output error); prints what it changed.")(run)
     return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
-                             "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
-                             f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
+                             "the largest magnitude, nothing saturates), percentile[=P] (holds the P-th percentile "
+                             f"of |x|, P default {DEFAULT_PERCENTILE}; percentile=99.9, the default, lets the "
+                             "largest 0.1 % saturate), mse (least quantization error), kl (least KL divergence, "
                              "TensorRT-style).")(run)
 
 
