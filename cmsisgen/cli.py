@@ -28,7 +28,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .calibration_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE
+from .calibration_methods import DEFAULT_METHODS, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
@@ -334,7 +334,7 @@ class ModelChoices:
     backend: str = "q7"
     outputs: tuple[str, ...] = ()
     kernels: dict[str, str] = dataclasses.field(default_factory=dict)  # layer -> function
-    calib_method: str = DEFAULT_METHOD
+    calib_method: Optional[str] = None  # None: the backend's default
     optimize: bool = False
 
 
@@ -382,19 +382,21 @@ def _with_backend_option(command: Callable) -> Callable:
 def _with_calib_method_option(command: Callable) -> Callable:
     """Add --calib-method and --optimize; they go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, choices: Optional[ModelChoices] = None,
+    def run(*args, calib_method: Optional[str] = None, optimize: bool = False, choices: Optional[ModelChoices] = None,
             **kwargs):
         return _chosen(command, choices, calib_method=calib_method, optimize=optimize)(*args, **kwargs)
 
     run = click.option("--optimize", is_flag=True,
                        help="Hold out the last quarter of the calibration images and adjust each format by one "
                             "fractional bit where the q7 net then scores better on them (top-1 with labels, "
-                            "else the output error); prints what it changed.")(run)
-    return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
+                            "else the output error); prints what it changed. q7 only.")(run)
+    return click.option("--calib-method", metavar="METHOD", default=None,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
-                             "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
-                             f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
-                             "TensorRT-style).")(run)
+                             "the largest magnitude, nothing saturates), percentile[=P] (holds the P-th percentile "
+                             f"of |x|, P default {DEFAULT_PERCENTILE}; percentile=99.9 lets the largest 0.1 % "
+                             "saturate), mse (least quantization error), kl (least KL divergence, TensorRT-style). "
+                             "On s8 the method picks each tensor's min and max, each side on its own. Default: "
+                             f"{DEFAULT_METHODS['q7']} on q7, {DEFAULT_METHODS['s8']} on s8.")(run)
 
 
 def _with_output_option(command: Callable) -> Callable:
@@ -609,8 +611,9 @@ def _refuse_overwriting(files_out: dict[str, Path], inputs: list[tuple[str, Path
               help="Write {n, float_top1, q7_top1 (s8_top1 with --backend s8), agreement} as JSON to FILE; without FILE or with '-', print it "
                    "on stdout instead of the text lines.")
 @click.option("--per-layer", is_flag=True,
-              help="Also report, per layer output, its format, the SQNR and cosine of the q7 tensor against the "
-                   "float one, the share of values clipped and the count saturated (JSON: 'layers').")
+              help="Also report, per layer output, its format (s8: scale and zero point), the SQNR and cosine of the "
+                   "dequantized int8 tensor against the float one, the share of values clipped and the count "
+                   "saturated (JSON: 'layers').")
 @click.option("--plot", "plot_path", metavar="FILE.png", type=click.Path(dir_okay=False),
               help="Draw the per-layer report (float range against the format's, SQNR) into FILE.png; implies "
                    "--per-layer; needs matplotlib (the 'plot' extra).")
@@ -626,8 +629,6 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         from .layer_plot import require_matplotlib
 
         require_matplotlib()
-    if choices.backend == "s8" and (per_layer or plot_path):
-        raise CmsisgenError(f"{'--plot' if plot_path else '--per-layer'}: not supported by the s8 backend yet")
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))

@@ -67,7 +67,7 @@ def evaluate(compiled: Compiled, dataset, progress: Optional[Callable[[int], Non
     _, h, w = next(iter(net.input_shapes.values()))
     output = output or scored_output(net)
     blob = program.outputs[net.outputs.index(output)].blob
-    errors = LayerErrors(program, net) if per_layer else None
+    errors = LayerErrors(program, net, compiled.quant) if per_layer else None
 
     def float_top(images: np.ndarray):
         floats = forward(net, compiled.pre.to_float(images), keep=None if errors else [output])

@@ -1,14 +1,15 @@
-"""Where a q7 net loses accuracy: per layer output, the error of the dequantized q7 tensor
-(the bit-exact simulator's) against the float forward's.
+"""Where a quantized net loses accuracy: per layer output, the error of the dequantized int8
+tensor (the bit-exact simulator's) against the float forward's, for either backend: a q7
+code stands for ``q * 2**-frac``, an s8 one for ``(q - zero_point) * scale`` (:class:`Grid`).
 
 ``evaluate --per-layer`` runs both passes side by side on the same batches; keeping every
 activation of every image would not fit in memory for a real data set, so each tensor
 only adds running sums (signal and error energy, products, counts) batch by batch.
 
-* ``sqnr_db``: ``10 log10(sum f^2 / sum (q - f)^2)`` with ``q`` the q7 value times
-  ``2**-frac``; ``None`` when the q7 tensor is exact.
-* ``clipped``: share of float values the format cannot hold (they round beyond -128..127).
-* ``saturated``: q7 values at -128 or 127 whose float counterpart lies beyond the format:
+* ``sqnr_db``: ``10 log10(sum f^2 / sum (q - f)^2)`` with ``q`` the dequantized value;
+  ``None`` when the int8 tensor is exact.
+* ``clipped``: share of float values the grid cannot hold (they round beyond -128..127).
+* ``saturated``: int8 values at -128 or 127 whose float counterpart lies beyond the grid:
   the kernel clamped them (a value at 127 that the float net also puts there is not counted).
 * ``cosine``: cosine similarity of the two tensors (1: same direction).
 
@@ -36,9 +37,34 @@ IDEAL_8BIT_SQNR_DB = 6.02 * 8 + 1.76
 EXACT_SQNR_DB = 100.0
 
 
+@dataclass(frozen=True)
+class Grid:
+    """The values an int8 tensor's codes stand for, ``(code - zero_point) * scale``, and how
+    the report names it (a q7 Q format, or an s8 scale and zero point). ``floor``: the float
+    values are compared from there up (see :func:`s8_grid`)."""
+
+    scale: float
+    zero_point: int
+    label: str
+    floor: float = -math.inf
+
+
+def q7_grid(frac: int) -> Grid:
+    return Grid(scale=2.0 ** -frac, zero_point=0, label=q_format(frac))
+
+
+def s8_grid(scale: float, zero_point: int) -> Grid:
+    """An s8 tensor's grid. One whose lowest code is 0.0 (zero point -128) holds max(x, 0):
+    the s8 quantizer gives it that grid when no negative value of it can change the output
+    (a ReLU fused into the call, or max pooling and a ReLU after it) or none was seen, so it
+    is compared with the float values' positive part: its negatives are not an error."""
+    return Grid(scale=scale, zero_point=zero_point, label=f"s{scale:.3g} z{zero_point}",
+                floor=0.0 if zero_point == -128 else -math.inf)
+
+
 @dataclass
 class _Sums:
-    frac: int
+    grid: Grid
     count: int = 0
     signal: float = 0.0    # sum f^2
     error: float = 0.0     # sum (q - f)^2
@@ -50,10 +76,10 @@ class _Sums:
     high: float = -math.inf
 
     def add(self, f: np.ndarray, q7: np.ndarray) -> None:
-        f = f.astype(np.float64).ravel()
+        f = np.maximum(f.astype(np.float64).ravel(), self.grid.floor)
         q7 = q7.ravel()
-        q = q7.astype(np.float64) * 2.0 ** -self.frac
-        scaled = f * 2.0 ** self.frac
+        q = (q7.astype(np.float64) - self.grid.zero_point) * self.grid.scale
+        scaled = f / self.grid.scale + self.grid.zero_point
         above, below = scaled >= 127.5, scaled < -128.5
         self.count += f.size
         self.signal += float(f @ f)
@@ -79,15 +105,20 @@ class _Sums:
 class LayerErrors:
     """Running per-tensor error statistics of one compiled program; feed batches with :meth:`add`."""
 
-    def __init__(self, program: Program, net: ir.Net) -> None:
+    def __init__(self, program: Program, net: ir.Net, quant: object = None) -> None:
+        """``quant``: the s8 quantization (each tensor's scale and zero point); None or a
+        q7 one: the program's Q formats."""
         self.shapes = net.shapes
         self.held = held_layouts(net)  # tensor -> (C, H, W) of the spatial bytes it holds
         self.ops = [op for op in program.ops if op.output in net.shapes]
         layers = {layer.name: layer for layer in net.layers}
-        #: outputs whose kernel computes another function than the float net (arm_softmax_q7's 2**x)
-        self.unlike_float = {op.output for op in self.ops if op.layer in layers
-                             and not getattr(kind_of(layers[op.layer]), "matches_float", True)}
-        self.sums = {op.output: _Sums(program.tensors[op.output].frac) for op in self.ops}
+        s8 = getattr(quant, "tensors", None)  # name -> TensorQuant on s8
+        #: outputs whose kernel computes another function than the float net (arm_softmax_q7's
+        #: 2**x; arm_softmax_s8 computes e**x)
+        self.unlike_float = set() if s8 else {op.output for op in self.ops if op.layer in layers
+                                              and not getattr(kind_of(layers[op.layer]), "matches_float", True)}
+        self.sums = {op.output: _Sums(s8_grid(s8[op.output].scale, s8[op.output].zero_point) if s8
+                                      else q7_grid(program.tensors[op.output].frac)) for op in self.ops}
 
     def add(self, floats: dict[str, np.ndarray], q7s: dict[str, np.ndarray]) -> None:
         """One batch: float NCHW tensors (the float forward's) and int8 NHWC (the simulator's)."""
@@ -106,11 +137,11 @@ class LayerErrors:
         rows = []
         for op in self.ops:
             sums = self.sums[op.output]
-            frac = sums.frac
+            grid = sums.grid
             rows.append({
-                "name": op.layer, "tensor": op.output.split("@")[0], "format": q_format(frac),
+                "name": op.layer, "tensor": op.output.split("@")[0], "format": grid.label,
                 "range": [sums.low, sums.high] if sums.count else [0.0, 0.0],
-                "format_range": [-128 * 2.0 ** -frac, 127 * 2.0 ** -frac],
+                "format_range": [(-128 - grid.zero_point) * grid.scale, (127 - grid.zero_point) * grid.scale],
                 "sqnr_db": sums.sqnr_db(), "clipped": sums.clipped / sums.count if sums.count else 0.0,
                 "saturated": sums.saturated, "cosine": sums.cosine(),
                 "sqnr_drop_db": self._drop(op), "matches_float": op.output not in self.unlike_float,
@@ -139,12 +170,13 @@ def worst_layer(rows: list[dict]) -> Optional[dict]:
 def format_rows(rows: list[dict]) -> list[str]:
     """The text table ``evaluate --per-layer`` prints, and its last line naming the worst layer."""
     width = max([len("layer")] + [len(_label(row)) for row in rows])
-    lines = [f"{'layer':<{width}}  {'format':<6}  {'float range':>21}  {'SQNR dB':>7}  {'clipped':>8}  "
+    grid = max([6] + [len(row["format"]) for row in rows])  # Q formats fit 6; s8 scales are longer
+    lines = [f"{'layer':<{width}}  {'format':<{grid}}  {'float range':>21}  {'SQNR dB':>7}  {'clipped':>8}  "
              f"{'saturated':>9}  {'cosine':>7}"]
     for row in rows:
         low, high = row["range"]
         sqnr = "exact" if row["sqnr_db"] is None else f"{row['sqnr_db']:.1f}"
-        lines.append(f"{_label(row):<{width}}  {row['format']:<6}  {f'[{low:.3g}, {high:.3g}]':>21}  {sqnr:>7}  "
+        lines.append(f"{_label(row):<{width}}  {row['format']:<{grid}}  {f'[{low:.3g}, {high:.3g}]':>21}  {sqnr:>7}  "
                      f"{100 * row['clipped']:>7.3f}%  {row['saturated']:>9}  {row['cosine']:>7.4f}")
     worst = worst_layer(rows)
     if worst is None:

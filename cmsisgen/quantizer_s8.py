@@ -17,7 +17,7 @@ Nothing here names a layer type: :mod:`cmsisgen.s8.roles` says how each kind tak
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -52,16 +52,6 @@ class QuantizationS8:
     #: The Q formats of the q7 backend: 0 for every tensor (TensorInfo.frac; the q7 byte movers
     #: the s8 backend reuses read it, for a comment only).
     tensor_frac: dict[str, int] = field(default_factory=dict)
-
-
-def calibrate_min_max(net: ir.Net, batches: Iterable[np.ndarray]) -> dict[str, tuple[float, float]]:
-    """Smallest and largest value of every tensor over float batches (NCHW), streamed as the
-    q7 calibration is (:class:`cmsisgen.calibration.MinMax`); the q7 quantizer's max |x| of a
-    tensor is ``max(-lo, hi)`` of the same pass."""
-    from .calibration import MinMax, running_statistics
-
-    stats = running_statistics(net, batches, MinMax)
-    return {name: stat.bounds() for name, stat in stats.tensors.items()}  # type: ignore[attr-defined]
 
 
 def _lowest_needed(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]]) -> float:

@@ -139,11 +139,11 @@ def test_blas_threads_are_set_for_the_block_and_restored():
 def test_min_max_streams_the_s8_bounds_with_zero_included(net):
     """The s8 backend's statistic: each tensor's (min, max) over every image, 0 included,
     whatever the batching."""
-    from cmsisgen.quantizer_s8 import calibrate_min_max
+    from cmsisgen.calibration_bounds import calibrate_bounds
 
     x = np.random.default_rng(2).normal(size=(7, 3, 12, 10)).astype(np.float32)
     whole = forward(net, x)
-    bounds = calibrate_min_max(net, [x[:3], x[3:]])
+    bounds = calibrate_bounds(net, [x[:3], x[3:]])
     assert set(bounds) == set(whole)
     for name, value in whole.items():
         assert bounds[name] == (min(0.0, float(value.min())), max(0.0, float(value.max())))

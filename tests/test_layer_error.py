@@ -22,10 +22,11 @@ from cmsisgen.quantizer import calibrate, quantize
 from cmsisgen.simulator.execute import run_program
 
 
-def _compiled(tmp_path, name, images=12):
+def _compiled(tmp_path, name, images=12, backend="q7"):
     files = write_random_net(tmp_path, name, calib_images=images)
     calib = np.load(files.calib)
-    compiled = compile_model(files.prototxt, files.weights, calib_images=calib["x"], **files.compile_kwargs())
+    kwargs = dict(files.compile_kwargs(), **({"backend": "s8", "fc_variant": "opt"} if backend == "s8" else {}))
+    compiled = compile_model(files.prototxt, files.weights, calib_images=calib["x"], **kwargs)
     c = compiled.program.input_shape[0]
     x = calib["x"][..., :1] if c == 1 else calib["x"]
     return files, compiled, Dataset(x=calib["x"], y=calib["y"], classes=tuple("0123456789")), x
@@ -42,17 +43,24 @@ def _with_range_scaled(files, tensor: str, factor: float, images: np.ndarray) ->
     return Compiled(net=model.net, pre=model.pre, quant=quant, program=program, plan=plan_buffers(program), notes=[])
 
 
-def test_figures_match_a_direct_numpy_computation(tmp_path, monkeypatch):
-    """Summed batch by batch (3 images a batch) = computed at once on every activation."""
-    monkeypatch.setattr(evaluate_module, "BATCH", 3)
-    files, compiled, dataset, _ = _compiled(tmp_path, "cifar10_full_style", images=10)
+def side_by_side(compiled: Compiled, dataset: Dataset) -> tuple[list, dict, dict, list]:
+    """The per-layer rows of ``compiled`` on ``dataset``, and what they are computed from at
+    once: every float tensor, every int8 tensor and the reported tensors' names."""
     rows = evaluate(compiled, dataset, per_layer=True)["layers"]
     c, h, w = compiled.program.input_shape
     images = compiled.pre.prepare_images(dataset.x, h, w)
     floats = forward(compiled.net, compiled.pre.to_float(images))
-    q7s = run_program(compiled.program, images, keep_all=True)
+    ints = run_program(compiled.program, images, keep_all=True)
     names = [op.output for op in compiled.program.ops if op.output in compiled.net.shapes]
     assert [row["tensor"] for row in rows] == [name.split("@")[0] for name in names]
+    return rows, floats, ints, names
+
+
+def test_figures_match_a_direct_numpy_computation(tmp_path, monkeypatch):
+    """Summed batch by batch (3 images a batch) = computed at once on every activation."""
+    monkeypatch.setattr(evaluate_module, "BATCH", 3)
+    files, compiled, dataset, _ = _compiled(tmp_path, "cifar10_full_style", images=10)
+    rows, floats, q7s, names = side_by_side(compiled, dataset)
     assert "conv2" in names and "norm1" in names
     for row, name in zip(rows, names):
         frac = compiled.program.tensors[name].frac
@@ -83,15 +91,15 @@ def test_worst_layer_is_the_one_given_a_bad_format(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(CATALOGUE))
 def test_per_layer_on_every_catalogue_net(tmp_path, name):
-    _checked_rows(tmp_path, name)
+    checked_rows(tmp_path, name)
 
 
-def _checked_rows(tmp_path, name) -> list:
-    """The per-layer rows of catalogue net ``name``, checked."""
-    _, compiled, dataset, x = _compiled(tmp_path, name, images=6)
+def checked_rows(tmp_path, name, backend="q7") -> list:
+    """The per-layer rows of catalogue net ``name`` on ``backend``, checked."""
+    _, compiled, dataset, x = _compiled(tmp_path, name, images=6, backend=backend)
     output = compiled.net.outputs[0]
     if name == "argmax_pixels":  # a class map has no top-1 (evaluate refuses it): the report alone
-        errors = LayerErrors(compiled.program, compiled.net)
+        errors = LayerErrors(compiled.program, compiled.net, compiled.quant)
         c, h, w = compiled.program.input_shape
         images = compiled.pre.prepare_images(x, h, w)
         errors.add(forward(compiled.net, compiled.pre.to_float(images)),
@@ -117,7 +125,7 @@ def test_plot_on_every_catalogue_net(tmp_path, name):
     pytest.importorskip("matplotlib")
     from cmsisgen.layer_plot import plot_layers
 
-    rows = _checked_rows(tmp_path, name)
+    rows = checked_rows(tmp_path, name)
     plot_layers(rows, tmp_path / "layers.png", name)
     assert (tmp_path / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,8 @@ from caffe_models import layer as L
 from caffe_models import write_model
 from cmsisgen.cli import main
 from cmsisgen.pipeline import compile_model
-from cmsisgen.quantizer_s8 import SOFTMAX_OUTPUT, calibrate_min_max
+from cmsisgen.calibration_bounds import calibrate_bounds
+from cmsisgen.quantizer_s8 import SOFTMAX_OUTPUT
 from cmsisgen.s8 import scratch
 from cmsisgen.simulator.execute import run_program
 from random_nets import CATALOGUE, write_random_net
@@ -163,7 +164,7 @@ def compiled(tmp_path_factory):
 
 def test_ranges_keep_min_and_max(compiled):
     c, images = compiled
-    ranges = calibrate_min_max(c.net, [c.pre.to_float(images)])
+    ranges = calibrate_bounds(c.net, [c.pre.to_float(images)])
     lo, hi = ranges["conv1"]
     assert lo < 0 < hi  # the conv output before its ReLU goes negative
 
@@ -253,26 +254,17 @@ def test_kernel_option_refused_on_s8(tmp_path):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--optimize"], "--optimize: not supported by the s8 backend (it quantizes from each tensor's calibrated "
-                     "min and max)"),
-    (["--calib-method", "mse"], "--calib-method mse: not supported by the s8 backend (it quantizes from each "
-                                "tensor's calibrated min and max)"),
+    (["--optimize"], "--optimize: not supported by the s8 backend (it searches power-of-two formats; s8 scales "
+                     "come from each tensor's calibrated bounds)"),
     (["--fc", "plain"], "--fc plain: not supported by the s8 backend (arm_fully_connected_s8 is its one "
                         "inner-product kernel)"),
 ])
-def test_q7_calibration_options_refused_on_s8(tmp_path, options, message):
+def test_q7_only_options_refused_on_s8(tmp_path, options, message):
     proto, weights = write_model(tmp_path, NET)
     result = run("compile", proto, weights, "-o", tmp_path / "out", "--backend", "s8", *options)
     assert result.exit_code == 2, result.output
     assert result.stderr.splitlines() == [f"cmsisgen: error: {message}"]
     assert not (tmp_path / "out").exists()
-
-
-def test_per_layer_refused_on_s8(tmp_path):
-    proto, weights = write_model(tmp_path, NET)
-    result = run("evaluate", proto, weights, "--data", tmp_path / "none.npz", "--backend", "s8", "--per-layer")
-    assert result.exit_code == 2, result.output
-    assert result.stderr.splitlines() == ["cmsisgen: error: --per-layer: not supported by the s8 backend yet"]
 
 
 def test_evaluate_names_the_s8_figure(tmp_path):
@@ -289,7 +281,7 @@ def test_evaluate_names_the_s8_figure(tmp_path):
 #: Nets that between them make every s8 call and own s8 kernel (the byte copies and several outputs too).
 S8_HYGIENE = ("fast_pools_7x7", "branches_concat", "residual_sum", "eltwise_prod_max", "mobilenet_block",
               "prelu_leaky", "ave_remainder_padded", "argmax_whole", "batchnorm_scale", "lrn_across",
-              "shufflenet_unit", "fcn_upsample_crop", "mobilenet_dw_fork", "face_onet_3heads")
+              "shufflenet_unit", "fcn_upsample_crop", "mobilenet_dw_fork", "face_onet_3heads", "fcn_deconv")
 
 
 def _compiled_s8(tmp_path: Path, name: str) -> Path:

@@ -2,7 +2,8 @@
 Scale as a 1x1 depthwise convolution, and the inner product, each with its per-channel
 multipliers and the scratch its CMSIS-NN v7.0.0 call asks for on the planned core; and
 Caffe's Deconvolution on the project's nn_deconv_s8 (CMSIS-NN's arm_transpose_conv_s8 has
-no groups or dilation and places rows as Caffe does only for some paddings)."""
+no groups or dilation and places rows as Caffe does only when the kernel is at least the
+stride and the padding a multiple of it)."""
 from __future__ import annotations
 
 import numpy as np

@@ -3,8 +3,9 @@
  * stride, padding, dilation and groups. Model: cmsisgen/s8/own_kernels.py (deconv_s8).
  *
  * CMSIS-NN v7.0.0's arm_transpose_conv_s8 has no groups or dilation, and its rolling row buffer
- * places rows as Caffe does only when the padding is a multiple of the stride (not for the
- * FCN-style kernel 4, stride 2, padding 1); this kernel gathers, per output value, the products
+ * places rows as Caffe does only when the kernel is at least the stride and the padding a
+ * multiple of it (not for the FCN-style kernel 4, stride 2, padding 1; a kernel below the stride
+ * writes past the output); this kernel gathers, per output value, the products
  * Caffe's col2im adds there. Arithmetic as the library's convolutions: acc = bias[o] +
  * sum (x + input_offset) * w in 32 bits (wrapping as SMLAD does; kept in uint32_t, free of
  * signed overflow), then the default double-rounding requantization with the channel's
