@@ -13,15 +13,23 @@ from numpy.lib.stride_tricks import as_strided
 
 
 def im2col(padded: np.ndarray, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int,
-           dtype: Optional[type] = None) -> np.ndarray:
+           dtype: Optional[type] = None, out: Optional[np.ndarray] = None) -> np.ndarray:
     """Columns (N, oh, ow, kh, kw*C) of a zero-padded, C-contiguous NHWC batch, in one strided
     copy (converted to ``dtype`` on the way): a kernel row's kw*C values are contiguous in an
-    image row, so the copy moves runs of kw*C values, not a run of C per tap."""
+    image row, so the copy moves runs of kw*C values, not a run of C per tap.
+
+    With ``out`` (N*oh*ow, kh*kw*C or more columns, rows contiguous) the columns are written
+    into its first kh*kw*C columns, and that view is returned: a buffer reused from chunk to
+    chunk costs no fresh pages, and a product can read spare columns beside the taps."""
     padded = np.ascontiguousarray(padded)
     n, _, _, c = padded.shape
     s0, s1, s2, s3 = padded.strides
     view = as_strided(padded, (n, oh, ow, kh, kw * c), (s0, s1 * sh, s2 * sw, s1, s3), writeable=False)
-    return np.array(view, dtype=dtype or padded.dtype, order="C")
+    if out is None:
+        return np.array(view, dtype=dtype or padded.dtype, order="C")
+    columns = out[:n * oh * ow, :kh * kw * c]
+    np.copyto(columns.reshape(n, oh, ow, kh, kw * c), view, casting="unsafe")
+    return columns
 
 
 #: Column values per matrix product: a few MB, so that the columns are still in cache when
