@@ -40,6 +40,7 @@ import numpy as np
 from ..im2col import im2col, images_per_chunk
 from .exact_gemm import QuantizedProduct, nn_round
 from .exact_gemm import wrap_int32 as _wrap_int32
+from .separable_pool import pool_separable
 
 __all__ = [
     "nn_round",
@@ -319,6 +320,8 @@ def _trunc_div(num: np.ndarray, den: int) -> np.ndarray:
 
 def _pool_dsp(x, kernel, pad, stride, out_dim, mode: str, return_im_in: bool):
     x, h, k, p, s, o = _check_pool(x, kernel, pad, stride, out_dim)
+    if not return_im_in and pool_dsp_matches_plain_c_windows(h, k, p, s, o) and p < k:
+        return pool_separable(x, k, p, s, o, mode)  # the same result as the passes below, faster
     buf = x.copy()  # models Im_in (int8), overwritten in place by the row pass
     # Row (x) pass: output column i is written into input column i of the same row,
     # in increasing i, so later windows that reach back to columns < i read the

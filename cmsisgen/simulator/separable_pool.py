@@ -1,0 +1,67 @@
+"""The DSP q7 pooling passes as whole-tensor operations, where their windows are plain.
+
+``arm_maxpool_q7_HWC`` / ``arm_avepool_q7_HWC`` (DSP build) pool each row in place, then
+the columns (:func:`cmsisgen.simulator.kernels.maxpool_q7_hwc`, which models every quirk
+window by window). When every window the passes visit is the clipped window
+``[i*stride - pad, i*stride - pad + kernel)`` (``pool_dsp_matches_plain_c_windows``), no
+window reads a column the row pass already overwrote, so each pass is a reduction over
+``kernel`` strided views: tap ``j`` of output ``i`` is input ``i*stride - pad + j``, and the
+outputs whose tap ``j`` lies inside the image are a contiguous range. Maximum and sums do
+not depend on the order of their terms; the averages divide each pass by its own clipped
+count and truncate, as the C's integer division does (see :func:`_divide`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _tap_ranges(size: int, kernel: int, stride: int, pad: int, out: int):
+    """(tap, first output, end output, first input index) of every tap that lands inside."""
+    for tap in range(kernel):
+        first = max(0, -(-(pad - tap) // stride))  # smallest i with i*stride - pad + tap >= 0
+        end = min(out, -(-(size + pad - tap) // stride))  # i*stride - pad + tap < size
+        if first < end:
+            yield first, end, first * stride - pad + tap
+
+
+def _counts(size: int, kernel: int, stride: int, pad: int, out: int) -> np.ndarray:
+    starts = np.arange(out) * stride - pad
+    return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
+
+
+def _pool_axis(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, out: int, mode: str) -> np.ndarray:
+    shape = list(x.shape)
+    shape[axis] = out
+    if mode == "max":
+        acc = np.full(shape, -128, dtype=np.int8)  # below or equal to every value: never wins a tie wrongly
+    else:
+        acc = np.zeros(shape, dtype=np.float32)  # sums of at most 256 q7 values: exact
+    for first, end, start in _tap_ranges(x.shape[axis], kernel, stride, pad, out):
+        target = [slice(None)] * x.ndim
+        source = [slice(None)] * x.ndim
+        target[axis] = slice(first, end)
+        source[axis] = slice(start, start + (end - first - 1) * stride + 1, stride)
+        view = acc[tuple(target)]
+        if mode == "max":
+            np.maximum(view, x[tuple(source)], out=view)
+        else:
+            np.add(view, x[tuple(source)], out=view)
+    if mode == "max":
+        return acc
+    counts = _counts(x.shape[axis], kernel, stride, pad, out).astype(np.float32)
+    return _divide(acc, counts.reshape([-1 if a == axis else 1 for a in range(x.ndim)]))
+
+
+def _divide(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """C's truncating ``sum / count`` for |sum| <= 2**15, 1 <= count <= 256, in float32:
+    a quotient that is not an integer lies at least 1/count >= 2**-8 from one, and float32's
+    rounding error on it is at most 2**15 * 2**-24 = 2**-9, so truncating the rounded quotient
+    (the cast to int8 truncates towards zero) gives the exact integer quotient."""
+    np.divide(sums, counts, out=sums)
+    return sums.astype(np.int8)
+
+
+def pool_separable(x: np.ndarray, kernel: int, pad: int, stride: int, out_dim: int, mode: str) -> np.ndarray:
+    """The DSP pool's result for int8 NHWC ``x`` (square), windows plain (see module doc)."""
+    rows = _pool_axis(x, 2, kernel, stride, pad, out_dim, mode)
+    return _pool_axis(rows, 1, kernel, stride, pad, out_dim, mode)
