@@ -15,8 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def _tap_ranges(size: int, kernel: int, stride: int, pad: int, out: int):
-    """(tap, first output, end output, first input index) of every tap that lands inside."""
+def tap_ranges(size: int, kernel: int, stride: int, pad: int, out: int):
+    """(first output, end output, its input index) of every tap, in tap order, that lands
+    inside the image for some output: output ``i`` reads input ``i*stride - pad + tap``, and
+    the outputs for which that is inside ``[0, size)`` are ``first .. end - 1``."""
     for tap in range(kernel):
         first = max(0, -(-(pad - tap) // stride))  # smallest i with i*stride - pad + tap >= 0
         end = min(out, -(-(size + pad - tap) // stride))  # i*stride - pad + tap < size
@@ -36,7 +38,7 @@ def _pool_axis(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, out
         acc = np.full(shape, -128, dtype=np.int8)  # below or equal to every value: never wins a tie wrongly
     else:
         acc = np.zeros(shape, dtype=np.float32)  # sums of at most 256 q7 values: exact
-    for first, end, start in _tap_ranges(x.shape[axis], kernel, stride, pad, out):
+    for first, end, start in tap_ranges(x.shape[axis], kernel, stride, pad, out):
         target = [slice(None)] * x.ndim
         source = [slice(None)] * x.ndim
         target[axis] = slice(first, end)
