@@ -21,7 +21,7 @@ from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule, sizes_fit_int16, square_geometry
 from ..simulator import kernels
-from ..simulator.separable_pool import tap_ranges
+from ..simulator.separable_pool import reduce_taps
 from . import pooling_nn
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, formats,
                    generic_site, in_place, one_input, stem)
@@ -303,16 +303,9 @@ def _reduce_taps(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, s
     keeps ``x``'s memory order."""
     shape = list(x.shape)
     shape[axis] = size
-    out = np.full_like(x, -np.inf if method == "max" else 0.0, shape=shape)
-    combine = np.maximum if method == "max" else np.add
-    for first, end, start in tap_ranges(x.shape[axis], kernel, stride, pad, size):
-        target = [slice(None)] * x.ndim
-        source = [slice(None)] * x.ndim
-        target[axis] = slice(first, end)
-        source[axis] = slice(start, start + (end - first - 1) * stride + 1, stride)
-        view = out[tuple(target)]
-        combine(view, x[tuple(source)], out=view)
-    return out
+    if method == "max":
+        return reduce_taps(x, np.full_like(x, -np.inf, shape=shape), axis, kernel, stride, pad, np.maximum)
+    return reduce_taps(x, np.zeros_like(x, shape=shape), axis, kernel, stride, pad, np.add)
 
 
 def _pooling_by_window(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:

@@ -31,27 +31,28 @@ def _counts(size: int, kernel: int, stride: int, pad: int, out: int) -> np.ndarr
     return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
 
 
-def _pool_axis(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, out: int, mode: str) -> np.ndarray:
-    shape = list(x.shape)
-    shape[axis] = out
-    if mode == "max":
-        acc = np.full(shape, -128, dtype=np.int8)  # below or equal to every value: never wins a tie wrongly
-    else:
-        acc = np.zeros(shape, dtype=np.float32)  # sums of at most 256 q7 values: exact
-    for first, end, start in tap_ranges(x.shape[axis], kernel, stride, pad, out):
+def reduce_taps(x: np.ndarray, acc: np.ndarray, axis: int, kernel: int, stride: int, pad: int, combine) -> np.ndarray:
+    """``combine(acc, tap, out=acc)`` for every tap of the windows along ``axis``, first tap
+    first, over whole strided views; ``acc`` has ``x``'s shape but for its outputs along ``axis``."""
+    for first, end, start in tap_ranges(x.shape[axis], kernel, stride, pad, acc.shape[axis]):
         target = [slice(None)] * x.ndim
         source = [slice(None)] * x.ndim
         target[axis] = slice(first, end)
         source[axis] = slice(start, start + (end - first - 1) * stride + 1, stride)
         view = acc[tuple(target)]
-        if mode == "max":
-            np.maximum(view, x[tuple(source)], out=view)
-        else:
-            np.add(view, x[tuple(source)], out=view)
-    if mode == "max":
-        return acc
+        combine(view, x[tuple(source)], out=view)
+    return acc
+
+
+def _pool_axis(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, out: int, mode: str) -> np.ndarray:
+    shape = list(x.shape)
+    shape[axis] = out
+    if mode == "max":  # -128 is below or equal to every value: it never changes a maximum
+        return reduce_taps(x, np.full(shape, -128, dtype=np.int8), axis, kernel, stride, pad, np.maximum)
+    # sums of at most 256 q7 values: exact in float32
+    sums = reduce_taps(x, np.zeros(shape, dtype=np.float32), axis, kernel, stride, pad, np.add)
     counts = _counts(x.shape[axis], kernel, stride, pad, out).astype(np.float32)
-    return _divide(acc, counts.reshape([-1 if a == axis else 1 for a in range(x.ndim)]))
+    return _divide(sums, counts.reshape([-1 if a == axis else 1 for a in range(x.ndim)]))
 
 
 def _divide(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
