@@ -301,11 +301,9 @@ def _reduce_taps(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, s
     first (the order numpy's slice reduction adds in, so sums are the same floats); a tap in
     the padding or past the image adds nothing (0 for the sum, never the maximum). The result
     keeps ``x``'s memory order."""
-    shape = list(x.shape)
-    shape[axis] = size
     if method == "max":
-        return reduce_taps(x, np.full_like(x, -np.inf, shape=shape), axis, kernel, stride, pad, np.maximum)
-    return reduce_taps(x, np.zeros_like(x, shape=shape), axis, kernel, stride, pad, np.add)
+        return reduce_taps(x, size, axis, kernel, stride, pad, np.maximum, -np.inf)
+    return reduce_taps(x, size, axis, kernel, stride, pad, np.add, 0.0)
 
 
 def _pooling_by_window(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:

@@ -31,26 +31,43 @@ def _counts(size: int, kernel: int, stride: int, pad: int, out: int) -> np.ndarr
     return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
 
 
-def reduce_taps(x: np.ndarray, acc: np.ndarray, axis: int, kernel: int, stride: int, pad: int, combine) -> np.ndarray:
-    """``combine(acc, tap, out=acc)`` for every tap of the windows along ``axis``, first tap
-    first, over whole strided views; ``acc`` has ``x``'s shape but for its outputs along ``axis``."""
-    for first, end, start in tap_ranges(x.shape[axis], kernel, stride, pad, acc.shape[axis]):
+def reduce_taps(x: np.ndarray, size: int, axis: int, kernel: int, stride: int, pad: int, combine, initial,
+                dtype=None) -> np.ndarray:
+    """The ``size`` windows along ``axis`` reduced by ``combine(acc, tap, out=acc)`` over whole
+    strided views, first tap first, from ``initial`` (``dtype``, else ``x``'s; the memory order
+    ``x``'s): the first tap is copied rather than combined with ``initial`` (one pass less)."""
+    shape = list(x.shape)
+    shape[axis] = size
+    acc = np.empty_like(x, dtype=dtype, shape=shape)
+    ranges = list(tap_ranges(x.shape[axis], kernel, stride, pad, size))
+    if not ranges:  # every window outside the image
+        acc[...] = initial
+    for index, (first, end, start) in enumerate(ranges):
         target = [slice(None)] * x.ndim
         source = [slice(None)] * x.ndim
         target[axis] = slice(first, end)
         source[axis] = slice(start, start + (end - first - 1) * stride + 1, stride)
-        view = acc[tuple(target)]
-        combine(view, x[tuple(source)], out=view)
+        view, tap = acc[tuple(target)], x[tuple(source)]
+        if index == 0:
+            _fill_outside(acc, axis, first, end, initial)
+            np.copyto(view, tap)
+        else:
+            combine(view, tap, out=view)
     return acc
 
 
+def _fill_outside(acc: np.ndarray, axis: int, first: int, end: int, value) -> None:
+    for part in (slice(0, first), slice(end, acc.shape[axis])):
+        index = [slice(None)] * acc.ndim
+        index[axis] = part
+        acc[tuple(index)] = value
+
+
 def _pool_axis(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, out: int, mode: str) -> np.ndarray:
-    shape = list(x.shape)
-    shape[axis] = out
     if mode == "max":  # -128 is below or equal to every value: it never changes a maximum
-        return reduce_taps(x, np.full(shape, -128, dtype=np.int8), axis, kernel, stride, pad, np.maximum)
+        return reduce_taps(x, out, axis, kernel, stride, pad, np.maximum, -128)
     # sums of at most 256 q7 values: exact in float32
-    sums = reduce_taps(x, np.zeros(shape, dtype=np.float32), axis, kernel, stride, pad, np.add)
+    sums = reduce_taps(x, out, axis, kernel, stride, pad, np.add, 0, dtype=np.float32)
     counts = _counts(x.shape[axis], kernel, stride, pad, out).astype(np.float32)
     return _divide(sums, counts.reshape([-1 if a == axis else 1 for a in range(x.ndim)]))
 
