@@ -19,7 +19,7 @@ import numpy as np
 
 from . import ir
 from .calibration import MaxAbs, MinMax, TensorStatistic, running_statistics
-from .calibration_methods import DEFAULT_METHOD, statistic_for
+from .calibration_methods import statistic_for
 
 Bounds = dict[str, tuple[float, float]]
 
@@ -54,7 +54,7 @@ def bounds_statistic_for(method: str) -> Callable[[], TensorStatistic]:
     return lambda: TwoSided(side)  # type: ignore[arg-type]
 
 
-def calibrate_bounds(net: ir.Net, batches: Iterable[np.ndarray], method: str = DEFAULT_METHOD) -> Bounds:
+def calibrate_bounds(net: ir.Net, batches: Iterable[np.ndarray], method: str = "max") -> Bounds:
     """Every tensor's (low, high) over float batches (NCHW), 0 always inside: the s8
     quantizer's ranges (:func:`cmsisgen.quantizer_s8.quantize_s8`)."""
     stats = running_statistics(net, batches, bounds_statistic_for(method))

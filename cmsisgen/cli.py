@@ -28,7 +28,7 @@ import click
 import numpy as np
 
 from . import __version__
-from .calibration_methods import DEFAULT_METHOD, DEFAULT_PERCENTILE
+from .calibration_methods import DEFAULT_METHODS, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
@@ -336,7 +336,7 @@ class ModelChoices:
     backend: str = "q7"
     outputs: tuple[str, ...] = ()
     kernels: dict[str, str] = dataclasses.field(default_factory=dict)  # layer -> function
-    calib_method: str = DEFAULT_METHOD
+    calib_method: Optional[str] = None  # None: the backend's default
     optimize: bool = False
     cpu: Optional[str] = None  # --cpu (None: not given; the default, or verify's target, decides)
 
@@ -391,7 +391,7 @@ def _with_backend_option(command: Callable) -> Callable:
 def _with_calib_method_option(command: Callable) -> Callable:
     """Add --calib-method and --optimize; they go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, calib_method: str = DEFAULT_METHOD, optimize: bool = False, choices: Optional[ModelChoices] = None,
+    def run(*args, calib_method: Optional[str] = None, optimize: bool = False, choices: Optional[ModelChoices] = None,
             **kwargs):
         return _chosen(command, choices, calib_method=calib_method, optimize=optimize)(*args, **kwargs)
 
@@ -399,12 +399,13 @@ def _with_calib_method_option(command: Callable) -> Callable:
                        help="Hold out the last quarter of the calibration images and adjust each format by one "
                             "fractional bit where the q7 net then scores better on them (top-1 with labels, "
                             "else the output error); prints what it changed. q7 only.")(run)
-    return click.option("--calib-method", metavar="METHOD", default=DEFAULT_METHOD, show_default=True,
+    return click.option("--calib-method", metavar="METHOD", default=None,
                         help="How each activation's Q format is chosen from the calibration images: max (holds "
-                             "the largest magnitude), percentile[=P] (holds the P-th percentile of |x|, default "
-                             f"{DEFAULT_PERCENTILE}), mse (least quantization error), kl (least KL divergence, "
-                             "TensorRT-style). On s8 the method picks each tensor's min and max, each side on "
-                             "its own.")(run)
+                             "the largest magnitude, nothing saturates), percentile[=P] (holds the P-th percentile "
+                             f"of |x|, P default {DEFAULT_PERCENTILE}; percentile=99.9 lets the largest 0.1 % "
+                             "saturate), mse (least quantization error), kl (least KL divergence, TensorRT-style). "
+                             "On s8 the method picks each tensor's min and max, each side on its own. Default: "
+                             f"{DEFAULT_METHODS['q7']} on q7, {DEFAULT_METHODS['s8']} on s8.")(run)
 
 
 def _with_output_option(command: Callable) -> Callable:

@@ -27,7 +27,7 @@ from .mapper.calls import Program
 from .mapper.commute import drop_idle_relus, relu_after_max_pool
 from .preprocess import Preprocessing, build_preprocessing
 from .calibration import batch_size, calibrate
-from .calibration_methods import DEFAULT_METHOD, statistic_for
+from .calibration_methods import DEFAULT_METHOD, default_method, statistic_for
 from .optimize import held_out, optimize_formats, split
 from .quantizer import Quantization, quantize
 from .s8.cpu import scratch_core
@@ -176,11 +176,12 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
                kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-               calib_method: str = DEFAULT_METHOD, optimize: bool = False, backend: str = "q7",
+               calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7",
                cpu: str = "cortex-m7") -> Model:
     """Load and check everything that does not need images: files, kernel rules of ``backend``
     (with the functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
-    string of them comma-separated) cuts the net where they are computed: they are its outputs."""
+    string of them comma-separated) cuts the net where they are computed: they are its outputs.
+    ``calib_method`` None is the backend's default."""
     mean_file = parse_mean_option(mean).get("mean_file") if mean is not None else None
     net = load_net(prototxt, weights, input_shape=input_shape, mean_file=Path(mean_file) if mean_file else None,
                    outputs=split_outputs(output))
@@ -191,6 +192,7 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
         raise exc.at(net.source) from None
     warnings = list(net.warnings)
     pre = resolve_preprocessing(net, mean, scale, bgr, warnings)
+    calib_method = calib_method or default_method(backend)
     statistic_for(calib_method)  # a bad --calib-method is refused before anything is read
     if backend == "s8" and fc_variant != "opt":
         raise CmsisgenError("--fc plain: not supported by the s8 backend (arm_fully_connected_s8 is its one "
@@ -208,7 +210,7 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
                   kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-                  calib_method: str = DEFAULT_METHOD, optimize: bool = False, backend: str = "q7",
+                  calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7",
                   cpu: str = "cortex-m7") -> Compiled:
     """Everything up to (not including) rendering C. A data layer that gives no size and has
     no mean file takes it from ``calib_images`` (:func:`images_input_shape`)."""

@@ -111,7 +111,7 @@ TARGETS = [pytest.param("host", marks=pytest.mark.skipif(not HAVE_HOST, reason="
 
 
 @pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("method", ["max", "percentile=99", "mse", "kl"])
+@pytest.mark.parametrize("method", ["max", "percentile=99", "percentile=99.9", "mse", "kl"])
 def test_every_method_stays_bit_exact(tmp_path, monkeypatch, method, target):
     """The method changes formats, never kernels: simulator == generated C (host gcc, QEMU
     Cortex-M7, portable kernels), every step checksummed."""
@@ -124,6 +124,27 @@ def test_every_method_stays_bit_exact(tmp_path, monkeypatch, method, target):
     result = build_and_run(out, target=target, build_dir=tmp_path / "build")
     assert result.passed == result.total == 4 and result.exit_code == 0, result.output
     assert result.steps_checked and result.steps_checked >= 2
+
+
+def test_the_default_method_is_percentile_99_9(tmp_path):
+    """What the README says and measures (the example, Arm's models, the trained catalogue
+    nets): a compile without --calib-method is a percentile=99.9 compile, file for file."""
+    from click.testing import CliRunner
+
+    from cmsisgen.calibration_methods import DEFAULT_METHOD
+    from cmsisgen.cli import main
+
+    assert DEFAULT_METHOD == "percentile=99.9"
+    files = write_random_net(tmp_path / "net", BIT_EXACT_NET, calib_images=48)
+    outs = []
+    for name, options in (("default", []), ("explicit", ["--calib-method", "percentile=99.9"])):
+        outs.append(tmp_path / name)
+        result = CliRunner().invoke(main, ["-q", "compile", str(files.prototxt), str(files.weights), "-o", str(outs[-1]),
+                                           *options, *files.options()])
+        assert result.exit_code == 0, result.output
+    names = sorted(f.name for f in outs[0].iterdir())
+    assert names == sorted(f.name for f in outs[1].iterdir()) and "parameters.h" in names
+    assert all((outs[0] / n).read_bytes() == (outs[1] / n).read_bytes() for n in names)
 
 
 def test_bad_method_is_refused_before_any_image_is_read(tmp_path):

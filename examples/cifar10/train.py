@@ -21,7 +21,8 @@ scores the same in Caffe and in ``cmsisgen evaluate``:
   ``(out, in, kh, kw)`` convolution weights are Caffe's layout as they are.
 
 Augmentation: random horizontal flip and a random shift of up to 4 pixels (padding with the
-mean, i.e. 0 after preprocessing). SGD with momentum, cosine learning rate.
+mean, i.e. 0 after preprocessing). SGD with momentum, cosine learning rate. The preprocessing,
+augmentation and loop are ``training.py``'s, shared with ``benchmarks/train_catalogue.py``.
 """
 from __future__ import annotations
 
@@ -32,26 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from training import BATCH, SCALE, accuracy, compute_mean, fit, preprocess  # noqa: F401 (SCALE: the docstring's)
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 DATA = REPO.parent / "shared" / "data" / "cifar10"
 
-SCALE = 1.0 / 64.0
-BATCH = 128
 #: Deploy layer name -> the module attribute holding its parameters.
 PARAM_LAYERS = ("conv1", "conv2", "conv3", "ip1")
-
-
-def compute_mean(x_nhwc_uint8: np.ndarray) -> np.ndarray:
-    """Per-pixel mean image, (3, 32, 32) float32, as Caffe's compute_image_mean computes it."""
-    return x_nhwc_uint8.astype(np.float64).mean(axis=0).transpose(2, 0, 1).astype(np.float32)
-
-
-def preprocess(x_nhwc_uint8: np.ndarray, mean_chw: np.ndarray) -> np.ndarray:
-    """uint8 NHWC RGB -> float32 NCHW ``(pixel - mean) * SCALE``, in Caffe's float32 arithmetic."""
-    x = x_nhwc_uint8.astype(np.float32).transpose(0, 3, 1, 2)
-    x = x - mean_chw[None]
-    return (x * np.float32(SCALE)).astype(np.float32)
 
 
 def build_model():
@@ -75,33 +64,6 @@ def build_model():
             return self.ip1(torch.flatten(x, 1))                               # ip1 (CHW flatten)
 
     return Cifar10()
-
-
-def augment(x_nchw: np.ndarray, rng: np.random.Generator, shift: int = 4) -> np.ndarray:
-    n, c, h, w = x_nchw.shape
-    flip = rng.random(n) < 0.5
-    x = x_nchw.copy()
-    x[flip] = x[flip, :, :, ::-1]
-    padded = np.zeros((n, c, h + 2 * shift, w + 2 * shift), dtype=x.dtype)
-    padded[:, :, shift:shift + h, shift:shift + w] = x
-    dy = rng.integers(0, 2 * shift + 1, n)
-    dx = rng.integers(0, 2 * shift + 1, n)
-    for i in range(n):
-        x[i] = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
-    return x
-
-
-def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    import torch
-
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for i in range(0, len(y), 500):
-            out = model(torch.from_numpy(x[i:i + 500]))
-            correct += int((out.argmax(1).numpy() == y[i:i + 500]).sum())
-    model.train()
-    return correct / len(y)
 
 
 def export(model, mean_chw: np.ndarray, out: Path) -> None:
@@ -177,29 +139,8 @@ def main() -> None:
         f"seed {args.seed}, {args.epochs} epochs, batch {BATCH}, lr {args.lr}, torch {torch.__version__}")
 
     model = build_model()
-    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=args.weight_decay,
-                          nesterov=True)
-    steps_per_epoch = len(y_train) // BATCH
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, epochs=args.epochs,
-                                                steps_per_epoch=steps_per_epoch, pct_start=0.15)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    t_start = time.time()
-    for epoch in range(args.epochs):
-        perm = rng.permutation(len(y_train))
-        total = 0.0
-        for k in range(steps_per_epoch):
-            idx = perm[k * BATCH:(k + 1) * BATCH]
-            xb = torch.from_numpy(augment(x_train[idx], rng))
-            loss = loss_fn(model(xb), torch.from_numpy(y_train[idx]))
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item()
-        if not np.isfinite(total):
-            sys.exit(f"train.py: loss diverged in epoch {epoch + 1}")
-        log(f"epoch {epoch + 1:3d}  loss {total / steps_per_epoch:.4f}  "
-            f"test top-1 {accuracy(model, x_test, y_test) * 100:.2f}%  {(time.time() - t_start) / 60:.1f} min")
+    fit(model, x_train, y_train, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay, rng=rng,
+        log=log, epoch_note=lambda: f"test top-1 {accuracy(model, x_test, y_test) * 100:.2f}%")
 
     export(model, mean, Path(args.out))
     log(f"saved {_shown(Path(args.out))} (+ .h5) and {_shown(Path(args.out).parent / 'mean.binaryproto')}")

@@ -18,7 +18,7 @@
 #define NN_INPUT_SHIFT 1
 #define NN_INPUT_OFFSET_SIZE 3072
 
-/* conv1 (Convolution): arm_convolve_HWC_q7_RGB; in Q2.5, weights Q0.7, bias Q1.6, out Q5.2 */
+/* conv1 (Convolution): arm_convolve_HWC_q7_RGB; in Q2.5, weights Q0.7, bias Q1.6, out Q4.3 */
 #define CONV1_IN_CH 3
 #define CONV1_OUT_CH 32
 #define CONV1_IN_DIM 32
@@ -27,11 +27,11 @@
 #define CONV1_STRIDE 1
 #define CONV1_OUT_DIM 32
 #define CONV1_BIAS_LSHIFT 6
-#define CONV1_OUT_RSHIFT 10
+#define CONV1_OUT_RSHIFT 9
 #define CONV1_WT_SIZE 2400
 #define CONV1_BIAS_SIZE 32
 
-/* pool1 (Pooling): arm_maxpool_q7_HWC; Q5.2 */
+/* pool1 (Pooling): arm_maxpool_q7_HWC; Q4.3 */
 #define POOL1_IN_DIM 32
 #define POOL1_IN_CH 32
 #define POOL1_KERNEL_DIM 3
@@ -39,10 +39,10 @@
 #define POOL1_STRIDE 2
 #define POOL1_OUT_DIM 16
 
-/* relu1 (ReLU): arm_relu_q7, in place; Q5.2 */
+/* relu1 (ReLU): arm_relu_q7, in place; Q4.3 */
 #define RELU1_SIZE 8192
 
-/* conv2 (Convolution): arm_convolve_HWC_q7_fast; in Q5.2, weights, bias Q1.6, out Q6.1 */
+/* conv2 (Convolution): arm_convolve_HWC_q7_fast; in Q4.3, weights, bias Q1.6, out Q4.3 */
 #define CONV2_IN_CH 32
 #define CONV2_OUT_CH 32
 #define CONV2_IN_DIM 16
@@ -50,15 +50,15 @@
 #define CONV2_PADDING 2
 #define CONV2_STRIDE 1
 #define CONV2_OUT_DIM 16
-#define CONV2_BIAS_LSHIFT 4
-#define CONV2_OUT_RSHIFT 9
+#define CONV2_BIAS_LSHIFT 5
+#define CONV2_OUT_RSHIFT 8
 #define CONV2_WT_SIZE 25600
 #define CONV2_BIAS_SIZE 32
 
-/* relu2 (ReLU): arm_relu_q7, in place; Q6.1 */
+/* relu2 (ReLU): arm_relu_q7, in place; Q4.3 */
 #define RELU2_SIZE 8192
 
-/* pool2 (Pooling): arm_avepool_q7_HWC; Q6.1 */
+/* pool2 (Pooling): arm_avepool_q7_HWC; Q4.3 */
 #define POOL2_IN_DIM 16
 #define POOL2_IN_CH 32
 #define POOL2_KERNEL_DIM 3
@@ -66,7 +66,7 @@
 #define POOL2_STRIDE 2
 #define POOL2_OUT_DIM 8
 
-/* conv3 (Convolution): arm_convolve_HWC_q7_fast; in Q6.1, weights, bias Q0.7, out Q5.2 */
+/* conv3 (Convolution): arm_convolve_HWC_q7_fast; in Q4.3, weights, bias Q0.7, out Q4.3 */
 #define CONV3_IN_CH 32
 #define CONV3_OUT_CH 64
 #define CONV3_IN_DIM 8
@@ -74,15 +74,15 @@
 #define CONV3_PADDING 2
 #define CONV3_STRIDE 1
 #define CONV3_OUT_DIM 8
-#define CONV3_BIAS_LSHIFT 2
-#define CONV3_OUT_RSHIFT 7
+#define CONV3_BIAS_LSHIFT 4
+#define CONV3_OUT_RSHIFT 8
 #define CONV3_WT_SIZE 51200
 #define CONV3_BIAS_SIZE 64
 
-/* relu3 (ReLU): arm_relu_q7, in place; Q5.2 */
+/* relu3 (ReLU): arm_relu_q7, in place; Q4.3 */
 #define RELU3_SIZE 4096
 
-/* pool3 (Pooling): arm_avepool_q7_HWC; Q5.2 */
+/* pool3 (Pooling): arm_avepool_q7_HWC; Q4.3 */
 #define POOL3_IN_DIM 8
 #define POOL3_IN_CH 64
 #define POOL3_KERNEL_DIM 3
@@ -90,10 +90,10 @@
 #define POOL3_STRIDE 2
 #define POOL3_OUT_DIM 4
 
-/* ip1 (InnerProduct): arm_fully_connected_q7_opt; in Q5.2, weights Q0.7, bias Q0.7, out Q6.1 */
+/* ip1 (InnerProduct): arm_fully_connected_q7_opt; in Q4.3, weights Q0.7, bias Q0.7, out Q5.2 */
 #define IP1_DIM_VEC 1024
 #define IP1_NUM_ROWS 10
-#define IP1_BIAS_LSHIFT 2
+#define IP1_BIAS_LSHIFT 3
 #define IP1_OUT_RSHIFT 8
 #define IP1_WT_SIZE 10240
 #define IP1_BIAS_SIZE 10
