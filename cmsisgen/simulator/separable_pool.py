@@ -12,10 +12,12 @@ count and truncate, as the C's integer division does (see :func:`_divide`).
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Iterator, Optional
+
 import numpy as np
 
 
-def tap_ranges(size: int, kernel: int, stride: int, pad: int, out: int):
+def tap_ranges(size: int, kernel: int, stride: int, pad: int, out: int) -> Iterator[tuple[int, int, int]]:
     """(first output, end output, its input index) of every tap, in tap order, that lands
     inside the image for some output: output ``i`` reads input ``i*stride - pad + tap``, and
     the outputs for which that is inside ``[0, size)`` are ``first .. end - 1``."""
@@ -31,8 +33,8 @@ def _counts(size: int, kernel: int, stride: int, pad: int, out: int) -> np.ndarr
     return np.minimum(starts + kernel, size) - np.maximum(starts, 0)
 
 
-def reduce_taps(x: np.ndarray, size: int, axis: int, kernel: int, stride: int, pad: int, combine, initial,
-                dtype=None) -> np.ndarray:
+def reduce_taps(x: np.ndarray, size: int, axis: int, kernel: int, stride: int, pad: int,
+                combine: Callable[..., Any], initial: Any, dtype: Optional[np.dtype] = None) -> np.ndarray:
     """The ``size`` windows along ``axis`` reduced by ``combine(acc, tap, out=acc)`` over whole
     strided views, first tap first, from ``initial`` (``dtype``, else ``x``'s; the memory order
     ``x``'s): the first tap is copied rather than combined with ``initial`` (one pass less)."""
