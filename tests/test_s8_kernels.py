@@ -26,7 +26,7 @@ import s8_harness as H
 from cmsisgen.s8 import cpu
 from cmsisgen.s8 import kernels as K
 from cmsisgen.s8 import scratch
-from cmsisgen.s8.quantization import TensorQuant, add_params, mul_params, quantize_multiplier, softmax_params
+from cmsisgen.s8.quantization import AddParams, TensorQuant, add_params, mul_params, quantize_multiplier, softmax_params
 
 UNTOUCHED = H.SENTINEL
 
@@ -321,8 +321,10 @@ def _rescale(rng, lo, hi):
     return m, s
 
 
-def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127), scales=None) -> Expect:
-    """Random rescales, or TFLite's for ``scales`` (s1, s2, s_out)."""
+def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127), scales=None,
+             mults=None) -> Expect:
+    """Random rescales, or TFLite's for ``scales`` (s1, s2, s_out; an input scale carries its
+    Eltwise coefficient, so may be negative or zero), or the input (multiplier, shift)s ``mults``."""
     a, b = rand8(rng, size), rand8(rng, size)
     in1 = (-zps[0], *_rescale(rng, 0.2, 0.5))
     in2 = (-zps[1], *_rescale(rng, 0.2, 0.5))
@@ -330,6 +332,8 @@ def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127), 
     if scales is not None:
         p = add_params(*scales)
         in1, in2, out = (-zps[0], *p.input_1), (-zps[1], *p.input_2), (zps[2], *p.output)
+    if mults is not None:
+        in1, in2 = (-zps[0], *mults[0]), (-zps[1], *mults[1])
     call = (f"rc = arm_elementwise_add_s8(a, b, {in1[0]}, {in1[1]}, {in1[2]}, {in2[0]}, {in2[1]}, {in2[2]}, "
             f"{left_shift}, out, {out[0]}, {out[1]}, {out[2]}, {act[0]}, {act[1]}, {size});")
     kw = dict(input_1=in1, input_2=in2, output=out, left_shift=left_shift, act=act)
@@ -349,12 +353,26 @@ def mul_case(rng, size: int, *, zps=(3, -2, -5), act=(-128, 127)) -> Expect:
     return Expect(H.Case(f"mul {size} zps{zps} act{act}", call, size, {"a": a, "b": b}), (0, want))
 
 
+def negative_add_cases(rng) -> list[Expect]:
+    """Eltwise SUM coefficients folded into the input multipliers: negative (ties of the
+    doubling high multiply then round up, not away from zero), zero, and the extremes a
+    negative multiplier takes (-(2**31 - 1) and -2**30) at the widest operands."""
+    extreme = [((-(2**31 - 1), 0), (-(2**30), -3)), ((-(2**31 - 1), -1), (2**31 - 1, 0))]
+    return [add_case(rng, 23, scales=(0.05 * 0.5, 0.02 * -3, 0.07)),
+            add_case(rng, 17, zps=(-128, -128, -3), scales=(0.04, -0.04, 0.1)),
+            add_case(rng, 9, zps=(3, -7, 0), scales=(-0.1, -0.02, 0.05), act=(-100, 90)),
+            add_case(rng, 10, scales=(0.0, -0.05, 0.03)), add_case(rng, 6, scales=(0.0, 0.0, 0.03)),
+            *(add_case(rng, 13, zps=(127, -128, 1), mults=m) for m in extreme),
+            *(add_case(rng, 13, zps=(-128, 127, 1), mults=m) for m in extreme)]
+
+
 def misc_cases() -> list[Expect]:
     rng = np.random.default_rng(155)
     cases = [add_case(rng, 1), add_case(rng, 7), add_case(rng, 16), add_case(rng, 13, zps=(-128, 127, -128)),
              add_case(rng, 13, zps=(127, -128, 127), act=(-128, 0)), add_case(rng, 11, left_shift=10),
              add_case(rng, 9, left_shift=0), add_case(rng, 37, scales=(0.05, 0.02, 0.06)),
              add_case(rng, 12, zps=(-128, -128, -128), scales=(0.1, 0.1, 0.2)),
+             *negative_add_cases(rng),
              mul_case(rng, 1), mul_case(rng, 10), mul_case(rng, 13, zps=(-128, 127, 0)),
              mul_case(rng, 9, zps=(127, -128, 100), act=(0, 127))]
     for shape in [(1, 2, 3, 5), (2, 1, 1, 7)]:
@@ -641,6 +659,29 @@ def test_add_and_mul_params_as_tflite_prepares_them_give_the_float_result():
     assert np.abs(qo.dequantize(got) - real)[inside].max() <= qo.scale * 0.51
     with pytest.raises(ValueError, match="add output rescale"):
         add_params(1.0, 1.0, 2.0**-22)
+
+
+def test_add_params_take_negative_and_zero_coefficients():
+    """A coefficient folded into an input scale: negative gives the negated multiplier of its
+    magnitude (never INT32_MIN), zero gives multiplier 0, both zero give an output of 0."""
+    m, s = quantize_multiplier(0.5)
+    p = add_params(0.05 * 0.5, 0.02 * -3.0, 0.07)
+    assert p.input_1 == quantize_multiplier(0.025 / 0.12) and p.input_2 == (-m, s)
+    assert p.output == quantize_multiplier(0.12 / (2**20 * 0.07))
+    assert add_params(-0.3, 0.3, 0.1).input_1 == (-m, s)
+    assert add_params(0.0, -0.2, 0.1) == AddParams(
+        input_1=(0, 0), input_2=(-m, s), output=quantize_multiplier(0.4 / (2**20 * 0.1)))
+    assert add_params(0.0, 0.0, 0.1) == add_params(0.0, 0.0, 0.2)
+    assert add_params(0.0, 0.0, 0.1).input_1 == add_params(0.0, 0.0, 0.1).output == (0, 0)
+    rng = np.random.default_rng(8)
+    qa, qb, qo = TensorQuant(0.05, -3), TensorQuant(0.02, 10), TensorQuant(0.09, 4)
+    a, b = rand8(rng, 1, 300), rand8(rng, 1, 300)
+    for c1, c2 in ((0.5, -3.0), (1.0, -1.0), (-1.0, -2.0), (0.0, -1.5)):
+        p = add_params(c1 * qa.scale, c2 * qb.scale, qo.scale)
+        got = K.elementwise_add_s8(a, b, input_1=(3, *p.input_1), input_2=(-10, *p.input_2), output=(4, *p.output))
+        real = c1 * qa.dequantize(a) + c2 * qb.dequantize(b)
+        inside = np.abs(real) < 10.0
+        assert np.abs(qo.dequantize(got) - real)[inside].max() <= qo.scale * 1.01
 
 
 # ----------------------------------------------------------------------------- the API itself

@@ -339,3 +339,45 @@ def test_a_sigmoid_or_tanh_input_stops_where_its_output_saturates(tmp_path):
         codes = table[q_in.quantize(v[clipped]).astype(int) + 128]
         np.testing.assert_array_equal(codes, q_out.quantize(function(v[clipped])))
     assert (table[0], table[-1]) == (-128, 127)  # the TanH's end codes are still reached
+
+
+# --- Eltwise SUM with negative and zero coefficients (negative add input multipliers) ------------
+SIGNED_SUMS = [L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+               L("conv2", "Convolution", "conv1", "conv2", num_output=4, kernel_size=3, pad=1),
+               L("conv3", "Convolution", "conv1", "conv3", num_output=4, kernel_size=1),
+               L("sum1", "Eltwise", ["conv2", "conv3"], "sum1", coeff=[0.5, -3]),
+               L("sum2", "Eltwise", ["sum1", "conv1"], "sum2", coeff=[1, -1]),
+               L("relu2", "ReLU", "sum2", "sum2"),
+               L("sum3", "Eltwise", ["sum2", "conv3"], "sum3", coeff=[0, -2]),
+               L("ip1", "InnerProduct", "sum3", "ip1", num_output=5)]
+
+
+def _signed_sums_args(directory: Path) -> list:
+    proto, weights = write_model(directory, SIGNED_SUMS)
+    rng = np.random.default_rng(11)
+    calib = directory / "calib.npz"
+    np.savez(calib, x=rng.integers(0, 256, size=(16, 8, 8, 3), dtype=np.uint8), y=np.zeros(16, dtype=np.int64))
+    return [proto, weights, "--calib", calib]
+
+
+def test_negative_and_zero_coefficients_give_signed_add_multipliers(tmp_path):
+    """Each coefficient is folded into its input's multiplier, sign included: (0.5, -3) and
+    (1, -1) negate the second input's, a zero coefficient drops its input (multiplier 0)."""
+    args = _signed_sums_args(tmp_path)
+    images = np.load(args[3])["x"]
+    c = compile_model(args[0], args[1], calib_images=images, backend="s8")
+    params = {op.layer: op.params["rescale"] for op in c.program.ops if op.layer.startswith("sum")}
+    assert params["sum1"].input_1[0] > 0 > params["sum1"].input_2[0]
+    assert params["sum2"].input_1[0] > 0 > params["sum2"].input_2[0]
+    assert params["sum3"].input_1 == (0, 0) and params["sum3"].input_2[0] < 0
+
+
+def test_negative_and_zero_coefficients_host_portable_bit_exact(tmp_path, monkeypatch):
+    monkeypatch.delenv("CMSIS_NN_PATH", raising=False)
+    _verify(_signed_sums_args(tmp_path), "host", vectors=4)
+
+
+@pytest.mark.skipif(upstream_path() is None or not qemu_available(),
+                    reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
+def test_negative_and_zero_coefficients_qemu_upstream_bit_exact(tmp_path):
+    _verify(_signed_sums_args(tmp_path), "qemu", vectors=2)

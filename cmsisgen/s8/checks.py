@@ -47,9 +47,6 @@ def eltwise(net: ir.Net, layer: ir.Layer) -> None:
     if p.operation != "max" and len(layer.bottoms) != 2:
         raise refusal(layer, f"{p.operation.upper()} of {len(layer.bottoms)} inputs: the s8 backend runs SUM and "
                               "PROD of two inputs only (arm_elementwise_add_s8, arm_elementwise_mul_s8)")
-    if any(c <= 0 for c in p.coeffs):
-        raise refusal(layer, f"coeff {', '.join(f'{c:g}' for c in p.coeffs)}: arm_elementwise_add_s8 takes "
-                             "positive coefficients only (folded into its input multipliers)")
 
 
 def concat(net: ir.Net, layer: ir.Layer) -> None:

@@ -156,16 +156,28 @@ class AddParams:
 
 
 def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
-    """TFLite's QuantizeMultiplierSmallerThanOneExp: 0 < real < 1, shift <= 0."""
-    if not 0.0 < real < 1.0:
-        raise ValueError(f"{what} rescale {real!r} must lie in (0, 1)")
-    return quantize_multiplier(real)
+    """TFLite's QuantizeMultiplierSmallerThanOneExp: 0 < |real| < 1, shift <= 0; a negative
+    real gives the negated multiplier of |real| (never INT32_MIN), and 0 gives (0, 0)."""
+    if real == 0.0:
+        return 0, 0
+    if not abs(real) < 1.0:
+        raise ValueError(f"{what} rescale {real!r} must lie in (-1, 1)")
+    multiplier, shift = quantize_multiplier(abs(real))
+    return (-multiplier if real < 0 else multiplier), shift
 
 
 def add_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> AddParams:
     """TFLite (Micro)'s int8 ADD preparation: both inputs onto twice the larger scale, times
-    2**20 for headroom, then the sum onto the output scale."""
-    twice_max = 2.0 * max(input_1_scale, input_2_scale)
+    2**20 for headroom, then the sum onto the output scale.
+
+    An input scale carries its Eltwise coefficient, so it may be negative (a negative input
+    multiplier: arm_nn_requantize's doubling high multiply takes any sign, and the int8
+    operands shifted by 20 keep every product far from overflow) or zero (the input adds
+    nothing; both zero: every multiplier 0, the output is its zero point).
+    """
+    twice_max = 2.0 * max(abs(input_1_scale), abs(input_2_scale))
+    if twice_max == 0.0:
+        return AddParams(input_1=(0, 0), input_2=(0, 0), output=(0, 0))
     return AddParams(input_1=_smaller_than_one(input_1_scale / twice_max, "add input 1"),
                      input_2=_smaller_than_one(input_2_scale / twice_max, "add input 2"),
                      output=_smaller_than_one(twice_max / (float(1 << ADD_LEFT_SHIFT) * output_scale), "add output"))
