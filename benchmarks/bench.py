@@ -4,7 +4,7 @@
     python3 benchmarks/bench.py [--calib-images 1000] [--vectors 4] [--build-dir DIR] [--no-firmware]
         [--big-nets mobilenet_v1,squeezenet_v1_1,alexnet]
         [--cmsis-nn-path .../CMSIS/NN --cmsis-core-path ... --cmsis-dsp-include ...] [--s8-cmsis-nn-path .../CMSIS-NN]
-        [--arm-code .../cmsisnn-cifar10/code [--arm-models .../models]] [--arm-code-only]
+        [--arm-code .../cmsisnn-cifar10/code [--arm-models .../models]] [--arm-code-only] [--m55-only]
 
 Prints, as one Markdown table (copy it into the README):
 
@@ -31,6 +31,9 @@ Prints, as one Markdown table (copy it into the README):
 - the same for `--backend s8` (benchmarks/bench_s8.py): compile time, STM32F746 sizes and QEMU
   instructions with the portable s8 kernels and, with --s8-cmsis-nn-path, upstream CMSIS-NN
   v7.0.0; the step table aligns the q7 and s8 steps by name;
+- the s8 code on QEMU's Cortex-M7 and Cortex-M55 (Helium/MVE) side by side, instructions per
+  inference with each library (benchmarks/bench_m55.py; QEMU counts instructions, not cycles);
+  --m55-only prints these rows alone;
 - the input step (`nn_input_q7`, uint8 image -> q7) in QEMU instructions per byte of the
   image, for every preprocessing form (per-channel mean, per-pixel mean, scale only, RGB,
   BGR, 1 channel) on a 32x32 input, with the flash its table or offsets take;
@@ -70,6 +73,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from cmsisgen.errors import CmsisgenError  # noqa: E402
 from cmsisgen.sizereport import size_report  # noqa: E402
 from cmsisgen.verify import build_and_run, firmware_dir, make_variables  # noqa: E402
+from bench_m55 import m55_rows  # noqa: E402
 from bench_s8 import s8_rows, step_table  # noqa: E402
 
 EXAMPLE = REPO / "examples" / "cifar10"
@@ -324,6 +328,8 @@ def main() -> int:
                     help="its Caffe models: *_NAME_*.prototxt and *_NAME_*.caffemodel[.h5] for each code folder "
                          "NAME (default: the models/ folder beside Arm's code/) [env: ARM_MODELS_DIR]")
     ap.add_argument("--arm-code-only", action="store_true", help="only the Arm's-code-vs-cmsisgen rows")
+    ap.add_argument("--m55-only", action="store_true",
+                    help="only the s8 Cortex-M7 vs Cortex-M55 instructions per inference (benchmarks/bench_m55.py)")
     ap.add_argument("--input-step-only", action="store_true",
                     help="only the input step's instructions per byte for every preprocessing form")
     args = ap.parse_args()
@@ -337,6 +343,10 @@ def main() -> int:
         print(f"\n(build folder: {root})")
         return 0
     calib_zip, test_zip = image_sets(args.calib_images)
+    s8_args = [*MODEL_ARGS, "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
+               "--test-vectors", str(args.vectors), "--data", str(test_zip)]
+    if args.m55_only:
+        return _print_table(m55_rows(s8_args, root, timed_command, args.s8_cmsis_nn_path), [], root, False)
 
     model_dir = root / "cifar10"
     rows: list[tuple[str, str]] = [("machine", machine())]
@@ -363,9 +373,9 @@ def main() -> int:
     rows.append(("evaluate / BLAS yardstick", f"{both_s / blas_s:.1f}x"))
     rows.extend(big_net_rows(root, [name for name in args.big_nets.split(",") if name], compile_s))
     profiles = [] if args.no_firmware else firmware_rows(args, model_dir, root, totals, rows)
-    s8, s8_profiles = s8_rows([*MODEL_ARGS, "--calib", str(calib_zip), "--calib-limit", str(args.calib_images),
-                               "--test-vectors", str(args.vectors), "--data", str(test_zip)], root, timed_command,
-                              args.s8_cmsis_nn_path, not args.no_firmware)
+    s8, s8_profiles = s8_rows(s8_args, root, timed_command, args.s8_cmsis_nn_path, not args.no_firmware)
+    if not args.no_firmware:
+        s8 += m55_rows(s8_args, root, timed_command, args.s8_cmsis_nn_path)
     _print_table(rows + s8, profiles + s8_profiles, root, input_step=not args.no_firmware)
     if not args.no_firmware:
         print_arm_code(args, root)

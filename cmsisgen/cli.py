@@ -32,6 +32,7 @@ from .calibration_methods import DEFAULT_METHODS, DEFAULT_PERCENTILE
 from .errors import CmsisgenError, SettingError, SettingNote
 from .footprint import DEFAULT_FLASH_LIMIT_KB, DEFAULT_RAM_LIMIT_KB
 from .output import Interrupted
+from .s8.cpu import CPUS, DEFAULT_CPU
 from .vectors import MAX_VECTORS
 
 DEFAULT_CALIB_LIMIT = 2000
@@ -199,7 +200,8 @@ def _load_model(model: str, weights: str, mean: Optional[str], scale: Optional[f
     def load(shape: Optional[tuple[int, int, int]]):
         return load_model(Path(model), Path(weights), mean=mean, scale=scale, bgr=bgr, fc_variant=fc,
                           input_shape=shape, kernels=choices.kernels, output=choices.outputs,
-                          calib_method=choices.calib_method, optimize=choices.optimize, backend=choices.backend)
+                          calib_method=choices.calib_method, optimize=choices.optimize, backend=choices.backend,
+                          cpu=choices.cpu or DEFAULT_CPU)
 
     with _stage("loading and checking the model"):
         try:
@@ -336,6 +338,7 @@ class ModelChoices:
     kernels: dict[str, str] = dataclasses.field(default_factory=dict)  # layer -> function
     calib_method: Optional[str] = None  # None: the backend's default
     optimize: bool = False
+    cpu: Optional[str] = None  # --cpu (None: not given; the default, or verify's target, decides)
 
 
 def _chosen(command: Callable, choices: Optional[ModelChoices], **fields) -> Callable:
@@ -369,10 +372,16 @@ def _with_kernel_option(command: Callable) -> Callable:
 
 
 def _with_backend_option(command: Callable) -> Callable:
-    """Add --backend; the choice goes to the command's ``choices``."""
+    """Add --backend and --cpu; the choices go to the command's ``choices``."""
     @functools.wraps(command)
-    def run(*args, backend: str = "q7", choices: Optional[ModelChoices] = None, **kwargs):
-        return _chosen(command, choices, backend=backend)(*args, **kwargs)
+    def run(*args, backend: str = "q7", cpu: Optional[str] = None, choices: Optional[ModelChoices] = None, **kwargs):
+        return _chosen(command, choices, backend=backend, cpu=cpu)(*args, **kwargs)
+
+    run = click.option("--cpu", type=click.Choice(list(CPUS)), default=None,
+                       help="Core the s8 code is planned for: the scratch sizes of its CMSIS-NN build (DSP on "
+                            "cortex-m7, Helium/MVE on cortex-m55) and, on cortex-m55, the inner products' kernel "
+                            "sums precomputed into flash. Default cortex-m7; verify --target qemu-m55 implies "
+                            "cortex-m55. The q7 code is the same for both.")(run)
 
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
                         help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
@@ -536,6 +545,30 @@ def _portable_kernels(backend: str) -> Optional[Path]:
     from .verify import firmware_dir
 
     return firmware_dir() / "cmsis_nn_s8_portable" if backend == "s8" else None
+
+
+#: The core each verify target runs the code as: the host build runs the portable kernels,
+#: which answer as CMSIS-NN's DSP (Cortex-M7) build there.
+_TARGET_CPU = {"host": "cortex-m7", "qemu": "cortex-m7", "qemu-m55": "cortex-m55"}
+
+
+def _target_cpu(target: str, choices: ModelChoices) -> ModelChoices:
+    """verify's --target decides --cpu: refuse a --cpu that contradicts it, else set it."""
+    wanted = _TARGET_CPU[target]
+    if choices.cpu not in (None, wanted):
+        raise CmsisgenError(f"--cpu {choices.cpu}: contradicts --target {target}, which runs the code as on a "
+                            f"{wanted} (give --cpu {wanted} or leave it out)")
+    return dataclasses.replace(choices, cpu=wanted)
+
+
+def _check_target_library(target: str, cmsis_nn_path: Optional[str], backend: str) -> None:
+    """The q7 API on the Cortex-M55 runs with the portable kernels only: CMSIS_5 5.9.0 builds
+    its MVE sources there, and arm-none-eabi-gcc 12.2 fails on one of them (an internal
+    compiler error in arm_softmax_s8.c), so the upstream q7 build is not verified on it."""
+    if target == "qemu-m55" and backend == "q7" and cmsis_nn_path:
+        raise CmsisgenError("--target qemu-m55: the q7 backend runs there with the portable kernels only "
+                            "(CMSIS_5 5.9.0 built for Cortex-M55 is not verified); unset --cmsis-nn-path/"
+                            "CMSIS_NN_PATH or use --backend s8")
 
 
 def _check_output_folder(out_dir: str) -> None:
@@ -723,8 +756,9 @@ def inspect_command(model, weights, input_shape, choices: ModelChoices) -> None:
 @_common_model_options
 @click.option("--data", metavar="DATA", help="Images for the vectors (default: the --calib images, else random images).")
 @click.option("--vectors", metavar="N", type=click.IntRange(min=1, max=MAX_VECTORS), default=10, show_default=True, help="Number of known-answer vectors.")
-@click.option("--target", type=click.Choice(["host", "qemu"]), default="host", show_default=True,
-              help="host: gcc with the portable kernels; qemu: emulated Cortex-M7 (mps2-an500).")
+@click.option("--target", type=click.Choice(["host", "qemu", "qemu-m55"]), default="host", show_default=True,
+              help="host: gcc with the portable kernels; qemu: emulated Cortex-M7 (mps2-an500); qemu-m55: emulated "
+                   "Cortex-M55 with Helium/MVE (mps3-an547).")
 @click.option("--cmsis-nn-path", metavar="DIR", envvar="CMSIS_NN_PATH", type=click.Path(file_okay=False),
               help="Build against upstream CMSIS-NN (its CMSIS/NN folder) instead of the portable kernels. [env: CMSIS_NN_PATH]")
 @click.option("--cmsis-core-path", metavar="DIR", envvar="CMSIS_CORE_PATH", type=click.Path(file_okay=False),
@@ -742,6 +776,8 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
 
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
+    _check_target_library(target, cmsis_nn_path, choices.backend)
+    choices = _target_cpu(target, choices)
 
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)

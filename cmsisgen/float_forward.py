@@ -20,7 +20,9 @@ def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None,
             observe: Optional[Callable[[str, np.ndarray], None]] = None) -> dict[str, np.ndarray]:
     """Run ``net`` on a batch ``x`` (N, C, H, W) for its single input.
 
-    Returns every tensor (or only those in ``keep`` plus the outputs) as float32 NCHW;
+    Returns every tensor (or only those in ``keep`` plus the outputs) as float32 NCHW (by
+    shape: a convolution's output, and what pooling and ReLU make of it, is an NCHW view of
+    NHWC memory, the order its GEMM writes and the next convolution reads);
     inner-product outputs are (N, C, 1, 1). With ``keep``, a tensor is released as soon as
     its last reader ran; ``observe(name, value)`` sees every tensor (the input first) when it
     is computed, which is how calibration summarises tensors it does not keep.
@@ -36,7 +38,10 @@ def forward(net: ir.Net, x: np.ndarray, keep: Optional[Iterable[str]] = None,
     if observe is not None:
         observe(input_name, values[input_name])
     for index, layer in enumerate(net.layers):
-        outputs = kind_of(layer).forward(layer, [values[name] for name in layer.bottoms])
+        kind = kind_of(layer)
+        inputs = [values[name] if kind.forward_any_layout else np.ascontiguousarray(values[name])
+                  for name in layer.bottoms]
+        outputs = kind.forward(layer, inputs)
         for top, value in zip(layer.tops, outputs):
             values[top] = value
             if observe is not None:

@@ -30,6 +30,7 @@ from .calibration import batch_size, calibrate
 from .calibration_methods import DEFAULT_METHOD, default_method, statistic_for
 from .optimize import held_out, optimize_formats, split
 from .quantizer import Quantization, quantize
+from .s8.cpu import scratch_core
 
 #: Images pushed through the float net to estimate ranges when no --calib is given.
 SYNTHETIC_CALIBRATION_IMAGES = 64
@@ -147,6 +148,7 @@ class Model:
     backend: str = "q7"  # ops.base.BACKENDS: the legacy q7 API or the CMSIS-NN s8 API
     calib_method: str = DEFAULT_METHOD  # --calib-method (cmsisgen.calibration_methods)
     optimize: bool = False  # --optimize (cmsisgen.optimize)
+    cpu: str = "cortex-m7"  # --cpu: the core the s8 code is planned for (cmsisgen.s8.cpu)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -174,7 +176,8 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
                bgr: bool = False, fc_variant: str = "opt",
                input_shape: Optional[tuple[int, int, int]] = None,
                kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-               calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7") -> Model:
+               calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7",
+               cpu: str = "cortex-m7") -> Model:
     """Load and check everything that does not need images: files, kernel rules of ``backend``
     (with the functions forced per layer in ``kernels``), preprocessing. ``output`` (blob names, a
     string of them comma-separated) cuts the net where they are computed: they are its outputs.
@@ -197,8 +200,9 @@ def load_model(prototxt: Path, weights: Path, *, mean: Optional[str] = None, sca
     if backend == "s8" and optimize:
         raise CmsisgenError("--optimize: not supported by the s8 backend (it searches power-of-two formats; "
                             "s8 scales come from each tensor's calibrated bounds)")
+    scratch_core(cpu)  # a bad --cpu is refused before anything is read
     return Model(net=net, pre=pre, fc_variant=fc_variant, folded=folded, warnings=warnings,
-                 kernels=dict(kernels or {}), calib_method=calib_method, optimize=optimize, backend=backend)
+                 kernels=dict(kernels or {}), calib_method=calib_method, optimize=optimize, backend=backend, cpu=cpu)
 
 
 def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.ndarray] = None,
@@ -206,13 +210,14 @@ def compile_model(prototxt: Path, weights: Path, *, calib_images: Optional[np.nd
                   fc_variant: str = "opt", input_shape: Optional[tuple[int, int, int]] = None,
                   progress: Optional[Callable[[int], None]] = None,
                   kernels: Optional[dict[str, str]] = None, output: Union[str, Sequence[str], None] = None,
-                  calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7") -> Compiled:
+                  calib_method: Optional[str] = None, optimize: bool = False, backend: str = "q7",
+                  cpu: str = "cortex-m7") -> Compiled:
     """Everything up to (not including) rendering C. A data layer that gives no size and has
     no mean file takes it from ``calib_images`` (:func:`images_input_shape`)."""
     def load(shape: Optional[tuple[int, int, int]]) -> Model:
         return load_model(prototxt, weights, mean=mean, scale=scale, bgr=bgr, fc_variant=fc_variant,
                           input_shape=shape, kernels=kernels, output=output, calib_method=calib_method,
-                          optimize=optimize, backend=backend)
+                          optimize=optimize, backend=backend, cpu=cpu)
 
     try:
         model = load(input_shape)
@@ -276,7 +281,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
             else:
                 quant = quantize(net, ranges, forced=model.kernels)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels,
-                              backend=model.backend)
+                              backend=model.backend, cpu=model.cpu)
         rewrites = relu_after_max_pool(program) + drop_idle_relus(program)  # (q7's ReLU steps; none on s8)
         plan = plan_buffers(program)
     except CmsisgenError as exc:  # layer checks name the layer; the file is the prototxt

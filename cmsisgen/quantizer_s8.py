@@ -7,7 +7,10 @@ quantization, so, as in the q7 quantizer, those tensors form union-find groups w
 is the union of their members'. A tensor whose negative values can never reach the output
 (read only by ReLUs, or by max pooling/aliases whose outputs are) contributes its positive
 side only: a ReLU fused into the call writes ``max(q, zero_point)``, so spending codes on
-negatives would only lose resolution. Softmax writes scale 1/256, zero point -128 whatever
+negatives would only lose resolution. Likewise a tensor read only by Sigmoids and TanHs
+(directly or through max pooling, concatenation and aliases) needs no codes where the
+function's output is already at its lowest or highest int8 code: its range stops there (as
+the q7 quantizer limits a table activation's input format). Softmax writes scale 1/256, zero point -128 whatever
 the range. Weighted layers get symmetric per-output-channel weights (a fully connected
 layer one scale, since arm_fully_connected_s8 takes one multiplier), int32 biases at
 ``s_in * s_w`` and the multipliers/shifts TFLite would choose.
@@ -16,6 +19,7 @@ Nothing here names a layer type: :mod:`cmsisgen.s8.roles` says how each kind tak
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +28,7 @@ import numpy as np
 from . import ir
 from .errors import CmsisgenError
 from .s8 import roles
-from .s8.quantization import (TensorQuant, activation_quant, channel_multipliers, quantize_bias,
+from .s8.quantization import (INT8_MAX, INT8_MIN, TensorQuant, activation_quant, channel_multipliers, quantize_bias,
                               quantize_weights, weight_scales)
 from .tensor_groups import TensorGroups
 
@@ -67,6 +71,37 @@ def _lowest_needed(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]
     return low
 
 
+def _saturation_bounds(net: ir.Net, name: str, ranges: dict[str, tuple[float, float]],
+                       quant: dict[str, TensorQuant]) -> tuple[float, float]:
+    """The part of ``name``'s calibrated range whose values can change the output through the
+    Sigmoids/TanHs reading it (see the module), widened by one step of the narrowed range so
+    that its end codes still map to the function's end codes; the whole range otherwise."""
+    lo, hi = ranges.get(name, (0.0, 0.0))
+    readers = net.consumers(name)
+    if not readers or name in net.outputs:
+        return lo, hi
+    spans = []
+    for layer in readers:
+        saturating = roles.saturating_inverse(layer)
+        if saturating is not None:
+            spans.append(_unsaturated(*saturating, quant[layer.tops[0]]))
+        elif roles.commutes_with_relu(layer):
+            spans += [_saturation_bounds(net, top, ranges, quant) for top in layer.tops]
+        else:
+            return lo, hi
+    low, high = max(lo, min(s[0] for s in spans)), min(hi, max(s[1] for s in spans))
+    step = (high - low) / (INT8_MAX - INT8_MIN) if high > low else 0.0
+    return (max(lo, low - step) if low > lo else lo), (min(hi, high + step) if high < hi else hi)
+
+
+def _unsaturated(inverse, low: float, high: float, out: TensorQuant) -> tuple[float, float]:
+    """The inputs between which the function's output changes code: beyond, it rounds to the
+    code its limit ``low`` (``high``) rounds to, however far the input goes."""
+    first, last = (int(out.quantize(np.array([limit]))[0]) for limit in (low, high))
+    return (inverse(float(out.dequantize(first + 0.5))) if first < INT8_MAX else -math.inf,
+            inverse(float(out.dequantize(last - 0.5))) if last > INT8_MIN else math.inf)
+
+
 def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> QuantizationS8:
     """Every tensor's scale and zero point and every weighted layer's integers."""
     groups = TensorGroups()
@@ -74,11 +109,26 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
     for layer in net.layers:
         for name in roles.shared_quant(layer):
             groups.union(name, layer.tops[0])
+    first = _tensor_quant(net, groups, tensors, ranges, ranges)
+    quant = _tensor_quant(net, groups, tensors, ranges,
+                          {name: _saturation_bounds(net, name, ranges, first) for name in tensors})
+    layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
+                                    roles.per_tensor_weights(layer))
+              for layer in net.layers if roles.weighted_s8(layer)}
+    params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
+    # tensor_frac: 0 for every tensor, as the q7 byte movers the s8 backend reuses read one
+    return QuantizationS8(tensors=quant, layers=layers, params=params, tensor_frac=dict.fromkeys(quant, 0))
+
+
+def _tensor_quant(net: ir.Net, groups: TensorGroups, tensors: list[str], ranges: dict[str, tuple[float, float]],
+                  spans: dict[str, tuple[float, float]]) -> dict[str, TensorQuant]:
+    """Each tensor's quantization from ``spans`` (its range, or the part of it that matters)."""
     bounds: dict[str, tuple[float, float]] = {}
     for name in tensors:
         root = groups.find(name)
         lo, hi = bounds.get(root, (0.0, 0.0))
-        bounds[root] = (min(lo, _lowest_needed(net, name, ranges)), max(hi, ranges.get(name, (0.0, 0.0))[1]))
+        low, high = spans.get(name, (0.0, 0.0))
+        bounds[root] = (min(lo, max(low, _lowest_needed(net, name, ranges))), max(hi, high))
     centred = {groups.find(t) for layer in net.layers if roles.symmetric(layer)
                for t in layer.bottoms + layer.tops}
     group_quant = {root: _symmetric(lo, hi) if root in centred else activation_quant(lo, hi)
@@ -86,13 +136,7 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
     for layer in net.layers:
         if (fixed := roles.fixed_output(layer)) is not None:
             group_quant[groups.find(layer.tops[0])] = fixed
-    quant = {name: group_quant[groups.find(name)] for name in tensors}
-    layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
-                                    roles.per_tensor_weights(layer))
-              for layer in net.layers if roles.weighted_s8(layer)}
-    params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
-    # tensor_frac: 0 for every tensor, as the q7 byte movers the s8 backend reuses read one
-    return QuantizationS8(tensors=quant, layers=layers, params=params, tensor_frac=dict.fromkeys(quant, 0))
+    return {name: group_quant[groups.find(name)] for name in tensors}
 
 
 def _symmetric(lo: float, hi: float) -> TensorQuant:

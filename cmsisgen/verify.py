@@ -8,6 +8,9 @@ Targets (sources in the top-level firmware/ folder, installed as cmsisgen.firmwa
   semihosting and ``-icount shift=0`` (the command line is firmware/qemu_m7/qemu.mk's,
   shared with its Makefile); instructions per inference come from SysTick (1 tick = 40
   instructions, validated in firmware/README.md).
+- ``qemu-m55``: the same for Cortex-M55 (-mcpu=cortex-m55 -mfloat-abi=hard: upstream's
+  Helium/MVE paths), run on QEMU ``mps3-an547`` (firmware/qemu_m55/qemu.mk; 1 SysTick tick =
+  31.25 instructions).
 
 Kernels: the project's portable CMSIS-NN kernels (firmware/cmsis_nn_portable) unless
 ``cmsis_nn_path`` points at upstream's ``CMSIS/NN`` folder.
@@ -36,10 +39,10 @@ from pathlib import Path
 
 from cmsisgen.errors import SETTING, CmsisgenError, SettingError
 
-TARGETS = ("host", "qemu")
-
-# firmware/qemu_m7/qemu.mk: the flags `make -C firmware/qemu_m7 run` uses too.
-QEMU_FLAGS_FILE = Path("qemu_m7") / "qemu.mk"
+#: The QEMU targets: their firmware folder (Makefile, and qemu.mk: the flags `make run` uses
+#: too) and the core they emulate.
+QEMU_TARGETS = {"qemu": ("qemu_m7", "Cortex-M7"), "qemu-m55": ("qemu_m55", "Cortex-M55")}
+TARGETS = ("host", *QEMU_TARGETS)
 
 _VECTOR_RE = re.compile(
     r"^vector (\d+): class (-?\d+) expected (-?\d+) label (-?\d+) (PASS|FAIL) (\w+) (\d+)(.*)$"
@@ -176,9 +179,9 @@ def check_consistency(result: VerifyResult) -> str | None:
     return None
 
 
-def qemu_args(fw: Path | None = None) -> list[str]:
-    """QEMU arguments of the counted self-test run (before -kernel), from qemu_m7/qemu.mk."""
-    path = (fw or firmware_dir()) / QEMU_FLAGS_FILE
+def qemu_args(fw: Path | None = None, target: str = "qemu") -> list[str]:
+    """QEMU arguments of the counted self-test run (before -kernel), from the target's qemu.mk."""
+    path = (fw or firmware_dir()) / QEMU_TARGETS[target][0] / "qemu.mk"
     try:
         text = path.read_text()
     except OSError as exc:
@@ -194,7 +197,8 @@ def qemu_args(fw: Path | None = None) -> list[str]:
         raise CmsisgenError(f"{path}: {exc.args[0]} not set") from None
 
 
-_QEMU_WHY = "to run the Cortex-M7 self test (install qemu-system-arm)"
+def _qemu_why(target: str) -> str:
+    return f"to run the {QEMU_TARGETS[target][1]} self test (install qemu-system-arm)"
 
 
 def _require_tool(name: str, why: str) -> str:
@@ -267,8 +271,9 @@ def build(model_dir: Path, target: str, build_dir: Path, *, cmsis_nn_path: Path 
         sub = "host"
         program = build_dir / "nn_selftest"
     else:
-        _require_tool("arm-none-eabi-gcc", "to build the Cortex-M7 self test (install gcc-arm-none-eabi and libnewlib-arm-none-eabi)")
-        sub = "qemu_m7"
+        sub, core = QEMU_TARGETS[target]
+        _require_tool("arm-none-eabi-gcc", f"to build the {core} self test (install gcc-arm-none-eabi and "
+                      "libnewlib-arm-none-eabi)")
         program = build_dir / "nn_selftest.elf"
     fw = firmware_dir()
     if cmsis_nn_path is None:
@@ -305,9 +310,9 @@ def run(program: Path, target: str, *, timeout: float = 600.0) -> VerifyResult:
     program = Path(program)
     if target == "host":
         cmd = [str(program)]
-    elif target == "qemu":
-        qemu = _require_tool("qemu-system-arm", _QEMU_WHY)
-        cmd = [qemu, *qemu_args(), "-kernel", str(program)]
+    elif target in QEMU_TARGETS:
+        qemu = _require_tool("qemu-system-arm", _qemu_why(target))
+        cmd = [qemu, *qemu_args(target=target), "-kernel", str(program)]
     else:
         raise CmsisgenError(f"unknown verify target {target!r}: expected one of {', '.join(TARGETS)}")
     log_path = program.parent / "run.log"
@@ -345,8 +350,8 @@ def build_and_run(model_dir: Path, target: str = "host", build_dir: Path | None 
     failing vectors are reported in the result (passed < total, exit_code != 0).
     """
     model_dir = Path(model_dir)
-    if target == "qemu":
-        _require_tool("qemu-system-arm", _QEMU_WHY)  # before a build that could not be run
+    if target in QEMU_TARGETS:
+        _require_tool("qemu-system-arm", _qemu_why(target))  # before a build that could not be run
     if build_dir is None:
         build_dir = model_dir / "build" / target
     program = build(model_dir, target, Path(build_dir), cmsis_nn_path=cmsis_nn_path,

@@ -7,7 +7,8 @@ prints ``<case> <return code> <output bytes in hex>`` per call, and builds it ag
 * the project's portable kernels (firmware/cmsis_nn_s8_portable), with host gcc, optionally
   with -fsanitize=undefined (any report fails the run);
 * upstream CMSIS-NN v4.1+ (``CMSIS_NN_PATH``) built for the host: its plain-C paths;
-* either library for QEMU mps2-an500 (Cortex-M7, -mcpu=cortex-m7): upstream's DSP paths.
+* either library for QEMU mps2-an500 (Cortex-M7, -mcpu=cortex-m7): upstream's DSP paths, or
+  for QEMU mps3-an547 (Cortex-M55, -mcpu=cortex-m55): upstream's MVE (Helium) paths.
 
 Nothing of upstream is stored: it is compiled into pytest's tmp folders.
 """
@@ -26,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 FIRMWARE = ROOT / "firmware"
 PORTABLE_S8 = FIRMWARE / "cmsis_nn_s8_portable"
 CM7_FLAGS = ["-mcpu=cortex-m7", "-mthumb", "-mfloat-abi=hard", "-mfpu=fpv5-d16"]
+#: QEMU machine folder (firmware/<folder>: linker.ld, qemu.mk) and compiler flags per cpu.
+QEMU_CPUS = {"cortex-m7": ("qemu_m7", CM7_FLAGS),
+             "cortex-m55": ("qemu_m55", ["-mcpu=cortex-m55", "-mthumb", "-mfloat-abi=hard"])}
 SENTINEL = 0x5A
 SCRATCH_BYTES = 1 << 16
 
@@ -146,21 +150,23 @@ def run_host(cases: list[Case], library: str, work: Path, sanitize: bool = False
     return _parse(run.stdout, cases)
 
 
-def run_qemu(cases: list[Case], library: str, work: Path) -> list[tuple[int, np.ndarray]]:
-    """Build for the Cortex-M7 (DSP paths) and run under QEMU mps2-an500 with semihosting."""
+def run_qemu(cases: list[Case], library: str, work: Path, cpu: str = "cortex-m7") -> list[tuple[int, np.ndarray]]:
+    """Build for the Cortex-M7 (DSP paths) and run under QEMU mps2-an500 with semihosting, or
+    for the Cortex-M55 (MVE paths) on mps3-an547."""
     _, include = library_sources(library)
     work.mkdir(parents=True, exist_ok=True)
     (work / "cases.c").write_text(program(cases))
-    qemu, common = FIRMWARE / "qemu_m7", FIRMWARE / "common"
-    platform = [qemu / "startup.c", qemu / "semihosting.c", qemu / "systick.c", common / "cm7_startup.c",
-                common / "newlib_stubs.c"]
+    machine, cpu_flags = QEMU_CPUS[cpu]
+    qemu, common, platform_dir = FIRMWARE / machine, FIRMWARE / "common", FIRMWARE / "qemu_m7"
+    platform = [platform_dir / "startup.c", platform_dir / "semihosting.c", platform_dir / "systick.c",
+                common / "cm7_startup.c", common / "newlib_stubs.c"]
     elf = work / "cases.elf"
-    flags = [*CM7_FLAGS, "-std=gnu11", "-O2", "-ffunction-sections", "-fdata-sections"]
+    flags = [*cpu_flags, "-std=gnu11", "-O2", "-ffunction-sections", "-fdata-sections"]
     archive = _archive(library, "arm-none-eabi-gcc", flags, work)
-    subprocess.run(["arm-none-eabi-gcc", *flags, f"-I{include}", f"-I{qemu}", f"-I{common}", str(work / "cases.c"),
-                    *map(str, platform), str(archive), "--specs=nano.specs", "-nostartfiles", f"-L{common}",
-                    f"-T{qemu / 'linker.ld'}", "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments", "-o", str(elf),
-                    "-lm"], check=True)
+    subprocess.run(["arm-none-eabi-gcc", *flags, f"-I{include}", f"-I{platform_dir}", f"-I{common}",
+                    str(work / "cases.c"), *map(str, platform), str(archive), "--specs=nano.specs", "-nostartfiles",
+                    f"-L{common}", f"-T{qemu / 'linker.ld'}", "-Wl,--gc-sections", "-Wl,--no-warn-rwx-segments",
+                    "-o", str(elf), "-lm"], check=True)
     flags = re.search(r"QEMU_MACHINE_FLAGS := (.*)", (qemu / "qemu.mk").read_text()).group(1).split()
     run = subprocess.run(["qemu-system-arm", *flags, "-kernel", str(elf)], capture_output=True, text=True,
                          timeout=900)

@@ -189,3 +189,26 @@ def test_nn_c_says_which_relu_moved_or_was_dropped(tmp_path):
     assert comments == ["/* relu2 (ReLU) dropped before this step: its input pool1 is never negative */",
                         "/* relu3 (ReLU) dropped before this step: its input pool2 is never negative */"]
     assert nn_c.index(comments[0]) < nn_c.index("/* pool2") < nn_c.index(comments[1]) < nn_c.index("/* ip1")
+
+
+@pytest.mark.parametrize("layers, outputs, kept", [
+    # relu2 is the second output, and idle (its input, a max pool of ReLU'd values, is never negative)
+    ([layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), layer("relu1", "ReLU", inplace=True),
+      layer("ip1", "InnerProduct", "conv1", "ip1", num_output=5),
+      layer("pool1", "Pooling", "conv1", "pool1", pool="MAX", kernel_size=2, stride=2),
+      layer("relu2", "ReLU", "pool1", "relu2")], None, "relu2"),
+    # relu1 is the second of three outputs and read by a max pool alone
+    ([layer("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),
+      layer("ip0", "InnerProduct", "conv1", "ip0", num_output=3), layer("relu1", "ReLU", "conv1", "relu1"),
+      layer("pool1", "Pooling", "relu1", "pool1", pool="MAX", kernel_size=2, stride=2),
+      layer("ip1", "InnerProduct", "pool1", "ip1", num_output=5)], "ip0,relu1,ip1", "relu1"),
+])
+def test_a_relu_that_is_any_of_several_outputs_stays(tmp_path, monkeypatch, layers, outputs, kept):
+    """Not only the first output: a later output's ReLU, moved or dropped, lost its tensor (an
+    internal error at compile time)."""
+    proto, weights = write_model(tmp_path, layers, input_shape=(3, 8, 8))
+    calib = np.random.default_rng(1).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    rewritten, plain = compile_both(monkeypatch, ((proto, weights), dict(calib_images=calib, output=outputs)))
+    assert kept in [op.layer for op in rewritten.program.ops]
+    assert kept in [out.blob for out in rewritten.program.outputs]
+    assert_same_outputs(rewritten, plain)

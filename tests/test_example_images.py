@@ -93,7 +93,7 @@ def test_readme_first_command_runs_on_a_plain_clone(tmp_path):
 def test_no_readme_command_needs_the_full_data_set():
     """Every command in both READMEs runs from the clone (the full set is named in prose only)."""
     commands = [line for readme in (ROOT / "README.md", EXAMPLE / "README.md") for line in _commands(readme)]
-    assert sum("--calib examples/cifar10/images/train-2000.zip" in line for line in commands) == 7
+    assert sum("--calib examples/cifar10/images/train-2000.zip" in line for line in commands) == 8
     assert not [line for line in commands if "../shared" in line]
 
 

@@ -430,23 +430,26 @@ def test_upstream_kernels(model: Path, tmp_path: Path, target: str):
 
 @pytest.mark.qemu
 @pytest.mark.skipif(not HAVE_QEMU, reason="arm-none-eabi-gcc or qemu-system-arm not installed")
-def test_systick_calibration(tmp_path: Path):
-    """Known loop of exactly 2n+1 instructions: SysTick estimate within one tick (40)."""
-    proc = make("calib", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target="qemu_m7")
+@pytest.mark.parametrize("target, per_tick, divisor, printed", [("qemu_m7", 40, 1, "40"),
+                                                                 ("qemu_m55", 125, 4, "125/4")])
+def test_systick_calibration(tmp_path: Path, target: str, per_tick: int, divisor: int, printed: str):
+    """Known loop of exactly 2n+1 instructions: SysTick estimate within one tick (40 on the
+    mps2-an500's 25 MHz SysTick, 31.25 on the mps3-an547's 32 MHz)."""
+    proc = make("calib", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target=target)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = re.findall(r"^calib n (\d+) exact (\d+) ticks (\d+) estimate (\d+) error (-?\d+)$",
                       proc.stdout, re.MULTILINE)
     assert len(rows) >= 10
     for n, exact, ticks, estimate, error in rows:
         assert int(exact) == 2 * int(n) + 1
-        assert int(estimate) == 40 * int(ticks)
-        assert abs(int(error)) <= 40
+        assert int(estimate) == per_tick * int(ticks) // divisor
+        assert abs(int(error)) * divisor <= per_tick
     big = [r for r in rows if int(r[0]) >= 1_000_000]
     assert big and all(abs(int(r[4])) / int(r[1]) < 1e-5 for r in big)
-    assert "calib summary: PASS, instructions per tick 40" in proc.stdout
+    assert f"calib summary: PASS, instructions per tick {printed}" in proc.stdout
 
     # The trace counter agrees with the analytic count of the same loop.
-    proc = make("calib-trace", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target="qemu_m7")
+    proc = make("calib-trace", f"BUILD_DIR={tmp_path / 'calib'}", cwd_target=target)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     counts = [int(c) for c in re.findall(r"^count (\d+)$", proc.stdout, re.MULTILINE)]
     ns = [int(r[0]) for r in rows][:len(counts)]

@@ -108,6 +108,22 @@ def _scales(directory: Path, args, method: str) -> str:
     return (out / "parameters.h").read_text()
 
 
+def test_s8_default_is_max_whatever_q7_default(tmp_path):
+    """s8's own default (cmsisgen.calibration_methods.DEFAULT_METHODS): a compile without
+    --calib-method is a ``max`` compile, not q7's percentile=99.9."""
+    files = write_random_net(tmp_path / "net", "inception", calib_images=24)
+    args = [files.prototxt, files.weights, *files.options()]
+    outs = []
+    for name, options in (("default", []), ("max", ["--calib-method", "max"])):
+        outs.append(tmp_path / name)
+        result = run("-q", "compile", *args[:2], "-o", outs[-1], "--backend", "s8", *options, *args[2:])
+        assert result.exit_code == 0, result.output
+    names = sorted(f.name for f in outs[0].iterdir())
+    assert names == sorted(f.name for f in outs[1].iterdir()) and "parameters.h" in names
+    assert all((outs[0] / n).read_bytes() == (outs[1] / n).read_bytes() for n in names)
+    assert _scales(tmp_path, args, "percentile=99.9") != (outs[0] / "parameters.h").read_text()
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_example_bit_exact_with_each_method(tmp_path, monkeypatch, method):
     monkeypatch.delenv("CMSIS_NN_PATH", raising=False)

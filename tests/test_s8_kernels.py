@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import s8_harness as H
+from cmsisgen.s8 import cpu
 from cmsisgen.s8 import kernels as K
 from cmsisgen.s8 import scratch
 from cmsisgen.s8.quantization import TensorQuant, add_params, mul_params, quantize_multiplier, softmax_params
@@ -36,8 +37,11 @@ class Expect:
     dsp: tuple[int, np.ndarray]
     plain: tuple[int, np.ndarray] | None = None   # None: same as dsp
     upstream_bug: str = ""                          # why upstream is not compared on this case
+    mve: tuple[int, np.ndarray] | None = None     # the Helium build (Cortex-M55); None: same as dsp
 
     def for_build(self, build: str) -> tuple[int, np.ndarray]:
+        if build == "mve":
+            return self.dsp if self.mve is None else self.mve
         return self.dsp if build == "dsp" or self.plain is None else self.plain
 
 
@@ -98,7 +102,9 @@ def conv_case(rng, *, n=1, h=6, w=7, cin=3, cout=5, k=(3, 3), stride=(1, 1), pad
         stride=stride, pad=pad, dilation=dil, out_hw=(oh, ow)).reshape(-1)
     case = H.Case(f"{'direct ' if direct else ''}conv n{n} {h}x{w}x{cin}->{cout} k{k} s{stride} p{pad} d{dil} g{groups} zp{zp} act{act}",
                   call, length, {"x": x, "w": wt, "bias": b, "mult": mult, "shift": shift}, scratch=has_buf)
-    return Expect(case, (rc, want))
+    mve_fails = (not direct and rc == 0 and cpu.takes_1xn_path((h, w, cin), k, stride, pad, dil, groups > 1)
+                 and cpu.mve_1xn_fails(w, k[1], stride[1], pad[1], ow))
+    return Expect(case, (rc, want), mve=(-3, untouched(length)) if mve_fails else None)
 
 
 def conv_cases() -> list[Expect]:
@@ -160,8 +166,23 @@ def dw_case(rng, *, n=1, h=6, w=7, c=5, ch_mult=1, k=(3, 3), stride=(1, 1), pad=
                                 out_hw=(oh, ow)).reshape(-1)
     case = H.Case(f"dw n{n} {h}x{w}x{c} m{ch_mult} k{k} s{stride} p{pad} d{dil} zp{zp} act{act} buf{has_buf}",
                   call, length, {"x": x, "w": wt, "bias": b, "mult": mult, "shift": shift}, scratch=has_buf)
+    mve_rc = dw_mve_rc(n, h, w, c, cout, ch_mult, k, stride, pad, dil, has_buf, ow)
     return Expect(case, (rc, untouched(length) if rc else model),
-                  (plain_rc, untouched(length) if plain_rc else model))
+                  (plain_rc, untouched(length) if plain_rc else model), mve=(mve_rc, untouched(length) if mve_rc else model))
+
+
+def dw_mve_rc(n, h, w, cin, cout, ch_mult, k, stride, pad, dil, has_buf, ow) -> int:
+    """The Helium build: one input channel runs as a convolution; no 3x3 kernel (the im2col
+    kernel always needs the buffer)."""
+    if cin == 1 and cout > 1:
+        rc = conv_rc(n, h, 1, 1, k[0], k[1], cout, stride, pad, dil, has_buf)
+        if rc == 0 and cpu.takes_1xn_path((h, w, 1), k, stride, pad, dil, False) and cpu.mve_1xn_fails(
+                w, k[1], stride[1], pad[1], ow):
+            return -3
+        return rc
+    if ch_mult == 1 and n == 1 and dil == (1, 1):
+        return -1 if cin != cout or not has_buf else 0
+    return 0
 
 
 def dw_cases() -> list[Expect]:
@@ -200,6 +221,9 @@ def fc_case(rng, *, n=1, depth=13, rows=7, zp=(3, -4), act=(-128, 127), filter_o
             f"  cmsis_nn_per_tensor_quant_params q = {{{m}, {s}}};\n"
             f"  cmsis_nn_dims id = {{{n}, 1, 1, {depth}}}, fd = {{{depth}, 1, 1, {rows}}}, bd = {{1, 1, 1, {rows}}}, "
             f"od = {{{n}, 1, 1, {rows}}};\n"
+            "#if defined(ARM_MATH_MVEI)\n"  # the MVE build reads the kernel sums from ctx.buf
+            f"  arm_vector_sum_s8(ctx.buf, {depth}, {rows}, w, {-in_zp}, {filter_offset}, {'bias' if bias else 'NULL'});\n"
+            "#endif\n"
             f"  rc = arm_fully_connected_s8(&ctx, &p, &q, &id, x, &fd, w, &bd, {'bias' if bias else 'NULL'}, &od, out);")
     want = K.fully_connected_s8(x, wt, b if bias else None, mult=int(m), shift=int(s), input_offset=-in_zp,
                                 output_offset=out_zp, filter_offset=filter_offset, act=act).reshape(-1)
@@ -252,7 +276,7 @@ def pool_case(rng, mode, *, n=1, h=6, w=6, c=5, k=(2, 2), stride=(2, 2), pad=(0,
     if not K.pool_windows_nonempty((h, w), k, stride, pad, (oh, ow)):
         return Expect(case, (-1, None), (-1, None))      # partial output: only the code is compared
     want = K.avgpool_s8(x, **kw).reshape(-1)
-    return Expect(case, ((0, want) if has_buf else (-1, untouched(length))), (0, want))
+    return Expect(case, ((0, want) if has_buf else (-1, untouched(length))), (0, want), mve=(0, want))
 
 
 def pool_cases() -> list[Expect]:
@@ -312,7 +336,7 @@ def add_case(rng, size: int, *, zps=(5, -9, 2), left_shift=20, act=(-128, 127), 
     dsp = K.elementwise_add_s8(a[None], b[None], **kw).reshape(-1)
     plain = K.elementwise_add_s8(a[None], b[None], dsp=False, **kw).reshape(-1)
     return Expect(H.Case(f"add {size} zps{zps} ls{left_shift} act{act}", call, size, {"a": a, "b": b}),
-                  (0, dsp), (0, plain))
+                  (0, dsp), (0, plain), mve=(0, plain))
 
 
 def mul_case(rng, size: int, *, zps=(3, -2, -5), act=(-128, 127)) -> Expect:
@@ -444,6 +468,22 @@ def test_upstream_on_cortex_m7_equals_model(expects, tmp_path):
     _compare(expects, H.run_qemu([e.case for e in expects], "upstream", tmp_path), "dsp", upstream=True)
 
 
+@pytest.mark.skipif(not H.qemu_available(), reason="arm-none-eabi-gcc and qemu-system-arm needed")
+def test_portable_on_cortex_m55_equals_mve_model(expects, tmp_path):
+    """Built for Helium the portable kernels keep the MVE build's contract (return codes,
+    kernel sums, sizes) and results."""
+    _compare(expects, H.run_qemu([e.case for e in expects], "portable", tmp_path, cpu="cortex-m55"), "mve")
+
+
+@needs_upstream
+@pytest.mark.skipif(not H.qemu_available(), reason="arm-none-eabi-gcc and qemu-system-arm needed")
+def test_upstream_on_cortex_m55_equals_mve_model(expects, tmp_path):
+    """Upstream's MVE (Helium) paths: the same integers as the DSP build, except where the
+    Expect says (:mod:`cmsisgen.s8.cpu`)."""
+    _compare(expects, H.run_qemu([e.case for e in expects], "upstream", tmp_path, cpu="cortex-m55"), "mve",
+             upstream=True)
+
+
 # ----------------------------------------------------------------------------- buffer sizes
 
 
@@ -480,7 +520,7 @@ def size_cases() -> list[tuple[str, str, dict]]:
                 "  rc = arm_depthwise_conv_wrapper_s8_get_buffer_size{sfx}(&p, &id, &fd, &od);"
                 % (od[3] // ind[3], pad[1], pad[0], dil[1], dil[0], *ind, *fd, *od))
         out.append((call, "dw", dict(input_dims=ind, filter_dims=fd, output_dims=od, pad=pad, dilation=dil)))
-    # No per-core variants of this one: every build run here (host, Cortex-M7) is non-MVE.
+    # No per-core variants of this one: the build it runs in answers (mve on the Cortex-M55).
     out.append(("cmsis_nn_dims id = {1, 9, 9, 7}, fd = {5, 3, 2, 7};\n"
                 "  rc = arm_convolve_s8_get_buffer_size(&id, &fd);", "conv_s8",
                 dict(input_dims=(1, 9, 9, 7), filter_dims=(5, 3, 2, 7))))
@@ -493,9 +533,11 @@ def size_cases() -> list[tuple[str, str, dict]]:
     return out
 
 
-def expected_size(kind: str, kwargs: dict, core: str) -> int:
+def expected_size(kind: str, kwargs: dict, core: str, built_for: str) -> int:
+    """``built_for``: the build the program runs (conv_s8 has no _dsp/_mve variants; plain C
+    answers as the DSP build)."""
     if kind == "conv_s8":
-        return scratch.convolve_s8(**kwargs, core="dsp")
+        return scratch.convolve_s8(**kwargs, core="mve" if built_for == "mve" else "dsp")
     fn = {"conv": scratch.convolve_wrapper_s8, "dw": scratch.depthwise_conv_wrapper_s8,
           "fc": scratch.fully_connected_s8, "avg": scratch.avgpool_s8}[kind]
     return fn(**kwargs, core=core)
@@ -505,7 +547,7 @@ def _size_run(run, suffix: str, core: str, tmp_path) -> None:
     cases = size_cases()
     results = run([H.Case(f"{kind} {kw}", call.replace("{sfx}", suffix), 0) for call, kind, kw in cases])
     got = [rc for rc, _ in results]
-    want = [expected_size(kind, kw, core) for _, kind, kw in cases]
+    want = [expected_size(kind, kw, core, core if not suffix else "plain") for _, kind, kw in cases]
     assert got == want, [(c[1], c[2], g, w) for c, g, w in zip(cases, got, want) if g != w]
 
 
@@ -524,6 +566,12 @@ def test_upstream_buffer_sizes_per_core(tmp_path, suffix, core):
 @pytest.mark.skipif(not H.qemu_available(), reason="arm-none-eabi-gcc and qemu-system-arm needed")
 def test_upstream_buffer_sizes_on_cortex_m7(tmp_path):
     _size_run(lambda cases: H.run_qemu(cases, "upstream", tmp_path), "", "dsp", tmp_path)
+
+
+@pytest.mark.skipif(not H.qemu_available(), reason="arm-none-eabi-gcc and qemu-system-arm needed")
+@pytest.mark.parametrize("library", ["portable", pytest.param("upstream", marks=needs_upstream)])
+def test_buffer_sizes_on_cortex_m55_are_the_mve_builds(tmp_path, library):
+    _size_run(lambda cases: H.run_qemu(cases, library, tmp_path, cpu="cortex-m55"), "", "mve", tmp_path)
 
 
 def test_grouped_pointwise_convolution_needs_the_im2col_buffer():
@@ -561,11 +609,12 @@ def test_softmax_params_refuse_a_scale_below_one_step():
 
 
 @pytest.mark.parametrize("source", sorted((H.PORTABLE_S8 / "Source").glob("*.c")), ids=lambda p: p.name)
-@pytest.mark.parametrize("compiler", ["gcc", "arm-none-eabi-gcc"])
-def test_portable_file_compiles_warning_free(source, compiler, tmp_path):
+@pytest.mark.parametrize("compiler, cpu", [("gcc", None), ("arm-none-eabi-gcc", "cortex-m7"),
+                                         ("arm-none-eabi-gcc", "cortex-m55")])
+def test_portable_file_compiles_warning_free(source, compiler, cpu, tmp_path):
     if shutil.which(compiler) is None:
         pytest.skip(f"{compiler} not found")
-    arch = H.CM7_FLAGS if compiler != "gcc" else []
+    arch = H.QEMU_CPUS[cpu][1] if cpu else []
     subprocess.run([compiler, *arch, "-std=c99", "-pedantic", "-O2", "-Wall", "-Wextra", "-Werror", "-Wshadow",
                     "-Wconversion", f"-I{H.PORTABLE_S8 / 'Include'}", "-c", str(source), "-o",
                     str(tmp_path / "x.o")], check=True)

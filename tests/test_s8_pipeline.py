@@ -313,3 +313,29 @@ def test_sanitized_werror_host_run_is_clean(tmp_path, monkeypatch, name):
     assert not re.findall(r"(?m)^.*(?:runtime error|AddressSanitizer|UndefinedBehaviorSanitizer).*$", proc.stderr)
     result = parse_output(proc.stdout)
     assert proc.returncode == 0 and result.total == result.passed == 3, proc.stdout + proc.stderr
+
+
+SATURATING = [L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1), L("sig1", "Sigmoid"),
+              L("ip1", "InnerProduct", num_output=5), L("tanh1", "TanH")]
+
+
+def test_a_sigmoid_or_tanh_input_stops_where_its_output_saturates(tmp_path):
+    """Values beyond where the function's output reaches its end code need no codes: the
+    input's range stops there, and every clipped value still gives the output code it would."""
+    from cmsisgen.float_forward import forward
+    proto, weights = write_model(tmp_path, SATURATING)
+    images = np.random.default_rng(5).integers(0, 256, size=(16, 8, 8, 3), dtype=np.uint8)
+    c = compile_model(proto, weights, calib_images=images, backend="s8")
+    x = c.pre.to_float(images)
+    floats = forward(c.net, x, keep=["conv1", "ip1"])
+    q = c.quant.tensors
+    lo, hi = calibrate_bounds(c.net, [x])["conv1"]
+    assert lo < q["conv1"].dequantize(-128) and q["conv1"].dequantize(127) < hi  # narrowed on both sides
+    for tensor, layer, function in (("conv1", "sig1", lambda v: 1 / (1 + np.exp(-v))), ("ip1", "tanh1", np.tanh)):
+        q_in, q_out = q[tensor], q[layer]
+        table = next(op for op in c.program.ops if op.layer == layer).params["tables"][0]
+        v = floats[tensor].ravel().astype(np.float64)
+        clipped = (v < q_in.dequantize(-128)) | (v > q_in.dequantize(127))
+        codes = table[q_in.quantize(v[clipped]).astype(int) + 128]
+        np.testing.assert_array_equal(codes, q_out.quantize(function(v[clipped])))
+    assert (table[0], table[-1]) == (-128, 127)  # the TanH's end codes are still reached

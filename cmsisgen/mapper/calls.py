@@ -120,6 +120,8 @@ class Program:
     warnings: list[str] = field(default_factory=list)
     #: the CMSIS-NN API the ops call (ops.base.BACKENDS): the code generator's frame follows it
     backend: str = "q7"
+    #: the core the s8 calls are planned for (--cpu, cmsisgen.s8.cpu): scratch sizes, kernel sums
+    cpu: str = "cortex-m7"
 
     @property
     def output(self) -> str:

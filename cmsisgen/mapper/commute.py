@@ -7,14 +7,15 @@ kernel sees it, is never above zero). After the pool the ReLU reads a window's w
 values (a quarter for 2x2 pools). Done on the lowered program, after quantization, so every
 Q format stays as the Caffe order chose it (both steps keep their input's format).
 
-Only when the ReLU's output is read by the max pool alone and is not the network output. The
+Only when the ReLU's output is read by the max pool alone and is none of the network's outputs
+(with several, not only the first: an output must keep its tensor and its step). The
 ReLU then writes the pool's tensor (the name downstream steps, the float net and the evaluation
 know it by) and the pool a new one, ``<pool output>@before_<relu>``.
 
 A plain ReLU whose input comes from a plain ReLU, or from a pooling step or a planner copy of
 such values (the max or the truncated or rounded average of non-negative values is never
-negative), is the identity: its readers read its input instead. Not when its output is the
-network output.
+negative), is the identity: its readers read its input instead. Not when its output is one of
+the network's outputs.
 """
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ _KEEP_SIGN = ("maxpool", "avepool", "copy") + _EITHER_POOL
 
 def _is_max_pool(op: Op) -> bool:
     return op.kind == "maxpool" or (op.kind in _EITHER_POOL and op.args.get("average") == 0)
+
+
+def _is_output(program: Program, tensor: str) -> bool:
+    return any(out.tensor == tensor for out in program.outputs)
 
 
 def _readers(program: Program, tensor: str) -> list[int]:
@@ -57,7 +62,7 @@ def relu_after_max_pool(program: Program) -> list[str]:
     in place; returns one note per move."""
     notes = []
     for r, relu in enumerate(program.ops):
-        if relu.kernel is not RELU or relu.output == program.output:
+        if relu.kernel is not RELU or _is_output(program, relu.output):
             continue
         readers = _readers(program, relu.output)
         if len(readers) != 1 or not _is_max_pool(program.ops[readers[0]]):
@@ -90,7 +95,7 @@ def drop_idle_relus(program: Program) -> list[str]:
     place; returns one note per ReLU dropped."""
     notes = []
     for relu in list(program.ops):
-        if relu.kernel is not RELU or relu.output == program.output or not _non_negative(program, relu.inputs[0]):
+        if relu.kernel is not RELU or _is_output(program, relu.output) or not _non_negative(program, relu.inputs[0]):
             continue
         source = relu.inputs[0]
         program.ops.remove(relu)

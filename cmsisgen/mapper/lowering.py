@@ -23,8 +23,9 @@ from .calls import NetworkOutput, Program, TensorInfo
 
 
 def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant: str = "opt",
-                forced: Optional[dict[str, str]] = None, backend: str = "q7") -> Program:
-    """Build the Program for ``net`` on ``backend``; ``net`` must have passed :func:`check_supported`."""
+                forced: Optional[dict[str, str]] = None, backend: str = "q7", cpu: str = "cortex-m7") -> Program:
+    """Build the Program for ``net`` on ``backend`` for the core ``cpu``; ``net`` must have
+    passed :func:`check_supported`."""
     (input_name, input_shape), = net.input_shapes.items()
     scales = getattr(quant, "tensors", {})  # (s8: each tensor's scale and zero point)
     tensors = {name: TensorInfo(name, tuple(shape), quant.tensor_frac.get(name, 0), scales.get(name))
@@ -42,7 +43,8 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
     for layer in net.layers:
         kind = kind_of(layer)
         ctx = LoweringContext(net=net, quant=quant, bottoms=[storage(b) for b in layer.bottoms],
-                              held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}))
+                              held=held.get(layer.bottoms[0]), fc_variant=fc_variant, forced=dict(forced or {}),
+                              cpu=cpu)
         lowered = _lowering(kind, backend)(layer, ctx)
         if lowered is None:
             alias.update((top, layer.bottoms[0]) for top in layer.tops)
@@ -54,7 +56,7 @@ def map_network(net: ir.Net, quant: Quantization, pre: Preprocessing, fc_variant
             ops.append(op)
     outputs = [_network_output(net, name, storage(name), held, quant) for name in net.outputs]
     return Program(name=net.name or "net", ops=ops, tensors=tensors, input=input_name, outputs=outputs,
-                   input_shape=tuple(input_shape), warnings=warnings, backend=backend)
+                   input_shape=tuple(input_shape), warnings=warnings, backend=backend, cpu=cpu)
 
 
 def _network_output(net: ir.Net, name: str, tensor: str, held: dict, quant: Quantization) -> NetworkOutput:

@@ -99,6 +99,7 @@ class LoweringContext:
     held: Optional[Shape]  # the spatial (C, H, W) whose HWC bytes input 0 holds, if not its own shape
     fc_variant: str = "opt"
     forced: dict[str, str] = field(default_factory=dict)  # layer -> function (--kernel)
+    cpu: str = "cortex-m7"  # --cpu: the core the s8 calls are planned for (cmsisgen.s8.cpu)
 
     def shape(self, tensor: str) -> Shape:
         return self.net.shapes[tensor]
@@ -134,6 +135,10 @@ class LayerKind:
     #: absorbing kind can take one into its weights.
     affine = False
     absorbs_affine = False
+    #: Float forward (cmsisgen.float_forward): the kind's ``forward`` gives the same floats
+    #: whatever the memory order of its NCHW inputs (no float sum over a strided axis), so a
+    #: tensor held NHWC in memory reaches it without a transposing copy; other kinds get C order.
+    forward_any_layout = False
 
     def affine_factors(self, layer: ir.Layer) -> tuple[np.ndarray, np.ndarray]:
         """An affine kind's ``(factor, offset)`` per channel, float64."""

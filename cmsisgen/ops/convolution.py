@@ -285,6 +285,7 @@ class ConvolutionParamKind(LayerKind):
 
 class Convolution(ConvolutionParamKind):
     types = ("Convolution",)
+    forward_any_layout = True  # it reads its input as NHWC whatever the memory order
 
     def output_shape(self, net: ir.Net, layer: ir.Layer) -> Shape:
         p, (c, h, w) = checked_input(net, layer)
@@ -390,12 +391,12 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
     """Cross-correlation with zero padding, as Caffe's im2col + GEMM computes it.
 
     The columns (HWC tap order, :func:`cmsisgen.im2col.im2col`) are multiplied in float32
-    BLAS a cache-sized chunk of images at a time, each chunk's result turned to NCHW while
-    it is still in cache; the groups of a grouped convolution are one batched product. A
-    depthwise convolution (one channel per group) sums its taps as whole-tensor products
-    instead: no columns, no per-channel Python loop. A dilated convolution, or one padded by
-    as much as its kernel (where a padded copy could be huge), takes the general path
-    (:func:`_general_convolution`).
+    BLAS a cache-sized chunk of images at a time, straight into the NHWC output (returned as
+    its NCHW view: no transposing copy, and the next convolution reads NHWC); the groups of a
+    grouped convolution are one batched product. A depthwise convolution (one channel per
+    group) sums its taps as whole-tensor products instead: no columns, no per-channel Python
+    loop. A dilated convolution, or one padded by as much as its kernel (where a padded copy
+    could be huge), takes the general path (:func:`_general_convolution`).
     """
     p: ir.ConvParams = layer.params  # type: ignore[assignment]
     n, c, h, w = x.shape
@@ -403,15 +404,15 @@ def convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
         return _general_convolution(x, layer)
     oh = conv_out(h, p.kernel_h, p.stride_h, p.pad_h)
     ow = conv_out(w, p.kernel_w, p.stride_w, p.pad_w)
-    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
     weights = layer.blobs[0].astype(np.float32)
     bias = layer.blobs[1].astype(np.float32) if p.bias_term else None
     if p.group != c or c != p.num_output:
-        return _im2col_gemm(padded, weights, bias, p, oh, ow)
+        return _im2col_gemm(x.transpose(0, 2, 3, 1), weights, bias, p, oh, ow).transpose(0, 3, 1, 2)
+    padded = np.pad(x.transpose(0, 2, 3, 1), ((0, 0), (p.pad_h, p.pad_h), (p.pad_w, p.pad_w), (0, 0)))
     out = _depthwise(padded, weights, p, oh, ow)
     if bias is not None:
         out += bias
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return out.transpose(0, 3, 1, 2)
 
 
 def _general_convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
@@ -440,7 +441,7 @@ def _general_convolution(x: np.ndarray, layer: ir.Layer) -> np.ndarray:
             out[start:start + chunk, :, :, g * out_g:(g + 1) * out_g] = (cg @ wg.T).reshape(xb.shape[0], oh, ow, out_g)
     if p.bias_term:
         out += layer.blobs[1].astype(np.float32)
-    return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    return out.transpose(0, 3, 1, 2)
 
 
 def _taps(padded: np.ndarray, p: ir.ConvParams, oh: int, ow: int):
@@ -461,28 +462,32 @@ def _depthwise(padded: np.ndarray, weights: np.ndarray, p: ir.ConvParams, oh: in
     return out
 
 
-def _im2col_gemm(padded: np.ndarray, weights: np.ndarray, bias: Optional[np.ndarray], p: ir.ConvParams,
+def _im2col_gemm(x: np.ndarray, weights: np.ndarray, bias: Optional[np.ndarray], p: ir.ConvParams,
                  oh: int, ow: int) -> np.ndarray:
-    """NCHW output: im2col columns (HWC tap order) times the filters, plus the bias, one GEMM
-    per chunk of images into a reused buffer."""
-    n, c = padded.shape[0], padded.shape[3]
+    """NHWC output of NHWC ``x``: im2col columns (HWC tap order) times the filters, plus the
+    bias, one GEMM per chunk of images into the output; the chunk's zero-padded images and
+    columns live in buffers reused from chunk to chunk (no fresh pages)."""
+    n, h, w, c = x.shape
     kh, kw, groups = p.kernel_h, p.kernel_w, p.group
     in_g, out_g = c // groups, p.num_output // groups
     # (groups, kh*kw*in_g, out_g): each group's filters as contiguous GEMM columns, taps in HWC order
     filters = np.ascontiguousarray(weights.reshape(groups, out_g, in_g, kh, kw).transpose(0, 3, 4, 2, 1)
                                    .reshape(groups, -1, out_g))
-    out = np.empty((n, p.num_output, oh, ow), dtype=np.float32)
-    chunk = images_per_chunk(oh * ow * kh * kw * c)
-    buffer = np.empty((min(chunk, n) * oh * ow, p.num_output), dtype=np.float32)
+    out = np.empty((n, oh, ow, p.num_output), dtype=np.float32)
+    chunk = max(1, min(n, images_per_chunk(oh * ow * kh * kw * c)))
+    padded = np.zeros((chunk, h + 2 * p.pad_h, w + 2 * p.pad_w, c), dtype=np.float32)
+    buffer = np.empty((chunk * oh * ow, kh * kw * c), dtype=np.float32)
     for start in range(0, n, chunk):
-        cols = im2col(padded[start:start + chunk], kh, kw, p.stride_h, p.stride_w, oh, ow)
-        images, rows = cols.shape[0], cols.shape[0] * oh * ow
+        images = min(chunk, n - start)
+        padded[:images, p.pad_h:p.pad_h + h, p.pad_w:p.pad_w + w] = x[start:start + images]
+        rows = images * oh * ow
+        cols = im2col(padded[:images], kh, kw, p.stride_h, p.stride_w, oh, ow, out=buffer)
+        target = out[start:start + images].reshape(rows, p.num_output)
         if groups == 1:
-            product = np.matmul(cols.reshape(rows, -1), filters[0], out=buffer[:rows])
+            np.matmul(cols, filters[0], out=target)
         else:  # (groups, rows, taps) @ (groups, taps, out_g) -> (rows, groups, out_g)
             grouped = cols.reshape(rows, kh * kw, groups, in_g).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
-            product = np.matmul(grouped, filters).transpose(1, 0, 2).reshape(rows, p.num_output)
+            target[...] = np.matmul(grouped, filters).transpose(1, 0, 2).reshape(rows, p.num_output)
         if bias is not None:
-            product += bias
-        out[start:start + images] = product.reshape(images, oh, ow, p.num_output).transpose(0, 3, 1, 2)
+            target += bias
     return out

@@ -27,6 +27,7 @@ from .. import ir
 from ..mapper.calls import Op
 from ..mapper.rules import Site, rule, sizes_fit_int16, square_geometry
 from ..simulator import kernels
+from ..simulator.separable_pool import reduce_taps
 from . import pooling_nn
 from .base import (Candidate, Choice, Kernel, LayerKind, LoweringContext, Shape, choose, fail, formats,
                    generic_site, in_place, one_input, stem)
@@ -183,6 +184,7 @@ AVEPOOL = Kernel("avepool", _simulate_dsp, _DSP_CALL.replace("BUFFER_A", "(q7_t 
 class Pooling(LayerKind):
     types = ("Pooling",)
     keeps_format = True
+    forward_any_layout = True  # strided maxima and tap-by-tap sums; global and wide windows take C order
 
     def parse(self, layer: Any, err: ErrorMaker) -> ir.PoolParams:
         pp = layer.pooling_param
@@ -307,14 +309,12 @@ def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:
     n, c, h, w = x.shape
     if p.global_pooling:
         reduce = np.max if p.method == "max" else np.mean
-        return reduce(x, axis=(2, 3), keepdims=True).astype(np.float32)
+        return reduce(np.ascontiguousarray(x), axis=(2, 3), keepdims=True).astype(np.float32)
     out_h, out_w = pool_out_hw(h, w, p)
     if p.kernel_w >= PAIRWISE_SUM_FROM:
-        return _pooling_by_window(x, p, out_h, out_w)
-    padded = _padded(x, p, out_h, out_w)
-    combine = np.maximum if p.method == "max" else np.add
-    rows = _reduce_taps(padded, 2, p.kernel_h, p.stride_h, out_h, combine)
-    out = _reduce_taps(rows, 3, p.kernel_w, p.stride_w, out_w, combine)
+        return _pooling_by_window(np.ascontiguousarray(x), p, out_h, out_w)
+    rows = _reduce_taps(x, 2, p.kernel_h, p.stride_h, p.pad_h, out_h, p.method)
+    out = _reduce_taps(rows, 3, p.kernel_w, p.stride_w, p.pad_w, out_w, p.method)
     if p.method != "max":
         _, _, hsize = pool_windows(h, out_h, p.kernel_h, p.stride_h, p.pad_h)
         _, _, wsize = pool_windows(w, out_w, p.kernel_w, p.stride_w, p.pad_w)
@@ -326,29 +326,14 @@ def pooling(x: np.ndarray, p: ir.PoolParams) -> np.ndarray:
 PAIRWISE_SUM_FROM = 8
 
 
-def _padded(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:
-    """``x`` inside a border that every window fits in: -inf for max (never chosen), 0 for
-    average (adds nothing; the divisor comes from :func:`pool_windows`)."""
-    n, c, h, w = x.shape
-    height = max(p.pad_h + h, (out_h - 1) * p.stride_h + p.kernel_h)
-    width = max(p.pad_w + w, (out_w - 1) * p.stride_w + p.kernel_w)
-    padded = np.full((n, c, height, width), -np.inf if p.method == "max" else 0.0, dtype=np.float32)
-    padded[:, :, p.pad_h:p.pad_h + h, p.pad_w:p.pad_w + w] = x
-    return padded
-
-
-def _reduce_taps(x: np.ndarray, axis: int, kernel: int, stride: int, size: int, combine) -> np.ndarray:
-    """Windows along one axis reduced one tap at a time over whole tensors, first tap first:
-    the order numpy's slice reduction adds in, so sums are the same floats."""
-    def tap(k: int) -> np.ndarray:
-        index = [slice(None)] * x.ndim
-        index[axis] = slice(k, k + stride * (size - 1) + 1, stride)
-        return x[tuple(index)]
-
-    out = tap(0).copy()
-    for k in range(1, kernel):
-        combine(out, tap(k), out=out)
-    return out
+def _reduce_taps(x: np.ndarray, axis: int, kernel: int, stride: int, pad: int, size: int, method: str) -> np.ndarray:
+    """Windows along one axis reduced one tap at a time over whole strided views, first tap
+    first (the order numpy's slice reduction adds in, so sums are the same floats); a tap in
+    the padding or past the image adds nothing (0 for the sum, never the maximum). The result
+    keeps ``x``'s memory order."""
+    if method == "max":
+        return reduce_taps(x, size, axis, kernel, stride, pad, np.maximum, -np.inf)
+    return reduce_taps(x, size, axis, kernel, stride, pad, np.add, 0.0)
 
 
 def _pooling_by_window(x: np.ndarray, p: ir.PoolParams, out_h: int, out_w: int) -> np.ndarray:

@@ -59,6 +59,7 @@ class ReLU(LayerKind):
     choice = CHOICE
     keeps_format = True
     keeps_bytes = True
+    forward_any_layout = True  # elementwise: the output keeps the input's memory order
 
     def parse(self, layer: Any, err: ErrorMaker) -> ir.NoParams:
         return ir.NoParams(negative_slope=float(layer.relu_param.negative_slope))
@@ -66,8 +67,8 @@ class ReLU(LayerKind):
     def forward(self, layer: ir.Layer, inputs: list[np.ndarray]) -> list[np.ndarray]:
         slope = np.float32(layer.params.negative_slope)  # type: ignore[union-attr]
         x = inputs[0]
-        return [(np.maximum(x, 0) + slope * np.minimum(x, 0)).astype(np.float32) if slope else
-                np.maximum(x, 0).astype(np.float32)]
+        return [(np.maximum(x, 0) + slope * np.minimum(x, 0)).astype(np.float32, copy=False) if slope else
+                np.maximum(x, 0).astype(np.float32, copy=False)]
 
     def clamps(self, layer: ir.Layer) -> bool:
         """A plain ReLU outputs max(x, 0): its input needs only its positive range."""

@@ -94,8 +94,11 @@ const int32_t {{ prefix }}_SHIFT[{{ prefix }}_CHANNELS] NN_WEIGHT_SECTION = {
 
 
 def _conv_kernel(kind: str, simulate, params_type: str, function: str, params_head: str, filter_dims: str,
-                 layout: str) -> Kernel:
-    """A convolution call (dense/grouped or depthwise): the same frame, its own parameter struct."""
+                 layout: str, get_size: str = "", upscale: str = "") -> Kernel:
+    """A convolution call (dense/grouped or depthwise): the same frame, its own parameter struct.
+    ``get_size``: the size call (default: the function's, with the four dims the wrappers take);
+    ``upscale``: arm_convolve_s8's extra argument before the output dims."""
+    get_size = get_size or f"{function}_get_buffer_size(&conv_params, &input_dims, &filter_dims, &output_dims)"
     return Kernel(
         kind, simulate,
         call="""\
@@ -105,11 +108,11 @@ def _conv_kernel(kind: str, simulate, params_type: str, function: str, params_he
         static const cmsis_nn_dims input_dims = {{ prefix }}_INPUT_DIMS, filter_dims = {{ prefix }}_FILTER_DIMS,
                                    bias_dims = {{ prefix }}_BIAS_DIMS, output_dims = {{ prefix }}_OUTPUT_DIMS;
         const cmsis_nn_per_channel_quant_params quant_params = { (int32_t *){{ prefix }}_MULT, (int32_t *){{ prefix }}_SHIFT };
-{%% set get_size = "%(function)s_get_buffer_size(&conv_params, &input_dims, &filter_dims, &output_dims)" %%}
-""" % {"type": params_type, "function": function} + _CONTEXT + """\
+{%% set get_size = "%(get_size)s" %%}
+""" % {"type": params_type, "get_size": get_size} + _CONTEXT + """\
         status = %(function)s(&ctx, &conv_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
-                 &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims, {{ out }});
-""" % {"function": function} + _STATUS,
+                 &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, %(upscale)s&output_dims, {{ out }});
+""" % {"function": function, "upscale": upscale} + _STATUS,
         parameters="""\
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, scratch {{ op.scratch_bytes }} bytes */
 #define {{ prefix }}_CONV_PARAMS { {{ op.params.input_offset }}, {{ op.params.output_offset }}, """ + params_head + """\\
@@ -129,6 +132,13 @@ CONV_S8 = _conv_kernel(
     "conv_s8", _per_channel(kernels.conv_s8), "cmsis_nn_conv_params", "arm_convolve_wrapper_s8", "",
     "{ {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }",
     "[out][kernel_y][kernel_x][in / group]")
+#: arm_convolve_s8 itself (no upscale): on Helium, a one-row convolution whose padding the
+#: wrapper's MVE arm_convolve_1_x_n_s8 refuses (cmsisgen.s8.cpu.mve_1xn_fails).
+CONV_S8_DIRECT = _conv_kernel(
+    "conv_s8_direct", _per_channel(kernels.conv_s8), "cmsis_nn_conv_params", "arm_convolve_s8", "",
+    "{ {{ op.weights.shape[0] }}, {{ op.weights.shape[1] }}, {{ op.weights.shape[2] }}, {{ op.weights.shape[3] }} }",
+    "[out][kernel_y][kernel_x][in / group]", get_size="arm_convolve_s8_get_buffer_size(&input_dims, &filter_dims)",
+    upscale="NULL, ")
 DEPTHWISE_S8 = _conv_kernel(
     "depthwise_s8", _per_channel(kernels.depthwise_conv_s8, "ch_mult"), "cmsis_nn_dw_conv_params",
     "arm_depthwise_conv_wrapper_s8",
@@ -146,7 +156,13 @@ FC_S8 = Kernel(
         static const cmsis_nn_dims input_dims = { 1, 1, 1, {{ prefix }}_DEPTH }, filter_dims = { {{ prefix }}_DEPTH, 1, 1, {{ prefix }}_ROWS },
                                    bias_dims = { 1, 1, 1, {{ prefix }}_ROWS }, output_dims = { 1, 1, 1, {{ prefix }}_ROWS };
 {% set get_size = "arm_fully_connected_s8_get_buffer_size(&filter_dims)" %}
+{% if op.params.kernel_sums is defined %}
+        /* the MVE build reads each row's kernel sum from ctx.buf (computed by cmsisgen, in flash) */
+        const cmsis_nn_context ctx = { (void *){{ prefix }}_KSUM, {{ prefix }}_ROWS * (int32_t)sizeof(int32_t) };
+        NN_CHECK_SCRATCH({{ get_size }}, {{ prefix }}_ROWS * (int32_t)sizeof(int32_t));
+{% else %}
 """ + _CONTEXT + """\
+{% endif %}
         status = arm_fully_connected_s8(&ctx, &fc_params, &quant_params, &input_dims, {{ buf[op.inputs[0]] }},
                                         &filter_dims, {{ prefix }}_WT, &bias_dims, {{ prefix }}_BIAS, &output_dims,
                                         {{ out }});
@@ -168,6 +184,12 @@ const int8_t {{ prefix }}_WT[{{ prefix }}_WT_SIZE] NN_WEIGHT_SECTION = {
 const int32_t {{ prefix }}_BIAS[{{ prefix }}_ROWS] NN_WEIGHT_SECTION = {
 {{ op.bias | c_array }}
 };
+{% if op.params.kernel_sums is defined %}
+/* {{ op.layer }}: kernel sums the Helium (MVE) build reads, computed at compile time: per row bias + input_offset * sum(row) */
+const int32_t {{ prefix }}_KSUM[{{ prefix }}_ROWS] NN_WEIGHT_SECTION = {
+{{ op.params.kernel_sums | c_array }}
+};
+{% endif %}
 """)
 
 _POOL_CALL = """\
@@ -238,7 +260,8 @@ def _add(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
     r = p["rescale"]
     return kernels.elementwise_add_s8(inputs[0], inputs[1].reshape(inputs[0].shape),
                                       input_1=(p["offsets"][0], *r.input_1), input_2=(p["offsets"][1], *r.input_2),
-                                      output=(p["output_offset"], *r.output), left_shift=r.left_shift, act=p["act"])
+                                      output=(p["output_offset"], *r.output), left_shift=r.left_shift, act=p["act"],
+                                      dsp=p.get("dsp_lanes", True))
 
 
 def _mul(op: Op, inputs: list[np.ndarray]) -> np.ndarray:

@@ -6,13 +6,16 @@ from typing import TYPE_CHECKING
 
 from .. import ir
 from ..ops.base import LoweringContext
+from .cpu import scratch_core
 from .roles import fused_relu
 
 if TYPE_CHECKING:
     from ..quantizer_s8 import QuantizationS8
 
-#: The core whose *_get_buffer_size answers the plan uses (Cortex-M4/M7/M33 with GCC).
-CORE = "dsp"
+def core(ctx: LoweringContext) -> str:
+    """The build whose *_get_buffer_size answers the plan uses: CMSIS-NN's DSP build for the
+    Cortex-M7 (GCC), its MVE build for the Cortex-M55 (--cpu, :mod:`cmsisgen.s8.cpu`)."""
+    return scratch_core(ctx.cpu)
 
 
 def quant(ctx: LoweringContext) -> "QuantizationS8":

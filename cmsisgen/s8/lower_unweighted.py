@@ -17,7 +17,8 @@ from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
 from ..ops.scale import Scale
 from . import calls, scratch
-from .context import CORE, act_range, quant
+from .context import act_range, core, quant
+from .cpu import dsp_lanes
 from .lower_own import lookup
 from .roles import eltwise_max, leaky
 
@@ -56,7 +57,8 @@ def pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
         return Op(**common, kernel=calls.MAXPOOL_S8, function="arm_max_pool_s8")
     if not ave_divisor_matches_caffe(ctx.net, layer):
         return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
-    return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8", scratch_bytes=scratch.avgpool_s8(ow, c, CORE))
+    return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8",
+              scratch_bytes=scratch.avgpool_s8(ow, c, core(ctx)))
 
 
 def softmax(layer: ir.Layer, ctx: LoweringContext) -> Op:
@@ -74,7 +76,7 @@ def eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
     tensors = quant(ctx).tensors
     offsets = [-tensors[b].zero_point for b in layer.bottoms]
     params = dict(rescale=quant(ctx).params[layer.name], offsets=offsets, act=act_range(ctx, layer.tops[0]),
-                  output_offset=tensors[layer.tops[0]].zero_point)
+                  output_offset=tensors[layer.tops[0]].zero_point, dsp_lanes=dsp_lanes(ctx.cpu))
     product = layer.params.operation == "prod"  # type: ignore[union-attr]
     return Op(**stem(layer), kernel=calls.MUL_S8 if product else calls.ADD_S8,
               function="arm_elementwise_mul_s8" if product else "arm_elementwise_add_s8", inputs=ctx.bottoms,

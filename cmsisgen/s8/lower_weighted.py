@@ -14,7 +14,9 @@ from ..mapper.calls import Op
 from ..ops.base import LoweringContext, stem
 from ..ops.convolution_depthwise import resolved_depthwise
 from . import calls, scratch
-from .context import CORE, act_range, offsets, quant
+from .context import act_range, core, offsets, quant
+from .cpu import has_mve, mve_1xn_fails, takes_1xn_path
+from .kernel_sums import fc_kernel_sums
 
 
 def depthwise(net: ir.Net, layer: ir.Layer) -> bool:
@@ -39,15 +41,26 @@ def convolution(layer: ir.Layer, ctx: LoweringContext) -> Op:
     if depthwise(ctx.net, layer):
         dw = np.ascontiguousarray(weights[:, :, :, 0].transpose(1, 2, 0))  # [kh, kw, oc]
         params["ch_mult"] = oc // c
-        need = scratch.depthwise_conv_wrapper_s8(dims[0], (1, p.kernel_h, p.kernel_w, oc), dims[2], core=CORE,
+        need = scratch.depthwise_conv_wrapper_s8(dims[0], (1, p.kernel_h, p.kernel_w, oc), dims[2], core=core(ctx),
                                                  **geometry)
         return Op(**common, kernel=calls.DEPTHWISE_S8, function="arm_depthwise_conv_wrapper_s8", weights=dw,
                   weight_data=dw.reshape(-1), scratch_bytes=need)
-    need = scratch.convolve_wrapper_s8(*dims, core=CORE, **geometry)
+    if _mve_1xn_fails(ctx, (h, w, c), p, ow):
+        return Op(**common, kernel=calls.CONV_S8_DIRECT, function="arm_convolve_s8", weights=weights,
+                  weight_data=weights.reshape(-1), scratch_bytes=scratch.convolve_s8(dims[0], dims[1], core(ctx)))
+    need = scratch.convolve_wrapper_s8(*dims, core=core(ctx), **geometry)
     if p.group > 1:  # the wrapper's size ignores groups on its 1x1 path, then runs arm_convolve_s8
-        need = max(need, scratch.convolve_s8(dims[0], dims[1], CORE))
+        need = max(need, scratch.convolve_s8(dims[0], dims[1], core(ctx)))
     return Op(**common, kernel=calls.CONV_S8, function="arm_convolve_wrapper_s8", weights=weights,
               weight_data=weights.reshape(-1), scratch_bytes=need)
+
+
+def _mve_1xn_fails(ctx: LoweringContext, in_shape: tuple[int, int, int], p: ir.ConvParams, out_w: int) -> bool:
+    """On Helium the wrapper would run arm_convolve_1_x_n_s8, which fails for this padding
+    (:func:`cmsisgen.s8.cpu.mve_1xn_fails`): the layer calls arm_convolve_s8 instead."""
+    return (has_mve(ctx.cpu) and takes_1xn_path(in_shape, (p.kernel_h, p.kernel_w), (p.stride_h, p.stride_w),
+                                                (p.pad_h, p.pad_w), (p.dilation_h, p.dilation_w), p.group > 1)
+            and mve_1xn_fails(in_shape[1], p.kernel_w, p.stride_w, p.pad_w, out_w))
 
 
 def convolution_depthwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
@@ -64,7 +77,7 @@ def scale(layer: ir.Layer, ctx: LoweringContext) -> Op:
     geometry = {"stride": (1, 1), "pad": (0, 0), "dilation": (1, 1)}
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=lq.mult, shift=lq.shift,
                   weight_scales=lq.weight_scales, out_hw=(h, w), ch_mult=1, **geometry)
-    need = scratch.depthwise_conv_wrapper_s8((1, h, w, c), (1, 1, 1, c), (1, h, w, c), core=CORE, **geometry)
+    need = scratch.depthwise_conv_wrapper_s8((1, h, w, c), (1, 1, 1, c), (1, h, w, c), core=core(ctx), **geometry)
     return Op(**stem(layer), kernel=calls.DEPTHWISE_S8, function="arm_depthwise_conv_wrapper_s8", inputs=ctx.bottoms,
               in_shape=(h, w, c), weights=weights, bias=lq.bias, weight_data=weights.reshape(-1),
               weight_bytes=weights.size + 4 * (lq.bias.size + lq.mult.size + lq.shift.size), scratch_bytes=need,
@@ -81,10 +94,15 @@ def inner_product(layer: ir.Layer, ctx: LoweringContext) -> Op:
     depth, rows = c * h * w, matrix.shape[0]
     params = dict(offsets(ctx, layer), act=act_range(ctx, layer.tops[0]), mult=int(lq.mult[0]),
                   shift=int(lq.shift[0]), weight_scales=lq.weight_scales)
+    # On Helium the library reads each row's kernel sum from ctx.buf: computed here, kept in flash.
+    sums = fc_kernel_sums(matrix, lq.bias, params["input_offset"]) if has_mve(ctx.cpu) else None
+    if sums is not None:
+        params["kernel_sums"] = sums
     return Op(**stem(layer), kernel=calls.FC_S8, function="arm_fully_connected_s8", inputs=ctx.bottoms,
               in_shape=(1, 1, depth), args={"depth": depth, "rows": rows}, weights=matrix, bias=lq.bias,
-              weight_data=matrix.reshape(-1), weight_bytes=matrix.size + 4 * lq.bias.size,
-              scratch_bytes=scratch.fully_connected_s8((depth, 1, 1, rows), CORE), macs=depth * rows, params=params)
+              weight_data=matrix.reshape(-1), weight_bytes=matrix.size + 4 * lq.bias.size * (1 if sums is None else 2),
+              scratch_bytes=0 if sums is not None else scratch.fully_connected_s8((depth, 1, 1, rows), core(ctx)),
+              macs=depth * rows, params=params)
 
 
 def deconvolution(layer: ir.Layer, ctx: LoweringContext) -> Op:

@@ -6,7 +6,8 @@ needs integer parameters of its own once the ranges are known is answered here, 
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+import math
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from ..ops.pooling import Pooling
 from ..ops.relu import ReLU
 from ..ops.scale import Scale
 from ..ops.softmax import Softmax
+from ..ops.table_activation import SIGMOID, TANH
 from .quantization import TensorQuant, add_params, mul_params, softmax_params
 
 #: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
@@ -68,6 +70,23 @@ def commutes_with_relu(layer: ir.Layer) -> bool:
     kind = kind_of(layer)
     return (kind.alias or isinstance(kind, (Concat, ByteMover)) or eltwise_max(layer)
             or isinstance(kind, Pooling) and layer.params.method == "max")  # type: ignore[union-attr]
+
+
+def saturating_inverse(layer: ir.Layer) -> Optional[tuple[Callable[[float], float], float, float]]:
+    """A Sigmoid's or TanH's inverse and the limits of its output (None for other kinds): their
+    input beyond where the output reaches its end codes cannot change the output, so it need
+    not be represented."""
+    kind = kind_of(layer)
+    if kind is SIGMOID:
+        return (lambda p: _inverse(p, 0.0, lambda v: math.log(v / (1.0 - v)))), 0.0, 1.0
+    if kind is TANH:
+        return (lambda p: _inverse(p, -1.0, math.atanh)), -1.0, 1.0
+    return None
+
+
+def _inverse(p: float, low: float, inverse: Callable[[float], float]) -> float:
+    """``inverse(p)`` inside the function's open range (low, 1); its infinite limits outside."""
+    return -math.inf if p <= low else math.inf if p >= 1.0 else inverse(p)
 
 
 def fused_relu(net: ir.Net, tensor: str) -> bool:

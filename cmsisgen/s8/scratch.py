@@ -27,6 +27,11 @@ Dims = tuple[int, int, int, int]
 Pair = tuple[int, int]
 
 
+def c_mod(a: int, b: int) -> int:
+    """C's ``a % b`` (the sign of the dividend), as upstream's size functions compute it."""
+    return a - b * int(a / b)
+
+
 def _check(core: str) -> None:
     if core not in CORES:
         raise ValueError(f"unknown core {core!r}: expected one of {', '.join(CORES)}")
@@ -45,7 +50,7 @@ def _conv_1_x_n_mve(input_dims: Dims, filter_dims: Dims, output_dims: Dims, stri
     """arm_convolve_1_x_n_s8_get_buffer_size on MVE: one padded im2col row at either end."""
     c, kernel_x, out_x = input_dims[3], filter_dims[2], output_dims[2]
     total_pad = (out_x - 1) * stride_w + kernel_x - input_dims[2]
-    asym = total_pad % 2
+    asym = c_mod(total_pad, 2)  # -1 for a negative odd total, as in C
     right = max(1, (pad_w + asym + stride_w - 1) // stride_w) if pad_w + asym else 0
     left = max(1, (pad_w + stride_w - 1) // stride_w) if pad_w else 0
     if right + max(out_x - (right + left), 0) + left != out_x:

@@ -27,10 +27,10 @@ saturation), then store ``__SSAT(acc >> out_rshift, 8)``:
 * ``>>`` on a negative ``q31_t`` is an arithmetic shift on every compiler the library
   supports, so the result is ``floor(acc / 2**s)`` (numpy ``>>`` on int64 is the same).
 * ``__SSAT(v, 8)`` clamps to [-128, 127] (:func:`saturate_q7`).
-* The sums are formed exactly here (float32/float64 matmul chosen so that every partial
-  sum is an integer the float type represents exactly, see ``_exact_float_type``) and
-  then wrapped to int32 to mirror the modular SMLAD accumulator; real models never get
-  near that wrap.
+* The sums are formed exactly here: conv and FC as a float32/float64 product in which
+  every partial sum is provably exact, the shift and the start riding along
+  (:class:`cmsisgen.simulator.exact_gemm.QuantizedProduct`), wrapped to int32 as the
+  modular SMLAD accumulator does where a sum could reach that (real models never do).
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..im2col import im2col, images_per_chunk
+from .exact_gemm import QuantizedProduct, nn_round
+from .exact_gemm import wrap_int32 as _wrap_int32
+from .separable_pool import pool_separable
 
 __all__ = [
     "nn_round",
@@ -58,38 +61,12 @@ __all__ = [
 
 
 
-def nn_round(out_rshift: int) -> int:
-    """``NN_ROUND(out_rshift) = (1 << out_rshift) >> 1``: half an output LSB, 0 for shift 0.
-
-    Added to the accumulator before the right shift so that the shift rounds half up.
-    """
-    out_rshift = int(out_rshift)
-    if out_rshift < 0:
-        raise ValueError(f"out_rshift must be >= 0, got {out_rshift}")
-    return (1 << out_rshift) >> 1
-
-
 def saturate_q7(values) -> np.ndarray:
     """``__SSAT(v, 8)``: clamp integers to [-128, 127] and return int8."""
     v = np.asarray(values)
     if not np.issubdtype(v.dtype, np.integer):
         v = v.astype(np.int64)
     return np.clip(v, -128, 127).astype(np.int8)
-
-
-def _wrap_int32(acc: np.ndarray) -> np.ndarray:
-    """Two's complement wrap of an int64 array to 32 bits (the SMLAD accumulator)."""
-    return ((acc + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
-
-
-def _exact_float_type(k: int):
-    """Cheapest float dtype in which a k-term int8*int8 dot product is exact.
-
-    Each product has magnitude <= 2**14, so every partial sum (in any summation order,
-    with or without FMA) is an integer of magnitude <= k * 2**14. float32 represents all
-    integers up to 2**24 exactly, so it is exact for k <= 1024; float64 (2**53) beyond.
-    """
-    return np.float32 if k * (1 << 14) <= (1 << 24) else np.float64
 
 
 def _requantize(acc: np.ndarray, bias: np.ndarray, bias_lshift: int, out_rshift: int, k: int) -> np.ndarray:
@@ -186,23 +163,24 @@ def conv_hwc_q7(x, w, bias, *, stride, pad, out_hw, bias_lshift: int, out_rshift
     n, h, wd, cin = x.shape
     cout, kh, kw, _ = w.shape
 
-    # Zero padded copy big enough for every window.
+    k = kh * kw * cin
+    product = QuantizedProduct(w.reshape(cout, k), bias, bias_lshift, out_rshift)
+    out = np.empty((n, oh, ow, cout), dtype=np.int8)
+    chunk = max(1, min(n, images_per_chunk(oh * ow * product.columns)))
+    # Reused from chunk to chunk (no fresh pages): the zero-padded images converted to the
+    # product's float type (their border stays 0), the column rows, the product.
     hp = max(h + ph, (oh - 1) * sh + kh)
     wp = max(wd + pw, (ow - 1) * sw + kw)
-    xp = np.zeros((n, hp, wp, cin), dtype=np.int8)
-    xp[:, ph : ph + h, pw : pw + wd, :] = x
-
-    k = kh * kw * cin
-    ftype = _exact_float_type(k)
-    wmat = np.ascontiguousarray(w.reshape(cout, k).astype(ftype).T)  # [K, Cout]
-    out = np.empty((n, oh, ow, cout), dtype=np.int8)
-    chunk = images_per_chunk(oh * ow * k)
-    buffer = np.empty((min(chunk, n) * oh * ow, cout), dtype=ftype)  # reused: no fresh pages per chunk
+    padded = np.zeros((chunk, hp, wp, cin), dtype=product.dtype)
+    rows = product.rows(chunk * oh * ow)
+    acc = np.empty((chunk * oh * ow, cout), dtype=product.dtype)
     for b0 in range(0, n, chunk):
-        cols = im2col(xp[b0 : b0 + chunk], kh, kw, sh, sw, oh, ow, dtype=ftype)
-        nb = cols.shape[0]
-        acc = np.matmul(cols.reshape(nb * oh * ow, k), wmat, out=buffer[: nb * oh * ow])
-        out[b0 : b0 + nb] = _requantize(acc, bias, bias_lshift, out_rshift, k).reshape(nb, oh, ow, cout)
+        nb = min(chunk, n - b0)
+        padded[:nb, ph:ph + h, pw:pw + wd] = x[b0:b0 + nb]
+        im2col(padded[:nb], kh, kw, sh, sw, oh, ow, out=rows)
+        m = nb * oh * ow
+        np.matmul(rows[:m], product.weights, out=acc[:m])
+        product.finish(acc[:m], out[b0:b0 + nb].reshape(m, cout))
     return out
 
 
@@ -342,6 +320,8 @@ def _trunc_div(num: np.ndarray, den: int) -> np.ndarray:
 
 def _pool_dsp(x, kernel, pad, stride, out_dim, mode: str, return_im_in: bool):
     x, h, k, p, s, o = _check_pool(x, kernel, pad, stride, out_dim)
+    if not return_im_in and pool_dsp_matches_plain_c_windows(h, k, p, s, o) and p < k:
+        return pool_separable(x, k, p, s, o, mode)  # the same result as the passes below, faster
     buf = x.copy()  # models Im_in (int8), overwritten in place by the row pass
     # Row (x) pass: output column i is written into input column i of the same row,
     # in increasing i, so later windows that reach back to columns < i read the
@@ -480,9 +460,7 @@ def fully_connected_q7(vec, w, bias, *, bias_lshift: int, out_rshift: int) -> np
         raise ValueError(f"bias length {bias.shape[0]} != dim_out {w.shape[0]}")
     if w.shape[1] > 0xFFFF or w.shape[0] > 0xFFFF:
         raise ValueError("dim_vec and dim_out must fit uint16")
-    ftype = _exact_float_type(w.shape[1])
-    acc = vec.astype(ftype) @ w.astype(ftype).T
-    return _requantize(acc, bias, bias_lshift, out_rshift, w.shape[1])
+    return QuantizedProduct(w, bias, bias_lshift, out_rshift)(vec)
 
 
 def softmax_q7(vec) -> np.ndarray:

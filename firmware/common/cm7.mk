@@ -1,13 +1,15 @@
-# Shared by firmware/qemu_m7/Makefile and firmware/stm32f7/Makefile: the Cortex-M7 toolchain,
-# flags, link and size report. Included after BUILD_DIR is set.
+# Shared by firmware/qemu_m7, qemu_m55 (through common/qemu_selftest.mk) and stm32f7: the
+# Cortex-M toolchain, flags, link and size report. Included after BUILD_DIR is set.
 #
-# In:  FW_DIR, HERE (the target folder, with its linker.ld), FPU (the part's -mfpu= value),
+# In:  FW_DIR, HERE (the target folder, with its linker.ld), CPU (-mcpu= value, set with := by the includer),
+#      FPU (the part's -mfpu= value; empty: the CPU's own, as for cortex-m55),
 #      BUILD_DIR; for `size`: MODEL_DIR, KERNEL_DIR, SIZE_REPORT_FLAGS (device sizes)
 # Out: CC SIZE OBJCOPY OBJDUMP NM PYTHON, ARCH CFLAGS LDFLAGS LDLIBS, COMMON_DIR,
 #      CM7_SRCS (common/ sources), TARGET, MAP, LINKER_SCRIPTS, SIZE_RECIPE
 #
-# -mcpu=cortex-m7 defines __ARM_FEATURE_DSP, so upstream CMSIS-NN builds its DSP/SIMD paths
-# (the ones cmsisgen's simulator models).
+# -mcpu=cortex-m7 defines __ARM_FEATURE_DSP, so upstream CMSIS-NN builds its DSP/SIMD paths;
+# -mcpu=cortex-m55 also defines __ARM_FEATURE_MVE (3: integer and float Helium), so it builds
+# its MVE paths (ARM_MATH_MVEI). cmsisgen's simulator models either (compile --cpu).
 
 COMMON_DIR := $(FW_DIR)/common
 
@@ -19,7 +21,10 @@ OBJDUMP := $(CROSS)objdump
 NM := $(CROSS)nm
 PYTHON ?= python3
 
-ARCH := -mcpu=cortex-m7 -mthumb -mfloat-abi=hard -mfpu=$(FPU)
+ifeq ($(strip $(CPU)),)
+$(error CPU is not set: the including Makefile sets it, e.g. CPU := cortex-m7)
+endif
+ARCH := -mcpu=$(CPU) -mthumb -mfloat-abi=hard $(if $(strip $(FPU)),-mfpu=$(FPU))
 OPT ?= -O2
 CFLAGS := $(ARCH) -std=gnu11 $(OPT) -g -Wall -Wextra -ffunction-sections -fdata-sections \
           -MMD -MP $(EXTRA_CFLAGS)

@@ -1,6 +1,7 @@
 /*
- * Startup for QEMU mps2-an500 (Cortex-M7): vector table, fault handlers that report over
- * semihosting and exit with status 3, and startup_main(), which exits QEMU with main()'s
+ * Startup for the QEMU targets, mps2-an500 (Cortex-M7) and mps3-an547 (Cortex-M55, which
+ * runs it in Secure state): vector table, fault handlers that report over semihosting and
+ * exit with status 3, and startup_main(), which exits QEMU with main()'s
  * return value. The reset handler (FPU on, .data copied, .bss zeroed) is common/cm7_startup.c.
  */
 #include <stdint.h>
@@ -25,6 +26,12 @@ static void HardFault_Handler(void) { fault("HardFault"); }
 static void MemManage_Handler(void) { fault("MemManage"); }
 static void BusFault_Handler(void) { fault("BusFault"); }
 static void UsageFault_Handler(void) { fault("UsageFault"); }
+#if defined(__ARM_ARCH_8M_MAIN__) || defined(__ARM_ARCH_8_1M_MAIN__)
+static void SecureFault_Handler(void) { fault("SecureFault"); }
+#define SECURE_FAULT SecureFault_Handler
+#else
+#define SECURE_FAULT 0 /* reserved before ARMv8-M */
+#endif
 static void Default_Handler(void) { fault("unexpected interrupt"); }
 
 typedef void (*vector_t)(void);
@@ -41,7 +48,8 @@ __attribute__((section(".isr_vector"), used)) static const vector_t vector_table
     MemManage_Handler,
     BusFault_Handler,
     UsageFault_Handler,
-    0, 0, 0, 0,
+    SECURE_FAULT,
+    0, 0, 0,
     Default_Handler, /* SVCall */
     Default_Handler, /* DebugMonitor */
     0,

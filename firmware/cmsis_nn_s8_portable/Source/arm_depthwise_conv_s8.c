@@ -8,6 +8,12 @@
  * The 3x3 kernel always reads the middle column of each window: callers must keep
  * (out_w - 1) * stride_w - pad_w + 1 < in_w (true whenever the output size follows from the
  * padding), as upstream needs.
+ *
+ * The MVE build (ARM_MATH_MVEI) has no 3x3 kernel: its im2col kernel takes every
+ * ch_mult == 1, batch 1, undilated layer and always needs the buffer (four windows of
+ * 124-channel int8 blocks); and a layer with one input channel and more than one output
+ * channel runs as a regular convolution (the filter transposed into the buffer, after that
+ * convolution's own scratch), with that convolution's checks.
  */
 #include "pnn_s8_internal.h"
 
@@ -56,10 +62,16 @@ static void dw_direct(const cmsis_nn_dw_conv_params *p, const cmsis_nn_per_chann
     }
 }
 
-/* Upstream's 3x3 kernel (DSP/plain-C builds) handles padding of at most one. */
+/* Upstream's 3x3 kernel (DSP/plain-C builds only) handles padding of at most one. */
 static int is_3x3(const cmsis_nn_dw_conv_params *p, const cmsis_nn_dims *f)
 {
+#if defined(ARM_MATH_MVEI)
+    (void)p;
+    (void)f;
+    return 0; /* the MVE build has none */
+#else
     return f->w == 3 && f->h == 3 && p->padding.h <= 1 && p->padding.w <= 1;
+#endif
 }
 
 arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx,
@@ -76,6 +88,20 @@ arm_cmsis_nn_status arm_depthwise_conv_wrapper_s8(const cmsis_nn_context *ctx,
 {
     (void)bias_dims;
     const cmsis_nn_dw_conv_params *p = dw_conv_params;
+#if defined(ARM_MATH_MVEI)
+    if (input_dims->c == 1 && output_dims->c > 1)
+    {
+        const cmsis_nn_conv_params conv = {p->input_offset, p->output_offset, p->stride, p->padding, p->dilation,
+                                           p->activation};
+        const cmsis_nn_dims conv_filter = {filter_dims->c, filter_dims->h, filter_dims->w, filter_dims->n};
+        const arm_cmsis_nn_status status = pnn_conv_wrapper_status(ctx, &conv, input_dims, &conv_filter, output_dims);
+        if (status != ARM_CMSIS_NN_SUCCESS)
+        {
+            return status;
+        }
+    }
+    else
+#endif
     if (p->ch_mult == 1 && input_dims->n == 1 && p->dilation.w == 1 && p->dilation.h == 1)
     {
         /* The 3x3 and the im2col kernels need equal channel counts; only the latter scratch. */
@@ -99,11 +125,26 @@ int32_t arm_depthwise_conv_wrapper_s8_get_buffer_size(const cmsis_nn_dw_conv_par
                                                       const cmsis_nn_dims *output_dims)
 {
     /* Upstream tests channel equality here (not ch_mult == 1, as the kernel dispatch does). */
-    if (input_dims->c != output_dims->c || input_dims->n != 1 || dw_conv_params->dilation.w != 1 ||
-        dw_conv_params->dilation.h != 1 || is_3x3(dw_conv_params, filter_dims))
+    const int opt = input_dims->c == output_dims->c && input_dims->n == 1 && dw_conv_params->dilation.w == 1 &&
+                    dw_conv_params->dilation.h == 1;
+#if defined(ARM_MATH_MVEI)
+    if (input_dims->c == 1 && output_dims->c > 1)
+    {
+        const cmsis_nn_conv_params conv = {dw_conv_params->input_offset, dw_conv_params->output_offset,
+                                           dw_conv_params->stride, dw_conv_params->padding, dw_conv_params->dilation,
+                                           dw_conv_params->activation};
+        const cmsis_nn_dims conv_filter = {filter_dims->c, filter_dims->h, filter_dims->w, filter_dims->n};
+        return arm_convolve_wrapper_s8_get_buffer_size(&conv, input_dims, &conv_filter, output_dims) +
+               filter_dims->n * filter_dims->h * filter_dims->w * filter_dims->c;
+    }
+    /* Four im2col windows of 124-channel int8 blocks. */
+    return opt ? 4 * 124 * filter_dims->w * filter_dims->h : 0;
+#else
+    if (!opt || is_3x3(dw_conv_params, filter_dims))
     {
         return 0;
     }
     /* One im2col window of int16 for all channels. */
     return input_dims->c * filter_dims->w * filter_dims->h * (int32_t)sizeof(int16_t);
+#endif
 }

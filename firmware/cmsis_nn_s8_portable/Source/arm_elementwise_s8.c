@@ -7,7 +7,9 @@
  * lane zero-extended, ((x + offset) & 0xFFFF) << left_shift, where the plain-C build (and
  * the DSP build's last block_size % 4 elements) sign-extends. With left_shift >= 16 the two
  * agree (the lost bits are above bit 31); below 16 a negative x + offset differs, and
- * these kernels do as the DSP build. Mul: (x1 + off1) * (x2 + off2), requantized.
+ * these kernels do as the DSP build. The MVE build (ARM_MATH_MVEI) sign-extends every
+ * element, as plain C does, and so do these kernels when built for it.
+ * Mul: (x1 + off1) * (x2 + off2), requantized.
  * Maximum: no requantization (inputs and output share one quantization).
  */
 #include "pnn_s8_internal.h"
@@ -36,7 +38,11 @@ arm_cmsis_nn_status arm_elementwise_add_s8(const int8_t *input_1_vect,
                                            const int32_t out_activation_max,
                                            const int32_t block_size)
 {
+#if defined(ARM_MATH_MVEI)
+    const int32_t in_lanes = 0;
+#else
     const int32_t in_lanes = block_size / 4 * 4;
+#endif
     for (int32_t i = 0; i < block_size; i++)
     {
         const int zero_extend = i < in_lanes;

@@ -109,4 +109,9 @@ static inline int8_t pnn_finish(int32_t acc, int32_t multiplier, int32_t shift, 
     return (int8_t)v;
 }
 
+/* What arm_convolve_wrapper_s8 returns for these arguments, without computing (SUCCESS: it
+   runs). The MVE depthwise wrapper runs a one-input-channel layer as this convolution. */
+arm_cmsis_nn_status pnn_conv_wrapper_status(const cmsis_nn_context *ctx, const cmsis_nn_conv_params *p,
+                                            const cmsis_nn_dims *in, const cmsis_nn_dims *f, const cmsis_nn_dims *out);
+
 #endif /* PNN_S8_INTERNAL_H */
