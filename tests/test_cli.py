@@ -51,9 +51,8 @@ def test_compile_writes_sources_table_and_report(tmp_path, model, npz):
     out = tmp_path / "out"
     result = run("compile", proto, weights, "-o", out, "--calib", npz, "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
-    # pool2's average has its own, finer format: the project's nn_pool_q7 runs it (issue 13)
-    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "nn_kernels.h",
-                                                     "nn_pool_q7.c", "parameters.h", "weights.c", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.c",
+                                                     "weights.h"]
     assert "arm_convolve_HWC_q7_RGB" in result.output and "arm_fully_connected_q7_opt" in result.output
     report = json.loads((tmp_path / "r.json").read_text())
     names = [entry["name"] for entry in report["layers"]]
@@ -167,9 +166,8 @@ def test_recompiling_removes_files_of_the_previous_model(tmp_path, model):
     assert run("compile", proto, weights, "-o", out, "--test-vectors", "2").exit_code == 0
     assert (out / "test_vectors.h").exists()
     assert run("compile", proto, weights, "-o", out).exit_code == 0
-    # pool2's average has its own, finer format: the project's nn_pool_q7 runs it (issue 13)
-    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "nn_kernels.h",
-                                                     "nn_pool_q7.c", "parameters.h", "weights.c", "weights.h"]
+    assert sorted(p.name for p in out.iterdir()) == [".cmsisgen-manifest", "nn.c", "nn.h", "parameters.h", "weights.c",
+                                                     "weights.h"]
 
 
 def test_more_test_vectors_than_images_is_an_error(tmp_path, model, npz):
@@ -394,14 +392,13 @@ def test_compile_json_summary(tmp_path, model):
     assert set(summary) == {"model", "weights", "out", "files", "report", "layers", "totals", "memory", "warnings",
                             "outputs"}
     assert summary["out"] == str(out)  # the -o folder ("outputs": the network's)
-    assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "nn_kernels.h", "nn_pool_q7.c",
-                                                              "parameters.h", "weights.c", "weights.h")]
+    assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
     report = json.loads((tmp_path / "r.json").read_text())
     assert summary["layers"] == report["layers"] and summary["totals"] == report["totals"]
     assert summary["outputs"] == report["outputs"] == [{
         "name": "ip1", "argument": "scores", "shape": [10, 1, 1], "bytes": 10, "format": "Q3.4", "order": "vector",
-        "tensor": "ip1", "region": "arena", "offset": 192}]  # after pool2's output (nn_pool_q7: out of place)
+        "tensor": "ip1", "region": "arena", "offset": 128}]
     memory = summary["memory"]
     assert 0 < memory["ram_bytes"] < 64 * 1024 and memory["flash_bytes"] == report["totals"]["weight_bytes"]
     assert (memory["ram_limit_bytes"], memory["flash_limit_bytes"], memory["fits"]) == (320 * 1024, 1024 * 1024, True)
