@@ -74,17 +74,18 @@ def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, i
            if kind_of(layer).keeps_format and kind_of(layer).own_format(net, layer, (forced or {}).get(layer.name))}
     while True:
         quant = _quantize(net, ranges, adjust or {}, own)
-        coarser = {layer.name for layer in net.layers
-                   if layer.name in own and _coarser_than_input(layer, quant.tensor_frac)}
-        if not coarser:
+        too_little = {layer.name for layer in net.layers if layer.name in own
+                      and _gain(layer, quant.tensor_frac) < kind_of(layer).own_format_min_gain(net, layer)}
+        if not too_little:
             return quant
-        own -= coarser
+        own -= too_little
 
 
-def _coarser_than_input(layer: ir.Layer, tensor_frac: dict[str, int]) -> bool:
-    """An own format may only add fractional bits (the kernel shifts left): one that came out
-    coarser (lowered with the tensors it is tied to downstream) shares its input's after all."""
-    return tensor_frac[layer.tops[0]] < tensor_frac[layer.bottoms[0]]
+def _gain(layer: ir.Layer, tensor_frac: dict[str, int]) -> int:
+    """Fractional bits an own format adds over the input's. It may only add (the kernel shifts
+    left): one that came out coarser (lowered with the tensors it is tied to downstream), or
+    finer by less than the kind's minimum, shares its input's after all."""
+    return tensor_frac[layer.tops[0]] - tensor_frac[layer.bottoms[0]]
 
 
 def _quantize(net: ir.Net, ranges: dict[str, float], adjust: dict[str, int], own: set[str]) -> Quantization:

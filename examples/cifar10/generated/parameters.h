@@ -82,24 +82,19 @@
 /* relu3 (ReLU): arm_relu_q7, in place; Q4.3 */
 #define RELU3_SIZE 4096
 
-/* pool3 (Pooling): nn_pool_q7, average (divided by the window clipped to the padded image, rounded half away from zero); Q3.4 (the input's Q4.3 shifted left 1) */
-#define POOL3_IN_H 8
-#define POOL3_IN_W 8
-#define POOL3_CH 64
-#define POOL3_KERNEL_H 3
-#define POOL3_KERNEL_W 3
-#define POOL3_STRIDE_H 2
-#define POOL3_STRIDE_W 2
-#define POOL3_PAD_H 0
-#define POOL3_PAD_W 0
-#define POOL3_OUT_H 4
-#define POOL3_OUT_W 4
+/* pool3 (Pooling): arm_avepool_q7_HWC; Q4.3 */
+#define POOL3_IN_DIM 8
+#define POOL3_IN_CH 64
+#define POOL3_KERNEL_DIM 3
+#define POOL3_PADDING 0
+#define POOL3_STRIDE 2
+#define POOL3_OUT_DIM 4
 
-/* ip1 (InnerProduct): arm_fully_connected_q7_opt; in Q3.4, weights Q0.7, bias Q0.7, out Q5.2 */
+/* ip1 (InnerProduct): arm_fully_connected_q7_opt; in Q4.3, weights Q0.7, bias Q0.7, out Q5.2 */
 #define IP1_DIM_VEC 1024
 #define IP1_NUM_ROWS 10
-#define IP1_BIAS_LSHIFT 4
-#define IP1_OUT_RSHIFT 9
+#define IP1_BIAS_LSHIFT 3
+#define IP1_OUT_RSHIFT 8
 #define IP1_WT_SIZE 10240
 #define IP1_BIAS_SIZE 10
 
