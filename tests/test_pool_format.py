@@ -15,8 +15,10 @@ from cmsisgen.quantizer import quantize
 from cmsisgen.simulator.execute import run_program
 
 
-def global_average_net():
-    return [layer("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+def global_average_net(kernel: int = 5):
+    """conv (5x5: its average falls 2 fractional bits below its largest value; 3x3: 1) -> ReLU
+    -> global average -> inner product."""
+    return [layer("conv1", "Convolution", num_output=6, kernel_size=kernel, pad=kernel // 2),
             layer("relu1", "ReLU", bottom="conv1", top="conv1"),
             layer("pool", "Pooling", pool="AVE", global_pooling=True),
             layer("ip", "InnerProduct", num_output=4)]
@@ -50,6 +52,19 @@ def test_global_average_gets_a_finer_format_on_nn_pool_q7(tmp_path):
     c, h, w = compiled.program.input_shape
     got = run_program(compiled.program, compiled.pre.prepare_images(calib, h, w))
     assert np.array_equal(got, int_reference.run(compiled, calib))
+
+
+def test_one_bit_is_not_worth_leaving_arm_avepool(tmp_path):
+    """A pool CMSIS-NN's arm_avepool_q7_HWC can run keeps it, and its input's format, when its
+    own format would gain a single fractional bit (ops.pooling.MIN_GAIN_OFF_CMSIS_NN): that bit
+    cost the example's pool3 about 30,000 instructions."""
+    from cmsisgen.ops.pooling import MIN_GAIN_OFF_CMSIS_NN
+
+    assert MIN_GAIN_OFF_CMSIS_NN == 2
+    compiled, _ = compile_layers(tmp_path, global_average_net(kernel=3))
+    frac = compiled.quant.tensor_frac
+    assert op_of(compiled, "pool").function == "arm_avepool_q7_HWC"
+    assert frac["pool"] == frac["conv1"]
 
 
 def test_forced_arm_avepool_and_max_pooling_keep_the_input_format(tmp_path):
