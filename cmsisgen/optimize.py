@@ -66,11 +66,13 @@ def held_out(net: ir.Net, pre, images: np.ndarray, labels: Optional[np.ndarray],
 
 def optimize_formats(net: ir.Net, ranges: dict[str, float], held: HeldOut, output: str,
                      build: Callable[[Quantization], Program],
-                     log: Callable[[str], None] = lambda line: None) -> tuple[Quantization, list[str]]:
+                     log: Callable[[str], None] = lambda line: None,
+                     forced: Optional[dict[str, str]] = None) -> tuple[Quantization, list[str]]:
     """Coordinate descent from ``quantize(net, ranges)``; returns the quantization kept and
-    one line per change. ``build`` maps a quantization to its program."""
+    one line per change. ``build`` maps a quantization to its program; ``forced``: the
+    --kernel functions (they decide which layers may have their own format)."""
     adjust: dict[str, int] = {}
-    best = quantize(net, ranges)
+    best = quantize(net, ranges, forced=forced)
     best_score = _score(net, build(best), held, output)
     changes: list[str] = []
     tensors = list(net.input_shapes) + [top for layer in net.layers for top in layer.tops]
@@ -80,7 +82,7 @@ def optimize_formats(net: ir.Net, ranges: dict[str, float], held: HeldOut, outpu
         for name in tensors:
             for step in (1, -1):
                 trial = dict(adjust, **{name: adjust.get(name, 0) + step})
-                quant = quantize(net, ranges, trial)
+                quant = quantize(net, ranges, trial, forced)
                 key = tuple(sorted(quant.tensor_frac.items()))
                 if quant.tensor_frac == best.tensor_frac or key in scores:
                     continue

@@ -279,7 +279,7 @@ def compile_loaded(model: Model, calib_images: Optional[np.ndarray] = None,
                 labels = calib_labels[used:] if calib_labels is not None else None
                 quant, optimized = _optimized(model, ranges, calib_images[used:], labels)
             else:
-                quant = quantize(net, ranges)
+                quant = quantize(net, ranges, forced=model.kernels)
         program = map_network(net, quant, pre, fc_variant=model.fc_variant, forced=model.kernels,
                               backend=model.backend, cpu=model.cpu)
         rewrites = relu_after_max_pool(program) + drop_idle_relus(program)  # (q7's ReLU steps; none on s8)
@@ -306,4 +306,4 @@ def _optimized(model: Model, ranges: dict[str, float], images: np.ndarray,
     def build(quant: Quantization) -> Program:
         return map_network(net, quant, model.pre, fc_variant=model.fc_variant, forced=model.kernels)
 
-    return optimize_formats(net, ranges, held, output, build)
+    return optimize_formats(net, ranges, held, output, build, forced=model.kernels)

@@ -5,7 +5,8 @@ largest magnitude. Convolution and inner-product layers then get
 ``bias_lshift = f_in + f_w - f_b`` and ``out_rshift = f_in + f_w - f_out``; CMSIS-NN
 takes both as unsigned shifts, so formats are lowered (never raised) until no shift
 is negative. Layer kinds that do not rescale (``keeps_format``: ReLU, pooling, aliases,
-concat) force their inputs and outputs into one format: that is how a Concat's inputs
+concat) force their inputs and outputs into one format (unless the layer's kernel can rescale
+after all, ``own_format``: an average pooling on nn_pool_q7, whose output may be finer): that is how a Concat's inputs
 are reconciled (its copy loop cannot rescale, so all its inputs and its output are one
 union-find group). A kind that rescales (an Eltwise) computes its own integer parameters
 once every format is known (``quantize_params``). Nothing here names a layer type: each
@@ -64,21 +65,43 @@ def _format_keeping_types() -> str:
     return ", ".join(t for kind in KINDS if kind.keeps_format for t in kind.types)
 
 
-def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, int]] = None) -> Quantization:
+def quantize(net: ir.Net, ranges: dict[str, float], adjust: Optional[dict[str, int]] = None,
+             forced: Optional[dict[str, str]] = None) -> Quantization:
     """Choose every format and shift; see the module docstring for the rules. ``adjust``
-    adds fractional bits to a tensor's format group before the rules apply (``--optimize``)."""
+    adds fractional bits to a tensor's format group before the rules apply (``--optimize``);
+    ``forced`` (layer -> --kernel function) can keep a layer from having its own format."""
+    own = {layer.name for layer in net.layers
+           if kind_of(layer).keeps_format and kind_of(layer).own_format(net, layer, (forced or {}).get(layer.name))}
+    while True:
+        quant = _quantize(net, ranges, adjust or {}, own)
+        too_little = {layer.name for layer in net.layers if layer.name in own
+                      and _gain(layer, quant.tensor_frac) < kind_of(layer).own_format_min_gain(net, layer)}
+        if not too_little:
+            return quant
+        own -= too_little
+
+
+def _gain(layer: ir.Layer, tensor_frac: dict[str, int]) -> int:
+    """Fractional bits an own format adds over the input's. It may only add (the kernel shifts
+    left): one that came out coarser (lowered with the tensors it is tied to downstream), or
+    finer by less than the kind's minimum, shares its input's after all."""
+    return tensor_frac[layer.tops[0]] - tensor_frac[layer.bottoms[0]]
+
+
+def _quantize(net: ir.Net, ranges: dict[str, float], adjust: dict[str, int], own: set[str]) -> Quantization:
+    """:func:`quantize` with the ``keeps_format`` layers in ``own`` given their own formats."""
     groups = TensorGroups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
     for layer in net.layers:
         kind = kind_of(layer)
-        if kind.keeps_format:
+        if kind.keeps_format and layer.name not in own:
             for name in kind.format_bottoms(layer) + layer.tops:
                 groups.union(name, layer.tops[0])
     group_frac: dict[str, int] = {}
     for name in tensors:
         root = groups.find(name)
         group_frac[root] = min(group_frac.get(root, 99), frac_bits_for(_relevant_range(net, name, ranges)))
-    for name, delta in (adjust or {}).items():
+    for name, delta in adjust.items():
         group_frac[groups.find(name)] += delta
     weighted = [layer for layer in net.layers if kind_of(layer).weighted]
     weight_frac = {layer.name: frac_bits_for(float(np.abs(layer.blobs[0]).max(initial=0.0))) for layer in weighted}

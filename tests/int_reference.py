@@ -206,10 +206,11 @@ def softmax(vec: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.int64)
 
 
-def pool_caffe(x: np.ndarray, kernel, stride, pad, out_hw, method: str) -> np.ndarray:
+def pool_caffe(x: np.ndarray, kernel, stride, pad, out_hw, method: str, shift: int = 0) -> np.ndarray:
     """nn_pool_q7, a transliteration of Caffe's PoolingLayer::Forward_cpu on ints: each window
     clipped to the image; the average's divisor is the window clipped to the padded image
-    (before the image clip), the quotient rounded half away from zero."""
+    (before the image clip), the quotient of the sum times 2^shift (an output format with
+    ``shift`` more fractional bits) rounded half away from zero and saturated."""
     c, h, w = x.shape
     out = np.zeros((c, *out_hw), dtype=np.int64)
     for ch in range(c):
@@ -223,7 +224,7 @@ def pool_caffe(x: np.ndarray, kernel, stride, pad, out_hw, method: str) -> np.nd
                 if method == "max":
                     out[ch, ph, pw] = max(values)
                 else:
-                    total = sum(values)
+                    total = sum(values) * 2 ** shift
                     half = pool_size // 2
                     out[ch, ph, pw] = sat8(c_div(total + half if total >= 0 else total - half, pool_size))
     return out
@@ -403,7 +404,7 @@ def run_image(compiled, image_hwc: np.ndarray) -> dict[str, np.ndarray]:
             c, h, w = ins[0].shape
             if functions[layer.name] == "nn_pool_q7":  # Caffe's pooling, the project's own kernel
                 out = pool_caffe(ins[0], (p.kernel_h, p.kernel_w), (p.stride_h, p.stride_w), (p.pad_h, p.pad_w),
-                                 (oh, ow), p.method)
+                                 (oh, ow), p.method, quant.tensor_frac[top] - quant.tensor_frac[layer.bottoms[0]])
                 values[top] = out
                 continue
             if p.global_pooling:

@@ -420,8 +420,9 @@ CATALOGUE: dict[str, NetSpec] = {s.name: s for s in [
         L("fc", "InnerProduct", num_output=5),
         L("prob", "Softmax"),
     ], (3, 10, 10), {"arm_depthwise_separable_conv_HWC_q7_nonsquare", "arm_convolve_1x1_HWC_q7_fast_nonsquare",
-                     "arm_avepool_q7_HWC"},
-        "MobileNet-style conv/depthwise/pointwise, each with BatchNorm + Scale folded, global pool"),
+                     "nn_pool_q7"},
+        "MobileNet-style conv/depthwise/pointwise, each with BatchNorm + Scale folded, global average pool "
+        "(nn_pool_q7: its output's own, finer format)"),
     _spec("eltwise_prod_max", [
         # PROD of two branches, MAX of three tensors in three formats, gray input
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

@@ -45,7 +45,8 @@ NETS = {
         L("prob", "Softmax"),
     ], (3, 9, 9), {}, {"arm_convolve_HWC_q7_RGB", "arm_maxpool_q7_HWC", "arm_fully_connected_q7_opt",
                        "arm_softmax_q7", "arm_relu_q7"}),
-    # fast conv, average pool with a ceil-mode remainder (two-step truncation), plain FC
+    # fast conv, average pool with a ceil-mode remainder (two-step truncation), plain FC (the pool
+    # forced onto arm_avepool_q7_HWC: unforced, its finer own format runs it as nn_pool_q7)
     "fast_avepool": ([
         L("conv1", "Convolution", num_output=8, kernel_size=3, pad=1),
         L("relu1", "ReLU", inplace=True),
@@ -54,8 +55,8 @@ NETS = {
         L("pool2", "Pooling", pool="AVE", kernel_size=3, stride=2),
         L("ip1", "InnerProduct", num_output=7),
         L("prob", "Softmax"),
-    ], (3, 8, 8), {"fc_variant": "plain"}, {"arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC",
-                                            "arm_fully_connected_q7"}),
+    ], (3, 8, 8), {"fc_variant": "plain", "kernels": {"pool2": "arm_avepool_q7_HWC"}},
+        {"arm_convolve_HWC_q7_fast", "arm_avepool_q7_HWC", "arm_fully_connected_q7"}),
     # non-square input, kernels, strides and padding; IP straight after a conv stack
     "nonsquare": ([
         L("conv1", "Convolution", num_output=4, kernel_size=3, pad=1),

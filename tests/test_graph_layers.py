@@ -428,7 +428,7 @@ def test_nonsquare_global_pooling_uses_the_generated_kernel(tmp_path):
     ops = {op.layer: op for op in compile_model(proto, weights).program.ops}
     assert (ops["gap"].function, ops["gap"].args) == ("nn_pool_q7", {
         "in_h": 3, "in_w": 5, "channels": 2, "kernel_h": 3, "kernel_w": 5, "stride_h": 1, "stride_w": 1, "pad_h": 0,
-        "pad_w": 0, "out_h": 1, "out_w": 1, "average": 1})
+        "pad_w": 0, "out_h": 1, "out_w": 1, "average": 1, "shift": 0})  # tied to sq's format by the concat
     assert (ops["sq"].function, ops["sq"].args["average"]) == ("nn_pool_q7", 0)
     assert not ops["gap"].clobbers_input and not ops["gap"].in_place and ops["gap"].scratch_bytes == 0
 
@@ -490,7 +490,9 @@ def test_resnet_style_prototxt_compiles_with_folded_batchnorm(tmp_path):
     assert [(op.layer, op.function) for op in compiled.program.ops] == [
         ("data", "nn_input_q7"), ("conv1", "arm_convolve_HWC_q7_RGB"), ("conv1_relu", "arm_relu_q7"),
         ("res2a_branch2a", "arm_convolve_HWC_q7_fast"), ("res2a", "nn_eltwise_sum_q7"), ("res2a_relu", "arm_relu_q7"),
-        ("pool5", "arm_avepool_q7_HWC"), ("fc", "arm_fully_connected_q7_opt"), ("prob", "arm_softmax_q7")]
+        ("pool5", "nn_pool_q7"), ("fc", "arm_fully_connected_q7_opt"), ("prob", "arm_softmax_q7")]
+    # the global average's own format is finer than res2a's (issue 13): nn_pool_q7 shifts into it
+    assert compiled.quant.tensor_frac["pool5"] > compiled.quant.tensor_frac["res2a"]
     raw = rng.integers(0, 256, size=(3, 8, 8, 3), dtype=np.uint8)
     assert np.array_equal(run_program(compiled.program, raw), int_reference.run(compiled, raw))
 

@@ -136,8 +136,11 @@ def test_padded_average_pooling_runs_as_caffe_divides(tmp_path):
 
 
 def test_unpadded_pooling_does_not_warn(tmp_path):
+    """(The average forced onto arm_avepool_q7_HWC keeps its input's format; unforced it would
+    take its own, finer one on nn_pool_q7: tests/test_pool_format.py.)"""
     compiled = compile_layers(tmp_path, [layer("p", "Pooling", pool="AVE", kernel_size=3, stride=2),
-                                         layer("m", "Pooling", pool="MAX", kernel_size=2, stride=2, pad=1)])
+                                         layer("m", "Pooling", pool="MAX", kernel_size=2, stride=2, pad=1)],
+                              kernels={"p": "arm_avepool_q7_HWC"})
     assert not any("Caffe divides" in note for note in compiled.notes)
     p, m = op_of(compiled, "p"), op_of(compiled, "m")
     assert (p.args["dim_im_out"], p.scratch_bytes) == (4, 2 * 4 * 3)  # ceil((8-3)/2)+1
@@ -147,7 +150,8 @@ def test_unpadded_pooling_does_not_warn(tmp_path):
 
 def test_global_pooling(tmp_path):
     compiled = compile_layers(tmp_path, [layer("c", "Convolution", num_output=4, kernel_size=3),
-                                         layer("g", "Pooling", pool="AVE", global_pooling=True)])
+                                         layer("g", "Pooling", pool="AVE", global_pooling=True)],
+                              kernels={"g": "arm_avepool_q7_HWC"})
     op = op_of(compiled, "g")
     assert op.args == {"dim_im_in": 6, "ch_im_in": 4, "dim_kernel": 6, "padding": 0, "stride": 1, "dim_im_out": 1}
 

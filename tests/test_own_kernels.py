@@ -30,7 +30,7 @@ from cmsisgen.mapper.rules import Site
 from cmsisgen.ops import lrn
 from cmsisgen.ops.eltwise import PROD_MAX_RSHIFT, eltwise_max_q7, eltwise_prod_q7, eltwise_sum_q7
 from cmsisgen.ops.pooling import pool_out_hw, pooling, pooling_windows_start_inside
-from cmsisgen.ops.pooling_nn import pool_q7
+from cmsisgen.ops.pooling_nn import max_shift, pool_q7
 from cmsisgen.ops.prelu import MAX_SLOPE_FRAC, prelu_q7
 from cmsisgen.ops.scale import scale_q7
 from cmsisgen.quantizer import MAX_BIAS_LSHIFT, MAX_OUT_RSHIFT
@@ -289,12 +289,12 @@ def pool_geometry(h, w, c, kh, kw, sh, sw, ph, pw, ceil_mode):
     return params, (oh, ow)
 
 
-def run_pool(own, x, params, out_hw, average):
+def run_pool(own, x, params, out_hw, average, shift=0):
     _, h, w, c = x.shape
     out = np.full((1, *out_hw, c), 0x55, dtype=np.int8)
     own.nn_pool_q7(P(np.ascontiguousarray(x)), u32(h), u32(w), u32(c), u32(params.kernel_h), u32(params.kernel_w),
                    u32(params.stride_h), u32(params.stride_w), u32(params.pad_h), u32(params.pad_w), u32(out_hw[0]),
-                   u32(out_hw[1]), u32(average), P(out))
+                   u32(out_hw[1]), u32(average), u32(shift), P(out))
     return out
 
 
@@ -323,6 +323,51 @@ def test_pool_matches_model(own, geometry, average):
         else:
             away = np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9)
             np.testing.assert_array_equal(want, away)
+
+
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES, ids=geometry_id)
+@pytest.mark.parametrize("shift", [1, 3, 7])
+def test_pool_average_with_shift_matches_model(own, geometry, shift):
+    """The average into a format with ``shift`` more fractional bits: C == model on random and
+    extreme inputs, and the model is Caffe's float average times 2^shift rounded half away from
+    zero, saturated to q7 (the extremes saturate)."""
+    params, out_hw = pool_geometry(*geometry)
+    h, w, c = geometry[:3]
+    rng = np.random.default_rng(sum(geometry) + 100 * shift)
+    kernel, stride, pad = (params.kernel_h, params.kernel_w), (params.stride_h, params.stride_w), (params.pad_h,
+                                                                                                  params.pad_w)
+    small = rng.integers(-3, 4, size=(1, h, w, c)).astype(np.int8)  # averages that fit after the shift
+    for x in [rand8(rng, 1, h, w, c), small, *edges((1, h, w, c))]:
+        want = pool_q7(x, kernel, stride, pad, out_hw, True, shift)
+        np.testing.assert_array_equal(run_pool(own, x, params, out_hw, 1, shift), want)
+        caffe = pooling(x.transpose(0, 3, 1, 2).astype(np.float64),
+                        dataclasses.replace(params, method="ave")).transpose(0, 2, 3, 1) * 2.0 ** shift
+        away = np.clip(np.sign(caffe) * np.floor(np.abs(caffe) + 0.5 + 1e-9), -128, 127)
+        np.testing.assert_array_equal(want, away)
+
+
+def test_pool_average_shift_rounds_and_saturates(own):
+    """Global average of [1, 0, 0] with shift 1: 2/3 -> 1; [-1, 0, 0, 0] with shift 1: -2/4 -> -1
+    (half away from zero); [100, 100] with shift 1: 200 saturates to 127, [-100, -100] to -128."""
+    for values, shift, want in [([1, 0, 0], 1, 1), ([-1, 0, 0, 0], 1, -1), ([1, 0, 0, 0], 2, 1),
+                                ([100, 100], 1, 127), ([-100, -100], 1, -128), ([-3, 0, 0, 0, 0], 3, -5)]:
+        x = np.array(values, dtype=np.int8).reshape(1, 1, -1, 1)
+        params = ir.PoolParams(method="ave", kernel_h=1, kernel_w=len(values))
+        got = run_pool(own, x, params, (1, 1), 1, shift).item()
+        assert got == want == pool_q7(x, (1, len(values)), (1, 1), (0, 0), (1, 1), True, shift).item()
+
+
+@pytest.mark.parametrize("h, w", [(40, 40), (1, 1), (2, 3), (256, 256)])
+def test_pool_average_largest_shift_does_not_overflow(own, h, w):
+    """max_shift(kernel): the scaled sum of a window of -128s or 127s stays inside int32 (UBSan
+    traps on overflow); the result saturates; two more bits would not fit."""
+    shift = max_shift(h, w)
+    assert 128 * h * w * 2 ** shift + h * w // 2 < 2 ** 31 <= 128 * h * w * 2 ** (shift + 2)
+    params = ir.PoolParams(method="ave", kernel_h=h, kernel_w=w)
+    for value, want in [(-128, -128), (127, 127), (0, 0)]:
+        x = np.full((1, h, w, 1), value, dtype=np.int8)
+        assert run_pool(own, x, params, (1, 1), 1, shift).item() == want
+        assert pool_q7(x, (h, w), (1, 1), (0, 0), (1, 1), True, shift).item() == want
 
 
 def sweep_geometries(count: int, seed: int) -> list[tuple]:
@@ -535,7 +580,7 @@ def test_kernel_option_names_nn_pool_q7(tmp_path):
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("nn_")) == ["nn_kernels.h", "nn_pool_q7.c"]
     nn_c, parameters = (out / "nn.c").read_text(), (out / "parameters.h").read_text()
     assert re.search(r"nn_pool_q7\(CONV1_OUT, POOL_IN_H, POOL_IN_W, POOL_CH,\s+POOL_KERNEL_H, POOL_KERNEL_W, "
-                     r"POOL_STRIDE_H, POOL_STRIDE_W,\s+POOL_PAD_H, POOL_PAD_W, POOL_OUT_H, POOL_OUT_W, 0u, POOL_OUT\);",
+                     r"POOL_STRIDE_H, POOL_STRIDE_W,\s+POOL_PAD_H, POOL_PAD_W, POOL_OUT_H, POOL_OUT_W, 0u, 0u, POOL_OUT\);",
                      nn_c), nn_c
     assert "#define POOL_OUT_H 4\n#define POOL_OUT_W 4\n" in parameters
     result = CliRunner().invoke(main, ["compile", str(prototxt), str(weights), "-o", str(out)])

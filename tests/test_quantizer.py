@@ -220,7 +220,7 @@ def test_concat_ties_all_inputs_and_the_chain_around_it():
               simple("relu_b", "ReLU", "b", "b@1"),
               simple("cat", "Concat", ["a", "b@1"], "cat", ir.ConcatParams()),
               simple("pool", "Pooling", "cat", "pool",
-                     ir.PoolParams(method="ave", kernel_h=2, kernel_w=2, stride_h=2, stride_w=2))]
+                     ir.PoolParams(method="max", kernel_h=2, kernel_w=2, stride_h=2, stride_w=2))]
     ranges = {"data": 1.0, "a": 0.5, "b": 10.0, "b@1": 9.0, "cat": 10.0, "pool": 6.0}
     q = quantize(net_of(layers, ["pool"]), ranges)
     assert {q.tensor_frac[t] for t in ("a", "b", "b@1", "cat", "pool")} == {3}

@@ -239,6 +239,17 @@ class LayerKind:
         input for its shape only)."""
         return list(layer.bottoms)
 
+    def own_format(self, net: ir.Net, layer: ir.Layer, forced: Optional[str]) -> bool:
+        """A ``keeps_format`` layer whose q7 kernel can rescale after all (``forced``: the
+        --kernel function, if any): its output gets its own calibrated format, never coarser
+        than its input's (average pooling on nn_pool_q7)."""
+        return False
+
+    def own_format_min_gain(self, net: ir.Net, layer: ir.Layer) -> int:
+        """The fractional bits an own format must add over the input's to be kept (else the
+        layer shares its input's format): what the finer format costs may outweigh one bit."""
+        return 1
+
 
 def fail(net: ir.Net, layer: ir.Layer, message: str) -> CmsisgenError:
     """A shape-rule error naming the prototxt and the layer."""

@@ -9,11 +9,17 @@ place (square images and windows, padding < stride) and divides by the cells ins
 image: an average pooling with padding therefore runs as nn_pool_q7 unless
 ``--kernel`` forces arm_avepool_q7_HWC (then an advisory warns that border outputs depart
 from Caffe).
+
+An average pooling that nn_pool_q7 runs has its own output format (:meth:`Pooling.own_format`),
+chosen from its calibrated range like any other tensor: nn_pool_q7 folds the extra fractional
+bits into its division, while arm_avepool_q7_HWC writes its input's format, so a pool whose
+output format is finer than its input's takes nn_pool_q7 (rule :func:`avepool_keeps_format`).
+MAX pooling keeps its input's format (its output is one of its input values).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -97,12 +103,22 @@ def avepool_matches_caffe(site: Site) -> bool:
     return site.pad_h == 0 and site.pad_w == 0
 
 
+@rule("input Q{in_frac}, output Q{out_frac} fractional bits")
+def avepool_keeps_format(site: Site) -> bool:
+    """arm_avepool_q7_HWC writes its input's Q format: an average pooling whose output has a finer format of its own (its calibrated range is smaller than its input's) runs as nn_pool_q7, which shifts the sum into it before dividing."""
+    return site.in_frac is None or site.out_frac is None or site.in_frac == site.out_frac
+
+
+#: Fractional bits an average pooling's own format must gain to move it off arm_avepool_q7_HWC.
+MIN_GAIN_OFF_CMSIS_NN = 2
+
 _DSP_POOLING = (max_or_average, sizes_fit_int16, square_geometry, pooling_padding_below_stride,
                 pooling_windows_start_inside, pooling_output_within_input)
 _ANY = Candidate("nn_pool_q7", (max_or_average, pooling_windows_start_inside, pooling_nn.any_geometry))
 MAX = Choice("Pooling/max", (Candidate("arm_maxpool_q7_HWC", _DSP_POOLING, in_place=pooling_output_fits_over_input),
                              _ANY))
-AVE = Choice("Pooling/ave", (Candidate("arm_avepool_q7_HWC", _DSP_POOLING + (avepool_window_fits_q15,),
+AVE = Choice("Pooling/ave", (Candidate("arm_avepool_q7_HWC", _DSP_POOLING + (avepool_window_fits_q15,
+                                                                               avepool_keeps_format),
                                        advisories=(avepool_matches_caffe,), in_place=pooling_output_fits_over_input),
                              _ANY),
              note="a function whose warning applies is passed over for the next one that runs the layer as Caffe "
@@ -224,18 +240,45 @@ class Pooling(LayerKind):
     def choices(self, layer: Optional[ir.Layer] = None, fc_variant: str = "opt") -> Sequence[Choice]:
         return (MAX, AVE)
 
+    def own_format(self, net: ir.Net, layer: ir.Layer, forced: Optional[str]) -> bool:
+        """An average pooling nn_pool_q7 can run (and that is not forced onto another function)
+        gets its output's own format: its average is usually far below its input's largest
+        values, and nn_pool_q7 shifts the sum into a finer format as it divides. MAX pooling
+        keeps its input's values, so their format too."""
+        p: ir.PoolParams = layer.params  # type: ignore[assignment]
+        return (p.method == "ave" and forced in (None, _ANY.function)
+                and all(r(self.site(net, layer)) for r in _ANY.rules))
+
+    def own_format_min_gain(self, net: ir.Net, layer: ir.Layer) -> int:
+        """Leaving CMSIS-NN's arm_avepool_q7_HWC for nn_pool_q7 costs instructions (about 30,000
+        on the example's pool3, +0.13 %, which would put Arm's own CIFAR-10 models above Arm's
+        generated code): worth it for :data:`MIN_GAIN_OFF_CMSIS_NN` fractional bits or more, not
+        for one. A pool that runs on nn_pool_q7 anyway keeps any gain."""
+        site = self.site(net, layer)
+        dsp = AVE.candidates[0]
+        runs_on_dsp = all(r(site) for r in dsp.rules + dsp.advisories)
+        return MIN_GAIN_OFF_CMSIS_NN if runs_on_dsp else 1
+
+    def output_frac_bound(self, layer: ir.Layer, frac: Callable[[str], int], weight_frac: dict[str, int],
+                          bias_frac: dict[str, int]) -> Optional[int]:
+        """An own format has at most :func:`pooling_nn.max_shift` more fractional bits than the
+        input's (the scaled sum fits int32); a tied format equals the input's anyway."""
+        p: ir.PoolParams = layer.params  # type: ignore[assignment]
+        return frac(layer.bottoms[0]) + pooling_nn.max_shift(p.kernel_h, p.kernel_w)
+
     def check_q7(self, net: ir.Net, layer: ir.Layer, fc_variant: str, forced: Optional[str]) -> None:
         _choose_q7(self.site(net, layer), forced)
 
     def lower_q7(self, layer: ir.Layer, ctx: LoweringContext) -> Op:
-        site = self.site(ctx.net, layer)
+        fracs = formats(ctx, layer)
+        site = dataclasses.replace(self.site(ctx.net, layer), **fracs)
         choice, function = _choose_q7(site, ctx.forced.get(layer.name))
         c, h, w = ctx.shape(layer.bottoms[0])
-        common = dict(stem(layer), function=function, inputs=ctx.bottoms, in_shape=(h, w, c),
-                      formats=formats(ctx, layer))
+        common = dict(stem(layer), function=function, inputs=ctx.bottoms, in_shape=(h, w, c), formats=fracs)
         macs = site.out_h * site.out_w * c * site.kernel_h * site.kernel_w
         if function == _ANY.function:
-            return Op(**common, kernel=pooling_nn.POOL, args=pooling_nn.pool_args(site), macs=macs)
+            shift = fracs["out_frac"] - fracs["in_frac"]
+            return Op(**common, kernel=pooling_nn.POOL, args=pooling_nn.pool_args(site, shift), macs=macs)
         args = {"dim_im_in": h, "ch_im_in": c, "dim_kernel": site.kernel_h, "padding": site.pad_h,
                 "stride": site.stride_h, "dim_im_out": site.out_h}
         return Op(**common, kernel=MAXPOOL if choice is MAX else AVEPOOL, args=args,

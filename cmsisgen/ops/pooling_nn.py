@@ -10,6 +10,12 @@ NN_ROUND's half up because the average of a mirrored input is then the mirrored 
 signed activations gain no drift towards +inf from the ties. Global pooling is the window
 covering the whole image (measured on QEMU, nn_pool_q7 runs it in fewer instructions than the
 channel-by-channel kernel it replaced, with the same bytes).
+
+The average may write its own, finer Q format: ``shift`` more fractional bits than its input,
+folded into the division (``round(sum * 2^shift / count)``, saturated). An average is usually
+far smaller than its input's largest values (a global pool of a ReLU map: tenths of them), so
+keeping the input's format would waste bits the output's own range gives back;
+:meth:`cmsisgen.ops.pooling.Pooling.own_format` says when the quantizer may do so.
 """
 from __future__ import annotations
 
@@ -22,12 +28,13 @@ from .base import Kernel
 #: nn_pool_q7 takes sizes, kernel, stride and padding up to this (int32 window bounds).
 MAX_SIZE = 65535
 #: Most cells of a window: the int32 sum of 2^24 q7 values cannot overflow.
-MAX_WINDOW_CELLS = 1 << 24
+MAX_WINDOW_BITS = 24
+MAX_WINDOW_CELLS = 1 << MAX_WINDOW_BITS
 
 
 @rule("input {in_h}x{in_w}, kernel {kernel_h}x{kernel_w}, stride {stride_h}x{stride_w}, padding {pad_h}x{pad_w}")
 def any_geometry(site: Site) -> bool:
-    """nn_pool_q7 (the project's own kernel) pools any geometry as Caffe does, out of place: the maximum of the window clipped to the image, or its sum divided by the window clipped to the padded image, rounded half away from zero; sizes, kernel, stride and padding must be at most 65535 and the window at most 2^24 cells."""
+    """nn_pool_q7 (the project's own kernel) pools any geometry as Caffe does, out of place: the maximum of the window clipped to the image, or its sum divided by the window clipped to the padded image, rounded half away from zero (into a finer Q format than the input's when the output's range allows: the sum is scaled first); sizes, kernel, stride and padding must be at most 65535 and the window at most 2^24 cells."""
     sizes = (site.in_h, site.in_w, site.out_h, site.out_w, site.kernel_h, site.kernel_w, site.stride_h,
              site.stride_w, site.pad_h, site.pad_w)
     return all(s <= MAX_SIZE for s in sizes) and site.kernel_h * site.kernel_w <= MAX_WINDOW_CELLS
@@ -43,19 +50,26 @@ def pool_windows(in_size: int, out_size: int, kernel: int, stride: int, pad: int
     return np.maximum(start, 0), np.minimum(end_padded, in_size), size
 
 
-def divide_rounded(total: np.ndarray, count) -> np.ndarray:
+def max_shift(kernel_h: int, kernel_w: int) -> int:
+    """Most fractional bits the average may add to its input's: the scaled int32 sum
+    (at most 128 * cells * 2^shift in magnitude, below 2^30) plus the rounding half cannot
+    overflow."""
+    return max(MAX_WINDOW_BITS - 1 - (kernel_h * kernel_w).bit_length(), 0)
+
+
+def divide_rounded(total: np.ndarray, count, shift: int = 0) -> np.ndarray:
     """C's ``(total >= 0 ? total + count / 2 : total - count / 2) / count`` (division truncating
-    towards zero): the quotient rounded half away from zero, saturated to q7."""
-    total = np.asarray(total, dtype=np.int64)
+    towards zero) of ``total * 2^shift``: the quotient rounded half away from zero, saturated to q7."""
+    total = np.asarray(total, dtype=np.int64) * (1 << shift)
     half = np.asarray(count, dtype=np.int64) // 2
     rounded = np.where(total >= 0, total + half, total - half)
     return saturate_q7(np.sign(rounded) * (np.abs(rounded) // count))
 
 
 def pool_q7(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int],
-            out_hw: tuple[int, int], average: bool) -> np.ndarray:
+            out_hw: tuple[int, int], average: bool, shift: int = 0) -> np.ndarray:
     """``nn_pool_q7`` on NHWC int8 ``x`` -> (N, out_h, out_w, C) int8; every window must hold a
-    pixel of the image. Separable: rows are reduced first, then columns (max and integer sums
+    pixel of the image; the average writes ``shift`` more fractional bits. Separable: rows are reduced first, then columns (max and integer sums
     are exact in any order)."""
     _, h, w, _ = x.shape
     (oh, ow) = out_hw
@@ -67,13 +81,13 @@ def pool_q7(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], pad
     wide = x.astype(np.int64)
     rows = np.stack([wide[:, hs[i]:he[i]].sum(axis=1) for i in range(oh)], axis=1)
     totals = np.stack([rows[:, :, ws[j]:we[j]].sum(axis=2) for j in range(ow)], axis=2)
-    return divide_rounded(totals, (hsize[:, None] * wsize[None, :])[None, :, :, None])
+    return divide_rounded(totals, (hsize[:, None] * wsize[None, :])[None, :, :, None], shift)
 
 
 def _simulate(op, inputs: list[np.ndarray]) -> np.ndarray:
     a = op.args
     return pool_q7(inputs[0], (a["kernel_h"], a["kernel_w"]), (a["stride_h"], a["stride_w"]),
-                   (a["pad_h"], a["pad_w"]), (a["out_h"], a["out_w"]), bool(a["average"]))
+                   (a["pad_h"], a["pad_w"]), (a["out_h"], a["out_w"]), bool(a["average"]), a["shift"])
 
 
 POOL = Kernel(
@@ -82,10 +96,10 @@ POOL = Kernel(
     /* {{ op.layer }}: out of place */
     nn_pool_q7({{ buf[op.inputs[0]] }}, {{ prefix }}_IN_H, {{ prefix }}_IN_W, {{ prefix }}_CH,
                {{ prefix }}_KERNEL_H, {{ prefix }}_KERNEL_W, {{ prefix }}_STRIDE_H, {{ prefix }}_STRIDE_W,
-               {{ prefix }}_PAD_H, {{ prefix }}_PAD_W, {{ prefix }}_OUT_H, {{ prefix }}_OUT_W, {{ a.average }}u, {{ out }});
+               {{ prefix }}_PAD_H, {{ prefix }}_PAD_W, {{ prefix }}_OUT_H, {{ prefix }}_OUT_W, {{ a.average }}u, {{ a.shift }}u, {{ out }});
 """,
     parameters="""\
-/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, {{ "average (divided by the window clipped to the padded image, rounded half away from zero)" if a.average else "maximum" }}; Q{{ 7 - f.out_frac }}.{{ f.out_frac }} */
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}, {{ "average (divided by the window clipped to the padded image, rounded half away from zero)" if a.average else "maximum" }}; Q{{ 7 - f.out_frac }}.{{ f.out_frac }}{{ " (the input's Q%d.%d shifted left %d)" % (7 - f.in_frac, f.in_frac, a.shift) if a.shift }} */
 #define {{ prefix }}_IN_H {{ a.in_h }}
 #define {{ prefix }}_IN_W {{ a.in_w }}
 #define {{ prefix }}_CH {{ a.channels }}
@@ -100,8 +114,9 @@ POOL = Kernel(
 """, source="nn_pool_q7.c")
 
 
-def pool_args(site: Site) -> dict[str, int]:
-    """nn_pool_q7's size arguments for a layer, by its C parameter names."""
+def pool_args(site: Site, shift: int = 0) -> dict[str, int]:
+    """nn_pool_q7's arguments for a layer, by its C parameter names (``shift``: the output's
+    fractional bits over the input's)."""
     return {"in_h": site.in_h, "in_w": site.in_w, "channels": site.in_ch, "kernel_h": site.kernel_h,
             "kernel_w": site.kernel_w, "stride_h": site.stride_h, "stride_w": site.stride_w, "pad_h": site.pad_h,
-            "pad_w": site.pad_w, "out_h": site.out_h, "out_w": site.out_w, "average": int(site.method == "ave")}
+            "pad_w": site.pad_w, "out_h": site.out_h, "out_w": site.out_w, "average": int(site.method == "ave"), "shift": shift}

@@ -147,11 +147,13 @@ void nn_upsample_nearest_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32
  * windows do unless a kernel smaller than the stride leaves the last one outside an
  * unpadded image). average != 0: the int32 sum of the clipped window divided by the
  * window clipped to the *padded* image, rounded half away from zero, as Caffe divides
- * (the padding counts as zeros). Sizes at most 65535, kernel_h * kernel_w at most 2^24.
- * out must not overlap in. */
+ * (the padding counts as zeros); with shift > 0 the sum times 2^shift is divided (an output
+ * format with shift more fractional bits than the input's) and the quotient saturated to q7:
+ * 128 * kernel_h * kernel_w * 2^shift must fit in int32; shift is 0 for the maximum.
+ * Sizes at most 65535, kernel_h * kernel_w at most 2^24. out must not overlap in. */
 void nn_pool_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t kernel_h,
                 uint32_t kernel_w, uint32_t stride_h, uint32_t stride_w, uint32_t pad_h, uint32_t pad_w,
-                uint32_t out_h, uint32_t out_w, uint32_t average, q7_t *out);
+                uint32_t out_h, uint32_t out_w, uint32_t average, uint32_t shift, q7_t *out);
 
 /* nn_lookup_s8.c (the s8 backend; int8_t, as its API has no q7_t): out = table[in + 128], or
  * per channel of an HWC input table[ch * 256 + in + 128] (cmsisgen/s8/lowering.py). Works in place. */

@@ -4,6 +4,9 @@
  * window), for what CMSIS-NN's q7 pooling cannot run or runs differently. See nn_kernels.h.
  * The average rounds half away from zero rather than NN_ROUND's half up, so that averaging a
  * negated input gives the negated average: signed activations get no upward bias at ties.
+ * The average may write a finer Q format than its input (shift more fractional bits: the sum
+ * times 2^shift is divided), since the average of a window is usually much smaller than its
+ * input's largest values.
  * Bit-exact model: pool_q7 in cmsisgen/ops/pooling_nn.py.
  */
 #include "nn_kernels.h"
@@ -50,13 +53,16 @@ static void nn_pool_max(const q7_t *in, uint32_t in_w, uint32_t channels, uint32
     }
 }
 
-/* The sum of each channel over the window, divided by count rounded half away from zero.
- * |sum| <= 128 * count (every cell in the image is within the padded window), so the
- * quotient is within [-128, 127] and needs no saturation. */
+/* The sum of each channel over the window times 2^shift, divided by count rounded half away
+ * from zero, saturated to q7. |sum| <= 128 * count (every cell in the image is within the
+ * padded window), so the caller keeps 128 * count * 2^shift within int32; with shift 0 the
+ * quotient is within [-128, 127]. The scaling multiplies: a left shift of a negative sum
+ * would be undefined in C. */
 static void nn_pool_average(const q7_t *in, uint32_t in_w, uint32_t channels, uint32_t top, uint32_t bottom,
-                            uint32_t left, uint32_t right, int32_t count, q7_t *out)
+                            uint32_t left, uint32_t right, int32_t count, uint32_t shift, q7_t *out)
 {
     const int32_t half = count / 2;
+    const int32_t scale = (int32_t)1 << shift;
     int32_t acc[NN_POOL_BLOCK];
     uint32_t base;
     uint32_t y;
@@ -77,14 +83,16 @@ static void nn_pool_average(const q7_t *in, uint32_t in_w, uint32_t channels, ui
             }
         }
         for (i = 0; i < block; i++) {
-            out[base + i] = (q7_t)((acc[i] >= 0 ? acc[i] + half : acc[i] - half) / count);
+            const int32_t total = acc[i] * scale;
+            const int32_t quotient = (total >= 0 ? total + half : total - half) / count;
+            out[base + i] = (q7_t)(quotient > 127 ? 127 : (quotient < -128 ? -128 : quotient));
         }
     }
 }
 
 void nn_pool_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels, uint32_t kernel_h,
                 uint32_t kernel_w, uint32_t stride_h, uint32_t stride_w, uint32_t pad_h, uint32_t pad_w,
-                uint32_t out_h, uint32_t out_w, uint32_t average, q7_t *out)
+                uint32_t out_h, uint32_t out_w, uint32_t average, uint32_t shift, q7_t *out)
 {
     uint32_t oy;
     uint32_t ox;
@@ -101,7 +109,7 @@ void nn_pool_q7(const q7_t *in, uint32_t in_h, uint32_t in_w, uint32_t channels,
             int32_t columns;
             nn_pool_window(ox, in_w, kernel_w, stride_w, pad_w, &left, &right, &columns);
             if (average) {
-                nn_pool_average(in, in_w, channels, top, bottom, left, right, rows * columns, target);
+                nn_pool_average(in, in_w, channels, top, bottom, left, right, rows * columns, shift, target);
             } else {
                 nn_pool_max(in, in_w, channels, top, bottom, left, right, target);
             }
