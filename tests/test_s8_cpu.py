@@ -157,3 +157,23 @@ def test_simulated_add_takes_the_cores_lanes(tmp_path):
     adds = [_op(_compiled(tmp_path / name, layers, name), "sum") for name in ("cortex-m7", "cortex-m55")]
     assert [op.params["dsp_lanes"] for op in adds] == [True, False]
     assert all(op.params["rescale"].left_shift == 20 for op in adds)
+
+
+@pytest.mark.parametrize("planned, built", (("cortex-m55", "cortex-m7"), ("cortex-m7", "cortex-m55")))
+def test_nn_c_refuses_a_build_for_the_other_core(tmp_path, planned, built):
+    """Helium's trap at compile time: nn.c planned for one CMSIS-NN build (DSP or MVE, as the
+    library's ARM_MATH_MVEI says) stops with #error naming --cpu when compiled for the other;
+    compiled for its own core it builds (test_generated_c_is_warning_free)."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not installed")
+    proto, weights = write_model(tmp_path, NET)
+    out = tmp_path / "out"
+    assert run("-q", "compile", proto, weights, "-o", out, "--backend", "s8", "--cpu", planned).exit_code == 0
+    proc = subprocess.run(["arm-none-eabi-gcc", f"-mcpu={built}", "-mthumb", "-mfloat-abi=hard", "-std=c99", f"-I{out}",
+                           f"-I{PORTABLE / 'Include'}", "-c", str(out / "nn.c"), "-o", str(tmp_path / "x.o")],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    expected = {"cortex-m55": "nn.c is planned for CMSIS-NN's Helium (MVE) build (cmsisgen --cpu cortex-m55)",
+                "cortex-m7": "nn.c is planned for CMSIS-NN's DSP build (cmsisgen --cpu cortex-m7) and this build has "
+                             "Helium (MVE)"}[planned]
+    assert "#error" in proc.stderr and expected in proc.stderr, proc.stderr
