@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def main() -> None:
     parser.add_argument("--methods", default="max,percentile,percentile=99.9,mse,kl")
     parser.add_argument("--nets", default=NETS)
     parser.add_argument("--no-example", action="store_true")
-    parser.add_argument("--tmp", type=Path, default=Path("/tmp/cmsisgen-calib-methods"))
+    parser.add_argument("--tmp", type=Path, default=Path(tempfile.gettempdir()) / "cmsisgen-calib-methods")
     parser.add_argument("--trained", type=Path, nargs="?", const=TRAINED, default=None,
                         help=f"measure the nets benchmarks/train_catalogue.py wrote there (default {TRAINED})")
     parser.add_argument("--trained-calib", type=int, default=500)
