@@ -30,6 +30,7 @@ from .errors import CmsisgenError
 from .s8 import roles
 from .s8.quantization import (INT8_MAX, INT8_MIN, TensorQuant, activation_quant, channel_multipliers, quantize_bias,
                               quantize_weights, weight_scales)
+from .s8.own_kernels import avgpool_max_shift
 from .tensor_groups import TensorGroups
 
 SOFTMAX_OUTPUT = roles.SOFTMAX_OUTPUT
@@ -104,25 +105,72 @@ def _unsaturated(inverse, low: float, high: float, out: TensorQuant) -> tuple[fl
 
 def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> QuantizationS8:
     """Every tensor's scale and zero point and every weighted layer's integers."""
-    groups = TensorGroups()
     tensors = list(net.input_shapes) + [t for layer in net.layers for t in layer.tops]
-    for layer in net.layers:
-        for name in roles.shared_quant(layer):
-            groups.union(name, layer.tops[0])
-    first = _tensor_quant(net, groups, tensors, ranges, ranges)
-    quant = _tensor_quant(net, groups, tensors, ranges,
-                          {name: _saturation_bounds(net, name, ranges, first) for name in tensors})
+    quant, pool_shifts = _activations(net, ranges, tensors)
     layers = {layer.name: _weighted(layer, quant[layer.bottoms[0]], quant[layer.tops[0]],
                                     roles.per_tensor_weights(layer))
               for layer in net.layers if roles.weighted_s8(layer)}
     params = {layer.name: value for layer in net.layers if (value := _params(layer, quant)) is not None}
+    params.update(pool_shifts)
     # tensor_frac: 0 for every tensor, as the q7 byte movers the s8 backend reuses read one
     return QuantizationS8(tensors=quant, layers=layers, params=params, tensor_frac=dict.fromkeys(quant, 0))
 
 
+def _activations(net: ir.Net, ranges: dict[str, tuple[float, float]],
+                 tensors: list[str]) -> tuple[dict[str, TensorQuant], dict[str, int]]:
+    """The tensors' quantizations, and the average poolings given their own output scale (the
+    input's / 2^shift, see the module) with their shifts. A pool is tried on its own first; one
+    whose output group then gains too few bits goes back into its input's group, and the rest
+    are tried again, until every pool left gains enough."""
+    pools = {layer.name: layer for layer in net.layers if roles.average_pooling(layer)}
+    own = set(pools)
+    while True:
+        quant, bounds, groups = _grouped_quant(net, ranges, tensors, own)
+        shifts = {name: _pool_shift(net, pools[name], quant, groups) for name in own}
+        failing = {name for name, shift in shifts.items() if shift < roles.own_scale_min_gain(net, pools[name])}
+        if not failing:
+            break
+        own -= failing
+    for name, shift in shifts.items():
+        layer = pools[name]
+        root = groups.find(layer.tops[0])
+        finer = activation_quant(*bounds[root], scale=quant[layer.bottoms[0]].scale / 2**shift)
+        quant.update({t: finer for t in quant if groups.find(t) == root})
+    return quant, shifts
+
+
+def _grouped_quant(net: ir.Net, ranges: dict[str, tuple[float, float]], tensors: list[str],
+                   own: set[str]) -> tuple[dict[str, TensorQuant], dict[str, tuple[float, float]], TensorGroups]:
+    """The quantizations with every layer in ``own`` rescaling, the final bounds of each group
+    (by representative) and the groups."""
+    groups = TensorGroups()
+    for layer in net.layers:
+        for name in ([] if layer.name in own else roles.shared_quant(layer)):
+            groups.union(name, layer.tops[0])
+    first, _ = _tensor_quant(net, groups, tensors, ranges, ranges)
+    quant, bounds = _tensor_quant(net, groups, tensors, ranges,
+                                  {name: _saturation_bounds(net, name, ranges, first) for name in tensors})
+    return quant, bounds, groups
+
+
+def _pool_shift(net: ir.Net, layer: ir.Layer, quant: dict[str, TensorQuant], groups: TensorGroups) -> int:
+    """How many bits finer than its input's the pool's own output scale can be: the output
+    group's calibrated step fits that many times into the input's (no more than the kernel's
+    int32 sum takes; 0 for an output whose quantization is fixed or centred on zero)."""
+    root = groups.find(layer.tops[0])
+    if any(groups.find(t) == root for other in net.layers
+           for t in (other.tops[:1] if roles.fixed_output(other) is not None else [])
+           + (other.bottoms + other.tops if roles.symmetric(other) else [])):
+        return 0
+    ratio = quant[layer.bottoms[0]].scale / quant[layer.tops[0]].scale
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    return min(max(int(math.floor(math.log2(ratio) + 1e-9)), 0), avgpool_max_shift(p.kernel_h, p.kernel_w))
+
+
 def _tensor_quant(net: ir.Net, groups: TensorGroups, tensors: list[str], ranges: dict[str, tuple[float, float]],
-                  spans: dict[str, tuple[float, float]]) -> dict[str, TensorQuant]:
-    """Each tensor's quantization from ``spans`` (its range, or the part of it that matters)."""
+                  spans: dict[str, tuple[float, float]]) -> tuple[dict[str, TensorQuant], dict[str, tuple[float, float]]]:
+    """Each tensor's quantization from ``spans`` (its range, or the part of it that matters),
+    and each group's bounds by representative."""
     bounds: dict[str, tuple[float, float]] = {}
     for name in tensors:
         root = groups.find(name)
@@ -136,7 +184,7 @@ def _tensor_quant(net: ir.Net, groups: TensorGroups, tensors: list[str], ranges:
     for layer in net.layers:
         if (fixed := roles.fixed_output(layer)) is not None:
             group_quant[groups.find(layer.tops[0])] = fixed
-    return {name: group_quant[groups.find(name)] for name in tensors}
+    return {name: group_quant[groups.find(name)] for name in tensors}, bounds
 
 
 def _symmetric(lo: float, hi: float) -> TensorQuant:

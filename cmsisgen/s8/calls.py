@@ -443,19 +443,34 @@ ARGMAX_S8 = Kernel(
 """)
 
 
+def _avgpool_caffe(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    return own_kernels.avgpool_caffe_s8(inputs[0], kernel=p["kernel"], stride=p["stride"], pad=p["pad"],
+                                        out_hw=p["out_hw"], act=p["act"], input_offset=p["input_offset"],
+                                        output_offset=p["output_offset"], shift=p["shift"])
+
+
 AVGPOOL_CAFFE_S8 = Kernel(
-    "avgpool_caffe_s8", _pool(own_kernels.avgpool_caffe_s8), source="nn_avgpool_caffe_s8.c",
+    "avgpool_caffe_s8", _avgpool_caffe, source="nn_avgpool_caffe_s8.c",
     call="""\
     /* {{ op.layer }} */
     {
         static const uint16_t dims[11] = { {{ op.in_shape[0] }}, {{ op.in_shape[1] }}, {{ op.in_shape[2] }}, {{ op.params.kernel[0] }}, {{ op.params.kernel[1] }},
                                            {{ op.params.stride[0] }}, {{ op.params.stride[1] }}, {{ op.params.pad[0] }}, {{ op.params.pad[1] }},
                                            {{ op.params.out_hw[0] }}, {{ op.params.out_hw[1] }} };
-        nn_avgpool_caffe_s8({{ buf[op.inputs[0]] }}, dims, {{ op.params.act[0] }}, {{ op.params.act[1] }}, {{ out }});
+        static const int32_t quant[5] = {{ prefix }}_QUANT;
+
+        nn_avgpool_caffe_s8({{ buf[op.inputs[0]] }}, dims, quant, {{ out }});
     }
 """,
     parameters="""\
+{% if op.params.shift %}
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: its output has its own scale, the input's / 2^{{ op.params.shift }} (arm_avgpool_s8 keeps the input's) */
+{% else %}
 /* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}: Caffe divides by the window clipped to the padded image (arm_avgpool_s8 would not) */
+{% endif %}
+/* input offset (the negated zero point), output offset (zero point), shift into the output scale, activation min, max */
+#define {{ prefix }}_QUANT { {{ op.params.input_offset }}, {{ op.params.output_offset }}, {{ op.params.shift }}, {{ op.params.act[0] }}, {{ op.params.act[1] }} }
 """)
 
 #: nn_lrn_q7's calls on zero-point-0 int8 (q7_t is int8_t); the table is cmsisgen.s8.lower_own.lrn_table's.

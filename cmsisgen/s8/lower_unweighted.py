@@ -1,7 +1,7 @@
 """The s8 calls of the kinds without weights that CMSIS-NN v7.0.0 runs: pooling, softmax,
 the elementwise add/mul/maximum, concatenation and a standing ReLU (its maximum with the zero
-point); Caffe's padded average pooling where arm_avgpool_s8's divisor differs goes to the
-project's nn_avgpool_caffe_s8."""
+point); an average pooling goes to the project's nn_avgpool_caffe_s8 where arm_avgpool_s8's
+divisor differs from Caffe's (padding) or where the quantizer gave it its own output scale."""
 from __future__ import annotations
 
 from typing import Optional
@@ -17,31 +17,10 @@ from ..ops.inner_product import InnerProduct
 from ..ops.pooling import Pooling
 from ..ops.scale import Scale
 from . import calls, scratch
-from .context import act_range, core, quant
+from .context import act_range, core, offsets, quant
 from .cpu import dsp_lanes
 from .lower_own import lookup
-from .roles import eltwise_max, leaky
-
-
-def _window_sizes(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
-    """(Caffe's divisor, arm_avgpool_s8's divisor) on one axis for every output position."""
-    sizes = []
-    for i in range(out):
-        start = i * stride - pad
-        caffe = min(start + kernel, size + pad) - start
-        inside = min(start + kernel, size) - max(start, 0)
-        sizes.append((caffe, inside))
-    return sizes
-
-
-def ave_divisor_matches_caffe(net: ir.Net, layer: ir.Layer) -> bool:
-    """Every average-pooling window divides by the same count in Caffe and arm_avgpool_s8."""
-    p: ir.PoolParams = layer.params  # type: ignore[assignment]
-    _, h, w = net.shapes[layer.bottoms[0]]
-    _, oh, ow = net.shapes[layer.tops[0]]
-    rows = _window_sizes(h, p.kernel_h, p.stride_h, p.pad_h, oh)
-    cols = _window_sizes(w, p.kernel_w, p.stride_w, p.pad_w, ow)
-    return all(rc * cc == ri * ci and ri > 0 and ci > 0 for rc, ri in rows for cc, ci in cols)
+from .roles import ave_divisor_matches_caffe, eltwise_max, leaky
 
 
 def pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
@@ -55,7 +34,12 @@ def pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
                   macs=oh * ow * c * p.kernel_h * p.kernel_w)
     if not average:
         return Op(**common, kernel=calls.MAXPOOL_S8, function="arm_max_pool_s8")
+    shift = quant(ctx).params.get(layer.name)  # an own output scale: the input's / 2^shift
+    if shift is not None:
+        params.update(offsets(ctx, layer), shift=shift)
+        return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
     if not ave_divisor_matches_caffe(ctx.net, layer):
+        params.update(input_offset=0, output_offset=0, shift=0)  # raw bytes, as arm_avgpool_s8 sums them
         return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
     return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8",
               scratch_bytes=scratch.avgpool_s8(ow, c, core(ctx)))

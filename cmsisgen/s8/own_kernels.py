@@ -9,9 +9,12 @@ from .kernels import _rounded_mean  # arm_avgpool_s8's rounding, which nn_avgpoo
 from .kernels import finish
 
 
-def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127)) -> np.ndarray:
-    """nn_avgpool_caffe_s8: the sum of the window's pixels inside the image divided, rounded
-    half away from zero, by Caffe's count (the window clipped to the padded image)."""
+def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127), input_offset: int = 0,
+                     output_offset: int = 0, shift: int = 0) -> np.ndarray:
+    """nn_avgpool_caffe_s8: the sum of the window's pixels inside the image, each plus
+    ``input_offset``, times 2**``shift`` (an output scale 2**shift times finer than the input's),
+    divided, rounded half away from zero, by Caffe's count (the window clipped to the padded
+    image), plus ``output_offset``. Offsets and shift 0 are arm_avgpool_s8's arithmetic."""
     x = np.asarray(x)
     n, h, w, c = x.shape
     (kh, kw), (sh, sw), (ph, pw), (oh, ow) = kernel, stride, pad, out_hw
@@ -22,9 +25,19 @@ def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127)) -> np.n
         for ox in range(ow):
             x0 = ox * sw - pw
             x1 = min(x0 + kw, w + pw)
-            window = x[:, max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)].astype(np.int64)
-            out[:, oy, ox] = _rounded_mean(window, (y1 - y0) * (x1 - x0))
+            window = x[:, max(y0, 0):min(y1, h), max(x0, 0):min(x1, w)].astype(np.int64) + int(input_offset)
+            out[:, oy, ox] = _rounded_mean(window * (1 << int(shift)), (y1 - y0) * (x1 - x0)) + int(output_offset)
     return np.clip(out, act[0], act[1]).astype(np.int8)
+
+
+def avgpool_max_shift(kernel_h: int, kernel_w: int) -> int:
+    """The largest ``shift`` nn_avgpool_caffe_s8 takes for a window: every window sum, at most
+    255 * kernel_h * kernel_w in magnitude, times 2**shift, plus half the count, stays in int32."""
+    peak = 255 * kernel_h * kernel_w
+    shift = 0
+    while (peak << (shift + 1)) + peak // 2 < 2**31:
+        shift += 1
+    return shift
 
 
 def deconv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int, act=(-128, 127), groups: int,

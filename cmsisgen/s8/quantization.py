@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -63,16 +64,17 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return fixed, shift
 
 
-def activation_quant(lo: float, hi: float) -> TensorQuant:
+def activation_quant(lo: float, hi: float, scale: Optional[float] = None) -> TensorQuant:
     """Asymmetric int8 for a calibrated range [lo, hi], nudged so that 0.0 is exact.
 
     TFLite's ChooseQuantizationParams: the range is widened to include zero, the zero
-    point is taken from whichever end gives the smaller error, rounded and clamped.
+    point is taken from whichever end gives the smaller error, rounded and clamped. A given
+    ``scale`` (at least the range's own; an average pooling's power-of-two step) is kept.
     """
     lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
     if hi == lo:
-        return TensorQuant(scale=1.0, zero_point=0)
-    scale = (hi - lo) / (INT8_MAX - INT8_MIN)
+        return TensorQuant(scale=1.0 if scale is None else scale, zero_point=0)
+    scale = (hi - lo) / (INT8_MAX - INT8_MIN) if scale is None else scale
     from_min, from_max = INT8_MIN - lo / scale, INT8_MAX - hi / scale
     error_min = abs(INT8_MIN) + abs(lo / scale)
     error_max = abs(INT8_MAX) + abs(hi / scale)

@@ -49,6 +49,44 @@ def shared_quant(layer: ir.Layer) -> list[str]:
     return (layer.bottoms[:1] if isinstance(kind_of(layer), ByteMover) else layer.bottoms) + layer.tops
 
 
+#: Bits of resolution an average pooling's own scale must gain to leave arm_avgpool_s8 (as on
+#: q7, :data:`cmsisgen.ops.pooling.MIN_GAIN_OFF_CMSIS_NN`): one bit is not worth the library's
+#: optimized loop; a pool that runs on nn_avgpool_caffe_s8 anyway takes any gain.
+MIN_GAIN_OFF_ARM_AVGPOOL = 2
+
+
+def average_pooling(layer: ir.Layer) -> bool:
+    """An AVE Pooling: the one kind without weights that may rescale into its own scale."""
+    return isinstance(kind_of(layer), Pooling) and layer.params.method == "ave"  # type: ignore[union-attr]
+
+
+def own_scale_min_gain(net: ir.Net, layer: ir.Layer) -> int:
+    """The bits an average pooling's own output scale must gain over its input's for the
+    quantizer to give it one (see :data:`MIN_GAIN_OFF_ARM_AVGPOOL`)."""
+    return MIN_GAIN_OFF_ARM_AVGPOOL if ave_divisor_matches_caffe(net, layer) else 1
+
+
+def _window_sizes(size: int, kernel: int, stride: int, pad: int, out: int) -> list[tuple[int, int]]:
+    """(Caffe's divisor, arm_avgpool_s8's divisor) on one axis for every output position."""
+    sizes = []
+    for i in range(out):
+        start = i * stride - pad
+        caffe = min(start + kernel, size + pad) - start
+        inside = min(start + kernel, size) - max(start, 0)
+        sizes.append((caffe, inside))
+    return sizes
+
+
+def ave_divisor_matches_caffe(net: ir.Net, layer: ir.Layer) -> bool:
+    """Every average-pooling window divides by the same count in Caffe and arm_avgpool_s8."""
+    p: ir.PoolParams = layer.params  # type: ignore[assignment]
+    _, h, w = net.shapes[layer.bottoms[0]]
+    _, oh, ow = net.shapes[layer.tops[0]]
+    rows = _window_sizes(h, p.kernel_h, p.stride_h, p.pad_h, oh)
+    cols = _window_sizes(w, p.kernel_w, p.stride_w, p.pad_w, ow)
+    return all(rc * cc == ri * ci and ri > 0 and ci > 0 for rc, ri in rows for cc, ci in cols)
+
+
 def eltwise_max(layer: ir.Layer) -> bool:
     """arm_maximum_s8 does not rescale: its inputs and output share one quantization."""
     return isinstance(kind_of(layer), Eltwise) and layer.params.operation == "max"  # type: ignore[union-attr]

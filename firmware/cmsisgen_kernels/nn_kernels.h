@@ -161,9 +161,10 @@ void nn_lookup_s8(const int8_t *in, const int8_t *table, uint32_t size, int8_t *
 void nn_lookup_channels_s8(const int8_t *in, const int8_t *table, uint32_t channels, uint32_t pixels, int8_t *out);
 /* nn_argmax_s8.c: nn_argmax_q7 on int8_t (the s8 backend). */
 void nn_argmax_s8(const int8_t *in, uint32_t channels, uint32_t pixels, uint32_t whole, int8_t *out);
-/* nn_avgpool_caffe_s8.c: average pooling dividing by Caffe's window (clipped to the padded image);
- * dims: in_h, in_w, channels, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, out_h, out_w. */
-void nn_avgpool_caffe_s8(const int8_t *in, const uint16_t *dims, int32_t act_min, int32_t act_max, int8_t *out);
+/* nn_avgpool_caffe_s8.c: average pooling dividing by Caffe's window (clipped to the padded image),
+ * into the input's scale or one 2^shift times finer; dims: in_h, in_w, channels, kernel_h, kernel_w,
+ * stride_h, stride_w, pad_h, pad_w, out_h, out_w; quant: input_offset, output_offset, shift, act_min, act_max. */
+void nn_avgpool_caffe_s8(const int8_t *in, const uint16_t *dims, const int32_t *quant, int8_t *out);
 /* nn_deconv_s8.c: Caffe's Deconvolution on int8 with per-channel requantization; dims: in_h, in_w,
  * in_ch, out_h, out_w, out_ch, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dilation_h,
  * dilation_w, groups; quant: input_offset, output_offset, act_min, act_max. */
