@@ -381,11 +381,24 @@ def _with_backend_option(command: Callable) -> Callable:
                        help="Core the s8 code is planned for: the scratch sizes of its CMSIS-NN build (DSP on "
                             "cortex-m7, Helium/MVE on cortex-m55) and, on cortex-m55, the inner products' kernel "
                             "sums precomputed into flash. Default cortex-m7; verify --target qemu-m55 implies "
-                            "cortex-m55. The q7 code is the same for both.")(run)
+                            "cortex-m55. The q7 code is the same for both: with --backend q7, --cpu is a warning.")(run)
 
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
                         help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
+
+
+def _cpu_unused(choices: ModelChoices) -> list[str]:
+    """A --cpu given with the q7 backend changes nothing: say so (a warning, also in compile's
+    --json) rather than let the user believe the code was planned for that core. The legacy q7
+    API of CMSIS_5 5.9.0 has no Helium kernels (its MVE build takes the plain C paths), so the
+    q7 code and its portable kernels are the same on both cores."""
+    if choices.backend != "q7" or choices.cpu is None:
+        return []
+    note = (f"--cpu {choices.cpu}: has no effect on the q7 backend (the legacy q7 API has no Helium build: its "
+            "code is the same on every core); --cpu plans the s8 code")
+    warn(note)
+    return [note]
 
 
 def _with_calib_method_option(command: Callable) -> Callable:
@@ -497,6 +510,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
     _check_output_folder(out_dir)
     files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
+    cpu_notes = _cpu_unused(choices)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
@@ -515,7 +529,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = [_named(note) for note in loaded.warnings] + located_notes(compiled)
+    warnings = cpu_notes + [_named(note) for note in loaded.warnings] + located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
@@ -662,6 +676,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         from .layer_plot import require_matplotlib
 
         require_matplotlib()
+    _cpu_unused(choices)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
@@ -777,7 +792,9 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
     _check_target_library(target, cmsis_nn_path, choices.backend)
-    choices = _target_cpu(target, choices)
+    targeted = _target_cpu(target, choices)
+    _cpu_unused(choices)
+    choices = targeted
 
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)

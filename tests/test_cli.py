@@ -479,3 +479,40 @@ def test_inspect_columns_follow_the_longest_layer_name(tmp_path):
     lines = [line for line in output.splitlines() if line.startswith("  ") and "->" in line]
     starts = {line.index("Convolution" if line.startswith("  " + long) else "InnerProduct") for line in lines}
     assert len(lines) == 2 and starts == {2 + len(long) + 1}
+
+
+CPU_UNUSED = ("cmsisgen: warning: --cpu {cpu}: has no effect on the q7 backend (the legacy q7 API has no Helium "
+              "build: its code is the same on every core); --cpu plans the s8 code")
+
+
+def test_cpu_with_the_q7_backend_is_a_warning_and_changes_nothing(tmp_path, model, npz):
+    proto, weights = model
+    plain = run("-q", "compile", proto, weights, "-o", tmp_path / "plain", "--calib", npz)
+    assert plain.exit_code == 0 and plain.stderr == ""
+    result = run("compile", proto, weights, "-o", tmp_path / "m55", "--calib", npz, "--cpu", "cortex-m55", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m55")
+    assert json.loads(result.stdout)["warnings"][0] == CPU_UNUSED.format(cpu="cortex-m55")[len("cmsisgen: warning: "):]
+    for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h"):
+        assert (tmp_path / "m55" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    quiet = run("-q", "compile", proto, weights, "-o", tmp_path / "quiet", "--calib", npz, "--cpu", "cortex-m55")
+    assert quiet.exit_code == 0 and quiet.stderr == ""  # -q: errors only
+    evaluated = run("evaluate", proto, weights, "--data", npz, "--calib", npz, "--cpu", "cortex-m7")
+    assert evaluated.exit_code == 0 and evaluated.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m7")
+
+
+def test_cpu_with_the_s8_backend_is_no_warning(tmp_path, model, npz):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--backend", "s8", "--cpu", "cortex-m55")
+    assert result.exit_code == 0, result.output
+    assert "--cpu" not in result.stderr
+
+
+def test_verify_with_cpu_on_the_q7_backend_warns_and_runs(tmp_path, model, npz):
+    """verify's --target still decides where the q7 code runs (qemu-m55 with the portable kernels:
+    tests/test_qemu_m55.py); a --cpu that matches it is only the warning."""
+    proto, weights = model
+    result = run("verify", proto, weights, "--calib", npz, "--vectors", "2", "--cpu", "cortex-m7")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m7")
+    assert result.stdout.splitlines()[-1] == "2/2 vectors bit-exact"
