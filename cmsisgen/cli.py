@@ -506,10 +506,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         raise CmsisgenError(_missing_out_folder(choices.outputs))
     if data and not test_vectors:
         raise CmsisgenError("--data: only used with --test-vectors N")
-    if report_path == "-" and json_path == "-":
-        raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
-    _check_output_folder(out_dir)
-    files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
+    files_out = _compile_destinations(out_dir, report_path, json_path)
     cpu_notes = _cpu_unused(choices)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
@@ -616,6 +613,37 @@ def _file_options(*options: tuple[str, Optional[str], str]) -> dict[str, Path]:
             check_destination(Path(value), what)
             files[option] = Path(value)
     return files
+
+
+def _compile_destinations(out_dir: str, report_path: Optional[str], json_path: Optional[str]) -> dict[str, Path]:
+    """compile's -o folder and its file options ({option: path}), checked before any long work."""
+    if report_path == "-" and json_path == "-":
+        raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
+    _check_output_folder(out_dir)
+    files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
+    _refuse_the_output_folder(files_out, out_dir)
+    return files_out
+
+
+def _refuse_the_output_folder(files_out: dict[str, Path], out_dir: str) -> None:
+    """A file option (--report, --json) naming the -o folder, or a folder on its way, can only
+    fail, and would fail after the long work with an error about the generated files: refuse
+    it first, naming the option."""
+    folder = _resolved(Path(out_dir))
+    for option, path in files_out.items():
+        target = _resolved(path)
+        if target == folder:
+            raise CmsisgenError(f"{path}: {option} names the output folder (-o {out_dir}), not a file of its own")
+        if target in folder.parents:
+            raise CmsisgenError(f"{path}: {option} names a folder that holds the output folder (-o {out_dir}), "
+                                "not a file of its own")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
 
 
 def _inputs(loaded, model: str, weights: str, mean: Optional[str], calib: Optional[str],
