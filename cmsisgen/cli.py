@@ -517,7 +517,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     with _stage("rendering C"):
         vectors = make_test_vectors(compiled, source, test_vectors) if test_vectors else None
         files = render(compiled.program, compiled.plan, Path(model).name, vectors)
-        report = build_report(compiled.program, compiled.plan)
+        report = build_report(compiled.program, compiled.plan, loaded.calib_method)
     if check:
         stale = stale_files(files, Path(out_dir), ALL_OUTPUT_FILES)
         if stale:
@@ -530,12 +530,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
-    # "out": the -o/--out folder ("outputs" below are the network's outputs)
-    summary = {"model": str(model), "weights": str(weights), "out": str(out_dir),
-               "files": [str(Path(out_dir) / name) for name in sorted(files)],
-               "report": None if report_path in (None, "-") else str(report_path),
-               "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
-               "outputs": report["outputs"]}
+    summary = _summary(model, weights, out_dir, sorted(files), report_path, report, memory, warnings)
     texts = {"--report": to_json(report), "--json": json.dumps(summary, indent=2) + "\n"}
     with _stage("writing the output"):
         removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()},
@@ -549,6 +544,18 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     elif not _settings().quiet:
         click.echo(format_table(report))
         click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+def _summary(model: str, weights: str, out_dir: str, files: list[str], report_path: Optional[str],
+             report: dict, memory: dict, warnings: list[str]) -> dict:
+    """compile --json: what was compiled with what, where it went, the report's figures."""
+    # "out": the -o/--out folder ("outputs" below are the network's outputs)
+    return {"model": str(model), "weights": str(weights), "out": str(out_dir),
+            "files": [str(Path(out_dir) / name) for name in files],
+            "report": None if report_path in (None, "-") else str(report_path),
+            **{key: report[key] for key in ("backend", "cpu", "calib_method")},
+            "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
+            "outputs": report["outputs"]}
 
 
 def _portable_kernels(backend: str) -> Optional[Path]:
