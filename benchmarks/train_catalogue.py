@@ -26,6 +26,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "examples" / "cifar10"))
 
-from cmsisgen.dataset import load_dataset  # noqa: E402
+from cmsisgen.dataset import Dataset, load_dataset  # noqa: E402
 from cmsisgen.float_forward import forward  # noqa: E402
 from cmsisgen.loader import load_net  # noqa: E402
 from cmsisgen.pipeline import load_model  # noqa: E402
@@ -82,7 +83,9 @@ def cmsisgen_logits(prototxt: Path, weights: Path, x: np.ndarray) -> np.ndarray:
                            for i in range(0, len(x), 500)])
 
 
-def train_one(name: str, train, test, args) -> dict:
+def train_one(name: str, train: Dataset, test: Dataset, args: argparse.Namespace) -> dict[str, Any]:
+    """Train catalogue net ``name`` and write it with its record (returned): the weights are only
+    worth measuring quantization on if cmsisgen's float forward scores them as torch does."""
     import torch
     from caffe_torch import CaffeTorch
     from training import Diverged, accuracy, fit

@@ -188,6 +188,18 @@ def statistic_for(method: str) -> Callable[[], object]:
     return {"max": MaxAbs, "mse": MinMse, "kl": MinKl}[name]
 
 
+def method_used(method: str) -> str:
+    """``method`` as a report records it: a percentile with its P spelled out (``percentile``
+    is ``percentile=99.99``, ``percentile=99.90`` is ``percentile=99.9``), so that two runs
+    that chose their formats alike say so alike."""
+    statistic_for(method)  # a bad method is refused as --calib-method refuses it
+    name, _, argument = method.partition("=")
+    if name != "percentile":
+        return name
+    text = repr(_percent(method, argument) if argument else DEFAULT_PERCENTILE)
+    return f"percentile={text[:-2] if text.endswith('.0') else text}"
+
+
 def _percent(method: str, text: str) -> float:
     try:
         percent = float(text)

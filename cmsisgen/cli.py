@@ -381,11 +381,24 @@ def _with_backend_option(command: Callable) -> Callable:
                        help="Core the s8 code is planned for: the scratch sizes of its CMSIS-NN build (DSP on "
                             "cortex-m7, Helium/MVE on cortex-m55) and, on cortex-m55, the inner products' kernel "
                             "sums precomputed into flash. Default cortex-m7; verify --target qemu-m55 implies "
-                            "cortex-m55. The q7 code is the same for both.")(run)
+                            "cortex-m55. The q7 code is the same for both: with --backend q7, --cpu is a warning.")(run)
 
     return click.option("--backend", type=click.Choice(["q7", "s8"]), default="q7", show_default=True,
                         help="CMSIS-NN API to compile for: q7 (the legacy API of CMSIS_5 5.9.0) or s8 (the int8 API of "
                              "CMSIS-NN v7.0.0, per-channel requantization).")(run)
+
+
+def _cpu_unused(choices: ModelChoices) -> list[str]:
+    """A --cpu given with the q7 backend changes nothing: say so (a warning, also in compile's
+    --json) rather than let the user believe the code was planned for that core. The legacy q7
+    API of CMSIS_5 5.9.0 has no Helium kernels (its MVE build takes the plain C paths), so the
+    q7 code and its portable kernels are the same on both cores."""
+    if choices.backend != "q7" or choices.cpu is None:
+        return []
+    note = (f"--cpu {choices.cpu}: has no effect on the q7 backend (the legacy q7 API has no Helium build: its "
+            "code is the same on every core); --cpu plans the s8 code")
+    warn(note)
+    return [note]
 
 
 def _with_calib_method_option(command: Callable) -> Callable:
@@ -493,10 +506,8 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         raise CmsisgenError(_missing_out_folder(choices.outputs))
     if data and not test_vectors:
         raise CmsisgenError("--data: only used with --test-vectors N")
-    if report_path == "-" and json_path == "-":
-        raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
-    _check_output_folder(out_dir)
-    files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
+    files_out = _compile_destinations(out_dir, report_path, json_path)
+    cpu_notes = _cpu_unused(choices)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data), out_dir)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)
@@ -506,7 +517,7 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     with _stage("rendering C"):
         vectors = make_test_vectors(compiled, source, test_vectors) if test_vectors else None
         files = render(compiled.program, compiled.plan, Path(model).name, vectors)
-        report = build_report(compiled.program, compiled.plan)
+        report = build_report(compiled.program, compiled.plan, loaded.calib_method)
     if check:
         stale = stale_files(files, Path(out_dir), ALL_OUTPUT_FILES)
         if stale:
@@ -515,16 +526,11 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
         click.echo(f"{out_dir}: up to date ({', '.join(sorted(files))})")
         return
     memory = memory_use(report, ram_limit, flash_limit)
-    warnings = [_named(note) for note in loaded.warnings] + located_notes(compiled)
+    warnings = cpu_notes + [_named(note) for note in loaded.warnings] + located_notes(compiled)
     if not memory["fits"]:
         warnings.append(memory_warning(model, memory) + ", see --ram-limit/--flash-limit")
         warn(warnings[-1])
-    # "out": the -o/--out folder ("outputs" below are the network's outputs)
-    summary = {"model": str(model), "weights": str(weights), "out": str(out_dir),
-               "files": [str(Path(out_dir) / name) for name in sorted(files)],
-               "report": None if report_path in (None, "-") else str(report_path),
-               "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
-               "outputs": report["outputs"]}
+    summary = _summary(model, weights, out_dir, sorted(files), report_path, report, memory, warnings)
     texts = {"--report": to_json(report), "--json": json.dumps(summary, indent=2) + "\n"}
     with _stage("writing the output"):
         removed = write_output(files, Path(out_dir), {path: texts[option] for option, path in files_out.items()},
@@ -538,6 +544,18 @@ def compile_command(model, weights, out_dir, calib, calib_limit, resize, mean, s
     elif not _settings().quiet:
         click.echo(format_table(report))
         click.echo(f"wrote {', '.join(sorted(files))} to {out_dir}")
+
+
+def _summary(model: str, weights: str, out_dir: str, files: list[str], report_path: Optional[str],
+             report: dict, memory: dict, warnings: list[str]) -> dict:
+    """compile --json: what was compiled with what, where it went, the report's figures."""
+    # "out": the -o/--out folder ("outputs" below are the network's outputs)
+    return {"model": str(model), "weights": str(weights), "out": str(out_dir),
+            "files": [str(Path(out_dir) / name) for name in files],
+            "report": None if report_path in (None, "-") else str(report_path),
+            **{key: report[key] for key in ("backend", "cpu", "calib_method")},
+            "layers": report["layers"], "totals": report["totals"], "memory": memory, "warnings": warnings,
+            "outputs": report["outputs"]}
 
 
 def _portable_kernels(backend: str) -> Optional[Path]:
@@ -604,6 +622,37 @@ def _file_options(*options: tuple[str, Optional[str], str]) -> dict[str, Path]:
     return files
 
 
+def _compile_destinations(out_dir: str, report_path: Optional[str], json_path: Optional[str]) -> dict[str, Path]:
+    """compile's -o folder and its file options ({option: path}), checked before any long work."""
+    if report_path == "-" and json_path == "-":
+        raise CmsisgenError("--report -: stdout already carries the --json summary (give --report a file)")
+    _check_output_folder(out_dir)
+    files_out = _file_options(("--report", report_path, "report"), ("--json", json_path, "summary"))
+    _refuse_the_output_folder(files_out, out_dir)
+    return files_out
+
+
+def _refuse_the_output_folder(files_out: dict[str, Path], out_dir: str) -> None:
+    """A file option (--report, --json) naming the -o folder, or a folder on its way, can only
+    fail, and would fail after the long work with an error about the generated files: refuse
+    it first, naming the option."""
+    folder = _resolved(Path(out_dir))
+    for option, path in files_out.items():
+        target = _resolved(path)
+        if target == folder:
+            raise CmsisgenError(f"{path}: {option} names the output folder (-o {out_dir}), not a file of its own")
+        if target in folder.parents:
+            raise CmsisgenError(f"{path}: {option} names a folder that holds the output folder (-o {out_dir}), "
+                                "not a file of its own")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _inputs(loaded, model: str, weights: str, mean: Optional[str], calib: Optional[str],
             data: Optional[str]) -> list[tuple[str, Path]]:
     """The files a run reads, described as an error names them."""
@@ -662,6 +711,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
         from .layer_plot import require_matplotlib
 
         require_matplotlib()
+    _cpu_unused(choices)
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     scored_output(loaded.net)  # several outputs and none named: refused before any image is read
     _refuse_overwriting(files_out, _inputs(loaded, model, weights, mean, calib, data))
@@ -777,7 +827,9 @@ def verify_command(model, weights, calib, calib_limit, resize, mean, scale, bgr,
     if keep == "":
         raise CmsisgenError("--keep '': the folder name is empty")
     _check_target_library(target, cmsis_nn_path, choices.backend)
-    choices = _target_cpu(target, choices)
+    targeted = _target_cpu(target, choices)
+    _cpu_unused(choices)
+    choices = targeted
 
     loaded = _load_model(model, weights, mean, scale, bgr, fc, input_shape, calib, choices)
     calib_set = _load_images(calib, calib_limit, "calibration images", loaded, resize)

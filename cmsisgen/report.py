@@ -4,14 +4,22 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from .calibration_methods import method_used
 from .mapper.buffers import BufferPlan
 from .mapper.calls import Op, Program
 from .network_outputs import describe_outputs
 from .qformat import q_format
 
 
-def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
-    """``{"layers": [...], "buffers": [...], "totals": {...}}``; shapes are Caffe's (C, H, W).
+def build_report(program: Program, plan: BufferPlan, calib_method: Optional[str] = None) -> dict[str, Any]:
+    """``{"backend", "cpu", "calib_method", "layers": [...], "buffers": [...], "totals": {...},
+    "outputs": [...]}``; shapes are Caffe's (C, H, W).
+
+    ``backend`` is the API the code calls ("q7" or "s8"); ``cpu`` the core the s8 code is
+    planned for (--cpu), null on q7, whose code is the same on every core; ``calib_method`` the
+    --calib-method the calibration used (the backend's default when none was given;
+    :func:`cmsisgen.calibration_methods.method_used`), null when the caller does not say. A
+    report is read apart from the command that wrote it: these say how to make it again.
 
     ``buffers`` is the buffer plan (as nn.c's comment table shows it): every tensor and
     scratch buffer with its region ("image": run_nn()'s image buffer, "arena": the static
@@ -25,33 +33,7 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
     its weights' ``weight_scales`` ({channels, min, max}: one scale per output channel);
     each output, its ``quant``.
     """
-    layers = []
-    for step, op in enumerate(program.ops):
-        f = op.formats
-        out = program.tensors[op.output]
-        in_shape = list(program.tensors[op.inputs[0]].shape) if op.inputs else list(program.input_shape)
-        layers.append({
-            "name": op.layer,
-            "type": op.layer_type,
-            "function": op.function,
-            "input_shape": in_shape,
-            "output_shape": list(out.shape),
-            "input_format": q_format(f["in_frac"]) if "in_frac" in f else None,
-            "weight_format": q_format(f["weight_frac"]) if "weight_frac" in f else None,
-            "bias_format": q_format(f["bias_frac"]) if "bias_frac" in f else None,
-            "output_format": q_format(f["out_frac"]) if "out_frac" in f else None,
-            "bias_lshift": f.get("bias_lshift"),
-            "out_rshift": f.get("out_rshift"),
-            "macs": op.macs,
-            "weight_bytes": op.weight_bytes,
-            "activation_bytes": out.size,
-            "scratch_bytes": op.scratch_bytes,
-            "output_region": plan.tensors[op.output].region,
-            "output_offset": plan.tensors[op.output].offset,
-            "scratch_offset": plan.scratch[step].offset if step in plan.scratch else None,
-        })
-        if program.backend == "s8":
-            layers[-1].update(_s8_fields(program, op))
+    layers = [_layer_row(program, plan, step, op) for step, op in enumerate(program.ops)]
     buffers = [{"name": p.name, "region": p.region, "offset": p.offset, "bytes": p.bytes,
                 "first_step": p.first, "last_step": p.last,
                 "kind": "scratch" if p.scratch_of is not None else "tensor"} for p in plan.placements()]
@@ -63,7 +45,39 @@ def build_report(program: Program, plan: BufferPlan) -> dict[str, Any]:
         "arena_bytes": plan.arena_bytes,
         "input_buffer_bytes": plan.input_buffer_bytes,
     }
-    return {"layers": layers, "buffers": buffers, "totals": totals, "outputs": report_outputs(program, plan)}
+    return {"backend": program.backend, "cpu": program.cpu if program.backend == "s8" else None,
+            "calib_method": None if calib_method is None else method_used(calib_method),
+            "layers": layers, "buffers": buffers, "totals": totals, "outputs": report_outputs(program, plan)}
+
+
+def _layer_row(program: Program, plan: BufferPlan, step: int, op: Op) -> dict[str, Any]:
+    """One call of the report's ``layers``."""
+    f = op.formats
+    out = program.tensors[op.output]
+    in_shape = list(program.tensors[op.inputs[0]].shape) if op.inputs else list(program.input_shape)
+    row = {
+        "name": op.layer,
+        "type": op.layer_type,
+        "function": op.function,
+        "input_shape": in_shape,
+        "output_shape": list(out.shape),
+        "input_format": q_format(f["in_frac"]) if "in_frac" in f else None,
+        "weight_format": q_format(f["weight_frac"]) if "weight_frac" in f else None,
+        "bias_format": q_format(f["bias_frac"]) if "bias_frac" in f else None,
+        "output_format": q_format(f["out_frac"]) if "out_frac" in f else None,
+        "bias_lshift": f.get("bias_lshift"),
+        "out_rshift": f.get("out_rshift"),
+        "macs": op.macs,
+        "weight_bytes": op.weight_bytes,
+        "activation_bytes": out.size,
+        "scratch_bytes": op.scratch_bytes,
+        "output_region": plan.tensors[op.output].region,
+        "output_offset": plan.tensors[op.output].offset,
+        "scratch_offset": plan.scratch[step].offset if step in plan.scratch else None,
+    }
+    if program.backend == "s8":
+        row.update(_s8_fields(program, op))
+    return row
 
 
 def _quant(program: Program, tensor: str) -> Optional[dict[str, Any]]:

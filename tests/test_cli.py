@@ -389,8 +389,9 @@ def test_compile_json_summary(tmp_path, model):
     result = run("compile", proto, weights, "-o", out, "--json", "--report", tmp_path / "r.json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)  # the whole of stdout is the JSON (no table)
-    assert set(summary) == {"model", "weights", "out", "files", "report", "layers", "totals", "memory", "warnings",
-                            "outputs"}
+    assert list(summary) == ["model", "weights", "out", "files", "report", "backend", "cpu", "calib_method", "layers",
+                             "totals", "memory", "warnings", "outputs"]
+    assert (summary["backend"], summary["cpu"], summary["calib_method"]) == ("q7", None, "percentile=99.9")
     assert summary["out"] == str(out)  # the -o folder ("outputs": the network's)
     assert summary["files"] == [str(out / name) for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h")]
     assert summary["report"] == str(tmp_path / "r.json")
@@ -479,3 +480,61 @@ def test_inspect_columns_follow_the_longest_layer_name(tmp_path):
     lines = [line for line in output.splitlines() if line.startswith("  ") and "->" in line]
     starts = {line.index("Convolution" if line.startswith("  " + long) else "InnerProduct") for line in lines}
     assert len(lines) == 2 and starts == {2 + len(long) + 1}
+
+
+CPU_UNUSED = ("cmsisgen: warning: --cpu {cpu}: has no effect on the q7 backend (the legacy q7 API has no Helium "
+              "build: its code is the same on every core); --cpu plans the s8 code")
+
+
+def test_cpu_with_the_q7_backend_is_a_warning_and_changes_nothing(tmp_path, model, npz):
+    proto, weights = model
+    plain = run("-q", "compile", proto, weights, "-o", tmp_path / "plain", "--calib", npz)
+    assert plain.exit_code == 0 and plain.stderr == ""
+    result = run("compile", proto, weights, "-o", tmp_path / "m55", "--calib", npz, "--cpu", "cortex-m55", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m55")
+    assert json.loads(result.stdout)["warnings"][0] == CPU_UNUSED.format(cpu="cortex-m55")[len("cmsisgen: warning: "):]
+    for name in ("nn.c", "nn.h", "parameters.h", "weights.c", "weights.h"):
+        assert (tmp_path / "m55" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
+    quiet = run("-q", "compile", proto, weights, "-o", tmp_path / "quiet", "--calib", npz, "--cpu", "cortex-m55")
+    assert quiet.exit_code == 0 and quiet.stderr == ""  # -q: errors only
+    evaluated = run("evaluate", proto, weights, "--data", npz, "--calib", npz, "--cpu", "cortex-m7")
+    assert evaluated.exit_code == 0 and evaluated.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m7")
+
+
+def test_cpu_with_the_s8_backend_is_no_warning(tmp_path, model, npz):
+    proto, weights = model
+    result = run("compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--backend", "s8", "--cpu", "cortex-m55")
+    assert result.exit_code == 0, result.output
+    assert "--cpu" not in result.stderr
+
+
+def test_verify_with_cpu_on_the_q7_backend_warns_and_runs(tmp_path, model, npz):
+    """verify's --target still decides where the q7 code runs (qemu-m55 with the portable kernels:
+    tests/test_qemu_m55.py); a --cpu that matches it is only the warning."""
+    proto, weights = model
+    result = run("verify", proto, weights, "--calib", npz, "--vectors", "2", "--cpu", "cortex-m7")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == CPU_UNUSED.format(cpu="cortex-m7")
+    assert result.stdout.splitlines()[-1] == "2/2 vectors bit-exact"
+
+
+@pytest.mark.parametrize("options, recorded", [
+    ([], ("q7", None, "percentile=99.9")),  # q7's default method
+    (["--cpu", "cortex-m55"], ("q7", None, "percentile=99.9")),  # q7 code is planned for no core
+    (["--calib-method", "percentile"], ("q7", None, "percentile=99.99")),  # P spelled out
+    (["--calib-method", "percentile=99.90"], ("q7", None, "percentile=99.9")),
+    (["--calib-method", "kl"], ("q7", None, "kl")),
+    (["--backend", "s8"], ("s8", "cortex-m7", "max")),  # s8's default method and core
+    (["--backend", "s8", "--cpu", "cortex-m55", "--calib-method", "percentile=100"], ("s8", "cortex-m55", "percentile=100")),
+])
+def test_report_and_summary_record_backend_cpu_and_calibration_method(tmp_path, model, npz, options, recorded):
+    """A report read apart from its command says what made it: the backend, the core the s8 code
+    is planned for and the calibration method actually used (the backend's default if none given)."""
+    proto, weights = model
+    result = run("-q", "compile", proto, weights, "-o", tmp_path / "o", "--calib", npz, "--report", tmp_path / "r.json",
+                 "--json", *options)
+    assert result.exit_code == 0, result.output
+    report, summary = json.loads((tmp_path / "r.json").read_text()), json.loads(result.stdout)
+    for document in (report, summary):
+        assert (document["backend"], document["cpu"], document["calib_method"]) == recorded

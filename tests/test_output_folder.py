@@ -191,6 +191,23 @@ def test_the_report_never_overwrites_an_input_or_an_output(model, destination, m
     assert not Path("out").exists()
 
 
+@pytest.mark.parametrize("options, message", [
+    (["-o", "out", "--report", "out"], "out: --report names the output folder (-o out), not a file of its own"),
+    (["-o", "out", "--report", "./out/"], "out: --report names the output folder (-o out), not a file of its own"),
+    (["-o", "r/out", "--report", "r"],
+     "r: --report names a folder that holds the output folder (-o r/out), not a file of its own"),
+    (["-o", "out", "--json", "out"], "out: --json names the output folder (-o out), not a file of its own"),
+])
+def test_a_report_on_the_output_folder_names_its_option(model, options, message):
+    """Refused before any work, naming the option that is wrong (it failed after calibrating,
+    with an error about the generated files); nothing is written."""
+    proto, weights = model
+    result = run("compile", proto.name, weights.name, *options)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [f"cmsisgen: error: {message}"]
+    assert not Path("out").exists() and not Path("r").exists() and not stray()
+
+
 def test_the_summary_never_overwrites_an_input_or_the_report(model):
     proto, weights = model
     expect_error(["compile", proto.name, weights.name, "-o", "out", "--json", "model.prototxt"],
@@ -219,7 +236,8 @@ def test_a_dash_means_stdout(model):
     proto, weights = model
     result = run("compile", proto, weights, "-o", "out", "--report", "-")
     assert result.exit_code == 0, result.output
-    assert set(json.loads(result.stdout)) == {"layers", "buffers", "totals", "outputs"}  # the report, no table
+    assert list(json.loads(result.stdout)) == ["backend", "cpu", "calib_method", "layers", "buffers", "totals",
+                                               "outputs"]  # the report, no table
     np.savez("data.npz", x=np.zeros((2, 8, 8, 3), dtype=np.uint8), y=np.zeros(2))
     for option in (["--json", "-"], ["--json"]):
         result = run("evaluate", proto, weights, "--data", "data.npz", *option)

@@ -10,9 +10,12 @@ functions: the module loads without it.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: torch is imported where it runs, in the training venv
+    import torch
 
 SCALE = 1.0 / 64.0
 BATCH = 128
@@ -50,7 +53,7 @@ def augment(x_nchw: np.ndarray, rng: np.random.Generator, shift: int = 4) -> np.
     return x
 
 
-def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
+def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:
     """Top-1 of ``model`` (its scores: the logits) on preprocessed NCHW ``x``."""
     import torch
 
@@ -64,7 +67,7 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
     return correct / len(y)
 
 
-def fit(model, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: float, weight_decay: float,
+def fit(model: torch.nn.Module, x_train: np.ndarray, y_train: np.ndarray, *, epochs: int, lr: float, weight_decay: float,
         rng: np.random.Generator, log: Callable[[str], None], epoch_note: Callable[[], str]) -> None:
     """SGD with Nesterov momentum and a one-cycle (cosine) learning rate, cross-entropy on
     augmented batches of ``BATCH``; logs one line per epoch (loss, ``epoch_note()``, minutes).
