@@ -6,10 +6,12 @@ and Deconvolution). Their C lives in
 firmware/cmsisgen_kernels (installed as ``cmsisgen.firmware``), one file per family, where it
 is compiled and unit-tested on its own (tests/test_own_kernels.py); nn.c only calls them.
 OUT must build with nothing but a CMSIS-NN, so the files a network calls are copied into
-it, verbatim, together with their header.
+it, verbatim, together with their header and the helper headers they include (``#include
+"nn_s8_requantize.h"``, shared by the s8 files that rescale).
 """
 from __future__ import annotations
 
+import re
 from importlib import resources
 from typing import Iterable
 
@@ -26,7 +28,11 @@ def _folder():
 
 
 #: Every file a compile may copy (so that a later compile can remove the ones it no longer needs).
-ALL_FILES: tuple[str, ...] = (HEADER, *sorted(p.name for p in _folder().iterdir() if p.name.endswith(".c")))
+ALL_FILES: tuple[str, ...] = (HEADER, *sorted(p.name for p in _folder().iterdir()
+                                               if p.name.endswith((".c", ".h")) and p.name != HEADER))
+#: A header a kernel file includes (``#include "..."``): copied when it is one of ALL_FILES
+#: (the others, arm_nn_math_types.h, come with the CMSIS-NN the output is built against).
+_INCLUDE = re.compile(r'(?m)^#include "([\w.]+)"')
 
 
 def files_used(ops: Iterable[Op]) -> set[str]:
@@ -40,4 +46,8 @@ def kernel_files(sources: Iterable[str]) -> dict[str, str]:
     names = sorted(set(sources))
     if not names:
         return {}
-    return {name: _folder().joinpath(name).read_text() for name in (HEADER, *names)}
+    files = {name: _folder().joinpath(name).read_text() for name in (HEADER, *names)}
+    included = {h for text in files.values() for h in _INCLUDE.findall(text)}
+    for name in sorted(included.intersection(ALL_FILES) - set(files)):
+        files[name] = _folder().joinpath(name).read_text()
+    return files

@@ -514,3 +514,35 @@ DECONV_S8 = Kernel(
 #define {{ prefix }}_WT_SIZE {{ op.weight_data.size }}
 """,
     weights=_per_channel_weights("[out][kernel_y][kernel_x][in / group]"))
+
+
+def _sum(op: Op, inputs: list[np.ndarray]) -> np.ndarray:
+    p = op.params
+    r = p["rescale"]
+    return own_kernels.eltwise_add_s8([x.reshape(inputs[0].shape) for x in inputs],
+                                      in_params=[(offset, *m) for offset, m in zip(p["offsets"], r.inputs)],
+                                      out_params=(p["output_offset"], *r.output, *p["act"]))
+
+
+#: Eltwise SUM of more than two inputs (nn_eltwise_add_s8.c): arm_elementwise_add_s8's arithmetic for N.
+EWSUM_S8 = Kernel(
+    "ewsum_s8", _sum, source="nn_eltwise_add_s8.c",
+    call="""\
+    /* {{ op.layer }} */
+    {
+        const int8_t *const inputs[{{ prefix }}_INPUTS] = { {% for name in op.inputs %}{{ buf[name] }}{{ ", " if not loop.last }}{% endfor %} };
+        static const int32_t in_params[3 * {{ prefix }}_INPUTS] = {{ prefix }}_IN_PARAMS;
+        static const int32_t out_params[5] = {{ prefix }}_OUT_PARAMS;
+
+        nn_eltwise_add_s8(inputs, {{ prefix }}_INPUTS, in_params, out_params, {{ prefix }}_SIZE, {{ out }});
+    }
+""",
+    parameters="""\
+/* {{ op.layer }} ({{ op.layer_type }}): {{ op.function }}; the inputs onto {{ op.params.headroom }} times the largest scale, then the output's */
+/* per input: offset (the negated zero point), multiplier, shift (after a left shift of {{ op.params.rescale.left_shift }}) */
+#define {{ prefix }}_IN_PARAMS { {% for offset in op.params.offsets %}{{ offset }}, {{ op.params.rescale.inputs[loop.index0][0] }}, {{ op.params.rescale.inputs[loop.index0][1] }}{{ ", " if not loop.last }}{% endfor %} }
+/* output offset (zero point), multiplier, shift, activation min, max */
+#define {{ prefix }}_OUT_PARAMS { {{ op.params.output_offset }}, {{ op.params.rescale.output[0] }}, {{ op.params.rescale.output[1] }}, {{ op.params.act[0] }}, {{ op.params.act[1] }} }
+#define {{ prefix }}_INPUTS {{ op.inputs | length }}
+#define {{ prefix }}_SIZE {{ a.size }}
+""")

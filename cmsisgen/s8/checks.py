@@ -44,9 +44,9 @@ def softmax(net: ir.Net, layer: ir.Layer) -> None:
 
 def eltwise(net: ir.Net, layer: ir.Layer) -> None:
     p: ir.EltwiseParams = layer.params  # type: ignore[assignment]
-    if p.operation != "max" and len(layer.bottoms) != 2:
-        raise refusal(layer, f"{p.operation.upper()} of {len(layer.bottoms)} inputs: the s8 backend runs SUM and "
-                              "PROD of two inputs only (arm_elementwise_add_s8, arm_elementwise_mul_s8)")
+    if p.operation == "prod" and len(layer.bottoms) != 2:
+        raise refusal(layer, f"PROD of {len(layer.bottoms)} inputs: the s8 backend runs PROD of two inputs only "
+                             "(arm_elementwise_mul_s8)")
 
 
 def concat(net: ir.Net, layer: ir.Layer) -> None:

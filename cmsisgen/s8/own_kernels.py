@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..ops.own_conv import deconv_sums
+from .arith import requantize, wrap_int32
 from .kernels import _rounded_mean  # arm_avgpool_s8's rounding, which nn_avgpool_caffe_s8 keeps
 from .kernels import finish
+from .quantization import ADD_LEFT_SHIFT
 
 
 def avgpool_caffe_s8(x, *, kernel, stride, pad, out_hw, act=(-128, 127), input_offset: int = 0,
@@ -49,3 +51,17 @@ def deconv_s8(x, w, bias, *, mult, shift, input_offset: int, output_offset: int,
     acc = deconv_sums(shifted, np.asarray(w), groups=groups, stride=stride, pad=pad, dilation=dilation, out_hw=out_hw)
     total = acc.astype(np.int64) + np.asarray(bias, dtype=np.int64)
     return finish(total, np.asarray(mult, np.int64), np.asarray(shift, np.int64), output_offset, act)
+
+
+def eltwise_add_s8(inputs, *, in_params, out_params) -> np.ndarray:
+    """nn_eltwise_add_s8: arm_elementwise_add_s8's arithmetic (plain-C build) for any number of
+    inputs of one shape. ``in_params``: (offset, multiplier, shift) per input; ``out_params``:
+    (offset, multiplier, shift, act_min, act_max). Per element, each ``(x_i + offset_i) << 20``
+    (wrapped to 32 bits) is requantized by its input's multiplier, the terms summed in a
+    wrapping int32, and the sum requantized onto the output."""
+    total = np.int64(0)
+    for x, (offset, mult, shift) in zip(inputs, in_params):
+        shifted = wrap_int32((np.asarray(x, dtype=np.int64) + int(offset)) << ADD_LEFT_SHIFT)
+        total = total + requantize(shifted, int(mult), int(shift))
+    offset, mult, shift, act_min, act_max = out_params
+    return finish(total, int(mult), int(shift), offset, (act_min, act_max))

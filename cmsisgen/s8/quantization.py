@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -168,21 +168,56 @@ def _smaller_than_one(real: float, what: str) -> tuple[int, int]:
     return (-multiplier if real < 0 else multiplier), shift
 
 
-def add_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> AddParams:
-    """TFLite (Micro)'s int8 ADD preparation: both inputs onto twice the larger scale, times
+#: |x_i + offset_i| of an ADD input: int8 minus a zero point in -128..127 (offset -127..128).
+ADD_MAX_OPERAND = 255
+
+
+def sum_headroom(count: int) -> int:
+    """H, the power of two the ``count`` inputs of a SUM are scaled onto H * max|s_i|: 2 (TFLite's
+    for two inputs) unless more are needed so that the int32 sum cannot overflow.
+
+    Each input's term is requantize((x_i + offset_i) << 20, m_i) with |x_i + offset_i| <= 255 and
+    the multiplier |m_i| <= 1 / H (|s_i| / (H * max|s|) rounded to 31 bits, which never passes the
+    power of two 1 / H); the two roundings add at most 1. So |sum| <= count * (255 * 2**20 / H + 1),
+    which H keeps <= 2**31 - 1: H = 2 up to 16 inputs, 4 up to 32, ...
+    """
+    headroom = 2
+    while count * ((ADD_MAX_OPERAND << ADD_LEFT_SHIFT) // headroom + 1) > INT32_MAX:
+        headroom *= 2
+    return headroom
+
+
+@dataclass(frozen=True)
+class SumParams:
+    """nn_eltwise_add_s8's rescaling: (multiplier, shift) per input and for the output."""
+
+    inputs: tuple[tuple[int, int], ...]
+    output: tuple[int, int]
+    left_shift: int = ADD_LEFT_SHIFT
+
+
+def sum_params(input_scales: Sequence[float], output_scale: float) -> SumParams:
+    """TFLite (Micro)'s int8 ADD preparation for any number of inputs: every input onto
+    H * the largest |scale| (:func:`sum_headroom`; H = 2 for two inputs, as TFLite), times
     2**20 for headroom, then the sum onto the output scale.
 
     An input scale carries its Eltwise coefficient, so it may be negative (a negative input
     multiplier: arm_nn_requantize's doubling high multiply takes any sign, and the int8
     operands shifted by 20 keep every product far from overflow) or zero (the input adds
-    nothing; both zero: every multiplier 0, the output is its zero point).
+    nothing; all zero: every multiplier 0, the output is its zero point).
     """
-    twice_max = 2.0 * max(abs(input_1_scale), abs(input_2_scale))
-    if twice_max == 0.0:
-        return AddParams(input_1=(0, 0), input_2=(0, 0), output=(0, 0))
-    return AddParams(input_1=_smaller_than_one(input_1_scale / twice_max, "add input 1"),
-                     input_2=_smaller_than_one(input_2_scale / twice_max, "add input 2"),
-                     output=_smaller_than_one(twice_max / (float(1 << ADD_LEFT_SHIFT) * output_scale), "add output"))
+    top = sum_headroom(len(input_scales)) * max(abs(s) for s in input_scales)
+    if top == 0.0:
+        return SumParams(inputs=((0, 0),) * len(input_scales), output=(0, 0))
+    return SumParams(inputs=tuple(_smaller_than_one(s / top, f"add input {i + 1}") for i, s in enumerate(input_scales)),
+                     output=_smaller_than_one(top / (float(1 << ADD_LEFT_SHIFT) * output_scale), "add output"))
+
+
+def add_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> AddParams:
+    """arm_elementwise_add_s8's rescaling: :func:`sum_params` of two inputs (both onto twice
+    the larger scale, as TFLite's ADD)."""
+    p = sum_params((input_1_scale, input_2_scale), output_scale)
+    return AddParams(input_1=p.inputs[0], input_2=p.inputs[1], output=p.output, left_shift=p.left_shift)
 
 
 def mul_params(input_1_scale: float, input_2_scale: float, output_scale: float) -> tuple[int, int]:

@@ -26,7 +26,7 @@ from ..ops.relu import ReLU
 from ..ops.scale import Scale
 from ..ops.softmax import Softmax
 from ..ops.table_activation import SIGMOID, TANH
-from .quantization import TensorQuant, add_params, mul_params, softmax_params
+from .quantization import TensorQuant, add_params, mul_params, softmax_params, sum_params
 
 #: Softmax's output quantization in the TFLite int8 spec (what arm_softmax_s8 writes).
 SOFTMAX_OUTPUT = TensorQuant(scale=1.0 / 256, zero_point=-128)
@@ -178,5 +178,8 @@ def quantize_params(layer: ir.Layer, tensors: dict[str, TensorQuant]) -> Any:
     scales = [tensors[b].scale for b in layer.bottoms]
     if p.operation == "prod":
         return mul_params(scales[0], scales[1], tensors[layer.tops[0]].scale)
-    coeffs = p.coeffs or (1.0, 1.0)
-    return add_params(coeffs[0] * scales[0], coeffs[1] * scales[1], tensors[layer.tops[0]].scale)
+    coeffs = p.coeffs or (1.0,) * len(scales)
+    signed = [c * s for c, s in zip(coeffs, scales)]
+    if len(signed) == 2:  # arm_elementwise_add_s8
+        return add_params(signed[0], signed[1], tensors[layer.tops[0]].scale)
+    return sum_params(signed, tensors[layer.tops[0]].scale)  # nn_eltwise_add_s8

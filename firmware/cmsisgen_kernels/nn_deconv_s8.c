@@ -10,9 +10,11 @@
  * sum (x + input_offset) * w in 32 bits (wrapping as SMLAD does; kept in uint32_t, free of
  * signed overflow), then the default double-rounding requantization with the channel's
  * multiplier and shift, plus the output offset, clamped to the activation range.
- * Self-contained (stdint only): the s8 API has no q7_t.
+ * Self-contained (stdint and nn_s8_requantize.h only): the s8 API has no q7_t.
  */
 #include <stdint.h>
+
+#include "nn_s8_requantize.h"
 
 /* dims: in_h, in_w, in_ch, out_h, out_w, out_ch, kernel_h, kernel_w, stride_h, stride_w,
  *       pad_h, pad_w, dilation_h, dilation_w, groups
@@ -20,32 +22,6 @@
  * wt: [out_ch][kernel_h][kernel_w][in_ch / groups]; bias, mult, shift: one per output channel */
 void nn_deconv_s8(const int8_t *in, const uint32_t *dims, const int32_t *quant, const int8_t *wt,
                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
-
-/* The int32 whose two's complement bits are v (no implementation-defined conversion). */
-static int32_t nn_s8_bits(uint32_t v)
-{
-    return v > 0x7FFFFFFFu ? -(int32_t)(~v) - 1 : (int32_t)v;
-}
-
-/* floor(v / 2^s) for 0 <= s <= 62, whatever the sign of v. */
-static int64_t nn_s8_floor_shift(int64_t v, int s)
-{
-    return v < 0 ? -((-(v + 1)) >> s) - 1 : v >> s;
-}
-
-/* arm_nn_requantize's default double rounding: val << left in 32 bits, (val * mult + 2^30)
- * >> 31 (ties up), then a right shift rounding ties away from zero. */
-static int32_t nn_s8_requantize(int32_t val, int32_t mult, int32_t shift)
-{
-    const int right = shift > 0 ? 0 : -shift;
-    const int32_t scaled = nn_s8_bits((uint32_t)val << (shift > 0 ? shift : 0));
-    const int32_t high = nn_s8_bits((uint32_t)(uint64_t)nn_s8_floor_shift((int64_t)scaled * mult + (1LL << 30), 31));
-    const uint32_t mask = (uint32_t)(((uint64_t)1 << right) - 1u);
-    const int32_t result = (int32_t)nn_s8_floor_shift(high, right);
-    const int32_t threshold = (int32_t)(mask >> 1) + (result < 0 ? 1 : 0);
-
-    return (int32_t)((uint32_t)high & mask) > threshold ? result + 1 : result;
-}
 
 /* The input row (or column) that adds to output position pos through kernel offset tap, or
  * size when none does: the i with i * stride - pad + tap == pos. */

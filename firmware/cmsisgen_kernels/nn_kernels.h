@@ -170,6 +170,10 @@ void nn_avgpool_caffe_s8(const int8_t *in, const uint16_t *dims, const int32_t *
  * dilation_w, groups; quant: input_offset, output_offset, act_min, act_max. */
 void nn_deconv_s8(const int8_t *in, const uint32_t *dims, const int32_t *quant, const int8_t *wt,
                   const int32_t *bias, const int32_t *mult, const int32_t *shift, int8_t *out);
+/* nn_eltwise_add_s8.c: Eltwise SUM of count int8 inputs (arm_elementwise_add_s8's arithmetic for N);
+ * in_params: offset, multiplier, shift per input; out_params: offset, multiplier, shift, act_min, act_max. */
+void nn_eltwise_add_s8(const int8_t *const *inputs, uint32_t count, const int32_t *in_params,
+                       const int32_t *out_params, uint32_t size, int8_t *out);
 
 #ifdef __cplusplus
 }
