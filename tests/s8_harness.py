@@ -172,3 +172,11 @@ def run_qemu(cases: list[Case], library: str, work: Path, cpu: str = "cortex-m7"
                          timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return _parse(run.stdout, cases)
+
+
+def random_calib(directory: Path, seed: int, shape=(16, 8, 8, 3)) -> Path:
+    """A calibration set of random uint8 images (label 0) as ``directory``/calib.npz."""
+    calib = directory / "calib.npz"
+    np.savez(calib, x=np.random.default_rng(seed).integers(0, 256, size=shape, dtype=np.uint8),
+             y=np.zeros(shape[0], dtype=np.int64))
+    return calib

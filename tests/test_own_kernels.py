@@ -510,6 +510,11 @@ def test_header_declares_every_kernel_and_every_kernel_names_its_file():
     for kernel in (concat.CONCAT, convolution.GROUP_CONV, eltwise.ELTWISE, lrn_op.LRN_Q7, pooling_nn.POOL,
                    prelu.PRELU, scale.SCALE_Q7):
         assert (OWN / kernel.source).is_file(), kernel.kind
+    from cmsisgen.ops.base import Kernel
+    from cmsisgen.s8 import calls as s8_calls
+
+    s8_sources = {k.source for k in vars(s8_calls).values() if isinstance(k, Kernel) and k.source}
+    assert {"nn_deconv_s8.c", "nn_eltwise_add_s8.c"} <= s8_sources and all((OWN / f).is_file() for f in s8_sources)
 
 
 # ----------------------------------------------------------------------------- compile copies them

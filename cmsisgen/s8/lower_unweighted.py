@@ -2,7 +2,7 @@
 the elementwise add/mul/maximum, concatenation and a standing ReLU (its maximum with the zero
 point); an average pooling goes to the project's nn_avgpool_caffe_s8 where arm_avgpool_s8's
 divisor differs from Caffe's (padding) or where the quantizer gave it its own output scale, and
-an Eltwise SUM of other than two inputs to the project's nn_eltwise_add_s8."""
+an Eltwise SUM of more than two inputs to the project's nn_eltwise_add_s8."""
 from __future__ import annotations
 
 from typing import Optional
@@ -64,10 +64,11 @@ def eltwise(layer: ir.Layer, ctx: LoweringContext) -> Op:
     params = dict(rescale=quant(ctx).params[layer.name], offsets=offsets, act=act_range(ctx, layer.tops[0]),
                   output_offset=tensors[layer.tops[0]].zero_point, dsp_lanes=dsp_lanes(ctx.cpu))
     product = layer.params.operation == "prod"  # type: ignore[union-attr]
-    if len(layer.bottoms) != 2:  # a SUM (checks.eltwise): the project's kernel, the library's arithmetic for N
+    if len(layer.bottoms) > 2:  # a SUM (checks.eltwise): the project's kernel, the library's arithmetic for N
         params.update(headroom=sum_headroom(len(layer.bottoms)))
         return Op(**stem(layer), kernel=calls.EWSUM_S8, function="nn_eltwise_add_s8", inputs=ctx.bottoms,
-                  in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w * len(layer.bottoms), params=params)
+                  in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w * (len(layer.bottoms) - 1),
+                  params=params)
     return Op(**stem(layer), kernel=calls.MUL_S8 if product else calls.ADD_S8,
               function="arm_elementwise_mul_s8" if product else "arm_elementwise_add_s8", inputs=ctx.bottoms,
               in_shape=(h, w, c), args={"size": c * h * w}, macs=c * h * w, params=params)

@@ -1,5 +1,6 @@
 """Bit-exact models of the project's own s8 kernels (firmware/cmsisgen_kernels/*_s8.c) that
-are not table lookups: where CMSIS-NN v7.0.0 has no call with Caffe's semantics."""
+are not table lookups: where CMSIS-NN v7.0.0 has no call with Caffe's semantics (or, for a SUM of
+more than two inputs, no call at all)."""
 from __future__ import annotations
 
 import numpy as np
