@@ -40,8 +40,8 @@ OFFSETS = (-128, -127, 127, 128)
 # ----------------------------------------------------------------------------- the model
 def scalar_requantize(val: int, mult: int, shift: int) -> int:
     """arm_nn_requantize's default double rounding on Python integers."""
-    val = (val << max(shift, 0) & 0xFFFFFFFF) - ((val << max(shift, 0) & 0x80000000) << 1)  # wrap to int32
-    high = (val * mult + (1 << 30)) >> 31
+    val = wrap(val << max(shift, 0))
+    high = wrap((val * mult + (1 << 30)) >> 31)
     right = max(-shift, 0)
     if right == 0:
         return high
@@ -67,9 +67,11 @@ def reference(inputs, in_params, out_params) -> np.ndarray:
 
 
 def random_params(rng, count: int):
-    """Offsets and multipliers as the quantizer gives them for random signed scales (one zero)."""
+    """Offsets and multipliers as the quantizer gives them for random signed scales (one zero
+    among several)."""
     scales = rng.uniform(-0.2, 0.2, count)
-    scales[rng.integers(count)] = 0.0
+    if count > 1:
+        scales[rng.integers(count)] = 0.0
     p = sum_params([float(s) for s in scales], float(rng.uniform(0.1, 0.5)))
     in_params = [(int(rng.integers(-127, 129)), *m) for m in p.inputs]
     return in_params, (int(rng.integers(-128, 128)), *p.output, -128, 127)
