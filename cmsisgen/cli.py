@@ -728,7 +728,7 @@ def evaluate_command(model, weights, data, calib, calib_limit, resize, mean, sca
     if plot_path is not None:
         from .layer_plot import plot_layers
 
-        plot_layers(result["layers"], files_out["--plot"], f"{Path(model).name}: {result['n']} images")
+        plot_layers(result["layers"], files_out["--plot"], f"{Path(model).name}: {result['n']} images", backend)
     _print_evaluation(result, json_path, files_out, backend)
 
 

@@ -1,8 +1,8 @@
 """``evaluate --plot FILE.png``: the per-layer report as a picture.
 
 Top: per layer, the float range the data reached (a line from min to max) against the
-range its Q format holds (a bar): a line poking out of its bar is clipping, a line far
-inside wastes bits. Bottom: each layer's SQNR. matplotlib is an optional extra
+range its quantization holds (a bar: the Q format on q7, scale and zero point on s8): a line
+poking out of its bar is clipping, a line far inside wastes bits. Bottom: each layer's SQNR. matplotlib is an optional extra
 (the ``plot`` extra: ``pip install '.[plot]'``), imported only here.
 """
 from __future__ import annotations
@@ -26,7 +26,11 @@ def require_matplotlib() -> None:
         raise CmsisgenError(MISSING) from None
 
 
-def plot_layers(rows: list[dict], path: Path, title: str) -> None:
+#: The bar's legend per backend: what sets the range a tensor's bytes hold.
+RANGE_LABELS = {"q7": "Q format range", "s8": "int8 range (scale, zero point)"}
+
+
+def plot_layers(rows: list[dict], path: Path, title: str, backend: str = "q7") -> None:
     """Draw ``rows`` (:meth:`cmsisgen.layer_error.LayerErrors.rows`) into the PNG ``path``."""
     import matplotlib
 
@@ -39,7 +43,7 @@ def plot_layers(rows: list[dict], path: Path, title: str) -> None:
     low = [row["format_range"][0] for row in rows]
     high = [row["format_range"][1] for row in rows]
     ranges.bar(xs, [h - lo for lo, h in zip(low, high)], bottom=low, width=0.6, color="#c6dbef",
-               label="Q format range")
+               label=RANGE_LABELS[backend])
     ranges.vlines(xs, [row["range"][0] for row in rows], [row["range"][1] for row in rows], color="#d62728",
                   linewidth=2.5, label="float range")
     ranges.set_yscale("symlog", linthresh=1.0, linscale=0.5)

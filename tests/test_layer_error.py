@@ -166,6 +166,19 @@ def test_cli_plot_writes_a_png(tmp_path):
     assert "largest SQNR drop" in result.output  # --plot implies --per-layer
 
 
+def test_plot_legend_names_each_backends_range(tmp_path, monkeypatch):
+    """The bar is a Q format's range on q7, a scale and zero point's on s8."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    labels, bar = [], Axes.bar
+    monkeypatch.setattr(Axes, "bar", lambda self, *a, **k: (labels.append(k.get("label")), bar(self, *a, **k))[1])
+    for backend in ("q7", "s8"):
+        result = run("-q", "evaluate", *_cli_files(tmp_path), "--backend", backend, "--plot", tmp_path / "p.png")
+        assert result.exit_code == 0, result.output
+    assert [label for label in labels if label] == ["Q format range", "int8 range (scale, zero point)"]
+
+
 def test_cli_plot_refuses_stdout(tmp_path):
     result = run("evaluate", *_cli_files(tmp_path), "--plot", "-")
     assert result.exit_code == 2
