@@ -175,3 +175,34 @@ def test_own_scale_pools_host_portable_bit_exact(tmp_path, monkeypatch):
                     reason="CMSIS_NN_PATH does not point at CMSIS-NN v4.1+ (or no QEMU)")
 def test_own_scale_pools_qemu_upstream_bit_exact(tmp_path):
     _verify(_pools_args(tmp_path), "qemu", vectors=2)
+
+
+#: A padded 3x3 pool whose output shares its input's quantization (the Concat with that input):
+#: no own scale, but Caffe's divisor, so nn_avgpool_caffe_s8 at shift 0.
+PADDED_SHARED = [L("conv1", "Convolution", num_output=6, kernel_size=3, pad=1),
+                 L("pool", "Pooling", "conv1", "pool", pool="AVE", kernel_size=3, stride=1, pad=1),
+                 L("cat", "Concat", ["conv1", "pool"], "cat")]
+
+
+def test_padded_pool_at_the_input_scale_counts_the_padding_as_zero(tmp_path):
+    """Caffe pads with 0.0, the zero point's code: a window reaching into the padding must add
+    (pixel - zero point) for the pixels inside, or each padded place counts as -zero_point * scale.
+    With conv1's zero point away from 0, every output is within one step of the float forward
+    (an input step averaged, plus the rounding), corners and edges included."""
+    from cmsisgen.float_forward import forward
+    from cmsisgen.pipeline import float_batches
+    from cmsisgen.simulator.execute import run_program
+
+    proto, weights = write_model(tmp_path, PADDED_SHARED)
+    images = np.random.default_rng(5).integers(0, 256, size=(8, 8, 8, 3), dtype=np.uint8)
+    c = compile_model(proto, weights, calib_images=images, mean="128,128,128", backend="s8")
+    q = c.quant.tensors
+    pool = next(op for op in c.program.ops if op.layer == "pool")
+    assert pool.function == "nn_avgpool_caffe_s8" and pool.params["shift"] == 0 and q["pool"] == q["conv1"]
+    assert q["conv1"].zero_point != 0
+    assert (pool.params["input_offset"], pool.params["output_offset"]) == (-q["conv1"].zero_point,
+                                                                           q["conv1"].zero_point)
+    got = run_program(c.program, images, keep_all=True)["pool"].astype(np.float64)
+    want = forward(c.net, next(float_batches(c.pre, images, (3, 8, 8))))["pool"].transpose(0, 2, 3, 1)
+    error = np.abs((got.reshape(want.shape) - q["pool"].zero_point) * q["pool"].scale - want)
+    assert error.max() <= q["pool"].scale * (1 + 1e-6)

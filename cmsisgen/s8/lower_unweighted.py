@@ -37,11 +37,10 @@ def pooling(layer: ir.Layer, ctx: LoweringContext) -> Op:
     if not average:
         return Op(**common, kernel=calls.MAXPOOL_S8, function="arm_max_pool_s8")
     shift = quant(ctx).params.get(layer.name)  # an own output scale: the input's / 2^shift
-    if shift is not None:
-        params.update(offsets(ctx, layer), shift=shift)
-        return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
-    if not ave_divisor_matches_caffe(ctx.net, layer):
-        params.update(input_offset=0, output_offset=0, shift=0)  # raw bytes, as arm_avgpool_s8 sums them
+    if shift is not None or not ave_divisor_matches_caffe(ctx.net, layer):
+        # centred on the zero points even at the input's scale: Caffe's padding is a real 0, the
+        # zero point's code, which the count includes but the window sum does not read
+        params.update(offsets(ctx, layer), shift=shift or 0)
         return Op(**common, kernel=calls.AVGPOOL_CAFFE_S8, function="nn_avgpool_caffe_s8")
     return Op(**common, kernel=calls.AVGPOOL_S8, function="arm_avgpool_s8",
               scratch_bytes=scratch.avgpool_s8(ow, c, core(ctx)))
