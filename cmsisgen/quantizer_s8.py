@@ -11,7 +11,10 @@ negatives would only lose resolution. Likewise a tensor read only by Sigmoids an
 (directly or through max pooling, concatenation and aliases) needs no codes where the
 function's output is already at its lowest or highest int8 code: its range stops there (as
 the q7 quantizer limits a table activation's input format). Softmax writes scale 1/256, zero point -128 whatever
-the range. Weighted layers get symmetric per-output-channel weights (a fully connected
+the range. An average pooling is the exception among the kernels that keep their input's
+quantization: where its output's own range would gain enough bits (the mean of a wide tensor,
+a global pool of large activations) it rescales into a scale of its own, its input's / 2^shift,
+on the project's nn_avgpool_caffe_s8 (:func:`_activations`). Weighted layers get symmetric per-output-channel weights (a fully connected
 layer one scale, since arm_fully_connected_s8 takes one multiplier), int32 biases at
 ``s_in * s_w`` and the multipliers/shifts TFLite would choose.
 
@@ -52,7 +55,7 @@ class QuantizationS8:
     tensors: dict[str, TensorQuant]
     layers: dict[str, LayerQuantS8]
     warnings: list[str] = field(default_factory=list)
-    #: other layers' integer parameters (a softmax's mult/shift/diff_min)
+    #: other layers' integer parameters (a softmax's mult/shift/diff_min, an own-scale average pooling's shift)
     params: dict[str, Any] = field(default_factory=dict)
     #: The Q formats of the q7 backend: 0 for every tensor (TensorInfo.frac; the q7 byte movers
     #: the s8 backend reuses read it, for a comment only).
@@ -119,24 +122,39 @@ def quantize_s8(net: ir.Net, ranges: dict[str, tuple[float, float]]) -> Quantiza
 def _activations(net: ir.Net, ranges: dict[str, tuple[float, float]],
                  tensors: list[str]) -> tuple[dict[str, TensorQuant], dict[str, int]]:
     """The tensors' quantizations, and the average poolings given their own output scale (the
-    input's / 2^shift, see the module) with their shifts. A pool is tried on its own first; one
-    whose output group then gains too few bits goes back into its input's group, and the rest
-    are tried again, until every pool left gains enough."""
-    pools = {layer.name: layer for layer in net.layers if roles.average_pooling(layer)}
-    own = set(pools)
+    input's / 2^shift, see the module) with their shifts. Every pool is tried on its own first;
+    those that cannot keep one go back into their input's group and the rest are tried again,
+    until every pool left holds one (the set only shrinks, so this ends)."""
+    pools = [layer for layer in net.layers if roles.average_pooling(layer)]
+    own = {layer.name for layer in pools}
     while True:
         quant, bounds, groups = _grouped_quant(net, ranges, tensors, own)
-        shifts = {name: _pool_shift(net, pools[name], quant, groups) for name in own}
-        failing = {name for name, shift in shifts.items() if shift < roles.own_scale_min_gain(net, pools[name])}
-        if not failing:
-            break
-        own -= failing
-    for name, shift in shifts.items():
-        layer = pools[name]
+        shifts = _finer_outputs([layer for layer in pools if layer.name in own], quant, bounds, groups, net)
+        if set(shifts) == own:
+            return quant, shifts
+        own = set(shifts)
+
+
+def _finer_outputs(pools: list[ir.Layer], quant: dict[str, TensorQuant], bounds: dict[str, tuple[float, float]],
+                   groups: TensorGroups, net: ir.Net) -> dict[str, int]:
+    """Give each pool, in network order (a pool reading another's output sees its final scale),
+    its output group at the input's scale / 2^shift, in ``quant``; the pools that keep one, with
+    their shifts. A pool drops out when it gains too few bits, when an earlier pool already set
+    its output group (one group has one scale, and two inputs' scales seldom differ by a power
+    of two), or when a later pool changed its input's scale after it was set."""
+    kept: list[tuple[ir.Layer, int]] = []
+    claimed: set[str] = set()
+    for layer in pools:
         root = groups.find(layer.tops[0])
+        shift = _pool_shift(net, layer, quant, groups)
+        if root in claimed or shift < roles.own_scale_min_gain(net, layer):
+            continue
+        claimed.add(root)
         finer = activation_quant(*bounds[root], scale=quant[layer.bottoms[0]].scale / 2**shift)
         quant.update({t: finer for t in quant if groups.find(t) == root})
-    return quant, shifts
+        kept.append((layer, shift))
+    return {layer.name: shift for layer, shift in kept
+            if quant[layer.bottoms[0]].scale / 2**shift == quant[layer.tops[0]].scale}
 
 
 def _grouped_quant(net: ir.Net, ranges: dict[str, tuple[float, float]], tensors: list[str],

@@ -206,3 +206,42 @@ def test_padded_pool_at_the_input_scale_counts_the_padding_as_zero(tmp_path):
     want = forward(c.net, next(float_batches(c.pre, images, (3, 8, 8))))["pool"].transpose(0, 2, 3, 1)
     error = np.abs((got.reshape(want.shape) - q["pool"].zero_point) * q["pool"].scale - want)
     assert error.max() <= q["pool"].scale * (1 + 1e-6)
+
+
+# --- pools that meet: one scale per group, each pool's shift against its input's final scale --------
+#: Two global pools into one Concat (one output group: at most one of them may set its scale),
+#: and a pool reading another's output (the second's shift is taken against the first's
+#: finer scale, so the first must be settled first).
+MEETING = {
+    "two_into_concat": [L("conva", "Convolution", "data", "conva", num_output=6, kernel_size=5, pad=2),
+                        L("gapa", "Pooling", "conva", "gapa", pool="AVE", global_pooling=True),
+                        L("convb", "Convolution", "data", "convb", num_output=4, kernel_size=3, pad=1),
+                        L("gapb", "Pooling", "convb", "gapb", pool="AVE", global_pooling=True),
+                        L("cat", "Concat", ["gapa", "gapb"], "cat"),
+                        L("ip1", "InnerProduct", "cat", "ip1", num_output=5)],
+    "chain": [L("conv1", "Convolution", "data", "conv1", num_output=6, kernel_size=5, pad=2),
+              L("pool1", "Pooling", "conv1", "pool1", pool="AVE", kernel_size=4, stride=4),
+              L("pool2", "Pooling", "pool1", "pool2", pool="AVE", global_pooling=True),
+              L("ip1", "InnerProduct", "pool2", "ip1", num_output=5)],
+}
+
+
+@pytest.mark.parametrize("name, functions", [
+    ("two_into_concat", {"gapa": "arm_avgpool_s8", "gapb": "arm_avgpool_s8"}),
+    ("chain", {"pool1": "nn_avgpool_caffe_s8", "pool2": "nn_avgpool_caffe_s8"})])
+def test_pools_that_meet_keep_one_scale_per_group(tmp_path, name, functions):
+    """Each own-scale pool's output is exactly its input's scale / 2^shift, whatever the order
+    the pools are looked at. Two pools into one Concat cannot both set its scale; once the
+    second rejoins its input, the Concat spans conv_b's range and the first gains too little
+    as well. In the chain pool2's shift is taken against pool1's finer scale."""
+    proto, weights = write_model(tmp_path, MEETING[name], input_shape=(3, 16, 16))
+    images = np.random.default_rng(4).integers(0, 256, size=(64, 16, 16, 3), dtype=np.uint8)
+    c = compile_model(proto, weights, calib_images=images, backend="s8", mean="128,128,128")
+    q = c.quant.tensors
+    ops = {op.layer: op for op in c.program.ops}
+    assert {layer: ops[layer].function for layer in functions} == functions
+    for op in c.program.ops:
+        if op.function == "nn_avgpool_caffe_s8":
+            assert q[op.output].scale * 2 ** op.params["shift"] == q[op.inputs[0]].scale
+    if name == "chain":
+        assert (ops["pool1"].params["shift"], ops["pool2"].params["shift"]) == (2, 2)
