@@ -175,10 +175,8 @@ def _pool_shift(net: ir.Net, layer: ir.Layer, quant: dict[str, TensorQuant], gro
     """How many bits finer than its input's the pool's own output scale can be: the output
     group's calibrated step fits that many times into the input's (no more than the kernel's
     int32 sum takes; 0 for an output whose quantization is fixed or centred on zero)."""
-    root = groups.find(layer.tops[0])
-    if any(groups.find(t) == root for other in net.layers
-           for t in (other.tops[:1] if roles.fixed_output(other) is not None else [])
-           + (other.bottoms + other.tops if roles.symmetric(other) else [])):
+    fixed = {groups.find(other.tops[0]) for other in net.layers if roles.fixed_output(other) is not None}
+    if groups.find(layer.tops[0]) in fixed | _centred_roots(net, groups):
         return 0
     ratio = quant[layer.bottoms[0]].scale / quant[layer.tops[0]].scale
     p: ir.PoolParams = layer.params  # type: ignore[assignment]
@@ -195,14 +193,18 @@ def _tensor_quant(net: ir.Net, groups: TensorGroups, tensors: list[str], ranges:
         lo, hi = bounds.get(root, (0.0, 0.0))
         low, high = spans.get(name, (0.0, 0.0))
         bounds[root] = (min(lo, max(low, _lowest_needed(net, name, ranges))), max(hi, high))
-    centred = {groups.find(t) for layer in net.layers if roles.symmetric(layer)
-               for t in layer.bottoms + layer.tops}
+    centred = _centred_roots(net, groups)
     group_quant = {root: _symmetric(lo, hi) if root in centred else activation_quant(lo, hi)
                    for root, (lo, hi) in bounds.items()}
     for layer in net.layers:
         if (fixed := roles.fixed_output(layer)) is not None:
             group_quant[groups.find(layer.tops[0])] = fixed
     return {name: group_quant[groups.find(name)] for name in tensors}, bounds
+
+
+def _centred_roots(net: ir.Net, groups: TensorGroups) -> set[str]:
+    """The groups a kernel needs centred on zero (zero point 0)."""
+    return {groups.find(t) for layer in net.layers if roles.symmetric(layer) for t in layer.bottoms + layer.tops}
 
 
 def _symmetric(lo: float, hi: float) -> TensorQuant:
